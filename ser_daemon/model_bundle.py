@@ -1,0 +1,204 @@
+"""The model bundle: a folder that carries a model with its labels and feature settings.
+
+A bundle is what ``ser-train`` writes and what the daemon loads::
+
+    <bundle>/
+        ser_model.json   metadata (this module's MODEL_FILE): format, name, labels,
+                         feature settings, window length, input shape, file names
+        model.keras      Keras 3 model: input (batch, frames, n_mels) raw log-mel
+                         from features.log_mel, output (batch, n_labels) softmax
+        model.tflite     the same model for LiteRT (optional but expected)
+
+The model does its own input normalisation, so the daemon only needs the
+metadata to compute features and name the outputs.  Keeping all of this in one
+file beside the weights means a model can never be paired with the wrong
+labels or front end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError, ModelError
+from .features import FeatureConfig, frames_for_samples
+
+__all__ = [
+    "MODEL_FILE",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ModelBundle",
+    "load_bundle",
+    "write_metadata",
+    "default_model_dir",
+]
+
+MODEL_FILE = "ser_model.json"
+FORMAT_NAME = "ser-daemon-model"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "default"
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model's metadata and where its files are.
+
+    Attributes:
+        directory: folder holding the bundle.
+        name: human-readable model name (goes into the WebSocket hello).
+        labels: class names in output order.
+        features: the log-mel settings the model was trained with.
+        window_s: seconds of audio per decision window.
+        keras_file: path of the ``.keras`` model, or None if absent.
+        tflite_file: path of the ``.tflite`` model, or None if absent.
+        metadata: the whole parsed metadata, including anything extra
+            (training summary, metrics) a trainer stored.
+    """
+
+    directory: Path
+    name: str
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    window_s: float
+    keras_file: Path | None
+    tflite_file: Path | None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.features.sample_rate))
+
+    @property
+    def window_frames(self) -> int:
+        return frames_for_samples(self.window_samples, self.features)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(frames, n_mels) of one model input."""
+        return (self.window_frames, self.features.n_mels)
+
+
+def write_metadata(
+    directory: str | os.PathLike[str],
+    *,
+    name: str,
+    labels: list[str] | tuple[str, ...],
+    features: FeatureConfig,
+    window_s: float,
+    keras_file: str | None = "model.keras",
+    tflite_file: str | None = "model.tflite",
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``ser_model.json`` into ``directory`` and return its path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "labels": list(labels),
+        "features": features.to_dict(),
+        "window_s": float(window_s),
+        "input_shape": [frames_for_samples(int(round(window_s * features.sample_rate)), features), features.n_mels],
+        "files": {"keras": keras_file, "tflite": tflite_file},
+    }
+    if extra:
+        meta.update({k: v for k, v in extra.items() if k not in meta})
+    path = directory / MODEL_FILE
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
+    """Load a bundle from its folder, its ``ser_model.json``, or a model file beside one.
+
+    Raises:
+        ModelError: the path does not exist, has no metadata, or the metadata
+            is unreadable or inconsistent.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelError(f"model not found: {p}")
+    if p.is_dir():
+        directory = p
+    else:
+        directory = p.parent
+    meta_path = directory / MODEL_FILE
+    if not meta_path.is_file():
+        raise ModelError(
+            f"no {MODEL_FILE} in {directory}: a model needs its metadata (labels, feature settings) beside it"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {meta_path}: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelError(f"{meta_path} is not a ser-daemon model description (format must be {FORMAT_NAME!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_path}: unsupported format_version {meta.get('format_version')!r}; this ser-daemon reads {FORMAT_VERSION}"
+        )
+    labels = meta.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+        raise ModelError(f"{meta_path}: 'labels' must list at least two class names. Received: {labels!r}")
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"{meta_path}: duplicate labels in {labels!r}")
+    try:
+        features = FeatureConfig.from_dict(meta.get("features") or {})
+    except (ConfigError, TypeError) as exc:
+        raise ModelError(f"{meta_path}: bad feature settings: {exc}") from exc
+    window_s = meta.get("window_s")
+    if not isinstance(window_s, (int, float)) or not 0.1 <= window_s <= 30:
+        raise ModelError(f"{meta_path}: 'window_s' must be seconds in [0.1, 30]. Received: {window_s!r}")
+    files = meta.get("files") or {}
+
+    def _file(key: str) -> Path | None:
+        name = files.get(key)
+        if not name:
+            return None
+        f = directory / name
+        return f if f.is_file() else None
+
+    keras_file = _file("keras")
+    tflite_file = _file("tflite")
+    if not p.is_dir() and p.suffix in (".keras", ".tflite"):
+        # An explicit model file wins over the metadata's file names.
+        if p.suffix == ".keras":
+            keras_file = p
+        else:
+            tflite_file = p
+    if keras_file is None and tflite_file is None:
+        raise ModelError(f"{directory}: neither a .keras nor a .tflite model file is there (metadata lists {files!r})")
+    return ModelBundle(
+        directory=directory,
+        name=str(meta.get("name") or directory.name),
+        labels=tuple(labels),
+        features=features,
+        window_s=float(window_s),
+        keras_file=keras_file,
+        tflite_file=tflite_file,
+        metadata=meta,
+    )
+
+
+def default_model_dir() -> Path | None:
+    """Where the shipped default model is, from a checkout or an installed package.
+
+    Looked for, in order: ``$SER_MODEL_DIR``; ``models/default`` beside the
+    package (a checkout or an editable install); ``<prefix>/share/ser-daemon/
+    models/default`` (a regular install, via setup.cfg's data_files).
+    """
+    env = os.environ.get("SER_MODEL_DIR")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    candidates.append(here.parent / "models" / DEFAULT_MODEL_NAME)
+    for prefix in dict.fromkeys([sys.prefix, sys.base_prefix, os.path.expanduser("~/.local")]):
+        candidates.append(Path(prefix) / "share" / "ser-daemon" / "models" / DEFAULT_MODEL_NAME)
+    for c in candidates:
+        if (c / MODEL_FILE).is_file():
+            return c
+    return None
