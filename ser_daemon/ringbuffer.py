@@ -66,6 +66,7 @@ class AudioRing:
         self.channels = int(channels)
         self._data = np.zeros((self.capacity, self.channels), dtype=np.float32)
         # Block arrival log: end index (exclusive) and time of each written block.
+        self._block_start = np.zeros(max_blocks, dtype=np.int64)
         self._block_end = np.zeros(max_blocks, dtype=np.int64)
         self._block_time = np.zeros(max_blocks, dtype=np.float64)
         self._blocks_written = 0
@@ -100,6 +101,7 @@ class AudioRing:
             if first < n:
                 dst[: n - first] = block[first:]
         b = self._blocks_written % self._block_end.shape[0]
+        self._block_start[b] = w
         self._block_end[b] = w + n
         self._block_time[b] = arrival_time
         self._blocks_written += 1
@@ -165,6 +167,6 @@ class AudioRing:
                 right = mid
             else:
                 left = mid + 1
-        if left >= total:
+        if left >= total or index < self._block_start[left % nb]:
             return float("nan")
         return float(self._block_time[left % nb])

@@ -1,0 +1,305 @@
+"""``ser-daemon``: the command line.  Parses, loads, hands over; no pipeline logic here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .config import (
+    AnalysisSettings,
+    DaemonConfig,
+    SmoothingSettings,
+    VadSettings,
+    load_toml,
+    parse_endpoint,
+)
+from .errors import ConfigError, SerError
+
+__all__ = ["main", "build_parser", "demo_recording"]
+
+log = logging.getLogger("ser_daemon")
+
+DEFAULT_WS = "127.0.0.1:8765"
+DEFAULT_OSC = "127.0.0.1:9000"
+
+
+def demo_recording() -> Path:
+    """The bundled demo recording (synthetic speech made with espeak-ng)."""
+    return Path(str(resources.files("ser_daemon") / "data" / "demo.wav"))
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+# name -> (kind, converter); kinds: "str", "num", "int", "bool", "list"
+_OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
+    "input": ("list", str),
+    "device": ("str", _device),
+    "fast": ("bool", None),
+    "loop": ("bool", None),
+    "samplerate": ("int", None),
+    "channels": ("int", None),
+    "block_ms": ("num", None),
+    "model": ("str", str),
+    "backend": ("str", str),
+    "threads": ("int", None),
+    "osc": ("list", str),
+    "no_osc": ("bool", None),
+    "osc_format": ("str", str),
+    "ws": ("str", str),
+    "no_ws": ("bool", None),
+    "ws_queue": ("int", None),
+    "allow_remote": ("bool", None),
+    "wait_clients": ("int", None),
+    "hop_ms": ("num", None),
+    "window_ms": ("num", None),
+    "latency_budget_ms": ("num", None),
+    "print": ("bool", None),
+    "quiet": ("bool", None),
+    "log_level": ("str", str),
+    "stats_json": ("str", str),
+}
+for _cls in (VadSettings, SmoothingSettings):
+    for _name in _cls.__dataclass_fields__:
+        _OPTIONS[_name] = ("num", None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ser-daemon",
+        description=(
+            "Streaming speech-emotion daemon for VR avatars: listens to a microphone (or replays a WAV), "
+            "classifies how the speaker sounds several times a second, smooths it, and broadcasts it over "
+            "OSC (UDP) and WebSocket. With no --device and no --input it replays a bundled demo recording "
+            "and prints each state."
+        ),
+        epilog=(
+            "Every option can also be set in a TOML file given with --config; its keys are the option names "
+            "with underscores (latency_budget_ms = 120, osc = [\"127.0.0.1:9000\"]). Flags win over the file."
+        ),
+        argument_default=argparse.SUPPRESS,
+    )
+    g = p.add_argument_group("input")
+    g.add_argument("--device", type=_device, metavar="N|NAME",
+                   help="capture from this input device: index or part of its name (see --list-devices)")
+    g.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    g.add_argument("--input", action="append", metavar="FILE.wav",
+                   help="replay a WAV file at real time through the same pipeline (repeatable: one stream each)")
+    g.add_argument("--fast", action="store_true", help="replay --input files as fast as possible (nothing is skipped)")
+    g.add_argument("--loop", action="store_true", help="replay --input files forever")
+    g.add_argument("--samplerate", type=_positive_int, metavar="HZ", help="device capture rate (default: the device's)")
+    g.add_argument("--channels", type=_positive_int, metavar="N", help="device capture channels (default: up to 2), downmixed")
+    g.add_argument("--block-ms", type=_float, metavar="MS", help="capture block length (default 20)")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="DIR", help="model bundle folder (default: the shipped model)")
+    g.add_argument("--backend", choices=("auto", "litert", "keras"),
+                   help="inference runtime: auto (GPU via Keras if visible, else LiteRT), litert, keras")
+    g.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for LiteRT (default 1)")
+
+    g = p.add_argument_group("outputs")
+    g.add_argument("--osc", action="append", metavar="HOST:PORT",
+                   help=f"send OSC (UDP) here; repeatable (default {DEFAULT_OSC})")
+    g.add_argument("--no-osc", action="store_true", help="send no OSC")
+    g.add_argument("--osc-format", choices=("bundle", "messages"),
+                   help="one OSC bundle per decision (default) or separate messages")
+    g.add_argument("--ws", metavar="[HOST:]PORT", help=f"serve WebSocket clients here (default {DEFAULT_WS})")
+    g.add_argument("--no-ws", action="store_true", help="run no WebSocket server")
+    g.add_argument("--ws-queue", type=_positive_int, metavar="N",
+                   help="messages queued per WebSocket client before its oldest are dropped (default 64)")
+    g.add_argument("--allow-remote", action="store_true",
+                   help="allow --ws on a non-loopback address (emotion from a voice is personal data)")
+    g.add_argument("--wait-clients", type=_positive_int, metavar="N",
+                   help="start audio only once N WebSocket clients are connected")
+
+    g = p.add_argument_group("analysis")
+    g.add_argument("--hop-ms", type=_float, metavar="MS", help="time between decisions (default 250)")
+    g.add_argument("--window-ms", type=_float, metavar="MS",
+                   help="audio per decision; must match the model's window (default: the model's)")
+    g.add_argument("--latency-budget-ms", type=_float, metavar="MS",
+                   help="a decision older than this is marked late; superseded windows are skipped (default 150)")
+    vad_help = {
+        "vad_threshold_db": "speech must be this many dB above the noise floor (default 9)",
+        "vad_min_level_dbfs": "and louder than this, dBFS (default -55)",
+        "vad_max_flatness": "and less spectrally flat than this, 0..1 (default 0.55)",
+        "vad_hangover_ms": "voice counts as active this long after speech (default 500)",
+        "vad_min_speech_ms": "speech needed within the hangover to open the gate (default 40)",
+        "vad_floor_rise_db_per_s": "how fast the noise floor may rise (default 3)",
+        "ema_ms": "time constant of the probability average while voiced (default 800)",
+        "hysteresis": "a new label must beat the current one by this probability (default 0.12)",
+        "min_dwell_ms": "shortest time a label is shown (default 750)",
+        "hold_ms": "after the voice stops, hold the face this long (default 500)",
+        "decay_ms": "then relax toward neutral with this time constant (default 1000)",
+        "min_confidence": "below this smoothed probability the label is neutral (default 0.3)",
+    }
+    for name, text in vad_help.items():
+        g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)
+
+    g = p.add_argument_group("general")
+    g.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
+    g.add_argument("--print", action="store_true", help="print every decision on stdout (on by default for the demo)")
+    g.add_argument("--quiet", action="store_true", help="no live status line")
+    g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="logging detail (default warning)")
+    g.add_argument("--stats-json", metavar="FILE", help="at exit, write per-stage timing statistics here")
+    p.add_argument("--version", action="version", version=f"ser-daemon {__version__}")
+    return p
+
+
+def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Check a config file's values with the same rules as the flags."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in _OPTIONS or key in ("config", "list_devices"):
+            known = ", ".join(sorted(_OPTIONS))
+            raise ConfigError(f"{source}: unknown option {key!r}. Known options: {known}")
+        kind, conv = _OPTIONS[key]
+        bad = ConfigError(f"{source}: {key} has the wrong type ({type(value).__name__}: {value!r})")
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise bad
+        elif kind == "num":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad
+            value = float(value)
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad
+        elif kind == "list":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise bad
+        elif kind == "str":
+            if key == "device" and isinstance(value, int) and not isinstance(value, bool):
+                pass
+            elif not isinstance(value, str):
+                raise bad
+            elif conv is not None:
+                value = conv(value)
+        out[key] = value
+    return out
+
+
+def _settings(opts: dict[str, Any]) -> AnalysisSettings:
+    vad = VadSettings(**{k: opts[k] for k in VadSettings.__dataclass_fields__ if k in opts})
+    smooth = SmoothingSettings(**{k: opts[k] for k in SmoothingSettings.__dataclass_fields__ if k in opts})
+    kw = {k: opts[k] for k in ("hop_ms", "window_ms", "latency_budget_ms") if k in opts}
+    return AnalysisSettings(vad=vad, smoothing=smooth, **kw)
+
+
+def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
+    """Turn merged option values (flags over file) into a validated config."""
+    inputs = tuple(Path(p) for p in opts.get("input", ()))
+    demo = not inputs and "device" not in opts
+    if demo:
+        inputs = (demo_recording(),)
+    osc = () if opts.get("no_osc") else tuple(
+        parse_endpoint(t, what="--osc") for t in opts.get("osc", [DEFAULT_OSC])
+    )
+    ws = None if opts.get("no_ws") else parse_endpoint(opts.get("ws", DEFAULT_WS), what="--ws")
+    model = Path(opts["model"]).expanduser() if "model" in opts else None
+    kw: dict[str, Any] = {
+        k: opts[k]
+        for k in (
+            "device", "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
+            "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
+        )
+        if k in opts
+    }
+    return DaemonConfig(
+        inputs=inputs,
+        model=model,
+        osc=osc,
+        ws=ws,
+        print_states=bool(opts.get("print", demo)),
+        analysis=_settings(opts),
+        **kw,
+    )
+
+
+def _list_devices() -> int:
+    from .sources import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no input devices found")
+        return 0
+    print(f"{'index':>5}  {'channels':>8}  {'default Hz':>10}  {'host API':<10}  name")
+    for d in devices:
+        print(f"{d.index:>5}  {d.channels:>8}  {d.default_samplerate:>10.0f}  {d.hostapi:<10}  {d.name}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ser-daemon``; return the process exit code."""
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
+    logging.basicConfig(
+        level=getattr(logging, str(args.get("log_level", "warning")).upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.get("list_devices"):
+            return _list_devices()
+        opts: dict[str, Any] = {}
+        if "config" in args:
+            opts.update(_from_toml(load_toml(args["config"]), str(args["config"])))
+        opts.update({k: v for k, v in args.items() if k not in ("config", "list_devices")})
+        if "log_level" in opts:
+            logging.getLogger().setLevel(getattr(logging, str(opts["log_level"]).upper()))
+        config = config_from_options(opts)
+        return _run(config, opts.get("stats_json"))
+    except SerError as exc:
+        print(f"ser-daemon: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(config: DaemonConfig, stats_json: str | None) -> int:
+    from .daemon import Daemon
+    from .errors import ModelError
+    from .inference import load_classifier
+    from .model_bundle import default_model_dir, load_bundle
+
+    model_dir = config.model or default_model_dir()
+    if model_dir is None:
+        raise ModelError(
+            "no model: the shipped default model (models/default) is not installed here. "
+            "Pass --model DIR (a folder with ser_model.json), or train one with ser-train"
+        )
+    bundle = load_bundle(model_dir)
+    classifier = load_classifier(bundle, config.backend, num_threads=config.threads)
+    log.info("model %s (%s), labels %s", bundle.name, classifier.backend, ", ".join(bundle.labels))
+    daemon = Daemon(config, bundle, classifier)
+    code = daemon.run()
+    if stats_json:
+        daemon.write_stats(stats_json)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Settings of the analysis pipeline and the daemon, as frozen dataclasses.
+
+Every field here has a command-line flag and a TOML key of the same name
+(``latency_budget_ms`` is ``--latency-budget-ms``), so a config file is just
+the flags written down.  Parsing and validation live here so the CLI, the
+config file and library users all get the same checks and the same messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from .errors import ConfigError
+
+__all__ = [
+    "VadSettings",
+    "SmoothingSettings",
+    "AnalysisSettings",
+    "Endpoint",
+    "DaemonConfig",
+    "parse_endpoint",
+    "load_toml",
+]
+
+Backend = Literal["auto", "litert", "keras"]
+OscFormat = Literal["bundle", "messages"]
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(f"{name} must be a number in [{lo}, {hi}]. Received: {value!r}")
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """Voice activity gate.
+
+    A 10 ms frame counts as speech when it is ``vad_threshold_db`` above the
+    tracked noise floor, louder than ``vad_min_level_dbfs`` and less spectrally
+    flat than ``vad_max_flatness`` (steady hiss and fans are flat; voices are not).
+    The gate is open while at least ``vad_min_speech_ms`` of speech frames fell
+    within the last ``vad_hangover_ms``.
+    """
+
+    vad_threshold_db: float = 9.0
+    vad_min_level_dbfs: float = -55.0
+    vad_max_flatness: float = 0.55
+    vad_hangover_ms: float = 500.0
+    vad_min_speech_ms: float = 40.0
+    vad_floor_rise_db_per_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        _check_range("vad_threshold_db", self.vad_threshold_db, 0.0, 60.0)
+        _check_range("vad_min_level_dbfs", self.vad_min_level_dbfs, -120.0, 0.0)
+        _check_range("vad_max_flatness", self.vad_max_flatness, 0.0, 1.0)
+        _check_range("vad_hangover_ms", self.vad_hangover_ms, 10.0, 10000.0)
+        _check_range("vad_min_speech_ms", self.vad_min_speech_ms, 10.0, 10000.0)
+        _check_range("vad_floor_rise_db_per_s", self.vad_floor_rise_db_per_s, 0.01, 100.0)
+        if self.vad_min_speech_ms > self.vad_hangover_ms:
+            raise ConfigError(
+                f"vad_min_speech_ms ({self.vad_min_speech_ms}) cannot exceed vad_hangover_ms ({self.vad_hangover_ms})"
+            )
+
+
+@dataclass(frozen=True)
+class SmoothingSettings:
+    """Turns noisy per-window probabilities into a face that does not flicker.
+
+    ``ema_ms`` is the time constant of the exponential moving average while a
+    voice is heard.  A new label must beat the current one by ``hysteresis``
+    (probability) and the current one must have been shown ``min_dwell_ms``.
+    When the voice stops, the state is held ``hold_ms`` and then decays toward
+    neutral with time constant ``decay_ms``.  Below ``min_confidence`` the
+    label is neutral.
+    """
+
+    ema_ms: float = 800.0
+    hysteresis: float = 0.12
+    min_dwell_ms: float = 750.0
+    hold_ms: float = 500.0
+    decay_ms: float = 1000.0
+    min_confidence: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_range("ema_ms", self.ema_ms, 0.0, 60000.0)
+        _check_range("hysteresis", self.hysteresis, 0.0, 1.0)
+        _check_range("min_dwell_ms", self.min_dwell_ms, 0.0, 60000.0)
+        _check_range("hold_ms", self.hold_ms, 0.0, 60000.0)
+        _check_range("decay_ms", self.decay_ms, 1.0, 600000.0)
+        _check_range("min_confidence", self.min_confidence, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How audio becomes decisions: hop, window, budget, gate and smoothing.
+
+    Attributes:
+        hop_ms: milliseconds between decisions.
+        window_ms: audio per decision; None uses the model's own window
+            (a different length than the model was trained on is refused).
+        latency_budget_ms: a decision whose newest audio is older than this
+            when it is computed is marked late; windows that a newer one has
+            already superseded are skipped and counted instead of queued.
+        drop_stale: skip superseded windows (real time); off for offline replay,
+            where every hop is evaluated.
+    """
+
+    hop_ms: float = 250.0
+    window_ms: float | None = None
+    latency_budget_ms: float = 150.0
+    drop_stale: bool = True
+    vad: VadSettings = field(default_factory=VadSettings)
+    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
+
+    def __post_init__(self) -> None:
+        _check_range("hop_ms", self.hop_ms, 10.0, 10000.0)
+        if self.window_ms is not None:
+            _check_range("window_ms", self.window_ms, 100.0, 30000.0)
+        _check_range("latency_budget_ms", self.latency_budget_ms, 1.0, 60000.0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A host and port, as given by the user (``HOST:PORT`` or ``PORT``)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9._\-:]+$")
+
+
+def parse_endpoint(text: str, default_host: str = "127.0.0.1", what: str = "endpoint") -> Endpoint:
+    """Parse ``HOST:PORT``, ``[v6]:PORT`` or ``PORT``.
+
+    Raises:
+        ConfigError: the text is not of that form or the port is out of range.
+    """
+    if not isinstance(text, (str, int)) or isinstance(text, bool):
+        raise ConfigError(f"{what} must be HOST:PORT or PORT. Received: {text!r}")
+    s = str(text).strip()
+    host, sep, port_s = s.rpartition(":")
+    if not sep:
+        host, port_s = default_host, s
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not _HOST_RE.match(host):
+        raise ConfigError(f"{what}: bad host in {s!r}; expected HOST:PORT, e.g. 127.0.0.1:9000")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"{what}: bad port in {s!r}; expected HOST:PORT, e.g. 127.0.0.1:9000") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port must be in 0..65535. Received: {port}")
+    return Endpoint(host, port)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything ``ser-daemon`` was asked to do.
+
+    Attributes:
+        inputs: WAV files to replay (empty when a device is used or for the demo).
+        device: sound device index or name substring, or None.
+        fast: replay files as fast as possible instead of at real time.
+        loop: replay files forever.
+        samplerate: device capture rate in Hertz, or None for the device default.
+        channels: device capture channels, or None for the device's own count (max 2).
+        block_ms: capture block length.
+        model: model bundle path, or None for the shipped default.
+        backend: inference runtime.
+        threads: CPU threads for LiteRT.
+        osc: OSC targets.
+        osc_format: bundles, or single messages for receivers without bundle support.
+        ws: WebSocket listen address, or None for none.
+        ws_queue: messages queued per WebSocket client before the oldest is dropped.
+        allow_remote: permit non-loopback listen addresses.
+        wait_clients: start audio only once this many WebSocket clients are connected.
+        print_states: print one line per decision on stdout.
+        quiet: no live status line.
+        log_level: logging level name.
+        analysis: the pipeline settings.
+    """
+
+    inputs: tuple[Path, ...] = ()
+    device: int | str | None = None
+    fast: bool = False
+    loop: bool = False
+    samplerate: int | None = None
+    channels: int | None = None
+    block_ms: float = 20.0
+    model: Path | None = None
+    backend: Backend = "auto"
+    threads: int = 1
+    osc: tuple[Endpoint, ...] = ()
+    osc_format: OscFormat = "bundle"
+    ws: Endpoint | None = None
+    ws_queue: int = 64
+    allow_remote: bool = False
+    wait_clients: int = 0
+    print_states: bool = False
+    quiet: bool = False
+    log_level: str = "warning"
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "litert", "keras"):
+            raise ConfigError(f"backend must be auto, litert or keras. Received: {self.backend!r}")
+        if self.osc_format not in ("bundle", "messages"):
+            raise ConfigError(f"osc_format must be bundle or messages. Received: {self.osc_format!r}")
+        if self.inputs and self.device is not None:
+            raise ConfigError("give either --input files or --device, not both")
+        _check_range("block_ms", self.block_ms, 2.0, 500.0)
+        if not 1 <= self.threads <= 64:
+            raise ConfigError(f"threads must be in 1..64. Received: {self.threads}")
+        if not 1 <= self.ws_queue <= 100000:
+            raise ConfigError(f"ws_queue must be in 1..100000. Received: {self.ws_queue}")
+        if not 0 <= self.wait_clients <= 10000:
+            raise ConfigError(f"wait_clients must be in 0..10000. Received: {self.wait_clients}")
+        if self.samplerate is not None and not 4000 <= self.samplerate <= 384000:
+            raise ConfigError(f"samplerate must be in 4000..384000 Hz. Received: {self.samplerate}")
+        if self.channels is not None and not 1 <= self.channels <= 64:
+            raise ConfigError(f"channels must be in 1..64. Received: {self.channels}")
+        if self.ws is not None and not self.allow_remote and not is_loopback(self.ws.host):
+            raise ConfigError(
+                f"refusing to listen on {self.ws.host}: emotion read from a voice is personal data. "
+                "Use a loopback address, or pass --allow-remote to listen on other interfaces"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a flat dict of option names (dashes become underscores).
+
+    Tables are flattened (``[vad] threshold_db`` is ``vad_threshold_db``), so
+    both spellings work.
+
+    Raises:
+        ConfigError: the file is missing or not valid TOML.
+    """
+    import tomllib
+
+    p = Path(path).expanduser()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    return flatten_config(data, source=str(p))
+
+
+def flatten_config(data: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """Flatten nested tables into ``table_key`` names with underscores."""
+    out: dict[str, Any] = {}
+
+    def visit(prefix: str, node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            name = (prefix + "_" if prefix else "") + str(key).replace("-", "_")
+            if isinstance(value, Mapping):
+                visit(name, value)
+            else:
+                if name in out:
+                    raise ConfigError(f"{source}: {name} is given twice")
+                out[name] = value
+
+    visit("", data)
+    # "[vad] vad_threshold_db" would become "vad_vad_threshold_db": accept it as the plain name.
+    for key in list(out):
+        for table in ("vad_", "smoothing_"):
+            if key.startswith(table + table):
+                out[key[len(table) :]] = out.pop(key)
+        if key.startswith("smoothing_") and key in out:
+            out[key[len("smoothing_") :]] = out.pop(key)
+    return out
+
+
+def settings_fields() -> dict[str, type]:
+    """Names of the analysis, VAD and smoothing settings that flags and TOML keys use."""
+    names: dict[str, type] = {}
+    for cls in (AnalysisSettings, VadSettings, SmoothingSettings):
+        for f in dataclasses.fields(cls):
+            if f.name not in ("vad", "smoothing", "drop_stale"):
+                names[f.name] = float
+    return names

@@ -1,0 +1,337 @@
+"""Wires sources, the pipeline and the broadcasters together, and stops cleanly.
+
+Threads: the sound card's callback (or a file replay thread) writes into a
+ring per stream; one processing thread reads the rings, runs the pipeline
+and the batched model, sends OSC and hands states to the asyncio loop in the
+main thread, which serves WebSocket clients and handles signals.  Shutdown
+order follows uvicorn: audio first, then processing (which emits a final
+neutral state per stream), then the servers, all bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+
+from .config import DaemonConfig
+from .inference import Classifier
+from .messages import generic_osc_messages, hello_json, osc_packets
+from .model_bundle import ModelBundle
+from .osc_out import OscSender
+from .pipeline import Analyzer, StreamProcessor
+from .ringbuffer import AudioRing
+from .sources import DeviceSource, FileSource, read_wav, resolve_device
+from .state import EmotionState
+from .ws_server import WsBroadcaster
+
+__all__ = ["Daemon", "StageStats", "format_state"]
+
+log = logging.getLogger(__name__)
+
+RING_SECONDS = 4.0  # capture buffered before an overrun is counted
+
+
+@dataclass(eq=False)
+class _Stream:
+    name: str
+    source: FileSource | DeviceSource
+    ring: AudioRing
+    proc: StreamProcessor
+    fast: bool
+    done: bool = False
+
+
+class StageStats:
+    """Bounded record of per-stage times and latencies for the exit summary."""
+
+    def __init__(self, max_items: int = 200_000) -> None:
+        self.stages: dict[str, collections.deque[float]] = {}
+        self.latency_ms: collections.deque[float] = collections.deque(maxlen=max_items)
+        self.max_items = max_items
+        self.decisions = 0
+
+    def record(self, state: EmotionState, send_ms: float) -> None:
+        self.decisions += 1
+        stages = dict(state.stage_ms)
+        stages["encode_send"] = send_ms
+        stages["compute_total"] = sum(v for k, v in stages.items() if k != "encode_send") + send_ms
+        for k, v in stages.items():
+            self.stages.setdefault(k, collections.deque(maxlen=self.max_items)).append(v)
+        self.latency_ms.append(state.latency_ms)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        def stats(values: collections.deque[float]) -> dict[str, float]:
+            a = np.asarray(values, dtype=np.float64)
+            if not len(a):
+                return {"n": 0}
+            return {
+                "n": int(len(a)),
+                "median_ms": round(float(np.median(a)), 4),
+                "p95_ms": round(float(np.percentile(a, 95)), 4),
+                "p99_ms": round(float(np.percentile(a, 99)), 4),
+                "max_ms": round(float(a.max()), 4),
+            }
+
+        out = {k: stats(v) for k, v in self.stages.items()}
+        out["decision_latency"] = stats(self.latency_ms)
+        return out
+
+
+def format_state(state: EmotionState) -> str:
+    """One human-readable line for a state (the CLI's --print output)."""
+    t = state.end_sample / 16000.0 if state.end_sample else 0.0
+    probs = " ".join(f"{k[:4]} {v:.2f}" for k, v in zip(state.labels, state.smoothed))
+    flag = " final" if state.final else (" LATE" if state.late else "")
+    return (
+        f"[{state.stream}] #{state.seq:<4d} {t:7.2f}s  {state.label:<9s} {state.confidence:.2f}  "
+        f"voice={'yes' if state.voice_active else 'no '}  {state.latency_ms:6.1f} ms | {probs}{flag}"
+    )
+
+
+class Daemon:
+    """One running ser-daemon.
+
+    Args:
+        config: what to do.
+        bundle: the model's metadata.
+        classifier: the loaded model.
+        out: where ``--print`` lines go.
+        status_out: where the live status line goes (only if a terminal).
+    """
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        bundle: ModelBundle,
+        classifier: Classifier,
+        out: TextIO | None = None,
+        status_out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.bundle = bundle
+        self.classifier = classifier
+        self.out = out if out is not None else sys.stdout
+        self.status_out = status_out if status_out is not None else sys.stderr
+        self.clock = clock
+        self.analyzer = Analyzer(classifier)
+        self.stats = StageStats()
+        self.osc = OscSender(config.osc) if config.osc else None
+        self.ws: WsBroadcaster | None = None
+        self.streams: list[_Stream] = []
+        self.exit_code = 0
+        self._wake = threading.Event()
+        self._stop_processing = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._signals = 0
+        self._last_status = 0.0
+        self._build_streams()
+
+    # -- set-up -------------------------------------------------------------
+    def _build_streams(self) -> None:
+        cfg = self.config
+        names: set[str] = set()
+
+        def unique(name: str) -> str:
+            base, k = name, 2
+            while name in names:
+                name, k = f"{base}-{k}", k + 1
+            names.add(name)
+            return name
+
+        for path in cfg.inputs:
+            samples, rate = read_wav(path)
+            ring = AudioRing(int(rate * RING_SECONDS), samples.shape[1])
+            block = int(round(rate * cfg.block_ms / 1000.0))
+            name = unique(Path(path).stem or "file")
+            src = FileSource(samples, rate, ring, block, self._wake.set, paced=not cfg.fast, loop=cfg.loop, name=name)
+            self.streams.append(_Stream(name, src, ring, self._processor(name, rate), fast=cfg.fast))
+            log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
+        if not cfg.inputs:
+            dev = resolve_device(cfg.device)
+            src = DeviceSource(
+                dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels, block_ms=cfg.block_ms
+            )
+            name = unique("mic")
+            self.streams.append(_Stream(name, src, src.ring, self._processor(name, src.rate), fast=False))
+            log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
+
+    def _processor(self, name: str, rate: int) -> StreamProcessor:
+        b = self.bundle
+        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock)
+
+    def hello(self) -> dict:
+        a = self.config.analysis
+        return hello_json(
+            labels=self.bundle.labels,
+            model=self.bundle.name,
+            sample_rate=self.bundle.features.sample_rate,
+            window_ms=self.bundle.window_s * 1000.0,
+            hop_ms=a.hop_ms,
+            streams=[s.name for s in self.streams],
+        )
+
+    # -- running ------------------------------------------------------------
+    def run(self) -> int:
+        """Run until the inputs end or a signal arrives; return the exit code."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError):
+                pass  # not the main thread (library use): the caller stops us with stop()
+        processing: threading.Thread | None = None
+        try:
+            if self.config.ws is not None:
+                self.ws = WsBroadcaster(self.hello(), queue_len=self.config.ws_queue)
+                await self.ws.start(self.config.ws)
+                if self.config.wait_clients:
+                    log.info("waiting for %d WebSocket client(s)", self.config.wait_clients)
+                    waiter = asyncio.create_task(self.ws.wait_for_clients(self.config.wait_clients))
+                    stopper = asyncio.create_task(self._stop.wait())
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    stopper.cancel()
+            if not self._stop.is_set():
+                for st in self.streams:
+                    st.source.start()
+                processing = threading.Thread(target=self._process_loop, name="ser-processing", daemon=True)
+                processing.start()
+                await self._stop.wait()
+        finally:
+            await self._shutdown(processing)
+        return self.exit_code
+
+    def stop(self) -> None:
+        """Ask the daemon to stop (thread-safe)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second %s: exiting now", signal.Signals(sig).name)
+            os._exit(128 + sig)
+        log.info("%s: stopping", signal.Signals(sig).name)
+        assert self._stop is not None
+        self._stop.set()
+
+    async def _shutdown(self, processing: threading.Thread | None) -> None:
+        for st in self.streams:
+            st.source.stop()
+        self._stop_processing.set()
+        self._wake.set()
+        if processing is not None:
+            await asyncio.to_thread(processing.join, 1.0)
+            if processing.is_alive():
+                log.warning("processing thread did not stop within 1 s")
+        if self.ws is not None:
+            await self.ws.flush(0.3)
+            await self.ws.close()
+        if self.osc is not None:
+            self.osc.close()
+        if self.status_out.isatty() and not self.config.quiet:
+            self.status_out.write("\n")
+
+    # -- processing thread ----------------------------------------------------
+    def _process_loop(self) -> None:
+        try:
+            self._process_until_stopped()
+        except Exception:
+            log.exception("processing failed")
+            self.exit_code = 1
+        finally:
+            for st in self.streams:
+                if not st.done:
+                    st.done = True
+                    self._emit(st.proc.final_state())
+            self.stop()
+
+    def _process_until_stopped(self) -> None:
+        any_fast = any(st.fast for st in self.streams)
+        while not self._stop_processing.is_set():
+            if not any_fast:
+                self._wake.wait(0.05)
+                self._wake.clear()
+            work = []
+            ended = []
+            for st in self.streams:
+                if st.done:
+                    continue
+                if st.fast:
+                    more = st.source.pump(1)  # type: ignore[union-attr]
+                    finished = not more
+                else:
+                    finished = isinstance(st.source, FileSource) and st.source.finished.is_set()
+                r = st.ring.read()
+                if len(r.samples) or r.lost:
+                    work.extend((st.proc, d) for d in st.proc.feed(r.samples, r.start_index, st.ring.arrival_time, r.lost))
+                if finished and st.ring.available == 0:
+                    ended.append(st)
+            for state in self.analyzer.decide(work):
+                self._emit(state)
+            for st in ended:
+                st.done = True
+                self._emit(st.proc.final_state())
+            if self.streams and all(st.done for st in self.streams):
+                return
+
+    def _emit(self, state: EmotionState) -> None:
+        t0 = time.perf_counter()
+        if self.osc is not None:
+            self.osc.send(osc_packets(generic_osc_messages(state), bundle=self.config.osc_format == "bundle"))
+        if self.ws is not None and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self.ws.broadcast, state)
+            except RuntimeError:
+                pass  # loop already closed during shutdown
+        send_ms = (time.perf_counter() - t0) * 1000.0
+        if not state.final:
+            self.stats.record(state, send_ms)
+        if self.config.print_states:
+            self.out.write(format_state(state) + "\n")
+            self.out.flush()
+        self._status_line(state)
+
+    def _status_line(self, state: EmotionState) -> None:
+        if self.config.quiet or not self.status_out.isatty():
+            return
+        now = time.monotonic()
+        if now - self._last_status < 0.2 and not state.final:
+            return
+        self._last_status = now
+        clients = len(self.ws.clients) if self.ws is not None else 0
+        line = (
+            f"\r\x1b[K{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
+            f"voice {'on ' if state.voice_active else 'off'}  latency {state.latency_ms:5.1f} ms  "
+            f"dropped {state.dropped_windows}  overruns {state.overruns}  ws clients {clients}"
+        )
+        self.status_out.write(line)
+        self.status_out.flush()
+
+    def write_stats(self, path: str | Path) -> None:
+        """Write the per-stage timing summary as JSON."""
+        data = {
+            "backend": getattr(self.classifier, "backend", "?"),
+            "model": self.bundle.name,
+            "decisions": self.stats.decisions,
+            "stages": self.stats.summary(),
+        }
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

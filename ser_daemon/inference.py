@@ -1,0 +1,199 @@
+"""Inference engines behind one small interface, imported only when chosen.
+
+LiteRT (the TFLite runtime) is the CPU workhorse: it loads in under 0.1 s and
+runs a window in about a millisecond.  Keras is the way onto a GPU (TensorFlow
+or JAX backend) and the reference the LiteRT export is checked against.  The
+daemon's hot path must not import TensorFlow when LiteRT serves (2.5 s and
+600 MB), so neither runtime is imported at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import BackendUnavailable, ModelError
+from .model_bundle import ModelBundle
+
+__all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier", "gpu_visible"]
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    """What the pipeline needs from a model runtime."""
+
+    labels: tuple[str, ...]
+    input_shape: tuple[int, int]
+    backend: str
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, len(labels))`` for windows ``(n, frames, n_mels)`` float32."""
+        ...
+
+
+def _check_output(probs: np.ndarray, n: int, n_labels: int, source: str) -> np.ndarray:
+    if probs.shape != (n, n_labels):
+        raise ModelError(f"{source}: model output has shape {probs.shape}, expected ({n}, {n_labels}) for the labels")
+    return probs
+
+
+class LiteRTClassifier:
+    """A ``.tflite`` model on the CPU through ai-edge-litert."""
+
+    backend = "litert"
+
+    def __init__(self, path: Path, labels: tuple[str, ...], input_shape: tuple[int, int], num_threads: int = 1) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise BackendUnavailable(
+                "the LiteRT backend needs ai-edge-litert: pip install ai-edge-litert"
+            ) from exc
+        self.labels = tuple(labels)
+        self.input_shape = tuple(input_shape)  # type: ignore[assignment]
+        self.path = Path(path)
+        try:
+            # LiteRT's default thread count behaved like 1 here: always set it.
+            self._interp = Interpreter(model_path=str(path), num_threads=int(num_threads))
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load LiteRT model {path}: {exc}") from None
+        inp = self._interp.get_input_details()
+        out = self._interp.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)}")
+        self._in = inp[0]["index"]
+        self._out = out[0]["index"]
+        shape = tuple(int(x) for x in inp[0]["shape"])
+        if len(shape) != 3 or shape[1:] != self.input_shape:
+            raise ModelError(
+                f"{path}: model input shape {shape} does not match the metadata's (batch, {self.input_shape[0]}, "
+                f"{self.input_shape[1]})"
+            )
+        out_shape = tuple(int(x) for x in out[0]["shape"])
+        if out_shape[-1] != len(self.labels):
+            raise ModelError(f"{path}: model has {out_shape[-1]} outputs but the metadata lists {len(self.labels)} labels")
+        self._batch = shape[0]
+        self._interp.allocate_tensors()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        n = x.shape[0]
+        if n != self._batch:
+            self._interp.resize_tensor_input(self._in, [n, *self.input_shape], strict=False)
+            self._interp.allocate_tensors()
+            self._batch = n
+        self._interp.set_tensor(self._in, x)
+        self._interp.invoke()
+        return _check_output(np.array(self._interp.get_tensor(self._out)), n, len(self.labels), str(self.path))
+
+
+class KerasClassifier:
+    """A ``.keras`` model through Keras 3 (TensorFlow or JAX backend, GPU when visible)."""
+
+    backend = "keras"
+
+    def __init__(self, path: Path, labels: tuple[str, ...], input_shape: tuple[int, int]) -> None:
+        try:
+            import keras
+        except ImportError as exc:
+            raise BackendUnavailable(
+                "the Keras backend needs Keras 3 with TensorFlow or JAX: pip install 'ser-daemon[keras]'"
+            ) from exc
+        if importlib.util.find_spec(f"{__package__}.model_layers") is not None:
+            importlib.import_module(f"{__package__}.model_layers")  # registers custom layers
+
+        self.labels = tuple(labels)
+        self.input_shape = tuple(input_shape)  # type: ignore[assignment]
+        self.path = Path(path)
+        try:
+            self.model = keras.saving.load_model(str(path), compile=False)
+        except Exception as exc:  # keras raises many types for a bad file
+            raise ModelError(f"cannot load Keras model {path}: {exc}") from None
+        shape = tuple(self.model.input_shape)
+        if len(shape) != 3 or tuple(shape[1:]) != self.input_shape:
+            raise ModelError(f"{path}: model input shape {shape} does not match the metadata's (None, {self.input_shape})")
+        if self.model.output_shape[-1] != len(self.labels):
+            raise ModelError(
+                f"{path}: model has {self.model.output_shape[-1]} outputs but the metadata lists {len(self.labels)} labels"
+            )
+        self.keras_backend = keras.backend.backend()
+        self._fn = self._compile()
+
+    def _compile(self):  # type: ignore[no-untyped-def]
+        """A compiled forward pass: model.predict costs ~40 ms a call in overhead."""
+        model = self.model
+        if self.keras_backend == "tensorflow":
+            import tensorflow as tf
+
+            spec = tf.TensorSpec([None, *self.input_shape], tf.float32)
+            fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+            return lambda x: fn(x).numpy()
+        if self.keras_backend == "jax":
+            import jax
+
+            tv = [v.value for v in model.trainable_variables]
+            ntv = [v.value for v in model.non_trainable_variables]
+
+            @jax.jit
+            def run(x):  # type: ignore[no-untyped-def]
+                y, _ = model.stateless_call(tv, ntv, x, training=False)
+                return y
+
+            return lambda x: np.asarray(run(x))
+        return lambda x: np.asarray(model(x, training=False))
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        return _check_output(np.asarray(self._fn(x)), x.shape[0], len(self.labels), str(self.path))
+
+
+def gpu_visible() -> bool:
+    """Whether an NVIDIA GPU is visible, without importing TensorFlow or JAX."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None and os.path.exists("/proc/driver/nvidia")
+
+
+def _keras_importable() -> bool:
+    return importlib.util.find_spec("keras") is not None and (
+        importlib.util.find_spec("tensorflow") is not None or importlib.util.find_spec("jax") is not None
+    )
+
+
+def load_classifier(bundle: ModelBundle, backend: str = "auto", num_threads: int = 1) -> Classifier:
+    """Load the bundle's model on the asked runtime.
+
+    ``auto`` takes Keras when a GPU is visible and Keras can run there, else LiteRT
+    (or Keras when the bundle has no ``.tflite``).
+
+    Raises:
+        ModelError: the bundle lacks the file that backend needs, or it is unusable.
+        BackendUnavailable: the runtime is not installed.
+    """
+    if backend == "auto":
+        if bundle.keras_file is not None and gpu_visible() and _keras_importable():
+            backend = "keras"
+        elif bundle.tflite_file is not None:
+            backend = "litert"
+        else:
+            backend = "keras"
+        log.info("backend auto: chose %s", backend)
+    if backend == "litert":
+        if bundle.tflite_file is None:
+            raise ModelError(f"{bundle.directory}: no .tflite model for the litert backend (try --backend keras)")
+        clf: Classifier = LiteRTClassifier(bundle.tflite_file, bundle.labels, bundle.input_shape, num_threads)
+    elif backend == "keras":
+        if bundle.keras_file is None:
+            raise ModelError(f"{bundle.directory}: no .keras model for the keras backend (try --backend litert)")
+        clf = KerasClassifier(bundle.keras_file, bundle.labels, bundle.input_shape)
+    else:
+        raise ModelError(f"unknown backend {backend!r}: choose auto, litert or keras")
+    clf.bundle = bundle  # type: ignore[attr-defined]  # so replay_audio knows the front end
+    return clf

@@ -1,0 +1,102 @@
+"""From per-window probabilities to a steady label an avatar can wear.
+
+A face that changes expression four times a second looks broken, and one that
+keeps "angry" after the speaker went quiet looks worse.  So: an exponential
+moving average while a voice is heard; a hysteresis margin and a minimum dwell
+before the label may change; and, when the voice stops, a short hold followed
+by a decay toward neutral.  Time is given in audio seconds, not wall time, so
+replaying a file fast gives the same result as live.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SmoothingSettings
+
+__all__ = ["NEUTRAL", "Smoother", "SmoothedDecision"]
+
+NEUTRAL = "neutral"
+
+
+@dataclass(frozen=True)
+class SmoothedDecision:
+    """What the smoother says after one window.
+
+    Attributes:
+        label: a model label, or ``"neutral"``.
+        confidence: smoothed probability of ``label`` (for a neutral that is
+            not a model class: one minus the strongest class).
+        smoothed: smoothed probabilities in label order.
+    """
+
+    label: str
+    confidence: float
+    smoothed: np.ndarray
+
+
+class Smoother:
+    """EMA + hysteresis + dwell + hold-and-decay over class probabilities."""
+
+    def __init__(self, labels: tuple[str, ...], settings: SmoothingSettings) -> None:
+        self.labels = tuple(labels)
+        self.settings = settings
+        n = len(self.labels)
+        if NEUTRAL in self.labels:
+            self._rest = np.zeros(n)
+            self._rest[self.labels.index(NEUTRAL)] = 1.0
+        else:
+            self._rest = np.full(n, 1.0 / n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to a neutral face, as at start."""
+        self.probs = self._rest.copy()
+        self.label = NEUTRAL
+        self._since_change_s = math.inf
+        self._silent_s = math.inf
+
+    def _confidence(self, label: str) -> float:
+        if label in self.labels:
+            return float(self.probs[self.labels.index(label)])
+        return float(max(0.0, 1.0 - self.probs.max()))
+
+    def update(self, raw: np.ndarray | None, voice_active: bool, dt_s: float) -> SmoothedDecision:
+        """Advance by ``dt_s`` seconds of audio with this window's probabilities.
+
+        Args:
+            raw: the model's probabilities for the window (label order), or None
+                when no inference ran.
+            voice_active: whether the gate heard a voice in this hop.
+            dt_s: audio seconds since the previous update (a hop, or more when
+                windows were skipped).
+        """
+        s = self.settings
+        dt_s = max(0.0, float(dt_s))
+        self._since_change_s += dt_s
+        if voice_active and raw is not None:
+            self._silent_s = 0.0
+            p = np.asarray(raw, dtype=np.float64)
+            alpha = 1.0 if s.ema_ms <= 0 else 1.0 - math.exp(-dt_s * 1000.0 / s.ema_ms)
+            self.probs = self.probs + alpha * (p - self.probs)
+        else:
+            self._silent_s += dt_s
+            if self._silent_s * 1000.0 > s.hold_ms:
+                beta = 1.0 - math.exp(-dt_s * 1000.0 / s.decay_ms)
+                self.probs = self.probs + beta * (self._rest - self.probs)
+
+        best = int(np.argmax(self.probs))
+        candidate = self.labels[best]
+        if self.probs[best] < s.min_confidence or (not voice_active and self._silent_s * 1000.0 > s.hold_ms):
+            candidate = NEUTRAL
+        if candidate != self.label:
+            margin_ok = self._confidence(candidate) >= self._confidence(self.label) + s.hysteresis
+            if candidate == NEUTRAL and not voice_active:
+                margin_ok = True  # silence is reason enough to relax the face
+            if margin_ok and self._since_change_s * 1000.0 >= s.min_dwell_ms:
+                self.label = candidate
+                self._since_change_s = 0.0
+        return SmoothedDecision(self.label, self._confidence(self.label), self.probs.copy())

@@ -1,0 +1,76 @@
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+
+from ser_daemon.messages import dumps, generic_osc_messages, hello_json, osc_message, osc_name, osc_packets, state_json
+from ser_daemon.state import EmotionState
+
+
+def make_state(**kw) -> EmotionState:
+    base = dict(
+        stream="mic", seq=7, labels=("neutral", "happy", "angry"), label="happy", confidence=np.float32(0.75),
+        raw=(0.1, 0.8, 0.1), smoothed=(np.float32(0.15), np.float64(0.75), 0.1), voice_active=True,
+        end_sample=48000, audio_time=100.0, emitted_time=100.004,
+    )
+    base.update(kw)
+    return EmotionState(**base)
+
+
+def test_generic_scheme_addresses_types_and_order() -> None:
+    msgs = [OscMessage(m) for m in generic_osc_messages(make_state())]
+    assert [m.address for m in msgs] == [
+        "/ser/state", "/ser/emotion/neutral", "/ser/emotion/happy", "/ser/emotion/angry", "/ser/voice", "/ser/seq",
+    ]
+    # Raw type tags on the wire: floats stay floats, ints stay ints (numpy converted).
+    tags = [m.dgram.split(b",", 1)[1].split(b"\x00", 1)[0] for m in msgs]
+    assert tags == [b"sf", b"f", b"f", b"f", b"i", b"i"]
+    assert msgs[0].params[0] == "happy" and msgs[0].params[1] == pytest.approx(0.75)
+    assert msgs[4].params == [1] and msgs[5].params == [7]
+
+
+def test_zero_and_one_go_out_as_float() -> None:
+    m = OscMessage(osc_message("/x", ("f", 0), ("f", 1), ("f", np.float32(1.0)), ("f", float("nan"))))
+    assert m.dgram.split(b",", 1)[1].startswith(b"ffff")
+    assert m.params == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_bundle_holds_all_messages() -> None:
+    msgs = generic_osc_messages(make_state())
+    [pkt] = osc_packets(msgs, bundle=True)
+    b = OscBundle(pkt)
+    assert b.num_contents == len(msgs)
+    assert [c.address for c in b] == [OscMessage(m).address for m in msgs]
+    assert osc_packets(msgs, bundle=False) == msgs
+
+
+def test_prefix_and_name_sanitising() -> None:
+    msgs = generic_osc_messages(make_state(labels=("a b", "c/d", "e"), smoothed=(0.1, 0.2, 0.7)), prefix="/ser/s1")
+    assert OscMessage(msgs[1]).address == "/ser/s1/emotion/a_b"
+    assert OscMessage(msgs[2]).address == "/ser/s1/emotion/c_d"
+    assert osc_name("") == "_"
+
+
+def _schema() -> dict:
+    return json.loads((resources.files("ser_daemon") / "schema" / "messages.schema.json").read_text())
+
+
+def test_json_matches_schema_and_is_plain_json() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = _schema()
+    st = state_json(make_state(), client_dropped=3)
+    jsonschema.validate(st, schema)
+    text = dumps(st)
+    back = json.loads(text)
+    assert back["probs"] == {"neutral": 0.15, "happy": 0.75, "angry": 0.1}
+    assert back["client_dropped"] == 3 and back["latency_ms"] == pytest.approx(4.0)
+    final = state_json(make_state(raw=(), final=True))
+    jsonschema.validate(final, schema)
+    assert final["raw"] is None
+    hello = hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250, streams=["mic"])
+    jsonschema.validate(hello, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**st, "confidence": 2}, schema)
