@@ -56,8 +56,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
             rate, data = wavfile.read(str(p), mmap=False)
-    except (ValueError, OSError, EOFError, MemoryError) as exc:
-        raise AudioInputError(f"{p}: not a readable WAV file ({exc})") from None
+    except Exception as exc:  # scipy raises ValueError, struct.error, EOFError... for broken files
+        raise AudioInputError(f"{p}: not a readable WAV file ({type(exc).__name__}: {exc})") from None
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or data.shape[1] == 0:
