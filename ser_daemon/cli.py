@@ -17,6 +17,7 @@ from .config import (
     VadSettings,
     load_toml,
     parse_endpoint,
+    parse_osc_target,
 )
 from .errors import ConfigError, SerError
 
@@ -67,6 +68,11 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "backend": ("str", str),
     "threads": ("int", None),
     "osc": ("list", str),
+    "osc_profile": ("str", str),
+    "mapping": ("str", str),
+    "vrchat_prefix": ("str", str),
+    "vrchat_max_hz": ("num", None),
+    "vrchat_listen": ("int", None),
     "no_osc": ("bool", None),
     "osc_format": ("str", str),
     "ws": ("str", str),
@@ -121,8 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for LiteRT (default 1)")
 
     g = p.add_argument_group("outputs")
-    g.add_argument("--osc", action="append", metavar="HOST:PORT",
-                   help=f"send OSC (UDP) here; repeatable (default {DEFAULT_OSC})")
+    g.add_argument("--osc", action="append", metavar="[PROFILE@]HOST:PORT|PROFILE",
+                   help=f"send OSC (UDP) here, repeatable; a profile name alone uses its default port "
+                        f"(vrchat/vxp 127.0.0.1:9000, vmc 127.0.0.1:39539) (default {DEFAULT_OSC})")
+    g.add_argument("--osc-profile", choices=("generic", "vrchat", "vmc", "vxp"),
+                   help="profile of --osc targets given without one: generic (ser-daemon's scheme), vrchat "
+                        "(avatar parameters), vmc (VMC protocol blendshapes), vxp (VXP mod parameters)")
+    g.add_argument("--mapping", metavar="FILE.toml",
+                   help="emotion-to-expression mapping (VRM, VRM 0.x, ARKit); default: the shipped one")
+    g.add_argument("--vrchat-prefix", metavar="NAME",
+                   help="prefix of VRChat avatar parameter names (default SER_: SER_Happy, SER_Label, ...)")
+    g.add_argument("--vrchat-max-hz", type=_float, metavar="HZ",
+                   help="most VRChat/VXP parameter updates per second; sent on change only (default 5)")
+    g.add_argument("--vrchat-listen", type=_positive_int, metavar="PORT",
+                   help="hear VRChat's /avatar/change on 127.0.0.1:PORT to re-send the state (default 9001, 0 off)")
     g.add_argument("--no-osc", action="store_true", help="send no OSC")
     g.add_argument("--osc-format", choices=("bundle", "messages"),
                    help="one OSC bundle per decision (default) or separate messages")
@@ -216,22 +234,25 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     demo = not inputs and "device" not in opts
     if demo:
         inputs = (demo_recording(),)
-    osc = () if opts.get("no_osc") else tuple(
-        parse_endpoint(t, what="--osc") for t in opts.get("osc", [DEFAULT_OSC])
-    )
+    profile = opts.get("osc_profile", "generic")
+    osc_specs = opts.get("osc") or ([profile] if "osc_profile" in opts else [DEFAULT_OSC])
+    osc = () if opts.get("no_osc") else tuple(parse_osc_target(t, profile) for t in osc_specs)
     ws = None if opts.get("no_ws") else parse_endpoint(opts.get("ws", DEFAULT_WS), what="--ws")
     model = Path(opts["model"]).expanduser() if "model" in opts else None
+    mapping = Path(opts["mapping"]).expanduser() if "mapping" in opts else None
     kw: dict[str, Any] = {
         k: opts[k]
         for k in (
             "device", "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
             "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
+            "vrchat_prefix", "vrchat_max_hz", "vrchat_listen",
         )
         if k in opts
     }
     return DaemonConfig(
         inputs=inputs,
         model=model,
+        mapping=mapping,
         osc=osc,
         ws=ws,
         print_states=bool(opts.get("print", demo)),

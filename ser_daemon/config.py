@@ -18,6 +18,8 @@ from typing import Any, Literal, Mapping
 from .errors import ConfigError
 
 __all__ = [
+    "OscTarget",
+    "parse_osc_target",
     "VadSettings",
     "SmoothingSettings",
     "AnalysisSettings",
@@ -164,6 +166,41 @@ def parse_endpoint(text: str, default_host: str = "127.0.0.1", what: str = "endp
 
 
 @dataclass(frozen=True)
+class OscTarget:
+    """Where to send OSC and in which profile (generic, vrchat, vmc, vxp)."""
+
+    endpoint: Endpoint
+    profile: str = "generic"
+
+    def __str__(self) -> str:
+        return f"{self.profile}@{self.endpoint}"
+
+
+OSC_PROFILES = ("generic", "vrchat", "vmc", "vxp")
+OSC_DEFAULT_PORTS = {"generic": 9000, "vrchat": 9000, "vmc": 39539, "vxp": 9000}
+
+
+def parse_osc_target(text: str, default_profile: str = "generic") -> OscTarget:
+    """Parse ``HOST:PORT``, ``PROFILE`` or ``PROFILE@HOST:PORT``.
+
+    Raises:
+        ConfigError: unknown profile or bad address.
+    """
+    s = str(text).strip()
+    profile, sep, rest = s.partition("@")
+    if not sep:
+        if s in OSC_PROFILES:
+            profile, rest = s, ""
+        else:
+            profile, rest = default_profile, s
+    if profile not in OSC_PROFILES:
+        raise ConfigError(f"--osc: unknown profile {profile!r} in {s!r}; choose one of {', '.join(OSC_PROFILES)}")
+    if not rest:
+        rest = f"127.0.0.1:{OSC_DEFAULT_PORTS[profile]}"
+    return OscTarget(parse_endpoint(rest, what="--osc"), profile)
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     """Everything ``ser-daemon`` was asked to do.
 
@@ -178,8 +215,12 @@ class DaemonConfig:
         model: model bundle path, or None for the shipped default.
         backend: inference runtime.
         threads: CPU threads for LiteRT.
-        osc: OSC targets.
+        osc: OSC targets with their profiles.
         osc_format: bundles, or single messages for receivers without bundle support.
+        mapping: expression mapping file (None: the shipped default).
+        vrchat_prefix: prefix of the VRChat avatar parameter names.
+        vrchat_max_hz: most VRChat/VXP parameter updates per second.
+        vrchat_listen: UDP port on 127.0.0.1 where VRChat's /avatar/change is heard (0: off).
         ws: WebSocket listen address, or None for none.
         ws_queue: messages queued per WebSocket client before the oldest is dropped.
         allow_remote: permit non-loopback listen addresses.
@@ -200,8 +241,12 @@ class DaemonConfig:
     model: Path | None = None
     backend: Backend = "auto"
     threads: int = 1
-    osc: tuple[Endpoint, ...] = ()
+    osc: tuple[OscTarget, ...] = ()
     osc_format: OscFormat = "bundle"
+    mapping: Path | None = None
+    vrchat_prefix: str = "SER_"
+    vrchat_max_hz: float = 5.0
+    vrchat_listen: int = 9001
     ws: Endpoint | None = None
     ws_queue: int = 64
     allow_remote: bool = False
@@ -221,6 +266,8 @@ class DaemonConfig:
         _check_range("block_ms", self.block_ms, 2.0, 500.0)
         if not 1 <= self.threads <= 64:
             raise ConfigError(f"threads must be in 1..64. Received: {self.threads}")
+        if not 0 <= self.vrchat_listen <= 65535:
+            raise ConfigError(f"vrchat_listen must be a port in 0..65535. Received: {self.vrchat_listen}")
         if not 1 <= self.ws_queue <= 100000:
             raise ConfigError(f"ws_queue must be in 1..100000. Received: {self.ws_queue}")
         if not 0 <= self.wait_clients <= 10000:

@@ -27,9 +27,11 @@ import numpy as np
 
 from .config import DaemonConfig
 from .inference import Classifier
-from .messages import generic_osc_messages, hello_json, osc_packets
+from .mapping import ExpressionMapping, load_mapping
+from .messages import hello_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
+from .osc_profiles import make_profile
 from .pipeline import Analyzer, StreamProcessor
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, read_wav, resolve_device
@@ -128,7 +130,17 @@ class Daemon:
         self.clock = clock
         self.analyzer = Analyzer(classifier)
         self.stats = StageStats()
-        self.osc = OscSender(config.osc) if config.osc else None
+        self.mapping: ExpressionMapping = load_mapping(config.mapping, bundle.labels)
+        self.osc = (
+            OscSender(
+                (t, make_profile(t.profile, bundle.labels, bundle=config.osc_format == "bundle",
+                                 vrchat_prefix=config.vrchat_prefix, max_hz=config.vrchat_max_hz))
+                for t in config.osc
+            )
+            if config.osc
+            else None
+        )
+        self._vrchat_transport: asyncio.DatagramTransport | None = None
         self.ws: WsBroadcaster | None = None
         self.streams: list[_Stream] = []
         self.exit_code = 0
@@ -209,6 +221,7 @@ class Daemon:
                     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     stopper.cancel()
+            await self._listen_for_avatar_changes()
             if not self._stop.is_set():
                 for st in self.streams:
                     st.source.start()
@@ -218,6 +231,33 @@ class Daemon:
         finally:
             await self._shutdown(processing)
         return self.exit_code
+
+    async def _listen_for_avatar_changes(self) -> None:
+        """Hear VRChat's /avatar/change so a new avatar gets the full state at once."""
+        cfg = self.config
+        if not cfg.vrchat_listen or self.osc is None:
+            return
+        if not any(p.name in ("vrchat", "vxp") for p in self.osc.profiles):
+            return
+        osc = self.osc
+        assert self._loop is not None
+
+        class _Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple) -> None:
+                if b"/avatar/change" in data[:64]:
+                    log.info("VRChat avatar changed: re-sending the full state")
+                    osc.request_full_resend("vrchat")
+                    osc.request_full_resend("vxp")
+
+        try:
+            self._vrchat_transport, _ = await self._loop.create_datagram_endpoint(
+                _Proto, local_addr=("127.0.0.1", cfg.vrchat_listen)
+            )
+        except OSError as exc:
+            log.warning(
+                "cannot listen for VRChat's /avatar/change on 127.0.0.1:%d (%s); avatar changes will be "
+                "picked up at the next parameter change instead", cfg.vrchat_listen, exc.strerror or exc,
+            )
 
     def stop(self) -> None:
         """Ask the daemon to stop (thread-safe)."""
@@ -247,6 +287,8 @@ class Daemon:
             await self.ws.close()
         if self.osc is not None:
             self.osc.close()
+        if self._vrchat_transport is not None:
+            self._vrchat_transport.close()
         if self.status_out.isatty() and not self.config.quiet:
             self.status_out.write("\n")
 
@@ -295,11 +337,12 @@ class Daemon:
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
+        weights = self.mapping.all_weights(state.smoothed, state.confidence)
         if self.osc is not None:
-            self.osc.send(osc_packets(generic_osc_messages(state), bundle=self.config.osc_format == "bundle"))
+            self.osc.send_state(state, weights, time.monotonic())
         if self.ws is not None and self._loop is not None:
             try:
-                self._loop.call_soon_threadsafe(self.ws.broadcast, state)
+                self._loop.call_soon_threadsafe(self.ws.broadcast, state, weights)
             except RuntimeError:
                 pass  # loop already closed during shutdown
         send_ms = (time.perf_counter() - t0) * 1000.0

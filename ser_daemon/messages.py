@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY
 from pythonosc.parsing import osc_types
@@ -96,9 +96,11 @@ def _r(x: float, nd: int = 4) -> float:
     return round(x, nd) if math.isfinite(x) else 0.0
 
 
-def state_json(state: EmotionState, client_dropped: int = 0) -> dict[str, Any]:
-    """The WebSocket message for one state (see ser_daemon/schema/state.schema.json)."""
-    return {
+def state_json(
+    state: EmotionState, client_dropped: int = 0, weights: Mapping[str, Mapping[str, float]] | None = None
+) -> dict[str, Any]:
+    """The WebSocket message for one state (see ser_daemon/schema/messages.schema.json)."""
+    msg = {
         "type": "state",
         "protocol": PROTOCOL_VERSION,
         "stream": state.stream,
@@ -116,8 +118,10 @@ def state_json(state: EmotionState, client_dropped: int = 0) -> dict[str, Any]:
         "overruns": int(state.overruns),
         "late": bool(state.late),
         "final": bool(state.final),
+        "weights": {ts: {k: _r(v) for k, v in ws.items()} for ts, ws in (weights or {}).items()},
         "client_dropped": int(client_dropped),
     }
+    return msg
 
 
 def hello_json(

@@ -11,8 +11,10 @@ import logging
 import socket
 from typing import Iterable
 
-from .config import Endpoint
+from .config import Endpoint, OscTarget
 from .errors import ConfigError
+from .osc_profiles import OscProfile, Weights
+from .state import EmotionState
 
 __all__ = ["OscSender"]
 
@@ -20,10 +22,12 @@ log = logging.getLogger(__name__)
 
 
 class OscSender:
-    """Non-blocking UDP sender to several OSC targets."""
+    """Non-blocking UDP sender to several OSC targets, each with its profile."""
 
-    def __init__(self, targets: Iterable[Endpoint]) -> None:
-        self.targets = tuple(targets)
+    def __init__(self, targets: Iterable[tuple[OscTarget, OscProfile]]) -> None:
+        pairs = tuple(targets)
+        self.targets = tuple(t.endpoint for t, _ in pairs)
+        self.profiles = tuple(p for _, p in pairs)
         self._addrs: list[tuple[Endpoint, int, tuple]] = []
         for t in self.targets:
             try:
@@ -42,19 +46,33 @@ class OscSender:
         self.errors = 0
         self._reported: set[tuple[str, str]] = set()
 
+    def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
+        """Encode ``state`` for each target's profile and send it."""
+        for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
+            for pkt in profile.encode(state, weights, now):
+                self._sendto(pkt, target, family, sockaddr)
+
+    def request_full_resend(self, profile_name: str) -> None:
+        for p in self.profiles:
+            if p.name == profile_name:
+                p.request_full_resend()
+
     def send(self, packets: Iterable[bytes]) -> None:
-        """Send every packet to every target; never raises for network trouble."""
+        """Send the same packets to every target; never raises for network trouble."""
         for pkt in packets:
             for target, family, sockaddr in self._addrs:
-                try:
-                    self._socks[family].sendto(pkt, sockaddr)
-                    self.sent += 1
-                except OSError as exc:
-                    self.errors += 1
-                    key = (str(target), type(exc).__name__ + str(exc.errno))
-                    if key not in self._reported:
-                        self._reported.add(key)
-                        log.warning("OSC to %s failed: %s (further failures of this kind are counted, not logged)", target, exc)
+                self._sendto(pkt, target, family, sockaddr)
+
+    def _sendto(self, pkt: bytes, target: Endpoint, family: int, sockaddr: tuple) -> None:
+        try:
+            self._socks[family].sendto(pkt, sockaddr)
+            self.sent += 1
+        except OSError as exc:
+            self.errors += 1
+            key = (str(target), type(exc).__name__ + str(exc.errno))
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("OSC to %s failed: %s (further failures of this kind are counted, not logged)", target, exc)
 
     def close(self) -> None:
         for s in self._socks.values():

@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -104,11 +104,11 @@ class WsBroadcaster:
         except ConnectionClosed:
             pass
 
-    def broadcast(self, state: EmotionState) -> None:
+    def broadcast(self, state: EmotionState, weights: Mapping[str, Mapping[str, float]] | None = None) -> None:
         """Queue ``state`` for every client (call in the event loop's thread)."""
         if not self.clients:
             return
-        text = dumps(state_json(state))
+        text = dumps(state_json(state, weights=weights))
         for c in self.clients:
             if len(c.queue) == c.queue.maxlen:
                 c.dropped += 1

@@ -73,6 +73,11 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
     first_calm, first_angry = labels.index("calm"), labels.index("angry")
     assert first_calm < first_angry
     assert all(s["client_dropped"] == 0 and s["dropped_windows"] == 0 for s in states)
+    # The face follows: angry brows while angry, none in the final neutral state.
+    angry = states[first_angry + 4]
+    assert angry["label"] == "angry" and angry["weights"]["vrm"]["angry"] > 0.5
+    assert angry["weights"]["arkit"]["browDownLeft"] > 0.4
+    assert states[-1]["weights"]["vrm"]["angry"] == 0 and states[-1]["weights"]["vrm"]["neutral"] == 1
     # The scene lasts 8 s: decisions every 250 ms once the 1 s window is full, plus the final one.
     assert len(states) == 29 + 1
 
@@ -80,8 +85,14 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
     assert len(bundles) == len(states)
     for bundle, st in zip(bundles, states):
         addrs = [m.address for m in bundle]
-        assert addrs == ["/ser/state", "/ser/emotion/neutral", "/ser/emotion/calm", "/ser/emotion/happy",
-                         "/ser/emotion/angry", "/ser/voice", "/ser/seq"]
+        assert addrs[:7] == ["/ser/state", "/ser/emotion/neutral", "/ser/emotion/calm", "/ser/emotion/happy",
+                             "/ser/emotion/angry", "/ser/voice", "/ser/seq"]
+        # Then the mapped weights: the six VRM 1.0 presets and the 52 ARKit blendshapes.
+        weights = {m.address: m.params[0] for m in bundle[7:]}
+        assert len(weights) == 6 + 52
+        for target_set in ("vrm", "arkit"):
+            for name, w in st["weights"][target_set].items():
+                assert weights[f"/ser/{target_set}/{name}"] == pytest.approx(w, abs=1e-3)
         assert bundle[0].params[0] == st["label"]
         assert bundle[0].params[1] == pytest.approx(st["confidence"], abs=1e-3)
         assert bundle[5].params == [1 if st["voice"] else 0]
@@ -90,20 +101,22 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
             assert m.params[0] == pytest.approx(st["probs"][m.address.rsplit("/", 1)[1]], abs=1e-3)
 
 
-def test_osc_cross_checked_with_liblo_oscdump(tiny_bundle, scene_wav) -> None:
+def test_osc_cross_checked_with_liblo_oscdump(tiny_bundle, tmp_path) -> None:
     """liblo's oscdump (not python-osc) must decode the same messages."""
     if not shutil.which("oscdump"):
         pytest.skip("oscdump (apt install liblo-tools) is not installed")
     port = free_port(kind=2)  # SOCK_DGRAM
+    short = write_wav(tmp_path / "short.wav", tone(3000, 2.0))
     dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "SER_MODEL_DIR": str(tiny_bundle)}
     try:
         time.sleep(0.3)
-        for fmt in ("bundle", "messages"):
+        # At real time, as a live receiver gets them (oscdump prints slowly; a --fast flood would
+        # overflow its socket buffer): bundles, then the same as unbundled messages.
+        for wav, extra in ((short, []), (short, ["--osc-format", "messages"])):
             r = subprocess.run(
-                daemon_cmd("--input", str(scene_wav), "--fast", "--osc", f"127.0.0.1:{port}", "--osc-format", fmt,
-                           "--no-ws", "--quiet"),
-                capture_output=True, text=True, timeout=timeout(60), cwd=REPO,
-                env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+                daemon_cmd("--input", str(wav), "--osc", f"127.0.0.1:{port}", "--no-ws", "--quiet", *extra),
+                capture_output=True, text=True, timeout=timeout(60), cwd=REPO, env=env,
             )
             assert r.returncode == 0, r.stderr
         time.sleep(0.5)
@@ -112,14 +125,15 @@ def test_osc_cross_checked_with_liblo_oscdump(tiny_bundle, scene_wav) -> None:
         out, _ = dump.communicate(timeout=timeout(5))
     lines = [ln.split(" ", 1)[1] for ln in out.splitlines() if " /ser/" in ln]
     states = [ln for ln in lines if ln.startswith("/ser/state ")]
-    assert len(states) == 2 * 30  # both runs, every decision
+    assert len(states) == 6 + 6  # every decision of both runs (5 + the final one each)
     assert all(re.fullmatch(r'/ser/state sf "(neutral|calm|happy|angry)" [0-9.]+', s) for s in states)
-    assert any('"calm"' in s for s in states) and any('"angry"' in s for s in states)
-    floats = [ln for ln in lines if ln.startswith("/ser/emotion/")]
-    assert floats and all(re.fullmatch(r"/ser/emotion/\w+ f [0-9.]+", f) for f in floats)
+    assert any('"angry"' in s for s in states)
+    floats = [ln for ln in lines if ln.startswith(("/ser/emotion/", "/ser/vrm/", "/ser/arkit/"))]
+    assert len(floats) == 12 * (4 + 6 + 52)
+    assert all(re.fullmatch(r"/ser/(emotion|vrm|arkit)/\w+ f [0-9.]+", f) for f in floats)
     assert all(re.fullmatch(r"/ser/voice i [01]", v) for v in lines if v.startswith("/ser/voice"))
     seqs = [int(ln.split()[-1]) for ln in lines if ln.startswith("/ser/seq")]
-    assert seqs == list(range(30)) * 2
+    assert seqs == list(range(6)) * 2
 
 
 def test_real_time_replay_paces_and_prints(tiny_bundle, tmp_path) -> None:

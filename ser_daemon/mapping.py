@@ -1,0 +1,197 @@
+"""From emotion probabilities to facial targets: VRM presets and ARKit blendshapes (pure).
+
+Avatars do not take probabilities; faces take blendshape weights.  The
+mapping lives in a user-editable TOML file (the shipped default is
+``ser_daemon/data/mapping_default.toml``; its header explains the formula).
+It is checked against the model's classes at start: a class the file does not
+map is an error, never a silent zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import ConfigError
+from .smoothing import NEUTRAL
+
+__all__ = [
+    "TARGET_SETS",
+    "VRM1_PRESETS",
+    "VRM0_PRESETS",
+    "ARKIT_BLENDSHAPES",
+    "ExpressionMapping",
+    "load_mapping",
+    "default_mapping_path",
+]
+
+VRM1_PRESETS = ("happy", "angry", "sad", "relaxed", "surprised", "neutral")
+VRM0_PRESETS = ("Joy", "Angry", "Sorrow", "Fun", "Neutral")
+ARKIT_BLENDSHAPES = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose",
+    "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
+    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+)
+TARGET_SETS = ("vrm", "vrm0", "arkit")
+# VRM 0.x allows custom clips, so any name is accepted there; VRM 1.0 and ARKit are closed lists.
+_KNOWN: dict[str, tuple[str, ...] | None] = {"vrm": VRM1_PRESETS, "vrm0": None, "arkit": ARKIT_BLENDSHAPES}
+
+
+def default_mapping_path() -> Path:
+    return Path(str(resources.files("ser_daemon") / "data" / "mapping_default.toml"))
+
+
+def _smoothstep(lo: float, hi: float, x: float) -> float:
+    if hi <= lo:
+        return 1.0 if x >= hi else 0.0
+    t = min(1.0, max(0.0, (x - lo) / (hi - lo)))
+    return t * t * (3.0 - 2.0 * t)
+
+
+@dataclass(frozen=True)
+class ExpressionMapping:
+    """A validated mapping for one model's classes.
+
+    Attributes:
+        labels: the model's classes, in probability order.
+        targets: per target set, the target names in output order.
+        rows: per target set, per class, the target weights (0..1) at full confidence.
+        gain: overall scale applied before clamping.
+        confidence_low / confidence_high: the smoothstep range for confidence.
+        source: where the mapping came from (for messages).
+    """
+
+    labels: tuple[str, ...]
+    targets: Mapping[str, tuple[str, ...]]
+    rows: Mapping[str, Mapping[str, Mapping[str, float]]]
+    gain: float = 1.0
+    confidence_low: float = 0.25
+    confidence_high: float = 0.65
+    source: str = "default"
+
+    def weights(
+        self, probs: Sequence[float], confidence: float, target_set: str = "vrm"
+    ) -> dict[str, float]:
+        """Target weights in [0, 1] for smoothed ``probs`` (label order) and ``confidence``."""
+        rows = self.rows[target_set]
+        names = self.targets[target_set]
+        neutral_row = rows.get(NEUTRAL, {})
+        s = 0.0
+        pose = dict.fromkeys(names, 0.0)
+        for label, p in zip(self.labels, probs):
+            p = float(p)
+            if label == NEUTRAL or not math.isfinite(p) or p <= 0.0:
+                continue
+            s += p
+            for name, w in rows[label].items():
+                pose[name] += p * w
+        if s > 0:
+            for name in pose:
+                pose[name] /= s
+        conf = float(confidence) if math.isfinite(float(confidence)) else 0.0
+        k = _smoothstep(self.confidence_low, self.confidence_high, conf) * min(1.0, s)
+        out = {}
+        for name in names:
+            v = self.gain * (k * pose[name] + (1.0 - k) * neutral_row.get(name, 0.0))
+            out[name] = min(1.0, max(0.0, v))
+        return out
+
+    def all_weights(self, probs: Sequence[float], confidence: float) -> dict[str, dict[str, float]]:
+        """Weights of every target set."""
+        return {ts: self.weights(probs, confidence, ts) for ts in self.targets}
+
+
+def _parse_row(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table of target = weight, e.g. {{ happy = 1.0 }}. Received: {value!r}")
+    row = {}
+    for name, w in value.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not 0.0 <= w <= 1.0:
+            raise ConfigError(f"{where}.{name} must be a weight in [0, 1]. Received: {w!r}")
+        row[str(name)] = float(w)
+    return row
+
+
+def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: str = "mapping") -> ExpressionMapping:
+    """Validate a parsed mapping file against the model's labels.
+
+    Raises:
+        ConfigError: a model class is missing from a table, a target name is
+            unknown for its vocabulary, or a weight or option is out of range.
+    """
+    labels = tuple(labels)
+    unknown_tables = set(data) - set(TARGET_SETS) - {"options"}
+    if unknown_tables:
+        raise ConfigError(f"{source}: unknown table(s) {sorted(unknown_tables)}; expected {list(TARGET_SETS)} and options")
+    opts = data.get("options", {})
+    if not isinstance(opts, Mapping):
+        raise ConfigError(f"{source}: [options] must be a table")
+    for key in opts:
+        if key not in ("gain", "confidence_low", "confidence_high"):
+            raise ConfigError(f"{source}: unknown option {key!r} in [options]")
+    gain = opts.get("gain", 1.0)
+    lo = opts.get("confidence_low", 0.25)
+    hi = opts.get("confidence_high", 0.65)
+    for name, v, top in (("gain", gain, 4.0), ("confidence_low", lo, 1.0), ("confidence_high", hi, 1.0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= top:
+            raise ConfigError(f"{source}: options.{name} must be a number in [0, {top}]. Received: {v!r}")
+    if lo > hi:
+        raise ConfigError(f"{source}: options.confidence_low ({lo}) must not exceed confidence_high ({hi})")
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    targets: dict[str, tuple[str, ...]] = {}
+    for ts in TARGET_SETS:
+        table = data.get(ts)
+        if table is None:
+            raise ConfigError(f"{source}: the [{ts}] table is missing")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: [{ts}] must be a table")
+        needed = list(labels) + ([NEUTRAL] if NEUTRAL not in labels else [])
+        missing = [c for c in needed if c not in table]
+        if missing:
+            raise ConfigError(
+                f"{source}: [{ts}] does not map the model's class(es) {missing}; add a row for each "
+                "(an empty table {} means no expression)"
+            )
+        parsed = {c: _parse_row(table[c], f"{source}: [{ts}].{c}") for c in needed}
+        known = _KNOWN[ts]
+        names: list[str] = list(known) if known is not None else []
+        for c, row in parsed.items():
+            for name in row:
+                if known is not None and name not in known:
+                    raise ConfigError(f"{source}: [{ts}].{c}: {name!r} is not a {ts} target; known: {', '.join(known)}")
+                if name not in names:
+                    names.append(name)
+        if ts == "vrm0":
+            names = list(dict.fromkeys(list(VRM0_PRESETS) + names))
+        rows[ts] = parsed
+        targets[ts] = tuple(names)
+    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source)
+
+
+def load_mapping(path: str | Path | None, labels: Sequence[str]) -> ExpressionMapping:
+    """Read and validate a mapping file (None: the shipped default).
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, or a mapping that does not fit the model.
+    """
+    import tomllib
+
+    p = Path(path) if path is not None else default_mapping_path()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"mapping file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read mapping file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"mapping file {p} is not valid TOML: {exc}") from None
+    return mapping_from_dict(data, labels, source=str(p) if path is not None else "default mapping")

@@ -1,0 +1,107 @@
+import pytest
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+
+from ser_daemon.errors import ConfigError
+from ser_daemon.mapping import load_mapping
+from ser_daemon.osc_profiles import VmcProfile, VRChatProfile, VxpProfile, make_profile
+from test_messages import make_state
+
+LABELS = ("neutral", "happy", "angry")
+
+
+def tags(m: OscMessage) -> bytes:
+    return m.dgram.split(b",", 1)[1].split(b"\x00", 1)[0]
+
+
+def decode(packets: list[bytes]) -> list[OscMessage]:
+    out = []
+    for p in packets:
+        out.extend(OscBundle(p) if OscBundle.dgram_is_bundle(p) else [OscMessage(p)])
+    return out
+
+
+def weights_for(state):
+    return load_mapping(None, state.labels).all_weights(state.smoothed, state.confidence)
+
+
+def test_vrchat_parameters_types_and_names() -> None:
+    st = make_state()
+    prof = VRChatProfile(LABELS)
+    msgs = {m.address: m for m in decode(prof.encode(st, weights_for(st), now=0.0))}
+    assert set(msgs) == {
+        "/avatar/parameters/SER_Neutral", "/avatar/parameters/SER_Happy", "/avatar/parameters/SER_Angry",
+        "/avatar/parameters/SER_Confidence", "/avatar/parameters/SER_Label", "/avatar/parameters/SER_Voice",
+    }
+    assert tags(msgs["/avatar/parameters/SER_Happy"]) == b"f"
+    assert tags(msgs["/avatar/parameters/SER_Label"]) == b"i" and msgs["/avatar/parameters/SER_Label"].params == [2]
+    assert tags(msgs["/avatar/parameters/SER_Voice"]) == b"T"
+    # A 0 or 1 float still goes out as an OSC float.
+    st0 = make_state(smoothed=(0.0, 1.0, 0.0), confidence=1.0)
+    prof.request_full_resend()
+    m0 = {m.address: m for m in decode(prof.encode(st0, weights_for(st0), now=10.0))}
+    assert tags(m0["/avatar/parameters/SER_Neutral"]) == b"f" and m0["/avatar/parameters/SER_Neutral"].params == [0.0]
+
+
+def test_vrchat_sends_on_change_only_and_throttles() -> None:
+    st = make_state()
+    prof = VRChatProfile(LABELS, max_hz=5.0)
+    w = weights_for(st)
+    assert prof.encode(st, w, now=0.0)
+    assert prof.encode(st, w, now=1.0) == []  # nothing changed
+    tiny = make_state(smoothed=(0.1501, 0.7502, 0.0997))  # below VRChat's 1/127 network step
+    assert prof.encode(tiny, w, now=2.0) == []
+    assert prof.encode(make_state(smoothed=(0.1, 0.7, 0.2)), w, now=2.0)
+    changed = make_state(smoothed=(0.05, 0.2, 0.75), label="angry")
+    assert prof.encode(changed, w, now=2.05) == []  # within 200 ms of the last send: throttled
+    later = decode(prof.encode(changed, w, now=3.0))
+    addrs = {m.address for m in later}
+    assert "/avatar/parameters/SER_Angry" in addrs and "/avatar/parameters/SER_Label" in addrs
+    assert "/avatar/parameters/SER_Voice" not in addrs  # unchanged
+    prof.request_full_resend()  # VRChat said /avatar/change
+    assert len(decode(prof.encode(changed, w, now=3.01))) == 6
+    final = make_state(raw=(), final=True, label="neutral", voice_active=False)
+    assert decode(prof.encode(final, w, now=3.02))  # the final state is never throttled
+
+
+@pytest.mark.parametrize("prefix", ["SER ", "SER-", "Émo_", ""])
+def test_vrchat_names_with_spaces_or_symbols_are_refused(prefix: str) -> None:
+    if prefix == "":
+        VRChatProfile(LABELS, prefix=prefix)  # an empty prefix is fine: Happy, Label, ...
+        return
+    with pytest.raises(ConfigError, match="letters, digits and underscores"):
+        VRChatProfile(LABELS, prefix=prefix)
+    with pytest.raises(ConfigError):
+        make_profile("vrchat", ("happy", "very angry"))
+
+
+def test_vmc_bundle_values_then_apply() -> None:
+    st = make_state(label="angry", smoothed=(0.05, 0.05, 0.9), confidence=0.9)
+    w = weights_for(st)
+    [pkt] = VmcProfile().encode(st, w, now=0.0)
+    msgs = list(OscBundle(pkt))
+    assert msgs[-1].address == "/VMC/Ext/Blend/Apply" and msgs[-1].params == []
+    vals = {m.params[0]: m.params[1] for m in msgs[:-1]}
+    assert all(m.address == "/VMC/Ext/Blend/Val" and tags(m) == b"sf" for m in msgs[:-1])
+    assert set(vals) >= {"Joy", "Angry", "Sorrow", "Fun", "Neutral"}
+    assert vals["Angry"] > 0.8 and vals["Joy"] < 0.1
+    plain = VmcProfile(bundle=False).encode(st, w, now=0.0)
+    assert len(plain) == len(msgs) and OscMessage(plain[-1]).address == "/VMC/Ext/Blend/Apply"
+
+
+def test_vxp_numbers_follow_ravdess_order() -> None:
+    prof = VxpProfile()
+    labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    for i, label in enumerate(labels):
+        st = make_state(labels=labels, label=label, smoothed=tuple(0.9 if x == label else 0.0125 for x in labels),
+                        raw=tuple(0.125 for _ in labels), confidence=0.9)
+        prof.request_full_resend()
+        msgs = {m.address: m for m in decode(prof.encode(st, {}, now=float(i)))}
+        assert msgs["/avatar/parameters/VXP_Expression"].params == [i + 1]
+        assert tags(msgs["/avatar/parameters/VXP_Expression"]) == b"i"
+        assert msgs["/avatar/parameters/VXP_Confidence"].params[0] == pytest.approx(0.9)
+    silent = make_state(labels=labels, label="neutral", voice_active=False, smoothed=(1.0,) + (0.0,) * 7,
+                        raw=(0.125,) * 8, confidence=1.0)
+    prof.request_full_resend()
+    msgs = {m.address: m for m in decode(prof.encode(silent, {}, now=100.0))}
+    assert msgs["/avatar/parameters/VXP_Expression"].params == [0]  # "Default (unsure)"
