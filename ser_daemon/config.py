@@ -297,18 +297,22 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     Raises:
         ConfigError: the file is missing or not valid TOML.
     """
+    return flatten_config(read_toml(path, "config file"), source=str(path))
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into a one-line ConfigError naming ``what``."""
     import tomllib
 
     p = Path(path).expanduser()
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}") from None
+        raise ConfigError(f"{what} not found: {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+        raise ConfigError(f"cannot read {what} {p}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
-    return flatten_config(data, source=str(p))
+        raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None
 
 
 def flatten_config(data: Mapping[str, Any], source: str = "config") -> dict[str, Any]:

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .config import read_toml
 from .errors import ConfigError
 from .smoothing import NEUTRAL
 
@@ -183,15 +184,6 @@ def load_mapping(path: str | Path | None, labels: Sequence[str]) -> ExpressionMa
     Raises:
         ConfigError: unreadable file, bad TOML, or a mapping that does not fit the model.
     """
-    import tomllib
-
     p = Path(path) if path is not None else default_mapping_path()
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"mapping file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read mapping file {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"mapping file {p} is not valid TOML: {exc}") from None
+    data = read_toml(p, "mapping file")
     return mapping_from_dict(data, labels, source=str(p) if path is not None else "default mapping")
