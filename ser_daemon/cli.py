@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -78,6 +79,11 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "ws": ("str", str),
     "no_ws": ("bool", None),
     "ws_queue": ("int", None),
+    "web": ("str", str),
+    "max_clients": ("int", None),
+    "max_message_bytes": ("int", None),
+    "ws_token": ("str", str),
+    "ws_allow_origin": ("list", str),
     "allow_remote": ("bool", None),
     "wait_clients": ("int", None),
     "hop_ms": ("num", None),
@@ -148,8 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-ws", action="store_true", help="run no WebSocket server")
     g.add_argument("--ws-queue", type=_positive_int, metavar="N",
                    help="messages queued per WebSocket client before its oldest are dropped (default 64)")
+    g.add_argument("--web", metavar="[HOST:]PORT",
+                   help="serve the live web view (page and its WebSocket) here, e.g. --web 8080; loopback by default")
+    g.add_argument("--max-clients", type=_positive_int, metavar="N",
+                   help="WebSocket connections allowed at once; more are refused with HTTP 503 (default 64)")
+    g.add_argument("--max-message-bytes", type=_positive_int, metavar="N",
+                   help="largest message a WebSocket client may send; larger closes it with 1009 (default 65536)")
     g.add_argument("--allow-remote", action="store_true",
-                   help="allow --ws on a non-loopback address (emotion from a voice is personal data)")
+                   help="allow --ws/--web on a non-loopback address (needs --ws-token; emotion from a voice is personal data)")
+    g.add_argument("--ws-token", metavar="SECRET",
+                   help="clients must send this token (?token= or Authorization: Bearer); default $SER_WS_TOKEN")
+    g.add_argument("--ws-allow-origin", action="append", metavar="ORIGIN",
+                   help="also accept browser pages from this origin (e.g. http://localhost:3000); repeatable")
     g.add_argument("--wait-clients", type=_positive_int, metavar="N",
                    help="start audio only once N WebSocket clients are connected")
 
@@ -238,6 +254,8 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     osc_specs = opts.get("osc") or ([profile] if "osc_profile" in opts else [DEFAULT_OSC])
     osc = () if opts.get("no_osc") else tuple(parse_osc_target(t, profile) for t in osc_specs)
     ws = None if opts.get("no_ws") else parse_endpoint(opts.get("ws", DEFAULT_WS), what="--ws")
+    web = parse_endpoint(opts["web"], what="--web") if "web" in opts else None
+    token = opts.get("ws_token") or os.environ.get("SER_WS_TOKEN") or None
     model = Path(opts["model"]).expanduser() if "model" in opts else None
     mapping = Path(opts["mapping"]).expanduser() if "mapping" in opts else None
     kw: dict[str, Any] = {
@@ -245,7 +263,7 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
         for k in (
             "device", "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
             "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
-            "vrchat_prefix", "vrchat_max_hz", "vrchat_listen",
+            "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
         )
         if k in opts
     }
@@ -253,6 +271,9 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
         inputs=inputs,
         model=model,
         mapping=mapping,
+        web=web,
+        ws_token=token,
+        ws_allow_origin=tuple(opts.get("ws_allow_origin", ())),
         osc=osc,
         ws=ws,
         print_states=bool(opts.get("print", demo)),

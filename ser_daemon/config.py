@@ -222,8 +222,13 @@ class DaemonConfig:
         vrchat_max_hz: most VRChat/VXP parameter updates per second.
         vrchat_listen: UDP port on 127.0.0.1 where VRChat's /avatar/change is heard (0: off).
         ws: WebSocket listen address, or None for none.
+        web: listen address of the live web view (page + WebSocket at /ws), or None.
         ws_queue: messages queued per WebSocket client before the oldest is dropped.
-        allow_remote: permit non-loopback listen addresses.
+        max_clients: WebSocket connections allowed at once (per daemon).
+        max_message_bytes: largest message a WebSocket client may send.
+        ws_token: secret clients must present; required for non-loopback addresses.
+        ws_allow_origin: browser origins (besides the web view's own) allowed to connect.
+        allow_remote: permit non-loopback listen addresses (then a token is required).
         wait_clients: start audio only once this many WebSocket clients are connected.
         print_states: print one line per decision on stdout.
         quiet: no live status line.
@@ -248,7 +253,12 @@ class DaemonConfig:
     vrchat_max_hz: float = 5.0
     vrchat_listen: int = 9001
     ws: Endpoint | None = None
+    web: Endpoint | None = None
     ws_queue: int = 64
+    max_clients: int = 64
+    max_message_bytes: int = 65536
+    ws_token: str | None = None
+    ws_allow_origin: tuple[str, ...] = ()
     allow_remote: bool = False
     wait_clients: int = 0
     print_states: bool = False
@@ -276,11 +286,24 @@ class DaemonConfig:
             raise ConfigError(f"samplerate must be in 4000..384000 Hz. Received: {self.samplerate}")
         if self.channels is not None and not 1 <= self.channels <= 64:
             raise ConfigError(f"channels must be in 1..64. Received: {self.channels}")
-        if self.ws is not None and not self.allow_remote and not is_loopback(self.ws.host):
-            raise ConfigError(
-                f"refusing to listen on {self.ws.host}: emotion read from a voice is personal data. "
-                "Use a loopback address, or pass --allow-remote to listen on other interfaces"
-            )
+        if not 1 <= self.max_clients <= 100000:
+            raise ConfigError(f"max_clients must be in 1..100000. Received: {self.max_clients}")
+        if not 128 <= self.max_message_bytes <= 64 * 1024 * 1024:
+            raise ConfigError(f"max_message_bytes must be in 128..67108864. Received: {self.max_message_bytes}")
+        if self.ws_token is not None and len(self.ws_token) < 16:
+            raise ConfigError("ws_token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
+        for ep in (self.ws, self.web):
+            if ep is None or is_loopback(ep.host):
+                continue
+            if not self.allow_remote:
+                raise ConfigError(
+                    f"refusing to listen on {ep.host}: emotion read from a voice is personal data. "
+                    "Use a loopback address, or pass --allow-remote (with --ws-token) to listen on other interfaces"
+                )
+            if self.ws_token is None:
+                raise ConfigError(
+                    f"listening on {ep.host} needs a token: pass --ws-token or set SER_WS_TOKEN (16+ characters)"
+                )
 
 
 def is_loopback(host: str) -> bool:

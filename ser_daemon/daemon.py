@@ -36,7 +36,7 @@ from .pipeline import Analyzer, StreamProcessor
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, read_wav, resolve_device
 from .state import EmotionState
-from .ws_server import WsBroadcaster
+from .ws_server import AccessPolicy, WsBroadcaster
 
 __all__ = ["Daemon", "StageStats", "format_state"]
 
@@ -211,9 +211,21 @@ class Daemon:
                 pass  # not the main thread (library use): the caller stops us with stop()
         processing: threading.Thread | None = None
         try:
-            if self.config.ws is not None:
-                self.ws = WsBroadcaster(self.hello(), queue_len=self.config.ws_queue)
-                await self.ws.start(self.config.ws)
+            cfg = self.config
+            if cfg.ws is not None or cfg.web is not None:
+                policy = AccessPolicy(
+                    max_clients=cfg.max_clients,
+                    max_message_bytes=cfg.max_message_bytes,
+                    token=cfg.ws_token,
+                    allowed_origins=cfg.ws_allow_origin,
+                )
+                self.ws = WsBroadcaster(self.hello(), queue_len=cfg.ws_queue, policy=policy)
+                if cfg.ws is not None:
+                    await self.ws.start(cfg.ws)
+                if cfg.web is not None:
+                    port = await self.ws.start(cfg.web, web=True)
+                    if not cfg.quiet:
+                        print(f"web view: http://{cfg.web.host}:{port}/", file=self.status_out, flush=True)
                 if self.config.wait_clients:
                     log.info("waiting for %d WebSocket client(s)", self.config.wait_clients)
                     waiter = asyncio.create_task(self.ws.wait_for_clients(self.config.wait_clients))

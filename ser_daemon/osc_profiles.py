@@ -109,7 +109,7 @@ class _OnChangeProfile(OscProfile):
         return (tag, value)
 
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
-        if not state.final and not self._full and now - self._last_send < self.min_interval_s:
+        if not state.final and now - self._last_send < self.min_interval_s:
             return []  # throttled: the changes go out with the next allowed packet
         msgs = []
         for address, tag, value in self._params(state, weights):

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
+import json
 import logging
+import urllib.parse
 from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from .config import Endpoint
 from .errors import ConfigError
 from .messages import dumps, state_json
 from .state import EmotionState
 
-__all__ = ["WsBroadcaster"]
+__all__ = ["WsBroadcaster", "AccessPolicy"]
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +46,135 @@ class _Client:
     dropped: int = 0
 
 
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may connect, and how much they may send.
+
+    Attributes:
+        max_clients: connections beyond this are refused (HTTP 503).
+        max_message_bytes: a client message larger than this closes it (1009).
+        token: when set, clients must send it (``?token=`` or ``Authorization:
+            Bearer``); compared in constant time.  Required off loopback.
+        allowed_origins: browser origins allowed besides this server's own
+            pages; a request with any other Origin header is refused (403), so
+            a web page the user visits cannot read the stream from localhost.
+    """
+
+    max_clients: int = 64
+    max_message_bytes: int = 64 * 1024
+    token: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+
+
+WEB_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                  ".css": "text/css; charset=utf-8"}
+
+
 class WsBroadcaster:
-    """Serves the hello message and then every state as JSON text.
+    """Serves the hello message and then every state as JSON text, on one or more endpoints.
 
     Args:
         hello: the first message each client gets.
         queue_len: messages queued per client before its oldest is dropped.
-        max_message_bytes: largest message a client may send us.
+        policy: connection limits and access control.
     """
 
-    def __init__(self, hello: dict[str, Any], queue_len: int = 64, max_message_bytes: int = 64 * 1024) -> None:
+    def __init__(self, hello: dict[str, Any], queue_len: int = 64, policy: AccessPolicy | None = None) -> None:
         self.hello_text = dumps(hello)
         self.queue_len = queue_len
-        self.max_message_bytes = max_message_bytes
+        self.policy = policy or AccessPolicy()
         self.clients: set[_Client] = set()
         self.total_dropped = 0
         self.connections_total = 0
-        self._server: Server | None = None
+        self.refused: collections.Counter[str] = collections.Counter()
+        self._servers: list[Server] = []
         self._count_changed = asyncio.Event()
         self.port: int | None = None
+        self.ports: list[int] = []
+        self._own_origins: set[str] = set()
 
-    async def start(self, endpoint: Endpoint) -> None:
-        """Listen on ``endpoint`` (port 0 picks a free port, see :attr:`port`)."""
+    async def start(self, endpoint: Endpoint, web: bool = False) -> int:
+        """Listen on ``endpoint``; with ``web`` also serve the live page there. Returns the port."""
         try:
-            self._server = await serve(
+            server = await serve(
                 self._handle,
                 endpoint.host,
                 endpoint.port,
-                max_size=self.max_message_bytes,
+                process_request=self._make_gate(web),
+                max_size=self.policy.max_message_bytes,
+                max_queue=4,
                 close_timeout=0.5,
                 ping_interval=20,
                 ping_timeout=20,
             )
         except OSError as exc:
-            raise ConfigError(f"cannot listen for WebSocket clients on {endpoint}: {exc.strerror or exc}") from None
-        sock = next(iter(self._server.sockets))
-        self.port = sock.getsockname()[1]
-        log.info("WebSocket server on %s:%s", endpoint.host, self.port)
+            raise ConfigError(f"cannot listen on {endpoint}: {exc.strerror or exc}") from None
+        port = next(iter(server.sockets)).getsockname()[1]
+        self._servers.append(server)
+        self.ports.append(port)
+        if self.port is None:
+            self.port = port
+        if web:
+            for host in ("127.0.0.1", "localhost", endpoint.host):
+                self._own_origins.add(f"http://{host}:{port}")
+        log.info("%s on %s:%s", "web view" if web else "WebSocket server", endpoint.host, port)
+        return port
+
+    def _make_gate(self, web: bool):  # type: ignore[no-untyped-def]
+        def gate(conn: ServerConnection, request: Request) -> Response | None:
+            path, _, query = request.path.partition("?")
+            upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+            if not upgrade:
+                if web and path in WEB_FILES:
+                    return self._static(conn, WEB_FILES[path])
+                self.refused["not_found"] += 1
+                return conn.respond(HTTPStatus.NOT_FOUND, "Not found: this port serves WebSocket clients.\n")
+            origin = request.headers.get("Origin")
+            if origin is not None and origin not in self._own_origins and origin not in self.policy.allowed_origins:
+                self.refused["origin"] += 1
+                log.warning("refused a WebSocket client from origin %s (allow it with --ws-allow-origin)", origin)
+                return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
+            if self.policy.token is not None and not self._token_ok(request, query):
+                self.refused["token"] += 1
+                return conn.respond(HTTPStatus.UNAUTHORIZED, "A valid token is required.\n")
+            if len(self.clients) >= self.policy.max_clients:
+                self.refused["full"] += 1
+                return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many clients.\n")
+            return None
+
+        return gate
+
+    def _token_ok(self, request: Request, query: str) -> bool:
+        assert self.policy.token is not None
+        given = ""
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            given = auth[len("Bearer ") :].strip()
+        else:
+            for part in query.split("&"):
+                key, _, value = part.partition("=")
+                if key == "token":
+                    given = urllib.parse.unquote(value)
+        return hmac.compare_digest(given.encode("utf-8", "replace"), self.policy.token.encode("utf-8"))
+
+    def _static(self, conn: ServerConnection, name: str) -> Response:
+        try:
+            body = (resources.files("ser_daemon") / "web" / name).read_bytes()
+        except FileNotFoundError:
+            return conn.respond(HTTPStatus.NOT_FOUND, "Not found.\n")
+        headers = Headers()
+        headers["Content-Type"] = _CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+        headers["Content-Length"] = str(len(body))
+        headers["Cache-Control"] = "no-store"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Content-Security-Policy"] = "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'"
+        return Response(HTTPStatus.OK, "OK", headers, body)
 
     async def _handle(self, conn: ServerConnection) -> None:
+        if len(self.clients) >= self.policy.max_clients:  # raced past the gate
+            await conn.close(CloseCode.TRY_AGAIN_LATER, "too many clients")
+            return
         client = _Client(conn, collections.deque(maxlen=self.queue_len))
         client.queue.append(self.hello_text)
         client.ready.set()
@@ -97,10 +196,19 @@ class WsBroadcaster:
             self._count_changed.set()
 
     async def _drain_incoming(self, conn: ServerConnection) -> None:
-        """Read and discard what clients send (this endpoint takes no commands yet)."""
+        """This endpoint takes no commands: text is ignored, binary or non-JSON text closes (1003/1007)."""
         try:
-            async for _ in conn:
-                pass
+            async for message in conn:
+                if isinstance(message, bytes):
+                    self.refused["binary"] += 1
+                    await conn.close(CloseCode.UNSUPPORTED_DATA, "this endpoint takes no binary messages")
+                    return
+                try:
+                    json.loads(message)
+                except ValueError:
+                    self.refused["garbage"] += 1
+                    await conn.close(CloseCode.INVALID_DATA, "messages must be JSON")
+                    return
         except ConnectionClosed:
             pass
 
@@ -133,10 +241,11 @@ class WsBroadcaster:
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
             try:
-                await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
             except asyncio.TimeoutError:
                 log.warning("WebSocket server did not close within 1 s")
-            self._server = None

@@ -58,10 +58,11 @@ def test_vrchat_sends_on_change_only_and_throttles() -> None:
     addrs = {m.address for m in later}
     assert "/avatar/parameters/SER_Angry" in addrs and "/avatar/parameters/SER_Label" in addrs
     assert "/avatar/parameters/SER_Voice" not in addrs  # unchanged
-    prof.request_full_resend()  # VRChat said /avatar/change
-    assert len(decode(prof.encode(changed, w, now=3.01))) == 6
+    prof.request_full_resend()  # VRChat said /avatar/change: everything, but still throttled
+    assert prof.encode(changed, w, now=3.01) == []
+    assert len(decode(prof.encode(changed, w, now=3.25))) == 6
     final = make_state(raw=(), final=True, label="neutral", voice_active=False)
-    assert decode(prof.encode(final, w, now=3.02))  # the final state is never throttled
+    assert decode(prof.encode(final, w, now=3.26))  # the final state is never throttled
 
 
 @pytest.mark.parametrize("prefix", ["SER ", "SER-", "Émo_", ""])
