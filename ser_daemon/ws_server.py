@@ -44,6 +44,7 @@ class _Client:
     queue: collections.deque[str]
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,11 +183,18 @@ class WsBroadcaster:
         self.connections_total += 1
         self._count_changed.set()
         reader = asyncio.create_task(self._drain_incoming(conn))
+
+        def on_reader_done(_: asyncio.Task) -> None:
+            # The connection is gone (closed, reset, or closed by us): wake the sender to leave.
+            client.closed = True
+            client.ready.set()
+
+        reader.add_done_callback(on_reader_done)
         try:
-            while True:
+            while not client.closed:
                 await client.ready.wait()
                 client.ready.clear()
-                while client.queue:
+                while client.queue and not client.closed:
                     await conn.send(client.queue.popleft())
         except ConnectionClosed:
             pass
