@@ -15,6 +15,7 @@ import collections
 import json
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ import numpy as np
 from .config import DaemonConfig
 from .inference import Classifier
 from .mapping import ExpressionMapping, load_mapping
-from .messages import hello_json
+from .messages import hello_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .osc_profiles import make_profile
@@ -145,6 +146,7 @@ class Daemon:
         self.streams: list[_Stream] = []
         self.exit_code = 0
         self._wake = threading.Event()
+        self._statuses: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
         self._stop_processing = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -174,12 +176,18 @@ class Daemon:
             log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
         if not cfg.inputs:
             dev = resolve_device(cfg.device)
-            src = DeviceSource(
-                dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels, block_ms=cfg.block_ms
-            )
             name = unique("mic")
+            src = DeviceSource(
+                dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
+                block_ms=cfg.block_ms, on_status=lambda status, detail, n=name: self._on_input_status(n, status, detail),
+            )
             self.streams.append(_Stream(name, src, src.ring, self._processor(name, src.rate), fast=False))
             log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
+
+    def _on_input_status(self, stream: str, status: str, detail: str) -> None:
+        """From a device supervisor thread: hand over to the processing thread."""
+        self._statuses.put((stream, status, detail))
+        self._wake.set()
 
     def _processor(self, name: str, rate: int) -> StreamProcessor:
         b = self.bundle
@@ -324,6 +332,7 @@ class Daemon:
             if not any_fast:
                 self._wake.wait(0.05)
                 self._wake.clear()
+            self._drain_statuses()
             work = []
             ended = []
             for st in self.streams:
@@ -346,6 +355,28 @@ class Daemon:
                 self._emit(st.proc.final_state())
             if self.streams and all(st.done for st in self.streams):
                 return
+
+    def _drain_statuses(self) -> None:
+        while True:
+            try:
+                stream, status, detail = self._statuses.get_nowait()
+            except queue.Empty:
+                return
+            if status == "no_audio":
+                for st in self.streams:
+                    if st.name == stream:
+                        self._emit(st.proc.interrupt())  # relax the face now, not when audio returns
+            if self.osc is not None:
+                self.osc.send_status(stream, status)
+            if self.ws is not None and self._loop is not None:
+                msg = status_json(stream, status, detail, time.monotonic())
+                try:
+                    self._loop.call_soon_threadsafe(self.ws.broadcast_message, msg)
+                except RuntimeError:
+                    pass
+            if self.config.print_states:
+                self.out.write(f"[{stream}] status: {status} ({detail})\n")
+                self.out.flush()
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()

@@ -39,6 +39,7 @@ __all__ = [
     "osc_packets",
     "state_json",
     "hello_json",
+    "status_json",
     "dumps",
 ]
 
@@ -139,6 +140,12 @@ def hello_json(
         "hop_ms": _r(hop_ms, 3),
         "streams": list(streams),
     }
+
+
+def status_json(stream: str, status: str, detail: str, when: float) -> dict[str, Any]:
+    """A stream's input status: "capturing" or "no_audio" (device gone; retrying)."""
+    return {"type": "status", "protocol": PROTOCOL_VERSION, "stream": stream, "status": status,
+            "detail": detail, "time": _r(when, 6)}
 
 
 def dumps(message: dict[str, Any]) -> str:

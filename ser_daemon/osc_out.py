@@ -52,6 +52,11 @@ class OscSender:
             for pkt in profile.encode(state, weights, now):
                 self._sendto(pkt, target, family, sockaddr)
 
+    def send_status(self, stream: str, status: str) -> None:
+        for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
+            for pkt in profile.encode_status(stream, status):
+                self._sendto(pkt, target, family, sockaddr)
+
     def request_full_resend(self, profile_name: str) -> None:
         for p in self.profiles:
             if p.name == profile_name:

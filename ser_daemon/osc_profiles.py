@@ -68,6 +68,10 @@ class OscProfile:
     def request_full_resend(self) -> None:
         """Next encode sends everything (receivers that reset, e.g. on avatar change)."""
 
+    def encode_status(self, stream: str, status: str) -> list[bytes]:
+        """Input status changes; only the generic scheme carries them."""
+        return []
+
 
 class GenericProfile(OscProfile):
     name = "generic"
@@ -82,6 +86,9 @@ class GenericProfile(OscProfile):
             for name, w in weights.get(target_set, {}).items():
                 msgs.append(osc_message(f"{self.prefix}/{target_set}/{osc_name(name)}", ("f", w)))
         return osc_packets(msgs, self.bundle)
+
+    def encode_status(self, stream: str, status: str) -> list[bytes]:
+        return [osc_message(f"{self.prefix}/status", ("s", status))]
 
 
 class _OnChangeProfile(OscProfile):

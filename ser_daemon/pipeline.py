@@ -19,6 +19,7 @@ queued, and a decision made later than the latency budget is marked late.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -141,7 +142,7 @@ class StreamProcessor:
             lost: frames the ring lost just before these (an overrun).
         """
         if lost or start_index != self._expected_in:
-            gap = max(lost, start_index - self._expected_in)
+            gap = max(lost, start_index - self._expected_in) if self._expected_in >= 0 else lost
             if gap > 0:
                 self.overruns += gap
             self._restart(start_index)
@@ -229,6 +230,12 @@ class StreamProcessor:
         )
         self.seq += 1
         return state
+
+    def interrupt(self) -> EmotionState:
+        """The input went away: relax to neutral now and restart the front end on the next audio."""
+        self._expected_in = -1  # forces a restart (not counted as an overrun) at the next feed
+        state = self.final_state()
+        return dataclasses.replace(state, final=False)
 
     def final_state(self) -> EmotionState:
         """The neutral, voiceless state sent when the stream stops."""

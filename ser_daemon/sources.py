@@ -257,7 +257,22 @@ def resolve_device(device: int | str | None) -> InputDevice:
 
 
 class DeviceSource:
-    """Captures a sound device into a ring through a PortAudio callback."""
+    """Captures a sound device into a ring through a PortAudio callback, and survives unplugging.
+
+    A supervisor thread watches the stream: when callbacks stop (device
+    unplugged, sound server gone) it closes the stream, reports "no_audio"
+    and retries with exponential backoff, re-scanning devices by name, until
+    the same device is back; then it reports "capturing" again.  Each
+    transition is logged once, never once per retry.
+
+    Args:
+        on_status: called from the supervisor thread with (status, detail);
+            status is "capturing" or "no_audio".
+    """
+
+    STALL_S = 1.0  # no callback for this long means the device is gone
+    FIRST_BLOCK_S = 3.0  # a freshly opened stream may take this long to deliver its first block
+    BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 
     def __init__(
         self,
@@ -268,6 +283,7 @@ class DeviceSource:
         samplerate: int | None = None,
         channels: int | None = None,
         block_ms: float = 20.0,
+        on_status: Callable[[str, str], None] | None = None,
     ) -> None:
         self.device = device
         self.rate = int(samplerate or round(device.default_samplerate))
@@ -278,20 +294,30 @@ class DeviceSource:
         self.ring = AudioRing(int(math.ceil(self.rate * ring_seconds)), self.channels)
         self.wake = wake
         self.name = device.name
+        self.on_status = on_status or (lambda status, detail: None)
         self.status_flags = 0  # callbacks that reported an input overflow/underflow
+        self.last_callback = 0.0
+        self.opened_at = 0.0
+        self.reconnects = 0
+        self.status = "starting"
+        self.finished = threading.Event()  # never set: a device does not end by itself
         self._stream: Any = None
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         # Real-time thread: copy, note the time, wake the consumer. Nothing else.
         if status:
             self.status_flags += 1
-        self.ring.write(indata, time.monotonic())
+        now = time.monotonic()
+        self.ring.write(indata, now)
+        self.last_callback = now
         self.wake()
 
-    def start(self) -> None:
+    def _open(self) -> None:
         sd = import_sounddevice()
         try:
-            self._stream = sd.InputStream(
+            stream = sd.InputStream(
                 device=self.device.index,
                 samplerate=self.rate,
                 channels=self.channels,
@@ -299,19 +325,98 @@ class DeviceSource:
                 dtype="float32",
                 callback=self._callback,
             )
-            self._stream.start()
+            self.opened_at = time.monotonic()
+            self.last_callback = 0.0
+            stream.start()
         except Exception as exc:  # sd.PortAudioError and ValueError for bad settings
-            self._stream = None
             raise AudioInputError(
                 f"cannot open input device {self.device.index} ({self.device.name}) at {self.rate} Hz, "
                 f"{self.channels} ch: {exc}"
             ) from None
+        self._stream = stream
 
-    def stop(self) -> None:
+    def start(self) -> None:
+        """Open the device (errors here are the user's to see) and start supervising it."""
+        self._open()
+        self._set_status("capturing", f"{self.device.name} at {self.rate} Hz")
+        self._supervisor = threading.Thread(target=self._supervise, name=f"mic-{self.device.index}", daemon=True)
+        self._supervisor.start()
+
+    def _set_status(self, status: str, detail: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.on_status(status, detail)
+
+    def _healthy(self) -> bool:
+        stream = self._stream
+        if stream is None:
+            return False
+        try:
+            active = bool(stream.active)
+        except Exception:
+            active = False
+        now = time.monotonic()
+        if self.last_callback < self.opened_at:  # no block yet since (re)opening
+            return active and now - self.opened_at < self.FIRST_BLOCK_S
+        return active and now - self.last_callback < self.STALL_S
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.2):
+            if self._healthy():
+                continue
+            log.warning("input device %r stopped delivering audio; retrying with backoff", self.device.name)
+            self._set_status("no_audio", f"{self.device.name} stopped delivering audio")
+            self._close_stream()
+            attempt = 0
+            while not self._stop.is_set():
+                delay = self.BACKOFF_S[min(attempt, len(self.BACKOFF_S) - 1)]
+                if self._stop.wait(delay):
+                    return
+                attempt += 1
+                try:
+                    self._reopen()
+                    self._await_first_block()
+                except AudioInputError as exc:
+                    log.debug("reopen attempt %d failed: %s", attempt, exc)
+                    self._close_stream()
+                    continue
+                self.reconnects += 1
+                log.warning("input device %r is back after %d attempt(s); capturing again", self.device.name, attempt)
+                self._set_status("capturing", f"{self.device.name} is back")
+                break
+
+    def _await_first_block(self) -> None:
+        """Only audio that really arrives counts as "back"."""
+        deadline = self.opened_at + self.FIRST_BLOCK_S
+        while self.last_callback < self.opened_at:
+            if time.monotonic() > deadline or self._stop.wait(0.05):
+                raise AudioInputError("the reopened stream delivered no audio")
+
+    def _reopen(self) -> None:
+        """Re-scan devices (PortAudio caches the list) and open the same device by name."""
+        sd = import_sounddevice()
+        try:
+            sd._terminate()
+            sd._initialize()
+        except Exception as exc:
+            raise AudioInputError(f"PortAudio re-initialisation failed: {exc}") from None
+        matches = [d for d in list_input_devices() if d.name == self.device.name]
+        if not matches:
+            raise AudioInputError(f"input device {self.device.name!r} is not there")
+        self.device = matches[0]
+        self._open()
+
+    def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop()
+                stream.abort()
                 stream.close()
             except Exception as exc:
                 log.debug("closing the input stream: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=1.0)
+        self._close_stream()

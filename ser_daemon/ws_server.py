@@ -235,6 +235,16 @@ class WsBroadcaster:
                 c.queue.append(text)
             c.ready.set()
 
+    def broadcast_message(self, message: dict[str, Any]) -> None:
+        """Queue any other message (e.g. a status) for every client."""
+        text = dumps(message)
+        for c in self.clients:
+            if len(c.queue) == c.queue.maxlen:
+                c.dropped += 1
+                self.total_dropped += 1
+            c.queue.append(text)
+            c.ready.set()
+
     async def wait_for_clients(self, n: int) -> None:
         """Return once at least ``n`` clients are connected."""
         while len(self.clients) < n:
