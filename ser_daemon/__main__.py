@@ -1,7 +1,10 @@
-"""``python -m ser_daemon`` runs the daemon's command line."""
+"""``python -m ser_daemon``: the same as the ``ser-daemon`` command."""
 
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while still importing
+    sys.exit(130)
 
 sys.exit(main())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -295,8 +297,22 @@ def _list_devices() -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ser-daemon``; return the process exit code."""
+    # Until the daemon installs its own handlers, SIGTERM stops start-up like Ctrl-C does.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     logging.basicConfig(
@@ -317,8 +333,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SerError as exc:
         print(f"ser-daemon: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 def _run(config: DaemonConfig, stats_json: str | None) -> int:

@@ -1,0 +1,198 @@
+"""Faults provoked for real: stalls, dead OSC targets, bad models, signals at any moment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import timeout
+from helpers import REPO, UdpReceiver, daemon_cmd, free_port, ws_collect
+from tiny_model import tone, write_wav
+
+pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
+
+
+def env_for(bundle: Path) -> dict[str, str]:
+    return {**os.environ, "SER_MODEL_DIR": str(bundle)}
+
+
+@pytest.fixture(scope="module")
+def loop_wav(tmp_path_factory) -> Path:
+    x = np.concatenate([tone(3000, 2.0), np.zeros(8000, np.float32), tone(200, 2.0)])
+    return write_wav(tmp_path_factory.mktemp("wav") / "loop.wav", x)
+
+
+def test_processing_stall_is_counted_and_recovers(tiny_bundle, loop_wav) -> None:
+    """SIGSTOP the daemon for 6 s while it replays at real time: the 4 s ring overruns."""
+    ws_port = free_port()
+    proc = subprocess.Popen(
+        daemon_cmd("--input", str(loop_wav), "--loop", "--ws", f"127.0.0.1:{ws_port}", "--no-osc", "--quiet"),
+        env=env_for(tiny_bundle), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+
+    async def watch() -> list[dict]:
+        from websockets.asyncio.client import connect
+
+        deadline = time.monotonic() + timeout(20)
+        while True:
+            try:
+                ws = await connect(f"ws://127.0.0.1:{ws_port}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        msgs = []
+        async with ws:
+            t_stop = None
+            end = time.monotonic() + timeout(40)
+            while time.monotonic() < end:
+                try:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                except asyncio.TimeoutError:
+                    continue
+                msgs.append(m)
+                states = [x for x in msgs if x["type"] == "state"]
+                if t_stop is None and len(states) >= 4:
+                    os.kill(proc.pid, signal.SIGSTOP)
+                    await asyncio.sleep(6.0)
+                    os.kill(proc.pid, signal.SIGCONT)
+                    t_stop = time.monotonic()
+                if t_stop is not None and time.monotonic() - t_stop > 3.0:
+                    break
+        return msgs
+
+    try:
+        msgs = asyncio.run(watch())
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout(5))
+    finally:
+        proc.kill()
+    states = [m for m in msgs if m["type"] == "state"]
+    assert [s["seq"] for s in states] == list(range(states[0]["seq"], states[0]["seq"] + len(states)))
+    last = states[-1]
+    assert last["overruns"] >= 16000  # about 2 s of 16 kHz audio lost to the 4 s ring, and counted
+    assert last["dropped_windows"] >= 1  # superseded windows were skipped, not queued
+    # It recovered: the newest decisions are back within the budget.
+    assert all(not s["late"] and s["latency_ms"] < 150 for s in states[-3:])
+
+
+def test_osc_target_that_does_not_listen(tiny_bundle, loop_wav) -> None:
+    dead = free_port(kind=2)  # nothing listens there
+    ws_port = free_port()
+    proc = subprocess.Popen(
+        daemon_cmd("--input", str(loop_wav), "--fast", "--osc", f"127.0.0.1:{dead}", "--osc", f"vmc@127.0.0.1:{dead}",
+                   "--ws", f"127.0.0.1:{ws_port}", "--wait-clients", "1", "--ws-queue", "10000", "--quiet"),
+        env=env_for(tiny_bundle), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        msgs = asyncio.run(ws_collect(ws_port))
+        out, err = proc.communicate(timeout=timeout(20))
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert msgs[-1]["final"] and len(msgs) > 10
+    assert err.count("OSC to") <= 2  # at most one line per target, never a flood
+
+
+def _bad_models(tiny_bundle: Path, root: Path) -> dict[str, tuple[Path, str]]:
+    cases = {}
+
+    def copy(name: str) -> Path:
+        d = root / name
+        shutil.copytree(tiny_bundle, d)
+        return d
+
+    d = copy("corrupt_tflite")
+    (d / "model.tflite").write_bytes(b"\x00garbage" * 100)
+    cases["corrupt_tflite"] = (d, "cannot load LiteRT model")
+    d = copy("no_labels")
+    meta = json.loads((d / "ser_model.json").read_text())
+    del meta["labels"]
+    (d / "ser_model.json").write_text(json.dumps(meta))
+    cases["no_labels"] = (d, "'labels' must list")
+    d = copy("wrong_shape")
+    meta = json.loads((d / "ser_model.json").read_text())
+    meta["window_s"] = 2.0
+    (d / "ser_model.json").write_text(json.dumps(meta))
+    cases["wrong_shape"] = (d, "does not match the metadata")
+    d = copy("label_count")
+    meta = json.loads((d / "ser_model.json").read_text())
+    meta["labels"] = ["a", "b", "c"]
+    (d / "ser_model.json").write_text(json.dumps(meta))
+    cases["label_count"] = (d, "outputs but the metadata lists 3 labels")
+    d = copy("not_json")
+    (d / "ser_model.json").write_text("{not json")
+    cases["not_json"] = (d, "cannot read")
+    return cases
+
+
+def test_bad_models_give_one_line_and_exit_2(tiny_bundle, loop_wav, tmp_path) -> None:
+    for name, (model, needle) in _bad_models(tiny_bundle, tmp_path).items():
+        r = subprocess.run(
+            daemon_cmd("--input", str(loop_wav), "--fast", "--model", str(model), "--no-ws", "--no-osc", "--quiet"),
+            capture_output=True, text=True, timeout=timeout(60), cwd=REPO,
+        )
+        assert r.returncode == 2, (name, r.stderr)
+        assert needle in r.stderr, (name, r.stderr)
+        assert "Traceback" not in r.stderr, name
+
+
+@pytest.mark.parametrize("audio", ["8bit", "96k", "6ch", "nan"])
+def test_unusual_or_bad_audio_files(tiny_bundle, tmp_path, audio) -> None:
+    from scipy.io import wavfile
+
+    x = tone(3000, 2.0)
+    p = tmp_path / f"{audio}.wav"
+    if audio == "8bit":
+        wavfile.write(p, 16000, ((x * 127) + 128).astype(np.uint8))
+    elif audio == "96k":
+        from scipy.signal import resample_poly
+
+        wavfile.write(p, 96000, (resample_poly(x, 6, 1) * 32767).astype(np.int16))
+    elif audio == "6ch":
+        wavfile.write(p, 48000, np.repeat((np.repeat(x, 3) * 32767).astype(np.int16)[:, None], 6, axis=1))
+    else:
+        y = x.copy()
+        y[1000:1010] = np.nan
+        wavfile.write(p, 16000, y)
+    r = subprocess.run(
+        daemon_cmd("--input", str(p), "--fast", "--print", "--no-ws", "--no-osc", "--quiet"),
+        capture_output=True, text=True, timeout=timeout(60), cwd=REPO, env=env_for(tiny_bundle),
+    )
+    if audio == "nan":
+        assert r.returncode == 2 and "NaN" in r.stderr and "Traceback" not in r.stderr
+    else:
+        # Unusual but valid: any rate, any channel count, 8-bit PCM all work.
+        assert r.returncode == 0, r.stderr
+        assert "angry" in r.stdout
+
+
+@pytest.mark.parametrize("delay_s", [0.05, 0.4, 1.5, 3.0])
+def test_signal_at_any_moment_exits_within_a_second(tiny_bundle, loop_wav, delay_s) -> None:
+    rx = UdpReceiver()
+    proc = subprocess.Popen(
+        daemon_cmd("--input", str(loop_wav), "--loop", "--osc", f"127.0.0.1:{rx.port}",
+                   "--ws", f"127.0.0.1:{free_port()}", "--quiet"),
+        env=env_for(tiny_bundle), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        time.sleep(delay_s)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout(5))
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+        rx.close()
+    assert took < 1.0 * max(1.0, timeout(1.0)), took
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
