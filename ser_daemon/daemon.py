@@ -11,7 +11,6 @@ neutral state per stream), then the servers, all bounded in time.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
 import os
@@ -57,38 +56,50 @@ class _Stream:
 
 
 class StageStats:
-    """Bounded record of per-stage times and latencies for the exit summary."""
+    """Per-stage times and latencies of the newest decisions, in fixed-size arrays.
 
-    def __init__(self, max_items: int = 200_000) -> None:
-        self.stages: dict[str, collections.deque[float]] = {}
-        self.latency_ms: collections.deque[float] = collections.deque(maxlen=max_items)
+    Preallocated so that a daemon running for days holds constant memory; the
+    summary covers the last ``max_items`` decisions.
+    """
+
+    def __init__(self, max_items: int = 16384) -> None:
         self.max_items = max_items
         self.decisions = 0
+        self._names: list[str] = []
+        self._data = np.zeros((0, max_items), dtype=np.float64)
+
+    def _column(self, name: str) -> int:
+        if name not in self._names:
+            self._names.append(name)
+            self._data = np.vstack([self._data, np.zeros((1, self.max_items))])
+        return self._names.index(name)
 
     def record(self, state: EmotionState, send_ms: float) -> None:
-        self.decisions += 1
+        i = self.decisions % self.max_items
         stages = dict(state.stage_ms)
         stages["encode_send"] = send_ms
-        stages["compute_total"] = sum(v for k, v in stages.items() if k != "encode_send") + send_ms
+        stages["compute_total"] = sum(stages.values())
+        stages["decision_latency"] = state.latency_ms
         for k, v in stages.items():
-            self.stages.setdefault(k, collections.deque(maxlen=self.max_items)).append(v)
-        self.latency_ms.append(state.latency_ms)
+            col = self._column(k)  # may grow the array: look it up first
+            self._data[col, i] = v
+        self.decisions += 1
 
     def summary(self) -> dict[str, dict[str, float]]:
-        def stats(values: collections.deque[float]) -> dict[str, float]:
-            a = np.asarray(values, dtype=np.float64)
-            if not len(a):
-                return {"n": 0}
-            return {
-                "n": int(len(a)),
+        n = min(self.decisions, self.max_items)
+        out: dict[str, dict[str, float]] = {}
+        for k, row in zip(self._names, self._data):
+            a = row[:n]
+            if not n:
+                out[k] = {"n": 0}
+                continue
+            out[k] = {
+                "n": int(n),
                 "median_ms": round(float(np.median(a)), 4),
                 "p95_ms": round(float(np.percentile(a, 95)), 4),
                 "p99_ms": round(float(np.percentile(a, 99)), 4),
                 "max_ms": round(float(a.max()), 4),
             }
-
-        out = {k: stats(v) for k, v in self.stages.items()}
-        out["decision_latency"] = stats(self.latency_ms)
         return out
 
 
