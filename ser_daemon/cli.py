@@ -61,7 +61,7 @@ def _float(text: str) -> float:
 # name -> (kind, converter); kinds: "str", "num", "int", "bool", "list"
 _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "input": ("list", str),
-    "device": ("str", _device),
+    "device": ("list", str),
     "fast": ("bool", None),
     "loop": ("bool", None),
     "samplerate": ("int", None),
@@ -82,6 +82,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "no_ws": ("bool", None),
     "ws_queue": ("int", None),
     "web": ("str", str),
+    "ingest": ("str", str),
     "max_clients": ("int", None),
     "max_message_bytes": ("int", None),
     "ws_token": ("str", str),
@@ -117,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     g = p.add_argument_group("input")
-    g.add_argument("--device", type=_device, metavar="N|NAME",
-                   help="capture from this input device: index or part of its name (see --list-devices)")
+    g.add_argument("--device", action="append", type=_device, metavar="N|NAME",
+                   help="capture from this input device: index or part of its name (see --list-devices); "
+                        "repeatable: one stream per device")
     g.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     g.add_argument("--input", action="append", metavar="FILE.wav",
                    help="replay a WAV file at real time through the same pipeline (repeatable: one stream each)")
@@ -158,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="messages queued per WebSocket client before its oldest are dropped (default 64)")
     g.add_argument("--web", metavar="[HOST:]PORT",
                    help="serve the live web view (page and its WebSocket) here, e.g. --web 8080; loopback by default")
+    g.add_argument("--ingest", metavar="[HOST:]PORT",
+                   help="accept remote audio: WebSocket clients stream 16-bit PCM, one stream each (see README)")
     g.add_argument("--max-clients", type=_positive_int, metavar="N",
                    help="WebSocket connections allowed at once; more are refused with HTTP 503 (default 64)")
     g.add_argument("--max-message-bytes", type=_positive_int, metavar="N",
@@ -224,8 +228,13 @@ def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad
         elif kind == "list":
-            if isinstance(value, str):
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
                 value = [value]
+            if key == "device" and isinstance(value, list):
+                value = [_device(str(v)) if isinstance(v, (str, int)) and not isinstance(v, bool) else v for v in value]
+                if all(isinstance(v, (str, int)) for v in value):
+                    out[key] = value
+                    continue
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise bad
         elif kind == "str":
@@ -249,7 +258,7 @@ def _settings(opts: dict[str, Any]) -> AnalysisSettings:
 def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     """Turn merged option values (flags over file) into a validated config."""
     inputs = tuple(Path(p) for p in opts.get("input", ()))
-    demo = not inputs and "device" not in opts
+    demo = not inputs and not opts.get("device") and "ingest" not in opts
     if demo:
         inputs = (demo_recording(),)
     profile = opts.get("osc_profile", "generic")
@@ -257,13 +266,14 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     osc = () if opts.get("no_osc") else tuple(parse_osc_target(t, profile) for t in osc_specs)
     ws = None if opts.get("no_ws") else parse_endpoint(opts.get("ws", DEFAULT_WS), what="--ws")
     web = parse_endpoint(opts["web"], what="--web") if "web" in opts else None
+    ingest = parse_endpoint(opts["ingest"], what="--ingest") if "ingest" in opts else None
     token = opts.get("ws_token") or os.environ.get("SER_WS_TOKEN") or None
     model = Path(opts["model"]).expanduser() if "model" in opts else None
     mapping = Path(opts["mapping"]).expanduser() if "mapping" in opts else None
     kw: dict[str, Any] = {
         k: opts[k]
         for k in (
-            "device", "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
+            "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
             "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
             "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
         )
@@ -273,7 +283,9 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
         inputs=inputs,
         model=model,
         mapping=mapping,
+        device=tuple(opts["device"]) if opts.get("device") else None,
         web=web,
+        ingest=ingest,
         ws_token=token,
         ws_allow_origin=tuple(opts.get("ws_allow_origin", ())),
         osc=osc,

@@ -206,7 +206,7 @@ class DaemonConfig:
 
     Attributes:
         inputs: WAV files to replay (empty when a device is used or for the demo).
-        device: sound device index or name substring, or None.
+        device: sound device index or name substring (a tuple for several devices), or None.
         fast: replay files as fast as possible instead of at real time.
         loop: replay files forever.
         samplerate: device capture rate in Hertz, or None for the device default.
@@ -223,6 +223,7 @@ class DaemonConfig:
         vrchat_listen: UDP port on 127.0.0.1 where VRChat's /avatar/change is heard (0: off).
         ws: WebSocket listen address, or None for none.
         web: listen address of the live web view (page + WebSocket at /ws), or None.
+        ingest: listen address where remote clients stream 16-bit PCM over WebSocket, or None.
         ws_queue: messages queued per WebSocket client before the oldest is dropped.
         max_clients: WebSocket connections allowed at once (per daemon).
         max_message_bytes: largest message a WebSocket client may send.
@@ -237,7 +238,7 @@ class DaemonConfig:
     """
 
     inputs: tuple[Path, ...] = ()
-    device: int | str | None = None
+    device: int | str | tuple[int | str, ...] | None = None
     fast: bool = False
     loop: bool = False
     samplerate: int | None = None
@@ -254,6 +255,7 @@ class DaemonConfig:
     vrchat_listen: int = 9001
     ws: Endpoint | None = None
     web: Endpoint | None = None
+    ingest: Endpoint | None = None
     ws_queue: int = 64
     max_clients: int = 64
     max_message_bytes: int = 65536
@@ -271,7 +273,7 @@ class DaemonConfig:
             raise ConfigError(f"backend must be auto, litert or keras. Received: {self.backend!r}")
         if self.osc_format not in ("bundle", "messages"):
             raise ConfigError(f"osc_format must be bundle or messages. Received: {self.osc_format!r}")
-        if self.inputs and self.device is not None:
+        if self.inputs and self.device not in (None, ()):
             raise ConfigError("give either --input files or --device, not both")
         _check_range("block_ms", self.block_ms, 2.0, 500.0)
         if not 1 <= self.threads <= 64:
@@ -292,7 +294,7 @@ class DaemonConfig:
             raise ConfigError(f"max_message_bytes must be in 128..67108864. Received: {self.max_message_bytes}")
         if self.ws_token is not None and len(self.ws_token) < 16:
             raise ConfigError("ws_token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
-        for ep in (self.ws, self.web):
+        for ep in (self.ws, self.web, self.ingest):
             if ep is None or is_loopback(ep.host):
                 continue
             if not self.allow_remote:

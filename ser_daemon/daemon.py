@@ -27,14 +27,15 @@ import numpy as np
 
 from .config import DaemonConfig
 from .inference import Classifier
+from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
 from .messages import hello_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
-from .osc_profiles import make_profile
+from .osc_profiles import GenericProfile, make_profile
 from .pipeline import Analyzer, StreamProcessor
 from .ringbuffer import AudioRing
-from .sources import DeviceSource, FileSource, read_wav, resolve_device
+from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
 from .ws_server import AccessPolicy, WsBroadcaster
 
@@ -48,11 +49,12 @@ RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 @dataclass(eq=False)
 class _Stream:
     name: str
-    source: FileSource | DeviceSource
+    source: FileSource | DeviceSource | IngestSource
     ring: AudioRing
     proc: StreamProcessor
     fast: bool
     done: bool = False
+    remove_when_done: bool = False
 
 
 class StageStats:
@@ -158,12 +160,16 @@ class Daemon:
         self.exit_code = 0
         self._wake = threading.Event()
         self._statuses: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
+        self._new_streams: queue.SimpleQueue[_Stream] = queue.SimpleQueue()
+        self._live_names: set[str] = set()
+        self.ingest: IngestServer | None = None
         self._stop_processing = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._signals = 0
         self._last_status = 0.0
         self._build_streams()
+        self._configure_profiles()
 
     # -- set-up -------------------------------------------------------------
     def _build_streams(self) -> None:
@@ -177,16 +183,24 @@ class Daemon:
             names.add(name)
             return name
 
+        files: list[FileSource] = []
         for path in cfg.inputs:
             samples, rate = read_wav(path)
             ring = AudioRing(int(rate * RING_SECONDS), samples.shape[1])
             block = int(round(rate * cfg.block_ms / 1000.0))
             name = unique(Path(path).stem or "file")
-            src = FileSource(samples, rate, ring, block, self._wake.set, paced=not cfg.fast, loop=cfg.loop, name=name)
+            src = FileSource(samples, rate, ring, block, self._wake.set, paced=False, loop=cfg.loop, name=name)
+            files.append(src)
             self.streams.append(_Stream(name, src, ring, self._processor(name, rate), fast=cfg.fast))
             log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
-        if not cfg.inputs:
-            dev = resolve_device(cfg.device)
+        # All paced files share one clock thread, as the channels of one sound card would.
+        self._replay = PacedReplay(files, cfg.block_ms / 1000.0, self._wake.set) if files and not cfg.fast else None
+        if isinstance(cfg.device, tuple):
+            devices: tuple = cfg.device
+        else:
+            devices = (cfg.device,) if not cfg.inputs and cfg.ingest is None else ()
+        for wanted in devices:
+            dev = resolve_device(wanted)
             name = unique("mic")
             src = DeviceSource(
                 dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
@@ -194,6 +208,27 @@ class Daemon:
             )
             self.streams.append(_Stream(name, src, src.ring, self._processor(name, src.rate), fast=False))
             log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
+        self._live_names = {st.name for st in self.streams}
+
+    def _add_ingest_stream(self, source: IngestSource) -> None:
+        """A remote client started a stream (event loop thread): hand it to the processing thread."""
+        self._live_names.add(source.name)
+        st = _Stream(source.name, source, source.ring, self._processor(source.name, source.rate), fast=False,
+                     remove_when_done=True)
+        self._new_streams.put(st)
+        log.info("ingest stream %s: %d Hz, %d ch", source.name, source.rate, source.channels)
+
+    def _configure_profiles(self) -> None:
+        """With several streams: generic OSC carries the stream in its addresses; avatars follow the first."""
+        if self.osc is None:
+            return
+        multi = len(self.streams) > 1 or self.config.ingest is not None
+        first = self.streams[0].name if self.streams else None
+        for p in self.osc.profiles:
+            if isinstance(p, GenericProfile):
+                p.per_stream = multi
+            elif multi:
+                p.follow_stream = first
 
     def _on_input_status(self, stream: str, status: str, detail: str) -> None:
         """From a device supervisor thread: hand over to the processing thread."""
@@ -252,10 +287,19 @@ class Daemon:
                     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     stopper.cancel()
+            if cfg.ingest is not None:
+                policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, 1 << 20),
+                                      token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
+                self.ingest = IngestServer(policy, self._add_ingest_stream, lambda n: n in self._live_names,
+                                           self._wake.set, ring_seconds=RING_SECONDS)
+                await self.ingest.start(cfg.ingest)
             await self._listen_for_avatar_changes()
             if not self._stop.is_set():
                 for st in self.streams:
-                    st.source.start()
+                    if isinstance(st.source, DeviceSource):
+                        st.source.start()
+                if self._replay is not None:
+                    self._replay.start()
                 processing = threading.Thread(target=self._process_loop, name="ser-processing", daemon=True)
                 processing.start()
                 await self._stop.wait()
@@ -305,6 +349,8 @@ class Daemon:
         self._stop.set()
 
     async def _shutdown(self, processing: threading.Thread | None) -> None:
+        if self._replay is not None:
+            self._replay.stop()
         for st in self.streams:
             st.source.stop()
         self._stop_processing.set()
@@ -313,6 +359,8 @@ class Daemon:
             await asyncio.to_thread(processing.join, 1.0)
             if processing.is_alive():
                 log.warning("processing thread did not stop within 1 s")
+        if self.ingest is not None:
+            await self.ingest.close()
         if self.ws is not None:
             await self.ws.flush(0.3)
             await self.ws.close()
@@ -344,6 +392,8 @@ class Daemon:
                 self._wake.wait(0.05)
                 self._wake.clear()
             self._drain_statuses()
+            while not self._new_streams.empty():
+                self.streams.append(self._new_streams.get_nowait())
             work = []
             ended = []
             for st in self.streams:
@@ -353,7 +403,7 @@ class Daemon:
                     more = st.source.pump(1)  # type: ignore[union-attr]
                     finished = not more
                 else:
-                    finished = isinstance(st.source, FileSource) and st.source.finished.is_set()
+                    finished = not isinstance(st.source, DeviceSource) and st.source.finished.is_set()
                 r = st.ring.read()
                 if len(r.samples) or r.lost:
                     work.extend((st.proc, d) for d in st.proc.feed(r.samples, r.start_index, st.ring.arrival_time, r.lost))
@@ -364,7 +414,10 @@ class Daemon:
             for st in ended:
                 st.done = True
                 self._emit(st.proc.final_state())
-            if self.streams and all(st.done for st in self.streams):
+                if st.remove_when_done:  # ingest streams come and go: keep memory bounded
+                    self.streams.remove(st)
+                    self._live_names.discard(st.name)
+            if self.ingest is None and self.streams and all(st.done for st in self.streams):
                 return
 
     def _drain_statuses(self) -> None:

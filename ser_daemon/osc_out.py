@@ -49,6 +49,8 @@ class OscSender:
     def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
         """Encode ``state`` for each target's profile and send it."""
         for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
+            if profile.follow_stream is not None and profile.follow_stream != state.stream:
+                continue
             for pkt in profile.encode(state, weights, now):
                 self._sendto(pkt, target, family, sockaddr)
 

@@ -58,9 +58,14 @@ def check_vrchat_name(name: str, what: str = "VRChat parameter name") -> str:
 
 
 class OscProfile:
-    """Turns states into datagrams for one receiver."""
+    """Turns states into datagrams for one receiver.
+
+    ``follow_stream`` limits a profile to one stream (an avatar has one face);
+    None means every stream.
+    """
 
     name = "base"
+    follow_stream: str | None = None
 
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
         raise NotImplementedError
@@ -76,19 +81,24 @@ class OscProfile:
 class GenericProfile(OscProfile):
     name = "generic"
 
-    def __init__(self, bundle: bool = True, prefix: str = "/ser") -> None:
+    def __init__(self, bundle: bool = True, prefix: str = "/ser", per_stream: bool = False) -> None:
         self.bundle = bundle
         self.prefix = prefix
+        self.per_stream = per_stream  # several streams: /ser/<stream>/state and so on
+
+    def _prefix(self, stream: str) -> str:
+        return f"{self.prefix}/{osc_name(stream)}" if self.per_stream else self.prefix
 
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
-        msgs = generic_osc_messages(state, self.prefix)
+        prefix = self._prefix(state.stream)
+        msgs = generic_osc_messages(state, prefix)
         for target_set in ("vrm", "arkit"):
             for name, w in weights.get(target_set, {}).items():
-                msgs.append(osc_message(f"{self.prefix}/{target_set}/{osc_name(name)}", ("f", w)))
+                msgs.append(osc_message(f"{prefix}/{target_set}/{osc_name(name)}", ("f", w)))
         return osc_packets(msgs, self.bundle)
 
     def encode_status(self, stream: str, status: str) -> list[bytes]:
-        return [osc_message(f"{self.prefix}/status", ("s", status))]
+        return [osc_message(f"{self._prefix(stream)}/status", ("s", status))]
 
 
 class _OnChangeProfile(OscProfile):

@@ -27,6 +27,7 @@ from .ringbuffer import AudioRing
 __all__ = [
     "read_wav",
     "FileSource",
+    "PacedReplay",
     "DeviceSource",
     "import_sounddevice",
     "list_input_devices",
@@ -92,10 +93,10 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 class FileSource:
     """Replays a recording into a ring, paced at real time (or as fast as asked).
 
-    In paced mode a thread writes one block every ``block_s`` on an absolute
-    schedule, as a sound card would.  In fast mode nothing runs in the
-    background: the consumer calls :meth:`pump` before each read, so no block
-    can be lost however slow processing is.
+    Paced replay is driven by a :class:`PacedReplay` clock (one thread for any
+    number of files, as a multichannel sound card would deliver them).  In
+    fast mode nothing runs in the background: the consumer calls :meth:`pump`
+    before each read, so no block can be lost however slow processing is.
     """
 
     def __init__(
@@ -120,14 +121,14 @@ class FileSource:
         self.name = name
         self.channels = samples.shape[1]
         self._pos = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._clock: PacedReplay | None = None
         self.finished = threading.Event()
 
     def start(self) -> None:
-        if self.paced:
-            self._thread = threading.Thread(target=self._run, name=f"replay-{self.name}", daemon=True)
-            self._thread.start()
+        """Paced replay of this file alone (the daemon shares one clock among all files instead)."""
+        if self.paced and self._clock is None:
+            self._clock = PacedReplay([self], self.block_frames / self.rate, self.wake)
+            self._clock.start()
 
     def _next_block(self) -> np.ndarray | None:
         if self._pos >= len(self.samples):
@@ -138,37 +139,63 @@ class FileSource:
         self._pos += len(block)
         return block
 
+    def write_next(self, now: float) -> bool:
+        """Write the next block with arrival time ``now``; False (and finished) at the end."""
+        block = self._next_block()
+        if block is None:
+            self.finished.set()
+            return False
+        self.ring.write(block, now)
+        return True
+
     def pump(self, max_blocks: int = 1) -> bool:
         """Fast mode: write up to ``max_blocks`` blocks now; False once the file is done."""
         for _ in range(max_blocks):
-            block = self._next_block()
-            if block is None:
-                self.finished.set()
+            if not self.write_next(time.monotonic()):
                 return False
-            self.ring.write(block, time.monotonic())
         return True
 
+    def stop(self) -> None:
+        if self._clock is not None:
+            self._clock.stop()
+
+
+class PacedReplay:
+    """One thread that feeds several file sources a block each per tick, at real time.
+
+    Ticks follow an absolute schedule (no drift); a block is written once it
+    would have been recorded, like a sound card's callback.
+    """
+
+    def __init__(self, sources: list[FileSource], block_s: float, wake: Callable[[], None]) -> None:
+        self.sources = list(sources)
+        self.block_s = block_s
+        self.wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
     def _run(self) -> None:
-        block_s = self.block_frames / self.rate
         t0 = time.monotonic()
         k = 0
-        while not self._stop.is_set():
-            due = t0 + (k + 1) * block_s  # a block is available once it has been "recorded"
-            delay = due - time.monotonic()
+        active = list(self.sources)
+        while active and not self._stop.is_set():
+            delay = t0 + (k + 1) * self.block_s - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
-            block = self._next_block()
-            if block is None:
-                break
-            self.ring.write(block, time.monotonic())
+            now = time.monotonic()
+            active = [src for src in active if src.write_next(now)]
             self.wake()
             k += 1
-        self.finished.set()
+        for src in self.sources:
+            src.finished.set()
         self.wake()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread.is_alive():
             self._thread.join(timeout=2.0)
 
 

@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .messages import dumps, state_json
 from .state import EmotionState
 
-__all__ = ["WsBroadcaster", "AccessPolicy"]
+__all__ = ["WsBroadcaster", "AccessPolicy", "check_request"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,46 @@ class AccessPolicy:
 WEB_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                   ".css": "text/css; charset=utf-8"}
+
+
+def check_request(
+    conn: ServerConnection,
+    request: Request,
+    policy: AccessPolicy,
+    n_clients: int,
+    own_origins: set[str],
+    refused: collections.Counter[str],
+) -> Response | None:
+    """The access rules every WebSocket endpoint applies at the handshake (None: let it in)."""
+    query = request.path.partition("?")[2]
+    if "websocket" not in request.headers.get("Upgrade", "").lower():
+        refused["not_found"] += 1
+        return conn.respond(HTTPStatus.NOT_FOUND, "Not found: this port serves WebSocket clients.\n")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in own_origins and origin not in policy.allowed_origins:
+        refused["origin"] += 1
+        log.warning("refused a WebSocket client from origin %s (allow it with --ws-allow-origin)", origin)
+        return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
+    if policy.token is not None and not _token_ok(request, query, policy.token):
+        refused["token"] += 1
+        return conn.respond(HTTPStatus.UNAUTHORIZED, "A valid token is required.\n")
+    if n_clients >= policy.max_clients:
+        refused["full"] += 1
+        return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many clients.\n")
+    return None
+
+
+def _token_ok(request: Request, query: str, token: str) -> bool:
+    given = ""
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        given = auth[len("Bearer ") :].strip()
+    else:
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
+            if key == "token":
+                given = urllib.parse.unquote(value)
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
 
 
 class WsBroadcaster:
@@ -124,40 +164,12 @@ class WsBroadcaster:
 
     def _make_gate(self, web: bool):  # type: ignore[no-untyped-def]
         def gate(conn: ServerConnection, request: Request) -> Response | None:
-            path, _, query = request.path.partition("?")
-            upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
-            if not upgrade:
-                if web and path in WEB_FILES:
-                    return self._static(conn, WEB_FILES[path])
-                self.refused["not_found"] += 1
-                return conn.respond(HTTPStatus.NOT_FOUND, "Not found: this port serves WebSocket clients.\n")
-            origin = request.headers.get("Origin")
-            if origin is not None and origin not in self._own_origins and origin not in self.policy.allowed_origins:
-                self.refused["origin"] += 1
-                log.warning("refused a WebSocket client from origin %s (allow it with --ws-allow-origin)", origin)
-                return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
-            if self.policy.token is not None and not self._token_ok(request, query):
-                self.refused["token"] += 1
-                return conn.respond(HTTPStatus.UNAUTHORIZED, "A valid token is required.\n")
-            if len(self.clients) >= self.policy.max_clients:
-                self.refused["full"] += 1
-                return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Too many clients.\n")
-            return None
+            path = request.path.partition("?")[0]
+            if web and "websocket" not in request.headers.get("Upgrade", "").lower() and path in WEB_FILES:
+                return self._static(conn, WEB_FILES[path])
+            return check_request(conn, request, self.policy, len(self.clients), self._own_origins, self.refused)
 
         return gate
-
-    def _token_ok(self, request: Request, query: str) -> bool:
-        assert self.policy.token is not None
-        given = ""
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            given = auth[len("Bearer ") :].strip()
-        else:
-            for part in query.split("&"):
-                key, _, value = part.partition("=")
-                if key == "token":
-                    given = urllib.parse.unquote(value)
-        return hmac.compare_digest(given.encode("utf-8", "replace"), self.policy.token.encode("utf-8"))
 
     def _static(self, conn: ServerConnection, name: str) -> Response:
         try:
