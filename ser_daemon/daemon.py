@@ -483,5 +483,10 @@ class Daemon:
             "model": self.bundle.name,
             "decisions": self.stats.decisions,
             "stages": self.stats.summary(),
+            "streams": {
+                st.name: {"decisions": st.proc.seq, "dropped_windows": st.proc.dropped_windows,
+                          "late": st.proc.late_decisions, "overruns": st.proc.overruns}
+                for st in self.streams
+            },
         }
         Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

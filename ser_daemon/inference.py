@@ -79,19 +79,34 @@ class LiteRTClassifier:
         out_shape = tuple(int(x) for x in out[0]["shape"])
         if out_shape[-1] != len(self.labels):
             raise ModelError(f"{path}: model has {out_shape[-1]} outputs but the metadata lists {len(self.labels)} labels")
-        self._batch = shape[0]
         self._interp.allocate_tensors()
+        self._num_threads = int(num_threads)
+        # One interpreter per batch size bucket (1, 2, 4, ... padded up): re-allocating
+        # tensors whenever the number of due windows changes would cost more than inference.
+        self._by_batch = {int(shape[0]): self._interp}
+
+    def _interpreter(self, batch: int):  # type: ignore[no-untyped-def]
+        interp = self._by_batch.get(batch)
+        if interp is None:
+            from ai_edge_litert.interpreter import Interpreter
+
+            interp = Interpreter(model_path=str(self.path), num_threads=self._num_threads)
+            interp.resize_tensor_input(self._in, [batch, *self.input_shape], strict=False)
+            interp.allocate_tensors()
+            self._by_batch[batch] = interp
+        return interp
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         n = x.shape[0]
-        if n != self._batch:
-            self._interp.resize_tensor_input(self._in, [n, *self.input_shape], strict=False)
-            self._interp.allocate_tensors()
-            self._batch = n
-        self._interp.set_tensor(self._in, x)
-        self._interp.invoke()
-        return _check_output(np.array(self._interp.get_tensor(self._out)), n, len(self.labels), str(self.path))
+        bucket = 1 << max(0, (n - 1).bit_length())
+        if bucket != n:
+            x = np.concatenate([x, np.zeros((bucket - n, *x.shape[1:]), np.float32)])
+        interp = self._interpreter(bucket)
+        interp.set_tensor(self._in, x)
+        interp.invoke()
+        out = np.array(interp.get_tensor(self._out))[:n]
+        return _check_output(out, n, len(self.labels), str(self.path))
 
 
 class KerasClassifier:
