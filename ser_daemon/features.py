@@ -21,7 +21,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from .errors import ConfigError
 
@@ -142,7 +141,8 @@ def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _window(cfg: FeatureConfig) -> np.ndarray:
-    win = scipy.signal.get_window("hann", cfg.win_length, fftbins=True).astype(np.float32)
+    # Periodic Hann window, as scipy.signal.get_window("hann", n, fftbins=True) and librosa use.
+    win = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(cfg.win_length) / cfg.win_length)).astype(np.float32)
     pad = (cfg.n_fft - cfg.win_length) // 2
     full = np.zeros(cfg.n_fft, dtype=np.float32)
     full[pad : pad + cfg.win_length] = win

@@ -10,10 +10,12 @@ map is an error, never a silent zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from .config import read_toml
 from .errors import ConfigError
@@ -78,33 +80,33 @@ class ExpressionMapping:
     confidence_low: float = 0.25
     confidence_high: float = 0.65
     source: str = "default"
+    _matrices: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
+    _emotional: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Per target set: (classes x targets) weights of the emotional classes, and the neutral row.
+        mats = {}
+        for ts, names in self.targets.items():
+            rows = self.rows[ts]
+            w = np.array([[0.0 if c == NEUTRAL else rows[c].get(n, 0.0) for n in names] for c in self.labels])
+            neutral = np.array([rows.get(NEUTRAL, {}).get(n, 0.0) for n in names])
+            mats[ts] = (w.reshape(len(self.labels), len(names)), neutral)
+        object.__setattr__(self, "_matrices", mats)
+        object.__setattr__(self, "_emotional", np.array([c != NEUTRAL for c in self.labels]))
 
     def weights(
         self, probs: Sequence[float], confidence: float, target_set: str = "vrm"
     ) -> dict[str, float]:
         """Target weights in [0, 1] for smoothed ``probs`` (label order) and ``confidence``."""
-        rows = self.rows[target_set]
-        names = self.targets[target_set]
-        neutral_row = rows.get(NEUTRAL, {})
-        s = 0.0
-        pose = dict.fromkeys(names, 0.0)
-        for label, p in zip(self.labels, probs):
-            p = float(p)
-            if label == NEUTRAL or not math.isfinite(p) or p <= 0.0:
-                continue
-            s += p
-            for name, w in rows[label].items():
-                pose[name] += p * w
-        if s > 0:
-            for name in pose:
-                pose[name] /= s
+        w, neutral = self._matrices[target_set]
+        p = np.asarray(probs, dtype=np.float64)
+        p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
+        s = float(p[self._emotional].sum())
+        pose = (p @ w) / s if s > 0 else np.zeros(len(neutral))
         conf = float(confidence) if math.isfinite(float(confidence)) else 0.0
         k = _smoothstep(self.confidence_low, self.confidence_high, conf) * min(1.0, s)
-        out = {}
-        for name in names:
-            v = self.gain * (k * pose[name] + (1.0 - k) * neutral_row.get(name, 0.0))
-            out[name] = min(1.0, max(0.0, v))
-        return out
+        v = np.clip(self.gain * (k * pose + (1.0 - k) * neutral), 0.0, 1.0)
+        return dict(zip(self.targets[target_set], v.tolist()))
 
     def all_weights(self, probs: Sequence[float], confidence: float) -> dict[str, dict[str, float]]:
         """Weights of every target set."""

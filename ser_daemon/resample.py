@@ -5,7 +5,9 @@ per block puts a click at every block edge.  :class:`StreamingResampler` runs
 the same kind of filter (Kaiser-windowed FIR, designed as resample_poly does)
 as one causal filter over the endless stream: feeding a signal in any block
 sizes gives exactly the output of filtering it in one piece.  It keeps only
-the input history the next output needs.
+the input history the next output needs, and computes only the new outputs,
+in polyphase form with numpy (importing scipy.signal would add about a second
+to start-up).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-import scipy.signal
 
 from .errors import ConfigError
 
@@ -51,10 +52,14 @@ class StreamingResampler:
         else:
             max_rate = max(self.up, self.down)
             half_len = 10 * max_rate
-            h = scipy.signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
-            self._h = (h * self.up).astype(np.float64)
+            self._h = _lowpass(2 * half_len + 1, 1.0 / max_rate) * self.up
             self.delay_out_samples = half_len / self.down
         self._taps = len(self._h)
+        # Polyphase table: row r holds the taps h[r], h[r+up], ... used by outputs of phase r.
+        self._t = -(-self._taps // self.up)
+        padded = np.zeros(self._t * self.up)
+        padded[: self._taps] = self._h
+        self._phases = padded.reshape(self._t, self.up).T.copy()
         self.reset()
 
     def reset(self) -> None:
@@ -83,13 +88,27 @@ class StreamingResampler:
         if m_max < self.out_total:
             self._hist = hist
             return np.zeros(0, dtype=np.float32)
-        y = scipy.signal.upfirdn(self._h, hist, up, down)
-        offset = (self._hist_start // down) * up  # global output index of y[0]
-        out = y[self.out_total - offset : m_max + 1 - offset].astype(np.float32)
+        ms = np.arange(self.out_total, m_max + 1, dtype=np.int64)
+        j = ms * down  # position of each output on the upsampled grid
+        newest = j // up  # newest input each output uses
+        phase = j - newest * up
+        t = self._t
+        # Inputs before the stream began are zero: pad the front of the history.
+        xpad = np.concatenate((np.zeros(t, dtype=np.float64), hist.astype(np.float64)))
+        pos = newest - self._hist_start + t
+        if up == 1:
+            # Pure decimation (48 kHz -> 16 kHz): one C-level convolution, then pick the outputs.
+            lo = int(pos[0]) - (self._taps - 1)
+            seg = xpad[max(0, lo) : int(pos[-1]) + 1]
+            if lo < 0:
+                seg = np.concatenate((np.zeros(-lo), seg))
+            out = np.convolve(seg, self._h, mode="valid")[pos - int(pos[0])].astype(np.float32)
+        else:
+            idx = pos[:, None] - np.arange(t)[None, :]
+            out = np.einsum("ij,ij->i", xpad[idx], self._phases[phase]).astype(np.float32)
         self.out_total = m_max + 1
         # Keep the input that the next output still reaches back to.
-        need_from = max(0, (self.out_total * down - (self._taps - 1)) // up)
-        new_start = (need_from // down) * down
+        new_start = max(0, (self.out_total * down) // up - (t - 1))
         if new_start > self._hist_start:
             hist = hist[new_start - self._hist_start :]
             self._hist_start = new_start
@@ -101,3 +120,13 @@ class StreamingResampler:
         if self.passthrough:
             return out_index
         return (out_index * self.down) // self.up
+
+
+def _lowpass(numtaps: int, cutoff: float, beta: float = 5.0) -> np.ndarray:
+    """Kaiser-windowed sinc lowpass with unit DC gain; ``cutoff`` relative to Nyquist.
+
+    Equal to ``scipy.signal.firwin(numtaps, cutoff, window=("kaiser", beta))``.
+    """
+    n = np.arange(numtaps) - (numtaps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * n) * np.kaiser(numtaps, beta)
+    return h / h.sum()

@@ -165,8 +165,11 @@ class WsBroadcaster:
     def _make_gate(self, web: bool):  # type: ignore[no-untyped-def]
         def gate(conn: ServerConnection, request: Request) -> Response | None:
             path = request.path.partition("?")[0]
-            if web and "websocket" not in request.headers.get("Upgrade", "").lower() and path in WEB_FILES:
-                return self._static(conn, WEB_FILES[path])
+            if web and "websocket" not in request.headers.get("Upgrade", "").lower():
+                if path in WEB_FILES:
+                    return self._static(conn, WEB_FILES[path])
+                if path == "/favicon.ico":  # browsers always ask; answer quietly
+                    return Response(HTTPStatus.NO_CONTENT, "No Content", Headers(), b"")
             return check_request(conn, request, self.policy, len(self.clients), self._own_origins, self.refused)
 
         return gate

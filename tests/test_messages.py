@@ -74,3 +74,20 @@ def test_json_matches_schema_and_is_plain_json() -> None:
     jsonschema.validate(hello, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**st, "confidence": 2}, schema)
+
+
+def test_hand_built_osc_bytes_equal_python_osc_builder() -> None:
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    cases = [
+        ("/ser/state", [("s", "happy"), ("f", 0.75)]),
+        ("/a", [("i", -3), ("f", 1.0), ("s", ""), ("s", "abcd")]),
+        ("/avatar/parameters/SER_Voice", [("T", True)]),
+        ("/VMC/Ext/Blend/Apply", []),
+        ("/ünï", [("s", "grüße")]),
+    ]
+    for address, args in cases:
+        b = OscMessageBuilder(address=address)
+        for tag, value in args:
+            b.add_arg(value, tag)
+        assert osc_message(address, *args) == b.build().dgram, address

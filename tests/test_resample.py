@@ -22,7 +22,11 @@ def test_blockwise_equals_one_shot(rate: int) -> None:
     assert r.out_total == len(got) == len(ref)
     np.testing.assert_allclose(got, ref, atol=2e-6)
     if rate != 16000:
-        # And the filter is the scipy polyphase one (upfirdn with our taps).
+        # And it is scipy's polyphase filter: upfirdn with resample_poly's taps (firwin, Kaiser 5.0).
+        from scipy.signal import firwin
+
+        m = max(r.up, r.down)
+        np.testing.assert_allclose(r._h, firwin(20 * m + 1, 1.0 / m, window=("kaiser", 5.0)) * r.up, atol=1e-12)
         full = upfirdn(r._h, x.astype(np.float64), r.up, r.down)[: len(ref)]
         np.testing.assert_allclose(ref, full, atol=2e-6)
 
