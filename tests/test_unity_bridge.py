@@ -1,0 +1,324 @@
+"""The Unity bridge (unity_bridge/) outside Unity: compiled with Mono's mcs, run under mono.
+
+- The package layout is what Unity's package manager needs (package.json, asmdefs, a .meta with a
+  unique GUID next to every shipped file and folder).
+- Runtime/Core compiles with mcs alone (no UnityEngine); Runtime/Unity compiles against the minimal
+  stubs in Tests~/Stubs.
+- The compiled console probe (Tests~/Probe) runs the Core's self test (parser, JSON, mapper).
+- End to end: the real daemon sends the generic OSC scheme, VMC and WebSocket at the same time to
+  three probes under mono, which print what they decoded; junk UDP does not stop a probe.
+
+Needs ``mcs`` and ``mono`` (apt: mono-mcs, which pulls in mono-runtime); skipped without them
+unless SER_REQUIRE_MONO=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import timeout
+from helpers import REPO, daemon_cmd, free_port
+from tiny_model import tone, write_wav
+
+BRIDGE = REPO / "unity_bridge"
+CORE = sorted((BRIDGE / "Runtime" / "Core").glob("*.cs"))
+UNITY = sorted((BRIDGE / "Runtime" / "Unity").glob("*.cs"))
+STUBS = sorted((BRIDGE / "Tests~" / "Stubs").glob("*.cs"))
+PROBE = BRIDGE / "Tests~" / "Probe" / "Probe.cs"
+HARNESS = BRIDGE / "Tests~" / "Probe" / "UnityHarness.cs"
+
+
+def _need_mono() -> None:
+    missing = [t for t in ("mcs", "mono") if not shutil.which(t)]
+    if missing:
+        msg = f"{' and '.join(missing)} not installed (apt-get install --no-install-recommends mono-mcs)"
+        if os.environ.get("SER_REQUIRE_MONO") == "1":
+            pytest.fail(msg + " but SER_REQUIRE_MONO=1")
+        pytest.skip(msg)
+
+
+def _mcs(out: Path, sources: list[Path], target: str = "exe") -> None:
+    r = subprocess.run(
+        ["mcs", f"-target:{target}", f"-out:{out}", "-warnaserror+", "-nologo", "-r:System.dll",
+         *map(str, sources)],
+        capture_output=True, text=True, timeout=timeout(120),
+    )
+    assert r.returncode == 0, f"mcs failed:\n{r.stdout}\n{r.stderr}"
+
+
+@pytest.fixture(scope="module")
+def probe_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _need_mono()
+    out = tmp_path_factory.mktemp("unity_bridge") / "Probe.exe"
+    _mcs(out, [*CORE, PROBE])
+    return out
+
+
+@pytest.fixture(scope="module")
+def harness_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Unity components themselves (Runtime/Unity) on the UnityEngine stubs, stepped frame by frame."""
+    _need_mono()
+    out = tmp_path_factory.mktemp("unity_harness") / "UnityHarness.exe"
+    _mcs(out, [*CORE, *UNITY, *STUBS, HARNESS])
+    return out
+
+
+class ProbeProc:
+    """The compiled probe under mono, its stdout collected line by line on a thread."""
+
+    def __init__(self, exe: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            ["mono", str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._cv = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cv:
+                self.lines.append(line.rstrip("\n"))
+                self._cv.notify_all()
+
+    def wait_for(self, pattern: str, limit_s: float) -> str:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout(limit_s)
+        with self._cv:
+            while True:
+                hit = next((ln for ln in self.lines if rx.search(ln)), None)
+                left = deadline - time.monotonic()
+                if hit is not None or left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    break
+                self._cv.wait(min(left, 0.1))
+        assert hit is not None, f"probe never printed /{pattern}/; output:\n" + "\n".join(self.lines[-40:])
+        return hit
+
+    def finish(self, limit_s: float = 10) -> list[str]:
+        try:
+            self.proc.wait(timeout=timeout(limit_s))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise AssertionError("probe did not exit; output:\n" + "\n".join(self.lines[-40:]))
+        self._reader.join(timeout=5)
+        return self.lines
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+def _send_udp(port: int, *datagrams: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for d in datagrams:
+            s.sendto(d, ("127.0.0.1", port))
+            time.sleep(0.002)
+
+
+def _osc(address: str, *args) -> bytes:
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    b = OscMessageBuilder(address=address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+
+
+def _bundle(*msgs: bytes) -> bytes:
+    from ser_daemon.messages import osc_packets
+
+    return osc_packets(msgs, bundle=True)[0]
+
+
+# ---------------------------------------------------------------------------------------------- layout
+
+
+def test_package_layout_for_unity() -> None:
+    pkg = json.loads((BRIDGE / "package.json").read_text())
+    assert re.fullmatch(r"com(\.[a-z0-9-]+){2,}", pkg["name"])
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pkg["version"]) and re.fullmatch(r"\d{4}\.\d", pkg["unity"])
+    assert pkg["displayName"] and pkg["description"]
+    assert not pkg.get("dependencies"), "no third-party Unity packages"
+    runtime = json.loads((BRIDGE / "Runtime" / "SerDaemon.Bridge.asmdef").read_text())
+    core = json.loads((BRIDGE / "Runtime" / "Core" / "SerDaemon.Bridge.Core.asmdef").read_text())
+    assert core["noEngineReferences"] is True
+    assert core["name"] in runtime["references"]
+    for f in CORE:
+        assert not re.search(r"using\s+UnityEngine|UnityEngine\.", f.read_text()), f"{f.name} must stay free of UnityEngine"
+    # Packages added by git URL are immutable: Unity ignores any asset there without a .meta file.
+    guids = []
+    for p in [BRIDGE / "Runtime", *(BRIDGE / "Runtime").rglob("*")] + [BRIDGE / "package.json", BRIDGE / "README.md"]:
+        if p.suffix == ".meta":
+            continue
+        meta = p.with_name(p.name + ".meta")
+        assert meta.is_file(), f"missing {meta.relative_to(REPO)}"
+        m = re.search(r"^guid: ([0-9a-f]{32})$", meta.read_text(), re.M)
+        assert m, meta
+        guids.append(m.group(1))
+    assert len(guids) == len(set(guids)), "duplicate GUIDs in .meta files"
+    assert (BRIDGE / "Samples~" / "BasicAvatar" / "README.md").is_file()
+    sample = pkg["samples"][0]
+    assert (BRIDGE / sample["path"]).is_dir()
+
+
+# ---------------------------------------------------------------------------------------------- compile
+
+
+def test_unity_scripts_compile_against_stubs(tmp_path) -> None:
+    _need_mono()
+    _mcs(tmp_path / "SerDaemon.Bridge.dll", [*CORE, *UNITY, *STUBS], target="library")
+
+
+def test_probe_selftest(probe_exe) -> None:
+    """Parser, JSON reader, state decoder, mapper (smoothing, 0..100, missing names once), receiver."""
+    r = subprocess.run(["mono", str(probe_exe), "--selftest"], capture_output=True, text=True, timeout=timeout(60))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "SELFTEST PASS" in out, out
+    for name in ("osc.fuzz_never_throws", "osc.truncations_rejected", "osc.deep_nesting_refused",
+                 "mapper.smoothing_one_tau", "mapper.scale_0_100", "mapper.missing_reported_once",
+                 "mapper.case_insensitive_fallback", "mapper.sink_errors_contained", "receiver.survives_junk",
+                 "receiver.dispose_fast", "json.state", "decoder.vmc_apply"):
+        assert f"SELFTEST ok {name}" in out, f"{name} did not pass:\n{out}"
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+def _floats(lines: list[str], address: str) -> list[float]:
+    return [float(ln.rsplit("f:", 1)[1]) for ln in lines if ln.startswith(f"OSC {address} ")]
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_daemon_to_csharp_probes(probe_exe, harness_exe, tiny_bundle, tmp_path) -> None:
+    """One real-time daemon run feeds four C# receivers under mono: generic OSC, VMC (mapped onto a fake
+    mesh), WebSocket, and the Unity components (SerDaemonReceiver + SkinnedMeshEmotionDriver on stubs)."""
+    wav = write_wav(tmp_path / "angry_calm.wav", np.concatenate([tone(3000, 2.5), tone(200, 2.5)]))
+    p_osc, p_vmc, p_unity, p_ws = (*(free_port(socket.SOCK_DGRAM) for _ in range(3)), free_port())
+    unity = ProbeProc(harness_exe, "--udp", str(p_unity), "--seconds", "45", "--idle-exit", "1.5")
+    gen = ProbeProc(probe_exe, "--udp", str(p_osc), "--seconds", "45",
+                    "--targets", "Joy,Angry,Fun", "--set", "probs", "--bind", "happy=Joy,angry=Angry,calm=Fun*0.5")
+    vmc = ProbeProc(probe_exe, "--udp", str(p_vmc), "--seconds", "45",
+                    "--targets", "Joy,Angry,Sorrow,Fun,Neutral", "--set", "vmc", "--passthrough")
+    ws = None
+    daemon = None
+    try:
+        gen.wait_for(r"^READY udp=", 15)
+        vmc.wait_for(r"^READY udp=", 15)
+        unity.wait_for(r"^READY udp=", 15)
+        # Real time (no --fast), so the Unity components see the decisions arrive frame after frame.
+        daemon = subprocess.Popen(
+            daemon_cmd("--input", str(wav), "--osc", f"127.0.0.1:{p_osc}", "--osc", f"vmc@127.0.0.1:{p_vmc}",
+                       "--osc", f"127.0.0.1:{p_unity}",
+                       "--ws", f"127.0.0.1:{p_ws}", "--wait-clients", "1", "--quiet"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+        )
+        # The probe retries until the daemon's server is up; the daemon starts audio once it is connected.
+        ws = ProbeProc(probe_exe, "--ws", f"ws://127.0.0.1:{p_ws}/", "--seconds", "45",
+                       "--targets", "Angry,Fun", "--set", "vrm0", "--passthrough")
+        _, err = daemon.communicate(timeout=timeout(60))
+        assert daemon.returncode == 0, err
+        ws_lines = ws.finish(15)  # exits after the final state
+
+        # Malformed datagrams to the generic probe: junk, a truncated bundle, a bad element size, deep nesting.
+        rng = random.Random(4)
+        good = _bundle(_osc("/ser/state", "calm", 0.5), _osc("/ser/seq", 99))
+        deep = _osc("/ser/seq", 1)
+        for _ in range(12):
+            deep = _bundle(deep)
+        junk = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 120))) for _ in range(40)]
+        junk += [good[: len(good) - 6], good[:20] + b"\x7f\xff\xff\xff" + good[24:], deep, b"#bundle\x00", b"/ser"]
+        _send_udp(p_osc, *junk)
+        _send_udp(p_osc, _osc("/ser/state", "sad", 0.25), _osc("/probe/quit"))
+        _send_udp(p_vmc, _osc("/probe/quit"))
+        gen_lines = gen.finish(15)
+        vmc_lines = vmc.finish(15)
+        unity_lines = unity.finish(15)  # exits once the stream has been idle for a second
+    finally:
+        for p in (gen, vmc, ws, unity):
+            if p is not None:
+                p.kill()
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=5)
+
+    # Generic OSC scheme: states (angry while the tone is high, calm later, neutral at the end), every class.
+    states = [ln for ln in gen_lines if ln.startswith("OSC /ser/state ")]
+    labels = [re.match(r"OSC /ser/state s:(\w+) f:([0-9.]+)$", ln).group(1) for ln in states[:-1]]
+    assert "angry" in labels and "calm" in labels, states
+    assert labels.index("angry") < labels.index("calm")
+    assert labels[-1] == "neutral"  # the final state, before the probe's own messages
+    for label in ("neutral", "calm", "happy", "angry"):
+        vals = _floats(gen_lines, f"/ser/emotion/{label}")
+        assert len(vals) == len(labels) and all(0.0 <= v <= 1.0 for v in vals), label
+    assert max(_floats(gen_lines, "/ser/emotion/angry")) > 0.6
+    seqs = [int(ln.split("i:")[1]) for ln in gen_lines if ln.startswith("OSC /ser/seq ")][: len(labels)]
+    assert seqs == list(range(len(labels)))
+    assert any(ln.startswith("OSC /ser/voice i:1") for ln in gen_lines)
+    assert any(ln.startswith("OSC /ser/vrm/angry f:") for ln in gen_lines)
+    weights = [ln for ln in gen_lines if ln.startswith("WEIGHT ")]
+    assert max(float(w.split()[2]) for w in weights if w.startswith("WEIGHT Angry ")) > 60  # 0..100 scale
+    assert any(w.startswith("WEIGHT Fun ") and float(w.split()[2]) > 0 for w in weights)
+    # Junk was counted and skipped; the probe still decoded what followed it.
+    malformed = [ln for ln in gen_lines if ln.startswith("MALFORMED")]
+    assert malformed, gen_lines[-10:]
+    assert gen_lines.index("OSC /ser/state s:sad f:0.2500") > gen_lines.index(malformed[0])
+    assert re.search(r"malformed=(\d+)", gen_lines[-1]) and int(re.search(r"malformed=(\d+)", gen_lines[-1]).group(1)) >= 30
+    assert not any(ln.startswith(("FATAL", "MAPPER-ERROR")) for ln in gen_lines)
+
+    # VMC: Val messages per VRM 0.x clip, then Apply; mapped by name onto the fake mesh (0..100).
+    applies = [i for i, ln in enumerate(vmc_lines) if ln == "OSC /VMC/Ext/Blend/Apply"]
+    assert len(applies) == len(labels)
+    first = [ln.split()[2] for ln in vmc_lines[: applies[0]] if ln.startswith("OSC /VMC/Ext/Blend/Val ")]
+    assert first == ["s:Joy", "s:Angry", "s:Sorrow", "s:Fun", "s:Neutral"]
+    angry = [float(w.split()[2]) for w in vmc_lines if w.startswith("WEIGHT Angry ")]
+    assert max(angry) > 60 and angry[-1] == 0.0
+    assert [float(w.split()[2]) for w in vmc_lines if w.startswith("WEIGHT Neutral ")][-1] == 100.0
+    assert not any(ln.startswith("MISSING") for ln in vmc_lines)
+
+    # WebSocket: hello with the labels, states with probabilities and weights, the final neutral state.
+    assert "WS hello labels=neutral,calm,happy,angry" in ws_lines
+    ws_states = [re.match(r"WS state seq=(\d+) label=(\w+) conf=([0-9.]+) voice=(\d) final=(\d)$", ln)
+                 for ln in ws_lines if ln.startswith("WS state ")]
+    assert all(ws_states) and len(ws_states) == len(labels)
+    assert [m.group(2) for m in ws_states] == labels
+    assert ws_states[-1].group(5) == "1" and all(m.group(5) == "0" for m in ws_states[:-1])
+    assert any(ln.startswith("WS probs neutral:") and "angry:" in ln for ln in ws_lines)
+    assert any(ln.startswith("WS weights vrm0 Joy:") for ln in ws_lines)
+    ws_angry = [float(w.split()[2]) for w in ws_lines if w.startswith("WEIGHT Angry ")]
+    assert max(ws_angry) > 60 and ws_angry[-1] == 0.0
+    assert "MISSING Sorrow" in ws_lines and ws_lines.count("MISSING Sorrow") == 1  # the mesh lacks it: warned once
+
+    # Unity components: the face followed the stream with smoothing, the missing blendshape was warned
+    # about once, the face relaxed at the end, and disabling the receiver closed its socket.
+    warnings = [ln for ln in unity_lines if ln.startswith("WARNING")]
+    assert warnings == ["WARNING SkinnedMeshEmotionDriver: blendshape 'Fcl_ALL_Surprised' not found on Avatar; it is skipped"]
+    uw: dict[str, list[float]] = {}
+    for ln in unity_lines:
+        if ln.startswith("UNITY WEIGHT "):
+            _, _, name, value = ln.split()
+            uw.setdefault(name, []).append(float(value))
+    assert max(uw["Fcl_ALL_Angry"]) > 50 and max(uw["Fcl_ALL_Fun"]) > 0
+    assert len(uw["Fcl_ALL_Angry"]) > 5  # moved in steps (smoothing), not one jump
+    final = next(ln for ln in unity_lines if ln.startswith("UNITY FINAL "))
+    assert all(kv.split("=")[1] == "0.00" for kv in final.split()[2:]), final
+    done = next(ln for ln in unity_lines if ln.startswith("UNITY DONE"))
+    assert f"frames={len(labels)} " in done and "label=neutral" in done, done
+    assert "UNITY CLOSED listening=0" in unity_lines
+    assert not any(ln.startswith(("ERROR", "EXCEPTION")) for ln in unity_lines)

@@ -1,0 +1,202 @@
+// Maps emotion probabilities or expression weights onto named blendshapes (plain C#, no UnityEngine).
+using System;
+using System.Collections.Generic;
+
+namespace SerDaemon.Bridge
+{
+    /// <summary>Where the mapper writes weights: a SkinnedMeshRenderer in Unity, anything in tests.</summary>
+    public interface IBlendshapeSink
+    {
+        /// <summary>Index of the blendshape with exactly this name, or -1.</summary>
+        int GetIndex(string name);
+        int Count { get; }
+        string GetName(int index);
+        void SetWeight(int index, float weight);
+    }
+
+    /// <summary>One source value driving one blendshape: weight += Gain * source.</summary>
+    [Serializable]
+    public class BlendshapeBinding
+    {
+        /// <summary>A source name: a label ("happy") or an expression/blendshape name ("Joy", "mouthSmileLeft").</summary>
+        public string Source;
+        /// <summary>The blendshape name on the mesh.</summary>
+        public string Blendshape;
+        public float Gain = 1f;
+
+        public BlendshapeBinding() { }
+        public BlendshapeBinding(string source, string blendshape, float gain = 1f)
+        {
+            Source = source; Blendshape = blendshape; Gain = gain;
+        }
+    }
+
+    /// <summary>
+    /// Turns source values (0..1) into blendshape weights (0..WeightScale, 100 for Unity):
+    /// each target's value is the sum of Gain * source over its bindings (clamped to 0..1), or, with no
+    /// binding for a source and PassThrough on, the source itself on the blendshape of the same name.
+    /// Values then follow their targets with exponential smoothing of time constant SmoothingSeconds
+    /// (a step reaches 63% after one time constant), so a jittery stream still moves the face smoothly.
+    /// Names the sink lacks are tried case-insensitively, else reported once through MissingName and
+    /// skipped. Update never throws: a failing sink is reported once through Error.
+    /// </summary>
+    public sealed class BlendshapeMapper
+    {
+        public readonly List<BlendshapeBinding> Bindings = new List<BlendshapeBinding>();
+        /// <summary>With no binding for a source, drive the blendshape that has the source's name.</summary>
+        public bool PassThrough = true;
+        public float SmoothingSeconds = 0.15f;
+        public float WeightScale = 100f;
+        /// <summary>A smoothed value this close to its target (0..1 units) takes the target exactly.</summary>
+        public float SnapDistance = 5e-4f;
+        /// <summary>Called once per blendshape name the sink does not have.</summary>
+        public Action<string> MissingName;
+        /// <summary>Called once per distinct failure of the sink (exceptions are caught).</summary>
+        public Action<string> Error;
+
+        IBlendshapeSink sink;
+        readonly Dictionary<string, float> sources = new Dictionary<string, float>(StringComparer.Ordinal);
+        readonly Dictionary<string, Target> targets = new Dictionary<string, Target>(StringComparer.Ordinal);
+        readonly HashSet<string> reported = new HashSet<string>(StringComparer.Ordinal);
+        readonly List<string> scratch = new List<string>();
+        readonly HashSet<string> bound = new HashSet<string>(StringComparer.Ordinal);
+
+        sealed class Target
+        {
+            public int Index = -2; // -2 unresolved, -1 missing
+            public float Goal, Value;
+            public float LastWritten = float.NaN;
+        }
+
+        public BlendshapeMapper(IBlendshapeSink sink = null) { this.sink = sink; }
+
+        public IBlendshapeSink Sink
+        {
+            get { return sink; }
+            set { sink = value; Rebind(); }
+        }
+
+        /// <summary>Forget resolved indices and reported names (after the mesh or bindings change).</summary>
+        public void Rebind()
+        {
+            foreach (var t in targets.Values) { t.Index = -2; t.LastWritten = float.NaN; }
+            reported.Clear();
+        }
+
+        public void SetSource(string name, float value)
+        {
+            if (name == null || (sources.Count >= 1024 && !sources.ContainsKey(name))) return;
+            sources[name] = EmotionState.Sanitize(value);
+        }
+
+        /// <summary>Replace all sources with these values (names missing here go to 0).</summary>
+        public void SetSources(IDictionary<string, float> values)
+        {
+            scratch.Clear();
+            foreach (var k in sources.Keys) scratch.Add(k);
+            foreach (var k in scratch) sources[k] = 0f;
+            if (values == null) return;
+            foreach (var kv in values) SetSource(kv.Key, kv.Value);
+        }
+
+        /// <summary>All sources to 0: the face relaxes (with smoothing) to its rest pose.</summary>
+        public void ClearSources() { SetSources(null); }
+
+        /// <summary>The current smoothed weight (0..WeightScale) of a blendshape, or -1 if not driven.</summary>
+        public float GetWeight(string blendshape)
+        {
+            Target t;
+            return targets.TryGetValue(blendshape, out t) ? Scale(t.Value) : -1f;
+        }
+
+        /// <summary>The driven blendshape names, in first-seen order of the dictionary.</summary>
+        public IEnumerable<string> TargetNames { get { return targets.Keys; } }
+
+        float Scale(float v)
+        {
+            float s = float.IsNaN(WeightScale) || WeightScale < 0 ? 0f : WeightScale;
+            return (v < 0f ? 0f : (v > 1f ? 1f : v)) * s;
+        }
+
+        Target GetTarget(string name)
+        {
+            Target t;
+            if (!targets.TryGetValue(name, out t)) { t = new Target(); targets[name] = t; }
+            return t;
+        }
+
+        /// <summary>Advance smoothing by dt seconds and write changed weights to the sink.</summary>
+        public void Update(float dt)
+        {
+            if (float.IsNaN(dt) || dt < 0f) dt = 0f;
+            foreach (var t in targets.Values) t.Goal = 0f;
+            bound.Clear();
+            for (int i = 0; i < Bindings.Count; i++)
+            {
+                var b = Bindings[i];
+                if (b == null || string.IsNullOrEmpty(b.Source) || string.IsNullOrEmpty(b.Blendshape)) continue;
+                bound.Add(b.Source);
+                float v;
+                sources.TryGetValue(b.Source, out v);
+                float g = float.IsNaN(b.Gain) ? 0f : b.Gain;
+                GetTarget(b.Blendshape).Goal += g * v;
+            }
+            if (PassThrough)
+                foreach (var kv in sources)
+                    if (!bound.Contains(kv.Key) && kv.Key.Length > 0) GetTarget(kv.Key).Goal += kv.Value;
+
+            float alpha = SmoothingSeconds > 1e-6f ? 1f - (float)Math.Exp(-dt / SmoothingSeconds) : 1f;
+            foreach (var kv in targets)
+            {
+                var t = kv.Value;
+                float goal = t.Goal < 0f ? 0f : (t.Goal > 1f ? 1f : t.Goal);
+                t.Value += (goal - t.Value) * alpha;
+                if (Math.Abs(goal - t.Value) < SnapDistance) t.Value = goal; // settle exactly (0.05 on a 0..100 scale)
+                Write(kv.Key, t);
+            }
+        }
+
+        void Write(string name, Target t)
+        {
+            if (sink == null) return;
+            try
+            {
+                if (t.Index == -2) t.Index = Resolve(name);
+                if (t.Index < 0) return;
+                float w = Scale(t.Value);
+                if (!float.IsNaN(t.LastWritten) && Math.Abs(w - t.LastWritten) < 1e-4f) return;
+                sink.SetWeight(t.Index, w);
+                t.LastWritten = w;
+            }
+            catch (Exception e)
+            {
+                t.Index = -1; // stop touching this one
+                Report("error:" + name, Error, "blendshape '" + name + "': " + e.GetType().Name + ": " + e.Message);
+            }
+        }
+
+        int Resolve(string name)
+        {
+            int i = sink.GetIndex(name);
+            if (i >= 0) return i;
+            int found = -1;
+            for (int k = 0; k < sink.Count; k++)
+            {
+                if (string.Equals(sink.GetName(k), name, StringComparison.OrdinalIgnoreCase))
+                {
+                    if (found >= 0) { found = -1; break; } // ambiguous: do not guess
+                    found = k;
+                }
+            }
+            if (found >= 0) return found;
+            Report("missing:" + name, MissingName, name);
+            return -1;
+        }
+
+        void Report(string key, Action<string> callback, string what)
+        {
+            if (!reported.Add(key) || callback == null) return;
+            try { callback(what); } catch (Exception) { }
+        }
+    }
+}

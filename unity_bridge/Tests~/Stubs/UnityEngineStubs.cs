@@ -1,0 +1,162 @@
+// Minimal stand-ins for the UnityEngine types the bridge's Unity scripts use, so CI can compile
+// (and drive) Runtime/Unity with Mono's mcs, outside Unity. Not shipped: the folder ends in "~",
+// which Unity ignores. Behaviour is simplified but real enough for Tests~/Probe/UnityHarness.cs.
+using System;
+using System.Collections.Generic;
+using System.Reflection;
+
+namespace UnityEngine
+{
+    public class Object
+    {
+        internal static readonly List<Object> All = new List<Object>();
+        public string name = "";
+
+        protected Object() { All.Add(this); }
+
+        public static T FindObjectOfType<T>() where T : Object
+        {
+            foreach (var o in All) if (o is T) return (T)o;
+            return null;
+        }
+
+        public static bool operator ==(Object a, Object b)
+        {
+            if (ReferenceEquals(a, null)) return ReferenceEquals(b, null);
+            return a.Equals(b);
+        }
+
+        public static bool operator !=(Object a, Object b) { return !(a == b); }
+        public override bool Equals(object o) { return ReferenceEquals(this, o); }
+        public override int GetHashCode() { return base.GetHashCode(); }
+        public static implicit operator bool(Object o) { return !ReferenceEquals(o, null); }
+    }
+
+    public sealed class GameObject : Object
+    {
+        internal readonly List<Component> Components = new List<Component>();
+        public GameObject(string name) { this.name = name; }
+
+        public T AddComponent<T>() where T : Component, new()
+        {
+            var c = new T();
+            c.gameObject = this;
+            c.name = name;
+            Components.Add(c);
+            return c;
+        }
+    }
+
+    public class Component : Object
+    {
+        public GameObject gameObject;
+
+        public T GetComponent<T>() where T : Component
+        {
+            if (gameObject == null) return null;
+            foreach (var c in gameObject.Components) if (c is T) return (T)c;
+            return null;
+        }
+    }
+
+    public class Behaviour : Component
+    {
+        public bool enabled = true;
+        public bool isActiveAndEnabled { get { return enabled; } }
+    }
+
+    public class MonoBehaviour : Behaviour
+    {
+        /// <summary>Stub only: call a Unity message method (Update, OnEnable, ...) by name, as Unity would.</summary>
+        public void StubInvoke(string method)
+        {
+            var m = GetType().GetMethod(method, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+            if (m != null) m.Invoke(this, null);
+        }
+    }
+
+    public class Renderer : Component { }
+
+    public sealed class Mesh : Object
+    {
+        readonly List<string> shapes = new List<string>();
+        public void StubAddBlendShape(string shape) { shapes.Add(shape); }
+        public int blendShapeCount { get { return shapes.Count; } }
+        public int GetBlendShapeIndex(string blendShapeName) { return shapes.IndexOf(blendShapeName); }
+
+        public string GetBlendShapeName(int shapeIndex)
+        {
+            if (shapeIndex < 0 || shapeIndex >= shapes.Count) throw new ArgumentOutOfRangeException("shapeIndex");
+            return shapes[shapeIndex];
+        }
+    }
+
+    public class SkinnedMeshRenderer : Renderer
+    {
+        readonly Dictionary<int, float> weights = new Dictionary<int, float>();
+        public Mesh sharedMesh;
+        public int StubWrites;
+
+        public void SetBlendShapeWeight(int index, float value)
+        {
+            if (sharedMesh == null || index < 0 || index >= sharedMesh.blendShapeCount)
+                throw new ArgumentOutOfRangeException("index"); // Unity logs an error here
+            weights[index] = value;
+            StubWrites++;
+        }
+
+        public float GetBlendShapeWeight(int index)
+        {
+            float v;
+            return weights.TryGetValue(index, out v) ? v : 0f;
+        }
+    }
+
+    public static class Time
+    {
+        public static float deltaTime = 1f / 60f;
+        public static float unscaledTime;
+    }
+
+    public static class Application
+    {
+        public static bool isPlaying = true;
+    }
+
+    public static class Debug
+    {
+        public static Action<string> Sink = Console.WriteLine;
+        public static void Log(object message) { Sink("LOG " + message); }
+        public static void Log(object message, Object context) { Log(message); }
+        public static void LogWarning(object message) { Sink("WARNING " + message); }
+        public static void LogWarning(object message, Object context) { LogWarning(message); }
+        public static void LogError(object message) { Sink("ERROR " + message); }
+        public static void LogError(object message, Object context) { LogError(message); }
+        public static void LogException(Exception exception) { Sink("EXCEPTION " + exception); }
+        public static void LogException(Exception exception, Object context) { LogException(exception); }
+    }
+
+    [AttributeUsage(AttributeTargets.Field)]
+    public sealed class SerializeField : Attribute { }
+
+    [AttributeUsage(AttributeTargets.Field)]
+    public sealed class TooltipAttribute : Attribute { public TooltipAttribute(string tooltip) { } }
+
+    [AttributeUsage(AttributeTargets.Field, AllowMultiple = true)]
+    public sealed class HeaderAttribute : Attribute { public HeaderAttribute(string header) { } }
+
+    [AttributeUsage(AttributeTargets.Field)]
+    public sealed class RangeAttribute : Attribute { public RangeAttribute(float min, float max) { } }
+
+    [AttributeUsage(AttributeTargets.Method, AllowMultiple = true)]
+    public sealed class ContextMenu : Attribute { public ContextMenu(string itemName) { } }
+
+    [AttributeUsage(AttributeTargets.Class)]
+    public sealed class AddComponentMenu : Attribute { public AddComponentMenu(string menuName) { } }
+
+    [AttributeUsage(AttributeTargets.Class)]
+    public sealed class DisallowMultipleComponent : Attribute { }
+
+    [AttributeUsage(AttributeTargets.Class)]
+    public sealed class DefaultExecutionOrder : Attribute { public DefaultExecutionOrder(int order) { } }
+}
