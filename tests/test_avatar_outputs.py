@@ -101,3 +101,24 @@ def test_vrchat_profile_and_avatar_change(tiny_bundle, tmp_path) -> None:
     bursts = [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 0.05]
     gaps = np.diff(bursts)
     assert len(gaps) and gaps.min() > 0.15  # on change only, at most 5 updates a second
+
+
+def test_vxp_profile_on_a_real_receiver(tiny_bundle, tmp_path) -> None:
+    """Avatars made for the VXP mod: VXP_Expression int (RAVDESS order), VXP_Confidence float."""
+    rx = UdpReceiver()
+    wav = write_wav(tmp_path / "calm.wav", np.concatenate([tone(200, 2.5), np.zeros(16000, np.float32)]))
+    r = subprocess.run(
+        daemon_cmd("--input", str(wav), "--osc", f"vxp@127.0.0.1:{rx.port}", "--vrchat-listen", "0",
+                   "--no-ws", "--quiet"),
+        capture_output=True, text=True, timeout=timeout(60), cwd=REPO,
+        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+    )
+    rx.collect(time.monotonic() + 0.5, stop_after_idle=0.2)
+    rx.close()
+    assert r.returncode == 0, r.stderr
+    msgs = [OscMessage(d) for _, d in rx.packets]
+    assert {m.address for m in msgs} == {"/avatar/parameters/VXP_Expression", "/avatar/parameters/VXP_Confidence"}
+    expr = [m.params[0] for m in msgs if m.address.endswith("Expression")]
+    assert all(m.dgram.split(b",", 1)[1][:1] == b"i" for m in msgs if m.address.endswith("Expression"))
+    assert 2 in expr  # calm is 2 in VXP's numbering
+    assert expr[-1] == 0  # silence / final: "Default (unsure)"

@@ -190,7 +190,6 @@ def test_sigterm_stops_within_a_second_with_final_neutral_state(tiny_bundle, sce
         (["--model", "/nonexistent/model"], "model not found"),
         (["--window-ms", "2000"], "trained on 1000 ms"),
         (["--hysteresis", "3"], "hysteresis must be"),
-        (["--osc", "no-such-host.invalid:9000"], "cannot resolve host"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tiny_bundle, scene_wav, args, needle) -> None:
@@ -276,3 +275,44 @@ def test_file_input_does_not_import_tensorflow_or_sounddevice(tiny_bundle, scene
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout(60), cwd=REPO,
                        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)})
     assert r.stdout.strip().splitlines()[-1] == "0 False False False", r.stderr
+
+
+def test_live_status_line_on_a_terminal(tiny_bundle, tmp_path) -> None:
+    """On a terminal, one self-overwriting line: emotion, confidence, voice, latency; none with --quiet."""
+    import pty
+    import select
+
+    wav = write_wav(tmp_path / "s.wav", tone(3000, 2.0))
+
+    def run(*extra: str) -> str:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            daemon_cmd("--input", str(wav), "--no-ws", "--no-osc", *extra),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO,
+            env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+        )
+        os.close(slave)
+        out = b""
+        deadline = time.monotonic() + timeout(30)
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=timeout(5))
+        os.close(master)
+        return out.decode("utf-8", "replace")
+
+    shown = run()
+    lines = [seg for seg in shown.split("\r") if "voice" in seg]
+    assert lines, shown
+    assert re.search(r"angry\s+[0-9.]+\s+voice on\s+latency\s+[0-9.]+ ms", shown)
+    assert "\n" not in "".join(lines[:-1]).replace("\x1b[K", "")  # it rewrites one line
+    assert "voice" not in run("--quiet")

@@ -196,3 +196,18 @@ def test_signal_at_any_moment_exits_within_a_second(tiny_bundle, loop_wav, delay
     assert took < 1.0 * max(1.0, timeout(1.0)), took
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err
+
+
+def test_osc_host_that_does_not_resolve(tiny_bundle, loop_wav) -> None:
+    """Said once, skipped, retried in the background: the rest of the daemon works."""
+    rx = UdpReceiver()
+    r = subprocess.run(
+        daemon_cmd("--input", str(loop_wav), "--fast", "--osc", "no-such-host.invalid:9000",
+                   "--osc", f"127.0.0.1:{rx.port}", "--no-ws", "--quiet"),
+        capture_output=True, text=True, timeout=timeout(60), cwd=REPO, env=env_for(tiny_bundle),
+    )
+    rx.collect(time.monotonic() + 0.5, stop_after_idle=0.2)
+    rx.close()
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("cannot resolve host 'no-such-host.invalid'") == 1
+    assert len(rx.packets) > 10  # the other target got everything
