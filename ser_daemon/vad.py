@@ -72,19 +72,22 @@ class VoiceActivityGate:
             s = self.settings
             level, flatness = frame_levels(frames, self.cfg, self._calibration_db)
             rise = s.vad_floor_rise_db_per_s * self.frame_s
-            floor = self.noise_floor_db
+            # floor_i = min(level_i, floor_{i-1} + rise), unrolled: the running minimum of
+            # (level_j - rise*j) and the old floor, shifted back by rise*i.
+            steps = rise * np.arange(1, len(level) + 1)
+            shifted = np.minimum.accumulate(np.minimum(level - steps, self.noise_floor_db))
+            floors = shifted + steps
+            speech = (level >= floors + s.vad_threshold_db) & (level >= s.vad_min_level_dbfs) & (
+                flatness <= s.vad_max_flatness
+            )
             n = self._hangover_frames
-            for i in range(len(frames)):
-                lv = float(level[i])
-                floor = min(lv, floor + rise)
-                speech = (
-                    lv >= floor + s.vad_threshold_db
-                    and lv >= s.vad_min_level_dbfs
-                    and float(flatness[i]) <= s.vad_max_flatness
-                )
-                self._recent[self._frames_seen % n] = speech
-                self._frames_seen += 1
-            self.noise_floor_db = floor
+            idx = (self._frames_seen + np.arange(len(level))) % n
+            if len(level) >= n:
+                self._recent[idx[-n:]] = speech[-n:]
+            else:
+                self._recent[idx] = speech
+            self._frames_seen += len(level)
+            self.noise_floor_db = float(floors[-1])
             self.last_level_db = float(level[-1])
         self.active = bool(np.count_nonzero(self._recent) >= self._min_speech_frames)
         return self.active
