@@ -230,6 +230,21 @@ class Daemon:
             elif multi:
                 p.follow_stream = first
 
+    def _warm_up(self) -> None:
+        """Run the model once per batch size the streams can need, before audio flows.
+
+        The first call of a batch size builds LiteRT buffers or traces the Keras graph
+        (milliseconds to a second); doing it now keeps it out of the first decisions.
+        """
+        n = max(len(self.streams), 8 if self.config.ingest is not None else 1)
+        shape = self.bundle.input_shape
+        b = 1
+        while True:
+            self.classifier.predict(np.zeros((min(b, n), *shape), dtype=np.float32))
+            if b >= n:
+                break
+            b *= 2
+
     def _on_input_status(self, stream: str, status: str, detail: str) -> None:
         """From a device supervisor thread: hand over to the processing thread."""
         self._statuses.put((stream, status, detail))
@@ -295,6 +310,7 @@ class Daemon:
                 await self.ingest.start(cfg.ingest)
             await self._listen_for_avatar_changes()
             if not self._stop.is_set():
+                await asyncio.to_thread(self._warm_up)
                 for st in self.streams:
                     if isinstance(st.source, DeviceSource):
                         st.source.start()

@@ -115,6 +115,7 @@ class StreamProcessor:
         self._last_end_sample: int | None = None
         self._acc_ms: dict[str, float] = {"resample": 0.0, "features": 0.0}
         self._unpushed: list[np.ndarray] = []  # resampled audio not yet turned into frames
+        self._unpushed_len = 0
 
     @property
     def samples_seen(self) -> int:
@@ -126,6 +127,7 @@ class StreamProcessor:
         self._resampler.reset()
         self._mel.reset()
         self._unpushed = []
+        self._unpushed_len = 0
         self._in_base = in_index
         self._out_base = int(round(in_index * self.features.sample_rate / self.in_rate))
         self._next_boundary = self.window_samples
@@ -183,6 +185,13 @@ class StreamProcessor:
             self._next_boundary += self.hop_samples
         if pos < len(y):
             self._unpushed.append(y[pos:])
+            self._unpushed_len += len(y) - pos
+            if self._unpushed_len >= self.hop_samples:
+                # Before the first window is full (or with a long hop), keep up as audio arrives
+                # rather than computing a whole window's frames at the decision.
+                t2 = time.perf_counter()
+                self._push_features()
+                self._acc_ms["features"] += (time.perf_counter() - t2) * 1000.0
         if self.settings.drop_stale and len(due) > 1:
             self.dropped_windows += len(due) - 1
             due = due[-1:]
@@ -190,6 +199,7 @@ class StreamProcessor:
 
     def _push_features(self) -> None:
         parts, self._unpushed = self._unpushed, []
+        self._unpushed_len = 0
         y = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if len(y):
             self._vad.update(self._mel.push(y))
