@@ -26,7 +26,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from _util import REPO, default_model, git_rev, machine, save, stats_ms, write_demo_wav
+from _util import (REPO, default_model, git_rev, machine, proc_cpu_seconds, proc_rss_mb, save, stats_ms,
+                   write_demo_wav)
 
 
 def batch_scaling(model: Path, backend: str, sizes=(1, 2, 4, 8, 16, 32, 64)) -> dict[str, dict]:
@@ -61,14 +62,22 @@ def run_daemon(n: int, backend: str, wav: Path, model: Path, seconds: float, tmp
         cmd += ["--input", str(wav)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    try:
-        proc.wait(timeout=seconds + 120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
+    samples = []  # (time, cpu seconds, rss MB) while it runs
+    deadline = time.monotonic() + seconds + 120
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"{n} streams: the daemon did not finish")
+        try:
+            samples.append((time.monotonic(), proc_cpu_seconds(proc.pid), proc_rss_mb(proc.pid)))
+        except (OSError, IndexError, ValueError):
+            pass
+        time.sleep(0.5)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr.read()[-2000:])
     data = json.loads(stats.read_text())
+    steady = samples[len(samples) // 4 : -2] or samples  # skip start-up and the end
+    cpu_share = (steady[-1][1] - steady[0][1]) / max(1e-9, steady[-1][0] - steady[0][0])
     per_stream = data["streams"].values()
     return {
         "streams": n,
@@ -78,6 +87,9 @@ def run_daemon(n: int, backend: str, wav: Path, model: Path, seconds: float, tmp
         "overruns": sum(s["overruns"] for s in per_stream),
         "decision_latency_ms": data["stages"].get("decision_latency"),
         "inference_per_window_ms": data["stages"].get("inference"),
+        "cpu_share_of_one_core": round(cpu_share, 3),
+        "cpu_share_per_stream": round(cpu_share / n, 5),
+        "rss_mb": round(max(s[2] for s in samples), 1) if samples else None,
     }
 
 
@@ -104,7 +116,8 @@ def main() -> None:
                 runs.append(r)
                 lat = r["decision_latency_ms"] or {}
                 print(f"{backend:6s} {n:4d} streams: {r['decisions']} decisions, dropped {r['dropped_windows']}, "
-                      f"late {r['late']}, overruns {r['overruns']}, latency p99 {lat.get('p99_ms')} ms")
+                      f"late {r['late']}, overruns {r['overruns']}, latency p99 {lat.get('p99_ms')} ms, "
+                      f"CPU {r['cpu_share_of_one_core']:.2f} core, RSS {r['rss_mb']} MB")
                 if r["dropped_windows"] or r["late"] or r["overruns"]:
                     break
                 n *= 2
