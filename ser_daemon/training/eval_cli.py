@@ -1,0 +1,178 @@
+"""``ser-eval``: speaker-independent evaluation of a model bundle, or a speaker k-fold.
+
+Score a bundle on any folder in a supported layout::
+
+    ser-eval --model models/default --data my_recordings/ --out eval_out
+
+Clips of speakers the model was trained on (listed in its metadata) are left
+out unless ``--include-train-speakers`` is given, so the figures stay
+speaker-independent.  Writes ``report.json``, ``report.txt`` and
+``confusion_matrix.png`` (clip level) to ``--out`` and prints the text.
+
+Cross-validate the training recipe by speaker (trains K models)::
+
+    ser-eval --cv 4 --data ../shared/data/ravdess --exclude-speakers Actor_17,Actor_18,Actor_19,Actor_20
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("ser_daemon.training")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _label_map(text: str) -> dict[str, str]:
+    out = {}
+    for item in _csv_list(text):
+        if "=" not in item:
+            raise argparse.ArgumentTypeError(f"label map items look like data_label=model_label. Received: {item!r}")
+        a, b = item.split("=", 1)
+        out[a.strip().lower()] = b.strip().lower()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ser-eval", description="Speaker-independent evaluation of a speech-emotion model.")
+    p.add_argument("--data", required=True, help="data folder or CSV manifest")
+    p.add_argument("--layout", default="auto",
+                   choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
+    p.add_argument("--model", default=None, help="model bundle folder (default: the shipped model)")
+    p.add_argument("--out", default="ser-eval-report", help="folder for report.json, report.txt, confusion_matrix.png")
+    p.add_argument("--speakers", type=_csv_list, default=[], help="only these speakers")
+    p.add_argument("--exclude-speakers", type=_csv_list, default=[], help="leave these speakers out")
+    p.add_argument("--include-train-speakers", action="store_true",
+                   help="also score speakers the model trained on (not speaker-independent!)")
+    p.add_argument("--label-map", type=_label_map, default={}, help="data_label=model_label,... renames")
+    p.add_argument("--backend", default="litert", choices=["litert", "keras"])
+    p.add_argument("--no-streaming", action="store_true", help="skip the streaming replay")
+    p.add_argument("--cv", type=int, default=0, help="speaker k-fold of the training recipe instead (trains K models)")
+    p.add_argument("--epochs", type=int, default=None, help="with --cv: epochs per fold")
+    p.add_argument("--cache", default=None, help="with --cv: feature cache folder")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _run_cv(args: argparse.Namespace, clips: list, argv: Sequence[str] | None) -> int:  # type: ignore[type-arg]
+    from dataclasses import replace
+
+    from ..features import FeatureConfig
+    from ..model_bundle import load_bundle
+    from .evaluate import write_json
+    from .train import TrainConfig, build_feature_set, configure_tensorflow, cross_validate
+
+    cfg = TrainConfig()
+    features = FeatureConfig()
+    if args.model:
+        bundle = load_bundle(args.model)
+        stored = (bundle.metadata.get("training") or {}).get("config")
+        if stored:
+            cfg = TrainConfig.from_dict(stored)
+        features = bundle.features
+    if args.epochs is not None:
+        cfg = replace(cfg, epochs=args.epochs)
+    configure_tensorflow(args.threads)
+    labels = sorted({c.label for c in clips})
+    fs = build_feature_set(clips, labels, features, cfg, cache_dir=args.cache,
+                           progress=None if args.quiet else sys.stderr)
+    cv = cross_validate(fs, cfg, args.cv, log_fn=print, verbose=0 if args.quiet else 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "ser-eval " + " ".join(sys.argv[1:] if argv is None else list(argv))
+    write_json({"cross_validation": cv, "config": cfg.to_dict(), "command": command}, out / "report.json")
+    print(f"k-fold ({args.cv}) by speaker: "
+          f"window acc {cv['window_accuracy']['mean']:.3f} ± {cv['window_accuracy']['std']:.3f}, "
+          f"window macro-F1 {cv['window_macro_f1']['mean']:.3f} ± {cv['window_macro_f1']['std']:.3f}, "
+          f"clip acc {cv['clip_accuracy']['mean']:.3f} ± {cv['clip_accuracy']['std']:.3f}, "
+          f"clip macro-F1 {cv['clip_macro_f1']['mean']:.3f} ± {cv['clip_macro_f1']['std']:.3f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    from ..errors import SerError
+    from ..model_bundle import default_model_dir, load_bundle
+    from .datasets import load_dataset
+
+    try:
+        clips = load_dataset(args.data, args.layout)
+    except SerError as exc:
+        print(f"ser-eval: {exc}", file=sys.stderr)
+        return 2
+    if args.speakers:
+        clips = [c for c in clips if c.speaker in set(args.speakers)]
+    clips = [c for c in clips if c.speaker not in set(args.exclude_speakers)]
+    if not clips:
+        print("ser-eval: no clips left after the speaker filters", file=sys.stderr)
+        return 2
+    if args.cv:
+        return _run_cv(args, clips, argv)
+
+    from ..inference import load_classifier
+    from .evaluate import evaluate_predictions, map_labels, streaming_eval, write_reports
+    from .train import TrainConfig, TrimConfig, build_feature_set
+
+    model_dir = args.model or default_model_dir()
+    if model_dir is None:
+        print("ser-eval: no --model given and no default model found", file=sys.stderr)
+        return 2
+    try:
+        bundle = load_bundle(model_dir)
+        clf = load_classifier(bundle, backend=args.backend)
+    except SerError as exc:
+        print(f"ser-eval: {exc}", file=sys.stderr)
+        return 2
+    labels = list(bundle.labels)
+    trained_on = set((bundle.metadata.get("training") or {}).get("train_speakers") or [])
+    if trained_on and not args.include_train_speakers:
+        seen = sorted({c.speaker for c in clips if c.speaker in trained_on})
+        if seen:
+            log.info("leaving out %d speakers the model trained on: %s", len(seen), ", ".join(seen))
+        clips = [c for c in clips if c.speaker not in trained_on]
+    clips, skipped = map_labels(clips, labels, args.label_map)
+    if skipped:
+        log.info("leaving out clips with labels the model does not know: %s", skipped)
+    if not clips:
+        print("ser-eval: no clips left to score (all speakers seen in training, or unknown labels)", file=sys.stderr)
+        return 2
+    stored = (bundle.metadata.get("training") or {}).get("config") or {}
+    trim = TrimConfig(**stored["trim"]) if "trim" in stored else TrimConfig()
+    cfg = TrainConfig(window_s=bundle.window_s, trim=trim)
+    progress = None if args.quiet else sys.stderr
+    fs = build_feature_set(clips, labels, bundle.features, cfg, augment=False, progress=progress)
+    probs = np.concatenate([clf.predict(fs.x[i : i + 64].astype(np.float32)) for i in range(0, len(fs.y), 64)])
+    index = {lab: i for i, lab in enumerate(labels)}
+    reports = evaluate_predictions(probs, fs.y, fs.clip, np.array([index[c.label] for c in clips]), labels)
+    reports["command"] = "ser-eval " + " ".join(sys.argv[1:] if argv is None else list(argv))
+    reports["model"] = str(bundle.directory)
+    reports["data"] = str(args.data)
+    reports["speakers"] = sorted({c.speaker for c in clips})
+    reports["skipped_labels"] = skipped
+    if not args.no_streaming:
+        reports["streaming"] = streaming_eval(clips, clf, labels, sample_rate=bundle.features.sample_rate,
+                                              progress=progress)
+    spk = reports["speakers"]
+    who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
+    paths = write_reports(args.out, reports, f"{bundle.name} on {Path(args.data).name}, unseen: {who}")
+    print(paths["txt"].read_text(encoding="utf-8"))
+    print(f"reports in {Path(args.out)}: {', '.join(p.name for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The emotion CNN, defined once with backend-neutral Keras 3 layers.
+
+Input: ``(batch, frames, n_mels)`` raw log-mel from :func:`ser_daemon.features.log_mel`.
+Output: ``(batch, n_labels)`` softmax.  Normalisation happens inside the model:
+a parameter-free per-window standardisation (LayerNormalization over time and
+mel, no centre/scale), which removes the recording gain (an additive offset in
+the log domain) so the model does not depend on microphone level.  Only stock
+layers are used (no Lambda, no TensorFlow ops), so the ``.keras`` file loads
+under Keras' JAX or PyTorch backends too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["ModelConfig", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size and regularisation of the CNN.
+
+    Attributes:
+        width: channels of the first conv block; blocks use width x (1, 2, 4, 8).
+        blocks: number of conv blocks (each conv-BN-ReLU, pooled 2x2 except the last).
+        stem_stride: stride of the first convolution in time and mel; 2 quarters
+            the cost of everything after it (training on 2 CPU cores is the
+            bottleneck this guards).
+        dropout: dropout before the classifier.
+        spatial_dropout: dropout of whole feature maps after each pooled block.
+        l2: L2 weight decay on conv and dense kernels.
+    """
+
+    width: int = 16
+    blocks: int = 4
+    stem_stride: int = 2
+    dropout: float = 0.3
+    spatial_dropout: float = 0.1
+    l2: float = 1e-4
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = ModelConfig(), seed: int = 0) -> Any:
+    """A compiled-free ``keras.Model`` for windows of ``input_shape`` (frames, n_mels)."""
+    import keras
+    from keras import layers
+
+    frames, mels = input_shape
+    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 > 0 else None
+    init = keras.initializers.HeNormal(seed=seed)
+    inp = keras.Input(shape=(frames, mels), name="log_mel")
+    x = layers.Reshape((frames, mels, 1), name="add_channel")(inp)
+    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=1e-3, name="window_norm")(x)
+    for b in range(cfg.blocks):
+        ch = cfg.width * (2 ** min(b, 3))
+        stride = cfg.stem_stride if b == 0 else 1
+        x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False, kernel_initializer=init,
+                          kernel_regularizer=reg, name=f"conv{b + 1}")(x)
+        x = layers.BatchNormalization(name=f"bn{b + 1}")(x)
+        x = layers.ReLU(name=f"relu{b + 1}")(x)
+        if b < cfg.blocks - 1:
+            x = layers.MaxPooling2D(2, name=f"pool{b + 1}")(x)
+            if cfg.spatial_dropout > 0:
+                x = layers.SpatialDropout2D(cfg.spatial_dropout, seed=seed + b, name=f"sdrop{b + 1}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if cfg.dropout > 0:
+        x = layers.Dropout(cfg.dropout, seed=seed + 100, name="dropout")(x)
+    out = layers.Dense(n_labels, activation="softmax", kernel_regularizer=reg,
+                       kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 101), name="probs")(x)
+    return keras.Model(inp, out, name="ser_cnn")

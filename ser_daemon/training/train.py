@@ -1,0 +1,498 @@
+"""Training: features of augmented windows computed once, then a seeded Keras fit.
+
+The pipeline (all seeded, so the same command gives the same model):
+
+1. :func:`build_feature_set` loads every clip, finds its speech, and for the
+   clean clip plus ``AugmentConfig.copies`` headset-like versions cuts
+   windows of the daemon's length and computes :func:`ser_daemon.features.log_mel`.
+   Each clip's randomness is derived from the seed and the clip's file name,
+   so a clip gets the same windows whichever subset it is part of (k-fold
+   runs reuse one cache).
+2. :func:`fit_model` trains the CNN of :mod:`.model_def`; every epoch the
+   windows get fresh SpecAugment masks; classes are balanced with weights.
+3. :func:`export_bundle` writes ``model.keras``, ``model.tflite`` (float or
+   dynamic-range quantized, chosen by measured agreement and speed) and
+   ``ser_model.json`` through :func:`ser_daemon.model_bundle.write_metadata`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..features import FeatureConfig
+from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
+from .augment import AugmentConfig, augment_waveform, spec_augment
+from .datasets import Clip
+from .model_def import ModelConfig, build_model
+
+__all__ = [
+    "TrainConfig",
+    "FeatureSet",
+    "build_feature_set",
+    "configure_tensorflow",
+    "fit_model",
+    "export_bundle",
+    "tflite_predictor",
+    "keras_predictor",
+    "time_tflite",
+    "clip_windows",
+    "class_weights",
+    "speaker_folds",
+    "evaluate_windows",
+    "cross_validate",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained model (stored in the bundle).
+
+    Attributes:
+        seed: seed of all randomness.
+        window_s: seconds per window (the daemon's window).
+        train_hop_s: seconds between training windows within a clip.
+        eval_hop_s: seconds between evaluation windows within a clip.
+        epochs: passes over the training windows.
+        batch_size: windows per step.
+        learning_rate: peak learning rate (cosine decay after a short warm-up).
+        label_smoothing: cross-entropy label smoothing.
+        balance: weight classes inversely to their window counts.
+        model: CNN settings.
+        augment: augmentation settings.
+        trim: silence-trimming settings.
+    """
+
+    seed: int = 1234
+    window_s: float = 2.0
+    train_hop_s: float = 0.5
+    eval_hop_s: float = 0.5
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    label_smoothing: float = 0.1
+    balance: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    trim: TrimConfig = field(default_factory=TrimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        d = dict(data)
+        d["model"] = ModelConfig(**d.get("model", {}))
+        d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
+        d["trim"] = TrimConfig(**d.get("trim", {}))
+        return cls(**d)
+
+
+@dataclass
+class FeatureSet:
+    """Windows of many clips.
+
+    Attributes:
+        x: ``(n, frames, n_mels)`` float16 log-mel (halves memory; exact
+            enough for log-mel values around -14..10).
+        y: label index per window.
+        clip: index into ``clips`` per window.
+        version: 0 for the clean clip, 1.. for augmented copies.
+        clips: the clips, in index order.
+        labels: class names, in label-index order.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    clip: np.ndarray
+    version: np.ndarray
+    clips: list[Clip]
+    labels: list[str]
+
+    def select(self, mask: np.ndarray) -> "FeatureSet":
+        return FeatureSet(self.x[mask], self.y[mask], self.clip[mask], self.version[mask], self.clips, self.labels)
+
+    def speakers(self) -> np.ndarray:
+        """Speaker per window."""
+        spk = np.array([c.speaker for c in self.clips])
+        return spk[self.clip]
+
+
+def _clip_seed(seed: int, clip: Clip) -> int:
+    return (seed * 1_000_003 + zlib.crc32(f"{clip.speaker}/{clip.path.name}".encode())) & 0x7FFFFFFF
+
+
+def _progress(prefix: str, done: int, total: int, t0: float, stream: Any = sys.stderr) -> None:
+    if stream is None:
+        return
+    rate = done / max(time.perf_counter() - t0, 1e-9)
+    eta = (total - done) / rate if rate > 0 else 0.0
+    end = "\n" if done == total else ""
+    stream.write(f"\r{prefix}: {done}/{total} clips  {rate:5.1f}/s  eta {eta:4.0f}s{end}")
+    stream.flush()
+
+
+def clip_windows(
+    clip: Clip, feature_cfg: FeatureConfig, cfg: TrainConfig, copies: int
+) -> tuple[list[np.ndarray], list[int]]:
+    """Features of the clean clip (version 0, eval hop) and ``copies`` augmented versions."""
+    sr = feature_cfg.sample_rate
+    win = int(round(cfg.window_s * sr))
+    x = load_audio(clip.path, sr)
+    bounds = speech_bounds(x, sr, cfg.trim)
+    rng = np.random.default_rng(_clip_seed(cfg.seed, clip))
+    feats, versions = [], []
+    starts = window_starts(len(x), bounds, win, int(round(cfg.eval_hop_s * sr)))
+    feats.append(features_of(cut_windows(x, starts, win), feature_cfg))
+    versions.append(0)
+    hop = int(round(cfg.train_hop_s * sr))
+    for v in range(1, copies + 1):
+        y, b = augment_waveform(x, sr, rng, cfg.augment, bounds)
+        shift = int(rng.uniform(-cfg.augment.shift_s, cfg.augment.shift_s) * sr)
+        starts = window_starts(len(y), b, win, hop, offset=shift)
+        feats.append(features_of(cut_windows(y, starts, win, pad_seed=v), feature_cfg))
+        versions.append(v)
+    return feats, versions
+
+
+def build_feature_set(
+    clips: Sequence[Clip],
+    labels: Sequence[str],
+    feature_cfg: FeatureConfig,
+    cfg: TrainConfig,
+    *,
+    augment: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: Any = sys.stderr,
+) -> FeatureSet:
+    """Windows and features of ``clips`` (clean, plus augmented copies if ``augment``).
+
+    With ``cache_dir`` the arrays are stored under a key of everything that
+    determines them and reused on the next call.
+    """
+    clips = list(clips)
+    labels = list(labels)
+    copies = cfg.augment.copies if augment else 0
+    key_src = json.dumps(
+        {
+            "clips": [[str(c.path), c.label, c.speaker] for c in clips],
+            "labels": labels,
+            "features": feature_cfg.to_dict(),
+            "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")},
+            "copies": copies,
+            "v": 1,
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"features-{key}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        z = np.load(cache)
+        return FeatureSet(z["x"], z["y"], z["clip"], z["version"], clips, labels)
+    index = {name: i for i, name in enumerate(labels)}
+    xs, ys, cs, vs = [], [], [], []
+    t0 = time.perf_counter()
+    for ci, clip in enumerate(clips):
+        feats, versions = clip_windows(clip, feature_cfg, cfg, copies)
+        for f, v in zip(feats, versions):
+            xs.append(f.astype(np.float16))
+            n = len(f)
+            ys.append(np.full(n, index[clip.label], np.int32))
+            cs.append(np.full(n, ci, np.int32))
+            vs.append(np.full(n, v, np.int16))
+        if progress is not None and (ci + 1 == len(clips) or ci % 20 == 0):
+            _progress("features", ci + 1, len(clips), t0, progress)
+    fs = FeatureSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(vs), clips, labels)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, x=fs.x, y=fs.y, clip=fs.clip, version=fs.version)
+        tmp.replace(cache)
+    return fs
+
+
+def configure_tensorflow(threads: int = 2, deterministic: bool = True) -> None:
+    """Quiet TensorFlow, cap its threads, make ops deterministic. Call before building models."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised: keep what is set
+        pass
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def class_weights(y: np.ndarray, n_labels: int) -> dict[int, float]:
+    counts = np.bincount(y, minlength=n_labels).astype(np.float64)
+    w = np.where(counts > 0, len(y) / (n_labels * np.maximum(counts, 1)), 0.0)
+    return {i: float(w[i]) for i in range(n_labels)}
+
+
+def fit_model(
+    train: FeatureSet,
+    cfg: TrainConfig,
+    *,
+    val: FeatureSet | None = None,
+    verbose: int = 2,
+    log_fn: Callable[[str], None] | None = None,
+) -> tuple[Any, list[dict[str, float]]]:
+    """Train a fresh CNN on ``train``; returns the model and per-epoch history.
+
+    ``val`` (optional) is only reported per epoch, never used to stop or
+    select: the number of epochs is fixed by ``cfg``.
+    """
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    n_labels = len(train.labels)
+    model = build_model(train.x.shape[1:], n_labels, cfg.model, seed=cfg.seed)
+    steps_per_epoch = int(np.ceil(len(train.y) / cfg.batch_size))
+    total = steps_per_epoch * cfg.epochs
+    warmup = min(steps_per_epoch, total // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate / 10, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate, warmup_steps=warmup
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+    )
+    weights = class_weights(train.y, n_labels) if cfg.balance else None
+    y_onehot = np.eye(n_labels, dtype=np.float32)[train.y]
+    val_data = None
+    if val is not None and len(val.y):
+        val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
+    history: list[dict[str, float]] = []
+    rng = np.random.default_rng(cfg.seed + 7)
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(len(train.y))
+        xb = spec_augment(train.x[order], rng, cfg.augment)
+        t0 = time.perf_counter()
+        h = model.fit(
+            xb,
+            y_onehot[order],
+            batch_size=cfg.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            class_weight=weights,
+            validation_data=val_data,
+            verbose=0,
+        )
+        row = {k: float(v[-1]) for k, v in h.history.items()}
+        row["epoch"] = epoch + 1
+        history.append(row)
+        if verbose:
+            left = (cfg.epochs - epoch - 1) * (time.perf_counter() - t0)
+            val_txt = f"  val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f}" if "val_loss" in row else ""
+            sys.stderr.write(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {row['loss']:.3f}  acc {row['accuracy']:.3f}"
+                             f"{val_txt}  {time.perf_counter() - t0:5.1f} s  eta {left / 60:4.1f} min\n")
+            sys.stderr.flush()
+        if log_fn is not None:
+            log_fn(json.dumps(row))
+    return model, history
+
+
+def keras_predictor(model: Any, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
+    def predict(x: np.ndarray) -> np.ndarray:
+        out = [np.asarray(model(np.asarray(x[i : i + batch_size], np.float32), training=False))
+               for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+    return predict
+
+
+def tflite_predictor(path: str | os.PathLike[str], num_threads: int = 2) -> Callable[[np.ndarray], np.ndarray]:
+    """Window-by-window LiteRT inference (``(n, frames, mels)`` -> ``(n, labels)``)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=num_threads)
+    interp.allocate_tensors()
+    i_in = interp.get_input_details()[0]["index"]
+    i_out = interp.get_output_details()[0]["index"]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        rows = []
+        for w in np.asarray(x, np.float32):
+            interp.set_tensor(i_in, w[None])
+            interp.invoke()
+            rows.append(interp.get_tensor(i_out)[0].copy())
+        return np.stack(rows) if rows else np.zeros((0, interp.get_output_details()[0]["shape"][-1]), np.float32)
+
+    return predict
+
+
+def time_tflite(path: str | os.PathLike[str], input_shape: tuple[int, int], calls: int = 300) -> dict[str, float]:
+    """Milliseconds per window with LiteRT on one thread: median and p99 over ``calls``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    i_in = interp.get_input_details()[0]["index"]
+    x = np.full((1, *input_shape), -5.0, np.float32)
+    x += np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    for _ in range(20):
+        interp.set_tensor(i_in, x)
+        interp.invoke()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        interp.set_tensor(i_in, x)
+        interp.invoke()
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)), "calls": calls,
+            "num_threads": 1}
+
+
+def _convert(model: Any, quantize: bool) -> bytes:
+    import contextlib
+    import io
+
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the whole signature
+        return conv.convert()
+
+
+def export_bundle(
+    model: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str,
+    labels: Sequence[str],
+    feature_cfg: FeatureConfig,
+    window_s: float,
+    check_x: np.ndarray,
+    check_y: np.ndarray | None = None,
+    quantize: str = "auto",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the bundle and return what was chosen and measured.
+
+    Args:
+        check_x: windows to compare Keras and LiteRT outputs on (and measure
+            accuracy of float vs quantized when ``check_y`` is given).
+        quantize: ``"float"``, ``"dynamic"`` or ``"auto"``: take the
+            dynamic-range quantized model only if it loses at most 0.5 points
+            of window accuracy on ``check_x`` and is at least 20 % faster.
+    """
+    from ..model_bundle import write_metadata
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Save an uncompiled copy: the optimizer state would triple the file and is
+    # of no use to inference.
+    import keras
+
+    plain = keras.Model.from_config(model.get_config())
+    plain.set_weights(model.get_weights())
+    plain.save(out / "model.keras")
+    ref = keras_predictor(model)(check_x)
+    candidates = {"float": _convert(model, False)}
+    if quantize in ("dynamic", "auto"):
+        candidates["dynamic"] = _convert(model, True)
+    measured: dict[str, Any] = {}
+    for kind, blob in candidates.items():
+        path = out / f"model.{kind}.tflite.tmp"
+        path.write_bytes(blob)
+        probs = tflite_predictor(path, num_threads=2)(check_x)
+        m = {
+            "bytes": len(blob),
+            "max_abs_diff_vs_keras": float(np.max(np.abs(probs - ref))) if len(ref) else 0.0,
+            "timing": time_tflite(path, tuple(check_x.shape[1:])),
+        }
+        if check_y is not None and len(check_y):
+            m["window_accuracy"] = float(np.mean(probs.argmax(1) == check_y))
+            m["keras_window_accuracy"] = float(np.mean(ref.argmax(1) == check_y))
+        measured[kind] = m
+    choice = "float" if quantize in ("float", "auto") else "dynamic"
+    if quantize == "auto" and "dynamic" in measured:
+        f, d = measured["float"], measured["dynamic"]
+        acc_ok = d.get("window_accuracy", 0.0) >= f.get("window_accuracy", 1.0) - 0.005 if check_y is not None else False
+        faster = d["timing"]["median_ms"] <= 0.8 * f["timing"]["median_ms"]
+        if acc_ok and faster:
+            choice = "dynamic"
+    (out / f"model.{choice}.tflite.tmp").replace(out / "model.tflite")
+    for kind in candidates:
+        tmp = out / f"model.{kind}.tflite.tmp"
+        if tmp.exists():
+            tmp.unlink()
+    info = {"tflite_choice": choice, "tflite_candidates": measured}
+    meta_extra = dict(extra or {})
+    meta_extra["export"] = info
+    write_metadata(out, name=name, labels=list(labels), features=feature_cfg, window_s=window_s, extra=meta_extra)
+    return info
+
+
+def speaker_folds(speakers: Sequence[str], k: int) -> list[list[str]]:
+    """Split sorted unique speakers into ``k`` folds round-robin (deterministic)."""
+    uniq = sorted(set(speakers))
+    if k < 2 or k > len(uniq):
+        raise ValueError(f"k-fold needs 2 <= k <= number of speakers ({len(uniq)}). Received: k={k}")
+    return [uniq[i::k] for i in range(k)]
+
+
+def evaluate_windows(model_or_predict: Any, fs: FeatureSet) -> dict[str, Any]:
+    """Window- and clip-level reports of a model on the clean windows of ``fs``."""
+    from .evaluate import evaluate_predictions
+
+    clean = fs.select(fs.version == 0)
+    predict = model_or_predict if callable(model_or_predict) and not hasattr(model_or_predict, "layers") \
+        else keras_predictor(model_or_predict)
+    probs = predict(clean.x.astype(np.float32))
+    index = {lab: i for i, lab in enumerate(fs.labels)}
+    clip_labels = np.array([index[c.label] for c in fs.clips])
+    return evaluate_predictions(probs, clean.y, clean.clip, clip_labels, fs.labels)
+
+
+def cross_validate(
+    fs: FeatureSet, cfg: TrainConfig, k: int, *, log_fn: Callable[[str], None] | None = print, verbose: int = 0
+) -> dict[str, Any]:
+    """Speaker k-fold: train on k-1 folds (clean + augmented), test on the clean windows of the rest."""
+    spk = fs.speakers()
+    folds = speaker_folds(list(spk), k)
+    rows = []
+    for i, test_speakers in enumerate(folds):
+        test_mask = np.isin(spk, test_speakers)
+        t0 = time.perf_counter()
+        model, _ = fit_model(fs.select(~test_mask), cfg, verbose=verbose)
+        rep = evaluate_windows(model, fs.select(test_mask))
+        row = {
+            "fold": i + 1,
+            "test_speakers": list(test_speakers),
+            "window_accuracy": rep["window"]["accuracy"],
+            "window_macro_f1": rep["window"]["macro_f1"],
+            "clip_accuracy": rep["clip"]["accuracy"],
+            "clip_macro_f1": rep["clip"]["macro_f1"],
+            "clip_per_class_f1": {k_: v["f1"] for k_, v in rep["clip"]["per_class"].items()},
+            "train_s": time.perf_counter() - t0,
+        }
+        rows.append(row)
+        if log_fn is not None:
+            log_fn(
+                f"fold {i + 1}/{k} (test {', '.join(test_speakers)}): window acc {row['window_accuracy']:.3f} "
+                f"F1 {row['window_macro_f1']:.3f} | clip acc {row['clip_accuracy']:.3f} F1 {row['clip_macro_f1']:.3f}"
+            )
+    summary: dict[str, Any] = {"k": k, "folds": rows}
+    for key in ("window_accuracy", "window_macro_f1", "clip_accuracy", "clip_macro_f1"):
+        vals = np.array([r[key] for r in rows])
+        summary[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+    return summary

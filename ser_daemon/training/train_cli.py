@@ -1,0 +1,251 @@
+"""``ser-train``: train the emotion CNN and write a model bundle.
+
+Example (the shipped default model)::
+
+    ser-train --data ../shared/data/ravdess --out models/default \\
+        --holdout-speakers Actor_17,Actor_18,Actor_19,Actor_20 --cv-folds 4
+
+With ``--holdout-speakers`` the model is trained without those speakers and
+scored on them (window, clip and streaming level); the figures go into the
+bundle's metadata and ``<out>/eval/``.  ``--cv-folds K`` first runs a
+speaker k-fold over the remaining speakers.  ``--final-on-all`` then
+retrains on every speaker and ships that model, keeping the held-out
+figures of the model that did not see the held-out speakers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("ser_daemon.training")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ser-train", description="Train the speech-emotion CNN and write a model bundle.")
+    p.add_argument("--data", required=True, help="data folder or CSV manifest (see ser_daemon.training.datasets)")
+    p.add_argument("--layout", default="auto",
+                   choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
+    p.add_argument("--out", required=True, help="output folder: the bundle (ser_model.json, model.keras, model.tflite)")
+    p.add_argument("--name", default=None, help="model name stored in the bundle (default: the output folder's name)")
+    p.add_argument("--holdout-speakers", type=_csv_list, default=[],
+                   help="comma-separated speakers never trained on; the model is scored on them")
+    p.add_argument("--exclude-speakers", type=_csv_list, default=[], help="speakers to ignore entirely")
+    p.add_argument("--cv-folds", type=int, default=0, help="speaker k-fold over the training speakers first (0: skip)")
+    p.add_argument("--final-on-all", action="store_true",
+                   help="after the held-out evaluation, retrain on all speakers and ship that model")
+    p.add_argument("--no-streaming", action="store_true", help="skip the streaming replay of held-out clips")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--width", type=int, default=None, help="channels of the first conv block")
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--copies", type=int, default=None, help="augmented copies per clip")
+    p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
+    p.add_argument("--quantize", default="auto", choices=["auto", "float", "dynamic"],
+                   help="LiteRT export: float, dynamic-range quantized, or auto (measured)")
+    p.add_argument("--eval-dir", default=None, help="folder for the held-out reports (default: <out>/eval)")
+    p.add_argument("--cache", default=None, help="folder to cache computed features in (reused across runs)")
+    p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
+    return p
+
+
+def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from .train import TrainConfig
+
+    cfg = TrainConfig()
+    top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s")}
+    cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
+    if args.width is not None or args.dropout is not None:
+        mo = {k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None}
+        cfg = replace(cfg, model=replace(cfg.model, **mo))
+    if args.copies is not None:
+        cfg = replace(cfg, augment=replace(cfg.augment, copies=args.copies))
+    return cfg
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return str(tf.__version__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t_start = time.perf_counter()
+    import numpy as np
+
+    from ..errors import SerError
+    from ..features import FeatureConfig
+    from .datasets import load_dataset, summarize
+    from .evaluate import streaming_eval, write_reports
+    from .train import (
+        build_feature_set,
+        configure_tensorflow,
+        cross_validate,
+        evaluate_windows,
+        export_bundle,
+        fit_model,
+    )
+
+    cfg = _config(args)
+    out = Path(args.out)
+    progress = None if args.quiet else sys.stderr
+    try:
+        clips = load_dataset(args.data, args.layout)
+    except SerError as exc:
+        print(f"ser-train: {exc}", file=sys.stderr)
+        return 2
+    clips = [c for c in clips if c.speaker not in set(args.exclude_speakers)]
+    labels = sorted({c.label for c in clips})
+    speakers = sorted({c.speaker for c in clips})
+    unknown = [s for s in args.holdout_speakers if s not in speakers]
+    if unknown:
+        print(f"ser-train: held-out speakers not in the data: {unknown}; speakers are {speakers}", file=sys.stderr)
+        return 2
+    summary = summarize(clips)
+    log.info("data: %d clips, %d speakers, labels %s", len(clips), len(speakers), summary["labels"])
+
+    configure_tensorflow(args.threads)
+    feature_cfg = FeatureConfig()
+    fs = build_feature_set(clips, labels, feature_cfg, cfg, cache_dir=args.cache, progress=progress)
+    log.info("windows: %d (clean %d, augmented %d)", len(fs.y), int(np.sum(fs.version == 0)), int(np.sum(fs.version > 0)))
+    spk = fs.speakers()
+    holdout = np.isin(spk, args.holdout_speakers)
+    train_speakers = [s for s in speakers if s not in args.holdout_speakers]
+    verbose = 0 if args.quiet else 2
+    results: dict[str, object] = {}
+
+    if args.cv_folds:
+        log.info("speaker %d-fold cross-validation over %d training speakers", args.cv_folds, len(train_speakers))
+        cv = cross_validate(fs.select(~holdout), cfg, args.cv_folds, log_fn=log.info, verbose=verbose)
+        results["cross_validation"] = cv
+        log.info(
+            "k-fold: clip acc %.3f ± %.3f, clip macro-F1 %.3f ± %.3f; window acc %.3f ± %.3f",
+            cv["clip_accuracy"]["mean"], cv["clip_accuracy"]["std"], cv["clip_macro_f1"]["mean"],
+            cv["clip_macro_f1"]["std"], cv["window_accuracy"]["mean"], cv["window_accuracy"]["std"],
+        )
+
+    log.info("training on %d speakers (%d windows), %d epochs", len(train_speakers), int(np.sum(~holdout)), cfg.epochs)
+    t0 = time.perf_counter()
+    model, history = fit_model(fs.select(~holdout), cfg, verbose=verbose)
+    train_s = time.perf_counter() - t0
+    check = fs.select(holdout & (fs.version == 0)) if holdout.any() else fs.select(fs.version == 0)
+    check_x = check.x[:400].astype(np.float32)
+    check_y = check.y[:400] if holdout.any() else None
+    name = args.name or out.name
+    eval_dir = Path(args.eval_dir) if args.eval_dir else out / "eval"
+    if holdout.any():
+        heldout = evaluate_windows(model, fs.select(holdout))
+        results["heldout"] = {"speakers": list(args.holdout_speakers), **heldout}
+        log.info("held-out %s: window acc %.3f F1 %.3f | clip acc %.3f F1 %.3f", ",".join(args.holdout_speakers),
+                 heldout["window"]["accuracy"], heldout["window"]["macro_f1"], heldout["clip"]["accuracy"],
+                 heldout["clip"]["macro_f1"])
+    shipped_speakers = train_speakers
+    if args.final_on_all and holdout.any():
+        staging = out / "heldout_model"
+        export_bundle(model, staging, name=f"{name}-heldout", labels=labels, feature_cfg=feature_cfg,
+                      window_s=cfg.window_s, check_x=check_x, check_y=check_y, quantize=args.quantize)
+        log.info("retraining on all %d speakers for the shipped model", len(speakers))
+        t0 = time.perf_counter()
+        model, history = fit_model(fs, cfg, verbose=verbose)
+        train_s += time.perf_counter() - t0
+        shipped_speakers = speakers
+    extra = {
+        "training": {
+            "command": "ser-train " + " ".join(sys.argv[1:] if argv is None else list(argv)),
+            "config": cfg.to_dict(),
+            "data": {"root": str(args.data), "clips": len(clips), **summary},
+            "train_speakers": shipped_speakers,
+            "heldout_speakers": list(args.holdout_speakers),
+            "trained_on_heldout": bool(args.final_on_all and holdout.any()),
+            "windows": int(np.sum(~holdout)) if shipped_speakers is train_speakers else int(len(fs.y)),
+            "epochs": cfg.epochs,
+            "final_epoch": history[-1] if history else {},
+            "train_seconds": round(train_s, 1),
+            "tensorflow": _tf_version(),
+        },
+        "metrics": {
+            k: ({"window": {kk: v["window"][kk] for kk in ("accuracy", "macro_f1")},
+                 "clip": {kk: v["clip"][kk] for kk in ("accuracy", "macro_f1")},
+                 "clip_per_class_f1": {lab: m["f1"] for lab, m in v["clip"]["per_class"].items()},
+                 "speakers": v["speakers"]} if k == "heldout" else
+                {kk: v[kk] for kk in ("k", "window_accuracy", "window_macro_f1", "clip_accuracy", "clip_macro_f1")})
+            for k, v in results.items()  # type: ignore[union-attr]
+        },
+    }
+    info = export_bundle(model, out, name=name, labels=labels, feature_cfg=feature_cfg, window_s=cfg.window_s,
+                         check_x=check_x, check_y=check_y, quantize=args.quantize, extra=extra)
+    if holdout.any() and not args.no_streaming:
+        from ..inference import load_classifier
+        from ..model_bundle import load_bundle, write_metadata
+
+        # Streaming figures always come from a model that never heard these speakers.
+        scored = out / "heldout_model" if args.final_on_all else out
+        held_clips = [c for c in clips if c.speaker in set(args.holdout_speakers)]
+        clf = load_classifier(load_bundle(scored), backend="litert")
+        stream = streaming_eval(held_clips, clf, labels, sample_rate=feature_cfg.sample_rate, progress=progress)
+        results["heldout"]["streaming"] = stream  # type: ignore[index]
+        extra["metrics"]["heldout"]["streaming"] = {  # type: ignore[index]
+            "accuracy": stream["accuracy"], "macro_f1": stream["macro_f1"], "settle": stream["settle"]}
+        extra["export"] = info
+        write_metadata(out, name=name, labels=labels, features=feature_cfg, window_s=cfg.window_s, extra=extra)
+    if args.final_on_all and holdout.any():
+        shutil.rmtree(out / "heldout_model", ignore_errors=True)
+    if "heldout" in results:
+        reports = dict(results["heldout"])  # type: ignore[arg-type]
+        if "cross_validation" in results:
+            reports["cross_validation"] = results["cross_validation"]
+        write_reports(eval_dir, reports, f"held-out speakers {','.join(args.holdout_speakers)}")
+    elif "cross_validation" in results:
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        from .evaluate import write_json
+
+        write_json({"cross_validation": results["cross_validation"]}, eval_dir / "report.json")
+
+    chosen = info["tflite_candidates"][info["tflite_choice"]]
+    print("\n== ser-train summary ==", file=sys.stderr)
+    print(f"bundle: {out}  (labels: {', '.join(labels)})", file=sys.stderr)
+    print(f"trained on {len(shipped_speakers)} speakers, {cfg.epochs} epochs, {train_s:.0f} s training, "
+          f"{time.perf_counter() - t_start:.0f} s total", file=sys.stderr)
+    if history:
+        print(f"last epoch: loss {history[-1].get('loss', float('nan')):.3f}, "
+              f"train acc {history[-1].get('accuracy', float('nan')):.3f}", file=sys.stderr)
+    if "cross_validation" in results:
+        cv = results["cross_validation"]
+        print(f"k-fold ({cv['k']}): clip acc {cv['clip_accuracy']['mean']:.3f} ± {cv['clip_accuracy']['std']:.3f}, "  # type: ignore[index]
+              f"clip macro-F1 {cv['clip_macro_f1']['mean']:.3f} ± {cv['clip_macro_f1']['std']:.3f}", file=sys.stderr)  # type: ignore[index]
+    if "heldout" in results:
+        h = results["heldout"]
+        print(f"held-out: window acc {h['window']['accuracy']:.3f} F1 {h['window']['macro_f1']:.3f}; "  # type: ignore[index]
+              f"clip acc {h['clip']['accuracy']:.3f} F1 {h['clip']['macro_f1']:.3f}", file=sys.stderr)  # type: ignore[index]
+        if "streaming" in h:  # type: ignore[operator]
+            s = h["streaming"]  # type: ignore[index]
+            print(f"streaming: clip acc {s['accuracy']:.3f} F1 {s['macro_f1']:.3f}, settle median "
+                  f"{s['settle']['median_s']:.2f} s", file=sys.stderr)
+    print(f"tflite: {info['tflite_choice']}, {chosen['bytes'] / 1024:.0f} KiB, "
+          f"{chosen['timing']['median_ms']:.3f} ms/window median (p99 {chosen['timing']['p99_ms']:.3f}) on 1 thread",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

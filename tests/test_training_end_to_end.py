@@ -1,0 +1,130 @@
+"""ser-train and ser-eval end to end on a generated EmoV-DB-layout fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow")
+
+from ser_daemon.training.synthetic import write_synthetic_dataset  # noqa: E402
+
+pytestmark = pytest.mark.needs_tf
+
+TINY = ["--epochs", "1", "--width", "4", "--copies", "1", "--batch-size", "16", "--quantize", "float", "-q",
+        "--threads", "2"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp("emovdb"), "emovdb", speakers=("bea", "sam", "jenie"),
+                                   clips_per=2)
+
+
+@pytest.fixture(scope="module")
+def bundle(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_loadable_bundle(bundle: Path) -> None:
+    from ser_daemon.inference import load_classifier
+    from ser_daemon.model_bundle import load_bundle
+
+    b = load_bundle(bundle)
+    assert b.labels == ("angry", "neutral", "sleepy")
+    assert b.input_shape == (197, 64)
+    assert b.keras_file is not None and b.tflite_file is not None
+    meta = b.metadata
+    assert meta["training"]["heldout_speakers"] == ["jenie"]
+    assert "jenie" not in meta["training"]["train_speakers"]
+    assert 0.0 <= meta["metrics"]["heldout"]["clip"]["accuracy"] <= 1.0
+    assert "streaming" in meta["metrics"]["heldout"]
+    x = np.random.default_rng(0).normal(-6, 3, (3, 197, 64)).astype(np.float32)
+    lite = load_classifier(b, backend="litert").predict(x)
+    keras_probs = load_classifier(b, backend="keras").predict(x)
+    assert lite.shape == (3, 3)
+    np.testing.assert_allclose(lite, keras_probs, atol=1e-4)
+    np.testing.assert_allclose(lite.sum(axis=1), 1.0, atol=1e-5)
+    assert (bundle / "eval" / "report.json").is_file() and (bundle / "eval" / "confusion_matrix.png").is_file()
+
+
+def test_eval_writes_json_and_png(bundle: Path, corpus: Path, tmp_path: Path) -> None:
+    from ser_daemon.training.eval_cli import main
+
+    out = tmp_path / "eval"
+    assert main(["--model", str(bundle), "--data", str(corpus), "--out", str(out), "-q"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["speakers"] == ["jenie"]  # the trained-on speakers are left out by default
+    for level in ("window", "clip", "streaming"):
+        assert set(rep[level]) >= {"accuracy", "macro_f1", "per_class", "confusion"}
+    assert rep["clip"]["n"] == 6
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro-F1" in (out / "report.txt").read_text()
+
+
+def test_same_seed_same_model(corpus: Path) -> None:
+    from dataclasses import replace
+
+    from ser_daemon.features import FeatureConfig
+    from ser_daemon.training.datasets import load_dataset
+    from ser_daemon.training.model_def import ModelConfig
+    from ser_daemon.training.train import TrainConfig, build_feature_set, configure_tensorflow, fit_model
+
+    configure_tensorflow(2)
+    cfg = TrainConfig(epochs=1, batch_size=16, model=ModelConfig(width=4))
+    cfg = replace(cfg, augment=replace(cfg.augment, copies=1))
+    clips = load_dataset(corpus)
+    labels = sorted({c.label for c in clips})
+    fs1 = build_feature_set(clips, labels, FeatureConfig(), cfg, progress=None)
+    fs2 = build_feature_set(clips, labels, FeatureConfig(), cfg, progress=None)
+    assert np.array_equal(fs1.x, fs2.x)
+    m1, _ = fit_model(fs1, cfg, verbose=0)
+    m2, _ = fit_model(fs2, cfg, verbose=0)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="JAX not installed")
+def test_keras_file_loads_under_jax(bundle: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import keras
+
+    x = np.random.default_rng(1).normal(-6, 3, (2, 197, 64)).astype(np.float32)
+    ref = np.asarray(keras.saving.load_model(bundle / "model.keras")(x, training=False))
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import numpy as np, keras, sys; "
+        f"m = keras.saving.load_model({str(bundle / 'model.keras')!r}); "
+        f"print(keras.backend.backend()); np.save({str(tmp_path / 'p.npy')!r}, "
+        f"np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}), training=False)))"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "jax" in out.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), ref, atol=1e-5)
+
+
+def test_model_card_from_reports(bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ser_daemon.training.report import main
+
+    card_dir = tmp_path / "bundle"
+    shutil.copytree(bundle, card_dir)
+    assert main(["--model", str(card_dir), "--eval-dir", str(bundle / "eval"), "--timing-calls", "20"]) == 0
+    card = (card_dir / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "confusion_matrix.png" in card and "ser-train" in card
+    assert (card_dir / "confusion_matrix.png").is_file()
+    meta = json.loads((card_dir / "ser_model.json").read_text())
+    assert meta["evaluation"]["heldout"]["speakers"] == ["jenie"]

@@ -1,0 +1,77 @@
+"""Windows, trimming and augmentation: pure numpy, no TensorFlow."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ser_daemon.features import FeatureConfig, frames_for_samples
+from ser_daemon.training.audio_prep import cut_windows, features_of, speech_bounds, window_starts
+from ser_daemon.training.augment import AugmentConfig, augment_waveform, colored_noise, spec_augment
+from ser_daemon.training.evaluate import classification_report, clip_level, map_labels
+from ser_daemon.training.datasets import Clip
+from ser_daemon.training.synthetic import synth_clip
+
+SR = 16000
+
+
+def test_speech_bounds_find_the_tone() -> None:
+    x = synth_clip(0, 0, 0, seconds=3.0)
+    s, e = speech_bounds(x, SR)
+    assert abs(s - int(0.2 * SR)) <= int(0.03 * SR)  # 0.3 s head minus the 0.1 s margin
+    assert abs(e - int(2.8 * SR)) <= int(0.03 * SR)
+    assert speech_bounds(np.zeros(SR, np.float32), SR) == (0, SR)
+
+
+def test_windows_have_the_daemon_shape() -> None:
+    cfg = FeatureConfig()
+    win = 2 * SR
+    x = synth_clip(1, 0, 0, seconds=4.0)
+    starts = window_starts(len(x), speech_bounds(x, SR), win, SR // 2)
+    assert starts and all(0 <= s <= len(x) - win for s in starts)
+    feats = features_of(cut_windows(x, starts, win), cfg)
+    assert feats.shape == (len(starts), frames_for_samples(win, cfg), cfg.n_mels) == (len(starts), 197, 64)
+    short = synth_clip(1, 0, 0, seconds=1.0)
+    w = cut_windows(short, window_starts(len(short), (0, len(short)), win, SR // 2), win)
+    assert w.shape == (1, win) and np.all(np.abs(w) > 0)  # padded with faint noise, not zeros
+
+
+def test_augmentation_is_seeded_and_bounded() -> None:
+    x = synth_clip(2, 1, 0, seconds=3.0)
+    cfg = AugmentConfig()
+    a, ba = augment_waveform(x, SR, np.random.default_rng(5), cfg, (4800, 43200))
+    b, bb = augment_waveform(x, SR, np.random.default_rng(5), cfg, (4800, 43200))
+    c, _ = augment_waveform(x, SR, np.random.default_rng(6), cfg, (4800, 43200))
+    assert np.array_equal(a, b) and ba == bb
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32 and np.max(np.abs(a)) <= 1.0
+    assert 0.85 * len(x) < len(a) < 1.15 * len(x)
+    n = colored_noise(8000, np.random.default_rng(0), 1.0)
+    assert abs(float(np.sqrt(np.mean(n**2))) - 1.0) < 1e-3
+
+
+def test_spec_augment_masks_copy() -> None:
+    batch = np.random.default_rng(0).standard_normal((4, 197, 64)).astype(np.float32)
+    out = spec_augment(batch, np.random.default_rng(1), AugmentConfig(time_mask_frames=30, freq_mask_bands=10))
+    assert out.shape == batch.shape and not np.array_equal(out, batch)
+    assert np.array_equal(batch, np.random.default_rng(0).standard_normal((4, 197, 64)).astype(np.float32))
+
+
+def test_metrics_and_clip_voting() -> None:
+    rep = classification_report(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0]), ["a", "b", "c"])
+    assert rep["accuracy"] == 0.6
+    assert rep["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert rep["per_class"]["b"]["precision"] == 2 / 3 and rep["per_class"]["c"]["f1"] == 0.0
+    assert abs(rep["macro_f1"] - np.mean([0.5, 0.8, 0.0])) < 1e-9
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    ids, preds = clip_level(probs, np.array([0, 0, 1, 1]))
+    assert ids.tolist() == [0, 1] and preds.tolist() == [0, 1]
+
+
+def test_label_aliases() -> None:
+    from pathlib import Path
+
+    clips = [Clip(Path("a.wav"), "disgusted", "x"), Clip(Path("b.wav"), "amused", "x")]
+    kept, skipped = map_labels(clips, ["disgust", "happy"])
+    assert [c.label for c in kept] == ["disgust"] and skipped == {"amused": 1}
+    kept, skipped = map_labels(clips, ["disgust", "happy"], {"amused": "happy"})
+    assert len(kept) == 2 and not skipped
