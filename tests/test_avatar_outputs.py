@@ -99,7 +99,7 @@ def test_vrchat_profile_and_avatar_change(tiny_bundle, tmp_path) -> None:
     assert labels[-1] == 0  # final: no voice
     times = sorted({round(t, 3) for t, _ in rx.packets})
     bursts = [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 0.05]
-    gaps = np.diff(bursts)
+    gaps = np.diff(bursts[:-1])  # the final state (on SIGTERM) is never throttled: leave it out
     assert len(gaps) and gaps.min() > 0.15  # on change only, at most 5 updates a second
 
 
