@@ -321,7 +321,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        return 130
+        # Interrupted during start-up (imports, model loading).  Exit at once: a
+        # KeyboardInterrupt that hit C-level code while importing can leave CPython
+        # marked "unhandled" and make it kill itself with SIGINT at exit instead of 130.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
 
 
 def _main(argv: Sequence[str] | None) -> int:

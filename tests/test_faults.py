@@ -176,7 +176,7 @@ def test_unusual_or_bad_audio_files(tiny_bundle, tmp_path, audio) -> None:
         assert "angry" in r.stdout
 
 
-@pytest.mark.parametrize("delay_s", [0.05, 0.4, 1.5, 3.0])
+@pytest.mark.parametrize("delay_s", [0.05, 0.25, 0.4, 0.6, 1.5, 3.0])
 def test_signal_at_any_moment_exits_within_a_second(tiny_bundle, loop_wav, delay_s) -> None:
     rx = UdpReceiver()
     proc = subprocess.Popen(
