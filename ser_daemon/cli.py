@@ -367,6 +367,11 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
             "no model: the shipped default model (models/default) is not installed here. "
             "Pass --model DIR (a folder with ser_model.json), or train one with ser-train"
         )
+    if config.device not in (None, ()):
+        from .sources import resolve_device
+
+        for wanted in config.device if isinstance(config.device, tuple) else (config.device,):
+            resolve_device(wanted)  # fail fast, before the model loads
     bundle = load_bundle(model_dir)
     classifier = load_classifier(bundle, config.backend, num_threads=config.threads)
     log.info("model %s (%s), labels %s", bundle.name, classifier.backend, ", ".join(bundle.labels))

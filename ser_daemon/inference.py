@@ -9,12 +9,14 @@ daemon's hot path must not import TensorFlow when LiteRT serves (2.5 s and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -36,6 +38,30 @@ class Classifier(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, len(labels))`` for windows ``(n, frames, n_mels)`` float32."""
         ...
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide what the LiteRT C++ runtime prints while an interpreter is created.
+
+    It announces "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the
+    process's stderr, which would break the CLI's one-line messages; real failures
+    still arrive as Python exceptions.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _check_output(probs: np.ndarray, n: int, n_labels: int, source: str) -> np.ndarray:
@@ -61,7 +87,8 @@ class LiteRTClassifier:
         self.path = Path(path)
         try:
             # LiteRT's default thread count behaved like 1 here: always set it.
-            self._interp = Interpreter(model_path=str(path), num_threads=int(num_threads))
+            with _quiet_native_stderr():
+                self._interp = Interpreter(model_path=str(path), num_threads=int(num_threads))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load LiteRT model {path}: {exc}") from None
         inp = self._interp.get_input_details()
@@ -79,7 +106,8 @@ class LiteRTClassifier:
         out_shape = tuple(int(x) for x in out[0]["shape"])
         if out_shape[-1] != len(self.labels):
             raise ModelError(f"{path}: model has {out_shape[-1]} outputs but the metadata lists {len(self.labels)} labels")
-        self._interp.allocate_tensors()
+        with _quiet_native_stderr():
+            self._interp.allocate_tensors()
         self._num_threads = int(num_threads)
         # One interpreter per batch size bucket (1, 2, 4, ... padded up): re-allocating
         # tensors whenever the number of due windows changes would cost more than inference.
@@ -90,9 +118,10 @@ class LiteRTClassifier:
         if interp is None:
             from ai_edge_litert.interpreter import Interpreter
 
-            interp = Interpreter(model_path=str(self.path), num_threads=self._num_threads)
-            interp.resize_tensor_input(self._in, [batch, *self.input_shape], strict=False)
-            interp.allocate_tensors()
+            with _quiet_native_stderr():
+                interp = Interpreter(model_path=str(self.path), num_threads=self._num_threads)
+                interp.resize_tensor_input(self._in, [batch, *self.input_shape], strict=False)
+                interp.allocate_tensors()
             self._by_batch[batch] = interp
         return interp
 

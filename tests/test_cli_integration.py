@@ -316,3 +316,17 @@ def test_live_status_line_on_a_terminal(tiny_bundle, tmp_path) -> None:
     assert re.search(r"angry\s+[0-9.]+\s+voice on\s+latency\s+[0-9.]+ ms", shown)
     assert "\n" not in "".join(lines[:-1]).replace("\x1b[K", "")  # it rewrites one line
     assert "voice" not in run("--quiet")
+
+
+def test_missing_portaudio_is_one_line_naming_the_package(tmp_path) -> None:
+    """sounddevice raises OSError('PortAudio library not found') without libportaudio2; shadow it so."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
+    env = {**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    for args in (["--device", "0"], ["--list-devices"]):
+        r = subprocess.run(daemon_cmd(*args, "--no-ws", "--no-osc"), capture_output=True, text=True,
+                           timeout=timeout(30), cwd=REPO, env=env)
+        assert r.returncode == 2, r.stderr
+        assert "libportaudio2" in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
