@@ -8,7 +8,6 @@ config file and library users all get the same checks and the same messages.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -344,32 +343,27 @@ def flatten_config(data: Mapping[str, Any], source: str = "config") -> dict[str,
     """Flatten nested tables into ``table_key`` names with underscores."""
     out: dict[str, Any] = {}
 
+    def option_name(name: str) -> str:
+        # Smoothing options have bare names ([smoothing] min_dwell_ms is min_dwell_ms); VAD
+        # options carry their prefix ([vad] threshold_db is vad_threshold_db, and so is
+        # [vad] vad_threshold_db).
+        if name.startswith("smoothing_"):
+            name = name[len("smoothing_") :]
+        if name.startswith("vad_vad_"):
+            name = name[len("vad_") :]
+        return name
+
     def visit(prefix: str, node: Mapping[str, Any]) -> None:
         for key, value in node.items():
             name = (prefix + "_" if prefix else "") + str(key).replace("-", "_")
             if isinstance(value, Mapping):
                 visit(name, value)
-            else:
-                if name in out:
-                    raise ConfigError(f"{source}: {name} is given twice")
-                out[name] = value
+                continue
+            name = option_name(name)
+            if name in out:
+                raise ConfigError(f"{source}: {name} is given twice")
+            out[name] = value
 
     visit("", data)
-    # "[vad] vad_threshold_db" would become "vad_vad_threshold_db": accept it as the plain name.
-    for key in list(out):
-        for table in ("vad_", "smoothing_"):
-            if key.startswith(table + table):
-                out[key[len(table) :]] = out.pop(key)
-        if key.startswith("smoothing_") and key in out:
-            out[key[len("smoothing_") :]] = out.pop(key)
     return out
 
-
-def settings_fields() -> dict[str, type]:
-    """Names of the analysis, VAD and smoothing settings that flags and TOML keys use."""
-    names: dict[str, type] = {}
-    for cls in (AnalysisSettings, VadSettings, SmoothingSettings):
-        for f in dataclasses.fields(cls):
-            if f.name not in ("vad", "smoothing", "drop_stale"):
-                names[f.name] = float
-    return names

@@ -189,7 +189,7 @@ class Daemon:
             ring = AudioRing(int(rate * RING_SECONDS), samples.shape[1])
             block = int(round(rate * cfg.block_ms / 1000.0))
             name = unique(Path(path).stem or "file")
-            src = FileSource(samples, rate, ring, block, self._wake.set, paced=False, loop=cfg.loop, name=name)
+            src = FileSource(samples, rate, ring, block, loop=cfg.loop, name=name)
             files.append(src)
             self.streams.append(_Stream(name, src, ring, self._processor(name, rate), fast=cfg.fast))
             log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
@@ -419,7 +419,7 @@ class Daemon:
                     more = st.source.pump(1)  # type: ignore[union-attr]
                     finished = not more
                 else:
-                    finished = not isinstance(st.source, DeviceSource) and st.source.finished.is_set()
+                    finished = st.source.finished.is_set()  # a device never finishes by itself
                 r = st.ring.read()
                 if len(r.samples) or r.lost:
                     work.extend((st.proc, d) for d in st.proc.feed(r.samples, r.start_index, st.ring.arrival_time, r.lost))

@@ -31,15 +31,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from .config import Endpoint
-from .errors import ConfigError
 from .ringbuffer import AudioRing
-from .ws_server import AccessPolicy, check_request
+from .ws_server import AccessPolicy, check_request, close_server, listen
 
 __all__ = ["IngestServer", "IngestSource", "parse_start"]
 
@@ -108,9 +107,6 @@ class IngestSource:
         self.ring.write(pcm.astype(np.float32) * (1.0 / 32768.0), time.monotonic())
         self.frames_received += len(pcm)
 
-    def start(self) -> None:
-        """Nothing to start: audio arrives from the client."""
-
     def stop(self) -> None:
         self.finished.set()
 
@@ -144,14 +140,9 @@ class IngestServer:
         self.port: int | None = None
 
     async def start(self, endpoint: Endpoint) -> int:
-        try:
-            self._server = await serve(
-                self._handle, endpoint.host, endpoint.port, process_request=self._gate,
-                max_size=self.policy.max_message_bytes, close_timeout=0.5, ping_interval=20, ping_timeout=20,
-            )
-        except OSError as exc:
-            raise ConfigError(f"cannot listen for ingest clients on {endpoint}: {exc.strerror or exc}") from None
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        self._server, self.port = await listen(
+            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients"
+        )
         log.info("ingest endpoint on %s:%s", endpoint.host, self.port)
         return self.port
 
@@ -197,9 +188,5 @@ class IngestServer:
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
-            except asyncio.TimeoutError:
-                log.warning("ingest server did not close within 1 s")
+            await close_server(self._server, "ingest server")
             self._server = None

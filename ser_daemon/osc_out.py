@@ -95,12 +95,6 @@ class OscSender:
             if p.name == profile_name:
                 p.request_full_resend()
 
-    def send(self, packets: Iterable[bytes]) -> None:
-        """Send the same packets to every target; never raises for network trouble."""
-        for pkt in packets:
-            for target, family, sockaddr in self._addrs:
-                self._sendto(pkt, target, family, sockaddr)
-
     def _sendto(self, pkt: bytes, target: Endpoint, family: int, sockaddr: tuple) -> None:
         if not family:
             return  # not resolved (yet)

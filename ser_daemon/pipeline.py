@@ -319,15 +319,7 @@ def replay_audio(
     bundle = bundle if bundle is not None else getattr(classifier, "bundle", None)
     if bundle is None:
         raise ConfigError("replay_audio needs the model bundle (pass bundle=, or load the model with load_classifier)")
-    base = settings if settings is not None else AnalysisSettings()
-    settings = AnalysisSettings(
-        hop_ms=base.hop_ms,
-        window_ms=base.window_ms,
-        latency_budget_ms=base.latency_budget_ms,
-        drop_stale=False,
-        vad=base.vad,
-        smoothing=base.smoothing,
-    )
+    settings = dataclasses.replace(settings if settings is not None else AnalysisSettings(), drop_stale=False)
     x = np.asarray(samples, dtype=np.float32)
     audio_clock = [0.0]
     proc = StreamProcessor(

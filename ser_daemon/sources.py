@@ -91,12 +91,13 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 class FileSource:
-    """Replays a recording into a ring, paced at real time (or as fast as asked).
+    """Replays a recording into a ring, block by block.
 
-    Paced replay is driven by a :class:`PacedReplay` clock (one thread for any
-    number of files, as a multichannel sound card would deliver them).  In
-    fast mode nothing runs in the background: the consumer calls :meth:`pump`
-    before each read, so no block can be lost however slow processing is.
+    At real time a :class:`PacedReplay` clock calls :meth:`write_next` (one
+    thread for any number of files, as a multichannel sound card would deliver
+    them).  In fast mode nothing runs in the background: the consumer calls
+    :meth:`pump` before each read, so no block can be lost however slow
+    processing is.
     """
 
     def __init__(
@@ -105,9 +106,7 @@ class FileSource:
         rate: int,
         ring: AudioRing,
         block_frames: int,
-        wake: Callable[[], None],
         *,
-        paced: bool = True,
         loop: bool = False,
         name: str = "file",
     ) -> None:
@@ -115,20 +114,11 @@ class FileSource:
         self.rate = rate
         self.ring = ring
         self.block_frames = max(1, int(block_frames))
-        self.wake = wake
-        self.paced = paced
         self.loop = loop
         self.name = name
         self.channels = samples.shape[1]
         self._pos = 0
-        self._clock: PacedReplay | None = None
         self.finished = threading.Event()
-
-    def start(self) -> None:
-        """Paced replay of this file alone (the daemon shares one clock among all files instead)."""
-        if self.paced and self._clock is None:
-            self._clock = PacedReplay([self], self.block_frames / self.rate, self.wake)
-            self._clock.start()
 
     def _next_block(self) -> np.ndarray | None:
         if self._pos >= len(self.samples):
@@ -156,8 +146,7 @@ class FileSource:
         return True
 
     def stop(self) -> None:
-        if self._clock is not None:
-            self._clock.stop()
+        """Nothing runs here: the replay clock is stopped by its owner."""
 
 
 class PacedReplay:

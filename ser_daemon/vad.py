@@ -10,6 +10,7 @@ voiced speech does not).  Working on the mel frames costs no extra FFT.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .features import FeatureConfig, log_mel
 __all__ = ["VoiceActivityGate", "frame_levels"]
 
 
+@lru_cache(maxsize=16)
 def _calibration_db(cfg: FeatureConfig) -> float:
     """dB to add to 10*log10(sum of mel power) so that it reads dBFS (RMS).
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .messages import dumps, state_json
 from .state import EmotionState
 
-__all__ = ["WsBroadcaster", "AccessPolicy", "check_request"]
+__all__ = ["WsBroadcaster", "AccessPolicy", "check_request", "listen", "close_server"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,38 @@ def check_request(
     return None
 
 
+async def listen(
+    handler: Callable[[ServerConnection], Awaitable[None]],
+    endpoint: Endpoint,
+    gate: Callable[[ServerConnection, Request], Response | None],
+    max_message_bytes: int,
+    what: str,
+    max_queue: int = 16,
+) -> tuple[Server, int]:
+    """Start a WebSocket server with the daemon's common settings; return it and its port.
+
+    Raises:
+        ConfigError: the address cannot be listened on (in use, not local, ...).
+    """
+    try:
+        server = await serve(
+            handler, endpoint.host, endpoint.port, process_request=gate, max_size=max_message_bytes,
+            max_queue=max_queue, close_timeout=0.5, ping_interval=20, ping_timeout=20,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from None
+    return server, next(iter(server.sockets)).getsockname()[1]
+
+
+async def close_server(server: Server, what: str) -> None:
+    """Close a server, waiting at most a second for its connections."""
+    server.close()
+    try:
+        await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+    except asyncio.TimeoutError:
+        log.warning("%s did not close within 1 s", what)
+
+
 def _token_ok(request: Request, query: str, token: str) -> bool:
     given = ""
     auth = request.headers.get("Authorization", "")
@@ -137,21 +169,9 @@ class WsBroadcaster:
 
     async def start(self, endpoint: Endpoint, web: bool = False) -> int:
         """Listen on ``endpoint``; with ``web`` also serve the live page there. Returns the port."""
-        try:
-            server = await serve(
-                self._handle,
-                endpoint.host,
-                endpoint.port,
-                process_request=self._make_gate(web),
-                max_size=self.policy.max_message_bytes,
-                max_queue=4,
-                close_timeout=0.5,
-                ping_interval=20,
-                ping_timeout=20,
-            )
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {endpoint}: {exc.strerror or exc}") from None
-        port = next(iter(server.sockets)).getsockname()[1]
+        what = "the web view" if web else "WebSocket clients"
+        server, port = await listen(self._handle, endpoint, self._make_gate(web), self.policy.max_message_bytes,
+                                    what, max_queue=4)
         self._servers.append(server)
         self.ports.append(port)
         if self.port is None:
@@ -239,25 +259,23 @@ class WsBroadcaster:
         """Queue ``state`` for every client (call in the event loop's thread)."""
         if not self.clients:
             return
-        text = dumps(state_json(state, weights=weights))
-        for c in self.clients:
-            if len(c.queue) == c.queue.maxlen:
-                c.dropped += 1
-                self.total_dropped += 1
-            if c.dropped and text.endswith(_DROP_TAIL):
-                c.queue.append(text[: -len(_DROP_TAIL)] + f'"client_dropped":{c.dropped}}}')
-            else:
-                c.queue.append(text)
-            c.ready.set()
+        self._enqueue(dumps(state_json(state, weights=weights)), per_client_drops=True)
 
     def broadcast_message(self, message: dict[str, Any]) -> None:
         """Queue any other message (e.g. a status) for every client."""
-        text = dumps(message)
+        self._enqueue(dumps(message), per_client_drops=False)
+
+    def _enqueue(self, text: str, per_client_drops: bool) -> None:
+        """Append to every client's bounded queue, counting what falls off the front."""
         for c in self.clients:
             if len(c.queue) == c.queue.maxlen:
                 c.dropped += 1
                 self.total_dropped += 1
-            c.queue.append(text)
+            if per_client_drops and c.dropped and text.endswith(_DROP_TAIL):
+                # The state was encoded once for everyone; only this client's count differs.
+                c.queue.append(text[: -len(_DROP_TAIL)] + f'"client_dropped":{c.dropped}}}')
+            else:
+                c.queue.append(text)
             c.ready.set()
 
     async def wait_for_clients(self, n: int) -> None:
@@ -275,10 +293,4 @@ class WsBroadcaster:
 
     async def close(self) -> None:
         servers, self._servers = self._servers, []
-        for server in servers:
-            server.close()
-        for server in servers:
-            try:
-                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
-            except asyncio.TimeoutError:
-                log.warning("WebSocket server did not close within 1 s")
+        await asyncio.gather(*(close_server(s, "WebSocket server") for s in servers))
