@@ -31,7 +31,8 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0) -> 
     from ser_daemon.pipeline import Analyzer, StreamProcessor
 
     settings = AnalysisSettings(hop_ms=hop_ms, drop_stale=False)
-    proc = StreamProcessor("bench", bundle.labels, bundle.features, bundle.window_s, settings, 48000)
+    proc = StreamProcessor("bench", bundle.labels, bundle.features, bundle.window_s, settings, 48000,
+                           speaker_norm=bundle.speaker_norm)
     analyzer = Analyzer(classifier)
     mapping = load_mapping(None, bundle.labels)
     block = 960  # 20 ms at 48 kHz

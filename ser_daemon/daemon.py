@@ -252,7 +252,8 @@ class Daemon:
 
     def _processor(self, name: str, rate: int) -> StreamProcessor:
         b = self.bundle
-        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock)
+        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock,
+                               speaker_norm=b.speaker_norm)
 
     def hello(self) -> dict:
         a = self.config.analysis

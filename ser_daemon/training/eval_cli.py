@@ -155,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(window_s=bundle.window_s, trim=trim)
     progress = None if args.quiet else sys.stderr
     fs = build_feature_set(clips, labels, bundle.features, cfg, augment=False, progress=progress)
+    if bundle.speaker_norm is not None:
+        # Window and clip figures normalise each speaker by the reference of all
+        # their clips (what the live estimate converges to); the streaming replay
+        # starts every clip from the model's prior instead, as a new voice does.
+        from .train import apply_speaker_norm
+
+        fs, _ = apply_speaker_norm(fs, cfg.seed)
     probs = np.concatenate([clf.predict(fs.x[i : i + 64].astype(np.float32)) for i in range(0, len(fs.y), 64)])
     index = {lab: i for i, lab in enumerate(labels)}
     reports = evaluate_predictions(probs, fs.y, fs.clip, np.array([index[c.label] for c in clips]), labels)
