@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 import numpy as np
 
 from ..config import AnalysisSettings, SmoothingSettings
-from ..smoothing import NEUTRAL, Smoother
+from ..smoothing import NEUTRAL, UNSURE, Smoother
 from .datasets import Clip
 
 __all__ = [
@@ -83,7 +83,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-UNSURE = "unsure"
 NON_EMOTIONAL = (NEUTRAL, "calm")
 
 
