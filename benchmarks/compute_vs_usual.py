@@ -42,7 +42,7 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0) -> 
         t0 = time.perf_counter()
         due = proc.feed(audio48[i : i + block], i, lambda idx: 0.0)
         for state in analyzer.decide((proc, d) for d in due):
-            weights = mapping.all_weights(state.smoothed, state.confidence)
+            weights = mapping.all_weights(state.smoothed)
             osc_packets(generic_osc_messages(state))
             dumps(state_json(state, weights=weights))
         acc += time.perf_counter() - t0

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "min_dwell_ms": "shortest time a label is shown (default 750)",
         "hold_ms": "after the voice stops, hold the face this long (default 500)",
         "decay_ms": "then relax toward neutral with this time constant (default 1000)",
-        "min_confidence": "below this smoothed probability the label is neutral (default 0.3)",
+        "min_confidence": "below this smoothed probability the state is uncertain (shown as unsure; default 0.3)",
     }
     for name, text in vad_help.items():
         g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)

@@ -110,6 +110,7 @@ def format_state(state: EmotionState) -> str:
     t = state.end_sample / 16000.0 if state.end_sample else 0.0
     probs = " ".join(f"{k[:4]} {v:.2f}" for k, v in zip(state.labels, state.smoothed))
     flag = " final" if state.final else (" LATE" if state.late else "")
+    flag += " unsure" if state.uncertain else ""
     return (
         f"[{state.stream}] #{state.seq:<4d} {t:7.2f}s  {state.label:<9s} {state.confidence:.2f}  "
         f"voice={'yes' if state.voice_active else 'no '}  {state.latency_ms:6.1f} ms | {probs}{flag}"
@@ -461,7 +462,7 @@ class Daemon:
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
-        weights = self.mapping.all_weights(state.smoothed, state.confidence)
+        weights = self.mapping.all_weights(state.smoothed)
         if self.osc is not None:
             self.osc.send_state(state, weights, time.monotonic())
         if self.ws is not None and self._loop is not None:

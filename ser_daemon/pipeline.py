@@ -248,6 +248,7 @@ class StreamProcessor:
             overruns=self.overruns,
             late=late,
             stage_ms=MappingProxyType(stage),
+            uncertain=decision.uncertain,
         )
         self.seq += 1
         return state
@@ -259,7 +260,7 @@ class StreamProcessor:
         return dataclasses.replace(state, final=False)
 
     def final_state(self) -> EmotionState:
-        """The neutral, voiceless state sent when the stream stops."""
+        """The neutral, voiceless, certain state sent when the stream stops."""
         self._smoother.reset()
         now = self.clock()
         rest = self._smoother.probs
@@ -278,6 +279,7 @@ class StreamProcessor:
             dropped_windows=self.dropped_windows,
             overruns=self.overruns,
             final=True,
+            uncertain=False,
         )
         self.seq += 1
         return state

@@ -300,6 +300,10 @@ def write_reports(out_dir: str | os.PathLike[str], reports: Mapping[str, Any], t
                         f"argmax of the smoothed probabilities at the end of the voiced part (no confidence floor): "
                         f"accuracy {am['accuracy']:.3f}, macro-F1 {am['macro_f1']:.3f}"
                     )
+    if isinstance(reports.get("timeline"), Mapping):
+        from .timeline import format_timeline
+
+        texts.append(format_timeline(reports["timeline"], title))
     paths = {
         "json": write_json(reports, out / "report.json"),
         "txt": out / "report.txt",
