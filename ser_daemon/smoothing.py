@@ -11,7 +11,8 @@ replaying a file fast gives the same result as live.
 evidence does not say).  Weak evidence does not turn the label into neutral:
 the label stays the evidence's best guess (or the previous label while a
 change has not passed the hysteresis and dwell) and ``uncertain`` says that
-the smoother is not sure of it.  Only silence relaxes the face to neutral.
+its evidence is under the confidence floor.  Only silence relaxes the face to
+neutral.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ class SmoothedDecision:
         confidence: smoothed probability of ``label`` (for a neutral that is
             not a model class: one minus the strongest class).
         smoothed: smoothed probabilities in label order.
-        uncertain: while a voice is heard (or held), the shown label is below the
-            confidence floor or is not the evidence's best guess (a change that
-            has not yet passed the hysteresis or dwell).  Never set at rest.
+        uncertain: while a voice is heard (or held), the shown label's smoothed
+            probability is below the confidence floor (or the face of a model
+            without a neutral class is still at rest).  Never set while relaxing
+            in silence.
     """
 
     label: str
@@ -109,5 +111,11 @@ class Smoother:
                 self.label = candidate
                 self._since_change_s = 0.0
         confidence = self._confidence(self.label)
-        uncertain = not relaxing and (self.label != best or confidence < s.min_confidence)
+        # Unsure: the shown label's own evidence is under the floor (or, for a model
+        # without a neutral class, the face is still at rest while a voice is heard).
+        # A label kept by hysteresis or dwell while another leads slightly is not
+        # unsure on that account: receivers would otherwise flip to "unsure" at
+        # every close call, which is the flicker the hysteresis exists to prevent.
+        at_rest = self.label == NEUTRAL and NEUTRAL not in self.labels
+        uncertain = not relaxing and (confidence < s.min_confidence or at_rest)
         return SmoothedDecision(self.label, confidence, self.probs.copy(), uncertain)
