@@ -39,8 +39,9 @@ class SmoothedDecision:
             not a model class: one minus the strongest class).
         smoothed: smoothed probabilities in label order.
         uncertain: while a voice is heard (or held), the shown label is below the
-            confidence floor or is not the evidence's best guess (a change that
-            has not yet passed the hysteresis or dwell).  Never set at rest.
+            confidence floor (once below, until it is half the hysteresis above
+            it) or is not the evidence's best guess (a change that has not yet
+            passed the hysteresis or dwell).  Never set at rest.
     """
 
     label: str
@@ -69,6 +70,7 @@ class Smoother:
         self.label = NEUTRAL
         self._since_change_s = math.inf
         self._silent_s = math.inf
+        self._below_floor = False
 
     def _confidence(self, label: str) -> float:
         if label in self.labels:
@@ -109,5 +111,9 @@ class Smoother:
                 self.label = candidate
                 self._since_change_s = 0.0
         confidence = self._confidence(self.label)
-        uncertain = not relaxing and (self.label != best or confidence < s.min_confidence)
+        # The floor has a band of half the hysteresis, so evidence hovering at the floor does not
+        # toggle "unsure" every hop: below the floor it is set, and it clears above floor + band.
+        band = s.hysteresis / 2.0 if self._below_floor else 0.0
+        self._below_floor = not relaxing and confidence < s.min_confidence + band
+        uncertain = not relaxing and (self.label != best or self._below_floor)
         return SmoothedDecision(self.label, confidence, self.probs.copy(), uncertain)

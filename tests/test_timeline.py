@@ -174,6 +174,8 @@ def test_scores_of_a_hand_computed_case() -> None:
     assert s.neutral_share_emotional == pytest.approx(2 / 17) and s.n_settled_emotional == 17
     assert s.unsure_share == pytest.approx(1 / 17)
     assert s.label_changes == 5
+    assert s.guess_changes == 3  # H>S, S>H in happy (the unsure one's guess is happy); N>S in sad
+    assert s.flicker_guess_per_min == pytest.approx(3 / (17 * 0.5 / 60))
     assert s.voiced_settled_min == pytest.approx(17 * 0.5 / 60)
     assert s.flicker_per_min == pytest.approx(5 / (17 * 0.5 / 60))
     assert s.median_time_to_right_s == pytest.approx(2.25)  # median of 1.5 and 3.0
@@ -260,7 +262,7 @@ def test_fake_model_gives_the_exact_expected_scores(tmp_path: Path) -> None:
     assert score.settled_accuracy == pytest.approx(18 / 27)
     assert score.neutral_share_emotional == pytest.approx(9 / 27)
     assert score.macro_f1 == pytest.approx(2 / 3)
-    assert score.flicker_per_min == 0.0 and score.label_changes == 0
+    assert score.flicker_per_min == 0.0 and score.label_changes == 0 and score.guess_changes == 0
     assert score.per_class["sad"]["recall"] == 0.0 and score.per_class["neutral"]["precision"] == 0.0
     assert score.per_class["happy"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "n": 9}
     # Right label 250 ms after a change (first decision past the boundary); the first segment's first

@@ -139,3 +139,14 @@ def test_the_face_follows_the_evidence_not_the_label() -> None:
     assert all(b >= a for a, b in zip(happy, happy[1:])) and happy[-1] == 1.0
     rest = m.weights(np.array([1.0, 0, 0, 0, 0, 0, 0, 0]), "vrm")
     assert rest["neutral"] == 1.0 and rest["happy"] == 0.0
+
+
+def test_the_floor_has_a_band_so_unsure_does_not_toggle_every_hop() -> None:
+    s = Smoother(LABELS, DIRECT)  # floor 0.3, hysteresis 0.12: the flag clears at 0.36
+    seq = [0.6, 0.28, 0.33, 0.35, 0.37, 0.33, 0.31, 0.29]
+    got = []
+    for p in seq:
+        rest = (1.0 - p) / 3.0
+        got.append(s.update(np.array([rest, p, rest, rest]), True, HOP).uncertain)
+    assert got == [False, True, True, True, False, False, False, True]
+    assert s.label == "happy"  # the guess never changed: only the flag did
