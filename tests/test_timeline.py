@@ -325,8 +325,11 @@ def test_ser_eval_timeline_on_two_corpora(tiny_bundle: Path, tmp_path: Path, cap
     rav = write_synthetic_dataset(tmp_path / "rav", "ravdess", labels=labels, speakers=("a", "b"), clips_per=2)
     man = write_synthetic_dataset(tmp_path / "man", "manifest", labels=labels, speakers=("x",), clips_per=2)
     out = tmp_path / "eval"
+    cfg = tmp_path / "daemon.toml"
+    cfg.write_text("osc = ['127.0.0.1:9000']\n[smoothing]\nmin_confidence = 0.05\nema_ms = 400\n")
     argv = ["--model", str(tiny_bundle), "--data", str(rav), str(man), "--out", str(out), "--timeline",
-            "--timeline-seed", "5", "--merge", "calm=neutral", "--exclude-speakers", "Actor_02", "-q"]
+            "--timeline-seed", "5", "--merge", "calm=neutral", "--exclude-speakers", "Actor_02", "-q",
+            "--config", str(cfg)]
     assert main(argv) == 0
     rep = json.loads((out / "report.json").read_text())
     tl = rep["timeline"]
@@ -334,6 +337,10 @@ def test_ser_eval_timeline_on_two_corpora(tiny_bundle: Path, tmp_path: Path, cap
     assert tl["labels"] == ["neutral", "happy", "angry"] and tl["extra"]["merge"] == {"calm": "neutral"}
     assert tl["segments"] == 2 * 4 and 0.0 <= tl["settled_accuracy"] <= 1.0
     assert {"clip", "window", "streaming"} <= set(rep)  # the other figures stay
+    smoothing = tl["extra"]["settings"]["smoothing"]
+    assert smoothing["min_confidence"] == 0.05 and smoothing["ema_ms"] == 400.0  # the daemon's own config
+    cfg.write_text("[smoothing]\nmin_confidence = 7\n")
+    assert main(argv) == 2  # a bad config is refused with a one-line message
     printed = capsys.readouterr().out
     assert "timeline (settled" in printed and "label changes/min" in printed
     assert "timeline (settled" in (out / "report.txt").read_text()

@@ -562,6 +562,7 @@ def evaluate_timeline(
         "segments_per_speaker": {r.speaker: len(r.segments) for r in runs},
         "segment_labels": dict(sorted(Counter(s.label for r in runs for s in r.segments).items())),
         "merge": dict(merge or {}),
+        "settings": dataclasses.asdict(settings if settings is not None else AnalysisSettings()),
         "wall_s": time.perf_counter() - t0,
     }
     return dataclasses.replace(score, extra=extra), runs
