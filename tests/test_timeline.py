@@ -344,3 +344,28 @@ def test_ser_eval_timeline_on_two_corpora(tiny_bundle: Path, tmp_path: Path, cap
     printed = capsys.readouterr().out
     assert "timeline (settled" in printed and "label changes/min" in printed
     assert "timeline (settled" in (out / "report.txt").read_text()
+
+
+@pytest.mark.needs_tf
+def test_model_card_carries_the_timeline(tiny_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ser_daemon.training.eval_cli import main as eval_main
+    from ser_daemon.training.report import main as report_main
+    from ser_daemon.training.synthetic import write_synthetic_dataset
+
+    labels = ("neutral", "calm", "happy", "angry")
+    data = write_synthetic_dataset(tmp_path / "d", "manifest", labels=labels, speakers=("x",), clips_per=2)
+    out = tmp_path / "eval"
+    assert eval_main(["--model", str(tiny_bundle), "--data", str(data), "--out", str(out), "--timeline",
+                      "--no-streaming", "-q"]) == 0
+    model = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, model)
+    assert report_main(["--model", str(model), "--eval-dir", str(out), "--timing-calls", "5",
+                        "--timeline-report", str(out / "report.json")]) == 0
+    card = (model / "MODEL_CARD.md").read_text()
+    assert "**Timeline, held-out x**" in card and "**Timeline, d, unseen: x**" in card
+    assert "| settled accuracy | best guess |" in card
+    rep = json.loads((out / "report.json").read_text())["timeline"]
+    meta = json.loads((model / "ser_model.json").read_text())
+    assert meta["evaluation"]["timeline"]["heldout"]["settled_accuracy"] == rep["settled_accuracy"]
