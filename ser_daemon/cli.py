@@ -24,7 +24,7 @@ from .config import (
 )
 from .errors import ConfigError, SerError
 
-__all__ = ["main", "build_parser", "demo_recording"]
+__all__ = ["main", "build_parser", "demo_recording", "analysis_settings_from_file"]
 
 log = logging.getLogger("ser_daemon")
 
@@ -253,6 +253,19 @@ def _settings(opts: dict[str, Any]) -> AnalysisSettings:
     smooth = SmoothingSettings(**{k: opts[k] for k in SmoothingSettings.__dataclass_fields__ if k in opts})
     kw = {k: opts[k] for k in ("hop_ms", "window_ms", "latency_budget_ms") if k in opts}
     return AnalysisSettings(vad=vad, smoothing=smooth, **kw)
+
+
+def analysis_settings_from_file(path: str | Path) -> AnalysisSettings:
+    """The analysis settings (hop, window, gate, smoothing) a daemon config file gives.
+
+    Lets ``ser-eval`` replay with exactly the settings a user runs the daemon
+    with; options of the file that are not analysis settings are checked and
+    ignored.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds a bad option.
+    """
+    return _settings(_from_toml(load_toml(path), str(path)))
 
 
 def config_from_options(opts: dict[str, Any]) -> DaemonConfig:

@@ -40,9 +40,9 @@ class SmoothedDecision:
             not a model class: one minus the strongest class).
         smoothed: smoothed probabilities in label order.
         uncertain: while a voice is heard (or held), the shown label's smoothed
-            probability is below the confidence floor (or the face of a model
-            without a neutral class is still at rest).  Never set while relaxing
-            in silence.
+            probability is below the confidence floor (once below, until it is
+            half the hysteresis above it), or the face of a model without a
+            neutral class is still at rest.  Never set while relaxing in silence.
     """
 
     label: str
@@ -71,6 +71,7 @@ class Smoother:
         self.label = NEUTRAL
         self._since_change_s = math.inf
         self._silent_s = math.inf
+        self._below_floor = False
 
     def _confidence(self, label: str) -> float:
         if label in self.labels:
@@ -116,6 +117,10 @@ class Smoother:
         # A label kept by hysteresis or dwell while another leads slightly is not
         # unsure on that account: receivers would otherwise flip to "unsure" at
         # every close call, which is the flicker the hysteresis exists to prevent.
+        # The floor has a band of half the hysteresis, so evidence hovering at the
+        # floor does not toggle "unsure" every hop: it clears above floor + band.
+        band = s.hysteresis / 2.0 if self._below_floor else 0.0
+        self._below_floor = not relaxing and confidence < s.min_confidence + band
         at_rest = self.label == NEUTRAL and NEUTRAL not in self.labels
-        uncertain = not relaxing and (confidence < s.min_confidence or at_rest)
+        uncertain = not relaxing and (self._below_floor or at_rest)
         return SmoothedDecision(self.label, confidence, self.probs.copy(), uncertain)

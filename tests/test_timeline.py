@@ -174,6 +174,8 @@ def test_scores_of_a_hand_computed_case() -> None:
     assert s.neutral_share_emotional == pytest.approx(2 / 17) and s.n_settled_emotional == 17
     assert s.unsure_share == pytest.approx(1 / 17)
     assert s.label_changes == 5
+    assert s.guess_changes == 3  # H>S, S>H in happy (the unsure one's guess is happy); N>S in sad
+    assert s.flicker_guess_per_min == pytest.approx(3 / (17 * 0.5 / 60))
     assert s.voiced_settled_min == pytest.approx(17 * 0.5 / 60)
     assert s.flicker_per_min == pytest.approx(5 / (17 * 0.5 / 60))
     assert s.median_time_to_right_s == pytest.approx(2.25)  # median of 1.5 and 3.0
@@ -260,7 +262,7 @@ def test_fake_model_gives_the_exact_expected_scores(tmp_path: Path) -> None:
     assert score.settled_accuracy == pytest.approx(18 / 27)
     assert score.neutral_share_emotional == pytest.approx(9 / 27)
     assert score.macro_f1 == pytest.approx(2 / 3)
-    assert score.flicker_per_min == 0.0 and score.label_changes == 0
+    assert score.flicker_per_min == 0.0 and score.label_changes == 0 and score.guess_changes == 0
     assert score.per_class["sad"]["recall"] == 0.0 and score.per_class["neutral"]["precision"] == 0.0
     assert score.per_class["happy"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "n": 9}
     # Right label 250 ms after a change (first decision past the boundary); the first segment's first
@@ -323,8 +325,11 @@ def test_ser_eval_timeline_on_two_corpora(tiny_bundle: Path, tmp_path: Path, cap
     rav = write_synthetic_dataset(tmp_path / "rav", "ravdess", labels=labels, speakers=("a", "b"), clips_per=2)
     man = write_synthetic_dataset(tmp_path / "man", "manifest", labels=labels, speakers=("x",), clips_per=2)
     out = tmp_path / "eval"
+    cfg = tmp_path / "daemon.toml"
+    cfg.write_text("osc = ['127.0.0.1:9000']\n[smoothing]\nmin_confidence = 0.05\nema_ms = 400\n")
     argv = ["--model", str(tiny_bundle), "--data", str(rav), str(man), "--out", str(out), "--timeline",
-            "--timeline-seed", "5", "--merge", "calm=neutral", "--exclude-speakers", "Actor_02", "-q"]
+            "--timeline-seed", "5", "--merge", "calm=neutral", "--exclude-speakers", "Actor_02", "-q",
+            "--config", str(cfg)]
     assert main(argv) == 0
     rep = json.loads((out / "report.json").read_text())
     tl = rep["timeline"]
@@ -332,6 +337,35 @@ def test_ser_eval_timeline_on_two_corpora(tiny_bundle: Path, tmp_path: Path, cap
     assert tl["labels"] == ["neutral", "happy", "angry"] and tl["extra"]["merge"] == {"calm": "neutral"}
     assert tl["segments"] == 2 * 4 and 0.0 <= tl["settled_accuracy"] <= 1.0
     assert {"clip", "window", "streaming"} <= set(rep)  # the other figures stay
+    smoothing = tl["extra"]["settings"]["smoothing"]
+    assert smoothing["min_confidence"] == 0.05 and smoothing["ema_ms"] == 400.0  # the daemon's own config
+    cfg.write_text("[smoothing]\nmin_confidence = 7\n")
+    assert main(argv) == 2  # a bad config is refused with a one-line message
     printed = capsys.readouterr().out
     assert "timeline (settled" in printed and "label changes/min" in printed
     assert "timeline (settled" in (out / "report.txt").read_text()
+
+
+@pytest.mark.needs_tf
+def test_model_card_carries_the_timeline(tiny_bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from ser_daemon.training.eval_cli import main as eval_main
+    from ser_daemon.training.report import main as report_main
+    from ser_daemon.training.synthetic import write_synthetic_dataset
+
+    labels = ("neutral", "calm", "happy", "angry")
+    data = write_synthetic_dataset(tmp_path / "d", "manifest", labels=labels, speakers=("x",), clips_per=2)
+    out = tmp_path / "eval"
+    assert eval_main(["--model", str(tiny_bundle), "--data", str(data), "--out", str(out), "--timeline",
+                      "--no-streaming", "-q"]) == 0
+    model = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, model)
+    assert report_main(["--model", str(model), "--eval-dir", str(out), "--timing-calls", "5",
+                        "--timeline-report", str(out / "report.json")]) == 0
+    card = (model / "MODEL_CARD.md").read_text()
+    assert "**Timeline, held-out x**" in card and "**Timeline, d, unseen: x**" in card
+    assert "| settled accuracy | best guess |" in card
+    rep = json.loads((out / "report.json").read_text())["timeline"]
+    meta = json.loads((model / "ser_model.json").read_text())
+    assert meta["evaluation"]["timeline"]["heldout"]["settled_accuracy"] == rep["settled_accuracy"]

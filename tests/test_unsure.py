@@ -39,9 +39,12 @@ def test_weak_evidence_keeps_the_guess_and_is_flagged_not_neutral() -> None:
     assert (d.label, d.uncertain) == ("happy", True) and d.confidence == pytest.approx(0.28)
     d = s.update(np.array([0.1, 0.29, 0.36, 0.25]), True, HOP)  # sad leads by 0.07 < 0.12 hysteresis
     assert (d.label, d.uncertain) == ("happy", True) and d.confidence == pytest.approx(0.29)
-    # Held by the hysteresis but at the floor: shown, and not unsure on that account.
+    # Back at the floor: still unsure inside the band (floor + half the hysteresis = 0.36).
     d = s.update(np.array([0.1, 0.3, 0.35, 0.25]), True, HOP)
-    assert (d.label, d.uncertain) == ("happy", False) and d.confidence == pytest.approx(0.3)
+    assert (d.label, d.uncertain) == ("happy", True) and d.confidence == pytest.approx(0.3)
+    # Above the band, held by the hysteresis while sad leads by 0.08: shown, not unsure on that account.
+    d = s.update(np.array([0.05, 0.37, 0.45, 0.13]), True, HOP)
+    assert (d.label, d.uncertain) == ("happy", False) and d.confidence == pytest.approx(0.37)
     d = s.update(np.array([0.05, 0.2, 0.6, 0.15]), True, HOP)  # a clear lead: the change happens
     assert (d.label, d.uncertain) == ("sad", False)
 
@@ -142,3 +145,14 @@ def test_the_face_follows_the_evidence_not_the_label() -> None:
     assert all(b >= a for a, b in zip(happy, happy[1:])) and happy[-1] == 1.0
     rest = m.weights(np.array([1.0, 0, 0, 0, 0, 0, 0, 0]), "vrm")
     assert rest["neutral"] == 1.0 and rest["happy"] == 0.0
+
+
+def test_the_floor_has_a_band_so_unsure_does_not_toggle_every_hop() -> None:
+    s = Smoother(LABELS, DIRECT)  # floor 0.3, hysteresis 0.12: the flag clears at 0.36
+    seq = [0.6, 0.28, 0.33, 0.35, 0.37, 0.33, 0.31, 0.29]
+    got = []
+    for p in seq:
+        rest = (1.0 - p) / 3.0
+        got.append(s.update(np.array([rest, p, rest, rest]), True, HOP).uncertain)
+    assert got == [False, True, True, True, False, False, False, True]
+    assert s.label == "happy"  # the guess never changed: only the flag did

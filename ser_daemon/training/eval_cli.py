@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-map", type=_label_map, default={}, help="data_label=model_label,... renames")
     p.add_argument("--backend", default="litert", choices=["litert", "keras"])
     p.add_argument("--no-streaming", action="store_true", help="skip the per-clip streaming replay")
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="replay with the hop, gate and smoothing settings of this daemon config file "
+                        "(default: the daemon's defaults)")
     p.add_argument("--timeline", action="store_true",
                    help="also replay conversation-like recordings per speaker and score what the face shows")
     p.add_argument("--timeline-seed", type=int, default=0, help="with --timeline: seed of the segment order")
@@ -149,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         bundle = load_bundle(model_dir)
         clf = load_classifier(bundle, backend=args.backend)
+        settings = None
+        if args.config:
+            from ..cli import analysis_settings_from_file
+
+            settings = analysis_settings_from_file(args.config)
     except SerError as exc:
         print(f"ser-eval: {exc}", file=sys.stderr)
         return 2
@@ -187,12 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports["skipped_labels"] = skipped
     if not args.no_streaming:
         reports["streaming"] = streaming_eval(clips, clf, labels, sample_rate=bundle.features.sample_rate,
-                                              progress=progress)
+                                              settings=settings, progress=progress)
     if args.timeline:
         from .timeline import evaluate_timeline
 
-        score, _ = evaluate_timeline(clips, clf, seed=args.timeline_seed, settle_s=args.settle_s,
-                                     merge=args.merge, progress=progress)
+        score, _ = evaluate_timeline(clips, clf, settings=settings, seed=args.timeline_seed,
+                                     settle_s=args.settle_s, merge=args.merge, progress=progress)
         reports["timeline"] = score.to_dict()
     spk = reports["speakers"]
     who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"

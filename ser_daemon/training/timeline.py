@@ -28,9 +28,9 @@ ends at least ``settle_s`` into the segment and a voice is heard.
 - macro-F1 over the settled decisions (classes present in the truth).
 - neutral share: settled decisions showing ``neutral`` during emotional
   segments (truth neither neutral nor calm).
-- flicker: changes of the shown label between consecutive voiced, settled
-  decisions of one segment, per minute of voiced settled time (decisions x
-  hop).  Relaxing to neutral in a pause is by design and not counted as such;
+- flicker: changes of the shown label (unsure included) between consecutive
+  voiced, settled decisions of one segment, per minute of voiced settled time
+  (decisions x hop); ``flicker_guess_per_min`` counts the best guess alone.  Relaxing to neutral in a pause is by design and not counted as such;
   but if the face has not come back when the voice resumes, that counts.
 - time to right: from a segment's start (its first clip's first sample) to the
   end of the window of its first decision that shows the truth; the median
@@ -266,6 +266,8 @@ class TimelineScore:
     unsure_share: float
     flicker_per_min: float
     label_changes: int
+    flicker_guess_per_min: float
+    guess_changes: int
     voiced_settled_min: float
     median_time_to_right_s: float
     segments: int
@@ -330,7 +332,7 @@ def score_timelines(
     settle = int(round(settle_s * sample_rate))
     n_dec = n_settled = guess_right = 0
     emo_settled = emo_neutral = 0
-    changes = 0
+    changes = guess_changes = 0
     hops: list[int] = []
     to_right: list[float] = []
     n_segments = never = 0
@@ -350,7 +352,7 @@ def score_timelines(
                 continue
             n_segments += 1
             reached = None
-            prev_shown = None
+            prev_shown = prev_guess = None
             for d in decs[lo:hi]:
                 guess = merge.get(d.label, d.label)
                 shown = UNSURE if d.uncertain else guess
@@ -365,9 +367,10 @@ def score_timelines(
                 if truth not in NON_EMOTIONAL:
                     emo_settled += 1
                     emo_neutral += shown == NEUTRAL
-                if prev_shown is not None and shown != prev_shown:
-                    changes += 1
-                prev_shown = shown
+                if prev_shown is not None:
+                    changes += shown != prev_shown
+                    guess_changes += guess != prev_guess
+                prev_shown, prev_guess = shown, guess
             if reached is None:
                 never += 1
             else:
@@ -394,6 +397,8 @@ def score_timelines(
         unsure_share=_nan_div(int(cm[:, n].sum()), n_settled),
         flicker_per_min=_nan_div(changes, minutes),
         label_changes=changes,
+        flicker_guess_per_min=_nan_div(guess_changes, minutes),
+        guess_changes=guess_changes,
         voiced_settled_min=minutes,
         median_time_to_right_s=float(np.median(to_right)) if to_right else float("nan"),
         segments=n_segments,
@@ -557,6 +562,7 @@ def evaluate_timeline(
         "segments_per_speaker": {r.speaker: len(r.segments) for r in runs},
         "segment_labels": dict(sorted(Counter(s.label for r in runs for s in r.segments).items())),
         "merge": dict(merge or {}),
+        "settings": dataclasses.asdict(settings if settings is not None else AnalysisSettings()),
         "wall_s": time.perf_counter() - t0,
     }
     return dataclasses.replace(score, extra=extra), runs
@@ -579,7 +585,8 @@ def format_timeline(score: TimelineScore | Mapping[str, Any], title: str) -> str
         f"neutral shown during emotional segments {f(d['neutral_share_emotional'])} "
         f"(n={d['n_settled_emotional']})  unsure shown {f(d['unsure_share'])}",
         f"flicker {f(d['flicker_per_min'], '.2f')} label changes/min of voiced settled time "
-        f"({d['label_changes']} in {f(d['voiced_settled_min'], '.1f')} min)",
+        f"({d['label_changes']} in {f(d['voiced_settled_min'], '.1f')} min; best guess alone "
+        f"{f(d['flicker_guess_per_min'], '.2f')}/min)",
         f"median time to the right label after a change {f(d['median_time_to_right_s'], '.2f')} s "
         f"({d['segments_never_right']} of {d['segments']} segments never showed it)",
         "",
