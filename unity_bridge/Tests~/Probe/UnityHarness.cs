@@ -28,10 +28,44 @@ static class UnityHarness
 
     static readonly string[] FaceShapes = { "Fcl_ALL_Neutral", "Fcl_ALL_Joy", "Fcl_ALL_Angry", "Fcl_ALL_Fun", "Fcl_ALL_Sorrow" };
 
+    /// <summary>
+    /// The sample scene's scripts (Samples~/BasicAvatar) on the stubs: MockDaemonSender replays the recording
+    /// (4x speed) as OSC to a SerDaemonReceiver; EmotionHud shows the state. Prints
+    /// "SAMPLE loaded=N sent=M frames=K label=L" and "SAMPLE HUD <first line>".
+    /// </summary>
+    static int RunSample(string recording)
+    {
+        var go = new GameObject("SER Daemon");
+        var receiver = go.AddComponent<SerDaemonReceiver>();
+        receiver.oscPort = 0;
+        receiver.StubInvoke("OnEnable");
+        var sender = go.AddComponent<SerDaemon.Bridge.Samples.MockDaemonSender>();
+        sender.recordingPath = recording;
+        sender.port = receiver.ListeningPort;
+        sender.speed = 4f;
+        sender.loop = false;
+        sender.StubInvoke("OnEnable");
+        var hud = new GameObject("HUD").AddComponent<SerDaemon.Bridge.Samples.EmotionHud>();
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < 20 && (sender.Sent < sender.Loaded || receiver.Frames < sender.Loaded))
+        {
+            Thread.Sleep(5);
+            StubPlayerLoop.Frame(0.02f, receiver, sender, hud);
+            hud.StubInvoke("OnGUI");
+        }
+        Out("SAMPLE loaded=" + sender.Loaded + " sent=" + sender.Sent + " frames=" + receiver.Frames + " label=" + receiver.State.Label);
+        Out("SAMPLE HUD " + (UnityEngine.GUI.StubLastLabel ?? "").Split('\n')[0]);
+        sender.StubInvoke("OnDisable");
+        receiver.StubInvoke("OnDisable");
+        return 0;
+    }
+
     static int Main(string[] args)
     {
         UnityEngine.Debug.Sink = Out;
         if (Array.IndexOf(args, "--selftest") >= 0) return HarnessTests.Run(Out);
+        int sample = Array.IndexOf(args, "--sample");
+        if (sample >= 0 && sample + 1 < args.Length) return RunSample(args[sample + 1]);
         int port = -1;
         string url = null, faces = "first";
         double seconds = 30, idleExit = 1.5;

@@ -169,6 +169,23 @@ namespace UnityEngine
         public static float timeScale = 1f;
     }
 
+    public class TextAsset : Object
+    {
+        public string text = "";
+    }
+
+    public struct Rect
+    {
+        public float x, y, width, height;
+        public Rect(float x, float y, float width, float height) { this.x = x; this.y = y; this.width = width; this.height = height; }
+    }
+
+    public static class GUI
+    {
+        public static string StubLastLabel;
+        public static void Label(Rect position, string text) { StubLastLabel = text; }
+    }
+
     public static class Mathf
     {
         public static float Clamp01(float value) { return value < 0f ? 0f : (value > 1f ? 1f : value); }
