@@ -34,6 +34,7 @@ namespace SerDaemon.Bridge
         protected readonly BlendshapeMapper mapper = new BlendshapeMapper();
         IBlendshapeSink sink;
         bool warnedNoSink;
+        float nextTry;
 
         /// <summary>The mapper (current weights, for scripts and tests).</summary>
         public BlendshapeMapper Mapper { get { return mapper; } }
@@ -81,7 +82,12 @@ namespace SerDaemon.Bridge
 
         protected virtual void LateUpdate()
         {
-            if (sink == null || (bindings != null && bindings.Count != mapper.Bindings.Count)) Rebind();
+            if (bindings != null && bindings.Count != mapper.Bindings.Count) Rebind();
+            if (sink == null && Time.unscaledTime >= nextTry)
+            {
+                nextTry = Time.unscaledTime + 1f; // an avatar still loading: look again once a second, not every frame
+                Rebind();
+            }
             if (sink == null) return;
             mapper.PassThrough = passThroughUnbound || bindings == null || bindings.Count == 0;
             mapper.SmoothingSeconds = smoothingSeconds;

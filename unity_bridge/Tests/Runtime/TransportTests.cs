@@ -42,6 +42,8 @@ namespace SerDaemon.Bridge.Tests
             // closed after waiting for the thread). Generous bound for loaded CI machines.
             Assert.Less(t.Elapsed.TotalMilliseconds, 250, "Dispose took " + t.Elapsed.TotalMilliseconds + " ms");
             Assert.IsFalse(idle.IsRunning);
+            var thread = (Thread)typeof(OscReceiver).GetField("thread", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance).GetValue(idle);
+            Assert.IsTrue(thread.Join(1000), "the receive thread ended (closing the socket woke it)");
         }
 
         [Test]
