@@ -120,15 +120,20 @@ namespace SerDaemon.Bridge.Tests
         [Test]
         public void WebSocketDisposeIsFast()
         {
-            // Nothing listens on this port: the client is in its connect/retry loop.
-            int port;
-            using (var probe = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0))) port = ((IPEndPoint)probe.Client.LocalEndPoint).Port;
-            var c = new WebSocketStateClient("ws://127.0.0.1:" + port + "/");
-            c.Start();
-            Thread.Sleep(100);
-            var t = Stopwatch.StartNew();
-            c.Dispose();
-            Assert.Less(t.Elapsed.TotalMilliseconds, 100, "Dispose took " + t.Elapsed.TotalMilliseconds + " ms");
+            // A server that accepts TCP and never answers the WebSocket handshake: the client hangs in
+            // ConnectAsync, where 0.1.0's Dispose waited its full second for the task.
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            try
+            {
+                var c = new WebSocketStateClient("ws://127.0.0.1:" + ((IPEndPoint)listener.LocalEndpoint).Port + "/");
+                c.Start();
+                Thread.Sleep(200);
+                var t = Stopwatch.StartNew();
+                c.Dispose();
+                Assert.Less(t.Elapsed.TotalMilliseconds, 250, "Dispose took " + t.Elapsed.TotalMilliseconds + " ms");
+            }
+            finally { listener.Stop(); }
         }
     }
 }
