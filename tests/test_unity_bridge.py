@@ -262,7 +262,7 @@ def test_unity_components_on_stubs(harness_exe) -> None:
     """Drivers hold an emotion for 300 frames while a stand-in UniVRM rewrites the blendshapes each frame."""
     out = _selftest(harness_exe, "HARNESS", ("raw_driver_holds_against_vrm10_instance", "raw_driver_write_on_change_loses_it", "vrm10_driver_holds_emotion",
                  "vrm10_missing_expressions_warned_once", "vrm10_on_disable_resets", "vrm0_driver_holds_emotion",
-                 "vrm0_on_disable_resets", "one_speaker_per_face", "no_audio_relaxes_face", "raw_on_disable_resets",
+                 "vrm0_on_disable_resets", "vrm0_driver_reads_vmc", "one_speaker_per_face", "no_audio_relaxes_face", "raw_on_disable_resets",
                  "smoothing_uses_unscaled_time", "infinite_gain_never_nan", "port_in_use_error", "close_does_not_stall",
                  "main_thread_frame_allocation_free"))
     for line in out.splitlines():

@@ -42,6 +42,9 @@ namespace SerDaemon.Bridge
         /// <summary>The value set of the receiver's state this driver reads ("vrm", "vrm0").</summary>
         protected abstract string ValueSet { get; }
 
+        /// <summary>A value set to read when ValueSet has not arrived (e.g. VMC's "vmc" for VRM 0.x clips), or null.</summary>
+        protected virtual string FallbackValueSet { get { return null; } }
+
         /// <summary>The SDK's expression API as a sink, or null while the avatar is not ready (retried each frame).</summary>
         protected abstract IBlendshapeSink CreateSink();
 
@@ -93,7 +96,9 @@ namespace SerDaemon.Bridge
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = intensity;
             mapper.WriteEveryFrame = true; // SDKs may reset what is not written again this frame
-            mapper.SetSources(SerDaemonScene.TargetValues(receiver, stream, ValueSet, relaxWhenStale));
+            var values = SerDaemonScene.TargetValues(receiver, stream, ValueSet, relaxWhenStale);
+            if (values == null && FallbackValueSet != null) values = SerDaemonScene.TargetValues(receiver, stream, FallbackValueSet, relaxWhenStale);
+            mapper.SetSources(values);
             mapper.Update(Time.unscaledDeltaTime);
             SafeCommit();
         }

@@ -12,7 +12,8 @@ namespace SerDaemon.Bridge
     /// from the daemon's "vrm0" weights: every frame it accumulates each weight on the avatar's
     /// VRMBlendShapeProxy and calls Apply once, the way UniVRM asks scripts that share the face (lip sync,
     /// blink) to do it. Put it on the avatar root (next to VRMBlendShapeProxy). UniVRM ignores clips the
-    /// avatar lacks.
+    /// avatar lacks. Reads the WebSocket's "vrm0" weights, or the VMC protocol's clips ("vmc") when the
+    /// receiver listens to ser-daemon --osc vmc.
     /// </summary>
     [AddComponentMenu("SER Daemon/VRM 0.x Emotion Driver")]
     [DefaultExecutionOrder(SkinnedMeshEmotionDriver.ExecutionOrder)]
@@ -22,6 +23,9 @@ namespace SerDaemon.Bridge
         public VRMBlendShapeProxy proxy;
 
         protected override string ValueSet { get { return EmotionState.SetVrm0; } }
+
+        /// <summary>Over VMC (ser-daemon --osc vmc) the same clips arrive as the "vmc" set.</summary>
+        protected override string FallbackValueSet { get { return EmotionState.SetVmc; } }
 
         protected override IBlendshapeSink CreateSink()
         {

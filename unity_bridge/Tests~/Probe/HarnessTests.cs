@@ -183,6 +183,20 @@ static class HarnessTests
             "held " + held + "/300 frames; Apply calls " + (proxy.StubApplyCalls - applies0));
         d.StubInvoke("OnDisable");
         Check("vrm0_on_disable_resets", mesh.GetBlendShapeWeight(0) == 0f && mesh.GetBlendShapeWeight(2) == 0f);
+        // Over VMC (ser-daemon --osc vmc to the receiver) the clips arrive as the "vmc" set: used when no vrm0 came.
+        var vmc = new GameObject("VRM0 Avatar over VMC");
+        var mesh2 = Mesh(vmc, "Joy");
+        var proxy2 = vmc.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy2.StubBind(mesh2, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
+        var d2 = vmc.AddComponent<Vrm0EmotionDriver>();
+        d2.smoothingSeconds = 0f;
+        d2.receiver = r;
+        d2.stream = "vmc-sender";
+        d2.StubInvoke("OnEnable");
+        Inject(r, EmotionState.SetVmc, "Joy", 0.6f, "vmc-sender");
+        for (int f = 0; f < 10; f++) StubPlayerLoop.Frame(0.011f, d2, r);
+        Check("vrm0_driver_reads_vmc", Math.Abs(mesh2.GetBlendShapeWeight(0) - 60f) < 1e-3f, "Joy " + F(mesh2.GetBlendShapeWeight(0)));
+        d2.StubInvoke("OnDisable");
         r.StubInvoke("OnDisable");
     }
 
