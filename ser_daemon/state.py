@@ -43,8 +43,8 @@ class EmotionState:
         final: the last state of the stream (sent on stop: neutral, no voice).
         stage_ms: milliseconds spent per pipeline stage for this decision.
         uncertain: the smoother is not sure of ``label`` (its smoothed
-            probability is below the confidence floor, or a change to another
-            class has not passed the hysteresis yet): receivers show "unsure"
+            probability is below the confidence floor, with a small band so
+            it does not toggle every hop): receivers show "unsure"
             rather than the label.  ``label`` stays the best guess; "unsure" is
             a state, not the class ``neutral``.  Never set in the final state.
     """
