@@ -100,6 +100,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
 for _cls in (VadSettings, SmoothingSettings):
     for _name in _cls.__dataclass_fields__:
         _OPTIONS[_name] = ("num", None)
+_SMOOTH = SmoothingSettings()  # the defaults --help states
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,12 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         "vad_hangover_ms": "voice counts as active this long after speech (default 500)",
         "vad_min_speech_ms": "speech needed within the hangover to open the gate (default 40)",
         "vad_floor_rise_db_per_s": "how fast the noise floor may rise (default 3)",
-        "ema_ms": "time constant of the probability average while voiced (default 800)",
-        "hysteresis": "a new label must beat the current one by this probability (default 0.12)",
-        "min_dwell_ms": "shortest time a label is shown (default 750)",
-        "hold_ms": "after the voice stops, hold the face this long (default 500)",
-        "decay_ms": "then relax toward neutral with this time constant (default 1000)",
-        "min_confidence": "below this smoothed probability the state is uncertain (shown as unsure; default 0.3)",
+        "ema_ms": f"time constant of the probability average while voiced (default {_SMOOTH.ema_ms:g})",
+        "hysteresis": f"a new label must beat the current one by this probability (default {_SMOOTH.hysteresis:g})",
+        "min_dwell_ms": f"shortest time a label is shown (default {_SMOOTH.min_dwell_ms:g})",
+        "hold_ms": f"after the voice stops, hold the face this long (default {_SMOOTH.hold_ms:g})",
+        "decay_ms": f"then relax toward neutral with this time constant (default {_SMOOTH.decay_ms:g})",
+        "min_confidence": "below this smoothed probability the state is uncertain (shown as unsure; "
+                          f"default {_SMOOTH.min_confidence:g})",
     }
     for name, text in vad_help.items():
         g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)

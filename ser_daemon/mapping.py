@@ -77,6 +77,9 @@ class ExpressionMapping:
         gain: overall scale applied before clamping.
         confidence_low / confidence_high: the smoothstep range of the evidence
             (strongest non-neutral smoothed probability).
+        sharpness: exponent on the emotional probabilities before they blend the
+            rows into a pose; above 1 the leading class dominates, so a face
+            shows one clear expression instead of an average of all of them.
         source: where the mapping came from (for messages).
     """
 
@@ -87,6 +90,7 @@ class ExpressionMapping:
     confidence_low: float = 0.25
     confidence_high: float = 0.65
     source: str = "default"
+    sharpness: float = 1.0
     _matrices: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
     _emotional: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -115,7 +119,9 @@ class ExpressionMapping:
         emotional = p[self._emotional]
         s = float(emotional.sum())
         evidence = float(emotional.max()) if emotional.size else 0.0
-        pose = (p @ w) / s if s > 0 else np.zeros(len(neutral))
+        q = p if self.sharpness == 1.0 else np.where(self._emotional, p, 0.0) ** self.sharpness
+        qs = float(q[self._emotional].sum())
+        pose = (q @ w) / qs if qs > 0 else np.zeros(len(neutral))
         k = _smoothstep(self.confidence_low, self.confidence_high, evidence) * min(1.0, s)
         v = np.clip(self.gain * (k * pose + (1.0 - k) * neutral), 0.0, 1.0)
         return dict(zip(self.targets[target_set], v.tolist()))
@@ -151,14 +157,18 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
     if not isinstance(opts, Mapping):
         raise ConfigError(f"{source}: [options] must be a table")
     for key in opts:
-        if key not in ("gain", "confidence_low", "confidence_high"):
+        if key not in ("gain", "confidence_low", "confidence_high", "sharpness"):
             raise ConfigError(f"{source}: unknown option {key!r} in [options]")
     gain = opts.get("gain", 1.0)
     lo = opts.get("confidence_low", 0.25)
     hi = opts.get("confidence_high", 0.65)
-    for name, v, top in (("gain", gain, 4.0), ("confidence_low", lo, 1.0), ("confidence_high", hi, 1.0)):
+    sharp = opts.get("sharpness", 1.0)
+    for name, v, top in (("gain", gain, 4.0), ("confidence_low", lo, 1.0), ("confidence_high", hi, 1.0),
+                         ("sharpness", sharp, 8.0)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= top:
             raise ConfigError(f"{source}: options.{name} must be a number in [0, {top}]. Received: {v!r}")
+    if sharp < 1.0:
+        raise ConfigError(f"{source}: options.sharpness must be at least 1 (1 = plain probabilities). Received: {sharp!r}")
     if lo > hi:
         raise ConfigError(f"{source}: options.confidence_low ({lo}) must not exceed confidence_high ({hi})")
     rows: dict[str, dict[str, dict[str, float]]] = {}
@@ -189,7 +199,7 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
             names = list(dict.fromkeys(list(VRM0_PRESETS) + names))
         rows[ts] = parsed
         targets[ts] = tuple(names)
-    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source)
+    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source, float(sharp))
 
 
 def load_mapping(path: str | Path | None, labels: Sequence[str]) -> ExpressionMapping:

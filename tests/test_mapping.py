@@ -36,7 +36,7 @@ def test_neutral_and_unsure_fall_back_to_the_neutral_row() -> None:
     rest = m.all_weights(probs("neutral", 1.0))
     assert rest["vrm"]["neutral"] == 1.0 and rest["vrm"]["happy"] == 0.0
     assert all(v == 0.0 for v in rest["arkit"].values())
-    faint = m.weights(probs("happy", 0.2), "vrm")  # evidence below confidence_low
+    faint = m.weights(probs("happy", 0.12), "vrm")  # evidence (0.126, the others) below confidence_low 0.15
     assert faint["happy"] == 0.0 and faint["neutral"] > 0.7
 
 
@@ -80,3 +80,26 @@ def test_bad_files_are_refused_with_the_reason(tmp_path) -> None:
     # VRM 0.x takes custom clip names (a user renames "Surprised" to their clip).
     custom = {**base, "vrm0": {**base["vrm0"], "surprised": {"Shock": 1.0}}}
     assert "Shock" in mapping_from_dict(custom, RAVDESS).targets["vrm0"]
+
+
+def test_sharpness_lets_the_leading_class_dominate_the_pose() -> None:
+    p = np.array([0.1, 0.0, 0.5, 0.3, 0.1, 0.0, 0.0, 0.0])  # happy leads sad
+    flat = mapping_from_dict({**_default_tables(), "options": {"confidence_low": 0.0, "confidence_high": 0.0}}, RAVDESS)
+    sharp = mapping_from_dict({**_default_tables(), "options": {"confidence_low": 0.0, "confidence_high": 0.0,
+                                                                "sharpness": 2.0}}, RAVDESS)
+    # k = 1 * 0.9 emotional mass.  Plain: happy's share of the pose is 0.5 / 0.9;
+    # squared: 0.25 / (0.25 + 0.09 + 0.01).
+    assert flat.weights(p, "vrm")["happy"] == pytest.approx(0.9 * 0.5 / 0.9, abs=1e-12)
+    assert sharp.weights(p, "vrm")["happy"] == pytest.approx(0.9 * 0.25 / 0.35, abs=1e-12)
+    assert sharp.weights(p, "vrm")["sad"] == pytest.approx(0.9 * 0.09 / 0.35, abs=1e-12)
+    for bad in (0.5, -1, 9, True, "2"):
+        with pytest.raises(ConfigError, match="sharpness"):
+            mapping_from_dict({**_default_tables(), "options": {"sharpness": bad}}, RAVDESS)
+
+
+def _default_tables() -> dict:
+    import tomllib
+    from importlib.resources import files
+
+    text = files("ser_daemon").joinpath("data/mapping_default.toml").read_text(encoding="utf-8")
+    return {k: v for k, v in tomllib.loads(text).items() if k != "options"}

@@ -274,11 +274,13 @@ def test_fake_model_gives_the_exact_expected_scores(tmp_path: Path) -> None:
 
 
 def test_pauses_reach_the_gate_and_the_face_relaxes_in_them(tmp_path: Path) -> None:
-    # 0.8 s of silence around each 1.5 s tone: with the default smoother the label goes neutral in the
-    # pauses (hold 500 ms), so some decisions are unvoiced and not scored, and voice resumes each clip.
+    # 0.8 s of silence around each 1.5 s tone: with a 500 ms hold the label goes neutral in the
+    # pauses, so some decisions are unvoiced and not scored, and voice resumes each clip.
     clips = clips_for(tmp_path, "s1", {"happy": 2, "angry": 2}, seconds=1.5, pad_s=0.8)
     clf = ToneClassifier()
-    score, [run] = evaluate_timeline(clips, clf, settings=AnalysisSettings(vad=STEADY_VAD), progress=None)
+    short_hold = SmoothingSettings(hold_ms=500.0, decay_ms=1000.0)
+    score, [run] = evaluate_timeline(clips, clf, settings=AnalysisSettings(vad=STEADY_VAD, smoothing=short_hold),
+                                     progress=None)
     voiced = [s.voice_active for s in run.states]
     assert any(voiced) and not all(voiced)
     assert any(s.label == "neutral" and not s.voice_active for s in run.states)

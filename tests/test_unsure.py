@@ -130,10 +130,10 @@ def test_the_face_follows_the_evidence_not_the_label() -> None:
     m = load_mapping(None, RAVDESS)
     p = np.array([0.2, 0.05, 0.5, 0.05, 0.05, 0.05, 0.05, 0.05])
     w = m.weights(p, "vrm")
-    # s = 0.8 emotional mass, evidence 0.5: e = smoothstep(0.25, 0.65, 0.5) = 0.68359375, k = e * s;
-    # happy's pose share is 0.5 / 0.8; the neutral row takes the rest.
-    k = 0.68359375 * 0.8
-    assert w["happy"] == pytest.approx(k * 0.5 / 0.8, abs=1e-12)
+    # s = 0.8 emotional mass, evidence 0.5 is above the ramp (0.15..0.45): e = 1, k = e * s;
+    # with sharpness 2 happy's pose share is 0.5**2 / (0.5**2 + 6 * 0.05**2); the neutral row takes the rest.
+    k = 1.0 * 0.8
+    assert w["happy"] == pytest.approx(k * 0.25 / 0.265, abs=1e-12)
     assert w["neutral"] == pytest.approx(1.0 - k, abs=1e-12)
     # Whatever the shown label or flag, the same evidence gives the same face (no snap to neutral).
     states = [make_state(labels=RAVDESS, smoothed=tuple(p), raw=tuple(p), label=lab, uncertain=u, confidence=c)

@@ -78,6 +78,49 @@ def _timeline_lines(title: str, tl: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
+_CORPORA = {
+    "ravdess": [
+        "- **RAVDESS** audio-only speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391,",
+        "  doi:10.1371/journal.pone.0196391), 16 kHz mono conversion; 60 clips per actor, 2 English sentences.",
+        "  **License: CC BY-NC-SA 4.0**: attribution, non-commercial use only, share-alike.",
+    ],
+    "emovo": [
+        "- **EMOVO** Italian emotional speech (Costantini, Iaderola, Paoloni & Todisco, LREC 2014), 16 kHz mono;",
+        "  98 clips per actor, 14 sentences, 7 emotions (no calm).",
+        "  **License: free for research and non-commercial use with acknowledgment of the paper.**",
+    ],
+}
+
+
+def _data_lines(tr: Mapping[str, Any]) -> list[str]:
+    roots = (tr.get("data") or {}).get("root") or []
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    lines = ["- Trained on:"] if roots else []
+    for root in roots:
+        name = Path(str(root)).name.lower()
+        lines += [ln.replace("- ", "  - ", 1) if i == 0 else "  " + ln for i, ln in enumerate(_CORPORA.get(
+            name, [f"- `{name}`"]))]
+    lines += [
+        "- **The weights carry the most restrictive of these terms: non-commercial use only, share-alike,",
+        "  with attribution of each corpus.** (The ser-daemon code is MIT; this model is not.)",
+    ]
+    return lines
+
+
+def _speaker_norm_lines(meta: Mapping[str, Any]) -> list[str]:
+    sn = meta.get("speaker_norm")
+    if not sn:
+        return []
+    return [
+        "- **Per-speaker normalisation**: the model sees log-mel minus the speaker's mean voiced log-mel",
+        "  spectrum. Training subtracts each training speaker's reference (augmented copies: references from",
+        "  neutral/calm speech only, a random half, or all of the speaker's clips); the daemon keeps a",
+        f"  per-stream running estimate, starting from the training population's mean (weight"
+        f" {sn.get('prior_frames', 0) / 100:g} s of voice) and averaging voiced frames with a memory of"
+        f" {sn.get('max_frames', 0) / 100:g} s of voice.",
+    ]
+
+
 def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None, cv: Mapping[str, Any] | None,
                       notes: Sequence[str] = (), heldout_meta: Mapping[str, Any] | None = None,
                       timelines: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> str:
@@ -103,20 +146,17 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "",
         "## Data and license",
         "",
-        "- Trained on **RAVDESS** audio-only speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391,",
-        "  doi:10.1371/journal.pone.0196391), actors 01-20 as provided in the shared data folder",
-        "  (16 kHz mono conversion; 60 clips per actor, 2 sentences, neutral has half the clips).",
+        *_data_lines(tr),
         f"- Speakers the shipped weights were trained on ({len(tr.get('train_speakers', []))}): "
         f"{', '.join(tr.get('train_speakers', []))}.",
-        "- **License: CC BY-NC-SA 4.0.** The weights are derived from RAVDESS and carry its terms:",
-        "  attribution, non-commercial use only, share-alike. (The ser-daemon code is MIT; this model is not.)",
-        "- No audio from the corpus is included in this repository.",
+        "- No audio from any corpus is included in this repository.",
         "",
         "## Model",
         "",
         f"- Input: `(batch, {meta['input_shape'][0]}, {meta['input_shape'][1]})` raw log-mel from",
         "  `ser_daemon.features.log_mel` (the daemon's own front end; settings in `ser_model.json`).",
         "  Output: softmax over the labels in `ser_model.json` order.",
+        *_speaker_norm_lines(meta),
         "- Per-window standardisation inside the model (gain-invariant), then 4 conv blocks "
         f"(width {cfg.get('model', {}).get('width')}, first conv strided), global average pooling, dropout, dense.",
         f"- Files: `model.keras` (Keras 3, stock layers only), `model.tflite` ({choice} LiteRT export,"
