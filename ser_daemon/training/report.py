@@ -99,7 +99,7 @@ def _data_lines(tr: Mapping[str, Any]) -> list[str]:
     for root in roots:
         name = Path(str(root)).name.lower()
         lines += [ln.replace("- ", "  - ", 1) if i == 0 else "  " + ln for i, ln in enumerate(_CORPORA.get(
-            name, [f"- `{name}`"]))]
+            name, [f"- `{name}`: its own licence terms apply to the weights."]))]
     lines += [
         "- **The weights carry the most restrictive of these terms: non-commercial use only, share-alike,",
         "  with attribution of each corpus.** (The ser-daemon code is MIT; this model is not.)",
@@ -269,7 +269,8 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     lines += [
         "## Known limits",
         "",
-        "- Acted, read English speech (two neutral sentences, 20 North-American actors, studio microphones).",
+        "- Acted, read speech (English: two sentences, 20 North-American actors; Italian: 6 actors if EMOVO was",
+        "  used), studio microphones.",
         "  Real users speaking spontaneously, other languages and accents, children, and real headset",
         "  microphones will score lower; the augmentation only approximates headset and room conditions.",
         "- Emotions are posed and exaggerated; everyday emotion is subtler and often mixed.",
@@ -289,6 +290,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         lines.append(heldout_meta.get("training", {}).get("command", "ser-train ... --holdout-speakers ..."))
     if heldout and heldout.get("command"):
         lines.append(heldout["command"])
+    lines += list(meta.get("_extra_commands", []))
     lines += [
         meta.get("_report_command", "python -m ser_daemon.training.report --model models/default"),
         "```",
@@ -315,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timing-calls", type=int, default=1000, help="LiteRT calls to time (1 thread, batch 1)")
     p.add_argument("--timeline-report", action="append", default=[], metavar="REPORT.json",
                    help="report.json of a ser-eval --timeline run to add (e.g. another language); repeatable")
+    p.add_argument("--notes", default=None, metavar="FILE.md",
+                   help="hand-written Markdown (validation protocol, what was tried) appended to the card")
     args = p.parse_args(argv)
     model = Path(args.model)
     meta = json.loads((model / "ser_model.json").read_text())
@@ -349,8 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         spk = rep.get("speakers") or []
         who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
         timelines.append((f"{data}, unseen: {who}", rep["timeline"]))
+        if rep.get("command"):
+            meta.setdefault("_extra_commands", []).append(rep["command"])
     (model / "MODEL_CARD.md").write_text(
-        render_model_card(meta, heldout, cv, heldout_meta=heldout_meta, timelines=timelines), encoding="utf-8")
+        render_model_card(meta, heldout, cv, heldout_meta=heldout_meta, timelines=timelines,
+                          notes=[""] + Path(args.notes).read_text(encoding="utf-8").splitlines() if args.notes else ()),
+        encoding="utf-8")
     # Keep the figures with the weights too (the daemon ignores unknown keys).
     evaluation: dict[str, Any] = {}
     if heldout:
