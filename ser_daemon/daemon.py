@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import errno
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -34,6 +34,7 @@ from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .osc_profiles import GenericProfile, make_profile
 from .pipeline import Analyzer, StreamProcessor
+from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
@@ -166,7 +167,10 @@ class Daemon:
         self._stop_processing = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._signals = 0
+        self._stop_requests = 0
+        self._stopped = threading.Event()  # set when the clean stop is done (a console handler waits on it)
+        self._processing_started = False
+        self._print_broken = False
         self._last_status = 0.0
         self._build_streams()
         self._configure_profiles()
@@ -273,11 +277,8 @@ class Daemon:
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):
-                pass  # not the main thread (library use): the caller stops us with stop()
+        # Not in the main thread (library use) nothing is installed: the caller stops us with stop().
+        install_stop_handlers(self._loop, self.request_stop, self._stopped)
         processing: threading.Thread | None = None
         try:
             cfg = self.config
@@ -317,6 +318,7 @@ class Daemon:
                 if self._replay is not None:
                     self._replay.start()
                 processing = threading.Thread(target=self._process_loop, name="ser-processing", daemon=True)
+                self._processing_started = True
                 processing.start()
                 await self._stop.wait()
         finally:
@@ -355,12 +357,15 @@ class Daemon:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
-    def _on_signal(self, sig: int) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.warning("second %s: exiting now", signal.Signals(sig).name)
-            os._exit(128 + sig)
-        log.info("%s: stopping", signal.Signals(sig).name)
+    def request_stop(self, request: StopRequest) -> None:
+        """A signal or console event asks us to stop (event loop thread); a second one forces it."""
+        self._stop_requests += 1
+        if self._stop_requests > 1:
+            log.warning("%s again: exiting now", request.reason)
+            os._exit(request.exit_code or 1)
+        log.info("%s: stopping", request.reason)
+        if self.exit_code == 0:
+            self.exit_code = request.exit_code
         assert self._stop is not None
         self._stop.set()
 
@@ -375,6 +380,9 @@ class Daemon:
             await asyncio.to_thread(processing.join, 1.0)
             if processing.is_alive():
                 log.warning("processing thread did not stop within 1 s")
+        elif not self._processing_started:
+            # Stopped before audio flowed: the outputs exist, so they still get the final state.
+            self._emit_final_states()
         if self.ingest is not None:
             await self.ingest.close()
         if self.ws is not None:
@@ -385,7 +393,11 @@ class Daemon:
         if self._vrchat_transport is not None:
             self._vrchat_transport.close()
         if self.status_out.isatty() and not self.config.quiet:
-            self.status_out.write("\n")
+            try:
+                self.status_out.write("\n")
+            except (OSError, ValueError):
+                pass
+        self._stopped.set()
 
     # -- processing thread ----------------------------------------------------
     def _process_loop(self) -> None:
@@ -395,11 +407,20 @@ class Daemon:
             log.exception("processing failed")
             self.exit_code = 1
         finally:
-            for st in self.streams:
-                if not st.done:
-                    st.done = True
+            try:
+                self._emit_final_states()
+            finally:
+                self.stop()
+
+    def _emit_final_states(self) -> None:
+        """The neutral state of every stream still running: avatars must not freeze on an emotion."""
+        for st in self.streams:
+            if not st.done:
+                st.done = True
+                try:
                     self._emit(st.proc.final_state())
-            self.stop()
+                except Exception:
+                    log.exception("final state of %s", st.name)
 
     def _process_until_stopped(self) -> None:
         any_fast = any(st.fast for st in self.streams)
@@ -455,8 +476,7 @@ class Daemon:
                 except RuntimeError:
                     pass
             if self.config.print_states:
-                self.out.write(f"[{stream}] status: {status} ({detail})\n")
-                self.out.flush()
+                self._print(f"[{stream}] status: {status} ({detail})")
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
@@ -472,9 +492,37 @@ class Daemon:
         if not state.final:
             self.stats.record(state, send_ms)
         if self.config.print_states:
-            self.out.write(format_state(state) + "\n")
-            self.out.flush()
+            self._print(format_state(state))
         self._status_line(state)
+
+    def _print(self, line: str) -> None:
+        """A ``--print`` line; a reader that went away (``--print | head``) stops the daemon cleanly."""
+        if self._print_broken:
+            return
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            self._on_output_closed(exc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EINVAL):
+                raise
+            self._on_output_closed(exc)
+
+    def _on_output_closed(self, exc: BaseException) -> None:
+        self._print_broken = True
+        log.info("--print output closed (%s): stopping", type(exc).__name__)
+        try:
+            # Python flushes stdout again at exit; point it at nothing so that cannot fail too.
+            if self.out is sys.stdout:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        if self.exit_code == 0:
+            self.exit_code = EXIT_BROKEN_PIPE
+        self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
         if self.config.quiet or not self.status_out.isatty():

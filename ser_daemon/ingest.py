@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from .bounded import loads_json
 from .config import Endpoint
 from .ringbuffer import AudioRing
 from .ws_server import AccessPolicy, check_request, close_server, listen
@@ -71,7 +72,7 @@ def parse_start(text: str | bytes) -> StartRequest:
     if isinstance(text, bytes):
         raise ProtocolError("send the start message before any audio", CloseCode.POLICY_VIOLATION)
     try:
-        msg = json.loads(text)
+        msg = loads_json(text)
     except ValueError:
         raise ProtocolError("control messages must be JSON") from None
     if not isinstance(msg, dict) or msg.get("type") != "start":
@@ -166,7 +167,7 @@ class IngestServer:
                     self.wake()
                     continue
                 try:
-                    ctrl: Any = json.loads(message)
+                    ctrl: Any = loads_json(message)
                 except ValueError:
                     raise ProtocolError("control messages must be JSON") from None
                 if isinstance(ctrl, dict) and ctrl.get("type") == "stop":

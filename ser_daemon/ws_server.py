@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from .bounded import loads_json
 from .config import Endpoint
 from .errors import ConfigError
 from .messages import dumps, state_json
@@ -247,7 +248,7 @@ class WsBroadcaster:
                     await conn.close(CloseCode.UNSUPPORTED_DATA, "this endpoint takes no binary messages")
                     return
                 try:
-                    json.loads(message)
+                    loads_json(message)
                 except ValueError:
                     self.refused["garbage"] += 1
                     await conn.close(CloseCode.INVALID_DATA, "messages must be JSON")
