@@ -29,11 +29,12 @@ from .config import DaemonConfig
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
+from .memory import Trimmer
 from .messages import hello_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .osc_profiles import GenericProfile, make_profile
-from .pipeline import Analyzer, StreamProcessor
+from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
 from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
@@ -45,6 +46,7 @@ __all__ = ["Daemon", "StageStats", "format_state"]
 log = logging.getLogger(__name__)
 
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
+INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread wakes on each message)
 
 
 @dataclass(eq=False)
@@ -172,6 +174,7 @@ class Daemon:
         self._processing_started = False
         self._print_broken = False
         self._last_status = 0.0
+        self._trimmer = Trimmer()
         self._build_streams()
         self._configure_profiles()
 
@@ -240,7 +243,8 @@ class Daemon:
         The first call of a batch size builds LiteRT buffers or traces the Keras graph
         (milliseconds to a second); doing it now keeps it out of the first decisions.
         """
-        n = max(len(self.streams), 8 if self.config.ingest is not None else 1)
+        n = max(len(self.streams), min(self.config.max_streams, 8) if self.config.ingest is not None else 1)
+        n = min(n, MAX_BATCH)
         shape = self.bundle.input_shape
         b = 1
         while True:
@@ -289,7 +293,10 @@ class Daemon:
                     token=cfg.ws_token,
                     allowed_origins=cfg.ws_allow_origin,
                 )
-                self.ws = WsBroadcaster(self.hello(), queue_len=cfg.ws_queue, policy=policy)
+                # One tick can emit a state for every stream at once (hundreds of ingest streams ending
+                # together): a client that reads promptly must not lose any of them to its queue bound.
+                burst = cfg.max_streams if cfg.ingest is not None else len(self.streams)
+                self.ws = WsBroadcaster(self.hello(), queue_len=cfg.ws_queue + burst, policy=policy)
                 if cfg.ws is not None:
                     await self.ws.start(cfg.ws)
                 if cfg.web is not None:
@@ -307,7 +314,8 @@ class Daemon:
                 policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, 1 << 20),
                                       token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
                 self.ingest = IngestServer(policy, self._add_ingest_stream, lambda n: n in self._live_names,
-                                           self._wake.set, ring_seconds=RING_SECONDS)
+                                           self._wake.set, ring_seconds=INGEST_RING_SECONDS,
+                                           max_streams=cfg.max_streams)
                 await self.ingest.start(cfg.ingest)
             await self._listen_for_avatar_changes()
             if not self._stop.is_set():
@@ -454,6 +462,8 @@ class Daemon:
                 if st.remove_when_done:  # ingest streams come and go: keep memory bounded
                     self.streams.remove(st)
                     self._live_names.discard(st.name)
+                    self._trimmer.streams_ended()
+            self._trimmer.maybe_trim()  # give freed buffers back to the OS (rate-limited)
             if self.ingest is None and self.streams and all(st.done for st in self.streams):
                 return
 

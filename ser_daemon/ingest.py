@@ -12,10 +12,16 @@ Protocol (``--ingest [HOST:]PORT``, same access rules as the state socket):
 3. ``{"type": "stop"}`` or closing the socket ends the stream (a final neutral
    state is broadcast for it).
 
-Bad control messages close the connection with 1007 (invalid data) or 1008
-(policy: duplicate stream id, audio before start); a frame that is not whole
-PCM frames closes with 1007.  States for ingest streams go out on the normal
-OSC and WebSocket outputs with the stream id.
+Bad control messages close the connection with 1007 (invalid data, also JSON
+nested too deeply) or 1008 (policy: duplicate stream id, audio before start); a
+frame that is not whole PCM frames closes with 1007.  More streams at once than
+``--max-streams`` are refused with 1013 (try again later).  States for ingest
+streams go out on the normal OSC and WebSocket outputs with the stream id.
+
+Memory: each stream holds a ring of ``ring_seconds`` of float32 audio at its own
+rate (1 s at 48 kHz mono: 188 KiB) and its front-end state; the socket carries
+no compression state (PCM does not compress).  All of it is freed when the
+stream ends, and the daemon hands freed pages back to the OS (``memory.py``).
 """
 
 from __future__ import annotations
@@ -96,7 +102,8 @@ class IngestSource:
         self.name = name
         self.rate = rate
         self.channels = channels
-        self.ring = AudioRing(int(rate * ring_seconds), channels)
+        # Arrival times of the last 512 messages: more than a ring's worth of 20 ms blocks.
+        self.ring = AudioRing(int(rate * ring_seconds), channels, max_blocks=512)
         self.finished = threading.Event()
         self.frames_received = 0
 
@@ -128,9 +135,12 @@ class IngestServer:
         on_stream: Callable[[IngestSource], None],
         is_taken: Callable[[str], bool],
         wake: Callable[[], None],
-        ring_seconds: float = 4.0,
+        ring_seconds: float = 1.0,
+        max_streams: int = 64,
     ) -> None:
         self.policy = policy
+        self.max_streams = max_streams
+        self.active_streams = 0
         self.on_stream = on_stream
         self.is_taken = is_taken
         self.wake = wake
@@ -142,7 +152,7 @@ class IngestServer:
 
     async def start(self, endpoint: Endpoint) -> int:
         self._server, self.port = await listen(
-            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients"
+            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None
         )
         log.info("ingest endpoint on %s:%s", endpoint.host, self.port)
         return self.port
@@ -158,7 +168,11 @@ class IngestServer:
             start = parse_start(first)
             if self.is_taken(start.stream):
                 raise ProtocolError(f"stream id {start.stream!r} is in use", CloseCode.POLICY_VIOLATION)
+            if self.active_streams >= self.max_streams:
+                self.refused["streams_full"] += 1
+                raise ProtocolError(f"too many streams (--max-streams {self.max_streams})", CloseCode.TRY_AGAIN_LATER)
             source = IngestSource(start.stream, start.sample_rate, start.channels, self.ring_seconds)
+            self.active_streams += 1
             self.on_stream(source)
             await conn.send(json.dumps({"type": "started", "stream": start.stream}))
             async for message in conn:
@@ -175,7 +189,8 @@ class IngestServer:
                     break
                 raise ProtocolError('the only control message after start is {"type": "stop"}')
         except ProtocolError as exc:
-            self.refused["protocol"] += 1
+            if exc.code != CloseCode.TRY_AGAIN_LATER:
+                self.refused["protocol"] += 1
             await conn.close(exc.code, str(exc)[:120])
         except (asyncio.TimeoutError, TimeoutError):
             await conn.close(CloseCode.POLICY_VIOLATION, "no start message within 10 s")
@@ -184,6 +199,7 @@ class IngestServer:
         finally:
             self.connections -= 1
             if source is not None:
+                self.active_streams -= 1
                 source.stop()
                 self.wake()
 

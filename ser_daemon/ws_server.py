@@ -107,6 +107,7 @@ async def listen(
     max_message_bytes: int,
     what: str,
     max_queue: int = 16,
+    compression: str | None = "deflate",
 ) -> tuple[Server, int]:
     """Start a WebSocket server with the daemon's common settings; return it and its port.
 
@@ -116,7 +117,7 @@ async def listen(
     try:
         server = await serve(
             handler, endpoint.host, endpoint.port, process_request=gate, max_size=max_message_bytes,
-            max_queue=max_queue, close_timeout=0.5, ping_interval=20, ping_timeout=20,
+            max_queue=max_queue, close_timeout=0.5, ping_interval=20, ping_timeout=20, compression=compression,
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from None
