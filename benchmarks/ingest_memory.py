@@ -29,19 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import REPO, git_rev, machine  # noqa: E402
+from _util import proc_rss_mb as rss_mb  # noqa: E402
 
 RATE = 48000
 BLOCK_S = 0.02
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, MB (Linux /proc)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS")
 
 
 def free_port() -> int:
@@ -218,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.streams, args.concurrent = 40, 20
     res = asyncio.run(measure(args.streams, args.concurrent, args.audio_s))
+    res["machine"], res["git"] = machine(), git_rev()
     text = json.dumps(res, indent=2)
     print(text)
     if args.out:
