@@ -161,26 +161,15 @@ def check_request(
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed(conn, refused)
     try:
-        return _check(conn, request, policy, n_clients, own_origins, refused)
+        origin = _one(request.headers, "Origin")
+        if policy.token is not None:
+            _one(request.headers, "Authorization")
     except _Duplicated as exc:
         return bad_request(conn, refused, f"duplicated {exc} header")
-
-
-def _check(
-    conn: ServerConnection,
-    request: Request,
-    policy: AccessPolicy,
-    n_clients: int,
-    own_origins: set[str],
-    refused: collections.Counter[str],
-) -> Response | None:
     query = request.path.partition("?")[2]
     if "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
         refused["not_found"] += 1
         return conn.respond(HTTPStatus.NOT_FOUND, "Not found: this port serves WebSocket clients.\n")
-    origin = _one(request.headers, "Origin")
-    if policy.token is not None:
-        _one(request.headers, "Authorization")
     if origin is not None and origin not in own_origins and origin not in policy.allowed_origins:
         refused["origin"] += 1
         _warn(conn, "origin", "refused a WebSocket client from origin %r (allow it with --ws-allow-origin)", origin)
