@@ -45,7 +45,7 @@ from websockets.http11 import Request, Response
 from .bounded import loads_json
 from .config import Endpoint
 from .ringbuffer import AudioRing
-from .ws_server import AccessPolicy, check_request, close_server, listen
+from .ws_server import AccessPolicy, LogLimiter, check_request, close_server, listen
 
 __all__ = ["IngestServer", "IngestSource", "parse_start"]
 
@@ -147,6 +147,7 @@ class IngestServer:
         self.ring_seconds = ring_seconds
         self.connections = 0
         self.refused: collections.Counter[str] = collections.Counter()
+        self.log_limiter = LogLimiter()
         self._server: Server | None = None
         self.port: int | None = None
 
@@ -158,7 +159,7 @@ class IngestServer:
         return self.port
 
     def _gate(self, conn: ServerConnection, request: Request) -> Response | None:
-        return check_request(conn, request, self.policy, self.connections, set(), self.refused)
+        return check_request(conn, request, self.policy, self.connections, set(), self.refused, self.log_limiter)
 
     async def _handle(self, conn: ServerConnection) -> None:
         self.connections += 1

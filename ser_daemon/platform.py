@@ -56,6 +56,7 @@ _CONSOLE_EVENT_NAMES = {
     CTRL_LOGOFF_EVENT: "log-off",
     CTRL_SHUTDOWN_EVENT: "shutdown",
 }
+SIGBREAK = int(getattr(signal, "SIGBREAK", 21))  # Windows' Ctrl-Break; its number there, for simulation elsewhere
 CONSOLE_GRACE_S = 4.0  # Windows ends the process ~5 s after CTRL_CLOSE_EVENT; stop well within it
 
 
@@ -72,13 +73,6 @@ class StopRequest:
     exit_code: int
 
 
-def _interrupt_signals() -> set[int]:
-    sigs = {signal.SIGINT}
-    if hasattr(signal, "SIGBREAK"):
-        sigs.add(signal.SIGBREAK)  # type: ignore[attr-defined]  # Windows Ctrl-Break
-    return sigs
-
-
 def stop_signals(windows: bool | None = None, get_signal: Callable[[int], Any] = signal.getsignal) -> list[int]:
     """The signals that ask the daemon to stop on this platform (or on Windows/POSIX if given).
 
@@ -86,12 +80,9 @@ def stop_signals(windows: bool | None = None, get_signal: Callable[[int], Any] =
     shell starts background jobs with SIGINT ignored; overriding that would break both.
     """
     windows = sys.platform == "win32" if windows is None else windows
-    names = ("SIGINT", "SIGBREAK", "SIGTERM") if windows else ("SIGINT", "SIGTERM", "SIGHUP")
+    sigs = (signal.SIGINT, SIGBREAK, signal.SIGTERM) if windows else (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     out = []
-    for n in names:
-        sig = getattr(signal, n, None)
-        if sig is None:
-            continue
+    for sig in sigs:
         try:
             if get_signal(sig) == signal.SIG_IGN:
                 continue
@@ -101,16 +92,20 @@ def stop_signals(windows: bool | None = None, get_signal: Callable[[int], Any] =
     return out
 
 
-def exit_code_for(signum: int) -> int:
+def exit_code_for(signum: int, windows: bool | None = None) -> int:
     """130 for an interactive interrupt (Ctrl-C, Ctrl-Break), 0 for a request to stop."""
-    return EXIT_INTERRUPTED if signum in _interrupt_signals() or signum == 21 else 0
+    windows = sys.platform == "win32" if windows is None else windows
+    return EXIT_INTERRUPTED if signum == signal.SIGINT or (windows and signum == SIGBREAK) else 0
 
 
-def _signal_name(signum: int) -> str:
+def _signal_name(signum: int, windows: bool | None = None) -> str:
+    windows = sys.platform == "win32" if windows is None else windows
+    if windows and signum == SIGBREAK:
+        return "SIGBREAK"
     try:
         return signal.Signals(signum).name
     except ValueError:
-        return "SIGBREAK" if signum == 21 else f"signal {signum}"
+        return f"signal {signum}"
 
 
 class StartupInterrupt(BaseException):
@@ -262,7 +257,7 @@ def install_stop_handlers(
     undo: list[Callable[[], None]] = []
 
     def request(signum: int) -> None:
-        on_stop(StopRequest(_signal_name(signum), exit_code_for(signum)))
+        on_stop(StopRequest(_signal_name(signum, windows), exit_code_for(signum, windows)))
 
     def from_signal_handler(signum: int, frame: object) -> None:
         try:

@@ -108,9 +108,6 @@ class LogLimiter:
         return True
 
 
-_log_limiter = LogLimiter()
-
-
 def _client(conn: ServerConnection) -> str:
     try:
         return str(conn.remote_address[0])
@@ -118,8 +115,8 @@ def _client(conn: ServerConnection) -> str:
         return "?"
 
 
-def _warn(conn: ServerConnection, kind: str, msg: str, *args: Any) -> None:
-    if _log_limiter.allow(_client(conn), kind):
+def _warn(conn: ServerConnection, limiter: LogLimiter, kind: str, msg: str, *args: Any) -> None:
+    if limiter.allow(_client(conn), kind):
         log.warning(msg + " (from %s; said at most once a minute per client)", *args, _client(conn))
 
 
@@ -135,10 +132,10 @@ def _one(headers: Headers, name: str) -> str | None:
     return values[0] if values else None
 
 
-def bad_request(conn: ServerConnection, refused: collections.Counter[str], why: str) -> Response:
+def bad_request(conn: ServerConnection, refused: collections.Counter[str], why: str, limiter: LogLimiter) -> Response:
     """HTTP 400 with one log line per client per minute at most."""
     refused["bad_request"] += 1
-    _warn(conn, "bad_request", "refused a bad HTTP request: %s", why)
+    _warn(conn, limiter, "bad_request", "refused a bad HTTP request: %s", why)
     return conn.respond(HTTPStatus.BAD_REQUEST, f"Bad request: {why}.\n")
 
 
@@ -156,8 +153,12 @@ def check_request(
     n_clients: int,
     own_origins: set[str],
     refused: collections.Counter[str],
+    limiter: LogLimiter,
 ) -> Response | None:
-    """The access rules every WebSocket endpoint applies at the handshake (None: let it in)."""
+    """The access rules every WebSocket endpoint applies at the handshake (None: let it in).
+
+    ``limiter`` (one per server) keeps refusals to one log line per client per minute.
+    """
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed(conn, refused)
     try:
@@ -165,14 +166,14 @@ def check_request(
         if policy.token is not None:
             _one(request.headers, "Authorization")
     except _Duplicated as exc:
-        return bad_request(conn, refused, f"duplicated {exc} header")
+        return bad_request(conn, refused, f"duplicated {exc} header", limiter)
     query = request.path.partition("?")[2]
     if "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
         refused["not_found"] += 1
         return conn.respond(HTTPStatus.NOT_FOUND, "Not found: this port serves WebSocket clients.\n")
     if origin is not None and origin not in own_origins and origin not in policy.allowed_origins:
         refused["origin"] += 1
-        _warn(conn, "origin", "refused a WebSocket client from origin %r (allow it with --ws-allow-origin)", origin)
+        _warn(conn, limiter, "origin", "refused a WebSocket client from origin %r (allow it with --ws-allow-origin)", origin)
         return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
     if policy.token is not None and not _token_ok(request, query, policy.token):
         refused["token"] += 1
@@ -201,12 +202,13 @@ async def listen(
         ConfigError: the address cannot be listened on (in use, not local, ...).
     """
     refused_unexpected: collections.Counter[str] = collections.Counter()
+    limiter = LogLimiter()
 
     def guarded(conn: ServerConnection, request: Request) -> Response | None:
         try:
             return gate(conn, request)
         except Exception as exc:  # a malformed request must cost one line, not a traceback
-            return bad_request(conn, refused_unexpected, f"{type(exc).__name__}")
+            return bad_request(conn, refused_unexpected, f"{type(exc).__name__}", limiter)
 
     try:
         server = await serve(
@@ -295,6 +297,7 @@ class WsBroadcaster:
         self.port: int | None = None
         self.ports: list[int] = []
         self._own_origins: set[str] = set()
+        self.log_limiter = LogLimiter()
 
     async def start(self, endpoint: Endpoint, web: bool = False) -> int:
         """Listen on ``endpoint``; with ``web`` also serve the live page there. Returns the port."""
@@ -321,7 +324,8 @@ class WsBroadcaster:
                     return self._static(conn, WEB_FILES[path], head=request.method == "HEAD")
                 if path == "/favicon.ico":  # browsers always ask; answer quietly
                     return Response(HTTPStatus.NO_CONTENT, "No Content", Headers(), b"")
-            return check_request(conn, request, self.policy, len(self.clients), self._own_origins, self.refused)
+            return check_request(conn, request, self.policy, len(self.clients), self._own_origins, self.refused,
+                                 self.log_limiter)
 
         return gate
 
