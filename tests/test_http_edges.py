@@ -170,17 +170,23 @@ def test_websocket_still_works_after_the_changes() -> None:
 DEEP = 100_000
 
 
+async def _close_code_after_deep_json(port: int, start: bool) -> int:
+    async with connect(f"ws://127.0.0.1:{port}", max_size=None) as c:
+        if start:
+            await c.send(json.dumps({"type": "start", "stream": "a", "sample_rate": 16000}))
+        await c.recv()  # hello, or started
+        await c.send("[" * DEEP + "]" * DEEP)
+        with pytest.raises(ConnectionClosed) as err:
+            await asyncio.wait_for(c.recv(), timeout(5))
+        return err.value.rcvd.code
+
+
 def test_deep_json_on_the_state_socket_closes_1007(caplog) -> None:
     async def main():
         ws = WsBroadcaster({"type": "hello"}, policy=AccessPolicy(max_message_bytes=1 << 20))
         port = await ws.start(Endpoint("127.0.0.1", 0))
         try:
-            async with connect(f"ws://127.0.0.1:{port}", max_size=None) as c:
-                await c.recv()
-                await c.send("[" * DEEP + "]" * DEEP)
-                with pytest.raises(ConnectionClosed) as err:
-                    await asyncio.wait_for(c.recv(), timeout(5))
-                return err.value.rcvd.code
+            return await _close_code_after_deep_json(port, start=False)
         finally:
             await ws.close()
 
@@ -188,24 +194,22 @@ def test_deep_json_on_the_state_socket_closes_1007(caplog) -> None:
     assert "RecursionError" not in caplog.text and not websockets_errors(caplog)
 
 
-@pytest.mark.parametrize("when", ["start", "after_start"])
-def test_deep_json_on_the_ingest_socket_closes_1007(caplog, when) -> None:
+def test_deep_json_on_the_ingest_socket_closes_1007(caplog) -> None:
+    """As the start message and after it: both close 1007, never a RecursionError."""
     async def main():
         ing = IngestServer(AccessPolicy(max_message_bytes=1 << 20), lambda s: None, lambda n: False, lambda: None)
         port = await ing.start(Endpoint("127.0.0.1", 0))
         try:
+            after_start = await _close_code_after_deep_json(port, start=True)
             async with connect(f"ws://127.0.0.1:{port}", max_size=None) as c:
-                if when == "after_start":
-                    await c.send(json.dumps({"type": "start", "stream": "a", "sample_rate": 16000}))
-                    await c.recv()
                 await c.send("[" * DEEP + "]" * DEEP)
                 with pytest.raises(ConnectionClosed) as err:
                     await asyncio.wait_for(c.recv(), timeout(5))
-                return err.value.rcvd.code
+            return after_start, err.value.rcvd.code
         finally:
             await ing.close()
 
-    assert run(main()) == 1007
+    assert run(main()) == (1007, 1007)
     assert "RecursionError" not in caplog.text and not websockets_errors(caplog)
 
 
