@@ -2,7 +2,7 @@
 
 Starts the real daemon with ``--ingest`` and a state WebSocket, then opens ``--streams``
 ingest streams in rounds of ``--concurrent`` at once: each sends its start message and
-``--audio-s`` seconds of 48 kHz 16-bit PCM, all of a round stay open together (the peak),
+``--audio-s`` seconds of 48 kHz 16-bit PCM at real time, all of a round stay open together (the peak),
 then all of them close at the same moment.  A state client reads every message throughout
 and counts each stream's final state.  The daemon's resident memory (VmRSS from
 /proc/PID/status) is sampled before the first stream, at each round's peak and after each
@@ -114,8 +114,11 @@ async def _one_stream(port: int, name: str, audio: bytes, opened: asyncio.Event,
         reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert reply.get("type") == "started", reply
         block = int(RATE * BLOCK_S) * 2
-        for i in range(0, len(audio), block):
+        t0 = time.monotonic()
+        for k, i in enumerate(range(0, len(audio), block)):
             await ws.send(audio[i : i + block])
+            # Paced like a real client (one 20 ms block per 20 ms), on an absolute schedule.
+            await asyncio.sleep(max(0.0, t0 + (k + 1) * BLOCK_S - time.monotonic()))
         ready[0] += 1
         if ready[0] >= ready[1]:
             opened.set()
