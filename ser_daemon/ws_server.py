@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
-import json
 import logging
 import time
 import urllib.parse

@@ -162,3 +162,23 @@ def test_not_the_main_thread_installs_nothing() -> None:
 ])
 def test_exit_codes(signum: int, windows: bool, code: int) -> None:
     assert plat.exit_code_for(signum, windows) == code
+
+
+def test_memory_trimmer_waits_for_the_wave_of_ends_to_be_over() -> None:
+    from ser_daemon.memory import Trimmer, trim
+
+    now = [0.0]
+    calls: list[float] = []
+    t = Trimmer(quiet_s=0.3, min_interval_s=1.0, clock=lambda: now[0], trim_fn=lambda: calls.append(now[0]) or True)
+    assert not t.maybe_trim()  # nothing ended
+    t.streams_ended()
+    now[0] = 0.2
+    assert not t.maybe_trim()  # still ending
+    now[0] = 0.35
+    assert t.maybe_trim() and calls == [0.35]
+    t.streams_ended()
+    now[0] = 0.9
+    assert not t.maybe_trim()  # quiet, but trimmed less than a second ago
+    now[0] = 1.4
+    assert t.maybe_trim() and not t.maybe_trim() and t.trims == 2
+    assert trim() in (True, False)  # the real call works (glibc) or is a no-op elsewhere
