@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread wakes on each message)
+INGEST_MESSAGE_BYTES = 256 * 1024  # > 1 s of 48 kHz stereo 16-bit: more would not fit the ring anyway
 
 
 @dataclass(eq=False)
@@ -311,7 +312,7 @@ class Daemon:
                     waiter.cancel()
                     stopper.cancel()
             if cfg.ingest is not None:
-                policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, 1 << 20),
+                policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, INGEST_MESSAGE_BYTES),
                                       token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
                 self.ingest = IngestServer(policy, self._add_ingest_stream, lambda n: n in self._live_names,
                                            self._wake.set, ring_seconds=INGEST_RING_SECONDS,

@@ -18,8 +18,11 @@ frame that is not whole PCM frames closes with 1007.  More streams at once than
 ``--max-streams`` are refused with 1013 (try again later).  States for ingest
 streams go out on the normal OSC and WebSocket outputs with the stream id.
 
-Memory: each stream holds a ring of ``ring_seconds`` of float32 audio at its own
-rate (1 s at 48 kHz mono: 188 KiB) and its front-end state; the socket carries
+Audio messages may be up to 256 KiB (or ``--max-message-bytes`` if larger); at most
+4 unread ones are buffered per connection.
+
+Memory: each stream holds a ring of ``ring_seconds`` of mono float32 audio at its
+own rate (downmixed on arrival; 1 s at 48 kHz: 188 KiB) and its front-end state; the socket carries
 no compression state (PCM does not compress).  All of it is freed when the
 stream ends, and the daemon hands freed pages back to the OS (``memory.py``).
 """
@@ -44,6 +47,7 @@ from websockets.http11 import Request, Response
 
 from .bounded import loads_json
 from .config import Endpoint
+from .resample import downmix
 from .ringbuffer import AudioRing
 from .ws_server import AccessPolicy, LogLimiter, check_request, close_server, listen
 
@@ -102,8 +106,9 @@ class IngestSource:
         self.name = name
         self.rate = rate
         self.channels = channels
-        # Arrival times of the last 512 messages: more than a ring's worth of 20 ms blocks.
-        self.ring = AudioRing(int(rate * ring_seconds), channels, max_blocks=512)
+        # Downmixed as it arrives (the analysis is mono anyway), so 8 channels cost what 1 does;
+        # arrival times of the last 512 messages: more than a ring's worth of 20 ms blocks.
+        self.ring = AudioRing(int(rate * ring_seconds), 1, max_blocks=512)
         self.finished = threading.Event()
         self.frames_received = 0
 
@@ -112,7 +117,8 @@ class IngestSource:
         if len(data) % frame_bytes:
             raise ProtocolError(f"audio messages must hold whole frames of {frame_bytes} bytes")
         pcm = np.frombuffer(data, dtype="<i2").reshape(-1, self.channels)
-        self.ring.write(pcm.astype(np.float32) * (1.0 / 32768.0), time.monotonic())
+        mono = downmix(pcm.astype(np.float32)) * np.float32(1.0 / 32768.0)
+        self.ring.write(mono, time.monotonic())
         self.frames_received += len(pcm)
 
     def stop(self) -> None:
@@ -153,7 +159,8 @@ class IngestServer:
 
     async def start(self, endpoint: Endpoint) -> int:
         self._server, self.port = await listen(
-            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None
+            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None,
+            max_queue=4,  # at most 4 unread messages buffered per connection
         )
         log.info("ingest endpoint on %s:%s", endpoint.host, self.port)
         return self.port
