@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .bounded import MAX_MODEL_FILE_BYTES, MAX_MODEL_JSON_BYTES, check_regular_file, loads_json, read_text_bounded
 from .errors import ConfigError, ModelError
 from .features import FeatureConfig, frames_for_samples
 from .speaker_norm import SpeakerNormSettings
@@ -133,16 +134,18 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     if p.is_dir():
         directory = p
     else:
+        check_regular_file(p, "model", MAX_MODEL_FILE_BYTES, ModelError)  # not a FIFO or a device
         directory = p.parent
     meta_path = directory / MODEL_FILE
-    if not meta_path.is_file():
+    if not meta_path.exists():
         raise ModelError(
             f"no {MODEL_FILE} in {directory}: a model needs its metadata (labels, feature settings) beside it"
         )
+    text = read_text_bounded(meta_path, "model description", MAX_MODEL_JSON_BYTES, ModelError)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {meta_path}: {exc}") from exc
+        meta = loads_json(text)
+    except ValueError as exc:
+        raise ModelError(f"cannot read {meta_path}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelError(f"{meta_path} is not a ser-daemon model description (format must be {FORMAT_NAME!r})")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -163,17 +166,24 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         raise ModelError(f"{meta_path}: 'window_s' must be seconds in [0.1, 30]. Received: {window_s!r}")
     files = meta.get("files") or {}
 
+    if not isinstance(files, dict):
+        raise ModelError(f"{meta_path}: 'files' must be a table of file names. Received: {files!r}")
+
     def _file(key: str) -> Path | None:
         name = files.get(key)
         if not name:
             return None
-        f = directory / name
-        return f if f.is_file() else None
+        f = _inside(directory, name, meta_path)
+        if not f.exists():
+            return None
+        check_regular_file(f, "model file", MAX_MODEL_FILE_BYTES, ModelError)
+        return f
 
     keras_file = _file("keras")
     tflite_file = _file("tflite")
     if not p.is_dir() and p.suffix in (".keras", ".tflite"):
         # An explicit model file wins over the metadata's file names.
+        check_regular_file(p, "model file", MAX_MODEL_FILE_BYTES, ModelError)
         if p.suffix == ".keras":
             keras_file = p
         else:
@@ -203,6 +213,27 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         metadata=meta,
         speaker_norm=speaker_norm,
     )
+
+
+def _inside(directory: Path, name: Any, meta_path: Path) -> Path:
+    """A bundle's file name as a path that cannot leave the bundle folder.
+
+    Raises:
+        ModelError: not a plain relative name, or it resolves (``..``, a symlink) outside the folder.
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ModelError(f"{meta_path}: model file names must be non-empty strings. Received: {name!r}")
+    rel = Path(name)
+    if rel.is_absolute() or rel.anchor or ".." in rel.parts:
+        raise ModelError(f"{meta_path}: model file {name!r} must be a name inside the bundle folder")
+    f = directory / rel
+    try:
+        inside = f.resolve().is_relative_to(directory.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise ModelError(f"{meta_path}: model file {name!r} points outside the bundle folder {directory}")
+    return f
 
 
 def default_model_dir() -> Path | None:

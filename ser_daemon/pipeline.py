@@ -38,7 +38,11 @@ from .speaker_norm import SpeakerNormalizer, SpeakerNormSettings
 from .state import EmotionState
 from .vad import VoiceActivityGate
 
-__all__ = ["DueWindow", "StreamProcessor", "Analyzer", "replay_audio"]
+__all__ = ["DueWindow", "StreamProcessor", "Analyzer", "replay_audio", "MAX_BATCH"]
+
+# Most windows per model call: bounds the batch-size buckets a runtime keeps (LiteRT keeps one
+# interpreter per power of two), so a thousand streams do not leave a thousand-window interpreter.
+MAX_BATCH = 64
 
 Clock = Callable[[], float]
 
@@ -294,13 +298,14 @@ class Analyzer:
     def decide(self, work: Iterable[tuple[StreamProcessor, DueWindow]]) -> list[EmotionState]:
         """One batched inference over ``work``; states in the same order."""
         items = list(work)
-        if not items:
-            return []
-        t0 = time.perf_counter()
-        batch = np.stack([d.window for _, d in items])
-        probs = self.classifier.predict(batch)
-        per_ms = (time.perf_counter() - t0) * 1000.0 / len(items)
-        return [proc.finish(d, probs[i], per_ms) for i, (proc, d) in enumerate(items)]
+        states: list[EmotionState] = []
+        for start in range(0, len(items), MAX_BATCH):
+            chunk = items[start : start + MAX_BATCH]
+            t0 = time.perf_counter()
+            probs = self.classifier.predict(np.stack([d.window for _, d in chunk]))
+            per_ms = (time.perf_counter() - t0) * 1000.0 / len(chunk)
+            states.extend(proc.finish(d, probs[i], per_ms) for i, (proc, d) in enumerate(chunk))
+        return states
 
 
 def replay_audio(
