@@ -29,14 +29,15 @@ from .config import DaemonConfig
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
-from .messages import hello_json, status_json
+from .messages import dumps, hello_json, state_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
-from .osc_profiles import GenericProfile, make_profile
+from .osc_profiles import GenericProfile, VRChatProfile, make_profile
 from .pipeline import Analyzer, StreamProcessor
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
+from .vrchat import VRChatInput, silenced
 from .ws_server import AccessPolicy, WsBroadcaster
 
 __all__ = ["Daemon", "StageStats", "format_state"]
@@ -148,13 +149,18 @@ class Daemon:
         self.osc = (
             OscSender(
                 (t, make_profile(t.profile, bundle.labels, bundle=config.osc_format == "bundle",
-                                 vrchat_prefix=config.vrchat_prefix, max_hz=config.vrchat_max_hz))
+                                 vrchat_prefix=config.vrchat_prefix, max_hz=config.vrchat_max_hz,
+                                 vrchat_params=config.vrchat_params, vrchat_table=self.mapping.vrchat,
+                                 targets=self.mapping.targets))
                 for t in config.osc
             )
             if config.osc
             else None
         )
         self._vrchat_transport: asyncio.DatagramTransport | None = None
+        enabled = next((p.plan.enabled_param for p in self.osc.profiles if isinstance(p, VRChatProfile)),
+                       config.vrchat_prefix + "Enabled") if self.osc is not None else "SER_Enabled"
+        self.vrchat_input = VRChatInput(enabled, honour_mute=not config.vrchat_ignore_mute)
         self.ws: WsBroadcaster | None = None
         self.streams: list[_Stream] = []
         self.exit_code = 0
@@ -168,6 +174,7 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._signals = 0
         self._last_status = 0.0
+        self._jsonl_closed = False
         self._build_streams()
         self._configure_profiles()
 
@@ -200,7 +207,7 @@ class Daemon:
         else:
             devices = (cfg.device,) if not cfg.inputs and cfg.ingest is None else ()
         for wanted in devices:
-            dev = resolve_device(wanted)
+            dev = resolve_device(wanted, cfg.host_api)
             name = unique("mic")
             src = DeviceSource(
                 dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
@@ -311,6 +318,8 @@ class Daemon:
             await self._listen_for_avatar_changes()
             if not self._stop.is_set():
                 await asyncio.to_thread(self._warm_up)
+                if cfg.jsonl:
+                    self._write_jsonl(self.hello())
                 for st in self.streams:
                     if isinstance(st.source, DeviceSource):
                         st.source.start()
@@ -324,21 +333,18 @@ class Daemon:
         return self.exit_code
 
     async def _listen_for_avatar_changes(self) -> None:
-        """Hear VRChat's /avatar/change so a new avatar gets the full state at once."""
+        """Hear what VRChat sends back: /avatar/change, MuteSelf and the SER_Enabled toggle."""
         cfg = self.config
         if not cfg.vrchat_listen or self.osc is None:
             return
         if not any(p.name in ("vrchat", "vxp") for p in self.osc.profiles):
             return
-        osc = self.osc
         assert self._loop is not None
+        daemon = self
 
         class _Proto(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple) -> None:
-                if b"/avatar/change" in data[:64]:
-                    log.info("VRChat avatar changed: re-sending the full state")
-                    osc.request_full_resend("vrchat")
-                    osc.request_full_resend("vxp")
+                daemon.on_vrchat_datagram(data)
 
         try:
             self._vrchat_transport, _ = await self._loop.create_datagram_endpoint(
@@ -349,6 +355,18 @@ class Daemon:
                 "cannot listen for VRChat's /avatar/change on 127.0.0.1:%d (%s); avatar changes will be "
                 "picked up at the next parameter change instead", cfg.vrchat_listen, exc.strerror or exc,
             )
+
+    def on_vrchat_datagram(self, data: bytes) -> None:
+        """One datagram from VRChat (any thread): switch avatar plans, open or close the gate."""
+        for kind, value in self.vrchat_input.feed(data):
+            if kind == "avatar":
+                log.info("VRChat avatar changed to %s: re-sending the full state", value)
+                for p in self.osc.profiles if self.osc is not None else ():
+                    if isinstance(p, VRChatProfile):
+                        p.set_avatar(value)
+            elif kind == "gate":
+                log.info("VRChat: %s", "broadcasting again" if value else
+                         "muted or switched off: the face is neutral and nothing about the voice is sent")
 
     def stop(self) -> None:
         """Ask the daemon to stop (thread-safe)."""
@@ -457,9 +475,13 @@ class Daemon:
             if self.config.print_states:
                 self.out.write(f"[{stream}] status: {status} ({detail})\n")
                 self.out.flush()
+            if self.config.jsonl:
+                self._write_jsonl(status_json(stream, status, detail, time.monotonic()))
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
+        if not self.vrchat_input.open:
+            state = silenced(state)
         weights = self.mapping.all_weights(state.smoothed, state.confidence)
         if self.osc is not None:
             self.osc.send_state(state, weights, time.monotonic())
@@ -474,7 +496,26 @@ class Daemon:
         if self.config.print_states:
             self.out.write(format_state(state) + "\n")
             self.out.flush()
+        if self.config.jsonl:
+            self._write_jsonl(state_json(state, 0, weights))
         self._status_line(state)
+
+    def _write_jsonl(self, message: dict) -> None:
+        """One message as one line on stdout; a reader that went away (``| head``) stops the daemon."""
+        if self._jsonl_closed:
+            return
+        try:
+            self.out.write(dumps(message) + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: stdout already closed
+            self._jsonl_closed = True
+            log.info("stdout was closed: stopping")
+            if self.out is sys.stdout:  # as the Python docs advise: no second error at exit's flush
+                try:
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                except (OSError, ValueError):
+                    pass
+            self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
         if self.config.quiet or not self.status_out.isatty():

@@ -71,6 +71,8 @@ class ExpressionMapping:
         gain: overall scale applied before clamping.
         confidence_low / confidence_high: the smoothstep range for confidence.
         source: where the mapping came from (for messages).
+        vrchat: the file's ``[vrchat]`` table (avatar parameter names; checked by
+            :func:`ser_daemon.vrchat.plan_from_table` when a VRChat target is used).
     """
 
     labels: tuple[str, ...]
@@ -80,6 +82,7 @@ class ExpressionMapping:
     confidence_low: float = 0.25
     confidence_high: float = 0.65
     source: str = "default"
+    vrchat: Mapping[str, Any] = field(default_factory=dict, compare=False)
     _matrices: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
     _emotional: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -132,9 +135,14 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
             unknown for its vocabulary, or a weight or option is out of range.
     """
     labels = tuple(labels)
-    unknown_tables = set(data) - set(TARGET_SETS) - {"options"}
+    unknown_tables = set(data) - set(TARGET_SETS) - {"options", "vrchat"}
     if unknown_tables:
-        raise ConfigError(f"{source}: unknown table(s) {sorted(unknown_tables)}; expected {list(TARGET_SETS)} and options")
+        raise ConfigError(
+            f"{source}: unknown table(s) {sorted(unknown_tables)}; expected {list(TARGET_SETS)}, options and vrchat"
+        )
+    vrchat = data.get("vrchat", {})
+    if not isinstance(vrchat, Mapping):
+        raise ConfigError(f"{source}: [vrchat] must be a table")
     opts = data.get("options", {})
     if not isinstance(opts, Mapping):
         raise ConfigError(f"{source}: [options] must be a table")
@@ -177,7 +185,7 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
             names = list(dict.fromkeys(list(VRM0_PRESETS) + names))
         rows[ts] = parsed
         targets[ts] = tuple(names)
-    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source)
+    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source, dict(vrchat))
 
 
 def load_mapping(path: str | Path | None, labels: Sequence[str]) -> ExpressionMapping:
