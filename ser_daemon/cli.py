@@ -79,6 +79,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "vrchat_listen": ("int", None),
     "vrchat_params": ("str", str),
     "vrchat_ignore_mute": ("bool", None),
+    "no_oscquery": ("bool", None),
     "host_api": ("str", str),
     "jsonl": ("bool", None),
     "no_osc": ("bool", None),
@@ -158,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vrchat-max-hz", type=_float, metavar="HZ",
                    help="most VRChat/VXP parameter updates per second; sent on change only (default 5)")
     g.add_argument("--vrchat-listen", type=_positive_int, metavar="PORT",
-                   help="hear VRChat's /avatar/change on 127.0.0.1:PORT to re-send the state (default 9001, 0 off)")
+                   help="hear VRChat (/avatar/change, MuteSelf, SER_Enabled) on 127.0.0.1:PORT when no VRChat answers "
+                        "over OSCQuery within a few seconds (default 9001; 0: do not listen at all)")
+    g.add_argument("--no-oscquery", action="store_true",
+                   help="do not use OSCQuery/mDNS (127.0.0.1 only) to find VRChat and be found by it; "
+                        "listen on --vrchat-listen at once and send to the --osc address as given")
     g.add_argument("--vrchat-params", choices=("compact", "full", "vxp", "none"),
                    help="VRChat parameter set: compact (SER_Label int + SER_Intensity float, 16 synced bits; default), "
                         "full (also a float per class, confidence, voice), vxp, none; the mapping's [vrchat] table "
@@ -314,6 +319,7 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
         ingest=ingest,
         ws_token=token,
         ws_allow_origin=tuple(opts.get("ws_allow_origin", ())),
+        oscquery=not opts.get("no_oscquery", False),
         osc=osc,
         ws=ws,
         print_states=bool(opts.get("print", demo and not opts.get("jsonl"))),

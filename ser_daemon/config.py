@@ -224,6 +224,9 @@ class DaemonConfig:
         vrchat_params: the VRChat parameter set: compact (Label + Intensity, 16 synced
             bits), full, vxp or none; the mapping's [vrchat] table edits it.
         vrchat_ignore_mute: keep broadcasting while VRChat reports MuteSelf.
+        oscquery: advertise the VRChat listener over mDNS/OSCQuery on a free port (127.0.0.1
+            only) and send to the VRChat client found that way; ``vrchat_listen`` is then
+            only the fallback when no VRChat answers.
         host_api: PortAudio host API to take devices from (name substring), or None
             for the platform's default (WASAPI on Windows, Core Audio on macOS).
         jsonl: write every message (hello, states, statuses) as one JSON line on stdout.
@@ -261,6 +264,7 @@ class DaemonConfig:
     vrchat_listen: int = 9001
     vrchat_params: str = "compact"
     vrchat_ignore_mute: bool = False
+    oscquery: bool = True
     host_api: str | None = None
     jsonl: bool = False
     ws: Endpoint | None = None

@@ -39,6 +39,7 @@ EXAMPLES: dict[str, Any] = {
     "print": False,
     "no_osc": False,
     "no_ws": False,
+    "no_oscquery": False,
 }
 
 

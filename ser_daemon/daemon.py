@@ -25,7 +25,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .config import DaemonConfig
+from .config import OSC_DEFAULT_PORTS, DaemonConfig, Endpoint, is_loopback
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
@@ -37,7 +37,9 @@ from .pipeline import Analyzer, StreamProcessor
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
+from .oscquery import VRChatService
 from .vrchat import VRChatInput, silenced
+from .vrchat_link import VRChatLink
 from .ws_server import AccessPolicy, WsBroadcaster
 
 __all__ = ["Daemon", "StageStats", "format_state"]
@@ -45,6 +47,7 @@ __all__ = ["Daemon", "StageStats", "format_state"]
 log = logging.getLogger(__name__)
 
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
+VRCHAT_PORT = OSC_DEFAULT_PORTS["vrchat"]
 
 
 @dataclass(eq=False)
@@ -157,7 +160,11 @@ class Daemon:
             if config.osc
             else None
         )
-        self._vrchat_transport: asyncio.DatagramTransport | None = None
+        self.vrchat_link: VRChatLink | None = None
+        self._follows_vrchat = [
+            i for i, t in enumerate(config.osc)
+            if t.profile in ("vrchat", "vxp") and is_loopback(t.endpoint.host) and t.endpoint.port == VRCHAT_PORT
+        ]
         enabled = next((p.plan.enabled_param for p in self.osc.profiles if isinstance(p, VRChatProfile)),
                        config.vrchat_prefix + "Enabled") if self.osc is not None else "SER_Enabled"
         self.vrchat_input = VRChatInput(enabled, honour_mute=not config.vrchat_ignore_mute)
@@ -175,6 +182,7 @@ class Daemon:
         self._signals = 0
         self._last_status = 0.0
         self._jsonl_closed = False
+        self._status_len = 0
         self._build_streams()
         self._configure_profiles()
 
@@ -333,28 +341,26 @@ class Daemon:
         return self.exit_code
 
     async def _listen_for_avatar_changes(self) -> None:
-        """Hear what VRChat sends back: /avatar/change, MuteSelf and the SER_Enabled toggle."""
+        """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""
         cfg = self.config
         if not cfg.vrchat_listen or self.osc is None:
             return
         if not any(p.name in ("vrchat", "vxp") for p in self.osc.profiles):
             return
-        assert self._loop is not None
-        daemon = self
+        self.vrchat_link = VRChatLink(self.on_vrchat_datagram, self._on_vrchat_found, fallback_port=cfg.vrchat_listen,
+                                      use_oscquery=cfg.oscquery)
+        await self.vrchat_link.start()
 
-        class _Proto(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: tuple) -> None:
-                daemon.on_vrchat_datagram(data)
-
-        try:
-            self._vrchat_transport, _ = await self._loop.create_datagram_endpoint(
-                _Proto, local_addr=("127.0.0.1", cfg.vrchat_listen)
-            )
-        except OSError as exc:
-            log.warning(
-                "cannot listen for VRChat's /avatar/change on 127.0.0.1:%d (%s); avatar changes will be "
-                "picked up at the next parameter change instead", cfg.vrchat_listen, exc.strerror or exc,
-            )
+    def _on_vrchat_found(self, svc: VRChatService) -> None:
+        """VRChat announced where it receives OSC: avatar targets given as the usual 127.0.0.1:9000 follow it."""
+        if self.osc is None:
+            return
+        for i in self._follows_vrchat:
+            if self.osc.targets[i] != Endpoint(svc.host, svc.osc_port):
+                log.info("sending %s parameters to %s at %s:%d", self.osc.profiles[i].name, svc.name, svc.host,
+                         svc.osc_port)
+                self.osc.retarget(i, Endpoint(svc.host, svc.osc_port))
+            self.osc.profiles[i].request_full_resend()
 
     def on_vrchat_datagram(self, data: bytes) -> None:
         """One datagram from VRChat (any thread): switch avatar plans, open or close the gate."""
@@ -400,8 +406,8 @@ class Daemon:
             await self.ws.close()
         if self.osc is not None:
             self.osc.close()
-        if self._vrchat_transport is not None:
-            self._vrchat_transport.close()
+        if self.vrchat_link is not None:
+            await self.vrchat_link.close()
         if self.status_out.isatty() and not self.config.quiet:
             self.status_out.write("\n")
 
@@ -526,11 +532,15 @@ class Daemon:
         self._last_status = now
         clients = len(self.ws.clients) if self.ws is not None else 0
         line = (
-            f"\r\x1b[K{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
+            f"{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
             f"voice {'on ' if state.voice_active else 'off'}  latency {state.latency_ms:5.1f} ms  "
             f"dropped {state.dropped_windows}  overruns {state.overruns}  ws clients {clients}"
         )
-        self.status_out.write(line)
+        # Carriage return and spaces over the old line instead of an ANSI erase: the classic
+        # Windows console prints escape codes literally unless a program switches them on.
+        pad = " " * max(0, self._status_len - len(line))
+        self._status_len = len(line)
+        self.status_out.write("\r" + line + pad)
         self.status_out.flush()
 
     def write_stats(self, path: str | Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -196,9 +197,11 @@ def import_sounddevice() -> Any:
     try:
         import sounddevice
     except OSError as exc:
+        how = ("reinstall sounddevice, whose Windows and macOS wheels bundle PortAudio "
+               "(pip install --force-reinstall sounddevice)" if sys.platform in ("win32", "darwin")
+               else "install it with 'sudo apt install libportaudio2' (Debian/Ubuntu)")
         raise PortAudioMissing(
-            "PortAudio library not found: install it with 'sudo apt install libportaudio2' "
-            "(Debian/Ubuntu) to use sound devices; --input FILE.wav works without it"
+            f"PortAudio library not found: {how} to use sound devices; --input FILE.wav works without it"
         ) from exc
     except ImportError as exc:
         raise PortAudioMissing("the sounddevice package is missing: pip install sounddevice") from exc

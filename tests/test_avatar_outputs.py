@@ -58,6 +58,7 @@ def test_vrchat_profile_and_avatar_change(tiny_bundle, tmp_path) -> None:
     wav = write_wav(tmp_path / "long.wav", np.concatenate([tone(3000, 4.0), tone(200, 3.0)]))
     proc = subprocess.Popen(
         daemon_cmd("--input", str(wav), "--osc", f"vrchat@127.0.0.1:{rx.port}", "--vrchat-listen", str(listen),
+                   "--no-oscquery",
                    "--vrchat-params", "full", "--no-ws", "--quiet"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},

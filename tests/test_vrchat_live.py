@@ -49,7 +49,7 @@ def test_muted_or_switched_off_sends_nothing_about_the_voice(tiny_bundle, tmp_pa
     wav = write_wav(tmp_path / "angry.wav", tone(3000, 14.0))
     proc = subprocess.Popen(
         daemon_cmd("--input", str(wav), "--osc", f"vrchat@127.0.0.1:{vrc.port}", "--osc", f"127.0.0.1:{generic.port}",
-                   "--vrchat-listen", str(listen), "--no-ws", "--quiet"),
+                   "--vrchat-listen", str(listen), "--no-oscquery", "--no-ws", "--quiet"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
     )
