@@ -78,3 +78,46 @@ def test_muted_or_switched_off_sends_nothing_about_the_voice(tiny_bundle, tmp_pa
         proc.kill()
         vrc.close()
         generic.close()
+
+
+def test_vrchat_table_from_the_mapping_file_follows_avatar_change(tiny_bundle, tmp_path) -> None:
+    """Names from the [vrchat] table, and another set once VRChat says a listed avatar is worn."""
+    labels_rows = "\n".join(f"{c} = {{}}" for c in ("neutral", "calm", "happy", "angry"))
+    mapping = tmp_path / "mine.toml"
+    mapping.write_text(
+        "[vrchat]\nrename = { SER_Label = \"Face/Emotion\" }\n"
+        "[vrchat.avatars.\"avtr_vxp\"]\npreset = \"vxp\"\n"
+        + "\n".join(f"[{ts}]\n{labels_rows}" for ts in ("vrm", "vrm0", "arkit")) + "\n",
+        encoding="utf-8",
+    )
+    rx = UdpReceiver()
+    listen = free_port(kind=socket.SOCK_DGRAM)
+    wav = write_wav(tmp_path / "angry.wav", tone(3000, 10.0))
+    proc = subprocess.Popen(
+        daemon_cmd("--input", str(wav), "--osc", f"vrchat@127.0.0.1:{rx.port}", "--mapping", str(mapping),
+                   "--vrchat-listen", str(listen), "--no-oscquery", "--no-ws", "--quiet"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+    )
+    addrs = lambda since=0: [OscMessage(d).address for _, d in rx.packets[since:]]  # noqa: E731
+    try:
+        deadline = time.monotonic() + timeout(20)
+        while "/avatar/parameters/Face/Emotion" not in addrs() and time.monotonic() < deadline:
+            rx.collect(time.monotonic() + 0.1)
+        assert set(addrs()) == {"/avatar/parameters/Face/Emotion", "/avatar/parameters/SER_Intensity"}
+        n = len(rx.packets)
+        b = OscMessageBuilder("/avatar/change")
+        b.add_arg("avtr_vxp", "s")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b.build().dgram, ("127.0.0.1", listen))
+        deadline = time.monotonic() + timeout(5)
+        while "/avatar/parameters/VXP_Expression" not in addrs(n) and time.monotonic() < deadline:
+            rx.collect(time.monotonic() + 0.1)
+        later = addrs(n)
+        first_vxp = later.index("/avatar/parameters/VXP_Expression")
+        assert set(later[first_vxp:]) == {"/avatar/parameters/VXP_Expression", "/avatar/parameters/VXP_Confidence"}
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout(5))
+    finally:
+        proc.kill()
+        rx.close()
