@@ -25,7 +25,7 @@ from .config import (
 from .errors import ConfigError, SerError
 from .platform import user_config_path
 
-__all__ = ["main", "build_parser", "demo_recording"]
+__all__ = ["main", "build_parser", "demo_recording", "analysis_settings_from_file"]
 
 log = logging.getLogger("ser_daemon")
 
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "min_dwell_ms": "shortest time a label is shown (default 750)",
         "hold_ms": "after the voice stops, hold the face this long (default 500)",
         "decay_ms": "then relax toward neutral with this time constant (default 1000)",
-        "min_confidence": "below this smoothed probability the label is neutral (default 0.3)",
+        "min_confidence": "below this smoothed probability the state is uncertain (shown as unsure; default 0.3)",
     }
     for name, text in vad_help.items():
         g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)
@@ -283,6 +283,19 @@ def _settings(opts: dict[str, Any]) -> AnalysisSettings:
     smooth = SmoothingSettings(**{k: opts[k] for k in SmoothingSettings.__dataclass_fields__ if k in opts})
     kw = {k: opts[k] for k in ("hop_ms", "window_ms", "latency_budget_ms") if k in opts}
     return AnalysisSettings(vad=vad, smoothing=smooth, **kw)
+
+
+def analysis_settings_from_file(path: str | Path) -> AnalysisSettings:
+    """The analysis settings (hop, window, gate, smoothing) a daemon config file gives.
+
+    Lets ``ser-eval`` replay with exactly the settings a user runs the daemon
+    with; options of the file that are not analysis settings are checked and
+    ignored.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds a bad option.
+    """
+    return _settings(_from_toml(load_toml(path), str(path)))
 
 
 def config_from_options(opts: dict[str, Any]) -> DaemonConfig:

@@ -77,7 +77,7 @@ class SmoothingSettings:
     (probability) and the current one must have been shown ``min_dwell_ms``.
     When the voice stops, the state is held ``hold_ms`` and then decays toward
     neutral with time constant ``decay_ms``.  Below ``min_confidence`` the
-    label is neutral.
+    label keeps the best guess but the state is marked uncertain ("unsure").
     """
 
     ema_ms: float = 800.0

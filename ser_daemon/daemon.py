@@ -114,6 +114,7 @@ def format_state(state: EmotionState) -> str:
     t = state.end_sample / 16000.0 if state.end_sample else 0.0
     probs = " ".join(f"{k[:4]} {v:.2f}" for k, v in zip(state.labels, state.smoothed))
     flag = " final" if state.final else (" LATE" if state.late else "")
+    flag += " unsure" if state.uncertain else ""
     return (
         f"[{state.stream}] #{state.seq:<4d} {t:7.2f}s  {state.label:<9s} {state.confidence:.2f}  "
         f"voice={'yes' if state.voice_active else 'no '}  {state.latency_ms:6.1f} ms | {probs}{flag}"
@@ -267,7 +268,8 @@ class Daemon:
 
     def _processor(self, name: str, rate: int) -> StreamProcessor:
         b = self.bundle
-        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock)
+        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock,
+                               speaker_norm=b.speaker_norm)
 
     def hello(self) -> dict:
         a = self.config.analysis
@@ -488,7 +490,7 @@ class Daemon:
         t0 = time.perf_counter()
         if not self.vrchat_input.open:
             state = silenced(state)
-        weights = self.mapping.all_weights(state.smoothed, state.confidence)
+        weights = self.mapping.all_weights(state.smoothed)
         if self.osc is not None:
             self.osc.send_state(state, weights, time.monotonic())
         if self.ws is not None and self._loop is not None:

@@ -5,6 +5,12 @@ mapping lives in a user-editable TOML file (the shipped default is
 ``ser_daemon/data/mapping_default.toml``; its header explains the formula).
 It is checked against the model's classes at start: a class the file does not
 map is an error, never a silent zero.
+
+The face follows the evidence, the smoothed probabilities, and nothing else:
+not the shown label, its hysteresis or the "unsure" state.  So an uncertain
+state still moves the face as far as its evidence goes, instead of snapping
+to neutral, and in silence the face relaxes as the smoothed probabilities
+decay to neutral.
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ class ExpressionMapping:
         targets: per target set, the target names in output order.
         rows: per target set, per class, the target weights (0..1) at full confidence.
         gain: overall scale applied before clamping.
-        confidence_low / confidence_high: the smoothstep range for confidence.
+        confidence_low / confidence_high: the smoothstep range of the evidence
+            (strongest non-neutral smoothed probability).
         source: where the mapping came from (for messages).
         vrchat: the file's ``[vrchat]`` table (avatar parameter names; checked by
             :func:`ser_daemon.vrchat.plan_from_table` when a VRChat target is used).
@@ -97,23 +104,28 @@ class ExpressionMapping:
         object.__setattr__(self, "_matrices", mats)
         object.__setattr__(self, "_emotional", np.array([c != NEUTRAL for c in self.labels]))
 
-    def weights(
-        self, probs: Sequence[float], confidence: float, target_set: str = "vrm"
-    ) -> dict[str, float]:
-        """Target weights in [0, 1] for smoothed ``probs`` (label order) and ``confidence``."""
+    def weights(self, probs: Sequence[float], target_set: str = "vrm") -> dict[str, float]:
+        """Target weights in [0, 1] for smoothed ``probs`` (label order).
+
+        ``e`` ramps with the evidence for an expression, the strongest smoothed
+        probability among the non-neutral classes (not the shown label's
+        confidence, which is held back by hysteresis and was neutral's own
+        probability whenever the label showed neutral).
+        """
         w, neutral = self._matrices[target_set]
         p = np.asarray(probs, dtype=np.float64)
         p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
-        s = float(p[self._emotional].sum())
+        emotional = p[self._emotional]
+        s = float(emotional.sum())
+        evidence = float(emotional.max()) if emotional.size else 0.0
         pose = (p @ w) / s if s > 0 else np.zeros(len(neutral))
-        conf = float(confidence) if math.isfinite(float(confidence)) else 0.0
-        k = _smoothstep(self.confidence_low, self.confidence_high, conf) * min(1.0, s)
+        k = _smoothstep(self.confidence_low, self.confidence_high, evidence) * min(1.0, s)
         v = np.clip(self.gain * (k * pose + (1.0 - k) * neutral), 0.0, 1.0)
         return dict(zip(self.targets[target_set], v.tolist()))
 
-    def all_weights(self, probs: Sequence[float], confidence: float) -> dict[str, dict[str, float]]:
+    def all_weights(self, probs: Sequence[float]) -> dict[str, dict[str, float]]:
         """Weights of every target set."""
-        return {ts: self.weights(probs, confidence, ts) for ts in self.targets}
+        return {ts: self.weights(probs, ts) for ts in self.targets}
 
 
 def _parse_row(value: Any, where: str) -> dict[str, float]:

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError, ModelError
 from .features import FeatureConfig, frames_for_samples
+from .speaker_norm import SpeakerNormSettings
 
 __all__ = [
     "MODEL_FILE",
@@ -57,6 +58,8 @@ class ModelBundle:
         tflite_file: path of the ``.tflite`` model, or None if absent.
         metadata: the whole parsed metadata, including anything extra
             (training summary, metrics) a trainer stored.
+        speaker_norm: how the model expects each speaker's frames to be
+            normalised (None: the model takes raw log-mel).
     """
 
     directory: Path
@@ -67,6 +70,7 @@ class ModelBundle:
     keras_file: Path | None
     tflite_file: Path | None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    speaker_norm: SpeakerNormSettings | None = None
 
     @property
     def window_samples(self) -> int:
@@ -92,6 +96,7 @@ def write_metadata(
     keras_file: str | None = "model.keras",
     tflite_file: str | None = "model.tflite",
     extra: Mapping[str, Any] | None = None,
+    speaker_norm: SpeakerNormSettings | None = None,
 ) -> Path:
     """Write ``ser_model.json`` into ``directory`` and return its path."""
     directory = Path(directory)
@@ -106,6 +111,8 @@ def write_metadata(
         "input_shape": [frames_for_samples(int(round(window_s * features.sample_rate)), features), features.n_mels],
         "files": {"keras": keras_file, "tflite": tflite_file},
     }
+    if speaker_norm is not None:
+        meta["speaker_norm"] = speaker_norm.to_dict()
     if extra:
         meta.update({k: v for k, v in extra.items() if k not in meta})
     path = directory / MODEL_FILE
@@ -171,6 +178,18 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
             keras_file = p
         else:
             tflite_file = p
+    speaker_norm = None
+    if meta.get("speaker_norm") is not None:
+        try:
+            if not isinstance(meta["speaker_norm"], dict):
+                raise ConfigError("'speaker_norm' must be a table")
+            speaker_norm = SpeakerNormSettings.from_dict(meta["speaker_norm"])
+        except ConfigError as exc:
+            raise ModelError(f"{meta_path}: bad speaker_norm: {exc}") from exc
+        if len(speaker_norm.prior) != features.n_mels:
+            raise ModelError(
+                f"{meta_path}: speaker_norm prior has {len(speaker_norm.prior)} bands, the features {features.n_mels}"
+            )
     if keras_file is None and tflite_file is None:
         raise ModelError(f"{directory}: neither a .keras nor a .tflite model file is there (metadata lists {files!r})")
     return ModelBundle(
@@ -182,6 +201,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         keras_file=keras_file,
         tflite_file=tflite_file,
         metadata=meta,
+        speaker_norm=speaker_norm,
     )
 
 

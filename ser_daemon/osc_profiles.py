@@ -12,8 +12,9 @@
 - ``vmc``: the VMC protocol: one ``/VMC/Ext/Blend/Val s f`` per VRM 0.x clip and
   then ``/VMC/Ext/Blend/Apply``, in one bundle (or unbundled).
 - ``vxp``: the parameters of the VXP voice-expression mod (tetra-fox/VRCMods):
-  ``VXP_Expression`` int in RAVDESS order (0 unsure, 1 neutral, 2 calm, 3 happy,
-  4 sad, 5 angry, 6 fearful, 7 disgust, 8 surprised) and ``VXP_Confidence`` float.
+  ``VXP_Expression`` int in RAVDESS order (0 unsure or no voice, 1 neutral, 2 calm,
+  3 happy, 4 sad, 5 angry, 6 fearful, 7 disgust, 8 surprised) and ``VXP_Confidence``
+  float (0 with expression 0).
 """
 
 from __future__ import annotations

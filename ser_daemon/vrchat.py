@@ -245,14 +245,14 @@ def plan_from_table(
 
 def label_index(state: EmotionState) -> int:
     """0 while no voice is heard or the model is unsure, else 1 + the class's index in the model's labels."""
-    if not state.voice_active or state.label not in state.labels or getattr(state, "uncertain", False):
+    if not state.voice_active or state.uncertain or state.label not in state.labels:
         return 0
     return 1 + state.labels.index(state.label)
 
 
 def vxp_expression(state: EmotionState) -> int:
     """VXP's numbering (RAVDESS order, 0 "Default (unsure)")."""
-    if not state.voice_active or state.label not in VXP_ORDER or getattr(state, "uncertain", False):
+    if not state.voice_active or state.uncertain or state.label not in VXP_ORDER:
         return 0
     return 1 + VXP_ORDER.index(state.label)
 
@@ -279,9 +279,10 @@ def param_value(p: Param, state: EmotionState, weights: Mapping[str, Mapping[str
 
 
 _MEANING = {
-    "label": "0 no voice or unsure, else 1 + the class's index in the model's labels (table below)",
+    "label": "0 no voice or unsure (the state's `uncertain` flag), else 1 + the class's index in the model's "
+             "labels (table below)",
     "intensity": "confidence of the label while it is shown (0..1), 0 when the label is 0",
-    "confidence": "smoothed probability of the current label (0..1)",
+    "confidence": "smoothed probability of the current label, of the best guess while unsure (0..1)",
     "voice": "a voice is heard",
     "vxp_expression": "VXP numbering: 0 unsure, 1 neutral ... 8 surprised",
     "vxp_confidence": "confidence, 0 when unsure",
@@ -361,4 +362,4 @@ def silenced(state: EmotionState) -> EmotionState:
     else:
         smoothed = tuple(0.0 for _ in state.labels)
     return dataclasses.replace(state, label=NEUTRAL, confidence=1.0 if NEUTRAL in state.labels else 0.0,
-                               raw=(), smoothed=smoothed, voice_active=False)
+                               raw=(), smoothed=smoothed, voice_active=False, uncertain=False)

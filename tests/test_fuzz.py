@@ -80,14 +80,14 @@ table = st.dictionaries(st.sampled_from(list(LABELS) + ["sad"]), row, max_size=4
 @settings(max_examples=300, deadline=None)
 @given(st.fixed_dictionaries({}, optional={"vrm": table, "vrm0": table, "arkit": table,
                                           "options": st.dictionaries(st.text(max_size=16), json_leaf, max_size=3)}),
-       st.lists(st.floats(0, 1), min_size=3, max_size=3), st.floats(-1, 2))
-def test_mapping_files_validate_or_refuse(data: dict, probs: list[float], conf: float) -> None:
+       st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_mapping_files_validate_or_refuse(data: dict, probs: list[float]) -> None:
     try:
         m = mapping_from_dict(data, LABELS)
     except SerError:
         return
     for ts in ("vrm", "vrm0", "arkit"):
-        assert all(0.0 <= w <= 1.0 for w in m.weights(probs, conf, ts).values())
+        assert all(0.0 <= w <= 1.0 for w in m.weights(probs, ts).values())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

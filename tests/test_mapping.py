@@ -23,21 +23,21 @@ def test_default_mapping_covers_vrm_and_all_52_arkit_names() -> None:
 
 def test_confident_emotions_drive_their_expressions() -> None:
     m = load_mapping(None, RAVDESS)
-    happy = m.all_weights(probs("happy"), 0.9)
+    happy = m.all_weights(probs("happy"))
     assert happy["vrm"]["happy"] > 0.8 and happy["vrm"]["angry"] < 0.05
     assert happy["vrm0"]["Joy"] > 0.8
     assert happy["arkit"]["mouthSmileLeft"] > 0.7 and happy["arkit"]["browDownLeft"] < 0.05
-    angry = m.all_weights(probs("angry"), 0.9)
+    angry = m.all_weights(probs("angry"))
     assert angry["arkit"]["browDownLeft"] > 0.7 and angry["vrm0"]["Angry"] > 0.8
 
 
 def test_neutral_and_unsure_fall_back_to_the_neutral_row() -> None:
     m = load_mapping(None, RAVDESS)
-    rest = m.all_weights(probs("neutral", 1.0), 1.0)
+    rest = m.all_weights(probs("neutral", 1.0))
     assert rest["vrm"]["neutral"] == 1.0 and rest["vrm"]["happy"] == 0.0
     assert all(v == 0.0 for v in rest["arkit"].values())
-    unsure = m.weights(probs("happy", 0.2), 0.2, "vrm")  # confidence below confidence_low
-    assert unsure["happy"] == 0.0 and unsure["neutral"] > 0.7
+    faint = m.weights(probs("happy", 0.2), "vrm")  # evidence below confidence_low
+    assert faint["happy"] == 0.0 and faint["neutral"] > 0.7
 
 
 def test_weights_are_bounded_and_change_smoothly() -> None:
@@ -46,14 +46,14 @@ def test_weights_are_bounded_and_change_smoothly() -> None:
     prev = None
     for t in np.linspace(0, 1, 200):
         p = (1 - t) * probs("sad") + t * probs("surprised")
-        w = m.weights(p, 0.3 + 0.6 * t, "arkit")
+        w = m.weights(p, "arkit")
         assert all(0.0 <= v <= 1.0 for v in w.values())
         if prev is not None:
             assert max(abs(w[k] - prev[k]) for k in w) < 0.05  # no jumps for small input changes
         prev = w
     for _ in range(100):
         p = rng.dirichlet(np.ones(len(RAVDESS)))
-        w = m.weights(p, float(rng.uniform(0, 1)), "vrm")
+        w = m.weights(p, "vrm")
         assert all(0.0 <= v <= 1.0 for v in w.values())
 
 

@@ -71,7 +71,7 @@ def test_vrchat_table_renames_drops_adds_and_switches_per_avatar() -> None:
     assert {"Face/Smile", "Face/Happy", "SER_Happy", "SER_Voice"} <= set(names)
     assert prof.plan.enabled_param == "Face/On"
     st = make_state()
-    w = mapping.all_weights(st.smoothed, st.confidence)
+    w = mapping.all_weights(st.smoothed)
     msgs = {OscMessage(d).address: OscMessage(d).params for d in prof.encode(st, w, now=0.0)}
     assert msgs["/avatar/parameters/Face/Emotion"] == [2]
     assert msgs["/avatar/parameters/Face/Smile"][0] == pytest.approx(w["arkit"]["mouthSmileLeft"], abs=1e-6)

@@ -54,9 +54,40 @@ def _export_choice_line(exp: Mapping[str, Any]) -> str:
     )
 
 
+def _timeline_lines(title: str, tl: Mapping[str, Any]) -> list[str]:
+    """Headline figures and the per-class table of one ``ser-eval --timeline`` result."""
+    merge = (tl.get("extra") or {}).get("merge") or {}
+    merged = f"; {', '.join(f'{a} scored as {b}' for a, b in merge.items())}" if merge else ""
+    lines = [
+        f"**Timeline, {title}** (what a viewer sees: per speaker one recording of 2-4 clip segments of one"
+        f" emotion, pauses kept; decisions >= {tl['settle_s']:g} s into a segment with voice heard;"
+        f" unsure counts as wrong{merged}):",
+        "",
+        "| settled accuracy | best guess | macro-F1 | neutral during emotion | unsure shown |"
+        " flicker /min | median time to right |",
+        "|---|---|---|---|---|---|---|",
+        f"| {_pct(tl['settled_accuracy'])} | {_pct(tl['settled_accuracy_guess'])} | {_f(tl['macro_f1'])} |"
+        f" {_pct(tl['neutral_share_emotional'])} | {_pct(tl['unsure_share'])} |"
+        f" {_f(tl['flicker_per_min'])} | {_f(tl['median_time_to_right_s'])} s |",
+        "",
+        "| class | precision | recall | F1 | n |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {lab} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['n']} |"
+              for lab, m in tl["per_class"].items() if m["n"]]
+    return lines + [""]
+
+
 def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None, cv: Mapping[str, Any] | None,
-                      notes: Sequence[str] = (), heldout_meta: Mapping[str, Any] | None = None) -> str:
-    """The card as Markdown."""
+                      notes: Sequence[str] = (), heldout_meta: Mapping[str, Any] | None = None,
+                      timelines: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> str:
+    """The card as Markdown.
+
+    Args:
+        timelines: extra ``(title, report)`` pairs of ``ser-eval --timeline``
+            runs (e.g. another language); the held-out report's own timeline
+            comes first when it has one.
+    """
     tr = meta.get("training", {})
     cfg = tr.get("config", {})
     exp = meta.get("export", {})
@@ -154,12 +185,17 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
             if am:
                 lines += [
                     "The displayed label is below the clip figure mainly because RAVDESS utterances are short"
-                    " (about 1.5-2.5 s) and the daemon's smoother starts from neutral and shows neutral while the"
-                    f" top smoothed probability is under its confidence floor: the argmax of the smoothed"
+                    " (about 1.5-2.5 s) and the daemon's smoother starts from neutral and changes its label only"
+                    " once a class beats the shown one by the hysteresis: the argmax of the smoothed"
                     f" probabilities at the end of the utterance is right for {_pct(am.get('accuracy'))} of the clips"
                     f" (macro-F1 {_f(am.get('macro_f1'))}).",
                 ]
             lines.append("")
+        if isinstance(heldout.get("timeline"), Mapping):
+            lines += _timeline_lines(f"held-out {spk}", heldout["timeline"])
+    for title, tl in timelines:
+        lines += _timeline_lines(title, tl)
+    if heldout:
         cm = np.asarray(heldout["clip"]["confusion"])
         off = [(int(cm[i, j]), heldout["clip"]["labels"][i], heldout["clip"]["labels"][j])
                for i in range(len(cm)) for j in range(len(cm)) if i != j and cm[i, j] > 0]
@@ -237,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--heldout-model", default=None,
                    help="bundle that produced the held-out figures, when it is not the shipped model")
     p.add_argument("--timing-calls", type=int, default=1000, help="LiteRT calls to time (1 thread, batch 1)")
+    p.add_argument("--timeline-report", action="append", default=[], metavar="REPORT.json",
+                   help="report.json of a ser-eval --timeline run to add (e.g. another language); repeatable")
     args = p.parse_args(argv)
     model = Path(args.model)
     meta = json.loads((model / "ser_model.json").read_text())
@@ -263,8 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     heldout_meta = None
     if args.heldout_model:
         heldout_meta = json.loads((Path(args.heldout_model) / "ser_model.json").read_text())
-    (model / "MODEL_CARD.md").write_text(render_model_card(meta, heldout, cv, heldout_meta=heldout_meta),
-                                         encoding="utf-8")
+    timelines = []
+    for path in args.timeline_report:
+        rep = json.loads(Path(path).read_text())
+        data = "+".join(Path(d).name for d in rep.get("data", [])) if isinstance(rep.get("data"), list) \
+            else Path(str(rep.get("data", path))).name
+        spk = rep.get("speakers") or []
+        who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
+        timelines.append((f"{data}, unseen: {who}", rep["timeline"]))
+    (model / "MODEL_CARD.md").write_text(
+        render_model_card(meta, heldout, cv, heldout_meta=heldout_meta, timelines=timelines), encoding="utf-8")
     # Keep the figures with the weights too (the daemon ignores unknown keys).
     evaluation: dict[str, Any] = {}
     if heldout:
@@ -279,6 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluation["heldout"]["streaming"]["settle"] = heldout["streaming"].get("settle")
             evaluation["heldout"]["streaming"]["smoothed_argmax"] = {
                 k: heldout["streaming"].get("smoothed_argmax", {}).get(k) for k in ("accuracy", "macro_f1")}
+    headline = ("settled_accuracy", "settled_accuracy_guess", "macro_f1", "neutral_share_emotional", "unsure_share",
+                "flicker_per_min", "median_time_to_right_s", "n_settled")
+    all_tl = ([("heldout", heldout["timeline"])] if heldout and isinstance(heldout.get("timeline"), Mapping) else [])
+    all_tl += timelines
+    if all_tl:
+        evaluation["timeline"] = {title: {k: tl.get(k) for k in headline} for title, tl in all_tl}
     if cv:
         evaluation["cross_validation"] = {k: cv[k] for k in
                                           ("k", "window_accuracy", "window_macro_f1", "clip_accuracy", "clip_macro_f1")}
