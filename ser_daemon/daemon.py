@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 VRCHAT_PORT = OSC_DEFAULT_PORTS["vrchat"]
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head` reports under `set -o pipefail`
 
 
 @dataclass(eq=False)
@@ -182,7 +183,7 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._signals = 0
         self._last_status = 0.0
-        self._jsonl_closed = False
+        self._print_broken = False
         self._status_len = 0
         self._build_streams()
         self._configure_profiles()
@@ -329,7 +330,7 @@ class Daemon:
             if not self._stop.is_set():
                 await asyncio.to_thread(self._warm_up)
                 if cfg.jsonl:
-                    self._write_jsonl(self.hello())
+                    self._print(dumps(self.hello()))
                 for st in self.streams:
                     if isinstance(st.source, DeviceSource):
                         st.source.start()
@@ -481,10 +482,9 @@ class Daemon:
                 except RuntimeError:
                     pass
             if self.config.print_states:
-                self.out.write(f"[{stream}] status: {status} ({detail})\n")
-                self.out.flush()
+                self._print(f"[{stream}] status: {status} ({detail})")
             if self.config.jsonl:
-                self._write_jsonl(status_json(stream, status, detail, time.monotonic()))
+                self._print(dumps(status_json(stream, status, detail, time.monotonic())))
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
@@ -502,28 +502,35 @@ class Daemon:
         if not state.final:
             self.stats.record(state, send_ms)
         if self.config.print_states:
-            self.out.write(format_state(state) + "\n")
-            self.out.flush()
+            self._print(format_state(state))
         if self.config.jsonl:
-            self._write_jsonl(state_json(state, 0, weights))
+            self._print(dumps(state_json(state, 0, weights)))
         self._status_line(state)
 
-    def _write_jsonl(self, message: dict) -> None:
-        """One message as one line on stdout; a reader that went away (``| head``) stops the daemon."""
-        if self._jsonl_closed:
+    def _print(self, line: str) -> None:
+        """A line on stdout (``--print``, ``--jsonl``); a reader that went away (``| head``) stops the daemon."""
+        if self._print_broken:
             return
         try:
-            self.out.write(dumps(message) + "\n")
+            self.out.write(line + "\n")
             self.out.flush()
-        except (BrokenPipeError, ValueError):  # ValueError: stdout already closed
-            self._jsonl_closed = True
-            log.info("stdout was closed: stopping")
-            if self.out is sys.stdout:  # as the Python docs advise: no second error at exit's flush
-                try:
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                except (OSError, ValueError):
-                    pass
-            self.stop()
+        except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed
+            self._on_output_closed(exc)
+
+    def _on_output_closed(self, exc: BaseException) -> None:
+        self._print_broken = True
+        log.info("stdout closed (%s): stopping", type(exc).__name__)
+        try:
+            # Python flushes stdout again at exit; point it at nothing so that cannot fail too.
+            if self.out is sys.stdout:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        if self.exit_code == 0:
+            self.exit_code = EXIT_BROKEN_PIPE
+        self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
         if self.config.quiet or not self.status_out.isatty():
