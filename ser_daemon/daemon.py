@@ -350,8 +350,10 @@ class Daemon:
             return
         if not any(p.name in ("vrchat", "vxp") for p in self.osc.profiles):
             return
+        wanted = ("/avatar/change", "/avatar/parameters/MuteSelf",
+                  "/avatar/parameters/" + self.vrchat_input.enabled_param)
         self.vrchat_link = VRChatLink(self.on_vrchat_datagram, self._on_vrchat_found, fallback_port=cfg.vrchat_listen,
-                                      use_oscquery=cfg.oscquery)
+                                      use_oscquery=cfg.oscquery, wanted=wanted)
         await self.vrchat_link.start()
 
     def _on_vrchat_found(self, svc: VRChatService) -> None:

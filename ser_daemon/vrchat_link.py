@@ -41,12 +41,14 @@ class VRChatLink:
         fallback_port: int = 9001,
         use_oscquery: bool = True,
         wait_s: float = 3.0,
+        wanted: tuple[str, ...] = ("/avatar/change", "/avatar/parameters/MuteSelf"),
     ) -> None:
         self.on_datagram = on_datagram
         self.on_vrchat = on_vrchat
         self.fallback_port = fallback_port
         self.use_oscquery = use_oscquery
         self.wait_s = wait_s
+        self.wanted = wanted  # the addresses announced in our OSCQuery tree
         self.port: int | None = None  # the advertised listener's port
         self.advertisement: Advertisement | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,7 +75,7 @@ class VRChatLink:
             try:
                 self._main = await self._bind(0)
                 self.port = self._main.get_extra_info("sockname")[1]
-                self.advertisement = await asyncio.to_thread(advertise, self.port)
+                self.advertisement = await asyncio.to_thread(advertise, self.port, None, self.wanted)
                 self._browser = await asyncio.to_thread(VRChatBrowser, self._found_threadsafe)
             except (OscQueryUnavailable, OSError) as exc:
                 log.warning("OSCQuery unavailable (%s); listening for VRChat on port %d instead", exc,

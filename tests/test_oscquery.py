@@ -109,8 +109,9 @@ def test_found_by_and_finding_vrchat_beside_other_osc_apps(tiny_bundle, tmp_path
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/?HOST_INFO", timeout=5) as r:
             host_info = json.loads(r.read())
         assert host_info["OSC_PORT"] == osc_port and host_info["OSC_IP"] == "127.0.0.1"
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/avatar/change", timeout=5) as r:
-            assert json.loads(r.read())["FULL_PATH"] == "/avatar/change"
+        for address in ("/avatar/change", "/avatar/parameters/MuteSelf", "/avatar/parameters/SER_Enabled"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{address}", timeout=5) as r:
+                assert json.loads(r.read())["FULL_PATH"] == address
         # 3. What VRChat sends to that port is heard: MuteSelf silences the face.
         _send(osc_port, "/avatar/parameters/MuteSelf", (True, "T"))
         n = len(_labels(vrchat_rx))
