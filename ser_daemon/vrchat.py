@@ -214,7 +214,8 @@ def plan_from_table(
 
     ``preset`` and ``prefix`` come from the command line; the table's own
     ``preset`` wins.  Each ``[vrchat.avatars."avtr_..."]`` table starts from
-    the default plan's preset (or its own) and applies its own rename/drop/add.
+    the default plan (its renames, drops and additions included), or from a
+    ``preset`` of its own, and applies its own rename/drop/add.
 
     Raises:
         ConfigError: unknown preset, source, class, target or a name VRChat ignores.
