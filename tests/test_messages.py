@@ -91,3 +91,63 @@ def test_hand_built_osc_bytes_equal_python_osc_builder() -> None:
         for tag, value in args:
             b.add_arg(value, tag)
         assert osc_message(address, *args) == b.build().dgram, address
+
+
+def test_bundle_time_tag_is_immediately() -> None:
+    """OSC 1.0: the time tag 0x0000000000000001 means "now"; any other value delays or drops the bundle."""
+    [pkt] = osc_packets([osc_message("/a", ("i", 1)), osc_message("/b")], bundle=True)
+    assert pkt[:8] == b"#bundle\x00"
+    assert pkt[8:16] == b"\x00\x00\x00\x00\x00\x00\x00\x01"
+    first = osc_message("/a", ("i", 1))
+    assert pkt[16:20] == len(first).to_bytes(4, "big") and pkt[20 : 20 + len(first)] == first
+    assert osc_packets([], bundle=True) == [b"#bundle\x00" + b"\x00" * 7 + b"\x01"]
+
+
+def test_bad_addresses_and_tags_are_refused() -> None:
+    with pytest.raises(ValueError, match="start with '/'"):
+        osc_message("ser/state", ("f", 1.0))
+    with pytest.raises(ValueError, match="unsupported OSC type tag 'd'"):
+        osc_message("/x", ("d", 1.0))
+    assert osc_message("/x", ("T", True), ("F", False)) == b"/x\x00\x00,TF\x00"
+
+
+def test_header_cache_is_bounded() -> None:
+    from ser_daemon import messages
+
+    for k in range(messages._MAX_HEADERS + 10):
+        osc_message(f"/cache/{k}", ("i", k))
+    assert len(messages._HEADERS) == messages._MAX_HEADERS
+    assert OscMessage(osc_message(f"/cache/{messages._MAX_HEADERS + 5}", ("i", 3))).params == [3]
+
+
+def test_state_json_fields_exactly() -> None:
+    st = make_state(confidence=0.123456, audio_time=100.0, emitted_time=100.0123456, dropped_windows=2,
+                    overruns=5, late=True, smoothed=(0.1, float("nan"), 0.87654321))
+    msg = state_json(st, client_dropped=4, weights={"vrm": {"happy": 0.333333333}})
+    assert msg == {
+        "type": "state", "protocol": 1, "stream": "mic", "seq": 7, "label": "happy", "confidence": 0.1235,
+        "voice": True, "probs": {"neutral": 0.1, "happy": 0.0, "angry": 0.8765},
+        "raw": {"neutral": 0.1, "happy": 0.8, "angry": 0.1}, "end_sample": 48000, "audio_time": 100.0,
+        "emitted_time": 100.012346, "latency_ms": 12.346, "dropped_windows": 2, "overruns": 5, "late": True,
+        "final": False, "weights": {"vrm": {"happy": 0.3333}}, "client_dropped": 4,
+    }
+    assert list(msg)[-1] == "client_dropped"  # the WebSocket server rewrites this tail per client
+    assert state_json(make_state(final=True, raw=()))["final"] is True
+    assert dumps({"a": [1, 2]}) == '{"a":[1,2]}'
+    with pytest.raises(ValueError):
+        dumps({"x": float("nan")})
+
+
+def test_hello_and_status_messages_exactly() -> None:
+    from ser_daemon import __version__
+    from ser_daemon.messages import status_json
+
+    assert hello_json(labels=("a", "b"), model="m", sample_rate=16000, window_ms=1000.00049, hop_ms=250,
+                      streams=("mic",)) == {
+        "type": "hello", "protocol": 1, "server": f"ser-daemon/{__version__}", "model": "m", "labels": ["a", "b"],
+        "sample_rate": 16000, "window_ms": 1000.0, "hop_ms": 250.0, "streams": ["mic"],
+    }
+    assert status_json("mic", "no_audio", "device gone", 12.3456789) == {
+        "type": "status", "protocol": 1, "stream": "mic", "status": "no_audio", "detail": "device gone",
+        "time": 12.345679,
+    }

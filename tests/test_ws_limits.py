@@ -63,7 +63,8 @@ def test_token_is_required_when_set() -> None:
     async def main():
         ws, url = await server(AccessPolicy(token="s3cret-token-0123456789"))
         try:
-            for bad in (url, url + "/?token=wrong", url + "/?token=s3cret-token-012345678"):
+            for bad in (url, url + "/?token=wrong", url + "/?token=s3cret-token-012345678",
+                        url + "/?token=s3cret-token-0123456789X", url + "/?token=s3cret-token-0123456789%00"):
                 with pytest.raises(InvalidStatus) as err:
                     await connect(bad)
                 assert err.value.response.status_code == 401
@@ -73,6 +74,11 @@ def test_token_is_required_when_set() -> None:
             bearer = await connect(url, additional_headers={"Authorization": "Bearer s3cret-token-0123456789"})
             await bearer.recv()
             await bearer.close()
+            for header in ("Bearer s3cret-token-0123456789X", "Bearer s3cret-token-012345678", "s3cret-token-0123456789"):
+                with pytest.raises(InvalidStatus) as err:
+                    await connect(url, additional_headers={"Authorization": header})
+                assert err.value.response.status_code == 401
+            assert ws.refused["token"] == 8
         finally:
             await ws.close()
 
@@ -139,7 +145,10 @@ def test_stalled_client_loses_only_its_own_oldest_messages() -> None:
             N = 3000  # about 6 MB of states with weights: far more than the stalled socket takes
             got = []
             t0 = time.monotonic()
+            late = None
             for seq in range(N):
+                if seq == N // 10:  # a second stalled client, joining later: it loses fewer
+                    late = await asyncio.to_thread(_stalled_client, ws.port)
                 ws.broadcast(state(seq), WEIGHTS)
                 if seq % 10 == 0:
                     await asyncio.sleep(0)  # let the event loop send
@@ -153,12 +162,17 @@ def test_stalled_client_loses_only_its_own_oldest_messages() -> None:
             elapsed = time.monotonic() - t0
             assert [m["seq"] for m in got] == list(range(N))  # the reading client lost nothing
             assert all(m["client_dropped"] == 0 for m in got)
-            [slow] = [c for c in ws.clients if c.dropped]
-            assert len(slow.queue) <= 8  # bounded: only the newest are kept for it
+            slow, slower = sorted((c for c in ws.clients if c.dropped), key=lambda c: c.dropped)
+            assert len(slower.queue) <= 8 and len(slow.queue) <= 8  # bounded: only the newest are kept
             # (the kernel buffers a few MB on loopback before the queue starts dropping)
-            assert slow.dropped == ws.total_dropped > N // 10
+            assert slow.dropped + slower.dropped == ws.total_dropped and slower.dropped > N // 10
+            assert 0 < slow.dropped < slower.dropped, (slow.dropped, slower.dropped)
+            # Each client is told its own count, in the newest state it will get.
+            assert json.loads(slower.queue[-1])["client_dropped"] == slower.dropped
+            assert json.loads(slow.queue[-1])["client_dropped"] == slow.dropped
             assert elapsed < timeout(30)
             stalled.close()
+            late.close()
             await fast.close()
         finally:
             await ws.close()

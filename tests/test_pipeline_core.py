@@ -1,0 +1,188 @@
+"""The sans-I/O pipeline with a stand-in model: exact timing, attribution and counters (fast).
+
+The real tiny model (tests/test_pipeline.py) shows the decisions follow the audio; these tests
+pin the arithmetic around it, at 16 kHz and at 48 kHz input, where a rate mix-up is 3x off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fakes import LABELS, StubClassifier, stub_bundle, tone
+from ser_daemon.config import AnalysisSettings, SmoothingSettings
+from ser_daemon.errors import ConfigError
+from ser_daemon.pipeline import Analyzer, StreamProcessor, replay_audio
+
+BUNDLE = stub_bundle()
+SMOOTH = SmoothingSettings(ema_ms=1000.0, hysteresis=0.1, min_dwell_ms=0.0, hold_ms=500.0, decay_ms=1500.0,
+                           min_confidence=0.3)
+SETTINGS = AnalysisSettings(hop_ms=250.0, latency_budget_ms=150.0, drop_stale=False, smoothing=SMOOTH)
+
+
+def processor(rate: int = 16000, settings: AnalysisSettings = SETTINGS, now: list[float] | None = None,
+              bundle=BUNDLE) -> StreamProcessor:
+    clock = (lambda: now[0]) if now is not None else (lambda: 0.0)
+    return StreamProcessor("s", bundle.labels, bundle.features, bundle.window_s, settings, rate, clock=clock)
+
+
+def arrival_at(rate: int, t0: float = 1000.0):
+    return lambda index: t0 + index / rate
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_decisions_fall_on_the_hop_grid_and_name_their_newest_input(rate: int) -> None:
+    proc = processor(rate)
+    x = tone(3000, 2.0, rate)
+    due = []
+    for start in range(0, len(x), rate // 50):
+        due += proc.feed(x[start : start + rate // 50], start, arrival_at(rate))
+    assert [d.end_sample for d in due] == [16000, 20000, 24000, 28000, 32000]
+    # The window ending at model sample 16000 ends with input sample 16000 * rate / 16000 - (rate / 16000).
+    ratio = rate // 16000
+    newest = [(d.end_sample - 1) * ratio for d in due]
+    assert [d.audio_time for d in due] == [1000.0 + i / rate for i in newest]
+    assert proc.samples_seen == 32000
+    assert all(d.window.shape == BUNDLE.input_shape for d in due)
+    assert set(due[0].stage_ms) == {"resample", "features"}
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_gap_recovery_at_any_input_rate(rate: int) -> None:
+    """After lost input the front end restarts on the stream's own time line, in model samples."""
+    proc = processor(rate)
+    x = tone(3000, 1.0, rate)
+    first = proc.feed(x, 0, arrival_at(rate))
+    assert [d.end_sample for d in first] == [16000]
+    gap = rate // 2  # half a second lost
+    restart = len(x) + gap
+    due = proc.feed(x, restart, arrival_at(rate))
+    assert proc.overruns == gap
+    base = restart * 16000 // rate  # 24000 model samples
+    assert [d.end_sample for d in due] == [base + 16000]
+    assert due[0].audio_time == 1000.0 + (restart + len(x) - (rate // 16000)) / rate
+    # A reported loss with contiguous indices counts what the ring lost, not less.
+    more = proc.feed(x[: rate // 4], restart + len(x) + 100, arrival_at(rate), lost=300)
+    assert proc.overruns == gap + 300 and more == []
+
+
+def test_latency_budget_boundary_and_counting() -> None:
+    now = [0.0]
+    proc = processor(now=now, settings=dataclasses.replace(SETTINGS, latency_budget_ms=125.0))
+    [d] = proc.feed(tone(3000, 1.0), 0, lambda i: 4.0)
+    clf = StubClassifier(BUNDLE)
+    now[0] = 4.125  # exactly the budget (binary-exact numbers): on time
+    st = proc.finish(d, clf.predict(d.window[None])[0], infer_ms=3.0)
+    assert st.late is False and st.emitted_time == 4.125 and st.audio_time == 4.0
+    assert st.latency_ms == 125.0 and st.stage_ms["inference"] == 3.0
+    now[0] = 4.12501
+    st = proc.finish(d, None)
+    assert st.late is True and proc.late_decisions == 1 and st.raw == ()
+    assert st.stage_ms["inference"] == 0.0 and set(st.stage_ms) == {"resample", "features", "inference", "smoothing"}
+    assert st.seq == 1
+
+
+def test_stale_windows_are_dropped_only_when_asked() -> None:
+    x = tone(3000, 3.0)
+    keep = processor(settings=dataclasses.replace(SETTINGS, drop_stale=False))
+    assert [d.end_sample for d in keep.feed(x, 0, lambda i: 0.0)] == [16000 + 4000 * k for k in range(9)]
+    assert keep.dropped_windows == 0
+    drop = processor(settings=dataclasses.replace(SETTINGS, drop_stale=True))
+    assert [d.end_sample for d in drop.feed(x, 0, lambda i: 0.0)] == [48000]
+    assert drop.dropped_windows == 8
+    assert [d.end_sample for d in drop.feed(tone(3000, 0.25), 48000, lambda i: 0.0)] == [52000]
+    assert drop.dropped_windows == 8  # one window due: nothing superseded
+
+
+def test_time_between_decisions_drives_the_smoother() -> None:
+    """The smoother advances by the audio between decisions: a hop, or more after skipped windows."""
+    proc = processor(settings=dataclasses.replace(SETTINGS, drop_stale=True))
+    p = np.array([0.0, 0.0, 1.0])
+    [d1] = proc.feed(tone(3000, 1.0), 0, lambda i: 0.0)
+    s1 = proc.finish(d1, p)
+    a1 = 1.0 - np.exp(-250.0 / 1000.0)  # the first decision counts as one hop
+    np.testing.assert_allclose(s1.smoothed, [1 - a1, 0.0, a1], atol=1e-12)
+    [d2] = proc.feed(tone(3000, 0.75), 16000, lambda i: 0.0)  # three hops later; two were dropped
+    s2 = proc.finish(d2, p)
+    a2 = 1.0 - np.exp(-750.0 / 1000.0)
+    np.testing.assert_allclose(s2.smoothed[2], a1 + a2 * (1 - a1), atol=1e-12)
+    assert s2.voice_active is True and s2.label == "angry" and s2.dropped_windows == 2
+
+
+def test_quiet_windows_are_not_voice() -> None:
+    proc = processor()
+    [d] = proc.feed(np.zeros(16000, np.float32), 0, lambda i: 0.0)
+    assert d.voice_active is False
+    st = proc.finish(d, np.array([0.0, 0.0, 1.0]))
+    assert st.label == "neutral" and st.voice_active is False
+
+
+def test_multichannel_input_is_downmixed() -> None:
+    x = tone(3000, 1.0)
+    stereo = np.stack([x, x], axis=1)
+    [a] = processor().feed(stereo, 0, lambda i: 0.0)
+    [b] = processor().feed(x, 0, lambda i: 0.0)
+    np.testing.assert_allclose(a.window, b.window, atol=1e-6)
+    assert processor().feed(np.zeros((0, 2), np.float32), 0, lambda i: 0.0) == []
+
+
+def test_interrupt_relaxes_now_and_restarts_without_counting_overruns() -> None:
+    now = [7.0]
+    proc = processor(now=now)
+    [d] = proc.feed(tone(3000, 1.0), 0, lambda i: 0.0)
+    proc.finish(d, np.array([0.0, 0.0, 1.0]))
+    st = proc.interrupt()
+    assert (st.final, st.label, st.voice_active, st.raw, st.seq) == (False, "neutral", False, (), 1)
+    assert st.smoothed == (1.0, 0.0, 0.0) and st.audio_time == st.emitted_time == 7.0
+    due = proc.feed(tone(3000, 1.0), 10 * 16000, lambda i: 0.0)  # audio is back, ten seconds later
+    assert proc.overruns == 0
+    assert [x.end_sample for x in due] == [10 * 16000 + 16000]
+
+
+def test_final_state_is_flagged_neutral_and_numbered() -> None:
+    now = [3.5]
+    proc = processor(now=now)
+    [d] = proc.feed(tone(3000, 1.0), 0, lambda i: 0.0)
+    proc.finish(d, np.array([0.0, 0.0, 1.0]))
+    st = proc.final_state()
+    assert st.final is True and st.label == "neutral" and st.voice_active is False and st.raw == ()
+    assert st.confidence == 1.0 and st.smoothed == (1.0, 0.0, 0.0) and st.seq == 1 and proc.seq == 2
+    assert st.end_sample == proc.samples_seen and st.audio_time == st.emitted_time == 3.5
+    no_neutral = stub_bundle(labels=("happy", "angry"))
+    st = processor(bundle=no_neutral).final_state()
+    assert st.final is True and st.label == "neutral" and st.confidence == 1.0 and st.smoothed == (0.5, 0.5)
+
+
+def test_window_length_must_match_the_model() -> None:
+    processor(settings=dataclasses.replace(SETTINGS, window_ms=1000.4))
+    with pytest.raises(ConfigError, match="window of 1001 ms requested, but the model was trained on 1000 ms"):
+        processor(settings=dataclasses.replace(SETTINGS, window_ms=1001.0))
+
+
+def test_analyzer_batches_all_streams_in_one_call() -> None:
+    clf = StubClassifier(BUNDLE)
+    a, b = processor(), processor()
+    work = [(a, d) for d in a.feed(tone(3000, 1.25), 0, lambda i: 0.0)]
+    work += [(b, d) for d in b.feed(np.zeros(16000, np.float32), 0, lambda i: 0.0)]
+    states = Analyzer(clf).decide(work)
+    assert clf.batches == [3]
+    assert [(s.stream, s.seq, s.end_sample) for s in states] == [("s", 0, 16000), ("s", 1, 20000), ("s", 0, 16000)]
+    assert states[0].raw[2] > 0.9 and states[2].raw[0] > 0.9
+    assert Analyzer(clf).decide([]) == [] and clf.batches == [3]
+
+
+def test_replay_uses_audio_time_and_every_hop() -> None:
+    clf = StubClassifier(BUNDLE)
+    x = np.concatenate([np.zeros(16000, np.float32), tone(3000, 2.0)])
+    states = replay_audio(x, 16000, clf, dataclasses.replace(SETTINGS, drop_stale=True))
+    assert [s.end_sample for s in states] == [16000 + 4000 * k for k in range(9)]
+    assert [s.seq for s in states] == list(range(9)) and all(s.dropped_windows == 0 for s in states)
+    assert states[0].audio_time == 1.0 and states[0].emitted_time == 1.0  # 20 ms blocks end on the window
+    assert states[-1].label == "angry" and states[0].label == "neutral"
+    odd = replay_audio(x, 16000, clf, SETTINGS, block_frames=3000)
+    assert [s.end_sample for s in odd] == [s.end_sample for s in states]
+    assert odd[0].emitted_time == 18000 / 16000  # decided when the block holding sample 16000 arrived
+    with pytest.raises(ConfigError, match="needs the model bundle"):
+        replay_audio(x, 16000, object())  # type: ignore[arg-type]
