@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,26 @@ TIMEOUT_FACTOR = float(os.environ.get("SER_TESTS_TIMEOUT_FACTOR", "1"))
 def timeout(seconds: float) -> float:
     """A test timeout, scaled for slow machines by $SER_TESTS_TIMEOUT_FACTOR."""
     return seconds * TIMEOUT_FACTOR
+
+
+def require_reference(what: str, found: bool, hint: str) -> None:
+    """Skip a cross-check whose reference tool is missing, or fail it when $SER_REQUIRE_REFS=1 (CI).
+
+    The references (librosa, jsonschema, liblo's oscdump) are what make these checks worth
+    having, so CI must never pass them by skipping.
+    """
+    if found:
+        return
+    msg = f"{what} is not installed ({hint})"
+    if os.environ.get("SER_REQUIRE_REFS") == "1":
+        pytest.fail(msg + " and SER_REQUIRE_REFS=1")
+    pytest.skip(msg)
+
+
+def reference_module(name: str) -> Any:
+    """Import a reference library for a cross-check (see :func:`require_reference`)."""
+    require_reference(name, importlib.util.find_spec(name) is not None, "pip install -e '.[test]'")
+    return importlib.import_module(name)
 
 
 def has_tf() -> bool:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import reference_module
 from ser_daemon.cli import demo_recording
 from ser_daemon.errors import ConfigError
 from ser_daemon.features import FeatureConfig, StreamingLogMel, frames_for_samples, log_mel, mel_filterbank
@@ -17,7 +18,7 @@ def speech() -> np.ndarray:
 
 
 def test_matches_librosa_on_real_speech() -> None:
-    librosa = pytest.importorskip("librosa")
+    librosa = reference_module("librosa")
     x = speech()[: 16000 * 3]
     ours = log_mel(x, CFG)
     mel = librosa.feature.melspectrogram(
@@ -33,7 +34,7 @@ def test_matches_librosa_on_real_speech() -> None:
 
 
 def test_filterbank_matches_librosa() -> None:
-    librosa = pytest.importorskip("librosa")
+    librosa = reference_module("librosa")
     ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=50.0, fmax=8000.0, htk=False, norm="slaney").T
     np.testing.assert_allclose(mel_filterbank(CFG), ref, atol=1e-7)
 

@@ -6,6 +6,7 @@ import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
+from conftest import reference_module
 from ser_daemon.messages import dumps, generic_osc_messages, hello_json, osc_message, osc_name, osc_packets, state_json
 from ser_daemon.state import EmotionState
 
@@ -59,7 +60,7 @@ def _schema() -> dict:
 
 
 def test_json_matches_schema_and_is_plain_json() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = reference_module("jsonschema")
     schema = _schema()
     st = state_json(make_state(), client_dropped=3)
     jsonschema.validate(st, schema)

@@ -184,9 +184,7 @@ def test_hundreds_of_clients_connect_vanish_and_do_not_block_others() -> None:
     async def main():
         ws, url = await server(AccessPolicy(max_clients=400))
         try:
-            t0 = time.monotonic()
             clients = await asyncio.gather(*(connect(url, open_timeout=timeout(20)) for _ in range(300)))
-            connect_s = time.monotonic() - t0
             assert len(ws.clients) == 300
             # Half of them vanish without a close handshake.
             for c in clients[:150]:
@@ -194,7 +192,6 @@ def test_hundreds_of_clients_connect_vanish_and_do_not_block_others() -> None:
             ws.broadcast(state(0))
             ws.broadcast(state(1))
             live = clients[150:]
-            t1 = time.monotonic()
 
             async def read_two(c):
                 out = []
@@ -203,13 +200,11 @@ def test_hundreds_of_clients_connect_vanish_and_do_not_block_others() -> None:
                 return out
 
             results = await asyncio.gather(*(read_two(c) for c in live))
-            deliver_s = time.monotonic() - t1
             assert all([m["type"] for m in r] == ["hello", "state", "state"] for r in results)
             deadline = time.monotonic() + timeout(10)
             while len(ws.clients) > 150 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert len(ws.clients) == 150  # the vanished ones were cleaned up
-            print(f"300 clients connected in {connect_s:.2f} s; 150 received 2 states in {deliver_s * 1000:.0f} ms")
             await asyncio.gather(*(c.close() for c in live))
         finally:
             await ws.close()
