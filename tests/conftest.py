@@ -7,7 +7,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -39,6 +39,24 @@ def reference_module(name: str) -> Any:
     """Import a reference library for a cross-check (see :func:`require_reference`)."""
     require_reference(name, importlib.util.find_spec(name) is not None, "pip install -e '.[test]'")
     return importlib.import_module(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches_per_mutant() -> Iterator[None]:
+    """Under mutmut, forget memoised results before each test.
+
+    mutmut forks every mutant from a process that already ran the tests once, so a cached mel
+    filterbank, window, VAD calibration or OSC header would hide the mutated code from the
+    tests.  Outside mutmut ($MUTANT_UNDER_TEST unset) this does nothing.
+    """
+    if "MUTANT_UNDER_TEST" in os.environ:
+        from ser_daemon import features, messages, vad
+
+        features.mel_filterbank.cache_clear()
+        features._window.cache_clear()
+        vad._calibration_db.cache_clear()
+        messages._HEADERS.clear()
+    yield
 
 
 def has_tf() -> bool:
