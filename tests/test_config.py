@@ -6,6 +6,8 @@ range that drifts by one (or a ``<=`` that becomes ``<``) fails here.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ser_daemon import cli
@@ -225,3 +227,12 @@ def test_bad_config_file_value_exits_2(tmp_path, captured, capsys: pytest.Captur
     assert cli.main(["--input", "x.wav", "--config", str(f)]) == 2
     assert capsys.readouterr().err == "ser-daemon: error: hop_ms must be a number in [10.0, 10000.0]. Received: 5.0\n"
     assert captured == []
+
+
+def test_load_toml_names_the_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="^config file not found: "):
+        load_toml(tmp_path / "none.toml")
+    f = tmp_path / "d.toml"
+    f.write_text("vad_threshold_db = 1\n[vad]\nthreshold_db = 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="^" + re.escape(f"{f}: vad_threshold_db is given twice") + "$"):
+        load_toml(f)

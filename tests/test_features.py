@@ -148,3 +148,53 @@ def test_streaming_counters_and_overflow() -> None:
     one.push(x)  # more frames than the ring holds in one push: the newest are kept
     assert one.frames_total == len(batch)
     np.testing.assert_allclose(one.window(), batch[-3:], atol=1e-5)
+
+
+def test_features_are_float32_whatever_comes_in() -> None:
+    x = speech()[:4000].astype(np.float64)
+    ref = log_mel(x.astype(np.float32), CFG)
+    got = log_mel(x, CFG)  # float64 samples are read as float32: the same features, bit for bit
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)
+    assert log_mel(np.zeros(10), CFG).dtype == np.float32
+    s = StreamingLogMel(CFG, window_frames=5)
+    np.testing.assert_array_equal(s.push(x), ref)
+    assert s.window().dtype == np.float32
+
+
+def test_reset_starts_the_frame_grid_afresh() -> None:
+    x = speech()[:4000]
+    s = StreamingLogMel(CFG, window_frames=4)
+    s.push(x[:1000])
+    s.reset()
+    assert (s.frames_total, s.samples_total, s.ready) == (0, 0, False)
+    np.testing.assert_array_equal(s.push(x), log_mel(x, CFG))
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(sample_rate=0), "sample_rate must be positive. Received: sample_rate=0"),
+    (dict(win_length=0), "win_length must be in (0, n_fft]. Received: win_length=0, n_fft=512"),
+    (dict(hop_length=0), "hop_length must be positive. Received: hop_length=0"),
+    (dict(n_mels=0), "n_mels must be positive. Received: n_mels=0"),
+    (dict(fmax_hz=9000.0), "need 0 <= fmin_hz < fmax_hz <= sample_rate/2. Received: fmin_hz=50.0, fmax_hz=9000.0, "
+                           "sample_rate=16000"),
+    (dict(log_offset=0.0), "log_offset must be positive. Received: log_offset=0.0"),
+])
+def test_feature_setting_messages(kw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        FeatureConfig(**kw)
+    assert str(err.value) == message
+
+
+def test_smallest_feature_settings_and_messages() -> None:
+    FeatureConfig(sample_rate=2, fmin_hz=0.0, fmax_hz=1.0, n_fft=4, win_length=1, hop_length=1, n_mels=1)
+    StreamingLogMel(CFG, window_frames=1)
+    with pytest.raises(ConfigError) as err:
+        StreamingLogMel(CFG, window_frames=0)
+    assert str(err.value) == "window_frames must be positive. Received: 0"
+    with pytest.raises(ConfigError) as err:
+        log_mel(np.zeros((3, 2), np.float32), CFG)
+    assert str(err.value) == "log_mel takes mono audio (1-D). Received shape (3, 2)"
+    with pytest.raises(ConfigError) as err:
+        StreamingLogMel(CFG, window_frames=1).push(np.zeros((3, 2), np.float32))
+    assert str(err.value) == "StreamingLogMel takes mono audio (1-D). Received shape (3, 2)"

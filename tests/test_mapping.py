@@ -201,3 +201,35 @@ def test_source_names_the_file(tmp_path) -> None:
     f.write_text("[vrm]\n")
     with pytest.raises(ConfigError, match=re.escape(str(f)) + r": \[vrm\] does not map"):
         load_mapping(f, RAVDESS)
+
+
+def test_unbounded_or_missing_confidence_means_no_expression() -> None:
+    m = small()
+    for conf in (float("nan"), float("inf"), -float("inf")):
+        w = m.weights([0.0, 1.0, 0.0], conf)  # the default target set is vrm
+        assert w["happy"] == 0.0 and w["neutral"] == pytest.approx(0.3), conf
+    assert set(m.weights([0.0, 1.0, 0.0], 1.0)) == set(VRM1_PRESETS)
+
+
+def test_messages_name_the_file_and_the_fix(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="^mapping file not found: "):
+        load_mapping(tmp_path / "none.toml", SMALL)
+    with pytest.raises(ConfigError) as err:
+        small(happy={"smile": 1.0})
+    assert str(err.value) == ("mapping: [vrm].happy: 'smile' is not a vrm target; known: "
+                              "happy, angry, sad, relaxed, surprised, neutral")
+    data = {ts: {"happy": {}, "angry": {}} for ts in ("vrm", "vrm0", "arkit")}
+    with pytest.raises(ConfigError) as err:
+        mapping_from_dict(data, SMALL)
+    assert str(err.value) == ("mapping: [vrm] does not map the model's class(es) ['neutral']; add a row for each "
+                              "(an empty table {} means no expression)")
+    with pytest.raises(ConfigError, match="confidence_high must be a number in"):
+        small({"confidence_high": 1.01})
+
+
+def test_a_mapping_built_in_code_may_leave_out_the_neutral_row() -> None:
+    from ser_daemon.mapping import ExpressionMapping
+
+    m = ExpressionMapping(("happy",), {"vrm": ("happy", "neutral")}, {"vrm": {"happy": {"happy": 1.0}}})
+    assert m.weights([1.0], 1.0) == {"happy": 1.0, "neutral": 0.0}
+    assert m.weights([1.0], 0.0) == {"happy": 0.0, "neutral": 0.0}

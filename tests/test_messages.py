@@ -107,8 +107,9 @@ def test_bundle_time_tag_is_immediately() -> None:
 def test_bad_addresses_and_tags_are_refused() -> None:
     with pytest.raises(ValueError, match="start with '/'"):
         osc_message("ser/state", ("f", 1.0))
-    with pytest.raises(ValueError, match="unsupported OSC type tag 'd'"):
-        osc_message("/x", ("d", 1.0))
+    for tag in "dX,":
+        with pytest.raises(ValueError, match=f"unsupported OSC type tag '{tag}'"):
+            osc_message("/x", (tag, 1.0))
     assert osc_message("/x", ("T", True), ("F", False)) == b"/x\x00\x00,TF\x00"
 
 
@@ -122,18 +123,21 @@ def test_header_cache_is_bounded() -> None:
 
 
 def test_state_json_fields_exactly() -> None:
-    st = make_state(confidence=0.123456, audio_time=100.0, emitted_time=100.0123456, dropped_windows=2,
+    st = make_state(confidence=0.123456, audio_time=100.1234567, emitted_time=100.1358023, dropped_windows=2,
                     overruns=5, late=True, smoothed=(0.1, float("nan"), 0.87654321))
     msg = state_json(st, client_dropped=4, weights={"vrm": {"happy": 0.333333333}})
-    assert msg == {
+    # Every documented field, exactly (fields added later, e.g. by a newer protocol, are not refused here).
+    expected = {
         "type": "state", "protocol": 1, "stream": "mic", "seq": 7, "label": "happy", "confidence": 0.1235,
         "voice": True, "probs": {"neutral": 0.1, "happy": 0.0, "angry": 0.8765},
-        "raw": {"neutral": 0.1, "happy": 0.8, "angry": 0.1}, "end_sample": 48000, "audio_time": 100.0,
-        "emitted_time": 100.012346, "latency_ms": 12.346, "dropped_windows": 2, "overruns": 5, "late": True,
+        "raw": {"neutral": 0.1, "happy": 0.8, "angry": 0.1}, "end_sample": 48000, "audio_time": 100.123457,
+        "emitted_time": 100.135802, "latency_ms": 12.346, "dropped_windows": 2, "overruns": 5, "late": True,
         "final": False, "weights": {"vrm": {"happy": 0.3333}}, "client_dropped": 4,
     }
+    assert {k: msg.get(k) for k in expected} == expected
     assert list(msg)[-1] == "client_dropped"  # the WebSocket server rewrites this tail per client
     assert state_json(make_state(final=True, raw=()))["final"] is True
+    assert state_json(make_state())["client_dropped"] == 0
     assert dumps({"a": [1, 2]}) == '{"a":[1,2]}'
     with pytest.raises(ValueError):
         dumps({"x": float("nan")})
@@ -143,12 +147,19 @@ def test_hello_and_status_messages_exactly() -> None:
     from ser_daemon import __version__
     from ser_daemon.messages import status_json
 
-    assert hello_json(labels=("a", "b"), model="m", sample_rate=16000, window_ms=1000.00049, hop_ms=250,
+    assert hello_json(labels=("a", "b"), model="m", sample_rate=16000, window_ms=1000.12345, hop_ms=250.12345,
                       streams=("mic",)) == {
         "type": "hello", "protocol": 1, "server": f"ser-daemon/{__version__}", "model": "m", "labels": ["a", "b"],
-        "sample_rate": 16000, "window_ms": 1000.0, "hop_ms": 250.0, "streams": ["mic"],
+        "sample_rate": 16000, "window_ms": 1000.123, "hop_ms": 250.123, "streams": ["mic"],
     }
     assert status_json("mic", "no_audio", "device gone", 12.3456789) == {
         "type": "status", "protocol": 1, "stream": "mic", "status": "no_audio", "detail": "device gone",
         "time": 12.345679,
     }
+
+
+def test_silence_is_voice_zero_and_packets_are_bundled_by_default() -> None:
+    msgs = generic_osc_messages(make_state(voice_active=False))
+    assert OscMessage(msgs[4]).address == "/ser/voice" and OscMessage(msgs[4]).params == [0]
+    [pkt] = osc_packets(msgs)
+    assert OscBundle.dgram_is_bundle(pkt)

@@ -186,9 +186,45 @@ def test_make_profile_by_name(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="ser_daemon.osc_profiles"):
         vx = make_profile("vxp", ("neutral", "happy", "bored"), max_hz=2.0)
     assert isinstance(vx, VxpProfile) and vx.min_interval_s == 0.5
-    assert [r.getMessage() for r in caplog.records] == ["vxp profile: classes ['bored'] have no VXP number; sent as 0"]
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("ser_daemon.osc_profiles", "vxp profile: classes ['bored'] have no VXP number; sent as 0")]
     caplog.clear()
     make_profile("vxp", ("neutral", "happy"))
     assert caplog.records == []
     with pytest.raises(ConfigError, match="unknown OSC profile 'osc'"):
         make_profile("osc", LABELS)
+
+
+def test_defaults_and_messages() -> None:
+    from ser_daemon.osc_profiles import GenericProfile, check_vrchat_name
+
+    assert VRChatProfile(LABELS).min_interval_s == 0.2 and VxpProfile().min_interval_s == 0.2  # 5 Hz
+    vr = make_profile("vrchat", LABELS)
+    assert vr.prefix == "SER_" and vr.label_param == "SER_Label" and vr.min_interval_s == 0.2
+    assert VRChatProfile(LABELS, prefix="Face_").prefix == "Face_"
+    assert make_profile("generic", LABELS).bundle is True and make_profile("vmc", LABELS).bundle is True
+    with pytest.raises(ConfigError) as err:
+        check_vrchat_name("a b")
+    assert str(err.value) == ("VRChat parameter name 'a b' is not usable: VRChat parameter names must be letters, "
+                              "digits and underscores (spaces or symbols make VRChat ignore the parameter silently)")
+    with pytest.raises(ConfigError, match="^VRChat parameter prefix 'SER X' is not usable"):
+        VRChatProfile(LABELS, prefix="SER ")
+    with pytest.raises(ConfigError) as err:
+        make_profile("osc", LABELS)
+    assert str(err.value) == "unknown OSC profile 'osc'; choose one of generic, vrchat, vmc, vxp"
+    assert check_vrchat_name("Ok_1") == "Ok_1"
+    # Without weights the generic scheme and VMC still send their own messages.
+    st = make_state()
+    [pkt] = GenericProfile().encode(st, {}, now=0.0)
+    assert [m.address for m in OscBundle(pkt)][-1] == "/ser/seq"
+    [pkt] = VmcProfile().encode(st, {}, now=0.0)
+    assert [m.address for m in OscBundle(pkt)] == ["/VMC/Ext/Blend/Apply"]
+
+
+def test_generic_weights_go_out_as_floats() -> None:
+    from ser_daemon.osc_profiles import GenericProfile
+
+    [pkt] = GenericProfile().encode(make_state(), {"vrm": {"happy": 1}, "arkit": {"jawOpen": 0.5}}, now=0.0)
+    msgs = {m.address: m for m in OscBundle(pkt)}
+    assert msgs["/ser/vrm/happy"].params == [1.0] and tags(msgs["/ser/vrm/happy"]) == b"f"
+    assert msgs["/ser/arkit/jawOpen"].params == [0.5]

@@ -215,3 +215,17 @@ def test_reset_returns_to_rest_and_forgets_timers() -> None:
     # After a reset, a first silent hop decays at once (no hold pending) and a change is allowed at once.
     assert s.update(None, False, HOP).label == NEUTRAL
     assert s.update(onehot("sad"), True, HOP).label == "sad"
+
+
+def test_dwell_is_measured_in_milliseconds_exactly() -> None:
+    s = smoother(ema_ms=0.0, hysteresis=0.0, min_dwell_ms=500.2)
+    s.update(onehot("happy"), True, HOP)
+    assert [s.update(onehot("sad"), True, HOP).label for _ in range(3)] == ["happy", "happy", "sad"]
+
+
+def test_silence_during_the_hold_does_not_bypass_the_hysteresis() -> None:
+    """Only a move to neutral may skip the margin when the voice stops, not a move to another emotion."""
+    s = smoother(ema_ms=0.0, hysteresis=0.3, hold_ms=500.0)
+    s.update(np.array([0.1, 0.6, 0.0, 0.3]), True, HOP)
+    assert s.update(np.array([0.1, 0.4, 0.0, 0.5]), True, HOP).label == "happy"  # angry leads by 0.1 < 0.3
+    assert s.update(None, False, 0.1).label == "happy"  # held: still happy, not angry

@@ -183,3 +183,45 @@ def test_hangover_closes_after_exactly_its_length(chunk: int) -> None:
     assert g.active is True  # the last 4 speech frames are still inside the window
     assert g.update(silence(1)) is False
     assert g.update(np.zeros((0, CFG.n_mels), np.float32)) is False  # no frames: the verdict stands
+
+
+def test_short_hangovers_round_to_whole_frames() -> None:
+    """10 ms of hangover is one frame, 15 ms rounds to two (never zero frames)."""
+    g = gate(vad_hangover_ms=10.0, vad_min_speech_ms=10.0)
+    g.update(silence(20))
+    assert g.update(frames(-20.0, 1)) is True
+    assert g.update(silence(1)) is False
+    g = gate(vad_hangover_ms=15.0, vad_min_speech_ms=10.0)
+    g.update(silence(20))
+    assert g.update(frames(-20.0, 1)) is True
+    assert g.update(silence(1)) is True
+    assert g.update(silence(1)) is False
+
+
+def test_each_bound_is_inclusive() -> None:
+    """A frame exactly at the level floor, the flatness limit or the threshold counts as speech."""
+    voiced = frames(-30.0, 1)
+    level, flat = frame_levels(voiced, CFG, CAL)
+    at_floor = gate(vad_min_speech_ms=10.0, vad_min_level_dbfs=float(level[0]))
+    at_floor.update(silence(5))
+    assert at_floor.update(voiced) is True
+    half = frames(-30.0, 1, flat=True)
+    half[:, ::2] += np.float32(np.log(9.0))
+    _, hflat = frame_levels(half, CFG, CAL)
+    at_flatness = gate(vad_min_speech_ms=10.0, vad_max_flatness=float(hflat[0]))
+    at_flatness.update(silence(5))
+    assert at_flatness.update(half) is True
+    # The threshold: learn the floor the gate has when the voiced frame arrives, then set the
+    # threshold to exactly the distance (the floor does not depend on it once silence set it).
+    quiet = frames(-100.0, 8, flat=True)
+    loud = frames(-50.0, 1)
+    (loud_db,), _ = frame_levels(loud, CFG, CAL)
+    probe = gate(vad_min_speech_ms=10.0, vad_floor_rise_db_per_s=100.0)
+    probe.update(quiet)
+    probe.update(loud)
+    thr = float(loud_db) - probe.noise_floor_db  # about 49 dB
+    assert probe.noise_floor_db + thr == float(loud_db)
+    exact = gate(vad_min_speech_ms=10.0, vad_floor_rise_db_per_s=100.0, vad_threshold_db=thr)
+    exact.update(quiet)
+    assert exact.update(loud) is True
+    assert exact.noise_floor_db == probe.noise_floor_db
