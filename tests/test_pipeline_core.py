@@ -186,3 +186,113 @@ def test_replay_uses_audio_time_and_every_hop() -> None:
     assert odd[0].emitted_time == 18000 / 16000  # decided when the block holding sample 16000 arrived
     with pytest.raises(ConfigError, match="needs the model bundle"):
         replay_audio(x, 16000, object())  # type: ignore[arg-type]
+
+
+# -- more exact arithmetic -------------------------------------------------------------------
+
+from ser_daemon.features import log_mel  # noqa: E402
+
+
+@pytest.mark.parametrize("blocks", [[320], [1, 319, 4001, 7], [16000 * 3]])
+def test_windows_are_the_batch_features_of_the_newest_second(blocks: list[int]) -> None:
+    x = np.concatenate([np.zeros(4000, np.float32), tone(3000, 1.0), tone(500, 1.5)])
+    proc = processor()
+    due, start, k = [], 0, 0
+    while start < len(x):
+        n = blocks[k % len(blocks)]
+        due += proc.feed(x[start : start + n], start, lambda i: 0.0)
+        start, k = start + n, k + 1
+    assert [d.end_sample for d in due] == [16000 + 4000 * j for j in range(8)]
+    for d in due:
+        np.testing.assert_allclose(d.window, log_mel(x[d.end_sample - 16000 : d.end_sample], BUNDLE.features),
+                                   atol=1e-4)
+
+
+def test_counters_accumulate_and_travel_with_every_state() -> None:
+    now = [10.0]
+    proc = processor(settings=dataclasses.replace(SETTINGS, drop_stale=True), now=now)
+    x = tone(3000, 4.0)
+    first = proc.feed(x[:20000], 0, lambda i: 0.0)  # windows ending at 16000 and 20000: one superseded
+    assert [d.end_sample for d in first] == [20000] and proc.dropped_windows == 1
+    second = proc.feed(x[20000:28000], 20000, lambda i: 0.0)
+    assert [d.end_sample for d in second] == [28000] and proc.dropped_windows == 2
+    proc.feed(x[28001:40000], 28001, lambda i: 0.0, lost=1)  # a single lost sample counts too
+    assert proc.overruns == 1
+    a = proc.finish(first[0], np.array([0.0, 0.0, 1.0]))
+    b = proc.finish(second[0], None)
+    assert (a.late, b.late, proc.late_decisions) == (True, True, 2)  # decided 10 s after the audio
+    for st in (b, proc.final_state()):
+        assert (st.stream, st.labels, st.dropped_windows, st.overruns) == ("s", LABELS, 2, 1)
+    assert a.label == "neutral" and a.confidence == a.smoothed[0] == pytest.approx(np.exp(-0.25))  # one EMA step
+
+
+def test_a_stream_that_starts_late_counts_the_missing_start() -> None:
+    proc = processor()
+    proc.feed(tone(3000, 0.5), 5000, lambda i: 0.0)
+    assert proc.overruns == 5000
+
+
+def test_window_tolerance_is_half_a_millisecond() -> None:
+    processor(settings=dataclasses.replace(SETTINGS, window_ms=1000.5))
+    with pytest.raises(ConfigError) as err:
+        processor(settings=dataclasses.replace(SETTINGS, window_ms=1000.51))
+    assert str(err.value) == ("window of 1000.51 ms requested, but the model was trained on 1000 ms windows: train a "
+                              "model with that window (ser-train --window) or leave the window to the model")
+
+
+def test_stage_times_are_milliseconds_accumulated_until_the_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each perf_counter reading is 1 ms after the previous one, so every stage time is a count of readings."""
+    import time as time_module
+
+    ticks = iter(100.0 + 0.001 * k for k in range(100000))
+    monkeypatch.setattr(time_module, "perf_counter", lambda: next(ticks))
+    proc = processor()
+    x = tone(3000, 1.25)
+    assert proc.feed(x[:8000], 0, lambda i: 0.0) == []  # resample 1 ms; 8000 waiting >= hop: features 1 ms
+    [d] = proc.feed(x[8000:16000], 8000, lambda i: 0.0)  # resample 1 ms; features for the window 1 ms
+    assert d.stage_ms == pytest.approx({"resample": 2.0, "features": 2.0}, abs=1e-6)
+    [d2] = proc.feed(x[16000:20000], 16000, lambda i: 0.0)
+    assert d2.stage_ms == pytest.approx({"resample": 1.0, "features": 1.0}, abs=1e-6)  # counted afresh
+    clf = StubClassifier(BUNDLE)
+    a, b = Analyzer(clf).decide([(proc, d), (proc, d2)])
+    assert a.stage_ms["inference"] == pytest.approx(0.5, abs=1e-6)  # one 1 ms call shared by two windows
+    assert b.stage_ms["inference"] == pytest.approx(0.5, abs=1e-6)
+    assert a.stage_ms["smoothing"] == pytest.approx(1.0, abs=1e-6)
+    assert a.stage_ms["resample"] == pytest.approx(2.0, abs=1e-6)
+    # Hop-sized blocks: features are computed as audio arrives, and all of it is counted.
+    hops = processor()
+    due = [d for k in range(4) for d in hops.feed(x[4000 * k : 4000 * (k + 1)], 4000 * k, lambda i: 0.0)]
+    assert [d.stage_ms for d in due] == [pytest.approx({"resample": 4.0, "features": 4.0}, abs=1e-6)]
+
+
+class _NoBundle:
+    """A classifier that does not carry its bundle (replay_audio must be given one)."""
+
+    def __init__(self) -> None:
+        self.inner = StubClassifier(BUNDLE)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.inner.predict(batch)
+
+
+def test_replay_settings_stream_and_bundle() -> None:
+    x = np.concatenate([np.zeros(16000, np.float32), tone(3000, 2.0)])
+    clf = StubClassifier(BUNDLE)
+    default = replay_audio(x, 16000, clf)  # default settings: 250 ms hop, nothing skipped
+    assert [s.end_sample for s in default] == [16000 + 4000 * k for k in range(9)]
+    assert {s.stream for s in default} == {"replay"}
+    slow = replay_audio(x, 16000, clf, dataclasses.replace(SETTINGS, hop_ms=500.0, drop_stale=True),
+                        block_frames=len(x), stream="clip")
+    assert [s.end_sample for s in slow] == [16000, 24000, 32000, 40000, 48000]  # one block: every hop still decided
+    assert {s.stream for s in slow} == {"clip"} and all(s.dropped_windows == 0 for s in slow)
+    given = replay_audio(x, 16000, _NoBundle(), SETTINGS, bundle=BUNDLE)
+    assert [s.end_sample for s in given] == [s.end_sample for s in default]
+    with pytest.raises(ConfigError) as err:
+        replay_audio(x, 16000, _NoBundle())
+    assert str(err.value) == "replay_audio needs the model bundle (pass bundle=, or load the model with load_classifier)"
+
+
+def test_replay_at_very_low_rates_feeds_single_frames() -> None:
+    """20 ms of 50 Hz audio is one frame: the window (51 inputs, with the filter's lag) is decided at 1.02 s."""
+    states = replay_audio(np.zeros(100, np.float32), 50, StubClassifier(BUNDLE), SETTINGS)
+    assert states[0].end_sample == 16000 and states[0].emitted_time == 51 / 50

@@ -63,7 +63,11 @@ def run_module(module: str, children: int) -> float:
     """Mutate and test one module; return the seconds it took."""
     t0 = time.monotonic()
     cmd = ["nice", "-n", "10", *mutmut(), "run", "--max-children", str(children), f"ser_daemon.{module}.*"]
-    subprocess.run(cmd, cwd=REPO, check=False, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        # A failed run leaves its mutants "not checked"; say why instead of reporting them silently.
+        print(f"mutmut failed on {module} (exit {done.returncode}):", *(done.stdout + done.stderr).splitlines()[-15:],
+              sep="\n  ", file=sys.stderr)
     return time.monotonic() - t0
 
 
