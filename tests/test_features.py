@@ -187,7 +187,7 @@ def test_feature_setting_messages(kw: dict, message: str) -> None:
 
 
 def test_smallest_feature_settings_and_messages() -> None:
-    FeatureConfig(sample_rate=2, fmin_hz=0.0, fmax_hz=1.0, n_fft=4, win_length=1, hop_length=1, n_mels=1)
+    FeatureConfig(sample_rate=1, fmin_hz=0.0, fmax_hz=0.5, n_fft=4, win_length=1, hop_length=1, n_mels=1)
     StreamingLogMel(CFG, window_frames=1)
     with pytest.raises(ConfigError) as err:
         StreamingLogMel(CFG, window_frames=0)

@@ -233,3 +233,6 @@ def test_a_mapping_built_in_code_may_leave_out_the_neutral_row() -> None:
     m = ExpressionMapping(("happy",), {"vrm": ("happy", "neutral")}, {"vrm": {"happy": {"happy": 1.0}}})
     assert m.weights([1.0], 1.0) == {"happy": 1.0, "neutral": 0.0}
     assert m.weights([1.0], 0.0) == {"happy": 0.0, "neutral": 0.0}
+    # Weights are documented as [0, 1] even for unchecked rows built in code.
+    odd = ExpressionMapping(("happy",), {"vrm": ("happy",)}, {"vrm": {"happy": {"happy": -0.5}}})
+    assert odd.weights([1.0], 1.0) == {"happy": 0.0}

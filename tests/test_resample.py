@@ -122,6 +122,8 @@ def test_rates_must_be_positive(rates: tuple[int, int]) -> None:
 def test_tiny_rates_are_fine() -> None:
     r = StreamingResampler(1, 2)
     assert (r.up, r.down) == (2, 1) and len(r.process(np.ones(3, np.float32))) == 5
+    r = StreamingResampler(2, 1)
+    assert (r.up, r.down) == (1, 2) and len(r.process(np.ones(5, np.float32))) == 3
 
 
 def test_downmix_shapes_and_types() -> None:

@@ -175,3 +175,24 @@ def test_arrival_time_bisects_many_blocks() -> None:
     for k, (s, n) in enumerate(zip(starts, sizes)):
         assert ring.arrival_time(int(s)) == float(k) and ring.arrival_time(int(s + n - 1)) == float(k)
     assert np.isnan(ring.arrival_time(pos)) and np.isnan(ring.arrival_time(-1))
+
+
+def test_defaults_mono_and_4096_remembered_blocks() -> None:
+    ring = AudioRing(10000)
+    assert ring.channels == 1
+    for k in range(4097):
+        ring.write(np.zeros(1, np.float32), float(k))
+    assert np.isnan(ring.arrival_time(0)) and ring.arrival_time(1) == 1.0 and ring.arrival_time(4096) == 4096.0
+
+
+def test_losses_before_and_during_one_read_add_up() -> None:
+    """An overrun (the consumer fell behind) and a lap during the copy, in the same read, then another overrun."""
+    ring = _LappingRing(10)
+    ring.write(ramp(0, 15)[:, 0], 1.0)  # 5 frames lost before the read
+    ring.lap = 3  # and 3 more overwritten while it copies
+    r = ring.read()
+    assert (r.lost, r.start_index, len(r.samples)) == (8, 8, 7)
+    np.testing.assert_array_equal(r.samples[:, 0], np.arange(8, 15, dtype=np.float32))
+    ring.write(ramp(18, 12)[:, 0], 2.0)  # 30 written, read up to 15 (the lap's 3 frames unread): 5 lost
+    r = ring.read()
+    assert (r.lost, r.start_index, ring.lost_frames) == (5, 20, 13)

@@ -105,17 +105,20 @@ def report(modules: tuple[str, ...]) -> int:
         else:
             by_module[m]["survived"] += 1
             unexplained.append(f"{name}: {status}")
-    print(f"{'module':<14} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>7}")
-    tk = tn = 0
+    # score: killed / (killed + survived), equivalent mutants left out; raw: killed / all mutants.
+    print(f"{'module':<14} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>7} {'raw':>7}")
+    tk = tn = tall = 0
     for m, c in by_module.items():
         total = sum(c.values())
         scored = c["killed"] + c["survived"]
         score = f"{100.0 * c['killed'] / scored:.1f}%" if scored else "-"
-        tk, tn = tk + c["killed"], tn + scored
+        raw = f"{100.0 * c['killed'] / total:.1f}%" if total else "-"
+        tk, tn, tall = tk + c["killed"], tn + scored, tall + total
         extra = f"  ({c['not checked']} not checked)" if c["not checked"] else ""
-        print(f"{m:<14} {total:>7} {c['killed']:>7} {c['equivalent']:>7} {c['survived']:>8} {score:>7}{extra}")
+        print(f"{m:<14} {total:>7} {c['killed']:>7} {c['equivalent']:>7} {c['survived']:>8} {score:>7} {raw:>7}{extra}")
     if tn:
-        print(f"{'core':<14} {'':>7} {tk:>7} {'':>7} {tn - tk:>8} {100.0 * tk / tn:.1f}%")
+        print(f"{'core':<14} {tall:>7} {tk:>7} {tall - tn:>7} {tn - tk:>8} {100.0 * tk / tn:.1f}% "
+              f"{100.0 * tk / tall:.1f}%")
     for line in unexplained:
         print("survived:", line)
     return 1 if unexplained else 0
