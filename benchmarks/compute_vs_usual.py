@@ -31,7 +31,8 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0) -> 
     from ser_daemon.pipeline import Analyzer, StreamProcessor
 
     settings = AnalysisSettings(hop_ms=hop_ms, drop_stale=False)
-    proc = StreamProcessor("bench", bundle.labels, bundle.features, bundle.window_s, settings, 48000)
+    proc = StreamProcessor("bench", bundle.labels, bundle.features, bundle.window_s, settings, 48000,
+                           speaker_norm=bundle.speaker_norm)
     analyzer = Analyzer(classifier)
     mapping = load_mapping(None, bundle.labels)
     block = 960  # 20 ms at 48 kHz
@@ -41,7 +42,7 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0) -> 
         t0 = time.perf_counter()
         due = proc.feed(audio48[i : i + block], i, lambda idx: 0.0)
         for state in analyzer.decide((proc, d) for d in due):
-            weights = mapping.all_weights(state.smoothed, state.confidence)
+            weights = mapping.all_weights(state.smoothed)
             osc_packets(generic_osc_messages(state))
             dumps(state_json(state, weights=weights))
         acc += time.perf_counter() - t0

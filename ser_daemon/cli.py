@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from . import __version__
+from .bounded import MAX_TOKEN_FILE_BYTES, read_text_bounded
 from .config import (
     AnalysisSettings,
     DaemonConfig,
@@ -23,8 +22,16 @@ from .config import (
     parse_osc_target,
 )
 from .errors import ConfigError, SerError
+from .platform import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    StartupInterrupt,
+    ignore_stop_signals,
+    install_startup_handlers,
+    restore_signals,
+)
 
-__all__ = ["main", "build_parser", "demo_recording"]
+__all__ = ["main", "build_parser", "demo_recording", "analysis_settings_from_file"]
 
 log = logging.getLogger("ser_daemon")
 
@@ -86,6 +93,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "max_clients": ("int", None),
     "max_message_bytes": ("int", None),
     "ws_token": ("str", str),
+    "ws_token_file": ("str", str),
+    "max_streams": ("int", None),
     "ws_allow_origin": ("list", str),
     "allow_remote": ("bool", None),
     "wait_clients": ("int", None),
@@ -100,10 +109,18 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
 for _cls in (VadSettings, SmoothingSettings):
     for _name in _cls.__dataclass_fields__:
         _OPTIONS[_name] = ("num", None)
+_SMOOTH = SmoothingSettings()  # the defaults --help states
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the full usage of ~60 options buries the message."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="ser-daemon",
         description=(
             "Streaming speech-emotion daemon for VR avatars: listens to a microphone (or replays a WAV), "
@@ -169,7 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--allow-remote", action="store_true",
                    help="allow --ws/--web on a non-loopback address (needs --ws-token; emotion from a voice is personal data)")
     g.add_argument("--ws-token", metavar="SECRET",
-                   help="clients must send this token (?token= or Authorization: Bearer); default $SER_WS_TOKEN")
+                   help="clients must send this token (?token= or Authorization: Bearer). Other local users can "
+                        "read a command line: prefer --ws-token-file or the SER_WS_TOKEN environment variable")
+    g.add_argument("--ws-token-file", metavar="FILE",
+                   help="read the token from this file (its first line; keep it readable only by you)")
+    g.add_argument("--max-streams", type=_positive_int, metavar="N",
+                   help="ingest streams at once; more are refused with close code 1013 (default 64)")
     g.add_argument("--ws-allow-origin", action="append", metavar="ORIGIN",
                    help="also accept browser pages from this origin (e.g. http://localhost:3000); repeatable")
     g.add_argument("--wait-clients", type=_positive_int, metavar="N",
@@ -188,12 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         "vad_hangover_ms": "voice counts as active this long after speech (default 500)",
         "vad_min_speech_ms": "speech needed within the hangover to open the gate (default 40)",
         "vad_floor_rise_db_per_s": "how fast the noise floor may rise (default 3)",
-        "ema_ms": "time constant of the probability average while voiced (default 800)",
-        "hysteresis": "a new label must beat the current one by this probability (default 0.12)",
-        "min_dwell_ms": "shortest time a label is shown (default 750)",
-        "hold_ms": "after the voice stops, hold the face this long (default 500)",
-        "decay_ms": "then relax toward neutral with this time constant (default 1000)",
-        "min_confidence": "below this smoothed probability the label is neutral (default 0.3)",
+        "ema_ms": f"time constant of the probability average while voiced (default {_SMOOTH.ema_ms:g})",
+        "hysteresis": f"a new label must beat the current one by this probability (default {_SMOOTH.hysteresis:g})",
+        "min_dwell_ms": f"shortest time a label is shown (default {_SMOOTH.min_dwell_ms:g})",
+        "hold_ms": f"after the voice stops, hold the face this long (default {_SMOOTH.hold_ms:g})",
+        "decay_ms": f"then relax toward neutral with this time constant (default {_SMOOTH.decay_ms:g})",
+        "min_confidence": "below this smoothed probability the state is uncertain (shown as unsure; "
+                          f"default {_SMOOTH.min_confidence:g})",
     }
     for name, text in vad_help.items():
         g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)
@@ -255,6 +278,33 @@ def _settings(opts: dict[str, Any]) -> AnalysisSettings:
     return AnalysisSettings(vad=vad, smoothing=smooth, **kw)
 
 
+def analysis_settings_from_file(path: str | Path) -> AnalysisSettings:
+    """The analysis settings (hop, window, gate, smoothing) a daemon config file gives.
+
+    Lets ``ser-eval`` replay with exactly the settings a user runs the daemon
+    with; options of the file that are not analysis settings are checked and
+    ignored.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds a bad option.
+    """
+    return _settings(_from_toml(load_toml(path), str(path)))
+
+
+def _token(opts: dict[str, Any]) -> str | None:
+    """The WebSocket token: --ws-token, else --ws-token-file, else $SER_WS_TOKEN (checked by DaemonConfig)."""
+    if opts.get("ws_token"):
+        return str(opts["ws_token"])
+    if opts.get("ws_token_file"):
+        text = read_text_bounded(opts["ws_token_file"], "token file", MAX_TOKEN_FILE_BYTES)
+        lines = text.splitlines()
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise ConfigError(f"token file {opts['ws_token_file']} is empty")
+        return token
+    return os.environ.get("SER_WS_TOKEN") or None
+
+
 def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     """Turn merged option values (flags over file) into a validated config."""
     inputs = tuple(Path(p) for p in opts.get("input", ()))
@@ -267,7 +317,7 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     ws = None if opts.get("no_ws") else parse_endpoint(opts.get("ws", DEFAULT_WS), what="--ws")
     web = parse_endpoint(opts["web"], what="--web") if "web" in opts else None
     ingest = parse_endpoint(opts["ingest"], what="--ingest") if "ingest" in opts else None
-    token = opts.get("ws_token") or os.environ.get("SER_WS_TOKEN") or None
+    token = _token(opts)
     model = Path(opts["model"]).expanduser() if "model" in opts else None
     mapping = Path(opts["mapping"]).expanduser() if "mapping" in opts else None
     kw: dict[str, Any] = {
@@ -276,6 +326,7 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
             "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
             "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
             "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
+            "max_streams",
         )
         if k in opts
     }
@@ -309,27 +360,37 @@ def _list_devices() -> int:
     return 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _exit_now(code: int) -> None:
+    """Flush what can be flushed and leave at once, whatever state the interpreter is in."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ser-daemon``; return the process exit code."""
-    # Until the daemon installs its own handlers, SIGTERM stops start-up like Ctrl-C does.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    # Until the daemon's loop takes over, SIGINT, SIGTERM and SIGHUP (SIGBREAK on Windows)
+    # stop start-up with the exit code of that signal (README: exit codes).
+    previous = install_startup_handlers()
     try:
-        return _main(argv)
+        code = _main(argv)
+    except StartupInterrupt as exc:
+        # Interrupted during start-up (imports, model loading).  Exit at once: an interrupt
+        # that hit C-level code while importing can leave CPython marked "unhandled" and make
+        # it kill itself with the signal at exit instead of exiting with the documented code.
+        _exit_now(exc.exit_code)
     except KeyboardInterrupt:
-        # Interrupted during start-up (imports, model loading).  Exit at once: a
-        # KeyboardInterrupt that hit C-level code while importing can leave CPython
-        # marked "unhandled" and make it kill itself with SIGINT at exit instead of 130.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(130)
+        _exit_now(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _exit_now(EXIT_BROKEN_PIPE)  # e.g. `ser-daemon --list-devices | head -1`
+    if argv is None:
+        ignore_stop_signals()  # the clean stop is done; a late signal must not turn into a traceback
+    else:
+        restore_signals(previous)  # called as a library function: give the caller its handlers back
+    return code
 
 
 def _main(argv: Sequence[str] | None) -> int:

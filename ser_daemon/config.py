@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from .bounded import MAX_CONFIG_BYTES, TooDeep, loads_toml, read_text_bounded
 from .errors import ConfigError
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "Endpoint",
     "DaemonConfig",
     "parse_endpoint",
+    "parse_origin",
+    "check_token",
     "load_toml",
 ]
 
@@ -77,15 +80,18 @@ class SmoothingSettings:
     (probability) and the current one must have been shown ``min_dwell_ms``.
     When the voice stops, the state is held ``hold_ms`` and then decays toward
     neutral with time constant ``decay_ms``.  Below ``min_confidence`` the
-    label is neutral.
+    label keeps the best guess but the state is marked uncertain ("unsure").
     """
 
+    # Chosen with ser-eval's timeline on validation speakers only (EMOVO f1, m1; the reported
+    # speakers were never used): see models/default/MODEL_CARD.md.  A hold that outlasts the
+    # pauses between sentences keeps the face from dropping to neutral at every breath.
     ema_ms: float = 800.0
-    hysteresis: float = 0.12
+    hysteresis: float = 0.10
     min_dwell_ms: float = 750.0
-    hold_ms: float = 500.0
-    decay_ms: float = 1000.0
-    min_confidence: float = 0.3
+    hold_ms: float = 2000.0
+    decay_ms: float = 2000.0
+    min_confidence: float = 0.15
 
     def __post_init__(self) -> None:
         _check_range("ema_ms", self.ema_ms, 0.0, 60000.0)
@@ -164,6 +170,32 @@ def parse_endpoint(text: str, default_host: str = "127.0.0.1", what: str = "endp
     return Endpoint(host, port)
 
 
+def parse_origin(text: str) -> str:
+    """Check a browser origin as browsers send it: ``scheme://host[:port]``, nothing more.
+
+    Raises:
+        ConfigError: anything else (a path, a bare host name, spaces, a bad port).
+    """
+    import urllib.parse
+
+    s = str(text)
+    bad = ConfigError(
+        f"--ws-allow-origin: {s!r} is not an origin; expected SCHEME://HOST[:PORT], e.g. http://localhost:3000"
+    )
+    if s != s.strip() or not s.isprintable() or " " in s:
+        raise bad
+    try:
+        u = urllib.parse.urlsplit(s)
+        port = u.port
+    except ValueError:
+        raise bad from None
+    if not re.fullmatch(r"[a-z][a-z0-9+.\-]*", u.scheme) or not u.hostname or u.username or u.password:
+        raise bad
+    if u.path or u.query or u.fragment or s.endswith(":") or port == 0:
+        raise bad
+    return s
+
+
 @dataclass(frozen=True)
 class OscTarget:
     """Where to send OSC and in which profile (generic, vrchat, vmc, vxp)."""
@@ -196,7 +228,10 @@ def parse_osc_target(text: str, default_profile: str = "generic") -> OscTarget:
         raise ConfigError(f"--osc: unknown profile {profile!r} in {s!r}; choose one of {', '.join(OSC_PROFILES)}")
     if not rest:
         rest = f"127.0.0.1:{OSC_DEFAULT_PORTS[profile]}"
-    return OscTarget(parse_endpoint(rest, what="--osc"), profile)
+    endpoint = parse_endpoint(rest, what="--osc")
+    if endpoint.port == 0:
+        raise ConfigError(f"--osc: port 0 is not a place to send to; give the receiver's port. Received: {s!r}")
+    return OscTarget(endpoint, profile)
 
 
 @dataclass(frozen=True)
@@ -226,6 +261,7 @@ class DaemonConfig:
         ws_queue: messages queued per WebSocket client before the oldest is dropped.
         max_clients: WebSocket connections allowed at once (per daemon).
         max_message_bytes: largest message a WebSocket client may send.
+        max_streams: ingest streams allowed at once; more are refused with close code 1013.
         ws_token: secret clients must present; required for non-loopback addresses.
         ws_allow_origin: browser origins (besides the web view's own) allowed to connect.
         allow_remote: permit non-loopback listen addresses (then a token is required).
@@ -258,6 +294,7 @@ class DaemonConfig:
     ws_queue: int = 64
     max_clients: int = 64
     max_message_bytes: int = 65536
+    max_streams: int = 64
     ws_token: str | None = None
     ws_allow_origin: tuple[str, ...] = ()
     allow_remote: bool = False
@@ -291,8 +328,15 @@ class DaemonConfig:
             raise ConfigError(f"max_clients must be in 1..100000. Received: {self.max_clients}")
         if not 128 <= self.max_message_bytes <= 64 * 1024 * 1024:
             raise ConfigError(f"max_message_bytes must be in 128..67108864. Received: {self.max_message_bytes}")
-        if self.ws_token is not None and len(self.ws_token) < 16:
-            raise ConfigError("ws_token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
+        if not 1 <= self.max_streams <= 100000:
+            raise ConfigError(f"max_streams must be in 1..100000. Received: {self.max_streams}")
+        if not (isinstance(self.vrchat_max_hz, (int, float)) and math.isfinite(self.vrchat_max_hz)
+                and 0.1 <= self.vrchat_max_hz <= 1000.0):
+            raise ConfigError(f"vrchat_max_hz must be a rate in [0.1, 1000] per second. Received: {self.vrchat_max_hz!r}")
+        for origin in self.ws_allow_origin:
+            parse_origin(origin)
+        if self.ws_token is not None:
+            check_token(self.ws_token)
         for ep in (self.ws, self.web, self.ingest):
             if ep is None or is_loopback(ep.host):
                 continue
@@ -305,6 +349,20 @@ class DaemonConfig:
                 raise ConfigError(
                     f"listening on {ep.host} needs a token: pass --ws-token or set SER_WS_TOKEN (16+ characters)"
                 )
+
+
+def check_token(token: str) -> str:
+    """A WebSocket token: 16+ printable characters, no spaces (a token of spaces is no secret).
+
+    Raises:
+        ConfigError: too short, or holds whitespace or control characters.
+    """
+    hint = "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+    if not isinstance(token, str) or not token.isprintable() or any(c.isspace() for c in token):
+        raise ConfigError(f"ws_token must not contain spaces or control characters {hint}")
+    if len(token) < 16:
+        raise ConfigError(f"ws_token must be at least 16 characters {hint}")
+    return token
 
 
 def is_loopback(host: str) -> bool:
@@ -325,17 +383,18 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """Parse a TOML file, turning every failure into a one-line ConfigError naming ``what``."""
+    """Parse a TOML file, turning every failure into a one-line ConfigError naming ``what``.
+
+    The file must be a regular file of at most ``MAX_CONFIG_BYTES`` (checked before reading);
+    a UTF-8 byte-order mark is accepted; nesting too deep for the parser is an error, not a crash.
+    """
     import tomllib
 
     p = Path(path).expanduser()
+    text = read_text_bounded(p, what, MAX_CONFIG_BYTES)
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what} {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+        return loads_toml(text)
+    except (tomllib.TOMLDecodeError, TooDeep) as exc:
         raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import errno
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -29,11 +29,13 @@ from .config import DaemonConfig
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
+from .memory import Trimmer
 from .messages import hello_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .osc_profiles import GenericProfile, make_profile
-from .pipeline import Analyzer, StreamProcessor
+from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
+from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
@@ -44,6 +46,8 @@ __all__ = ["Daemon", "StageStats", "format_state"]
 log = logging.getLogger(__name__)
 
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
+INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread wakes on each message)
+INGEST_MESSAGE_BYTES = 256 * 1024  # > 1 s of 48 kHz stereo 16-bit: more would not fit the ring anyway
 
 
 @dataclass(eq=False)
@@ -110,6 +114,7 @@ def format_state(state: EmotionState) -> str:
     t = state.end_sample / 16000.0 if state.end_sample else 0.0
     probs = " ".join(f"{k[:4]} {v:.2f}" for k, v in zip(state.labels, state.smoothed))
     flag = " final" if state.final else (" LATE" if state.late else "")
+    flag += " unsure" if state.uncertain else ""
     return (
         f"[{state.stream}] #{state.seq:<4d} {t:7.2f}s  {state.label:<9s} {state.confidence:.2f}  "
         f"voice={'yes' if state.voice_active else 'no '}  {state.latency_ms:6.1f} ms | {probs}{flag}"
@@ -166,8 +171,12 @@ class Daemon:
         self._stop_processing = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._signals = 0
+        self._stop_requests = 0
+        self._stopped = threading.Event()  # set when the clean stop is done (a console handler waits on it)
+        self._processing_started = False
+        self._print_broken = False
         self._last_status = 0.0
+        self._trimmer = Trimmer()
         self._build_streams()
         self._configure_profiles()
 
@@ -236,7 +245,8 @@ class Daemon:
         The first call of a batch size builds LiteRT buffers or traces the Keras graph
         (milliseconds to a second); doing it now keeps it out of the first decisions.
         """
-        n = max(len(self.streams), 8 if self.config.ingest is not None else 1)
+        n = max(len(self.streams), min(self.config.max_streams, 8) if self.config.ingest is not None else 1)
+        n = min(n, MAX_BATCH)
         shape = self.bundle.input_shape
         b = 1
         while True:
@@ -252,7 +262,8 @@ class Daemon:
 
     def _processor(self, name: str, rate: int) -> StreamProcessor:
         b = self.bundle
-        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock)
+        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock,
+                               speaker_norm=b.speaker_norm)
 
     def hello(self) -> dict:
         a = self.config.analysis
@@ -273,11 +284,8 @@ class Daemon:
     async def _main(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):
-                pass  # not the main thread (library use): the caller stops us with stop()
+        # Not in the main thread (library use) nothing is installed: the caller stops us with stop().
+        install_stop_handlers(self._loop, self.request_stop, self._stopped)
         processing: threading.Thread | None = None
         try:
             cfg = self.config
@@ -288,7 +296,10 @@ class Daemon:
                     token=cfg.ws_token,
                     allowed_origins=cfg.ws_allow_origin,
                 )
-                self.ws = WsBroadcaster(self.hello(), queue_len=cfg.ws_queue, policy=policy)
+                # One tick can emit a state for every stream at once (hundreds of ingest streams ending
+                # together): a client that reads promptly must not lose any of them to its queue bound.
+                burst = cfg.max_streams if cfg.ingest is not None else len(self.streams)
+                self.ws = WsBroadcaster(self.hello(), queue_len=cfg.ws_queue + burst, policy=policy)
                 if cfg.ws is not None:
                     await self.ws.start(cfg.ws)
                 if cfg.web is not None:
@@ -303,10 +314,11 @@ class Daemon:
                     waiter.cancel()
                     stopper.cancel()
             if cfg.ingest is not None:
-                policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, 1 << 20),
+                policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, INGEST_MESSAGE_BYTES),
                                       token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
                 self.ingest = IngestServer(policy, self._add_ingest_stream, lambda n: n in self._live_names,
-                                           self._wake.set, ring_seconds=RING_SECONDS)
+                                           self._wake.set, ring_seconds=INGEST_RING_SECONDS,
+                                           max_streams=cfg.max_streams)
                 await self.ingest.start(cfg.ingest)
             await self._listen_for_avatar_changes()
             if not self._stop.is_set():
@@ -317,6 +329,7 @@ class Daemon:
                 if self._replay is not None:
                     self._replay.start()
                 processing = threading.Thread(target=self._process_loop, name="ser-processing", daemon=True)
+                self._processing_started = True
                 processing.start()
                 await self._stop.wait()
         finally:
@@ -355,12 +368,15 @@ class Daemon:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
-    def _on_signal(self, sig: int) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.warning("second %s: exiting now", signal.Signals(sig).name)
-            os._exit(128 + sig)
-        log.info("%s: stopping", signal.Signals(sig).name)
+    def request_stop(self, request: StopRequest) -> None:
+        """A signal or console event asks us to stop (event loop thread); a second one forces it."""
+        self._stop_requests += 1
+        if self._stop_requests > 1:
+            log.warning("%s again: exiting now", request.reason)
+            os._exit(request.exit_code or 1)
+        log.info("%s: stopping", request.reason)
+        if self.exit_code == 0:
+            self.exit_code = request.exit_code
         assert self._stop is not None
         self._stop.set()
 
@@ -375,6 +391,9 @@ class Daemon:
             await asyncio.to_thread(processing.join, 1.0)
             if processing.is_alive():
                 log.warning("processing thread did not stop within 1 s")
+        elif not self._processing_started:
+            # Stopped before audio flowed: the outputs exist, so they still get the final state.
+            self._emit_final_states()
         if self.ingest is not None:
             await self.ingest.close()
         if self.ws is not None:
@@ -385,7 +404,11 @@ class Daemon:
         if self._vrchat_transport is not None:
             self._vrchat_transport.close()
         if self.status_out.isatty() and not self.config.quiet:
-            self.status_out.write("\n")
+            try:
+                self.status_out.write("\n")
+            except (OSError, ValueError):
+                pass
+        self._stopped.set()
 
     # -- processing thread ----------------------------------------------------
     def _process_loop(self) -> None:
@@ -395,11 +418,20 @@ class Daemon:
             log.exception("processing failed")
             self.exit_code = 1
         finally:
-            for st in self.streams:
-                if not st.done:
-                    st.done = True
+            try:
+                self._emit_final_states()
+            finally:
+                self.stop()
+
+    def _emit_final_states(self) -> None:
+        """The neutral state of every stream still running: avatars must not freeze on an emotion."""
+        for st in self.streams:
+            if not st.done:
+                st.done = True
+                try:
                     self._emit(st.proc.final_state())
-            self.stop()
+                except Exception:
+                    log.exception("final state of %s", st.name)
 
     def _process_until_stopped(self) -> None:
         any_fast = any(st.fast for st in self.streams)
@@ -433,6 +465,8 @@ class Daemon:
                 if st.remove_when_done:  # ingest streams come and go: keep memory bounded
                     self.streams.remove(st)
                     self._live_names.discard(st.name)
+                    self._trimmer.streams_ended()
+            self._trimmer.maybe_trim()  # give freed buffers back to the OS (rate-limited)
             if self.ingest is None and self.streams and all(st.done for st in self.streams):
                 return
 
@@ -455,12 +489,11 @@ class Daemon:
                 except RuntimeError:
                     pass
             if self.config.print_states:
-                self.out.write(f"[{stream}] status: {status} ({detail})\n")
-                self.out.flush()
+                self._print(f"[{stream}] status: {status} ({detail})")
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
-        weights = self.mapping.all_weights(state.smoothed, state.confidence)
+        weights = self.mapping.all_weights(state.smoothed)
         if self.osc is not None:
             self.osc.send_state(state, weights, time.monotonic())
         if self.ws is not None and self._loop is not None:
@@ -472,9 +505,37 @@ class Daemon:
         if not state.final:
             self.stats.record(state, send_ms)
         if self.config.print_states:
-            self.out.write(format_state(state) + "\n")
-            self.out.flush()
+            self._print(format_state(state))
         self._status_line(state)
+
+    def _print(self, line: str) -> None:
+        """A ``--print`` line; a reader that went away (``--print | head``) stops the daemon cleanly."""
+        if self._print_broken:
+            return
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            self._on_output_closed(exc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EINVAL):
+                raise
+            self._on_output_closed(exc)
+
+    def _on_output_closed(self, exc: BaseException) -> None:
+        self._print_broken = True
+        log.info("--print output closed (%s): stopping", type(exc).__name__)
+        try:
+            # Python flushes stdout again at exit; point it at nothing so that cannot fail too.
+            if self.out is sys.stdout:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        if self.exit_code == 0:
+            self.exit_code = EXIT_BROKEN_PIPE
+        self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
         if self.config.quiet or not self.status_out.isatty():

@@ -12,10 +12,19 @@ Protocol (``--ingest [HOST:]PORT``, same access rules as the state socket):
 3. ``{"type": "stop"}`` or closing the socket ends the stream (a final neutral
    state is broadcast for it).
 
-Bad control messages close the connection with 1007 (invalid data) or 1008
-(policy: duplicate stream id, audio before start); a frame that is not whole
-PCM frames closes with 1007.  States for ingest streams go out on the normal
-OSC and WebSocket outputs with the stream id.
+Bad control messages close the connection with 1007 (invalid data, also JSON
+nested too deeply) or 1008 (policy: duplicate stream id, audio before start); a
+frame that is not whole PCM frames closes with 1007.  More streams at once than
+``--max-streams`` are refused with 1013 (try again later).  States for ingest
+streams go out on the normal OSC and WebSocket outputs with the stream id.
+
+Audio messages may be up to 256 KiB (or ``--max-message-bytes`` if larger); at most
+4 unread ones are buffered per connection.
+
+Memory: each stream holds a ring of ``ring_seconds`` of mono float32 audio at its
+own rate (downmixed on arrival; 1 s at 48 kHz: 188 KiB) and its front-end state; the socket carries
+no compression state (PCM does not compress).  All of it is freed when the
+stream ends, and the daemon hands freed pages back to the OS (``memory.py``).
 """
 
 from __future__ import annotations
@@ -36,9 +45,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from .bounded import loads_json
 from .config import Endpoint
+from .resample import downmix
 from .ringbuffer import AudioRing
-from .ws_server import AccessPolicy, check_request, close_server, listen
+from .ws_server import AccessPolicy, LogLimiter, check_request, close_server, listen
 
 __all__ = ["IngestServer", "IngestSource", "parse_start"]
 
@@ -71,7 +82,7 @@ def parse_start(text: str | bytes) -> StartRequest:
     if isinstance(text, bytes):
         raise ProtocolError("send the start message before any audio", CloseCode.POLICY_VIOLATION)
     try:
-        msg = json.loads(text)
+        msg = loads_json(text)
     except ValueError:
         raise ProtocolError("control messages must be JSON") from None
     if not isinstance(msg, dict) or msg.get("type") != "start":
@@ -95,7 +106,9 @@ class IngestSource:
         self.name = name
         self.rate = rate
         self.channels = channels
-        self.ring = AudioRing(int(rate * ring_seconds), channels)
+        # Downmixed as it arrives (the analysis is mono anyway), so 8 channels cost what 1 does;
+        # arrival times of the last 512 messages: more than a ring's worth of 20 ms blocks.
+        self.ring = AudioRing(int(rate * ring_seconds), 1, max_blocks=512)
         self.finished = threading.Event()
         self.frames_received = 0
 
@@ -104,7 +117,8 @@ class IngestSource:
         if len(data) % frame_bytes:
             raise ProtocolError(f"audio messages must hold whole frames of {frame_bytes} bytes")
         pcm = np.frombuffer(data, dtype="<i2").reshape(-1, self.channels)
-        self.ring.write(pcm.astype(np.float32) * (1.0 / 32768.0), time.monotonic())
+        mono = downmix(pcm.astype(np.float32)) * np.float32(1.0 / 32768.0)
+        self.ring.write(mono, time.monotonic())
         self.frames_received += len(pcm)
 
     def stop(self) -> None:
@@ -127,27 +141,32 @@ class IngestServer:
         on_stream: Callable[[IngestSource], None],
         is_taken: Callable[[str], bool],
         wake: Callable[[], None],
-        ring_seconds: float = 4.0,
+        ring_seconds: float = 1.0,
+        max_streams: int = 64,
     ) -> None:
         self.policy = policy
+        self.max_streams = max_streams
+        self.active_streams = 0
         self.on_stream = on_stream
         self.is_taken = is_taken
         self.wake = wake
         self.ring_seconds = ring_seconds
         self.connections = 0
         self.refused: collections.Counter[str] = collections.Counter()
+        self.log_limiter = LogLimiter()
         self._server: Server | None = None
         self.port: int | None = None
 
     async def start(self, endpoint: Endpoint) -> int:
         self._server, self.port = await listen(
-            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients"
+            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None,
+            max_queue=4,  # at most 4 unread messages buffered per connection
         )
         log.info("ingest endpoint on %s:%s", endpoint.host, self.port)
         return self.port
 
     def _gate(self, conn: ServerConnection, request: Request) -> Response | None:
-        return check_request(conn, request, self.policy, self.connections, set(), self.refused)
+        return check_request(conn, request, self.policy, self.connections, set(), self.refused, self.log_limiter)
 
     async def _handle(self, conn: ServerConnection) -> None:
         self.connections += 1
@@ -157,7 +176,11 @@ class IngestServer:
             start = parse_start(first)
             if self.is_taken(start.stream):
                 raise ProtocolError(f"stream id {start.stream!r} is in use", CloseCode.POLICY_VIOLATION)
+            if self.active_streams >= self.max_streams:
+                self.refused["streams_full"] += 1
+                raise ProtocolError(f"too many streams (--max-streams {self.max_streams})", CloseCode.TRY_AGAIN_LATER)
             source = IngestSource(start.stream, start.sample_rate, start.channels, self.ring_seconds)
+            self.active_streams += 1
             self.on_stream(source)
             await conn.send(json.dumps({"type": "started", "stream": start.stream}))
             async for message in conn:
@@ -166,7 +189,7 @@ class IngestServer:
                     self.wake()
                     continue
                 try:
-                    ctrl: Any = json.loads(message)
+                    ctrl: Any = loads_json(message)
                 except ValueError:
                     raise ProtocolError("control messages must be JSON") from None
                 if isinstance(ctrl, dict) and ctrl.get("type") == "stop":
@@ -174,7 +197,8 @@ class IngestServer:
                     break
                 raise ProtocolError('the only control message after start is {"type": "stop"}')
         except ProtocolError as exc:
-            self.refused["protocol"] += 1
+            if exc.code != CloseCode.TRY_AGAIN_LATER:
+                self.refused["protocol"] += 1
             await conn.close(exc.code, str(exc)[:120])
         except (asyncio.TimeoutError, TimeoutError):
             await conn.close(CloseCode.POLICY_VIOLATION, "no start message within 10 s")
@@ -183,6 +207,7 @@ class IngestServer:
         finally:
             self.connections -= 1
             if source is not None:
+                self.active_streams -= 1
                 source.stop()
                 self.wake()
 

@@ -5,6 +5,12 @@ mapping lives in a user-editable TOML file (the shipped default is
 ``ser_daemon/data/mapping_default.toml``; its header explains the formula).
 It is checked against the model's classes at start: a class the file does not
 map is an error, never a silent zero.
+
+The face follows the evidence, the smoothed probabilities, and nothing else:
+not the shown label, its hysteresis or the "unsure" state.  So an uncertain
+state still moves the face as far as its evidence goes, instead of snapping
+to neutral, and in silence the face relaxes as the smoothed probabilities
+decay to neutral.
 """
 
 from __future__ import annotations
@@ -69,7 +75,11 @@ class ExpressionMapping:
         targets: per target set, the target names in output order.
         rows: per target set, per class, the target weights (0..1) at full confidence.
         gain: overall scale applied before clamping.
-        confidence_low / confidence_high: the smoothstep range for confidence.
+        confidence_low / confidence_high: the smoothstep range of the evidence
+            (strongest non-neutral smoothed probability).
+        sharpness: exponent on the emotional probabilities before they blend the
+            rows into a pose; above 1 the leading class dominates, so a face
+            shows one clear expression instead of an average of all of them.
         source: where the mapping came from (for messages).
     """
 
@@ -80,6 +90,7 @@ class ExpressionMapping:
     confidence_low: float = 0.25
     confidence_high: float = 0.65
     source: str = "default"
+    sharpness: float = 1.0
     _matrices: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
     _emotional: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -94,23 +105,30 @@ class ExpressionMapping:
         object.__setattr__(self, "_matrices", mats)
         object.__setattr__(self, "_emotional", np.array([c != NEUTRAL for c in self.labels]))
 
-    def weights(
-        self, probs: Sequence[float], confidence: float, target_set: str = "vrm"
-    ) -> dict[str, float]:
-        """Target weights in [0, 1] for smoothed ``probs`` (label order) and ``confidence``."""
+    def weights(self, probs: Sequence[float], target_set: str = "vrm") -> dict[str, float]:
+        """Target weights in [0, 1] for smoothed ``probs`` (label order).
+
+        ``e`` ramps with the evidence for an expression, the strongest smoothed
+        probability among the non-neutral classes (not the shown label's
+        confidence, which is held back by hysteresis and was neutral's own
+        probability whenever the label showed neutral).
+        """
         w, neutral = self._matrices[target_set]
         p = np.asarray(probs, dtype=np.float64)
         p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
-        s = float(p[self._emotional].sum())
-        pose = (p @ w) / s if s > 0 else np.zeros(len(neutral))
-        conf = float(confidence) if math.isfinite(float(confidence)) else 0.0
-        k = _smoothstep(self.confidence_low, self.confidence_high, conf) * min(1.0, s)
+        emotional = p[self._emotional]
+        s = float(emotional.sum())
+        evidence = float(emotional.max()) if emotional.size else 0.0
+        q = p if self.sharpness == 1.0 else np.where(self._emotional, p, 0.0) ** self.sharpness
+        qs = float(q[self._emotional].sum())
+        pose = (q @ w) / qs if qs > 0 else np.zeros(len(neutral))
+        k = _smoothstep(self.confidence_low, self.confidence_high, evidence) * min(1.0, s)
         v = np.clip(self.gain * (k * pose + (1.0 - k) * neutral), 0.0, 1.0)
         return dict(zip(self.targets[target_set], v.tolist()))
 
-    def all_weights(self, probs: Sequence[float], confidence: float) -> dict[str, dict[str, float]]:
+    def all_weights(self, probs: Sequence[float]) -> dict[str, dict[str, float]]:
         """Weights of every target set."""
-        return {ts: self.weights(probs, confidence, ts) for ts in self.targets}
+        return {ts: self.weights(probs, ts) for ts in self.targets}
 
 
 def _parse_row(value: Any, where: str) -> dict[str, float]:
@@ -139,14 +157,18 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
     if not isinstance(opts, Mapping):
         raise ConfigError(f"{source}: [options] must be a table")
     for key in opts:
-        if key not in ("gain", "confidence_low", "confidence_high"):
+        if key not in ("gain", "confidence_low", "confidence_high", "sharpness"):
             raise ConfigError(f"{source}: unknown option {key!r} in [options]")
     gain = opts.get("gain", 1.0)
     lo = opts.get("confidence_low", 0.25)
     hi = opts.get("confidence_high", 0.65)
-    for name, v, top in (("gain", gain, 4.0), ("confidence_low", lo, 1.0), ("confidence_high", hi, 1.0)):
+    sharp = opts.get("sharpness", 1.0)
+    for name, v, top in (("gain", gain, 4.0), ("confidence_low", lo, 1.0), ("confidence_high", hi, 1.0),
+                         ("sharpness", sharp, 8.0)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= top:
             raise ConfigError(f"{source}: options.{name} must be a number in [0, {top}]. Received: {v!r}")
+    if sharp < 1.0:
+        raise ConfigError(f"{source}: options.sharpness must be at least 1 (1 = plain probabilities). Received: {sharp!r}")
     if lo > hi:
         raise ConfigError(f"{source}: options.confidence_low ({lo}) must not exceed confidence_high ({hi})")
     rows: dict[str, dict[str, dict[str, float]]] = {}
@@ -177,7 +199,7 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
             names = list(dict.fromkeys(list(VRM0_PRESETS) + names))
         rows[ts] = parsed
         targets[ts] = tuple(names)
-    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source)
+    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source, float(sharp))
 
 
 def load_mapping(path: str | Path | None, labels: Sequence[str]) -> ExpressionMapping:

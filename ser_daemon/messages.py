@@ -6,13 +6,15 @@ the same thing.
 
 OSC, generic scheme (one bundle per decision, or the same messages unbundled)::
 
-    /ser/state          s f   smoothed label, its confidence (0..1)
+    /ser/state          s f   smoothed label ("unsure" while uncertain), its confidence (0..1)
     /ser/emotion/<label> f    smoothed probability of each model class
     /ser/voice          i     1 while a voice is heard, else 0
     /ser/seq            i     decision number (contiguous per stream)
 
 With a stream prefix (several streams in one daemon) the addresses become
-``/ser/<stream>/state`` and so on.  Every argument is typed explicitly and
+``/ser/<stream>/state`` and so on.  While the smoother is uncertain the state
+message says ``unsure`` (a state, not the class ``neutral``) with the best
+guess's confidence; the per-class probabilities still carry the evidence.  Every argument is typed explicitly and
 converted from numpy first: receivers such as VRChat misread an int sent to a
 float parameter, and python-osc rejects numpy scalars.
 """
@@ -29,6 +31,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY
 from pythonosc.parsing import osc_types
 
 from . import __version__
+from .smoothing import UNSURE
 from .state import EmotionState
 
 __all__ = [
@@ -98,7 +101,8 @@ _I32 = struct.Struct(">i")
 
 def generic_osc_messages(state: EmotionState, prefix: str = "/ser") -> list[bytes]:
     """The generic scheme's messages for one state, in send order."""
-    msgs = [osc_message(f"{prefix}/state", ("s", state.label), ("f", state.confidence))]
+    label = UNSURE if state.uncertain else state.label
+    msgs = [osc_message(f"{prefix}/state", ("s", label), ("f", state.confidence))]
     for label, p in zip(state.labels, state.smoothed):
         msgs.append(osc_message(f"{prefix}/emotion/{osc_name(label)}", ("f", p)))
     msgs.append(osc_message(f"{prefix}/voice", ("i", 1 if state.voice_active else 0)))
@@ -133,6 +137,7 @@ def state_json(
         "stream": state.stream,
         "seq": state.seq,
         "label": state.label,
+        "uncertain": bool(state.uncertain),
         "confidence": _r(state.confidence),
         "voice": bool(state.voice_active),
         "probs": {k: _r(v) for k, v in zip(state.labels, state.smoothed)},

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .bounded import MAX_MODEL_FILE_BYTES, MAX_MODEL_JSON_BYTES, check_regular_file, loads_json, read_text_bounded
 from .errors import ConfigError, ModelError
 from .features import FeatureConfig, frames_for_samples
+from .speaker_norm import SpeakerNormSettings
 
 __all__ = [
     "MODEL_FILE",
@@ -57,6 +59,8 @@ class ModelBundle:
         tflite_file: path of the ``.tflite`` model, or None if absent.
         metadata: the whole parsed metadata, including anything extra
             (training summary, metrics) a trainer stored.
+        speaker_norm: how the model expects each speaker's frames to be
+            normalised (None: the model takes raw log-mel).
     """
 
     directory: Path
@@ -67,6 +71,7 @@ class ModelBundle:
     keras_file: Path | None
     tflite_file: Path | None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    speaker_norm: SpeakerNormSettings | None = None
 
     @property
     def window_samples(self) -> int:
@@ -92,6 +97,7 @@ def write_metadata(
     keras_file: str | None = "model.keras",
     tflite_file: str | None = "model.tflite",
     extra: Mapping[str, Any] | None = None,
+    speaker_norm: SpeakerNormSettings | None = None,
 ) -> Path:
     """Write ``ser_model.json`` into ``directory`` and return its path."""
     directory = Path(directory)
@@ -106,6 +112,8 @@ def write_metadata(
         "input_shape": [frames_for_samples(int(round(window_s * features.sample_rate)), features), features.n_mels],
         "files": {"keras": keras_file, "tflite": tflite_file},
     }
+    if speaker_norm is not None:
+        meta["speaker_norm"] = speaker_norm.to_dict()
     if extra:
         meta.update({k: v for k, v in extra.items() if k not in meta})
     path = directory / MODEL_FILE
@@ -126,16 +134,18 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     if p.is_dir():
         directory = p
     else:
+        check_regular_file(p, "model", MAX_MODEL_FILE_BYTES, ModelError)  # not a FIFO or a device
         directory = p.parent
     meta_path = directory / MODEL_FILE
-    if not meta_path.is_file():
+    if not meta_path.exists():
         raise ModelError(
             f"no {MODEL_FILE} in {directory}: a model needs its metadata (labels, feature settings) beside it"
         )
+    text = read_text_bounded(meta_path, "model description", MAX_MODEL_JSON_BYTES, ModelError)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {meta_path}: {exc}") from exc
+        meta = loads_json(text)
+    except ValueError as exc:
+        raise ModelError(f"cannot read {meta_path}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise ModelError(f"{meta_path} is not a ser-daemon model description (format must be {FORMAT_NAME!r})")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -156,21 +166,40 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         raise ModelError(f"{meta_path}: 'window_s' must be seconds in [0.1, 30]. Received: {window_s!r}")
     files = meta.get("files") or {}
 
+    if not isinstance(files, dict):
+        raise ModelError(f"{meta_path}: 'files' must be a table of file names. Received: {files!r}")
+
     def _file(key: str) -> Path | None:
         name = files.get(key)
         if not name:
             return None
-        f = directory / name
-        return f if f.is_file() else None
+        f = _inside(directory, name, meta_path)
+        if not f.exists():
+            return None
+        check_regular_file(f, "model file", MAX_MODEL_FILE_BYTES, ModelError)
+        return f
 
     keras_file = _file("keras")
     tflite_file = _file("tflite")
     if not p.is_dir() and p.suffix in (".keras", ".tflite"):
         # An explicit model file wins over the metadata's file names.
+        check_regular_file(p, "model file", MAX_MODEL_FILE_BYTES, ModelError)
         if p.suffix == ".keras":
             keras_file = p
         else:
             tflite_file = p
+    speaker_norm = None
+    if meta.get("speaker_norm") is not None:
+        try:
+            if not isinstance(meta["speaker_norm"], dict):
+                raise ConfigError("'speaker_norm' must be a table")
+            speaker_norm = SpeakerNormSettings.from_dict(meta["speaker_norm"])
+        except ConfigError as exc:
+            raise ModelError(f"{meta_path}: bad speaker_norm: {exc}") from exc
+        if len(speaker_norm.prior) != features.n_mels:
+            raise ModelError(
+                f"{meta_path}: speaker_norm prior has {len(speaker_norm.prior)} bands, the features {features.n_mels}"
+            )
     if keras_file is None and tflite_file is None:
         raise ModelError(f"{directory}: neither a .keras nor a .tflite model file is there (metadata lists {files!r})")
     return ModelBundle(
@@ -182,7 +211,29 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         keras_file=keras_file,
         tflite_file=tflite_file,
         metadata=meta,
+        speaker_norm=speaker_norm,
     )
+
+
+def _inside(directory: Path, name: Any, meta_path: Path) -> Path:
+    """A bundle's file name as a path that cannot leave the bundle folder.
+
+    Raises:
+        ModelError: not a plain relative name, or it resolves (``..``, a symlink) outside the folder.
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ModelError(f"{meta_path}: model file names must be non-empty strings. Received: {name!r}")
+    rel = Path(name)
+    if rel.is_absolute() or rel.anchor or ".." in rel.parts:
+        raise ModelError(f"{meta_path}: model file {name!r} must be a name inside the bundle folder")
+    f = directory / rel
+    try:
+        inside = f.resolve().is_relative_to(directory.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise ModelError(f"{meta_path}: model file {name!r} points outside the bundle folder {directory}")
+    return f
 
 
 def default_model_dir() -> Path | None:

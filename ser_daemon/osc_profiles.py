@@ -3,7 +3,8 @@
 - ``generic``: ser-daemon's own scheme (see :mod:`ser_daemon.messages`) plus the
   mapped weights as ``/ser/vrm/<name> f`` and ``/ser/arkit/<name> f``.
 - ``vrchat``: VRChat avatar parameters ``/avatar/parameters/<Name>``: a float per
-  emotion, the confidence as float, the label as int and voice activity as bool.
+  emotion, the confidence as float, the label as int (0 while no voice or
+  uncertain) and voice activity as bool.
   Sent on change only (floats compared at VRChat's network step of 1/127) and
   throttled, because VRChat drops updates that come too fast while it switches
   avatars.  ``request_full_resend`` makes the next packet carry every parameter
@@ -11,8 +12,9 @@
 - ``vmc``: the VMC protocol: one ``/VMC/Ext/Blend/Val s f`` per VRM 0.x clip and
   then ``/VMC/Ext/Blend/Apply``, in one bundle (or unbundled).
 - ``vxp``: the parameters of the VXP voice-expression mod (tetra-fox/VRCMods):
-  ``VXP_Expression`` int in RAVDESS order (0 unsure, 1 neutral, 2 calm, 3 happy,
-  4 sad, 5 angry, 6 fearful, 7 disgust, 8 surprised) and ``VXP_Confidence`` float.
+  ``VXP_Expression`` int in RAVDESS order (0 unsure or no voice, 1 neutral, 2 calm,
+  3 happy, 4 sad, 5 angry, 6 fearful, 7 disgust, 8 surprised) and ``VXP_Confidence``
+  float (0 with expression 0).
 """
 
 from __future__ import annotations
@@ -159,8 +161,8 @@ class VRChatProfile(_OnChangeProfile):
         self.voice_param = check_vrchat_name(prefix + "Voice")
 
     def label_index(self, state: EmotionState) -> int:
-        """0 while no voice or unsure, else 1 + the class's index in the model's labels."""
-        if not state.voice_active or state.label not in self.labels:
+        """0 while no voice or unsure (``state.uncertain``), else 1 + the class's index in the model's labels."""
+        if not state.voice_active or state.uncertain or state.label not in self.labels:
             return 0
         return 1 + self.labels.index(state.label)
 
@@ -188,7 +190,7 @@ class VxpProfile(_OnChangeProfile):
 
     @staticmethod
     def expression(state: EmotionState) -> int:
-        if not state.voice_active or state.label not in VXP_ORDER:
+        if not state.voice_active or state.uncertain or state.label not in VXP_ORDER:
             return 0  # VXP's "Default (unsure)"
         return 1 + VXP_ORDER.index(state.label)
 

@@ -34,10 +34,15 @@ from .inference import Classifier
 from .model_bundle import ModelBundle
 from .resample import StreamingResampler, downmix
 from .smoothing import NEUTRAL, Smoother
+from .speaker_norm import SpeakerNormalizer, SpeakerNormSettings
 from .state import EmotionState
 from .vad import VoiceActivityGate
 
-__all__ = ["DueWindow", "StreamProcessor", "Analyzer", "replay_audio"]
+__all__ = ["DueWindow", "StreamProcessor", "Analyzer", "replay_audio", "MAX_BATCH"]
+
+# Most windows per model call: bounds the batch-size buckets a runtime keeps (LiteRT keeps one
+# interpreter per power of two), so a thousand streams do not leave a thousand-window interpreter.
+MAX_BATCH = 64
 
 Clock = Callable[[], float]
 
@@ -72,6 +77,9 @@ class StreamProcessor:
         settings: hop, budget, gate and smoothing settings.
         in_rate: sample rate of the blocks fed in, Hertz.
         clock: monotonic clock in seconds (injected so tests and replay control time).
+        speaker_norm: the model's per-speaker normalisation (from its bundle); the
+            stream then keeps its own running speaker reference, which outlives
+            gaps and device restarts (the speaker is the same).
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class StreamProcessor:
         settings: AnalysisSettings,
         in_rate: int,
         clock: Clock = time.monotonic,
+        speaker_norm: SpeakerNormSettings | None = None,
     ) -> None:
         self.stream = stream
         self.labels = tuple(labels)
@@ -103,6 +112,7 @@ class StreamProcessor:
         self._resampler = StreamingResampler(self.in_rate, sr)
         self._mel = StreamingLogMel(features, self.window_frames)
         self._vad = VoiceActivityGate(features, settings.vad)
+        self.speaker = SpeakerNormalizer(speaker_norm) if speaker_norm is not None else None
         self._smoother = Smoother(self.labels, settings.smoothing)
         self.seq = 0
         self.dropped_windows = 0
@@ -165,6 +175,8 @@ class StreamProcessor:
             self._unpushed.append(y[pos:cut])
             self._push_features()
             window = self._mel.window()
+            if self.speaker is not None:
+                window = self.speaker.normalize(window)
             voice = self._vad.active
             t3 = time.perf_counter()
             self._acc_ms["features"] += (t3 - t2) * 1000.0
@@ -202,7 +214,10 @@ class StreamProcessor:
         self._unpushed_len = 0
         y = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if len(y):
-            self._vad.update(self._mel.push(y))
+            frames = self._mel.push(y)
+            self._vad.update(frames)
+            if self.speaker is not None:
+                self.speaker.update(frames, self._vad.active)
 
     def finish(self, due: DueWindow, probs: np.ndarray | None, infer_ms: float = 0.0) -> EmotionState:
         """Smooth the model's output for ``due`` into the next state."""
@@ -237,6 +252,7 @@ class StreamProcessor:
             overruns=self.overruns,
             late=late,
             stage_ms=MappingProxyType(stage),
+            uncertain=decision.uncertain,
         )
         self.seq += 1
         return state
@@ -248,7 +264,7 @@ class StreamProcessor:
         return dataclasses.replace(state, final=False)
 
     def final_state(self) -> EmotionState:
-        """The neutral, voiceless state sent when the stream stops."""
+        """The neutral, voiceless, certain state sent when the stream stops."""
         self._smoother.reset()
         now = self.clock()
         rest = self._smoother.probs
@@ -267,6 +283,7 @@ class StreamProcessor:
             dropped_windows=self.dropped_windows,
             overruns=self.overruns,
             final=True,
+            uncertain=False,
         )
         self.seq += 1
         return state
@@ -281,13 +298,14 @@ class Analyzer:
     def decide(self, work: Iterable[tuple[StreamProcessor, DueWindow]]) -> list[EmotionState]:
         """One batched inference over ``work``; states in the same order."""
         items = list(work)
-        if not items:
-            return []
-        t0 = time.perf_counter()
-        batch = np.stack([d.window for _, d in items])
-        probs = self.classifier.predict(batch)
-        per_ms = (time.perf_counter() - t0) * 1000.0 / len(items)
-        return [proc.finish(d, probs[i], per_ms) for i, (proc, d) in enumerate(items)]
+        states: list[EmotionState] = []
+        for start in range(0, len(items), MAX_BATCH):
+            chunk = items[start : start + MAX_BATCH]
+            t0 = time.perf_counter()
+            probs = self.classifier.predict(np.stack([d.window for _, d in chunk]))
+            per_ms = (time.perf_counter() - t0) * 1000.0 / len(chunk)
+            states.extend(proc.finish(d, probs[i], per_ms) for i, (proc, d) in enumerate(chunk))
+        return states
 
 
 def replay_audio(
@@ -323,7 +341,8 @@ def replay_audio(
     x = np.asarray(samples, dtype=np.float32)
     audio_clock = [0.0]
     proc = StreamProcessor(
-        stream, bundle.labels, bundle.features, bundle.window_s, settings, sample_rate, clock=lambda: audio_clock[0]
+        stream, bundle.labels, bundle.features, bundle.window_s, settings, sample_rate, clock=lambda: audio_clock[0],
+        speaker_norm=bundle.speaker_norm,
     )
     analyzer = Analyzer(classifier)
     block = block_frames or max(1, int(sample_rate * 0.02))

@@ -6,6 +6,13 @@ moving average while a voice is heard; a hysteresis margin and a minimum dwell
 before the label may change; and, when the voice stops, a short hold followed
 by a decay toward neutral.  Time is given in audio seconds, not wall time, so
 replaying a file fast gives the same result as live.
+
+"Neutral" is a class (the speaker sounds neutral); "unsure" is a state (the
+evidence does not say).  Weak evidence does not turn the label into neutral:
+the label stays the evidence's best guess (or the previous label while a
+change has not passed the hysteresis and dwell) and ``uncertain`` says that
+its evidence is under the confidence floor.  Only silence relaxes the face to
+neutral.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ import numpy as np
 
 from .config import SmoothingSettings
 
-__all__ = ["NEUTRAL", "Smoother", "SmoothedDecision"]
+__all__ = ["NEUTRAL", "UNSURE", "Smoother", "SmoothedDecision"]
 
 NEUTRAL = "neutral"
+UNSURE = "unsure"  # what receivers show for an uncertain state (never a model class)
 
 
 @dataclass(frozen=True)
@@ -27,15 +35,20 @@ class SmoothedDecision:
     """What the smoother says after one window.
 
     Attributes:
-        label: a model label, or ``"neutral"``.
+        label: a model label, or ``"neutral"`` (at rest, when neutral is not a class).
         confidence: smoothed probability of ``label`` (for a neutral that is
             not a model class: one minus the strongest class).
         smoothed: smoothed probabilities in label order.
+        uncertain: while a voice is heard (or held), the shown label's smoothed
+            probability is below the confidence floor (once below, until it is
+            half the hysteresis above it), or the face of a model without a
+            neutral class is still at rest.  Never set while relaxing in silence.
     """
 
     label: str
     confidence: float
     smoothed: np.ndarray
+    uncertain: bool = False
 
 
 class Smoother:
@@ -58,6 +71,7 @@ class Smoother:
         self.label = NEUTRAL
         self._since_change_s = math.inf
         self._silent_s = math.inf
+        self._below_floor = False
 
     def _confidence(self, label: str) -> float:
         if label in self.labels:
@@ -88,15 +102,25 @@ class Smoother:
                 beta = 1.0 - math.exp(-dt_s * 1000.0 / s.decay_ms)
                 self.probs = self.probs + beta * (self._rest - self.probs)
 
-        best = int(np.argmax(self.probs))
-        candidate = self.labels[best]
-        if self.probs[best] < s.min_confidence or (not voice_active and self._silent_s * 1000.0 > s.hold_ms):
-            candidate = NEUTRAL
+        best = self.labels[int(np.argmax(self.probs))]
+        relaxing = not voice_active and self._silent_s * 1000.0 > s.hold_ms
+        candidate = NEUTRAL if relaxing else best
         if candidate != self.label:
-            margin_ok = self._confidence(candidate) >= self._confidence(self.label) + s.hysteresis
-            if candidate == NEUTRAL and not voice_active:
-                margin_ok = True  # silence is reason enough to relax the face
+            # Silence is reason enough to relax the face; otherwise the new label must beat the shown one.
+            margin_ok = relaxing or self._confidence(candidate) >= self._confidence(self.label) + s.hysteresis
             if margin_ok and self._since_change_s * 1000.0 >= s.min_dwell_ms:
                 self.label = candidate
                 self._since_change_s = 0.0
-        return SmoothedDecision(self.label, self._confidence(self.label), self.probs.copy())
+        confidence = self._confidence(self.label)
+        # Unsure: the shown label's own evidence is under the floor (or, for a model
+        # without a neutral class, the face is still at rest while a voice is heard).
+        # A label kept by hysteresis or dwell while another leads slightly is not
+        # unsure on that account: receivers would otherwise flip to "unsure" at
+        # every close call, which is the flicker the hysteresis exists to prevent.
+        # The floor has a band of half the hysteresis, so evidence hovering at the
+        # floor does not toggle "unsure" every hop: it clears above floor + band.
+        band = s.hysteresis / 2.0 if self._below_floor else 0.0
+        self._below_floor = not relaxing and confidence < s.min_confidence + band
+        at_rest = self.label == NEUTRAL and NEUTRAL not in self.labels
+        uncertain = not relaxing and (self._below_floor or at_rest)
+        return SmoothedDecision(self.label, confidence, self.probs.copy(), uncertain)

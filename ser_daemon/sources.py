@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .bounded import MAX_WAV_BYTES, check_regular_file
 from .errors import AudioInputError, PortAudioMissing
 from .ringbuffer import AudioRing
 
@@ -42,21 +43,29 @@ MAX_FILE_SECONDS = 6 * 3600  # refuse to load more than this into memory at once
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Load a WAV file as float32 ``(n, channels)`` in [-1, 1] and its rate.
 
+    The file must be a regular file of at most ``MAX_WAV_BYTES`` (checked before reading).
+    The samples are memory-mapped first, so a file longer than ``MAX_FILE_SECONDS`` is
+    refused from its header, before its audio is read.
+
     Raises:
-        AudioInputError: the file is missing, not a WAV, empty, truncated
-            beyond use, of an unsupported sample format, or holds NaN/inf.
+        AudioInputError: the file is missing, not a regular file, too large, not a WAV,
+            empty, truncated beyond use, of an unsupported sample format, or holds NaN/inf.
     """
     import warnings
 
     from scipy.io import wavfile
 
-    p = Path(path)
-    if not p.is_file():
-        raise AudioInputError(f"input file not found: {p}")
+    p = Path(path).expanduser()
+    check_regular_file(p, "input file", MAX_WAV_BYTES, AudioInputError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            rate, data = wavfile.read(str(p), mmap=False)
+            try:
+                rate, data = wavfile.read(str(p), mmap=True)
+            except ValueError as exc:
+                if "mmap" not in str(exc):
+                    raise
+                rate, data = wavfile.read(str(p), mmap=False)  # 24-bit and some others cannot be mapped
     except Exception as exc:  # scipy raises ValueError, struct.error, EOFError... for broken files
         raise AudioInputError(f"{p}: not a readable WAV file ({type(exc).__name__}: {exc})") from None
     if data.ndim == 1:

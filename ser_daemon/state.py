@@ -24,7 +24,8 @@ class EmotionState:
         stream: stream id (``"mic"``, a file stem, ...).
         seq: decision number in this stream, contiguous from 0.
         labels: the model's classes, in the order of ``raw`` and ``smoothed``.
-        label: the smoothed label: one of ``labels`` or ``"neutral"``.
+        label: the smoothed label: one of ``labels`` or ``"neutral"`` (the
+            resting face when neutral is not a class).
         confidence: smoothed probability of ``label``, 0..1.
         raw: the model's probabilities for this window (empty when no
             inference ran, e.g. the final state at shutdown).
@@ -41,6 +42,11 @@ class EmotionState:
         late: this decision took longer than the latency budget.
         final: the last state of the stream (sent on stop: neutral, no voice).
         stage_ms: milliseconds spent per pipeline stage for this decision.
+        uncertain: the smoother is not sure of ``label`` (its smoothed
+            probability is below the confidence floor, with a small band so
+            it does not toggle every hop): receivers show "unsure"
+            rather than the label.  ``label`` stays the best guess; "unsure" is
+            a state, not the class ``neutral``.  Never set in the final state.
     """
 
     stream: str
@@ -59,6 +65,7 @@ class EmotionState:
     late: bool = False
     final: bool = False
     stage_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    uncertain: bool = False
 
     @property
     def latency_ms(self) -> float:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
-import json
 import logging
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -25,13 +25,16 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
+from .bounded import loads_json
 from .config import Endpoint
 from .errors import ConfigError
 from .messages import dumps, state_json
 from .state import EmotionState
 
-__all__ = ["WsBroadcaster", "AccessPolicy", "check_request", "listen", "close_server"]
+__all__ = ["WsBroadcaster", "AccessPolicy", "LogLimiter", "check_request", "listen", "close_server"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,76 @@ _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; 
                   ".css": "text/css; charset=utf-8"}
 
 
+class LogLimiter:
+    """At most one log line per client and kind per ``interval_s``: refusals must not flood the log.
+
+    Args:
+        interval_s: seconds between two lines for the same (client, kind).
+        max_keys: clients remembered (oldest forgotten first), so the table stays bounded.
+        clock: monotonic clock (injected in tests).
+    """
+
+    def __init__(self, interval_s: float = 60.0, max_keys: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._last: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
+        self.suppressed = 0
+
+    def allow(self, client: str, kind: str) -> bool:
+        """Whether a line about ``kind`` for ``client`` may be logged now."""
+        now = self.clock()
+        key = (client, kind)
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self.suppressed += 1
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return True
+
+
+def _client(conn: ServerConnection) -> str:
+    try:
+        return str(conn.remote_address[0])
+    except (TypeError, IndexError, AttributeError):
+        return "?"
+
+
+def _warn(conn: ServerConnection, limiter: LogLimiter, kind: str, msg: str, *args: Any) -> None:
+    if limiter.allow(_client(conn), kind):
+        log.warning(msg + " (from %s; said at most once a minute per client)", *args, _client(conn))
+
+
+class _Duplicated(ValueError):
+    pass
+
+
+def _one(headers: Headers, name: str) -> str | None:
+    """A header that must appear at most once (several Origins or Authorizations are an attack or a bug)."""
+    values = headers.get_all(name)
+    if len(values) > 1:
+        raise _Duplicated(name)
+    return values[0] if values else None
+
+
+def bad_request(conn: ServerConnection, refused: collections.Counter[str], why: str, limiter: LogLimiter) -> Response:
+    """HTTP 400 with one log line per client per minute at most."""
+    refused["bad_request"] += 1
+    _warn(conn, limiter, "bad_request", "refused a bad HTTP request: %s", why)
+    return conn.respond(HTTPStatus.BAD_REQUEST, f"Bad request: {why}.\n")
+
+
+def method_not_allowed(conn: ServerConnection, refused: collections.Counter[str]) -> Response:
+    refused["method"] += 1
+    response = conn.respond(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET and HEAD are served here.\n")
+    response.headers["Allow"] = "GET, HEAD"
+    return response
+
+
 def check_request(
     conn: ServerConnection,
     request: Request,
@@ -79,16 +152,27 @@ def check_request(
     n_clients: int,
     own_origins: set[str],
     refused: collections.Counter[str],
+    limiter: LogLimiter,
 ) -> Response | None:
-    """The access rules every WebSocket endpoint applies at the handshake (None: let it in)."""
+    """The access rules every WebSocket endpoint applies at the handshake (None: let it in).
+
+    ``limiter`` (one per server) keeps refusals to one log line per client per minute.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed(conn, refused)
+    try:
+        origin = _one(request.headers, "Origin")
+        if policy.token is not None:
+            _one(request.headers, "Authorization")
+    except _Duplicated as exc:
+        return bad_request(conn, refused, f"duplicated {exc} header", limiter)
     query = request.path.partition("?")[2]
-    if "websocket" not in request.headers.get("Upgrade", "").lower():
+    if "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
         refused["not_found"] += 1
         return conn.respond(HTTPStatus.NOT_FOUND, "Not found: this port serves WebSocket clients.\n")
-    origin = request.headers.get("Origin")
     if origin is not None and origin not in own_origins and origin not in policy.allowed_origins:
         refused["origin"] += 1
-        log.warning("refused a WebSocket client from origin %s (allow it with --ws-allow-origin)", origin)
+        _warn(conn, limiter, "origin", "refused a WebSocket client from origin %r (allow it with --ws-allow-origin)", origin)
         return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed.\n")
     if policy.token is not None and not _token_ok(request, query, policy.token):
         refused["token"] += 1
@@ -106,20 +190,66 @@ async def listen(
     max_message_bytes: int,
     what: str,
     max_queue: int = 16,
+    compression: str | None = "deflate",
 ) -> tuple[Server, int]:
     """Start a WebSocket server with the daemon's common settings; return it and its port.
+
+    The gate runs inside a guard: whatever goes wrong in it is answered with HTTP 400 and at
+    most one log line per client per minute, never a 500 with a traceback per request.
 
     Raises:
         ConfigError: the address cannot be listened on (in use, not local, ...).
     """
+    refused_unexpected: collections.Counter[str] = collections.Counter()
+    limiter = LogLimiter()
+
+    def guarded(conn: ServerConnection, request: Request) -> Response | None:
+        try:
+            return gate(conn, request)
+        except Exception as exc:  # a malformed request must cost one line, not a traceback
+            return bad_request(conn, refused_unexpected, f"{type(exc).__name__}", limiter)
+
     try:
         server = await serve(
-            handler, endpoint.host, endpoint.port, process_request=gate, max_size=max_message_bytes,
-            max_queue=max_queue, close_timeout=0.5, ping_interval=20, ping_timeout=20,
+            handler, endpoint.host, endpoint.port, process_request=guarded, max_size=max_message_bytes,
+            create_connection=_Connection,
+            max_queue=max_queue, close_timeout=0.5, ping_interval=20, ping_timeout=20, compression=compression,
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from None
     return server, next(iter(server.sockets)).getsockname()[1]
+
+
+class _Protocol(ServerProtocol):
+    """Ignores bytes a client sends after its HTTP request and before our answer.
+
+    Without this, websockets parses them as WebSocket frames while still answering the
+    request, fails the connection, then trips over its own assertion when the answer goes
+    out (an AssertionError traceback in the log per such request).  A conforming client
+    sends nothing before the answer; a pipelining HTTP client gets the first answer.
+    """
+
+    _request_done = False
+    _tail = b""
+
+    def receive_data(self, data: bytes) -> None:
+        if self.state is State.CONNECTING:
+            if self._request_done:
+                return
+            buf = self._tail + data
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                self._request_done = True
+                data = data[: len(data) - (len(buf) - (end + 4))]
+            else:
+                self._tail = buf[-3:]
+        super().receive_data(data)
+
+
+class _Connection(ServerConnection):
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        protocol.__class__ = _Protocol  # same object, one more method: see _Protocol
+        super().__init__(protocol, *args, **kwargs)
 
 
 async def close_server(server: Server, what: str) -> None:
@@ -166,6 +296,7 @@ class WsBroadcaster:
         self.port: int | None = None
         self.ports: list[int] = []
         self._own_origins: set[str] = set()
+        self.log_limiter = LogLimiter()
 
     async def start(self, endpoint: Endpoint, web: bool = False) -> int:
         """Listen on ``endpoint``; with ``web`` also serve the live page there. Returns the port."""
@@ -185,16 +316,19 @@ class WsBroadcaster:
     def _make_gate(self, web: bool):  # type: ignore[no-untyped-def]
         def gate(conn: ServerConnection, request: Request) -> Response | None:
             path = request.path.partition("?")[0]
-            if web and "websocket" not in request.headers.get("Upgrade", "").lower():
+            if web and "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
+                if request.method not in ("GET", "HEAD"):
+                    return method_not_allowed(conn, self.refused)
                 if path in WEB_FILES:
-                    return self._static(conn, WEB_FILES[path])
+                    return self._static(conn, WEB_FILES[path], head=request.method == "HEAD")
                 if path == "/favicon.ico":  # browsers always ask; answer quietly
                     return Response(HTTPStatus.NO_CONTENT, "No Content", Headers(), b"")
-            return check_request(conn, request, self.policy, len(self.clients), self._own_origins, self.refused)
+            return check_request(conn, request, self.policy, len(self.clients), self._own_origins, self.refused,
+                                 self.log_limiter)
 
         return gate
 
-    def _static(self, conn: ServerConnection, name: str) -> Response:
+    def _static(self, conn: ServerConnection, name: str, head: bool = False) -> Response:
         try:
             body = (resources.files("ser_daemon") / "web" / name).read_bytes()
         except FileNotFoundError:
@@ -205,7 +339,7 @@ class WsBroadcaster:
         headers["Cache-Control"] = "no-store"
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Content-Security-Policy"] = "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'"
-        return Response(HTTPStatus.OK, "OK", headers, body)
+        return Response(HTTPStatus.OK, "OK", headers, b"" if head else body)
 
     async def _handle(self, conn: ServerConnection) -> None:
         if len(self.clients) >= self.policy.max_clients:  # raced past the gate
@@ -247,7 +381,7 @@ class WsBroadcaster:
                     await conn.close(CloseCode.UNSUPPORTED_DATA, "this endpoint takes no binary messages")
                     return
                 try:
-                    json.loads(message)
+                    loads_json(message)
                 except ValueError:
                     self.refused["garbage"] += 1
                     await conn.close(CloseCode.INVALID_DATA, "messages must be JSON")

@@ -93,7 +93,7 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
         for target_set in ("vrm", "arkit"):
             for name, w in st["weights"][target_set].items():
                 assert weights[f"/ser/{target_set}/{name}"] == pytest.approx(w, abs=1e-3)
-        assert bundle[0].params[0] == st["label"]
+        assert bundle[0].params[0] == ("unsure" if st["uncertain"] else st["label"])
         assert bundle[0].params[1] == pytest.approx(st["confidence"], abs=1e-3)
         assert bundle[5].params == [1 if st["voice"] else 0]
         assert bundle[6].params == [st["seq"]]

@@ -171,9 +171,9 @@ def test_config_file_errors_are_one_line(tmp_path) -> None:
         read_toml(bad, "config file")
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ConfigError, match="^cannot read config file"):
+    with pytest.raises(ConfigError, match="^config file .*bin.toml is not UTF-8 text"):
         read_toml(binary, "config file")
-    with pytest.raises(ConfigError, match="^cannot read mapping file"):
+    with pytest.raises(ConfigError, match="^mapping file|^cannot read mapping file"):
         read_toml(tmp_path, "mapping file")  # a folder
 
 

@@ -25,21 +25,21 @@ def test_default_mapping_covers_vrm_and_all_52_arkit_names() -> None:
 
 def test_confident_emotions_drive_their_expressions() -> None:
     m = load_mapping(None, RAVDESS)
-    happy = m.all_weights(probs("happy"), 0.9)
+    happy = m.all_weights(probs("happy"))
     assert happy["vrm"]["happy"] > 0.8 and happy["vrm"]["angry"] < 0.05
     assert happy["vrm0"]["Joy"] > 0.8
     assert happy["arkit"]["mouthSmileLeft"] > 0.7 and happy["arkit"]["browDownLeft"] < 0.05
-    angry = m.all_weights(probs("angry"), 0.9)
+    angry = m.all_weights(probs("angry"))
     assert angry["arkit"]["browDownLeft"] > 0.7 and angry["vrm0"]["Angry"] > 0.8
 
 
 def test_neutral_and_unsure_fall_back_to_the_neutral_row() -> None:
     m = load_mapping(None, RAVDESS)
-    rest = m.all_weights(probs("neutral", 1.0), 1.0)
+    rest = m.all_weights(probs("neutral", 1.0))
     assert rest["vrm"]["neutral"] == 1.0 and rest["vrm"]["happy"] == 0.0
     assert all(v == 0.0 for v in rest["arkit"].values())
-    unsure = m.weights(probs("happy", 0.2), 0.2, "vrm")  # confidence below confidence_low
-    assert unsure["happy"] == 0.0 and unsure["neutral"] > 0.7
+    faint = m.weights(probs("happy", 0.12), "vrm")  # evidence (0.126, the others) below confidence_low 0.15
+    assert faint["happy"] == 0.0 and faint["neutral"] > 0.7
 
 
 def test_weights_are_bounded_and_change_smoothly() -> None:
@@ -48,14 +48,14 @@ def test_weights_are_bounded_and_change_smoothly() -> None:
     prev = None
     for t in np.linspace(0, 1, 200):
         p = (1 - t) * probs("sad") + t * probs("surprised")
-        w = m.weights(p, 0.3 + 0.6 * t, "arkit")
+        w = m.weights(p, "arkit")
         assert all(0.0 <= v <= 1.0 for v in w.values())
         if prev is not None:
             assert max(abs(w[k] - prev[k]) for k in w) < 0.05  # no jumps for small input changes
         prev = w
     for _ in range(100):
         p = rng.dirichlet(np.ones(len(RAVDESS)))
-        w = m.weights(p, float(rng.uniform(0, 1)), "vrm")
+        w = m.weights(p, "vrm")
         assert all(0.0 <= v <= 1.0 for v in w.values())
 
 
@@ -99,18 +99,22 @@ def small(options: dict | None = None, **rows: dict) -> "object":
 
 def test_weights_follow_the_documented_formula() -> None:
     m = small({"gain": 1.0, "confidence_low": 0.25, "confidence_high": 0.65})
-    w = m.weights([0.0, 1.0, 0.0], 1.0, "vrm")
+    w = m.weights([0.0, 1.0, 0.0], "vrm")
     assert w == {**dict.fromkeys(VRM1_PRESETS, 0.0), "happy": 0.4}
-    # Halfway through the confidence range the smoothstep gives 0.5: half pose, half neutral row.
-    w = m.weights([0.0, 1.0, 0.0], 0.45, "vrm")
-    assert w["happy"] == pytest.approx(0.2, abs=1e-12) and w["neutral"] == pytest.approx(0.15, abs=1e-12)
+    # Evidence (the strongest emotional probability) halfway through the range: smoothstep 0.5,
+    # times the emotional mass 0.45.
+    w = m.weights([0.55, 0.45, 0.0], "vrm")
+    k = 0.5 * 0.45
+    assert w["happy"] == pytest.approx(k * 0.4, abs=1e-12) and w["neutral"] == pytest.approx((1 - k) * 0.3, abs=1e-12)
     # A quarter of the way: 0.25^2 * (3 - 0.5) = 0.15625.
-    w = m.weights([0.0, 1.0, 0.0], 0.35, "vrm")
-    assert w["happy"] == pytest.approx(0.4 * 0.15625, abs=1e-12)
-    assert w["neutral"] == pytest.approx(0.3 * (1 - 0.15625), abs=1e-12)
-    assert m.weights([0.0, 1.0, 0.0], 0.25, "vrm")["happy"] == 0.0  # at confidence_low: nothing yet
+    w = m.weights([0.65, 0.35, 0.0], "vrm")
+    k = 0.15625 * 0.35
+    assert w["happy"] == pytest.approx(0.4 * k, abs=1e-12)
+    assert w["neutral"] == pytest.approx(0.3 * (1 - k), abs=1e-12)
+    assert m.weights([0.75, 0.25, 0.0], "vrm")["happy"] == 0.0  # evidence at confidence_low: nothing yet
     # The pose is the probability-weighted mix of the emotional rows, renormalised over them.
-    w = m.weights([0.5, 0.25, 0.25], 1.0, "vrm")
+    m = small({"confidence_low": 0.0, "confidence_high": 0.0})  # a step at 0: k is the emotional mass
+    w = m.weights([0.5, 0.25, 0.25], "vrm")
     k = 0.5  # emotional mass
     assert w["happy"] == pytest.approx(k * 0.2, abs=1e-12)
     assert w["angry"] == pytest.approx(k * 0.5, abs=1e-12)
@@ -118,28 +122,28 @@ def test_weights_follow_the_documented_formula() -> None:
 
 
 def test_gain_scales_and_the_result_is_clamped_to_one() -> None:
-    w = small({"gain": 2.0}).weights([0.0, 1.0, 0.0], 1.0, "vrm")
+    w = small({"gain": 2.0}).weights([0.0, 1.0, 0.0], "vrm")
     assert w["happy"] == pytest.approx(0.8, abs=1e-12)
-    w = small({"gain": 2.0}).weights([0.0, 0.0, 1.0], 1.0, "vrm")
+    w = small({"gain": 2.0}).weights([0.0, 0.0, 1.0], "vrm")
     assert w["angry"] == 1.0 and w["sad"] == 1.0  # 2.0 and 1.0 before the clamp
-    rest = small({"gain": 2.0}).weights([1.0, 0.0, 0.0], 1.0, "vrm")
+    rest = small({"gain": 2.0}).weights([1.0, 0.0, 0.0], "vrm")
     assert rest["neutral"] == pytest.approx(0.6, abs=1e-12)
-    assert all(v == 0.0 for v in small({"gain": 0.0}).weights([0.0, 0.0, 1.0], 1.0, "vrm").values())
+    assert all(v == 0.0 for v in small({"gain": 0.0}).weights([0.0, 0.0, 1.0], "vrm").values())
 
 
 def test_bad_probabilities_and_confidence_count_as_nothing() -> None:
     m = small()
-    w = m.weights([float("nan"), -1.0, float("inf")], float("nan"), "vrm")
+    w = m.weights([float("nan"), -1.0, float("inf")], "vrm")
     assert w["neutral"] == pytest.approx(0.3) and w["happy"] == 0.0 and w["angry"] == 0.0
     # Probabilities that add up to more than one do not push past the pose.
-    w = m.weights([0.0, 2.0, 0.0], 1.0, "vrm")
+    w = m.weights([0.0, 2.0, 0.0], "vrm")
     assert w["happy"] == pytest.approx(0.4, abs=1e-12)
 
 
 def test_equal_confidence_bounds_make_a_step() -> None:
     m = small({"confidence_low": 0.5, "confidence_high": 0.5})
-    assert m.weights([0.0, 1.0, 0.0], 0.5, "vrm")["happy"] == pytest.approx(0.4)
-    assert m.weights([0.0, 1.0, 0.0], 0.49, "vrm")["happy"] == 0.0
+    assert m.weights([0.5, 0.5, 0.0], "vrm")["happy"] == pytest.approx(0.5 * 0.4)  # evidence 0.5: on
+    assert m.weights([0.51, 0.49, 0.0], "vrm")["happy"] == 0.0
 
 
 @pytest.mark.parametrize("options,match", [
@@ -149,7 +153,7 @@ def test_equal_confidence_bounds_make_a_step() -> None:
     ({"confidence_low": 1.01}, "confidence_low must be"),
     ({"confidence_high": -0.1}, "confidence_high must be"),
     ({"confidence_low": 0.6, "confidence_high": 0.5}, "must not exceed"),
-    ({"sharpness": 1.0}, "unknown option 'sharpness'"),
+    ({"sharpnes": 2.0}, "unknown option 'sharpnes'"),
     ("fast", r"\[options\] must be a table"),
 ])
 def test_options_are_checked(options, match: str) -> None:
@@ -178,7 +182,7 @@ def test_rows_and_tables_are_checked() -> None:
         small(happy={"happy": float("nan")})
     with pytest.raises(ConfigError, match="must be a weight in"):
         small(happy={"happy": -0.01})
-    assert small(happy={"happy": 1, "sad": 0.0}).weights([0, 1, 0], 1.0, "vrm")["happy"] == 1.0
+    assert small(happy={"happy": 1, "sad": 0.0}).weights([0, 1, 0], "vrm")["happy"] == 1.0
     # A model without a neutral class still needs the neutral row (the rest pose).
     labels = ("happy", "angry")
     with pytest.raises(ConfigError, match=r"\['neutral'\]"):
@@ -191,7 +195,7 @@ def test_vrm0_lists_the_presets_first_then_custom_clips() -> None:
     m = mapping_from_dict(data, SMALL)
     assert m.targets["vrm0"] == ("Joy", "Angry", "Sorrow", "Fun", "Neutral", "Wink")
     assert m.targets["vrm"] == VRM1_PRESETS and m.source == "mapping"
-    assert m.all_weights([0, 1, 0], 1.0)["vrm0"] == {"Joy": 0.5, "Angry": 0.0, "Sorrow": 0.0, "Fun": 0.0,
+    assert m.all_weights([0, 1, 0])["vrm0"] == {"Joy": 0.5, "Angry": 0.0, "Sorrow": 0.0, "Fun": 0.0,
                                                       "Neutral": 0.0, "Wink": 1.0}
 
 
@@ -203,12 +207,8 @@ def test_source_names_the_file(tmp_path) -> None:
         load_mapping(f, RAVDESS)
 
 
-def test_unbounded_or_missing_confidence_means_no_expression() -> None:
-    m = small()
-    for conf in (float("nan"), float("inf"), -float("inf")):
-        w = m.weights([0.0, 1.0, 0.0], conf)  # the default target set is vrm
-        assert w["happy"] == 0.0 and w["neutral"] == pytest.approx(0.3), conf
-    assert set(m.weights([0.0, 1.0, 0.0], 1.0)) == set(VRM1_PRESETS)
+def test_the_default_target_set_is_vrm() -> None:
+    assert set(small().weights([0.0, 1.0, 0.0])) == set(VRM1_PRESETS)
 
 
 def test_messages_name_the_file_and_the_fix(tmp_path) -> None:
@@ -231,8 +231,31 @@ def test_a_mapping_built_in_code_may_leave_out_the_neutral_row() -> None:
     from ser_daemon.mapping import ExpressionMapping
 
     m = ExpressionMapping(("happy",), {"vrm": ("happy", "neutral")}, {"vrm": {"happy": {"happy": 1.0}}})
-    assert m.weights([1.0], 1.0) == {"happy": 1.0, "neutral": 0.0}
-    assert m.weights([1.0], 0.0) == {"happy": 0.0, "neutral": 0.0}
+    assert m.weights([1.0]) == {"happy": 1.0, "neutral": 0.0}
+    assert m.weights([0.0]) == {"happy": 0.0, "neutral": 0.0}
     # Weights are documented as [0, 1] even for unchecked rows built in code.
     odd = ExpressionMapping(("happy",), {"vrm": ("happy",)}, {"vrm": {"happy": {"happy": -0.5}}})
-    assert odd.weights([1.0], 1.0) == {"happy": 0.0}
+    assert odd.weights([1.0]) == {"happy": 0.0}
+
+
+def test_sharpness_lets_the_leading_class_dominate_the_pose() -> None:
+    p = np.array([0.1, 0.0, 0.5, 0.3, 0.1, 0.0, 0.0, 0.0])  # happy leads sad
+    flat = mapping_from_dict({**_default_tables(), "options": {"confidence_low": 0.0, "confidence_high": 0.0}}, RAVDESS)
+    sharp = mapping_from_dict({**_default_tables(), "options": {"confidence_low": 0.0, "confidence_high": 0.0,
+                                                                "sharpness": 2.0}}, RAVDESS)
+    # k = 1 * 0.9 emotional mass.  Plain: happy's share of the pose is 0.5 / 0.9;
+    # squared: 0.25 / (0.25 + 0.09 + 0.01).
+    assert flat.weights(p, "vrm")["happy"] == pytest.approx(0.9 * 0.5 / 0.9, abs=1e-12)
+    assert sharp.weights(p, "vrm")["happy"] == pytest.approx(0.9 * 0.25 / 0.35, abs=1e-12)
+    assert sharp.weights(p, "vrm")["sad"] == pytest.approx(0.9 * 0.09 / 0.35, abs=1e-12)
+    for bad in (0.5, -1, 9, True, "2"):
+        with pytest.raises(ConfigError, match="sharpness"):
+            mapping_from_dict({**_default_tables(), "options": {"sharpness": bad}}, RAVDESS)
+
+
+def _default_tables() -> dict:
+    import tomllib
+    from importlib.resources import files
+
+    text = files("ser_daemon").joinpath("data/mapping_default.toml").read_text(encoding="utf-8")
+    return {k: v for k, v in tomllib.loads(text).items() if k != "options"}

@@ -22,7 +22,7 @@ def decode(packets: list[bytes]) -> list[OscMessage]:
 
 
 def weights_for(state):
-    return load_mapping(None, state.labels).all_weights(state.smoothed, state.confidence)
+    return load_mapping(None, state.labels).all_weights(state.smoothed)
 
 
 def test_vrchat_parameters_types_and_names() -> None:

@@ -70,11 +70,13 @@ def test_silence_holds_then_decays_to_neutral() -> None:
     assert s.update(onehot("angry"), False, HOP).label == NEUTRAL
 
 
-def test_low_confidence_is_neutral_and_labels_without_neutral_work() -> None:
+def test_low_confidence_is_unsure_and_labels_without_neutral_work() -> None:
     s = Smoother(("happy", "sad", "angry"), SmoothingSettings(ema_ms=0.0, min_dwell_ms=0.0, min_confidence=0.5))
     d = s.update(np.array([0.4, 0.3, 0.3]), True, HOP)
-    assert d.label == NEUTRAL and abs(d.confidence - 0.6) < 1e-9
-    assert s.update(np.array([0.8, 0.1, 0.1]), True, HOP).label == "happy"
+    # At rest the face is "neutral" (1 - 0.4 = 0.6); happy does not beat it by the hysteresis: unsure.
+    assert d.label == NEUTRAL and abs(d.confidence - 0.6) < 1e-9 and d.uncertain
+    d = s.update(np.array([0.8, 0.1, 0.1]), True, HOP)
+    assert d.label == "happy" and not d.uncertain
 
 
 def test_time_is_audio_time_not_call_count() -> None:
@@ -183,9 +185,9 @@ def test_min_dwell_boundary_is_inclusive() -> None:
 def test_min_confidence_boundary() -> None:
     s = smoother(("happy", "sad", "angry"), ema_ms=0.0, hysteresis=0.0, min_confidence=0.5)
     d = s.update(np.array([0.5, 0.25, 0.25]), True, HOP)
-    assert d.label == "happy" and d.confidence == 0.5  # exactly min_confidence is enough
+    assert (d.label, d.confidence, d.uncertain) == ("happy", 0.5, False)  # exactly min_confidence is enough
     d = s.update(np.array([0.49, 0.26, 0.25]), True, HOP)
-    assert d.label == NEUTRAL and d.confidence == pytest.approx(0.51, abs=1e-12)
+    assert (d.label, d.uncertain) == ("happy", True) and d.confidence == pytest.approx(0.49, abs=1e-12)
 
 
 def test_silence_relaxes_the_face_whatever_the_hysteresis() -> None:

@@ -124,7 +124,62 @@ def test_model_card_from_reports(bundle: Path, tmp_path: Path) -> None:
     shutil.copytree(bundle, card_dir)
     assert main(["--model", str(card_dir), "--eval-dir", str(bundle / "eval"), "--timing-calls", "20"]) == 0
     card = (card_dir / "MODEL_CARD.md").read_text()
-    assert "CC BY-NC-SA 4.0" in card and "confusion_matrix.png" in card and "ser-train" in card
+    # The fixture corpus is none the card knows: it names it and says its terms carry over.
+    assert "its own licence terms apply to the weights" in card and "non-commercial" in card
+    assert "confusion_matrix.png" in card and "ser-train" in card
     assert (card_dir / "confusion_matrix.png").is_file()
     meta = json.loads((card_dir / "ser_model.json").read_text())
     assert meta["evaluation"]["heldout"]["speakers"] == ["jenie"]
+
+
+def test_two_corpora_train_one_speaker_normalised_model(corpus: Path, tmp_path: Path) -> None:
+    """Several --data folders (different layouts) make one model; speaker references go with it."""
+    from dataclasses import replace
+
+    from ser_daemon.features import FeatureConfig
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training.datasets import load_dataset
+    from ser_daemon.training.train import TrainConfig, apply_speaker_norm, build_feature_set, speaker_references
+    from ser_daemon.training.train_cli import main
+
+    second = write_synthetic_dataset(tmp_path / "ravdess", "ravdess", labels=("angry", "neutral", "happy"),
+                                     speakers=("Actor_01", "Actor_02"), clips_per=2)
+    out = tmp_path / "two"
+    assert main(["--data", str(corpus), "--data", str(second), "--out", str(out), "--holdout-speakers", "jenie",
+                 "--no-streaming", *TINY]) == 0
+    b = load_bundle(out)
+    assert b.labels == ("angry", "happy", "neutral", "sleepy")  # the union of both corpora's classes
+    train = b.metadata["training"]
+    assert set(train["train_speakers"]) == {"bea", "sam", "Actor_01", "Actor_02"}
+    assert train["data"]["root"] == [str(corpus), str(second)]
+    assert b.speaker_norm is not None and len(b.speaker_norm.prior) == b.features.n_mels
+
+    # The prior is the mean of the speakers' references, and clean windows are normalised
+    # by exactly their own speaker's reference.
+    clips = load_dataset(corpus) + load_dataset(second)
+    cfg = TrainConfig(epochs=1)
+    cfg = replace(cfg, augment=replace(cfg.augment, copies=1))
+    fs = build_feature_set(clips, list(b.labels), FeatureConfig(), cfg, progress=None)
+    normed, prior = apply_speaker_norm(fs, cfg.seed)
+    refs = speaker_references(fs)
+    np.testing.assert_allclose(prior, np.mean(list(refs.values()), axis=0), rtol=1e-5)
+    clean = np.nonzero(fs.version == 0)[0]
+    for i in clean[:: max(1, len(clean) // 7)]:
+        spk = fs.clips[fs.clip[i]].speaker
+        np.testing.assert_allclose(normed.x[i].astype(np.float32),
+                                   (fs.x[i].astype(np.float32) - refs[spk]).astype(np.float16).astype(np.float32))
+    # Augmented copies see references from part of the speaker's speech, not always the whole.
+    aug = np.nonzero(fs.version == 1)[0]
+    diffs = [np.abs((fs.x[i].astype(np.float32) - normed.x[i].astype(np.float32)).mean(axis=0)
+                    - refs[fs.clips[fs.clip[i]].speaker]).max() for i in aug]
+    assert max(diffs) > 1e-2
+
+
+def test_ser_train_without_speaker_norm_writes_none(corpus: Path, tmp_path: Path) -> None:
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path / "plain"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--speaker-norm", "off", *TINY]) == 0
+    assert load_bundle(out).speaker_norm is None

@@ -1,12 +1,19 @@
 """The Unity bridge (unity_bridge/) outside Unity: compiled with Mono's mcs, run under mono.
 
-- The package layout is what Unity's package manager needs (package.json, asmdefs, a .meta with a
-  unique GUID next to every shipped file and folder).
-- Runtime/Core compiles with mcs alone (no UnityEngine); Runtime/Unity compiles against the minimal
-  stubs in Tests~/Stubs.
-- The compiled console probe (Tests~/Probe) runs the Core's self test (parser, JSON, mapper).
+- The package layout is what Unity's package manager needs (package.json with author, documentation
+  URL and samples, asmdefs, LICENSE, a dated CHANGELOG, a .meta with a unique GUID next to every
+  shipped file and folder), and the install URL's tag matches the package version.
+- Runtime/Core compiles with mcs alone (no UnityEngine); Runtime/Unity, the optional VRM drivers and the
+  sample's scripts compile against the minimal stubs in Tests~/Stubs (UnityEngine and UniVRM stand-ins),
+  with and without the FindFirstObjectByType define.
+- The NUnit-style tests of Tests/Runtime run under mono on a tiny NUnit stand-in (Tests~/NUnit).
+- The Unity components on the stubs (Tests~/Probe/HarnessTests.cs): VRM and raw drivers holding an
+  emotion while a stand-in UniVRM rewrites the blendshapes each frame, one speaker per face, status,
+  OnDisable, the port-conflict error, close times, allocation per frame.
+- Allocation per OSC bundle and per WebSocket state (Tests~/Probe/AllocBench.cs), reported.
 - End to end: the real daemon sends the generic OSC scheme, VMC and WebSocket at the same time to
-  three probes under mono, which print what they decoded; junk UDP does not stop a probe.
+  three probes under mono, which print what they decoded; junk UDP does not stop a probe. And a
+  daemon with two inputs (two streams) feeds one face per stream, over OSC and over WebSocket.
 
 Needs ``mcs`` and ``mono`` (apt: mono-mcs, which pulls in mono-runtime); skipped without them
 unless SER_REQUIRE_MONO=1.
@@ -35,9 +42,19 @@ from tiny_model import tone, write_wav
 BRIDGE = REPO / "unity_bridge"
 CORE = sorted((BRIDGE / "Runtime" / "Core").glob("*.cs"))
 UNITY = sorted((BRIDGE / "Runtime" / "Unity").glob("*.cs"))
+VRM = sorted((BRIDGE / "Runtime" / "Vrm10").glob("*.cs")) + sorted((BRIDGE / "Runtime" / "Vrm0").glob("*.cs"))
+SAMPLE_DIR = BRIDGE / "Samples~" / "BasicAvatar"
+SAMPLE = sorted(SAMPLE_DIR.glob("*.cs"))
+RECORDING = SAMPLE_DIR / "DemoStates.txt"
 STUBS = sorted((BRIDGE / "Tests~" / "Stubs").glob("*.cs"))
-PROBE = BRIDGE / "Tests~" / "Probe" / "Probe.cs"
-HARNESS = BRIDGE / "Tests~" / "Probe" / "UnityHarness.cs"
+TESTS = sorted((BRIDGE / "Tests" / "Runtime").glob("*.cs"))
+NUNIT = sorted((BRIDGE / "Tests~" / "NUnit").glob("*.cs"))
+PROBE_DIR = BRIDGE / "Tests~" / "Probe"
+PROBE = [PROBE_DIR / "Probe.cs", PROBE_DIR / "TestRunner.cs", PROBE_DIR / "AllocBench.cs"]
+HARNESS = [PROBE_DIR / "UnityHarness.cs", PROBE_DIR / "HarnessTests.cs"]
+# Unity 2021.3.18+/2022.2+ define this through the asmdef's versionDefines; the stubs then mark
+# FindObjectOfType obsolete, so -warnaserror proves it is not called there.
+FIND_FIRST = "-define:SERDAEMON_HAS_FIND_FIRST"
 
 
 def _need_mono() -> None:
@@ -49,9 +66,9 @@ def _need_mono() -> None:
         pytest.skip(msg)
 
 
-def _mcs(out: Path, sources: list[Path], target: str = "exe") -> None:
+def _mcs(out: Path, sources: list[Path], target: str = "exe", defines: tuple[str, ...] = ()) -> None:
     r = subprocess.run(
-        ["mcs", f"-target:{target}", f"-out:{out}", "-warnaserror+", "-nologo", "-r:System.dll",
+        ["mcs", f"-target:{target}", f"-out:{out}", "-warnaserror+", "-nologo", "-r:System.dll", *defines,
          *map(str, sources)],
         capture_output=True, text=True, timeout=timeout(120),
     )
@@ -62,16 +79,16 @@ def _mcs(out: Path, sources: list[Path], target: str = "exe") -> None:
 def probe_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _need_mono()
     out = tmp_path_factory.mktemp("unity_bridge") / "Probe.exe"
-    _mcs(out, [*CORE, PROBE])
+    _mcs(out, [*CORE, *TESTS, *NUNIT, *PROBE])
     return out
 
 
 @pytest.fixture(scope="module")
 def harness_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Unity components themselves (Runtime/Unity) on the UnityEngine stubs, stepped frame by frame."""
+    """The Unity components themselves (Runtime/Unity, VRM drivers, sample) on the stubs, stepped frame by frame."""
     _need_mono()
     out = tmp_path_factory.mktemp("unity_harness") / "UnityHarness.exe"
-    _mcs(out, [*CORE, *UNITY, *STUBS, HARNESS])
+    _mcs(out, [*CORE, *UNITY, *VRM, *SAMPLE, *STUBS, *HARNESS], defines=(FIND_FIRST,))
     return out
 
 
@@ -152,17 +169,39 @@ def test_package_layout_for_unity() -> None:
     pkg = json.loads((BRIDGE / "package.json").read_text())
     assert re.fullmatch(r"com(\.[a-z0-9-]+){2,}", pkg["name"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", pkg["version"]) and re.fullmatch(r"\d{4}\.\d", pkg["unity"])
-    assert pkg["displayName"] and pkg["description"]
+    assert pkg["displayName"] and pkg["description"] and pkg["author"]["name"] and pkg["license"] == "MIT"
     assert not pkg.get("dependencies"), "no third-party Unity packages"
+    tag = f"unity-v{pkg['version']}"
+    # One tag scheme everywhere: the documentation URL, the README's install URL, the changelog's top entry.
+    assert re.fullmatch(rf"https://github\.com/[^/]+/ser-daemon/blob/{re.escape(tag)}/unity_bridge/README\.md", pkg["documentationUrl"])
+    readme = (BRIDGE / "README.md").read_text()
+    assert f"ser-daemon.git?path=unity_bridge#{tag}" in readme
+    changelog = (BRIDGE / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## \[{re.escape(pkg['version'])}\] - \d{{4}}-\d\d-\d\d$", changelog, re.M), "dated entry for this version"
+    assert (BRIDGE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
+    assert "never" in readme.lower() and "unity editor" in readme.lower(), "README says what never ran in a real editor"
     runtime = json.loads((BRIDGE / "Runtime" / "SerDaemon.Bridge.asmdef").read_text())
     core = json.loads((BRIDGE / "Runtime" / "Core" / "SerDaemon.Bridge.Core.asmdef").read_text())
     assert core["noEngineReferences"] is True
     assert core["name"] in runtime["references"]
+    assert {d["define"] for d in runtime["versionDefines"]} == {"SERDAEMON_HAS_FIND_FIRST"}
     for f in CORE:
         assert not re.search(r"using\s+UnityEngine|UnityEngine\.", f.read_text()), f"{f.name} must stay free of UnityEngine"
+    # The VRM drivers compile only when UniVRM is installed: a define that only UniVRM's package sets.
+    for folder, package, assembly in (("Vrm10", "com.vrmc.vrm", "VRM10"), ("Vrm0", "com.vrmc.univrm", "VRM")):
+        asm = json.loads(next((BRIDGE / "Runtime" / folder).glob("*.asmdef")).read_text())
+        assert assembly in asm["references"] and runtime["name"] in asm["references"]
+        (define,) = asm["defineConstraints"]
+        assert [v["name"] for v in asm["versionDefines"] if v["define"] == define] == [package]
+    tests = json.loads((BRIDGE / "Tests" / "Runtime" / "SerDaemon.Bridge.Tests.asmdef").read_text())
+    assert "nunit.framework.dll" in tests["precompiledReferences"] and "UNITY_INCLUDE_TESTS" in tests["defineConstraints"]
+    assert "UnityEngine.TestRunner" in tests["references"]
     # Packages added by git URL are immutable: Unity ignores any asset there without a .meta file.
     guids = []
-    for p in [BRIDGE / "Runtime", *(BRIDGE / "Runtime").rglob("*")] + [BRIDGE / "package.json", BRIDGE / "README.md"]:
+    shipped = [BRIDGE / "Runtime", *(BRIDGE / "Runtime").rglob("*"), BRIDGE / "Tests", *(BRIDGE / "Tests").rglob("*")]
+    # The sample is copied into Assets/ on import: its scene refers to its scripts and recording by these GUIDs.
+    shipped += [p for p in SAMPLE_DIR.iterdir()]
+    for p in shipped + [BRIDGE / "package.json", BRIDGE / "README.md", BRIDGE / "CHANGELOG.md", BRIDGE / "LICENSE"]:
         if p.suffix == ".meta":
             continue
         meta = p.with_name(p.name + ".meta")
@@ -171,29 +210,91 @@ def test_package_layout_for_unity() -> None:
         assert m, meta
         guids.append(m.group(1))
     assert len(guids) == len(set(guids)), "duplicate GUIDs in .meta files"
-    assert (BRIDGE / "Samples~" / "BasicAvatar" / "README.md").is_file()
     sample = pkg["samples"][0]
-    assert (BRIDGE / sample["path"]).is_dir()
+    assert (BRIDGE / sample["path"]) == SAMPLE_DIR
+    # The scene's MonoBehaviours point at real scripts (package or sample) by GUID; its recording too.
+    scene = (SAMPLE_DIR / "BasicAvatar.unity").read_text()
+    assert scene.startswith("%YAML 1.1\n%TAG !u! tag:unity3d.com,2011:\n")
+    meta_guid = {re.search(r"^guid: (\w+)$", m.read_text(), re.M).group(1): m for m in BRIDGE.rglob("*.meta")}
+    refs = re.findall(r"guid: ([0-9a-f]{32}), type: 3", scene)
+    assert len(refs) >= 5 and all(g in meta_guid for g in refs), [g for g in refs if g not in meta_guid]
+    names = {meta_guid[g].name for g in refs}
+    assert {"SerDaemonReceiver.cs.meta", "MockDaemonSender.cs.meta", "EmotionHud.cs.meta", "DemoStates.txt.meta"} <= names
+    lines = RECORDING.read_text().splitlines()
+    assert json.loads(lines[0])["type"] == "hello" and sum(json.loads(ln)["type"] == "state" for ln in lines) >= 30
 
 
 # ---------------------------------------------------------------------------------------------- compile
 
 
-def test_unity_scripts_compile_against_stubs(tmp_path) -> None:
+@pytest.mark.parametrize("defines", [(), (FIND_FIRST,)], ids=["unity-2021.3.0", "find-first-object"])
+def test_unity_scripts_compile_against_stubs(tmp_path, defines) -> None:
+    """Runtime/Unity, both VRM drivers (on UniVRM stand-ins) and the sample's scripts, both sides of the define."""
     _need_mono()
-    _mcs(tmp_path / "SerDaemon.Bridge.dll", [*CORE, *UNITY, *STUBS], target="library")
+    _mcs(tmp_path / "SerDaemon.Bridge.dll", [*CORE, *UNITY, *VRM, *SAMPLE, *STUBS], target="library", defines=defines)
+
+
+def _selftest(exe: Path, tag: str, names: tuple[str, ...]) -> str:
+    """Run ``mono exe --selftest``; it must pass, and with each named check reported as "<tag> ok <name>"."""
+    r = subprocess.run(["mono", str(exe), "--selftest"], capture_output=True, text=True, timeout=timeout(90))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and f"{tag} PASS" in out, out
+    for name in names:
+        assert re.search(rf"^{tag} ok {re.escape(name)}( |$)", out, re.M), f"{name} did not pass:\n{out}"
+    return out
 
 
 def test_probe_selftest(probe_exe) -> None:
-    """Parser, JSON reader, state decoder, mapper (smoothing, 0..100, missing names once), receiver."""
-    r = subprocess.run(["mono", str(probe_exe), "--selftest"], capture_output=True, text=True, timeout=timeout(60))
+    """Tests/Runtime (NUnit style): parser, JSON readers, per-stream decoding, mapper, receiver, queues."""
+    out = _selftest(probe_exe, "SELFTEST", ("OscTests.FuzzNeverThrows", "OscTests.TruncationsRejected", "OscTests.DeepNestingRefused",
+                 "MapperTests.Smoothing", "MapperTests.ScaleGainsAndCaseFallback", "MapperTests.MissingReportedOnceAndWritesOnlyOnChange",
+                 "MapperTests.InfiniteOrNanGainNeverLeavesNaN", "MapperTests.SinkErrorsContained", "MapperTests.ResetPutsTheFaceAtRestAtOnce",
+                 "TransportTests.ReceiverSurvivesJunk", "TransportTests.ReceiverDisposeIsFast", "TransportTests.PortInUseFailsLoudly",
+                 "TransportTests.ReceiverQueueBoundedByBytes", "TransportTests.WebSocketDisposeIsFast",
+                 "JsonTests.DecoderAgreesWithTreeReader", "JsonTests.StreamsStatusAndHello", "DecoderTests.OneStatePerStream",
+                 "DecoderTests.VmcWaitsForApply"))
+    # Every [Test] in Tests/Runtime ran (the runner finds them by reflection).
+    declared = sum(f.read_text().count("[Test]") for f in TESTS)
+    assert f"passed={declared} failed=0" in out, out
+
+
+def test_unity_components_on_stubs(harness_exe) -> None:
+    """Drivers hold an emotion for 300 frames while a stand-in UniVRM rewrites the blendshapes each frame."""
+    out = _selftest(harness_exe, "HARNESS", ("raw_driver_holds_against_vrm10_instance", "raw_driver_write_on_change_loses_it", "vrm10_driver_holds_emotion",
+                 "vrm10_missing_expressions_warned_once", "vrm10_on_disable_resets", "vrm0_driver_holds_emotion",
+                 "vrm0_on_disable_resets", "vrm0_driver_reads_vmc", "one_speaker_per_face", "no_audio_relaxes_face", "raw_on_disable_resets",
+                 "smoothing_uses_unscaled_time", "infinite_gain_never_nan", "port_in_use_error", "close_does_not_stall",
+                 "main_thread_frame_allocation_free"))
+    for line in out.splitlines():
+        if line.startswith(("HARNESS CLOSE", "HARNESS ALLOC")):
+            print(line)  # the figures, for -s runs and the report
+
+
+def test_sample_scene_scripts_replay_recording(harness_exe) -> None:
+    """The sample's mock sender replays the recorded state stream over OSC; the receiver gets every state."""
+    r = subprocess.run(["mono", str(harness_exe), "--sample", str(RECORDING)], capture_output=True, text=True, timeout=timeout(60))
     out = r.stdout + r.stderr
-    assert r.returncode == 0 and "SELFTEST PASS" in out, out
-    for name in ("osc.fuzz_never_throws", "osc.truncations_rejected", "osc.deep_nesting_refused",
-                 "mapper.smoothing_one_tau", "mapper.scale_0_100", "mapper.missing_reported_once",
-                 "mapper.case_insensitive_fallback", "mapper.sink_errors_contained", "receiver.survives_junk",
-                 "receiver.dispose_fast", "json.state", "decoder.vmc_apply"):
-        assert f"SELFTEST ok {name}" in out, f"{name} did not pass:\n{out}"
+    states = [json.loads(ln) for ln in RECORDING.read_text().splitlines() if '"type":"state"' in ln]
+    m = re.search(r"^SAMPLE loaded=(\d+) sent=(\d+) frames=(\d+) label=(\w+)$", out, re.M)
+    assert r.returncode == 0 and m, out
+    assert int(m.group(1)) == int(m.group(2)) == int(m.group(3)) == len(states), out
+    assert m.group(4) == states[-1]["label"]
+    assert f"SAMPLE HUD {states[-1]['label']} " in out, out
+
+
+def test_allocation_per_bundle_and_state(probe_exe) -> None:
+    """Bytes allocated per OSC bundle (receive thread, main thread) and per WebSocket state, under Mono.
+
+    Allocation counts are exact per thread (not timing); before this version they were about 36 KB +
+    13 KB per bundle and 46 KB per state. The figures are printed for the report.
+    """
+    r = subprocess.run(["mono", str(probe_exe), "--alloc", str(RECORDING)], capture_output=True, text=True, timeout=timeout(120))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    figures = {k: int(v) for k, v in re.findall(r"(\w+_per_(?:bundle|state))=(\d+)", out)}
+    print(out)
+    assert set(figures) == {"ws_decode_per_state", "osc_receive_thread_per_bundle", "osc_main_thread_per_bundle"}, out
+    assert all(v <= 256 for v in figures.values()), out
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -308,17 +409,72 @@ def test_daemon_to_csharp_probes(probe_exe, harness_exe, tiny_bundle, tmp_path) 
     # Unity components: the face followed the stream with smoothing, the missing blendshape was warned
     # about once, the face relaxed at the end, and disabling the receiver closed its socket.
     warnings = [ln for ln in unity_lines if ln.startswith("WARNING")]
-    assert warnings == ["WARNING SkinnedMeshEmotionDriver: blendshape 'Fcl_ALL_Surprised' not found on Avatar; it is skipped"]
-    uw: dict[str, list[float]] = {}
-    for ln in unity_lines:
-        if ln.startswith("UNITY WEIGHT "):
-            _, _, name, value = ln.split()
-            uw.setdefault(name, []).append(float(value))
+    assert warnings == ["WARNING SkinnedMeshEmotionDriver: blendshape 'Fcl_ALL_Surprised' not found on Avatar first; it is skipped"]
+    uw = _unity_weights(unity_lines)["first"]
     assert max(uw["Fcl_ALL_Angry"]) > 50 and max(uw["Fcl_ALL_Fun"]) > 0
     assert len(uw["Fcl_ALL_Angry"]) > 5  # moved in steps (smoothing), not one jump
-    final = next(ln for ln in unity_lines if ln.startswith("UNITY FINAL "))
-    assert all(kv.split("=")[1] == "0.00" for kv in final.split()[2:]), final
+    final = next(ln for ln in unity_lines if ln.startswith("UNITY FINAL first "))
+    assert all(kv.split("=")[1] == "0.00" for kv in final.split()[3:]), final
     done = next(ln for ln in unity_lines if ln.startswith("UNITY DONE"))
     assert f"frames={len(labels)} " in done and "label=neutral" in done, done
-    assert "UNITY CLOSED listening=0" in unity_lines
+    closed = next(ln for ln in unity_lines if ln.startswith("UNITY CLOSED "))
+    assert closed.startswith("UNITY CLOSED listening=0 close_ms="), closed
     assert not any(ln.startswith(("ERROR", "EXCEPTION")) for ln in unity_lines)
+
+
+def _unity_weights(lines: list[str]) -> dict[str, dict[str, list[float]]]:
+    """UNITY WEIGHT <face> <blendshape> <value> lines: face -> blendshape -> values over time."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for ln in lines:
+        if ln.startswith("UNITY WEIGHT "):
+            _, _, face, name, value = ln.split()
+            out.setdefault(face, {}).setdefault(name, []).append(float(value))
+    return out
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_two_streams_one_face_each(harness_exe, tiny_bundle, tmp_path) -> None:
+    """A daemon with two inputs (two streams, two speakers): each face follows its own stream, over OSC
+    (the daemon's /ser/<stream>/... addresses, faces by id) and over WebSocket (face "first" = the
+    hello's first stream, the other by id). The angry voice never shows on the calm face and back."""
+    angry = write_wav(tmp_path / "angryvoice.wav", tone(3000, 3.0))
+    calm = write_wav(tmp_path / "calmvoice.wav", tone(200, 3.0))
+    p_osc, p_ws = free_port(socket.SOCK_DGRAM), free_port()
+    osc_face = ProbeProc(harness_exe, "--udp", str(p_osc), "--faces", "angryvoice,calmvoice", "--seconds", "45", "--idle-exit", "1.5")
+    ws_face = None
+    daemon = None
+    try:
+        osc_face.wait_for(r"^READY udp=", 15)
+        daemon = subprocess.Popen(
+            daemon_cmd("--input", str(angry), "--input", str(calm), "--osc", f"127.0.0.1:{p_osc}",
+                       "--ws", f"127.0.0.1:{p_ws}", "--wait-clients", "1", "--quiet"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+        )
+        # The WebSocket receiver retries until the daemon's server is up; audio starts once it is connected.
+        ws_face = ProbeProc(harness_exe, "--ws", f"ws://127.0.0.1:{p_ws}/", "--faces", "first,calmvoice",
+                            "--seconds", "45", "--idle-exit", "1.5")
+        _, err = daemon.communicate(timeout=timeout(60))
+        assert daemon.returncode == 0, err
+        osc_lines = osc_face.finish(15)
+        ws_lines = ws_face.finish(15)
+    finally:
+        for p in (osc_face, ws_face):
+            if p is not None:
+                p.kill()
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=5)
+
+    for lines, angry_face in ((osc_lines, "angryvoice"), (ws_lines, "first")):
+        assert not any(ln.startswith(("ERROR", "EXCEPTION")) for ln in lines), lines[-20:]
+        done = next(ln for ln in lines if ln.startswith("UNITY DONE"))
+        assert set(done.split("streams=")[1].split(",")) == {"angryvoice", "calmvoice"}, done
+        w = _unity_weights(lines)
+        a, c = w[angry_face], w["calmvoice"]
+        assert max(a["Fcl_ALL_Angry"]) > 50, (angry_face, a)
+        assert max(c.get("Fcl_ALL_Angry", [0.0])) < 20, ("the calm face showed anger", c)
+        assert max(c.get("Fcl_ALL_Fun", [0.0])) > max(a.get("Fcl_ALL_Fun", [0.0])), (a, c)
+        final = [ln for ln in lines if ln.startswith("UNITY FINAL ")]
+        assert len(final) == 2 and all(kv.split("=")[1] == "0.00" for ln in final for kv in ln.split()[3:]), final

@@ -9,6 +9,13 @@ out unless ``--include-train-speakers`` is given, so the figures stay
 speaker-independent.  Writes ``report.json``, ``report.txt`` and
 ``confusion_matrix.png`` (clip level) to ``--out`` and prints the text.
 
+Score what a viewer of the avatar sees: conversation-like recordings per
+speaker (segments of 2-4 clips of one emotion, pauses kept, shuffled order)
+replayed through the daemon's streaming pipeline (see ``timeline.py``)::
+
+    ser-eval --timeline --data ../shared/data/ravdess --speakers Actor_17,Actor_18,Actor_19,Actor_20
+    ser-eval --timeline --data ../shared/data/emovo --merge calm=neutral --no-streaming
+
 Cross-validate the training recipe by speaker (trains K models)::
 
     ser-eval --cv 4 --data ../shared/data/ravdess --exclude-speakers Actor_17,Actor_18,Actor_19,Actor_20
@@ -44,7 +51,8 @@ def _label_map(text: str) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ser-eval", description="Speaker-independent evaluation of a speech-emotion model.")
-    p.add_argument("--data", required=True, help="data folder or CSV manifest")
+    p.add_argument("--data", required=True, nargs="+", action="extend",
+                   help="data folder(s) or CSV manifest(s); several are scored together")
     p.add_argument("--layout", default="auto",
                    choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
     p.add_argument("--model", default=None, help="model bundle folder (default: the shipped model)")
@@ -55,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score speakers the model trained on (not speaker-independent!)")
     p.add_argument("--label-map", type=_label_map, default={}, help="data_label=model_label,... renames")
     p.add_argument("--backend", default="litert", choices=["litert", "keras"])
-    p.add_argument("--no-streaming", action="store_true", help="skip the streaming replay")
+    p.add_argument("--no-streaming", action="store_true", help="skip the per-clip streaming replay")
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="replay with the hop, gate and smoothing settings of this daemon config file "
+                        "(default: the daemon's defaults)")
+    p.add_argument("--timeline", action="store_true",
+                   help="also replay conversation-like recordings per speaker and score what the face shows")
+    p.add_argument("--timeline-seed", type=int, default=0, help="with --timeline: seed of the segment order")
+    p.add_argument("--settle-s", type=float, default=2.0,
+                   help="with --timeline: decisions this far into a segment (and voiced) are scored")
+    p.add_argument("--merge", type=_label_map, default={},
+                   help="with --timeline: label=label,... merged for scoring, truth and shown alike (e.g. calm=neutral)")
     p.add_argument("--cv", type=int, default=0, help="speaker k-fold of the training recipe instead (trains K models)")
     p.add_argument("--epochs", type=int, default=None, help="with --cv: epochs per fold")
     p.add_argument("--cache", default=None, help="with --cv: feature cache folder")
@@ -110,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .datasets import load_dataset
 
     try:
-        clips = load_dataset(args.data, args.layout)
+        clips = [c for root in args.data for c in load_dataset(root, args.layout)]
     except SerError as exc:
         print(f"ser-eval: {exc}", file=sys.stderr)
         return 2
@@ -134,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         bundle = load_bundle(model_dir)
         clf = load_classifier(bundle, backend=args.backend)
+        settings = None
+        if args.config:
+            from ..cli import analysis_settings_from_file
+
+            settings = analysis_settings_from_file(args.config)
     except SerError as exc:
         print(f"ser-eval: {exc}", file=sys.stderr)
         return 2
@@ -155,20 +178,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(window_s=bundle.window_s, trim=trim)
     progress = None if args.quiet else sys.stderr
     fs = build_feature_set(clips, labels, bundle.features, cfg, augment=False, progress=progress)
+    if bundle.speaker_norm is not None:
+        # Window and clip figures normalise each speaker by the reference of all
+        # their clips (what the live estimate converges to); the streaming replay
+        # starts every clip from the model's prior instead, as a new voice does.
+        from .train import apply_speaker_norm
+
+        fs, _ = apply_speaker_norm(fs, cfg.seed)
     probs = np.concatenate([clf.predict(fs.x[i : i + 64].astype(np.float32)) for i in range(0, len(fs.y), 64)])
     index = {lab: i for i, lab in enumerate(labels)}
     reports = evaluate_predictions(probs, fs.y, fs.clip, np.array([index[c.label] for c in clips]), labels)
     reports["command"] = "ser-eval " + " ".join(sys.argv[1:] if argv is None else list(argv))
     reports["model"] = str(bundle.directory)
-    reports["data"] = str(args.data)
+    reports["data"] = [str(d) for d in args.data]
     reports["speakers"] = sorted({c.speaker for c in clips})
     reports["skipped_labels"] = skipped
     if not args.no_streaming:
         reports["streaming"] = streaming_eval(clips, clf, labels, sample_rate=bundle.features.sample_rate,
-                                              progress=progress)
+                                              settings=settings, progress=progress)
+    if args.timeline:
+        from .timeline import evaluate_timeline
+
+        score, _ = evaluate_timeline(clips, clf, settings=settings, seed=args.timeline_seed,
+                                     settle_s=args.settle_s, merge=args.merge, progress=progress)
+        reports["timeline"] = score.to_dict()
     spk = reports["speakers"]
     who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
-    paths = write_reports(args.out, reports, f"{bundle.name} on {Path(args.data).name}, unseen: {who}")
+    data_names = "+".join(Path(d).name for d in args.data)
+    paths = write_reports(args.out, reports, f"{bundle.name} on {data_names}, unseen: {who}")
     print(paths["txt"].read_text(encoding="utf-8"))
     print(f"reports in {Path(args.out)}: {', '.join(p.name for p in paths.values())}")
     return 0

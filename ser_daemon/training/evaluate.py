@@ -229,8 +229,9 @@ def streaming_eval(
         "p90_s": float(np.percentile(arr, 90)) if settle else nan,
     }
     rep["clips_never_voiced"] = never_voiced
-    # The displayed label passes the daemon's confidence floor and hysteresis;
-    # the argmax of the smoothed probabilities shows what the model believed.
+    # The smoothed label passed the daemon's hysteresis and dwell (it is the best
+    # guess also when the state is uncertain); the argmax of the smoothed
+    # probabilities shows what the model believed.
     rep["smoothed_argmax"] = {
         k: v for k, v in classification_report(np.array(y_true), np.array(y_argmax), labels).items()
         if k in ("n", "accuracy", "macro_f1", "confusion", "labels")
@@ -297,9 +298,13 @@ def write_reports(out_dir: str | os.PathLike[str], reports: Mapping[str, Any], t
                 am = reports[key].get("smoothed_argmax")
                 if am:
                     texts.append(
-                        f"argmax of the smoothed probabilities at the end of the voiced part (no confidence floor): "
+                        f"argmax of the smoothed probabilities at the end of the voiced part (no hysteresis): "
                         f"accuracy {am['accuracy']:.3f}, macro-F1 {am['macro_f1']:.3f}"
                     )
+    if isinstance(reports.get("timeline"), Mapping):
+        from .timeline import format_timeline
+
+        texts.append(format_timeline(reports["timeline"], title))
     paths = {
         "json": write_json(reports, out / "report.json"),
         "txt": out / "report.txt",

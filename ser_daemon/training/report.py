@@ -54,9 +54,83 @@ def _export_choice_line(exp: Mapping[str, Any]) -> str:
     )
 
 
+def _timeline_lines(title: str, tl: Mapping[str, Any]) -> list[str]:
+    """Headline figures and the per-class table of one ``ser-eval --timeline`` result."""
+    merge = (tl.get("extra") or {}).get("merge") or {}
+    merged = f"; {', '.join(f'{a} scored as {b}' for a, b in merge.items())}" if merge else ""
+    lines = [
+        f"**Timeline, {title}** (what a viewer sees: per speaker one recording of 2-4 clip segments of one"
+        f" emotion, pauses kept; decisions >= {tl['settle_s']:g} s into a segment with voice heard;"
+        f" unsure counts as wrong{merged}):",
+        "",
+        "| settled accuracy | best guess | macro-F1 | neutral during emotion | unsure shown |"
+        " flicker /min | median time to right |",
+        "|---|---|---|---|---|---|---|",
+        f"| {_pct(tl['settled_accuracy'])} | {_pct(tl['settled_accuracy_guess'])} | {_f(tl['macro_f1'])} |"
+        f" {_pct(tl['neutral_share_emotional'])} | {_pct(tl['unsure_share'])} |"
+        f" {_f(tl['flicker_per_min'])} | {_f(tl['median_time_to_right_s'])} s |",
+        "",
+        "| class | precision | recall | F1 | n |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {lab} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['n']} |"
+              for lab, m in tl["per_class"].items() if m["n"]]
+    return lines + [""]
+
+
+_CORPORA = {
+    "ravdess": [
+        "- **RAVDESS** audio-only speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391,",
+        "  doi:10.1371/journal.pone.0196391), 16 kHz mono conversion; 60 clips per actor, 2 English sentences.",
+        "  **License: CC BY-NC-SA 4.0**: attribution, non-commercial use only, share-alike.",
+    ],
+    "emovo": [
+        "- **EMOVO** Italian emotional speech (Costantini, Iaderola, Paoloni & Todisco, LREC 2014), 16 kHz mono;",
+        "  98 clips per actor, 14 sentences, 7 emotions (no calm).",
+        "  **License: free for research and non-commercial use with acknowledgment of the paper.**",
+    ],
+}
+
+
+def _data_lines(tr: Mapping[str, Any]) -> list[str]:
+    roots = (tr.get("data") or {}).get("root") or []
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    lines = ["- Trained on:"] if roots else []
+    for root in roots:
+        name = Path(str(root)).name.lower()
+        lines += [ln.replace("- ", "  - ", 1) if i == 0 else "  " + ln for i, ln in enumerate(_CORPORA.get(
+            name, [f"- `{name}`: its own licence terms apply to the weights."]))]
+    lines += [
+        "- **The weights carry the most restrictive of these terms: non-commercial use only, share-alike,",
+        "  with attribution of each corpus.** (The ser-daemon code is MIT; this model is not.)",
+    ]
+    return lines
+
+
+def _speaker_norm_lines(meta: Mapping[str, Any]) -> list[str]:
+    sn = meta.get("speaker_norm")
+    if not sn:
+        return []
+    return [
+        "- **Per-speaker normalisation**: the model sees log-mel minus the speaker's mean voiced log-mel",
+        "  spectrum. Training subtracts each training speaker's reference (augmented copies: references from",
+        "  neutral/calm speech only, a random half, or all of the speaker's clips); the daemon keeps a",
+        f"  per-stream running estimate, starting from the training population's mean (weight"
+        f" {sn.get('prior_frames', 0) / 100:g} s of voice) and averaging voiced frames with a memory of"
+        f" {sn.get('max_frames', 0) / 100:g} s of voice.",
+    ]
+
+
 def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None, cv: Mapping[str, Any] | None,
-                      notes: Sequence[str] = (), heldout_meta: Mapping[str, Any] | None = None) -> str:
-    """The card as Markdown."""
+                      notes: Sequence[str] = (), heldout_meta: Mapping[str, Any] | None = None,
+                      timelines: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> str:
+    """The card as Markdown.
+
+    Args:
+        timelines: extra ``(title, report)`` pairs of ``ser-eval --timeline``
+            runs (e.g. another language); the held-out report's own timeline
+            comes first when it has one.
+    """
     tr = meta.get("training", {})
     cfg = tr.get("config", {})
     exp = meta.get("export", {})
@@ -72,20 +146,17 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "",
         "## Data and license",
         "",
-        "- Trained on **RAVDESS** audio-only speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391,",
-        "  doi:10.1371/journal.pone.0196391), actors 01-20 as provided in the shared data folder",
-        "  (16 kHz mono conversion; 60 clips per actor, 2 sentences, neutral has half the clips).",
+        *_data_lines(tr),
         f"- Speakers the shipped weights were trained on ({len(tr.get('train_speakers', []))}): "
         f"{', '.join(tr.get('train_speakers', []))}.",
-        "- **License: CC BY-NC-SA 4.0.** The weights are derived from RAVDESS and carry its terms:",
-        "  attribution, non-commercial use only, share-alike. (The ser-daemon code is MIT; this model is not.)",
-        "- No audio from the corpus is included in this repository.",
+        "- No audio from any corpus is included in this repository.",
         "",
         "## Model",
         "",
         f"- Input: `(batch, {meta['input_shape'][0]}, {meta['input_shape'][1]})` raw log-mel from",
         "  `ser_daemon.features.log_mel` (the daemon's own front end; settings in `ser_model.json`).",
         "  Output: softmax over the labels in `ser_model.json` order.",
+        *_speaker_norm_lines(meta),
         "- Per-window standardisation inside the model (gain-invariant), then 4 conv blocks "
         f"(width {cfg.get('model', {}).get('width')}, first conv strided), global average pooling, dropout, dense.",
         f"- Files: `model.keras` (Keras 3, stock layers only), `model.tflite` ({choice} LiteRT export,"
@@ -154,12 +225,17 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
             if am:
                 lines += [
                     "The displayed label is below the clip figure mainly because RAVDESS utterances are short"
-                    " (about 1.5-2.5 s) and the daemon's smoother starts from neutral and shows neutral while the"
-                    f" top smoothed probability is under its confidence floor: the argmax of the smoothed"
+                    " (about 1.5-2.5 s) and the daemon's smoother starts from neutral and changes its label only"
+                    " once a class beats the shown one by the hysteresis: the argmax of the smoothed"
                     f" probabilities at the end of the utterance is right for {_pct(am.get('accuracy'))} of the clips"
                     f" (macro-F1 {_f(am.get('macro_f1'))}).",
                 ]
             lines.append("")
+        if isinstance(heldout.get("timeline"), Mapping):
+            lines += _timeline_lines(f"held-out {spk}", heldout["timeline"])
+    for title, tl in timelines:
+        lines += _timeline_lines(title, tl)
+    if heldout:
         cm = np.asarray(heldout["clip"]["confusion"])
         off = [(int(cm[i, j]), heldout["clip"]["labels"][i], heldout["clip"]["labels"][j])
                for i in range(len(cm)) for j in range(len(cm)) if i != j and cm[i, j] > 0]
@@ -193,7 +269,8 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     lines += [
         "## Known limits",
         "",
-        "- Acted, read English speech (two neutral sentences, 20 North-American actors, studio microphones).",
+        "- Acted, read speech (English: two sentences, 20 North-American actors; Italian: 6 actors if EMOVO was",
+        "  used), studio microphones.",
         "  Real users speaking spontaneously, other languages and accents, children, and real headset",
         "  microphones will score lower; the augmentation only approximates headset and room conditions.",
         "- Emotions are posed and exaggerated; everyday emotion is subtler and often mixed.",
@@ -213,6 +290,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         lines.append(heldout_meta.get("training", {}).get("command", "ser-train ... --holdout-speakers ..."))
     if heldout and heldout.get("command"):
         lines.append(heldout["command"])
+    lines += list(meta.get("_extra_commands", []))
     lines += [
         meta.get("_report_command", "python -m ser_daemon.training.report --model models/default"),
         "```",
@@ -237,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--heldout-model", default=None,
                    help="bundle that produced the held-out figures, when it is not the shipped model")
     p.add_argument("--timing-calls", type=int, default=1000, help="LiteRT calls to time (1 thread, batch 1)")
+    p.add_argument("--timeline-report", action="append", default=[], metavar="REPORT.json",
+                   help="report.json of a ser-eval --timeline run to add (e.g. another language); repeatable")
+    p.add_argument("--notes", default=None, metavar="FILE.md",
+                   help="hand-written Markdown (validation protocol, what was tried) appended to the card")
     args = p.parse_args(argv)
     model = Path(args.model)
     meta = json.loads((model / "ser_model.json").read_text())
@@ -263,8 +345,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     heldout_meta = None
     if args.heldout_model:
         heldout_meta = json.loads((Path(args.heldout_model) / "ser_model.json").read_text())
-    (model / "MODEL_CARD.md").write_text(render_model_card(meta, heldout, cv, heldout_meta=heldout_meta),
-                                         encoding="utf-8")
+    timelines = []
+    for path in args.timeline_report:
+        rep = json.loads(Path(path).read_text())
+        data = "+".join(Path(d).name for d in rep.get("data", [])) if isinstance(rep.get("data"), list) \
+            else Path(str(rep.get("data", path))).name
+        spk = rep.get("speakers") or []
+        who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
+        timelines.append((f"{data}, unseen: {who}", rep["timeline"]))
+        if rep.get("command"):
+            meta.setdefault("_extra_commands", []).append(rep["command"])
+    (model / "MODEL_CARD.md").write_text(
+        render_model_card(meta, heldout, cv, heldout_meta=heldout_meta, timelines=timelines,
+                          notes=[""] + Path(args.notes).read_text(encoding="utf-8").splitlines() if args.notes else ()),
+        encoding="utf-8")
     # Keep the figures with the weights too (the daemon ignores unknown keys).
     evaluation: dict[str, Any] = {}
     if heldout:
@@ -279,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluation["heldout"]["streaming"]["settle"] = heldout["streaming"].get("settle")
             evaluation["heldout"]["streaming"]["smoothed_argmax"] = {
                 k: heldout["streaming"].get("smoothed_argmax", {}).get(k) for k in ("accuracy", "macro_f1")}
+    headline = ("settled_accuracy", "settled_accuracy_guess", "macro_f1", "neutral_share_emotional", "unsure_share",
+                "flicker_per_min", "median_time_to_right_s", "n_settled")
+    all_tl = ([("heldout", heldout["timeline"])] if heldout and isinstance(heldout.get("timeline"), Mapping) else [])
+    all_tl += timelines
+    if all_tl:
+        evaluation["timeline"] = {title: {k: tl.get(k) for k in headline} for title, tl in all_tl}
     if cv:
         evaluation["cross_validation"] = {k: cv[k] for k in
                                           ("k", "window_accuracy", "window_macro_f1", "clip_accuracy", "clip_macro_f1")}

@@ -26,11 +26,12 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..features import FeatureConfig
+from ..features import FeatureConfig, log_mel
+from ..speaker_norm import voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, spec_augment
 from .datasets import Clip
@@ -112,6 +113,10 @@ class FeatureSet:
         version: 0 for the clean clip, 1.. for augmented copies.
         clips: the clips, in index order.
         labels: class names, in label-index order.
+        clip_voiced_sum: ``(n_clips, n_mels)`` sum of each clean clip's voiced
+            log-mel frames (see :func:`ser_daemon.speaker_norm.voiced_frames`).
+        clip_voiced_n: voiced frames per clip; with the sums they give any
+            group of clips' speaker reference.
     """
 
     x: np.ndarray
@@ -120,9 +125,16 @@ class FeatureSet:
     version: np.ndarray
     clips: list[Clip]
     labels: list[str]
+    clip_voiced_sum: np.ndarray | None = None
+    clip_voiced_n: np.ndarray | None = None
 
     def select(self, mask: np.ndarray) -> "FeatureSet":
-        return FeatureSet(self.x[mask], self.y[mask], self.clip[mask], self.version[mask], self.clips, self.labels)
+        return FeatureSet(self.x[mask], self.y[mask], self.clip[mask], self.version[mask], self.clips, self.labels,
+                          self.clip_voiced_sum, self.clip_voiced_n)
+
+    def with_x(self, x: np.ndarray) -> "FeatureSet":
+        return FeatureSet(x, self.y, self.clip, self.version, self.clips, self.labels,
+                          self.clip_voiced_sum, self.clip_voiced_n)
 
     def speakers(self) -> np.ndarray:
         """Speaker per window."""
@@ -146,12 +158,17 @@ def _progress(prefix: str, done: int, total: int, t0: float, stream: Any = sys.s
 
 def clip_windows(
     clip: Clip, feature_cfg: FeatureConfig, cfg: TrainConfig, copies: int
-) -> tuple[list[np.ndarray], list[int]]:
-    """Features of the clean clip (version 0, eval hop) and ``copies`` augmented versions."""
+) -> tuple[list[np.ndarray], list[int], np.ndarray, int]:
+    """Features of the clean clip (version 0, eval hop) and ``copies`` augmented versions.
+
+    Also returns the sum and count of the clean clip's voiced frames, from which
+    speaker references are formed.
+    """
     sr = feature_cfg.sample_rate
     win = int(round(cfg.window_s * sr))
     x = load_audio(clip.path, sr)
     bounds = speech_bounds(x, sr, cfg.trim)
+    voiced = voiced_frames(log_mel(x, feature_cfg))
     rng = np.random.default_rng(_clip_seed(cfg.seed, clip))
     feats, versions = [], []
     starts = window_starts(len(x), bounds, win, int(round(cfg.eval_hop_s * sr)))
@@ -164,7 +181,7 @@ def clip_windows(
         starts = window_starts(len(y), b, win, hop, offset=shift)
         feats.append(features_of(cut_windows(y, starts, win, pad_seed=v), feature_cfg))
         versions.append(v)
-    return feats, versions
+    return feats, versions, voiced.astype(np.float64).sum(axis=0), len(voiced)
 
 
 def build_feature_set(
@@ -192,7 +209,7 @@ def build_feature_set(
             "features": feature_cfg.to_dict(),
             "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")},
             "copies": copies,
-            "v": 1,
+            "v": 2,
         },
         sort_keys=True,
     )
@@ -200,12 +217,14 @@ def build_feature_set(
     cache = Path(cache_dir) / f"features-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         z = np.load(cache)
-        return FeatureSet(z["x"], z["y"], z["clip"], z["version"], clips, labels)
+        return FeatureSet(z["x"], z["y"], z["clip"], z["version"], clips, labels, z["vsum"], z["vn"])
     index = {name: i for i, name in enumerate(labels)}
     xs, ys, cs, vs = [], [], [], []
+    vsum = np.zeros((len(clips), feature_cfg.n_mels), np.float64)
+    vn = np.zeros(len(clips), np.int64)
     t0 = time.perf_counter()
     for ci, clip in enumerate(clips):
-        feats, versions = clip_windows(clip, feature_cfg, cfg, copies)
+        feats, versions, vsum[ci], vn[ci] = clip_windows(clip, feature_cfg, cfg, copies)
         for f, v in zip(feats, versions):
             xs.append(f.astype(np.float16))
             n = len(f)
@@ -214,13 +233,77 @@ def build_feature_set(
             vs.append(np.full(n, v, np.int16))
         if progress is not None and (ci + 1 == len(clips) or ci % 20 == 0):
             _progress("features", ci + 1, len(clips), t0, progress)
-    fs = FeatureSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(vs), clips, labels)
+    fs = FeatureSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(vs), clips, labels,
+                    vsum, vn)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, x=fs.x, y=fs.y, clip=fs.clip, version=fs.version)
+        np.savez(tmp, x=fs.x, y=fs.y, clip=fs.clip, version=fs.version, vsum=vsum, vn=vn)
         tmp.replace(cache)
     return fs
+
+
+REFERENCE_CLASSES = ("neutral", "calm")
+
+
+def speaker_references(
+    fs: FeatureSet, clip_sets: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, np.ndarray]:
+    """Each speaker's reference (mean voiced log-mel frame) from all their clips, or from ``clip_sets``."""
+    if fs.clip_voiced_sum is None or fs.clip_voiced_n is None:
+        raise ValueError("feature set has no voiced-frame statistics (built before speaker normalisation existed)")
+    groups: dict[str, list[int]] = {}
+    if clip_sets is None:
+        for i, c in enumerate(fs.clips):
+            groups.setdefault(c.speaker, []).append(i)
+    else:
+        groups = {k: list(v) for k, v in clip_sets.items()}
+    refs = {}
+    for spk, idx in groups.items():
+        n = fs.clip_voiced_n[idx].sum()
+        if n > 0:
+            refs[spk] = (fs.clip_voiced_sum[idx].sum(axis=0) / n).astype(np.float32)
+    return refs
+
+
+def apply_speaker_norm(fs: FeatureSet, seed: int) -> tuple[FeatureSet, np.ndarray]:
+    """Subtract each window's speaker reference; returns the set and the population prior.
+
+    Clean windows (version 0) use the reference of all the speaker's clips.
+    Augmented copies use references drawn from a random part of the speaker's
+    clips -- a third from neutral and calm speech only, a third from a random
+    half, a third from all -- so the model does not depend on how much of each
+    emotion the live estimate happens to have heard (a user who spoke calmly for
+    minutes and then gets angry must still be shown angry).
+    """
+    rng = np.random.default_rng(seed + 11)
+    full = speaker_references(fs)
+    prior = np.mean(np.stack(list(full.values())), axis=0).astype(np.float32)
+    by_speaker: dict[str, list[int]] = {}
+    for i, c in enumerate(fs.clips):
+        by_speaker.setdefault(c.speaker, []).append(i)
+    x = np.empty(fs.x.shape, np.float16)
+    keys = np.stack([fs.clip, fs.version.astype(np.int32)], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    for u, (ci, ver) in enumerate(uniq):
+        spk = fs.clips[ci].speaker
+        idx = by_speaker[spk]
+        if ver == 0:
+            ref = full[spk]
+        else:
+            mode = rng.integers(3)
+            calm = [i for i in idx if fs.clips[i].label in REFERENCE_CLASSES]
+            if mode == 0 and calm:
+                pick = calm
+            elif mode == 1:
+                pick = list(rng.choice(idx, size=max(1, len(idx) // 2), replace=False))
+            else:
+                pick = idx
+            ref = speaker_references(fs, {spk: pick}).get(spk, full[spk])
+        rows = np.nonzero(inverse == u)[0]
+        x[rows] = (fs.x[rows].astype(np.float32) - ref[None, None, :]).astype(np.float16)
+    return fs.with_x(x), prior
 
 
 def configure_tensorflow(threads: int = 2, deterministic: bool = True) -> None:
@@ -384,6 +467,7 @@ def export_bundle(
     check_y: np.ndarray | None = None,
     quantize: str = "auto",
     extra: dict[str, Any] | None = None,
+    speaker_norm: Any = None,
 ) -> dict[str, Any]:
     """Write the bundle and return what was chosen and measured.
 
@@ -438,7 +522,8 @@ def export_bundle(
     info = {"tflite_choice": choice, "tflite_candidates": measured}
     meta_extra = dict(extra or {})
     meta_extra["export"] = info
-    write_metadata(out, name=name, labels=list(labels), features=feature_cfg, window_s=window_s, extra=meta_extra)
+    write_metadata(out, name=name, labels=list(labels), features=feature_cfg, window_s=window_s, extra=meta_extra,
+                   speaker_norm=speaker_norm)
     return info
 
 

@@ -35,7 +35,8 @@ def _csv_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ser-train", description="Train the speech-emotion CNN and write a model bundle.")
-    p.add_argument("--data", required=True, help="data folder or CSV manifest (see ser_daemon.training.datasets)")
+    p.add_argument("--data", required=True, action="append",
+                   help="data folder or CSV manifest (see ser_daemon.training.datasets); repeat for several corpora")
     p.add_argument("--layout", default="auto",
                    choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
     p.add_argument("--out", required=True, help="output folder: the bundle (ser_model.json, model.keras, model.tflite)")
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
     p.add_argument("--quantize", default="auto", choices=["auto", "float", "dynamic"],
                    help="LiteRT export: float, dynamic-range quantized, or auto (measured)")
+    p.add_argument("--speaker-norm", choices=["on", "off"], default="on",
+                   help="subtract each speaker's mean voiced log-mel spectrum (the daemon keeps a live estimate "
+                        "per stream); default on")
     p.add_argument("--eval-dir", default=None, help="folder for the held-out reports (default: <out>/eval)")
     p.add_argument("--cache", default=None, help="folder to cache computed features in (reused across runs)")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
@@ -110,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     progress = None if args.quiet else sys.stderr
     try:
-        clips = load_dataset(args.data, args.layout)
+        clips = [c for root in args.data for c in load_dataset(root, args.layout)]
     except SerError as exc:
         print(f"ser-train: {exc}", file=sys.stderr)
         return 2
@@ -128,6 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     feature_cfg = FeatureConfig()
     fs = build_feature_set(clips, labels, feature_cfg, cfg, cache_dir=args.cache, progress=progress)
     log.info("windows: %d (clean %d, augmented %d)", len(fs.y), int(np.sum(fs.version == 0)), int(np.sum(fs.version > 0)))
+    speaker_norm = None
+    if args.speaker_norm == "on":
+        from ..speaker_norm import SpeakerNormSettings
+        from .train import apply_speaker_norm
+
+        fs, prior = apply_speaker_norm(fs, cfg.seed)
+        speaker_norm = SpeakerNormSettings(prior=tuple(float(v) for v in prior))
     spk = fs.speakers()
     holdout = np.isin(spk, args.holdout_speakers)
     train_speakers = [s for s in speakers if s not in args.holdout_speakers]
@@ -163,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.final_on_all and holdout.any():
         staging = out / "heldout_model"
         export_bundle(model, staging, name=f"{name}-heldout", labels=labels, feature_cfg=feature_cfg,
-                      window_s=cfg.window_s, check_x=check_x, check_y=check_y, quantize=args.quantize)
+                      window_s=cfg.window_s, check_x=check_x, check_y=check_y, quantize=args.quantize,
+                      speaker_norm=speaker_norm)
         log.info("retraining on all %d speakers for the shipped model", len(speakers))
         t0 = time.perf_counter()
         model, history = fit_model(fs, cfg, verbose=verbose)
@@ -173,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training": {
             "command": "ser-train " + " ".join(sys.argv[1:] if argv is None else list(argv)),
             "config": cfg.to_dict(),
-            "data": {"root": str(args.data), "clips": len(clips), **summary},
+            "data": {"root": [str(d) for d in args.data], "clips": len(clips), **summary},
             "train_speakers": shipped_speakers,
             "heldout_speakers": list(args.holdout_speakers),
             "trained_on_heldout": bool(args.final_on_all and holdout.any()),
@@ -193,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     info = export_bundle(model, out, name=name, labels=labels, feature_cfg=feature_cfg, window_s=cfg.window_s,
-                         check_x=check_x, check_y=check_y, quantize=args.quantize, extra=extra)
+                         check_x=check_x, check_y=check_y, quantize=args.quantize, extra=extra,
+                         speaker_norm=speaker_norm)
     if holdout.any() and not args.no_streaming:
         from ..inference import load_classifier
         from ..model_bundle import load_bundle, write_metadata
@@ -207,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["metrics"]["heldout"]["streaming"] = {  # type: ignore[index]
             "accuracy": stream["accuracy"], "macro_f1": stream["macro_f1"], "settle": stream["settle"]}
         extra["export"] = info
-        write_metadata(out, name=name, labels=labels, features=feature_cfg, window_s=cfg.window_s, extra=extra)
+        write_metadata(out, name=name, labels=labels, features=feature_cfg, window_s=cfg.window_s, extra=extra,
+                       speaker_norm=speaker_norm)
     if args.final_on_all and holdout.any():
         shutil.rmtree(out / "heldout_model", ignore_errors=True)
     if "heldout" in results:

@@ -224,7 +224,9 @@
 
     document.body.dataset.label = label;
     var i = view.labels.indexOf(label);
-    el.label.textContent = label || "–";
+    document.body.dataset.uncertain = msg.uncertain ? "true" : "false";
+    // "unsure" is a state, not the class neutral: show the best guess, marked.
+    el.label.textContent = (label || "–") + (msg.uncertain ? " (unsure)" : "");
     el.swatch.style.backgroundColor = colorOf(label, i < 0 ? 0 : i);
     el.confidence.textContent = fmt(conf, 2);
     el.confBar.style.width = fmt(conf * 100, 1) + "%";

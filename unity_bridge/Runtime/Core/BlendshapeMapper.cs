@@ -47,6 +47,11 @@ namespace SerDaemon.Bridge
         public bool PassThrough = true;
         public float SmoothingSeconds = 0.15f;
         public float WeightScale = 100f;
+        /// <summary>
+        /// Write every driven blendshape every Update, not only when its weight changed: needed when something
+        /// else (an Animator, UniVRM, a lip-sync script) writes the same blendshapes each frame.
+        /// </summary>
+        public bool WriteEveryFrame;
         /// <summary>A smoothed value this close to its target (0..1 units) takes the target exactly.</summary>
         public float SnapDistance = 5e-4f;
         /// <summary>Called once per blendshape name the sink does not have.</summary>
@@ -89,18 +94,49 @@ namespace SerDaemon.Bridge
             sources[name] = EmotionState.Sanitize(value);
         }
 
-        /// <summary>Replace all sources with these values (names missing here go to 0).</summary>
-        public void SetSources(IDictionary<string, float> values)
+        /// <summary>Replace all sources with these values (names missing here go to 0). Allocation-free.</summary>
+        public void SetSources(Dictionary<string, float> values)
         {
-            scratch.Clear();
-            foreach (var k in sources.Keys) scratch.Add(k);
-            foreach (var k in scratch) sources[k] = 0f;
+            ZeroSources();
             if (values == null) return;
             foreach (var kv in values) SetSource(kv.Key, kv.Value);
         }
 
+        /// <summary>Replace all sources with these values (enumerating an interface allocates; prefer the Dictionary overload).</summary>
+        public void SetSources(IDictionary<string, float> values)
+        {
+            var dict = values as Dictionary<string, float>;
+            if (dict != null || values == null) { SetSources(dict); return; }
+            ZeroSources();
+            foreach (var kv in values) SetSource(kv.Key, kv.Value);
+        }
+
+        void ZeroSources()
+        {
+            scratch.Clear();
+            foreach (var k in sources.Keys) scratch.Add(k);
+            for (int i = 0; i < scratch.Count; i++) sources[scratch[i]] = 0f;
+        }
+
         /// <summary>All sources to 0: the face relaxes (with smoothing) to its rest pose.</summary>
-        public void ClearSources() { SetSources(null); }
+        public void ClearSources() { ZeroSources(); }
+
+        /// <summary>
+        /// Put the face at rest at once: every source and smoothed value to 0, and 0 written to every driven
+        /// blendshape the sink has (for OnDisable: a disabled driver must not leave an expression behind).
+        /// </summary>
+        public void Reset()
+        {
+            ZeroSources();
+            foreach (var kv in targets)
+            {
+                var t = kv.Value;
+                t.Goal = 0f;
+                t.Value = 0f;
+                t.LastWritten = float.NaN; // force the write
+                Write(kv.Key, t);
+            }
+        }
 
         /// <summary>The current smoothed weight (0..WeightScale) of a blendshape, or -1 if not driven.</summary>
         public float GetWeight(string blendshape)
@@ -114,7 +150,7 @@ namespace SerDaemon.Bridge
 
         float Scale(float v)
         {
-            float s = float.IsNaN(WeightScale) || WeightScale < 0 ? 0f : WeightScale;
+            float s = float.IsNaN(WeightScale) || float.IsInfinity(WeightScale) || WeightScale < 0 ? 0f : WeightScale;
             return (v < 0f ? 0f : (v > 1f ? 1f : v)) * s;
         }
 
@@ -138,7 +174,8 @@ namespace SerDaemon.Bridge
                 bound.Add(b.Source);
                 float v;
                 sources.TryGetValue(b.Source, out v);
-                float g = float.IsNaN(b.Gain) ? 0f : b.Gain;
+                // A NaN or infinite gain counts as 0: infinity times a 0 source is NaN, and a NaN goal would stick.
+                float g = float.IsNaN(b.Gain) || float.IsInfinity(b.Gain) ? 0f : b.Gain;
                 GetTarget(b.Blendshape).Goal += g * v;
             }
             if (PassThrough)
@@ -146,10 +183,12 @@ namespace SerDaemon.Bridge
                     if (!bound.Contains(kv.Key) && kv.Key.Length > 0) GetTarget(kv.Key).Goal += kv.Value;
 
             float alpha = SmoothingSeconds > 1e-6f ? 1f - (float)Math.Exp(-dt / SmoothingSeconds) : 1f;
+            if (float.IsNaN(alpha)) alpha = 1f; // SmoothingSeconds infinite or NaN: no smoothing rather than a NaN face
             foreach (var kv in targets)
             {
                 var t = kv.Value;
-                float goal = t.Goal < 0f ? 0f : (t.Goal > 1f ? 1f : t.Goal);
+                float goal = EmotionState.Sanitize(t.Goal); // NaN -> 0, clamped to 0..1
+                if (float.IsNaN(t.Value) || float.IsInfinity(t.Value)) t.Value = 0f;
                 t.Value += (goal - t.Value) * alpha;
                 if (Math.Abs(goal - t.Value) < SnapDistance) t.Value = goal; // settle exactly (0.05 on a 0..100 scale)
                 Write(kv.Key, t);
@@ -164,7 +203,7 @@ namespace SerDaemon.Bridge
                 if (t.Index == -2) t.Index = Resolve(name);
                 if (t.Index < 0) return;
                 float w = Scale(t.Value);
-                if (!float.IsNaN(t.LastWritten) && Math.Abs(w - t.LastWritten) < 1e-4f) return;
+                if (!WriteEveryFrame && !float.IsNaN(t.LastWritten) && Math.Abs(w - t.LastWritten) < 1e-4f) return;
                 sink.SetWeight(t.Index, w);
                 t.LastWritten = w;
             }

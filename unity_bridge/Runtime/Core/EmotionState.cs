@@ -21,6 +21,10 @@ namespace SerDaemon.Bridge
         public const string SetVmc = "vmc";
         public const string SetWeights = "weights";
 
+        /// <summary>Input status meaning the stream's device is gone (the daemon retries): relax the face.</summary>
+        public const string StatusNoAudio = "no_audio";
+
+        /// <summary>The daemon's stream id ("mic", a file stem, ...); "" for OSC without a stream prefix and VMC.</summary>
         public string Stream = "";
         public long Seq = -1;
         public string Label = "neutral";
@@ -28,21 +32,29 @@ namespace SerDaemon.Bridge
         public bool Voice;
         public bool Final;
         public float LatencyMs;
-        /// <summary>Input status from /ser/status (e.g. "ended"), if any.</summary>
+        /// <summary>Input status from /ser/status or a WebSocket "status" message ("capturing", "no_audio"), if any.</summary>
         public string Status;
+        /// <summary>When this state last changed, on the clock of whoever decoded it (the receiver: unscaled time).</summary>
+        public double UpdatedAt = double.NegativeInfinity;
+        /// <summary>Counts changes (a driver compares it to see new data without events).</summary>
+        public long Version;
 
         public readonly Dictionary<string, Dictionary<string, float>> Sets =
             new Dictionary<string, Dictionary<string, float>>(StringComparer.Ordinal);
+
+        /// <summary>True while the daemon reports the stream's input as gone ("no_audio").</summary>
+        public bool NoAudio { get { return Status == StatusNoAudio; } }
 
         /// <summary>The values of one set, or null when nothing of it has arrived.</summary>
         public Dictionary<string, float> Values(string set)
         {
             Dictionary<string, float> d;
-            return set != null && Sets.TryGetValue(set, out d) ? d : null;
+            return set != null && Sets.TryGetValue(set, out d) && d.Count > 0 ? d : null;
         }
 
         /// <summary>Most names kept per set and most sets (a sender inventing names cannot grow memory without bound).</summary>
         public const int MaxNames = 512;
+        public const int MaxSets = 16;
 
         public void SetValue(string set, string name, float value)
         {
@@ -50,7 +62,7 @@ namespace SerDaemon.Bridge
             Dictionary<string, float> d;
             if (!Sets.TryGetValue(set, out d))
             {
-                if (Sets.Count >= 16) return;
+                if (Sets.Count >= MaxSets) return;
                 d = new Dictionary<string, float>(StringComparer.Ordinal);
                 Sets[set] = d;
             }
@@ -65,12 +77,20 @@ namespace SerDaemon.Bridge
             return d != null && d.TryGetValue(label, out v) ? v : 0f;
         }
 
+        /// <summary>Empty every value set, keeping the dictionaries (and their capacity) for reuse.</summary>
+        public void ClearValues()
+        {
+            foreach (var kv in Sets) kv.Value.Clear();
+        }
+
+        /// <summary>Copy another state into this one, reusing this one's dictionaries (no allocation once warmed up).</summary>
         public void CopyFrom(EmotionState o)
         {
             Stream = o.Stream; Seq = o.Seq; Label = o.Label; Confidence = o.Confidence; Voice = o.Voice;
-            Final = o.Final; LatencyMs = o.LatencyMs; Status = o.Status;
-            Sets.Clear();
-            foreach (var kv in o.Sets) Sets[kv.Key] = new Dictionary<string, float>(kv.Value, StringComparer.Ordinal);
+            Final = o.Final; LatencyMs = o.LatencyMs; Status = o.Status; UpdatedAt = o.UpdatedAt; Version = o.Version;
+            ClearValues();
+            foreach (var kv in o.Sets)
+                foreach (var v in kv.Value) SetValue(kv.Key, v.Key, v.Value);
         }
 
         public EmotionState Clone()
@@ -95,16 +115,115 @@ namespace SerDaemon.Bridge
     }
 
     /// <summary>
-    /// Folds OSC packets into an EmotionState: the generic scheme (/ser/state s f, /ser/emotion/&lt;label&gt; f,
-    /// /ser/voice i, /ser/seq i, /ser/vrm/&lt;name&gt; f, /ser/arkit/&lt;name&gt; f, /ser/status s) and the VMC
-    /// protocol (/VMC/Ext/Blend/Val s f ... then /VMC/Ext/Blend/Apply). Unknown addresses are ignored.
+    /// One EmotionState per daemon stream (one per speaker), in the order they were first heard. A face
+    /// follows one of them: Select("first") or Select("mic"). Bounded to MaxStreams.
+    /// </summary>
+    public sealed class StreamStates
+    {
+        public const int MaxStreams = 16;
+        /// <summary>The selector meaning "the daemon's first stream" (the default).</summary>
+        public const string First = "first";
+
+        readonly List<EmotionState> list = new List<EmotionState>();
+        readonly List<string> preferred = new List<string>();
+
+        public int Count { get { return list.Count; } }
+        public EmotionState this[int index] { get { return list[index]; } }
+
+        /// <summary>The state of this stream id, created on first use (null beyond MaxStreams).</summary>
+        public EmotionState Get(string stream)
+        {
+            stream = stream ?? "";
+            for (int i = 0; i < list.Count; i++) if (list[i].Stream == stream) return list[i];
+            if (list.Count >= MaxStreams) return null;
+            var s = new EmotionState { Stream = stream };
+            list.Add(s);
+            return s;
+        }
+
+        /// <summary>The daemon's stream order from its WebSocket hello ("streams"): "first" means its first.</summary>
+        public void SetOrder(IList<string> streams)
+        {
+            preferred.Clear();
+            if (streams == null) return;
+            for (int i = 0; i < streams.Count && i < MaxStreams; i++) if (streams[i] != null) preferred.Add(streams[i]);
+        }
+
+        /// <summary>
+        /// The state a face should follow: null, "" or "first" give the daemon's first stream (from the
+        /// WebSocket hello, else the first heard); any other text names a stream id, compared as the daemon
+        /// writes it into OSC addresses too (characters other than letters, digits, '_' and '-' as '_').
+        /// Null while that stream has not been heard.
+        /// </summary>
+        public EmotionState Select(string selector)
+        {
+            if (string.IsNullOrEmpty(selector) || selector == First)
+            {
+                for (int p = 0; p < preferred.Count; p++)
+                    for (int i = 0; i < list.Count; i++) if (list[i].Stream == preferred[p]) return list[i];
+                return list.Count > 0 ? list[0] : null;
+            }
+            for (int i = 0; i < list.Count; i++) if (list[i].Stream == selector) return list[i];
+            for (int i = 0; i < list.Count; i++) if (SameOscName(list[i].Stream, selector)) return list[i];
+            return null;
+        }
+
+        /// <summary>Whether a and b are equal once both are written as the daemon's osc_name does.</summary>
+        public static bool SameOscName(string a, string b)
+        {
+            if (a == null || b == null || a.Length != b.Length) return false;
+            for (int i = 0; i < a.Length; i++) if (OscChar(a[i]) != OscChar(b[i])) return false;
+            return true;
+        }
+
+        static char OscChar(char c)
+        {
+            return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ? c : '_';
+        }
+
+        public void Clear()
+        {
+            list.Clear();
+            preferred.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Folds OSC packets into one EmotionState per stream: the generic scheme (/ser/state s f,
+    /// /ser/emotion/&lt;label&gt; f, /ser/voice i, /ser/seq i, /ser/vrm/&lt;name&gt; f, /ser/arkit/&lt;name&gt; f,
+    /// /ser/status s; with several streams /ser/&lt;stream&gt;/state and so on) and the VMC protocol
+    /// (/VMC/Ext/Blend/Val s f ... then /VMC/Ext/Blend/Apply, stream ""). Unknown addresses are ignored.
+    /// Each distinct address is split once and remembered (bounded), so decoding a bundle allocates nothing.
     /// </summary>
     public sealed class OscStateDecoder
     {
-        public readonly EmotionState State = new EmotionState();
-        readonly Dictionary<string, float> pendingVmc = new Dictionary<string, float>(StringComparer.Ordinal);
+        /// <summary>Most distinct addresses remembered; beyond, addresses are split each time (allocates).</summary>
+        public const int MaxRoutes = 4096;
 
-        /// <summary>Complete decisions seen: a /ser/seq or a /VMC/Ext/Blend/Apply.</summary>
+        public readonly StreamStates Streams;
+        readonly Dictionary<string, float> pendingVmc = new Dictionary<string, float>(StringComparer.Ordinal);
+        readonly Dictionary<string, Route> routes = new Dictionary<string, Route>(StringComparer.Ordinal);
+        readonly EmotionState empty = new EmotionState();
+
+        enum Kind { Ignore, State, Voice, Seq, Status, Value, VmcVal, VmcApply }
+
+        sealed class Route
+        {
+            public Kind Kind;
+            public string Stream = "";
+            public string Set, Name;
+        }
+
+        public OscStateDecoder() : this(new StreamStates()) { }
+        public OscStateDecoder(StreamStates streams) { Streams = streams ?? new StreamStates(); }
+
+        /// <summary>The clock stamped into EmotionState.UpdatedAt (the receiver sets it each frame).</summary>
+        public double Now;
+
+        /// <summary>The first stream's state (see StreamStates.Select); an empty state before anything arrived.</summary>
+        public EmotionState State { get { return Streams.Select(StreamStates.First) ?? empty; } }
+
+        /// <summary>Complete decisions seen (all streams): a /ser/seq or a /VMC/Ext/Blend/Apply.</summary>
         public long Frames { get; private set; }
         public long Ignored { get; private set; }
 
@@ -120,8 +239,9 @@ namespace SerDaemon.Bridge
         public bool Apply(OscMessage m)
         {
             if (m == null || m.Address == null) return false;
-            string a = m.Address;
-            if (a == "/VMC/Ext/Blend/Val")
+            var r = Resolve(m.Address);
+            if (r.Kind == Kind.Ignore) { Ignored++; return false; }
+            if (r.Kind == Kind.VmcVal)
             {
                 if (m.Args.Count >= 2 && (m.Args[0].Kind == 's' || m.Args[0].Kind == 'S') && m.Args[0].String != null)
                 {
@@ -132,51 +252,79 @@ namespace SerDaemon.Bridge
                 Ignored++;
                 return false;
             }
-            if (a == "/VMC/Ext/Blend/Apply")
+            var st = Streams.Get(r.Stream);
+            if (st == null) { Ignored++; return false; }
+            switch (r.Kind)
             {
-                foreach (var kv in pendingVmc) State.SetValue(EmotionState.SetVmc, kv.Key, kv.Value);
-                pendingVmc.Clear();
-                Frames++;
-                return true;
+                case Kind.VmcApply:
+                    foreach (var kv in pendingVmc) st.SetValue(EmotionState.SetVmc, kv.Key, kv.Value);
+                    pendingVmc.Clear();
+                    Frames++;
+                    break;
+                case Kind.State:
+                    if (m.Args.Count >= 1 && m.Args[0].String != null) st.Label = m.Args[0].String;
+                    if (m.Args.Count >= 2) st.Confidence = EmotionState.Sanitize(m.Args[1].AsFloat());
+                    st.Final = false;
+                    break;
+                case Kind.Voice:
+                    if (m.Args.Count >= 1) st.Voice = m.Args[0].AsInt() != 0;
+                    break;
+                case Kind.Seq:
+                    if (m.Args.Count >= 1) st.Seq = m.Args[0].AsInt();
+                    Frames++;
+                    break;
+                case Kind.Status:
+                    if (m.Args.Count >= 1) st.Status = m.Args[0].String;
+                    break;
+                case Kind.Value:
+                    if (m.Args.Count < 1 || !m.Args[0].IsNumber) { Ignored++; return false; }
+                    st.SetValue(r.Set, r.Name, m.Args[0].AsFloat());
+                    break;
             }
-            if (!a.StartsWith("/ser/", StringComparison.Ordinal)) { Ignored++; return false; }
+            st.UpdatedAt = Now;
+            st.Version++;
+            return true;
+        }
+
+        Route Resolve(string a)
+        {
+            Route r;
+            if (routes.TryGetValue(a, out r)) return r;
+            r = Parse(a);
+            if (routes.Count < MaxRoutes) routes[a] = r;
+            return r;
+        }
+
+        static Route Parse(string a)
+        {
+            var r = new Route();
+            if (a == "/VMC/Ext/Blend/Val") { r.Kind = Kind.VmcVal; return r; }
+            if (a == "/VMC/Ext/Blend/Apply") { r.Kind = Kind.VmcApply; return r; }
+            if (!a.StartsWith("/ser/", StringComparison.Ordinal)) return r;
             var parts = a.Substring(5).Split('/');
             // /ser/<key> or /ser/<set>/<name>; a stream prefix (/ser/<stream>/...) is accepted too.
-            string key, name = null, stream = null;
+            string key, name = null;
             if (parts.Length == 1) key = parts[0];
             else if (parts.Length == 2 && IsSet(parts[0])) { key = parts[0]; name = parts[1]; }
-            else if (parts.Length == 2) { stream = parts[0]; key = parts[1]; }
-            else if (parts.Length == 3) { stream = parts[0]; key = parts[1]; name = parts[2]; }
-            else { Ignored++; return false; }
-            if (stream != null) State.Stream = stream;
+            else if (parts.Length == 2) { r.Stream = parts[0]; key = parts[1]; }
+            else if (parts.Length == 3) { r.Stream = parts[0]; key = parts[1]; name = parts[2]; }
+            else return r;
             if (name == null)
             {
                 switch (key)
                 {
-                    case "state":
-                        if (m.Args.Count >= 1 && m.Args[0].String != null) State.Label = m.Args[0].String;
-                        if (m.Args.Count >= 2) State.Confidence = EmotionState.Sanitize(m.Args[1].AsFloat());
-                        State.Final = false;
-                        return true;
-                    case "voice":
-                        if (m.Args.Count >= 1) State.Voice = m.Args[0].AsInt() != 0;
-                        return true;
-                    case "seq":
-                        if (m.Args.Count >= 1) State.Seq = m.Args[0].AsInt();
-                        Frames++;
-                        return true;
-                    case "status":
-                        if (m.Args.Count >= 1) State.Status = m.Args[0].String;
-                        return true;
+                    case "state": r.Kind = Kind.State; break;
+                    case "voice": r.Kind = Kind.Voice; break;
+                    case "seq": r.Kind = Kind.Seq; break;
+                    case "status": r.Kind = Kind.Status; break;
                 }
-                Ignored++;
-                return false;
+                return r;
             }
-            if (m.Args.Count < 1 || !m.Args[0].IsNumber) { Ignored++; return false; }
-            string set = key == "emotion" ? EmotionState.SetProbs : key;
-            if (!IsSet(key)) { Ignored++; return false; }
-            State.SetValue(set, name, m.Args[0].AsFloat());
-            return true;
+            if (!IsSet(key)) return r;
+            r.Kind = Kind.Value;
+            r.Set = key == "emotion" ? EmotionState.SetProbs : key;
+            r.Name = name;
+            return r;
         }
 
         static bool IsSet(string s)
@@ -191,6 +339,8 @@ namespace SerDaemon.Bridge
         /// <summary>"hello", "state", or whatever "type" the daemon sent (other types carry only Json).</summary>
         public string Type;
         public EmotionState State;
+        /// <summary>For "status" messages: the stream and its input status ("capturing", "no_audio").</summary>
+        public string Stream, Status;
         public string[] Labels;
         public object Json;
 
@@ -203,7 +353,7 @@ namespace SerDaemon.Bridge
             var obj = json as Dictionary<string, object>;
             string type = MiniJson.Str(obj, "type");
             if (obj == null || type == null) { error = "not a JSON object with a \"type\""; return false; }
-            var m = new WsMessage { Type = type, Json = obj };
+            var m = new WsMessage { Type = type, Json = obj, Stream = MiniJson.Str(obj, "stream"), Status = MiniJson.Str(obj, "status") };
             object v;
             if (obj.TryGetValue("labels", out v) && v is List<object>)
             {

@@ -3,6 +3,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace SerDaemon.Bridge
@@ -92,6 +93,52 @@ namespace SerDaemon.Bridge
         public readonly List<OscMessage> Messages = new List<OscMessage>();
         public bool IsBundle;
 
+        // Message objects kept for reuse by TryParseInto (their Args lists keep their capacity).
+        readonly List<OscMessage> spare = new List<OscMessage>();
+
+        /// <summary>Empty this packet, keeping its message objects for the next TryParseInto.</summary>
+        public void Clear()
+        {
+            for (int i = 0; i < Messages.Count; i++) spare.Add(Messages[i]);
+            Messages.Clear();
+            IsBundle = false;
+        }
+
+        OscMessage NewMessage()
+        {
+            if (spare.Count == 0) return new OscMessage();
+            var m = spare[spare.Count - 1];
+            spare.RemoveAt(spare.Count - 1);
+            m.Args.Clear();
+            m.HasUnknownTypes = false;
+            m.Address = null;
+            return m;
+        }
+
+        /// <summary>
+        /// Decode one datagram into an existing packet without allocating in the steady state: message
+        /// objects are reused and strings come from <paramref name="strings"/> (each distinct address or
+        /// name is made once). The packet's contents are valid until its next use. Same rules as TryParse.
+        /// </summary>
+        public static bool TryParseInto(byte[] data, int length, OscPacket into, Utf8StringCache strings, out string error)
+        {
+            error = null;
+            if (into == null) { error = "no packet"; return false; }
+            into.Clear();
+            try
+            {
+                if (data == null) { error = "no data"; return false; }
+                if (length < 0 || length > data.Length) { error = "bad length"; return false; }
+                if (ParseElement(data, 0, length, 0, into, strings, out error)) return true;
+            }
+            catch (Exception e)
+            {
+                error = "parser exception: " + e.GetType().Name;
+            }
+            into.Clear();
+            return false;
+        }
+
         /// <summary>
         /// Decode one datagram. Returns false (and no messages) for anything malformed:
         /// bad padding, sizes past the end, missing terminators, nesting deeper than MaxBundleDepth.
@@ -106,7 +153,7 @@ namespace SerDaemon.Bridge
                 if (data == null) { error = "no data"; return false; }
                 if (length < 0 || length > data.Length) { error = "bad length"; return false; }
                 var p = new OscPacket();
-                if (!ParseElement(data, 0, length, 0, p, out error)) return false;
+                if (!ParseElement(data, 0, length, 0, p, null, out error)) return false;
                 packet = p;
                 return true;
             }
@@ -133,7 +180,7 @@ namespace SerDaemon.Bridge
             return true;
         }
 
-        static bool ParseElement(byte[] d, int start, int end, int depth, OscPacket into, out string error)
+        static bool ParseElement(byte[] d, int start, int end, int depth, OscPacket into, Utf8StringCache strings, out string error)
         {
             error = null;
             if (end - start <= 0) { error = "empty element"; return false; }
@@ -152,38 +199,41 @@ namespace SerDaemon.Bridge
                     int size = ReadInt32(d, pos);
                     pos += 4;
                     if (size <= 0 || size > end - pos) { error = "bundle element size out of range"; return false; }
-                    if (!ParseElement(d, pos, pos + size, depth + 1, into, out error)) return false;
+                    if (!ParseElement(d, pos, pos + size, depth + 1, into, strings, out error)) return false;
                     pos += size;
                 }
                 return true;
             }
             if (d[start] != (byte)'/') { error = "not a message or bundle"; return false; }
             if (into.Messages.Count >= MaxMessages) { error = "too many messages"; return false; }
-            OscMessage msg;
-            if (!ParseMessage(d, start, end, out msg, out error)) return false;
+            var msg = into.NewMessage();
+            if (!ParseMessage(d, start, end, msg, strings, out error)) { into.spare.Add(msg); return false; }
             into.Messages.Add(msg);
             return true;
         }
 
-        static bool ParseMessage(byte[] d, int start, int end, out OscMessage msg, out string error)
+        static bool ParseMessage(byte[] d, int start, int end, OscMessage m, Utf8StringCache strings, out string error)
         {
-            msg = null;
             int pos = start;
             string address;
-            if (!ReadString(d, ref pos, end, out address)) { error = "bad address string"; return false; }
-            var m = new OscMessage { Address = address };
+            if (!ReadString(d, ref pos, end, strings, out address)) { error = "bad address string"; return false; }
+            m.Address = address;
             if (pos >= end)
             {
                 // Very old senders omit the type tag string: a message without arguments.
-                msg = m;
                 error = null;
                 return true;
             }
-            string tags;
-            if (d[pos] != (byte)',' || !ReadString(d, ref pos, end, out tags)) { error = "bad type tag string"; return false; }
-            for (int t = 1; t < tags.Length; t++)
+            // The type tags are read in place (no string): ',' then one byte per argument, then NULs.
+            if (d[pos] != (byte)',') { error = "bad type tag string"; return false; }
+            int tagStart = pos, tagEnd = pos;
+            while (tagEnd < end && d[tagEnd] != 0) tagEnd++;
+            if (tagEnd >= end) { error = "bad type tag string"; return false; }
+            pos = tagStart + (((tagEnd - tagStart) / 4) + 1) * 4;
+            if (pos > end) { error = "bad type tag string"; return false; }
+            for (int t = tagStart + 1; t < tagEnd; t++)
             {
-                char k = tags[t];
+                char k = (char)d[t];
                 var a = new OscArg { Kind = k };
                 switch (k)
                 {
@@ -207,7 +257,7 @@ namespace SerDaemon.Bridge
                         a.Int = ReadInt32(d, pos); pos += 4; break;
                     case 's': case 'S':
                         string s;
-                        if (!ReadString(d, ref pos, end, out s)) { error = "bad string argument"; return false; }
+                        if (!ReadString(d, ref pos, end, strings, out s)) { error = "bad string argument"; return false; }
                         a.String = s; break;
                     case 'b':
                         if (end - pos < 4) { error = "truncated blob size"; return false; }
@@ -225,19 +275,17 @@ namespace SerDaemon.Bridge
                     default:
                         // Unknown type: its size is unknown, so stop here and keep what was read.
                         m.HasUnknownTypes = true;
-                        msg = m;
                         error = null;
                         return true;
                 }
                 m.Args.Add(a);
             }
-            msg = m;
             error = null;
             return true;
         }
 
         /// <summary>An OSC string: ASCII/UTF-8 bytes, a NUL, then NULs up to a multiple of 4.</summary>
-        static bool ReadString(byte[] d, ref int pos, int end, out string s)
+        static bool ReadString(byte[] d, ref int pos, int end, Utf8StringCache strings, out string s)
         {
             s = null;
             int i = pos;
@@ -245,7 +293,7 @@ namespace SerDaemon.Bridge
             if (i >= end) return false; // no terminator
             int next = pos + (((i - pos) / 4) + 1) * 4;
             if (next > end) return false;
-            s = Encoding.UTF8.GetString(d, pos, i - pos);
+            s = strings != null ? strings.Get(d, pos, i - pos) : Encoding.UTF8.GetString(d, pos, i - pos);
             pos = next;
             return true;
         }
@@ -262,10 +310,15 @@ namespace SerDaemon.Bridge
 
         static float ReadFloat(byte[] d, int p)
         {
-            var b = new byte[4];
-            if (BitConverter.IsLittleEndian) { b[0] = d[p + 3]; b[1] = d[p + 2]; b[2] = d[p + 1]; b[3] = d[p]; }
-            else Buffer.BlockCopy(d, p, b, 0, 4);
-            return BitConverter.ToSingle(b, 0);
+            // Reinterpret the big-endian bits without a temporary array (this ran once per float).
+            return new IntFloat { Int = ReadInt32(d, p) }.Float;
+        }
+
+        [StructLayout(LayoutKind.Explicit)]
+        struct IntFloat
+        {
+            [FieldOffset(0)] public int Int;
+            [FieldOffset(0)] public float Float;
         }
     }
 

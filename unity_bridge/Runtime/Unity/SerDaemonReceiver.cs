@@ -1,14 +1,17 @@
-// Receives ser-daemon's emotion state in Unity, over OSC (UDP) or WebSocket.
+// Receives ser-daemon's emotion states in Unity, over OSC (UDP) or WebSocket, one state per daemon stream.
 using System;
-using System.Collections.Generic;
+using System.Diagnostics;
 using UnityEngine;
+using Debug = UnityEngine.Debug;
 
 namespace SerDaemon.Bridge
 {
     /// <summary>
     /// Listens for ser-daemon (OSC: the generic /ser/* scheme or VMC /VMC/Ext/Blend/*; or WebSocket JSON)
-    /// on a background thread and applies what arrived on the main thread in Update. Read State, or
-    /// subscribe to StateChanged (raised on the main thread, at most once per frame).
+    /// on a background thread and applies what arrived on the main thread in Update, into one
+    /// EmotionState per daemon stream (one per speaker). Drivers pick a stream with GetState("first") or
+    /// GetState("mic"); scripts can also subscribe to StateChanged (main thread, once per changed stream
+    /// per frame). Steady-state reception allocates nothing; OnDisable returns in about a millisecond.
     /// </summary>
     [AddComponentMenu("SER Daemon/SER Daemon Receiver")]
     [DisallowMultipleComponent]
@@ -21,7 +24,7 @@ namespace SerDaemon.Bridge
         public Transport transport = Transport.Osc;
 
         [Header("OSC (UDP)")]
-        [Tooltip("UDP port to listen on: the port given to ser-daemon's --osc (9000 by default; 39539 for --osc-profile vmc).")]
+        [Tooltip("UDP port to listen on: the port given to ser-daemon's --osc (9000 by default; 39539 for --osc-profile vmc). Must not be in use by another program.")]
         public int oscPort = 9000;
         [Tooltip("Listen on every network interface instead of this machine only (127.0.0.1).")]
         public bool listenOnAllInterfaces = false;
@@ -32,29 +35,58 @@ namespace SerDaemon.Bridge
         public string webSocketToken = "";
 
         [Header("Behaviour")]
-        [Tooltip("With nothing received for this long, IsStale becomes true and drivers relax the face.")]
+        [Tooltip("With nothing received from a stream for this long, it counts as stale and drivers relax the face.")]
         public float staleAfterSeconds = 2f;
-        [Tooltip("Most packets applied per frame (the rest wait for the next frame).")]
+        [Tooltip("Most packets or messages applied per frame (the rest wait for the next frame).")]
         public int maxPacketsPerFrame = 256;
+        [Tooltip("Bound of the queue between the receive thread and the main thread, in bytes (the oldest go first).")]
+        public int maxQueuedBytes = 256 * 1024;
         public bool logStates = false;
 
-        /// <summary>Raised on the main thread when new data changed State this frame.</summary>
+        /// <summary>Raised on the main thread for each stream whose state changed this frame.</summary>
         public event Action<EmotionState> StateChanged;
 
-        readonly OscStateDecoder decoder = new OscStateDecoder();
-        readonly List<OscPacket> packets = new List<OscPacket>();
+        readonly StreamStates streams = new StreamStates();
+        readonly OscPacket packet = new OscPacket();
+        OscStateDecoder oscDecoder;
+        WsStateDecoder wsDecoder;
+        readonly long[] seenVersions = new long[StreamStates.MaxStreams];
         OscReceiver osc;
         WebSocketStateClient ws;
         float lastReceived = float.NegativeInfinity;
         long lastMalformed;
 
-        /// <summary>The latest state (updated in Update; read it on the main thread).</summary>
-        public EmotionState State { get { return decoder.State; } }
+        /// <summary>Every stream heard so far, in the order they were first heard.</summary>
+        public StreamStates Streams { get { return streams; } }
+
+        /// <summary>The first stream's state (see GetState); an empty state before anything arrived.</summary>
+        public EmotionState State { get { return GetState(StreamStates.First) ?? Empty; } }
+        static readonly EmotionState Empty = new EmotionState();
+
+        /// <summary>
+        /// The state of one stream: "first" (or empty) for the daemon's first stream, else a stream id
+        /// ("mic", a file stem, an ingest client's name). Null while that stream has not been heard.
+        /// </summary>
+        public EmotionState GetState(string stream) { return streams.Select(stream); }
+
         /// <summary>The model's labels from the WebSocket hello (null over OSC).</summary>
-        public string[] Labels { get; private set; }
+        public string[] Labels { get { return wsDecoder != null ? wsDecoder.Labels : null; } }
+        /// <summary>True when nothing at all arrived for staleAfterSeconds.</summary>
         public bool IsStale { get { return Time.unscaledTime - lastReceived > staleAfterSeconds; } }
         public bool IsListening { get { return osc != null || ws != null; } }
-        public long Frames { get { return decoder.Frames; } }
+        /// <summary>The UDP port actually listened on (useful with oscPort 0), or 0.</summary>
+        public int ListeningPort { get { return osc != null ? osc.Port : 0; } }
+        public long Frames { get { return oscDecoder != null ? oscDecoder.Frames : 0; } }
+        /// <summary>How long the last OnDisable/Close took, milliseconds (it must never stall a frame).</summary>
+        public double LastCloseMilliseconds { get; private set; }
+        /// <summary>Why the transport could not open (e.g. the UDP port is in use), or null.</summary>
+        public string OpenError { get; private set; }
+
+        /// <summary>True when this stream's state is older than staleAfterSeconds (or null).</summary>
+        public bool IsStateStale(EmotionState state)
+        {
+            return state == null || Time.unscaledTime - state.UpdatedAt > staleAfterSeconds;
+        }
 
         void OnEnable() { Open(); }
 
@@ -71,20 +103,28 @@ namespace SerDaemon.Bridge
 
         void Open()
         {
+            OpenError = null;
+            streams.Clear();
+            oscDecoder = new OscStateDecoder(streams);
+            wsDecoder = new WsStateDecoder(streams);
+            for (int i = 0; i < seenVersions.Length; i++) seenVersions[i] = 0;
             try
             {
                 if (transport == Transport.Osc)
                 {
-                    osc = new OscReceiver(oscPort, listenOnAllInterfaces ? "0.0.0.0" : "127.0.0.1");
+                    osc = new OscReceiver(oscPort, listenOnAllInterfaces ? "0.0.0.0" : "127.0.0.1", Math.Max(4096, maxQueuedBytes));
                 }
                 else
                 {
-                    ws = new WebSocketStateClient(webSocketUrl, string.IsNullOrEmpty(webSocketToken) ? null : webSocketToken);
+                    ws = new WebSocketStateClient(webSocketUrl, string.IsNullOrEmpty(webSocketToken) ? null : webSocketToken,
+                        Math.Max(4096, maxQueuedBytes));
                     ws.Start();
                 }
             }
             catch (Exception e)
             {
+                // Loud, once: a port already in use must not look like "no data".
+                OpenError = e.Message;
                 Debug.LogError("SerDaemonReceiver: cannot open " + transport + ": " + e.Message, this);
                 Close();
             }
@@ -92,18 +132,22 @@ namespace SerDaemon.Bridge
 
         void Close()
         {
+            var t = Stopwatch.StartNew();
             if (osc != null) { osc.Dispose(); osc = null; }
             if (ws != null) { ws.Dispose(); ws = null; }
+            LastCloseMilliseconds = t.Elapsed.TotalMilliseconds;
         }
 
         void Update()
         {
-            bool changed = false;
+            int max = Math.Max(1, maxPacketsPerFrame);
+            bool any = false;
+            double now = Time.unscaledTime;
             if (osc != null)
             {
-                packets.Clear();
-                osc.Drain(packets, Math.Max(1, maxPacketsPerFrame));
-                for (int i = 0; i < packets.Count; i++) if (decoder.Apply(packets[i]) > 0) changed = true;
+                oscDecoder.Now = now;
+                for (int n = 0; n < max && osc.TryDequeue(packet); n++)
+                    if (oscDecoder.Apply(packet) > 0) any = true;
                 if (osc.PacketsMalformed != lastMalformed)
                 {
                     if (lastMalformed == 0) Debug.LogWarning("SerDaemonReceiver: skipped a malformed OSC packet (" + osc.LastError + ")", this);
@@ -112,21 +156,23 @@ namespace SerDaemon.Bridge
             }
             if (ws != null)
             {
-                WsMessage m;
-                int n = 0;
-                while (n++ < Math.Max(1, maxPacketsPerFrame) && ws.TryDequeue(out m))
-                {
-                    if (m.Labels != null) Labels = m.Labels;
-                    if (m.State != null) { decoder.State.CopyFrom(m.State); changed = true; }
-                }
+                wsDecoder.Now = now;
+                for (int n = 0; n < max && ws.TryDequeue(wsDecoder); n++)
+                    if (wsDecoder.LastState != null) any = true;
             }
-            if (!changed) return;
+            if (!any) return;
             lastReceived = Time.unscaledTime;
-            if (logStates) Debug.Log("SerDaemonReceiver: " + decoder.State, this);
-            var handler = StateChanged;
-            if (handler == null) return;
-            try { handler(decoder.State); }
-            catch (Exception e) { Debug.LogException(e, this); }
+            for (int i = 0; i < streams.Count; i++)
+            {
+                var s = streams[i];
+                if (s.Version == seenVersions[i]) continue;
+                seenVersions[i] = s.Version;
+                if (logStates) Debug.Log("SerDaemonReceiver: " + (s.Stream.Length > 0 ? s.Stream + " " : "") + s, this);
+                var handler = StateChanged;
+                if (handler == null) continue;
+                try { handler(s); }
+                catch (Exception e) { Debug.LogException(e, this); }
+            }
         }
     }
 }

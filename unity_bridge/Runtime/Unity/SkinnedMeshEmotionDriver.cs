@@ -11,14 +11,26 @@ namespace SerDaemon.Bridge
     /// blendshape name, with a gain), and, with passThroughUnbound, sources with no binding onto the
     /// blendshape of the same name. Weights are smoothed here too and scaled from 0..1 to 0..weightScale
     /// (Unity blendshapes run 0..100). A name the mesh lacks is warned about once and then skipped.
+    ///
+    /// Execution order: LateUpdate at DefaultExecutionOrder(12000), i.e. after the Animator, after
+    /// scripts at the default order 0 and after UniVRM's Vrm10Instance (11000), so with writeEveryFrame on
+    /// (the default) its weights are the ones rendered even when those rewrite the same blendshapes each
+    /// frame. On a VRM avatar prefer the VRM drivers (Runtime/Vrm10, Runtime/Vrm0): they go through
+    /// UniVRM's expression API instead of fighting it. OnDisable puts the driven blendshapes back to 0.
     /// </summary>
     [AddComponentMenu("SER Daemon/Skinned Mesh Emotion Driver")]
+    [DefaultExecutionOrder(ExecutionOrder)]
     public sealed class SkinnedMeshEmotionDriver : MonoBehaviour
     {
         public enum ValueSet { Probabilities, Vrm, Vrm0, Arkit, Vmc, Weights }
 
+        /// <summary>After UniVRM's Vrm10Instance (11000) and everything at the default order.</summary>
+        public const int ExecutionOrder = 12000;
+
         [Tooltip("Where the values come from (found in the scene when left empty).")]
         public SerDaemonReceiver receiver;
+        [Tooltip("Which daemon stream (speaker) this face follows: \"first\", or a stream id such as \"mic\" or a file stem. One speaker per face.")]
+        public string stream = StreamStates.First;
         [Tooltip("The face mesh (this GameObject's when left empty).")]
         public SkinnedMeshRenderer targetRenderer;
 
@@ -35,8 +47,10 @@ namespace SerDaemon.Bridge
         [Range(0f, 100f)]
         [Tooltip("Weight for a value of 1 (Unity blendshapes run 0..100).")]
         public float weightScale = 100f;
-        [Tooltip("Relax the face to 0 when the receiver has heard nothing for its staleAfterSeconds.")]
+        [Tooltip("Relax the face to 0 when nothing came from the stream for the receiver's staleAfterSeconds.")]
         public bool relaxWhenStale = true;
+        [Tooltip("Write every driven blendshape every frame, not only on change: keeps the expression when an Animator, UniVRM or another script writes the same blendshapes each frame.")]
+        public bool writeEveryFrame = true;
 
         readonly BlendshapeMapper mapper = new BlendshapeMapper();
         RendererSink sink;
@@ -61,12 +75,17 @@ namespace SerDaemon.Bridge
         void OnEnable()
         {
             if (targetRenderer == null) targetRenderer = GetComponent<SkinnedMeshRenderer>();
-            if (receiver == null) receiver = FindObjectOfType<SerDaemonReceiver>();
+            if (receiver == null) receiver = SerDaemonScene.FindReceiver();
             if (targetRenderer == null) Debug.LogWarning("SkinnedMeshEmotionDriver: no SkinnedMeshRenderer set", this);
             if (receiver == null) Debug.LogWarning("SkinnedMeshEmotionDriver: no SerDaemonReceiver in the scene", this);
             mapper.MissingName = OnMissing;
             mapper.Error = OnError;
             Rebind();
+        }
+
+        void OnDisable()
+        {
+            mapper.Reset(); // no expression left behind on a disabled driver
         }
 
         void OnValidate()
@@ -98,9 +117,10 @@ namespace SerDaemon.Bridge
             mapper.PassThrough = passThroughUnbound;
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = weightScale;
-            if (receiver == null || (relaxWhenStale && receiver.IsStale)) mapper.ClearSources();
-            else mapper.SetSources(receiver.State.Values(SetName(source)));
-            mapper.Update(Time.deltaTime);
+            mapper.WriteEveryFrame = writeEveryFrame;
+            mapper.SetSources(SerDaemonScene.TargetValues(receiver, stream, SetName(source), relaxWhenStale));
+            // Unscaled: a paused game (timeScale 0) or slow motion must not freeze or slow the face.
+            mapper.Update(Time.unscaledDeltaTime);
         }
 
         void OnMissing(string name)

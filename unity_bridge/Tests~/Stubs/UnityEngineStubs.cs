@@ -14,7 +14,20 @@ namespace UnityEngine
 
         protected Object() { All.Add(this); }
 
+        /// <summary>Stub only: forget every object (a new scene), so Find* does not see earlier tests' objects.</summary>
+        public static void StubNewScene() { All.Clear(); }
+
+#if SERDAEMON_HAS_FIND_FIRST
+        // As in Unity 2023.1+: obsolete, so -warnaserror proves the bridge never calls it on such versions.
+        [Obsolete("Use FindFirstObjectByType")]
+#endif
         public static T FindObjectOfType<T>() where T : Object
+        {
+            foreach (var o in All) if (o is T) return (T)o;
+            return null;
+        }
+
+        public static T FindFirstObjectByType<T>() where T : Object
         {
             foreach (var o in All) if (o is T) return (T)o;
             return null;
@@ -70,8 +83,43 @@ namespace UnityEngine
         /// <summary>Stub only: call a Unity message method (Update, OnEnable, ...) by name, as Unity would.</summary>
         public void StubInvoke(string method)
         {
-            var m = GetType().GetMethod(method, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
-            if (m != null) m.Invoke(this, null);
+            for (var t = GetType(); t != null && t != typeof(MonoBehaviour); t = t.BaseType)
+            {
+                var m = t.GetMethod(method, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly);
+                if (m != null) { m.Invoke(this, null); return; }
+            }
+        }
+
+        /// <summary>Stub only: the DefaultExecutionOrder of this script's class (0 without one).</summary>
+        public int StubExecutionOrder
+        {
+            get
+            {
+                var a = (DefaultExecutionOrder)Attribute.GetCustomAttribute(GetType(), typeof(DefaultExecutionOrder), false);
+                return a != null ? a.order : 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stub only: one frame of Unity's player loop for the given scripts: every enabled script's Update,
+    /// then every LateUpdate, each phase in DefaultExecutionOrder order (ties in the given order), with
+    /// Time advanced by dt first (scaled by timeScale; unscaled not).
+    /// </summary>
+    public static class StubPlayerLoop
+    {
+        public static void Frame(float dt, params MonoBehaviour[] scripts)
+        {
+            Time.unscaledDeltaTime = dt;
+            Time.unscaledTime += dt;
+            Time.deltaTime = dt * Time.timeScale;
+            Time.time += Time.deltaTime;
+            var ordered = new List<MonoBehaviour>(scripts);
+            var index = new Dictionary<MonoBehaviour, int>();
+            for (int i = 0; i < scripts.Length; i++) index[scripts[i]] = i;
+            ordered.Sort((a, b) => a.StubExecutionOrder != b.StubExecutionOrder ? a.StubExecutionOrder.CompareTo(b.StubExecutionOrder) : index[a].CompareTo(index[b]));
+            foreach (var s in ordered) if (s.enabled) s.StubInvoke("Update");
+            foreach (var s in ordered) if (s.enabled) s.StubInvoke("LateUpdate");
         }
     }
 
@@ -115,7 +163,32 @@ namespace UnityEngine
     public static class Time
     {
         public static float deltaTime = 1f / 60f;
+        public static float unscaledDeltaTime = 1f / 60f;
+        public static float time;
         public static float unscaledTime;
+        public static float timeScale = 1f;
+    }
+
+    public class TextAsset : Object
+    {
+        public string text = "";
+    }
+
+    public struct Rect
+    {
+        public float x, y, width, height;
+        public Rect(float x, float y, float width, float height) { this.x = x; this.y = y; this.width = width; this.height = height; }
+    }
+
+    public static class GUI
+    {
+        public static string StubLastLabel;
+        public static void Label(Rect position, string text) { StubLastLabel = text; }
+    }
+
+    public static class Mathf
+    {
+        public static float Clamp01(float value) { return value < 0f ? 0f : (value > 1f ? 1f : value); }
     }
 
     public static class Application
@@ -158,5 +231,9 @@ namespace UnityEngine
     public sealed class DisallowMultipleComponent : Attribute { }
 
     [AttributeUsage(AttributeTargets.Class)]
-    public sealed class DefaultExecutionOrder : Attribute { public DefaultExecutionOrder(int order) { } }
+    public sealed class DefaultExecutionOrder : Attribute
+    {
+        public DefaultExecutionOrder(int order) { this.order = order; }
+        public int order { get; private set; }
+    }
 }

@@ -1,0 +1,393 @@
+// The Unity components on the stubs, frame by frame: drivers holding an emotion while a stand-in UniVRM
+// rewrites the blendshapes every frame, one speaker per face, status and staleness, OnDisable, unscaled
+// time, the port-conflict error, close time and main-thread allocation per frame.
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Threading;
+using SerDaemon.Bridge;
+using UnityEngine;
+
+static class HarnessTests
+{
+    static Action<string> log;
+    static int passed, failed;
+    static readonly List<string> logLines = new List<string>();
+
+    static void Check(string name, bool ok, string detail = "")
+    {
+        if (ok) { passed++; log("HARNESS ok " + name + (detail.Length > 0 ? " " + detail : "")); }
+        else { failed++; log("HARNESS FAIL " + name + " " + detail); }
+    }
+
+    static string F(double v) { return v.ToString("F2", CultureInfo.InvariantCulture); }
+
+    public static int Run(Action<string> output)
+    {
+        log = output;
+        UnityEngine.Debug.Sink = line => { logLines.Add(line); output(line); };
+        var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
+            NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame };
+        foreach (var t in tests)
+        {
+            UnityEngine.Object.StubNewScene();
+            try { t(); }
+            catch (Exception e) { Check(t.Method.Name, false, "threw " + e.ToString().Replace('\n', ' ')); }
+        }
+        log("HARNESS " + (failed == 0 ? "PASS" : "FAIL") + " passed=" + passed + " failed=" + failed);
+        return failed == 0 ? 0 : 1;
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    static SerDaemonReceiver NewReceiver(float staleAfter = 1e6f)
+    {
+        var r = new GameObject("SER Daemon").AddComponent<SerDaemonReceiver>();
+        r.oscPort = 0;
+        r.staleAfterSeconds = staleAfter;
+        r.StubInvoke("OnEnable");
+        return r;
+    }
+
+    /// <summary>A state injected as if decoded this frame (stream "mic").</summary>
+    static EmotionState Inject(SerDaemonReceiver r, string set, string name, float value, string stream = "mic")
+    {
+        var s = r.Streams.Get(stream);
+        s.SetValue(set, name, value);
+        s.UpdatedAt = Time.unscaledTime;
+        s.Version++;
+        return s;
+    }
+
+    static SkinnedMeshRenderer Mesh(GameObject go, params string[] shapes)
+    {
+        var mesh = new Mesh { name = go.name + " mesh" };
+        foreach (var s in shapes) mesh.StubAddBlendShape(s);
+        var r = go.AddComponent<SkinnedMeshRenderer>();
+        r.sharedMesh = mesh;
+        return r;
+    }
+
+    static void Send(int port, byte[] datagram)
+    {
+        using (var u = new UdpClient()) u.Send(datagram, datagram.Length, new IPEndPoint(IPAddress.Loopback, port));
+    }
+
+    /// <summary>Frames until cond holds (bounded), true if it did.</summary>
+    static bool FramesUntil(Func<bool> cond, params MonoBehaviour[] scripts)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.ElapsedMilliseconds < 3000)
+        {
+            StubPlayerLoop.Frame(0.01f, scripts);
+            if (cond()) return true;
+            Thread.Sleep(2);
+        }
+        return false;
+    }
+
+    // ---------------------------------------------------------------- tests
+
+    static void RawDriverAgainstVrm10Instance()
+    {
+        // A VRM 1.0 avatar whose Vrm10Instance rewrites the blendshapes bound to expressions every
+        // LateUpdate (here from input weights of 0). The raw driver, after it (12000 > 11000) and writing
+        // every frame, keeps the emotion for 300 frames; writing only on change it loses it.
+        foreach (bool everyFrame in new[] { true, false })
+        {
+            var r = NewReceiver();
+            var go = new GameObject("Avatar");
+            var mesh = Mesh(go, "Fcl_ALL_Joy", "Fcl_ALL_Angry");
+            var vrm = go.AddComponent<UniVRM10.Vrm10Instance>();
+            vrm.StubBind(mesh, UniVRM10.ExpressionKey.Happy, 0);
+            vrm.StubBind(mesh, UniVRM10.ExpressionKey.Angry, 1);
+            var d = go.AddComponent<SkinnedMeshEmotionDriver>();
+            d.bindings = DefaultBindings.FromLabels("Fcl_ALL_");
+            d.smoothingSeconds = 0f;
+            d.writeEveryFrame = everyFrame;
+            d.receiver = r;
+            d.StubInvoke("OnEnable");
+            Inject(r, EmotionState.SetProbs, "happy", 1f);
+            int held = 0;
+            for (int f = 0; f < 300; f++)
+            {
+                StubPlayerLoop.Frame(0.011f, vrm, d, r); // listed out of order on purpose: the execution order decides
+                if (mesh.GetBlendShapeWeight(0) == 100f) held++;
+            }
+            if (everyFrame) Check("raw_driver_holds_against_vrm10_instance", held == 300, "held " + held + "/300 frames");
+            else Check("raw_driver_write_on_change_loses_it", held < 300, "held " + held + "/300 frames (expected to lose it: the reason writeEveryFrame exists)");
+            d.StubInvoke("OnDisable");
+            r.StubInvoke("OnDisable");
+        }
+    }
+
+    static void Vrm10DriverHolds()
+    {
+        var r = NewReceiver();
+        var go = new GameObject("VRM1 Avatar");
+        var mesh = Mesh(go, "Face.Joy", "Face.Angry", "Face.Sorrow");
+        var vrm = go.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Happy, 0);
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Angry, 1);
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Sad, 2);
+        var d = go.AddComponent<Vrm10EmotionDriver>();
+        d.smoothingSeconds = 0f;
+        d.StubInvoke("OnEnable"); // finds the receiver and the Vrm10Instance itself
+        int warningsBefore = logLines.FindAll(l => l.StartsWith("WARNING Vrm10EmotionDriver")).Count;
+        foreach (var n in new[] { "happy", "angry", "sad", "relaxed", "surprised", "neutral" }) Inject(r, EmotionState.SetVrm, n, 0f);
+        Inject(r, EmotionState.SetVrm, "happy", 0.8f);
+        Inject(r, EmotionState.SetVrm, "angry", 0.1f);
+        int held = 0;
+        var expr = vrm.Runtime.Expression;
+        for (int f = 0; f < 300; f++)
+        {
+            StubPlayerLoop.Frame(0.011f, vrm, d, r);
+            if (Math.Abs(mesh.GetBlendShapeWeight(0) - 80f) < 1e-3f && Math.Abs(mesh.GetBlendShapeWeight(1) - 10f) < 1e-3f) held++;
+        }
+        var warnings = logLines.FindAll(l => l.StartsWith("WARNING Vrm10EmotionDriver")).Count - warningsBefore;
+        Check("vrm10_driver_holds_emotion", held == 300 && Math.Abs(expr.GetWeight(UniVRM10.ExpressionKey.Happy) - 0.8f) < 1e-4f,
+            "held " + held + "/300 frames; SetWeight calls " + expr.StubSetWeightCalls);
+        Check("vrm10_missing_expressions_warned_once", warnings == 3, warnings + " warnings (relaxed, surprised, neutral)");
+        d.StubInvoke("OnDisable");
+        StubPlayerLoop.Frame(0.011f, vrm, r);
+        Check("vrm10_on_disable_resets", expr.GetWeight(UniVRM10.ExpressionKey.Happy) == 0f && mesh.GetBlendShapeWeight(0) == 0f);
+        r.StubInvoke("OnDisable");
+    }
+
+    static void Vrm0DriverHolds()
+    {
+        var r = NewReceiver();
+        var go = new GameObject("VRM0 Avatar");
+        var mesh = Mesh(go, "Joy", "Angry", "Surprised");
+        var proxy = go.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Angry), 1);
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateUnknown("Surprised"), 2);
+        var d = go.AddComponent<Vrm0EmotionDriver>();
+        d.smoothingSeconds = 0f;
+        d.intensity = 0.5f;
+        d.StubInvoke("OnEnable");
+        Inject(r, EmotionState.SetVrm0, "Joy", 0.9f);
+        Inject(r, EmotionState.SetVrm0, "Surprised", 0.4f);
+        int held = 0, applies0 = proxy.StubApplyCalls;
+        for (int f = 0; f < 300; f++)
+        {
+            StubPlayerLoop.Frame(0.011f, d, r);
+            if (Math.Abs(mesh.GetBlendShapeWeight(0) - 45f) < 1e-3f && Math.Abs(mesh.GetBlendShapeWeight(2) - 20f) < 1e-3f) held++;
+        }
+        Check("vrm0_driver_holds_emotion", held == 300 && proxy.StubApplyCalls - applies0 == 300,
+            "held " + held + "/300 frames; Apply calls " + (proxy.StubApplyCalls - applies0));
+        d.StubInvoke("OnDisable");
+        Check("vrm0_on_disable_resets", mesh.GetBlendShapeWeight(0) == 0f && mesh.GetBlendShapeWeight(2) == 0f);
+        // Over VMC (ser-daemon --osc vmc to the receiver) the clips arrive as the "vmc" set: used when no vrm0 came.
+        var vmc = new GameObject("VRM0 Avatar over VMC");
+        var mesh2 = Mesh(vmc, "Joy");
+        var proxy2 = vmc.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy2.StubBind(mesh2, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
+        var d2 = vmc.AddComponent<Vrm0EmotionDriver>();
+        d2.smoothingSeconds = 0f;
+        d2.receiver = r;
+        d2.stream = "vmc-sender";
+        d2.StubInvoke("OnEnable");
+        Inject(r, EmotionState.SetVmc, "Joy", 0.6f, "vmc-sender");
+        for (int f = 0; f < 10; f++) StubPlayerLoop.Frame(0.011f, d2, r);
+        Check("vrm0_driver_reads_vmc", Math.Abs(mesh2.GetBlendShapeWeight(0) - 60f) < 1e-3f, "Joy " + F(mesh2.GetBlendShapeWeight(0)));
+        d2.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void OneSpeakerPerFace()
+    {
+        // Two streams over real UDP with the daemon's multi-stream addresses; each face follows its own.
+        var r = NewReceiver();
+        var faces = new List<SkinnedMeshRenderer>();
+        var drivers = new List<MonoBehaviour> { r };
+        foreach (var sel in new[] { "first", "bob" })
+        {
+            var go = new GameObject("Face " + sel);
+            faces.Add(Mesh(go, "Joy", "Angry"));
+            var d = go.AddComponent<SkinnedMeshEmotionDriver>();
+            d.bindings = DefaultBindings.FromLabels("");
+            d.smoothingSeconds = 0f;
+            d.stream = sel;
+            d.receiver = r;
+            d.StubInvoke("OnEnable");
+            drivers.Add(d);
+        }
+        int port = r.ListeningPort;
+        Send(port, OscWriter.Bundle(OscWriter.Message("/ser/alice/state", "angry", 0.9f), OscWriter.Message("/ser/alice/emotion/angry", 0.9f),
+            OscWriter.Message("/ser/alice/emotion/happy", 0.05f), OscWriter.Message("/ser/alice/seq", 1)));
+        Send(port, OscWriter.Bundle(OscWriter.Message("/ser/bob/state", "happy", 0.8f), OscWriter.Message("/ser/bob/emotion/angry", 0.02f),
+            OscWriter.Message("/ser/bob/emotion/happy", 0.8f), OscWriter.Message("/ser/bob/seq", 1)));
+        var loop = drivers.ToArray();
+        bool ok = FramesUntil(() => r.Streams.Count == 2, loop);
+        StubPlayerLoop.Frame(0.01f, loop);
+        float aJoy = faces[0].GetBlendShapeWeight(0), aAngry = faces[0].GetBlendShapeWeight(1);
+        float bJoy = faces[1].GetBlendShapeWeight(0), bAngry = faces[1].GetBlendShapeWeight(1);
+        Check("one_speaker_per_face", ok && Math.Abs(aAngry - 90f) < 0.01f && Math.Abs(aJoy - 5f) < 0.01f && Math.Abs(bJoy - 80f) < 0.01f && Math.Abs(bAngry - 2f) < 0.01f,
+            "first(alice) joy=" + F(aJoy) + " angry=" + F(aAngry) + "; bob joy=" + F(bJoy) + " angry=" + F(bAngry));
+        foreach (var d in drivers) d.StubInvoke("OnDisable");
+    }
+
+    static void NoAudioRelaxes()
+    {
+        var r = NewReceiver(staleAfter: 0.5f);
+        var go = new GameObject("Face");
+        var mesh = Mesh(go, "Joy");
+        var d = go.AddComponent<SkinnedMeshEmotionDriver>();
+        d.bindings = DefaultBindings.FromLabels("");
+        d.smoothingSeconds = 0.05f;
+        d.receiver = r;
+        d.StubInvoke("OnEnable");
+        var st = Inject(r, EmotionState.SetProbs, "happy", 1f);
+        for (int f = 0; f < 30; f++) { st.UpdatedAt = Time.unscaledTime; StubPlayerLoop.Frame(0.01f, r, d); }
+        float before = mesh.GetBlendShapeWeight(0);
+        st.Status = EmotionState.StatusNoAudio; // as a WebSocket "status" message or /ser/status sets it
+        for (int f = 0; f < 60; f++) { st.UpdatedAt = Time.unscaledTime; StubPlayerLoop.Frame(0.01f, r, d); }
+        float relaxed = mesh.GetBlendShapeWeight(0);
+        st.Status = "capturing";
+        for (int f = 0; f < 60; f++) { st.UpdatedAt = Time.unscaledTime; StubPlayerLoop.Frame(0.01f, r, d); }
+        float back = mesh.GetBlendShapeWeight(0);
+        for (int f = 0; f < 100; f++) StubPlayerLoop.Frame(0.01f, r, d); // no new data for 1 s > staleAfterSeconds
+        float stale = mesh.GetBlendShapeWeight(0);
+        Check("no_audio_relaxes_face", before > 99f && relaxed < 1f && back > 99f && stale < 1f,
+            "before=" + F(before) + " no_audio=" + F(relaxed) + " capturing=" + F(back) + " stale=" + F(stale));
+        d.StubInvoke("OnDisable");
+        Check("raw_on_disable_resets", mesh.GetBlendShapeWeight(0) == 0f);
+        r.StubInvoke("OnDisable");
+    }
+
+    static void UnscaledTime()
+    {
+        var r = NewReceiver();
+        var go = new GameObject("Face");
+        var mesh = Mesh(go, "Joy");
+        var d = go.AddComponent<SkinnedMeshEmotionDriver>();
+        d.bindings = DefaultBindings.FromLabels("");
+        d.smoothingSeconds = 0.1f;
+        d.receiver = r;
+        d.StubInvoke("OnEnable");
+        Inject(r, EmotionState.SetProbs, "happy", 1f);
+        Time.timeScale = 0f; // game paused
+        for (int f = 0; f < 50; f++) StubPlayerLoop.Frame(0.01f, r, d);
+        Time.timeScale = 1f;
+        Check("smoothing_uses_unscaled_time", mesh.GetBlendShapeWeight(0) > 95f, "weight after 0.5 s paused: " + F(mesh.GetBlendShapeWeight(0)));
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void InfiniteGain()
+    {
+        var r = NewReceiver();
+        var go = new GameObject("Face");
+        var mesh = Mesh(go, "Joy");
+        var d = go.AddComponent<SkinnedMeshEmotionDriver>();
+        d.bindings = new List<BlendshapeBinding> { new BlendshapeBinding("happy", "Joy", float.PositiveInfinity) };
+        d.receiver = r;
+        d.StubInvoke("OnEnable");
+        Inject(r, EmotionState.SetProbs, "happy", 0f);
+        bool nan = false;
+        for (int f = 0; f < 20; f++) { StubPlayerLoop.Frame(0.01f, r, d); nan |= float.IsNaN(mesh.GetBlendShapeWeight(0)); }
+        d.bindings[0].Gain = 1f;
+        Inject(r, EmotionState.SetProbs, "happy", 1f);
+        for (int f = 0; f < 200; f++) { StubPlayerLoop.Frame(0.01f, r, d); nan |= float.IsNaN(mesh.GetBlendShapeWeight(0)); }
+        Check("infinite_gain_never_nan", !nan && mesh.GetBlendShapeWeight(0) > 99f, "final " + F(mesh.GetBlendShapeWeight(0)));
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void PortInUse()
+    {
+        var first = NewReceiver();
+        var second = new GameObject("Second").AddComponent<SerDaemonReceiver>();
+        second.oscPort = first.ListeningPort;
+        int errors = logLines.Count;
+        second.StubInvoke("OnEnable");
+        var error = logLines.GetRange(errors, logLines.Count - errors).Find(l => l.StartsWith("ERROR SerDaemonReceiver"));
+        Check("port_in_use_error", !second.IsListening && second.OpenError != null && error != null && error.Contains("already in use"),
+            error ?? "(no error logged)");
+        first.StubInvoke("OnDisable");
+    }
+
+    static void CloseTimes()
+    {
+        // OnDisable must not stall a frame: the socket is closed first, which wakes the receive thread.
+        var times = new List<double>();
+        for (int k = 0; k < 10; k++)
+        {
+            var r = NewReceiver();
+            Thread.Sleep(20);
+            r.StubInvoke("OnDisable");
+            times.Add(r.LastCloseMilliseconds);
+        }
+        times.Sort();
+        log("HARNESS CLOSE osc_ondisable_ms median=" + F(times[5]) + " max=" + F(times[9]));
+        var w = new GameObject("WS").AddComponent<SerDaemonReceiver>();
+        w.transport = SerDaemonReceiver.Transport.WebSocket;
+        int port;
+        using (var u = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0))) port = ((IPEndPoint)u.Client.LocalEndPoint).Port;
+        w.webSocketUrl = "ws://127.0.0.1:" + port + "/"; // nobody there: connect and retry loop
+        w.StubInvoke("OnEnable");
+        Thread.Sleep(100);
+        w.StubInvoke("OnDisable");
+        log("HARNESS CLOSE ws_ondisable_ms=" + F(w.LastCloseMilliseconds));
+        Check("close_does_not_stall", times[9] < 250 && w.LastCloseMilliseconds < 250,
+            "osc max " + F(times[9]) + " ms, ws " + F(w.LastCloseMilliseconds) + " ms");
+    }
+
+    static void AllocationPerFrame()
+    {
+        // Main thread, per frame with one new daemon bundle: receiver Update + driver LateUpdate (bound
+        // delegates, so the harness's own reflection does not count).
+        var r = NewReceiver();
+        var go = new GameObject("Face");
+        Mesh(go, "Fcl_ALL_Joy", "Fcl_ALL_Angry", "Fcl_ALL_Fun", "Fcl_ALL_Sorrow");
+        var d = go.AddComponent<SkinnedMeshEmotionDriver>();
+        d.bindings = DefaultBindings.FromLabels("Fcl_ALL_");
+        d.receiver = r;
+        d.StubInvoke("OnEnable");
+        Func<object, string, Action> bind = (o, m) => (Action)Delegate.CreateDelegate(typeof(Action), o,
+            o.GetType().GetMethod(m, BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public));
+        var update = bind(r, "Update");
+        var late = bind(d, "LateUpdate");
+        var probs = new[] { "angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised" };
+        var bundles = new List<byte[]>();
+        for (int k = 0; k < 2; k++)
+        {
+            var el = new List<byte[]> { OscWriter.Message("/ser/state", k == 0 ? "happy" : "angry", 0.7f) };
+            foreach (var p in probs) el.Add(OscWriter.Message("/ser/emotion/" + p, p == (k == 0 ? "happy" : "angry") ? 0.7f : 0.04f));
+            el.Add(OscWriter.Message("/ser/voice", 1));
+            el.Add(OscWriter.Message("/ser/seq", k));
+            bundles.Add(OscWriter.Bundle(el.ToArray()));
+        }
+        var tx = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        EndPoint ep = new IPEndPoint(IPAddress.Loopback, r.ListeningPort);
+        long total = 0;
+        int measured = 0;
+        for (int f = 0; f < 700; f++)
+        {
+            tx.SendTo(bundles[f % 2], ep);
+            long target = f + 1;
+            var sw = Stopwatch.StartNew();
+            while (r.Frames < target && sw.ElapsedMilliseconds < 1000)
+            {
+                long a = GC.GetAllocatedBytesForCurrentThread();
+                update();
+                late();
+                long b = GC.GetAllocatedBytesForCurrentThread();
+                if (r.Frames >= target && f >= 200) { total += b - a; measured++; }
+                if (r.Frames < target) Thread.Sleep(1);
+            }
+        }
+        tx.Close();
+        long perFrame = measured > 0 ? total / measured : -1;
+        log("HARNESS ALLOC main_thread_per_frame_with_bundle=" + perFrame + " frames=" + measured);
+        Check("main_thread_frame_allocation_free", measured >= 400 && perFrame == 0, perFrame + " bytes per frame over " + measured + " frames");
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+}
