@@ -296,3 +296,33 @@ def test_replay_at_very_low_rates_feeds_single_frames() -> None:
     """20 ms of 50 Hz audio is one frame: the window (51 inputs, with the filter's lag) is decided at 1.02 s."""
     states = replay_audio(np.zeros(100, np.float32), 50, StubClassifier(BUNDLE), SETTINGS)
     assert states[0].end_sample == 16000 and states[0].emitted_time == 51 / 50
+
+
+def test_unsure_decisions_are_flagged_and_the_final_state_never_is() -> None:
+    unsure = dataclasses.replace(SETTINGS, smoothing=dataclasses.replace(SMOOTH, ema_ms=0.0, min_confidence=0.99))
+    proc = processor(settings=unsure)
+    [d] = proc.feed(tone(3000, 1.0), 0, lambda i: 0.0)
+    st = proc.finish(d, np.array([0.05, 0.05, 0.9]))
+    assert st.label == "angry" and st.uncertain is True
+    assert proc.final_state().uncertain is False
+    sure = processor(settings=dataclasses.replace(unsure, smoothing=dataclasses.replace(SMOOTH, ema_ms=0.0)))
+    [d] = sure.feed(tone(3000, 1.0), 0, lambda i: 0.0)
+    assert sure.finish(d, np.array([0.05, 0.05, 0.9])).uncertain is False
+
+
+class _Recording(StubClassifier):
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.last = batch.copy()
+        return super().predict(batch)
+
+
+def test_speaker_normalisation_from_the_bundle_reaches_the_model() -> None:
+    from ser_daemon.speaker_norm import SpeakerNormSettings
+
+    norm = SpeakerNormSettings(prior=(1.0,) * BUNDLE.features.n_mels)
+    bundle = dataclasses.replace(BUNDLE, speaker_norm=norm)
+    clf = _Recording(bundle)
+    silence = np.zeros(16000, np.float32)  # no voice: the reference stays at the prior
+    [st] = replay_audio(silence, 16000, clf, SETTINGS)
+    np.testing.assert_allclose(clf.last[0], log_mel(silence, BUNDLE.features) - 1.0, atol=1e-6)
+    assert st.end_sample == 16000

@@ -231,3 +231,18 @@ def test_silence_during_the_hold_does_not_bypass_the_hysteresis() -> None:
     s.update(np.array([0.1, 0.6, 0.0, 0.3]), True, HOP)
     assert s.update(np.array([0.1, 0.4, 0.0, 0.5]), True, HOP).label == "happy"  # angry leads by 0.1 < 0.3
     assert s.update(None, False, 0.1).label == "happy"  # held: still happy, not angry
+
+
+def test_unsure_floor_has_a_band_of_half_the_hysteresis() -> None:
+    """Below min_confidence is unsure; getting out again needs min_confidence + hysteresis / 2."""
+    s = smoother(ema_ms=0.0, hysteresis=0.2, min_confidence=0.5)
+    steps = [([0.05, 0.55, 0.2, 0.2], False),  # 0.55 >= 0.5: sure
+             ([0.2, 0.45, 0.2, 0.15], True),  # below the floor
+             ([0.14, 0.58, 0.14, 0.14], True),  # above the floor, inside the band (0.6)
+             ([0.1, 0.65, 0.1, 0.15], False)]  # out of the band
+    for raw, unsure in steps:
+        d = s.update(np.array(raw), True, HOP)
+        assert (d.label, d.uncertain) == ("happy", unsure), raw
+    s.update(np.array([0.2, 0.45, 0.2, 0.15]), True, HOP)
+    s.reset()  # a reset forgets that the evidence was under the floor
+    assert s.update(np.array([0.05, 0.55, 0.2, 0.2]), True, HOP).uncertain is False
