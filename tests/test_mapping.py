@@ -259,3 +259,17 @@ def _default_tables() -> dict:
 
     text = files("ser_daemon").joinpath("data/mapping_default.toml").read_text(encoding="utf-8")
     return {k: v for k, v in tomllib.loads(text).items() if k != "options"}
+
+
+def test_odd_weights_and_options_are_refused_with_their_name() -> None:
+    with pytest.raises(ConfigError, match=r"\[vrm\].happy.happy must be a weight in \[0, 1\]. Received: 'x'"):
+        small(happy={"happy": "x"})
+    with pytest.raises(ConfigError) as err:
+        small({"sharpness": 9})
+    assert str(err.value) == "mapping: options.sharpness must be a number in [0, 8.0]. Received: 9"
+
+
+def test_a_model_with_only_a_neutral_class_shows_the_neutral_row() -> None:
+    data = {"vrm": {"neutral": {"neutral": 0.7}}, "vrm0": {"neutral": {}}, "arkit": {"neutral": {}}}
+    m = mapping_from_dict(data, ("neutral",))
+    assert m.weights([1.0], "vrm")["neutral"] == pytest.approx(0.7)

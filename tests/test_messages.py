@@ -163,3 +163,11 @@ def test_silence_is_voice_zero_and_packets_are_bundled_by_default() -> None:
     assert OscMessage(msgs[4]).address == "/ser/voice" and OscMessage(msgs[4]).params == [0]
     [pkt] = osc_packets(msgs)
     assert OscBundle.dgram_is_bundle(pkt)
+
+
+def test_an_unsure_state_says_so_on_both_wires() -> None:
+    from ser_daemon.messages import UNSURE
+
+    st = make_state(uncertain=True)
+    assert OscMessage(generic_osc_messages(st)[0]).params[0] == UNSURE
+    assert state_json(st)["uncertain"] is True and state_json(make_state())["uncertain"] is False
