@@ -55,6 +55,8 @@ RANGES = [
     (DaemonConfig, "channels", 1, 64, 0, 65),
     (DaemonConfig, "max_clients", 1, 100000, 0, 100001),
     (DaemonConfig, "max_message_bytes", 128, 64 * 1024 * 1024, 127, 64 * 1024 * 1024 + 1),
+    (DaemonConfig, "max_streams", 1, 100000, 0, 100001),
+    (DaemonConfig, "vrchat_max_hz", 0.1, 1000.0, 0.09, 1000.01),
 ]
 
 
@@ -68,7 +70,8 @@ def test_range_boundaries(cls, name, lo, hi, below, above) -> None:
     for bad in (below, above, float("nan"), "1"):
         if isinstance(bad, str) and isinstance(lo, int):
             continue
-        with pytest.raises((ConfigError, TypeError), match=name if not isinstance(bad, str) else None):
+        with pytest.raises(ConfigError if isinstance(lo, float) else (ConfigError, TypeError),
+                           match=f"^{name} must be" if not isinstance(bad, str) else None):
             cls(**{name: bad, **extra})
 
 
@@ -236,3 +239,77 @@ def test_load_toml_names_the_file(tmp_path) -> None:
     f.write_text("vad_threshold_db = 1\n[vad]\nthreshold_db = 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="^" + re.escape(f"{f}: vad_threshold_db is given twice") + "$"):
         load_toml(f)
+
+
+
+def test_more_messages_exactly() -> None:
+    with pytest.raises(ConfigError) as err:
+        DaemonConfig(inputs=("a.wav",), device=1)  # type: ignore[arg-type]
+    assert str(err.value) == "give either --input files or --device, not both"
+    with pytest.raises(ConfigError) as err:
+        DaemonConfig(ws=Endpoint("0.0.0.0", 1))
+    assert str(err.value).endswith(
+        "Use a loopback address, or pass --allow-remote (with --ws-token) to listen on other interfaces")
+    with pytest.raises(ConfigError) as err:
+        DaemonConfig(vrchat_max_hz=0.0)
+    assert str(err.value) == "vrchat_max_hz must be a rate in [0.1, 1000] per second. Received: 0.0"
+    with pytest.raises(ConfigError) as err:
+        DaemonConfig(max_streams=0)
+    assert str(err.value) == "max_streams must be in 1..100000. Received: 0"
+    with pytest.raises(ConfigError, match="^config: x_a is given twice$"):
+        flatten_config({"x": {"a": 1}, "x_a": 2})
+    with pytest.raises(ConfigError, match="^endpoint: bad host"):
+        parse_endpoint(":1")
+
+
+@pytest.mark.parametrize("token,ok", [
+    ("a" * 16, True), ("a" * 15, False), ("abcdefgh ijklmnop", False), ("\x01" * 16, False), ("ab\tcdefghijklmnop", False),
+])
+def test_tokens(token: str, ok: bool) -> None:
+    from ser_daemon.config import check_token
+
+    hint = "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+    if ok:
+        assert check_token(token) == token
+        return
+    with pytest.raises(ConfigError) as err:
+        check_token(token)
+    assert str(err.value).startswith("ws_token must") and str(err.value).endswith(hint)
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:3000", "https://example.org", "app+x.y-z://host", "HTTP://Host:1"])
+def test_origins_accepted(origin: str) -> None:
+    from ser_daemon.config import parse_origin
+
+    assert parse_origin(origin) == origin
+    assert DaemonConfig(ws_allow_origin=(origin,)).ws_allow_origin == (origin,)
+
+
+@pytest.mark.parametrize("origin", [
+    " http://a", "http://a b", "http://a\x01", "http//a", "1http://a", "://a", "http://user@a", "http://:pw@a",
+    "http://user:pw@a", "http://a/", "http://a/x", "http://a?q", "http://a#f", "http://a:", "http://a:0",
+    "http://a:99999", "http://", "localhost:3000",
+])
+def test_origins_refused(origin: str) -> None:
+    from ser_daemon.config import parse_origin
+
+    with pytest.raises(ConfigError) as err:
+        parse_origin(origin)
+    assert str(err.value) == (f"--ws-allow-origin: {origin!r} is not an origin; expected SCHEME://HOST[:PORT], "
+                              "e.g. http://localhost:3000")
+
+
+def test_osc_target_messages() -> None:
+    with pytest.raises(ConfigError, match="^--osc: bad host"):
+        parse_osc_target("vmc@a@b:1")  # the profile is before the first @
+    with pytest.raises(ConfigError) as err:
+        parse_osc_target("osc@1.2.3.4:1")
+    assert str(err.value) == "--osc: unknown profile 'osc' in 'osc@1.2.3.4:1'; choose one of generic, vrchat, vmc, vxp"
+    with pytest.raises(ConfigError) as err:
+        parse_osc_target("127.0.0.1:0")
+    assert str(err.value) == "--osc: port 0 is not a place to send to; give the receiver's port. Received: '127.0.0.1:0'"
+    assert parse_osc_target("127.0.0.1:1").endpoint.port == 1
+    with pytest.raises(ConfigError, match="^--osc: bad host"):
+        parse_osc_target(":9000")
+    with pytest.raises(ConfigError, match="bad host"):
+        parse_endpoint("[::1:9000")  # an unclosed bracket is not an IPv6 literal
