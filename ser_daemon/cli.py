@@ -29,6 +29,7 @@ from .platform import (
     ignore_stop_signals,
     install_startup_handlers,
     restore_signals,
+    user_config_path,
 )
 
 __all__ = ["main", "build_parser", "demo_recording", "analysis_settings_from_file"]
@@ -83,6 +84,11 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "vrchat_prefix": ("str", str),
     "vrchat_max_hz": ("num", None),
     "vrchat_listen": ("int", None),
+    "vrchat_params": ("str", str),
+    "vrchat_ignore_mute": ("bool", None),
+    "no_oscquery": ("bool", None),
+    "host_api": ("str", str),
+    "jsonl": ("bool", None),
     "no_osc": ("bool", None),
     "osc_format": ("str", str),
     "ws": ("str", str),
@@ -138,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", action="append", type=_device, metavar="N|NAME",
                    help="capture from this input device: index or part of its name (see --list-devices); "
                         "repeatable: one stream per device")
-    g.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    g.add_argument("--list-devices", action="store_true", help="list input devices, grouped by host API, and exit")
+    g.add_argument("--host-api", metavar="NAME",
+                   help="take devices from this PortAudio host API (part of its name: wasapi, mme, directsound, "
+                        "core audio, alsa, jack); default: WASAPI on Windows, Core Audio on macOS, PortAudio's on Linux")
     g.add_argument("--input", action="append", metavar="FILE.wav",
                    help="replay a WAV file at real time through the same pipeline (repeatable: one stream each)")
     g.add_argument("--fast", action="store_true", help="replay --input files as fast as possible (nothing is skipped)")
@@ -167,7 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vrchat-max-hz", type=_float, metavar="HZ",
                    help="most VRChat/VXP parameter updates per second; sent on change only (default 5)")
     g.add_argument("--vrchat-listen", type=_positive_int, metavar="PORT",
-                   help="hear VRChat's /avatar/change on 127.0.0.1:PORT to re-send the state (default 9001, 0 off)")
+                   help="hear VRChat (/avatar/change, MuteSelf, SER_Enabled) on 127.0.0.1:PORT when no VRChat answers "
+                        "over OSCQuery within a few seconds (default 9001; 0: do not listen at all)")
+    g.add_argument("--no-oscquery", action="store_true",
+                   help="do not use OSCQuery/mDNS (127.0.0.1 only) to find VRChat and be found by it; "
+                        "listen on --vrchat-listen at once and send to the --osc address as given")
+    g.add_argument("--vrchat-params", choices=("compact", "full", "vxp", "none"),
+                   help="VRChat parameter set: compact (SER_Label int + SER_Intensity float, 16 synced bits; default), "
+                        "full (also a float per class, confidence, voice), vxp, none; the mapping's [vrchat] table "
+                        "renames, drops and adds (see README)")
+    g.add_argument("--vrchat-table", action="store_true",
+                   help="print the VRChat parameters (names, types, synced bits) and the SER_Label numbers for "
+                        "this model, mapping and --vrchat-params as Markdown tables, and exit")
+    g.add_argument("--vrchat-ignore-mute", action="store_true",
+                   help="keep broadcasting while VRChat reports you muted (MuteSelf); by default the face goes "
+                        "neutral and nothing about the voice is sent while muted")
     g.add_argument("--no-osc", action="store_true", help="send no OSC")
     g.add_argument("--osc-format", choices=("bundle", "messages"),
                    help="one OSC bundle per decision (default) or separate messages")
@@ -222,7 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)
 
     g = p.add_argument_group("general")
-    g.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
+    g.add_argument("--config", metavar="FILE.toml",
+                   help="read options from a TOML file (default: the per-user file --config-path prints, if it exists)")
+    g.add_argument("--config-path", action="store_true", help="print where the per-user config file is and exit")
+    g.add_argument("--write-config", nargs="?", const="", metavar="FILE.toml",
+                   help="write a commented config file (default: the per-user one) and exit; never overwrites")
+    g.add_argument("--jsonl", action="store_true",
+                   help="write every message as one JSON line on stdout (hello, then states and statuses, "
+                        "the WebSocket schema), for scripts and jq")
     g.add_argument("--print", action="store_true", help="print every decision on stdout (on by default for the demo)")
     g.add_argument("--quiet", action="store_true", help="no live status line")
     g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="logging detail (default warning)")
@@ -235,7 +265,7 @@ def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
     """Check a config file's values with the same rules as the flags."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in _OPTIONS or key in ("config", "list_devices"):
+        if key not in _OPTIONS or key in _NOT_OPTIONS:
             known = ", ".join(sorted(_OPTIONS))
             raise ConfigError(f"{source}: unknown option {key!r}. Known options: {known}")
         kind, conv = _OPTIONS[key]
@@ -327,6 +357,7 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
             "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
             "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
             "max_streams",
+            "vrchat_params", "vrchat_ignore_mute", "host_api", "jsonl",
         )
         if k in opts
     }
@@ -339,24 +370,71 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
         ingest=ingest,
         ws_token=token,
         ws_allow_origin=tuple(opts.get("ws_allow_origin", ())),
+        oscquery=not opts.get("no_oscquery", False),
         osc=osc,
         ws=ws,
-        print_states=bool(opts.get("print", demo)),
+        print_states=bool(opts.get("print", demo and not opts.get("jsonl"))),
         analysis=_settings(opts),
         **kw,
     )
 
 
 def _list_devices() -> int:
-    from .sources import list_input_devices
+    from . import platform
+    from .sources import format_device_list, list_input_devices
 
-    devices = list_input_devices()
-    if not devices:
-        print("no input devices found")
-        return 0
-    print(f"{'index':>5}  {'channels':>8}  {'default Hz':>10}  {'host API':<10}  name")
-    for d in devices:
-        print(f"{d.index:>5}  {d.channels:>8}  {d.default_samplerate:>10.0f}  {d.hostapi:<10}  {d.name}")
+    print(format_device_list(list_input_devices(), platform.default_host_api()))
+    return 0
+
+
+_NOT_OPTIONS = ("config", "list_devices", "config_path", "write_config", "vrchat_table")
+
+
+def _model_dir(config: DaemonConfig) -> Path:
+    from .errors import ModelError
+    from .model_bundle import default_model_dir
+
+    model_dir = config.model or default_model_dir()
+    if model_dir is None:
+        raise ModelError(
+            "no model: the shipped default model (models/default) is not installed here. "
+            "Pass --model DIR (a folder with ser_model.json), or train one with ser-train"
+        )
+    return model_dir
+
+
+def _vrchat_table(config: DaemonConfig) -> int:
+    """The tables an avatar maker needs, from the code that sends the values (the README's come from here)."""
+    from .mapping import load_mapping
+    from .model_bundle import load_bundle
+    from .vrchat import label_table_markdown, parameter_table_markdown, plan_from_table
+
+    bundle = load_bundle(_model_dir(config))
+    mapping = load_mapping(config.mapping, bundle.labels)
+    default, avatars = plan_from_table(mapping.vrchat, bundle.labels, preset=config.vrchat_params,
+                                       prefix=config.vrchat_prefix, targets=mapping.targets)
+    out = [parameter_table_markdown(default)]
+    for avatar_id, plan in avatars.items():
+        out += ["", f"Avatar `{avatar_id}`:", "", parameter_table_markdown(plan)]
+    label_params = [p.name for p in default.params if p.source == "label"]
+    if label_params:
+        out += ["", label_table_markdown(bundle.labels, label_params[0])]
+    print("\n".join(out))
+    return 0
+
+
+def _write_config(path: str) -> int:
+    from .config_template import config_template
+
+    target = Path(path).expanduser() if path else user_config_path()
+    if target.exists():
+        raise ConfigError(f"{target} exists already; edit it, or delete it to write a fresh one")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(config_template(build_parser()), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc}") from None
+    print(target)
     return 0
 
 
@@ -403,13 +481,24 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.get("list_devices"):
             return _list_devices()
+        if args.get("config_path"):
+            print(user_config_path())
+            return 0
+        if "write_config" in args:
+            return _write_config(args["write_config"])
         opts: dict[str, Any] = {}
-        if "config" in args:
-            opts.update(_from_toml(load_toml(args["config"]), str(args["config"])))
-        opts.update({k: v for k, v in args.items() if k not in ("config", "list_devices")})
+        config_file = args.get("config")
+        if config_file is None and user_config_path().is_file():
+            config_file = user_config_path()
+            log.info("reading the per-user config file %s", config_file)
+        if config_file is not None:
+            opts.update(_from_toml(load_toml(config_file), str(config_file)))
+        opts.update({k: v for k, v in args.items() if k not in _NOT_OPTIONS})
         if "log_level" in opts:
             logging.getLogger().setLevel(getattr(logging, str(opts["log_level"]).upper()))
         config = config_from_options(opts)
+        if args.get("vrchat_table"):
+            return _vrchat_table(config)
         return _run(config, opts.get("stats_json"))
     except SerError as exc:
         print(f"ser-daemon: error: {exc}", file=sys.stderr)
@@ -418,21 +507,15 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _run(config: DaemonConfig, stats_json: str | None) -> int:
     from .daemon import Daemon
-    from .errors import ModelError
     from .inference import load_classifier
-    from .model_bundle import default_model_dir, load_bundle
+    from .model_bundle import load_bundle
 
-    model_dir = config.model or default_model_dir()
-    if model_dir is None:
-        raise ModelError(
-            "no model: the shipped default model (models/default) is not installed here. "
-            "Pass --model DIR (a folder with ser_model.json), or train one with ser-train"
-        )
+    model_dir = _model_dir(config)
     if config.device not in (None, ()):
         from .sources import resolve_device
 
         for wanted in config.device if isinstance(config.device, tuple) else (config.device,):
-            resolve_device(wanted)  # fail fast, before the model loads
+            resolve_device(wanted, config.host_api)  # fail fast, before the model loads
     bundle = load_bundle(model_dir)
     classifier = load_classifier(bundle, config.backend, num_threads=config.threads)
     log.info("model %s (%s), labels %s", bundle.name, classifier.backend, ", ".join(bundle.labels))

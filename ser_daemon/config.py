@@ -208,6 +208,7 @@ class OscTarget:
 
 
 OSC_PROFILES = ("generic", "vrchat", "vmc", "vxp")
+VRCHAT_PARAM_SETS = ("compact", "full", "vxp", "none")
 OSC_DEFAULT_PORTS = {"generic": 9000, "vrchat": 9000, "vmc": 39539, "vxp": 9000}
 
 
@@ -255,6 +256,15 @@ class DaemonConfig:
         vrchat_prefix: prefix of the VRChat avatar parameter names.
         vrchat_max_hz: most VRChat/VXP parameter updates per second.
         vrchat_listen: UDP port on 127.0.0.1 where VRChat's /avatar/change is heard (0: off).
+        vrchat_params: the VRChat parameter set: compact (Label + Intensity, 16 synced
+            bits), full, vxp or none; the mapping's [vrchat] table edits it.
+        vrchat_ignore_mute: keep broadcasting while VRChat reports MuteSelf.
+        oscquery: advertise the VRChat listener over mDNS/OSCQuery on a free port (127.0.0.1
+            only) and send to the VRChat client found that way; ``vrchat_listen`` is then
+            only the fallback when no VRChat answers.
+        host_api: PortAudio host API to take devices from (name substring), or None
+            for the platform's default (WASAPI on Windows, Core Audio on macOS).
+        jsonl: write every message (hello, states, statuses) as one JSON line on stdout.
         ws: WebSocket listen address, or None for none.
         web: listen address of the live web view (page + WebSocket at /ws), or None.
         ingest: listen address where remote clients stream 16-bit PCM over WebSocket, or None.
@@ -288,6 +298,11 @@ class DaemonConfig:
     vrchat_prefix: str = "SER_"
     vrchat_max_hz: float = 5.0
     vrchat_listen: int = 9001
+    vrchat_params: str = "compact"
+    vrchat_ignore_mute: bool = False
+    oscquery: bool = True
+    host_api: str | None = None
+    jsonl: bool = False
     ws: Endpoint | None = None
     web: Endpoint | None = None
     ingest: Endpoint | None = None
@@ -314,6 +329,12 @@ class DaemonConfig:
         _check_range("block_ms", self.block_ms, 2.0, 500.0)
         if not 1 <= self.threads <= 64:
             raise ConfigError(f"threads must be in 1..64. Received: {self.threads}")
+        if self.vrchat_params not in VRCHAT_PARAM_SETS:
+            raise ConfigError(
+                f"vrchat_params must be one of {', '.join(VRCHAT_PARAM_SETS)}. Received: {self.vrchat_params!r}"
+            )
+        if self.jsonl and self.print_states:
+            raise ConfigError("--jsonl and --print both write to stdout; choose one")
         if not 0 <= self.vrchat_listen <= 65535:
             raise ConfigError(f"vrchat_listen must be a port in 0..65535. Received: {self.vrchat_listen}")
         if not 1 <= self.ws_queue <= 100000:

@@ -25,20 +25,23 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .config import DaemonConfig
+from .config import OSC_DEFAULT_PORTS, DaemonConfig, Endpoint, is_loopback
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
 from .memory import Trimmer
-from .messages import hello_json, status_json
+from .messages import dumps, hello_json, state_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
-from .osc_profiles import GenericProfile, make_profile
+from .osc_profiles import GenericProfile, VRChatProfile, make_profile
 from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
 from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
+from .oscquery import VRChatService
+from .vrchat import VRChatInput, silenced
+from .vrchat_link import VRChatLink
 from .ws_server import AccessPolicy, WsBroadcaster
 
 __all__ = ["Daemon", "StageStats", "format_state"]
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread wakes on each message)
 INGEST_MESSAGE_BYTES = 256 * 1024  # > 1 s of 48 kHz stereo 16-bit: more would not fit the ring anyway
+VRCHAT_PORT = OSC_DEFAULT_PORTS["vrchat"]
 
 
 @dataclass(eq=False)
@@ -153,13 +157,22 @@ class Daemon:
         self.osc = (
             OscSender(
                 (t, make_profile(t.profile, bundle.labels, bundle=config.osc_format == "bundle",
-                                 vrchat_prefix=config.vrchat_prefix, max_hz=config.vrchat_max_hz))
+                                 vrchat_prefix=config.vrchat_prefix, max_hz=config.vrchat_max_hz,
+                                 vrchat_params=config.vrchat_params, vrchat_table=self.mapping.vrchat,
+                                 targets=self.mapping.targets))
                 for t in config.osc
             )
             if config.osc
             else None
         )
-        self._vrchat_transport: asyncio.DatagramTransport | None = None
+        self.vrchat_link: VRChatLink | None = None
+        self._follows_vrchat = [
+            i for i, t in enumerate(config.osc)
+            if t.profile in ("vrchat", "vxp") and is_loopback(t.endpoint.host) and t.endpoint.port == VRCHAT_PORT
+        ]
+        enabled = next((p.plan.enabled_param for p in self.osc.profiles if isinstance(p, VRChatProfile)),
+                       config.vrchat_prefix + "Enabled") if self.osc is not None else "SER_Enabled"
+        self.vrchat_input = VRChatInput(enabled, honour_mute=not config.vrchat_ignore_mute)
         self.ws: WsBroadcaster | None = None
         self.streams: list[_Stream] = []
         self.exit_code = 0
@@ -177,6 +190,7 @@ class Daemon:
         self._print_broken = False
         self._last_status = 0.0
         self._trimmer = Trimmer()
+        self._status_len = 0
         self._build_streams()
         self._configure_profiles()
 
@@ -209,7 +223,7 @@ class Daemon:
         else:
             devices = (cfg.device,) if not cfg.inputs and cfg.ingest is None else ()
         for wanted in devices:
-            dev = resolve_device(wanted)
+            dev = resolve_device(wanted, cfg.host_api)
             name = unique("mic")
             src = DeviceSource(
                 dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
@@ -323,6 +337,8 @@ class Daemon:
             await self._listen_for_avatar_changes()
             if not self._stop.is_set():
                 await asyncio.to_thread(self._warm_up)
+                if cfg.jsonl:
+                    self._print(dumps(self.hello()))
                 for st in self.streams:
                     if isinstance(st.source, DeviceSource):
                         st.source.start()
@@ -337,31 +353,40 @@ class Daemon:
         return self.exit_code
 
     async def _listen_for_avatar_changes(self) -> None:
-        """Hear VRChat's /avatar/change so a new avatar gets the full state at once."""
+        """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""
         cfg = self.config
         if not cfg.vrchat_listen or self.osc is None:
             return
         if not any(p.name in ("vrchat", "vxp") for p in self.osc.profiles):
             return
-        osc = self.osc
-        assert self._loop is not None
+        wanted = ("/avatar/change", "/avatar/parameters/MuteSelf",
+                  "/avatar/parameters/" + self.vrchat_input.enabled_param)
+        self.vrchat_link = VRChatLink(self.on_vrchat_datagram, self._on_vrchat_found, fallback_port=cfg.vrchat_listen,
+                                      use_oscquery=cfg.oscquery, wanted=wanted)
+        await self.vrchat_link.start()
 
-        class _Proto(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: tuple) -> None:
-                if b"/avatar/change" in data[:64]:
-                    log.info("VRChat avatar changed: re-sending the full state")
-                    osc.request_full_resend("vrchat")
-                    osc.request_full_resend("vxp")
+    def _on_vrchat_found(self, svc: VRChatService) -> None:
+        """VRChat announced where it receives OSC: avatar targets given as the usual 127.0.0.1:9000 follow it."""
+        if self.osc is None:
+            return
+        for i in self._follows_vrchat:
+            if self.osc.targets[i] != Endpoint(svc.host, svc.osc_port):
+                log.info("sending %s parameters to %s at %s:%d", self.osc.profiles[i].name, svc.name, svc.host,
+                         svc.osc_port)
+                self.osc.retarget(i, Endpoint(svc.host, svc.osc_port))
+            self.osc.profiles[i].request_full_resend()
 
-        try:
-            self._vrchat_transport, _ = await self._loop.create_datagram_endpoint(
-                _Proto, local_addr=("127.0.0.1", cfg.vrchat_listen)
-            )
-        except OSError as exc:
-            log.warning(
-                "cannot listen for VRChat's /avatar/change on 127.0.0.1:%d (%s); avatar changes will be "
-                "picked up at the next parameter change instead", cfg.vrchat_listen, exc.strerror or exc,
-            )
+    def on_vrchat_datagram(self, data: bytes) -> None:
+        """One datagram from VRChat (any thread): switch avatar plans, open or close the gate."""
+        for kind, value in self.vrchat_input.feed(data):
+            if kind == "avatar":
+                log.info("VRChat avatar changed to %s: re-sending the full state", value)
+                for p in self.osc.profiles if self.osc is not None else ():
+                    if isinstance(p, VRChatProfile):
+                        p.set_avatar(value)
+            elif kind == "gate":
+                log.info("VRChat: %s", "broadcasting again" if value else
+                         "muted or switched off: the face is neutral and nothing about the voice is sent")
 
     def stop(self) -> None:
         """Ask the daemon to stop (thread-safe)."""
@@ -401,8 +426,8 @@ class Daemon:
             await self.ws.close()
         if self.osc is not None:
             self.osc.close()
-        if self._vrchat_transport is not None:
-            self._vrchat_transport.close()
+        if self.vrchat_link is not None:
+            await self.vrchat_link.close()
         if self.status_out.isatty() and not self.config.quiet:
             try:
                 self.status_out.write("\n")
@@ -490,9 +515,13 @@ class Daemon:
                     pass
             if self.config.print_states:
                 self._print(f"[{stream}] status: {status} ({detail})")
+            if self.config.jsonl:
+                self._print(dumps(status_json(stream, status, detail, time.monotonic())))
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
+        if not self.vrchat_input.open:
+            state = silenced(state)
         weights = self.mapping.all_weights(state.smoothed)
         if self.osc is not None:
             self.osc.send_state(state, weights, time.monotonic())
@@ -506,16 +535,18 @@ class Daemon:
             self.stats.record(state, send_ms)
         if self.config.print_states:
             self._print(format_state(state))
+        if self.config.jsonl:
+            self._print(dumps(state_json(state, 0, weights)))
         self._status_line(state)
 
     def _print(self, line: str) -> None:
-        """A ``--print`` line; a reader that went away (``--print | head``) stops the daemon cleanly."""
+        """A line on stdout (``--print``, ``--jsonl``); a reader that went away (``| head``) stops the daemon."""
         if self._print_broken:
             return
         try:
             self.out.write(line + "\n")
             self.out.flush()
-        except (BrokenPipeError, ValueError) as exc:
+        except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed
             self._on_output_closed(exc)
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.EINVAL):
@@ -524,7 +555,7 @@ class Daemon:
 
     def _on_output_closed(self, exc: BaseException) -> None:
         self._print_broken = True
-        log.info("--print output closed (%s): stopping", type(exc).__name__)
+        log.info("stdout closed (%s): stopping", type(exc).__name__)
         try:
             # Python flushes stdout again at exit; point it at nothing so that cannot fail too.
             if self.out is sys.stdout:
@@ -546,11 +577,15 @@ class Daemon:
         self._last_status = now
         clients = len(self.ws.clients) if self.ws is not None else 0
         line = (
-            f"\r\x1b[K{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
+            f"{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
             f"voice {'on ' if state.voice_active else 'off'}  latency {state.latency_ms:5.1f} ms  "
             f"dropped {state.dropped_windows}  overruns {state.overruns}  ws clients {clients}"
         )
-        self.status_out.write(line)
+        # Carriage return and spaces over the old line instead of an ANSI erase: the classic
+        # Windows console prints escape codes literally unless a program switches them on.
+        pad = " " * max(0, self._status_len - len(line))
+        self._status_len = len(line)
+        self.status_out.write("\r" + line + pad)
         self.status_out.flush()
 
     def write_stats(self, path: str | Path) -> None:

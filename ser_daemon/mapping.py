@@ -81,6 +81,8 @@ class ExpressionMapping:
             rows into a pose; above 1 the leading class dominates, so a face
             shows one clear expression instead of an average of all of them.
         source: where the mapping came from (for messages).
+        vrchat: the file's ``[vrchat]`` table (avatar parameter names; checked by
+            :func:`ser_daemon.vrchat.plan_from_table` when a VRChat target is used).
     """
 
     labels: tuple[str, ...]
@@ -91,6 +93,7 @@ class ExpressionMapping:
     confidence_high: float = 0.65
     source: str = "default"
     sharpness: float = 1.0
+    vrchat: Mapping[str, Any] = field(default_factory=dict, compare=False)
     _matrices: dict[str, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
     _emotional: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -150,9 +153,14 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
             unknown for its vocabulary, or a weight or option is out of range.
     """
     labels = tuple(labels)
-    unknown_tables = set(data) - set(TARGET_SETS) - {"options"}
+    unknown_tables = set(data) - set(TARGET_SETS) - {"options", "vrchat"}
     if unknown_tables:
-        raise ConfigError(f"{source}: unknown table(s) {sorted(unknown_tables)}; expected {list(TARGET_SETS)} and options")
+        raise ConfigError(
+            f"{source}: unknown table(s) {sorted(unknown_tables)}; expected {list(TARGET_SETS)}, options and vrchat"
+        )
+    vrchat = data.get("vrchat", {})
+    if not isinstance(vrchat, Mapping):
+        raise ConfigError(f"{source}: [vrchat] must be a table")
     opts = data.get("options", {})
     if not isinstance(opts, Mapping):
         raise ConfigError(f"{source}: [options] must be a table")
@@ -199,7 +207,8 @@ def mapping_from_dict(data: Mapping[str, Any], labels: Sequence[str], source: st
             names = list(dict.fromkeys(list(VRM0_PRESETS) + names))
         rows[ts] = parsed
         targets[ts] = tuple(names)
-    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source, float(sharp))
+    return ExpressionMapping(labels, targets, rows, float(gain), float(lo), float(hi), source, float(sharp),
+                             dict(vrchat))
 
 
 def load_mapping(path: str | Path | None, labels: Sequence[str]) -> ExpressionMapping:

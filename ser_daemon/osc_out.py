@@ -90,6 +90,17 @@ class OscSender:
             for pkt in profile.encode_status(stream, status):
                 self._sendto(pkt, target, family, sockaddr)
 
+    def retarget(self, index: int, endpoint: Endpoint) -> None:
+        """Send target ``index``'s packets to ``endpoint`` from now on (VRChat found over OSCQuery)."""
+        resolved = self._resolve(endpoint)
+        if resolved is None:
+            log.warning("OSC target %s: cannot resolve host %r; keeping %s", endpoint, endpoint.host, self.targets[index])
+            return
+        self._addrs[index] = (endpoint, *resolved)  # one assignment: the sender sees old or new
+        targets = list(self.targets)
+        targets[index] = endpoint
+        self.targets = tuple(targets)
+
     def request_full_resend(self, profile_name: str) -> None:
         for p in self.profiles:
             if p.name == profile_name:

@@ -2,9 +2,9 @@
 
 - ``generic``: ser-daemon's own scheme (see :mod:`ser_daemon.messages`) plus the
   mapped weights as ``/ser/vrm/<name> f`` and ``/ser/arkit/<name> f``.
-- ``vrchat``: VRChat avatar parameters ``/avatar/parameters/<Name>``: a float per
-  emotion, the confidence as float, the label as int (0 while no voice or
-  uncertain) and voice activity as bool.
+- ``vrchat``: VRChat avatar parameters ``/avatar/parameters/<Name>``, a parameter
+  set from :mod:`ser_daemon.vrchat` (compact: ``SER_Label`` int + ``SER_Intensity``
+  float, 16 synced bits; full: also a float per class, confidence, voice).
   Sent on change only (floats compared at VRChat's network step of 1/127) and
   throttled, because VRChat drops updates that come too fast while it switches
   avatars.  ``request_full_resend`` makes the next packet carry every parameter
@@ -19,14 +19,14 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .config import OSC_DEFAULT_PORTS, OSC_PROFILES
 from .errors import ConfigError
 from .messages import generic_osc_messages, osc_message, osc_name, osc_packets
 from .smoothing import NEUTRAL
 from .state import EmotionState
+from .vrchat import VXP_ORDER, check_vrchat_name, label_index, param_value, plan_from_table, vxp_expression
 
 __all__ = [
     "PROFILES",
@@ -42,21 +42,9 @@ __all__ = [
 
 PROFILES = OSC_PROFILES
 DEFAULT_PORTS = OSC_DEFAULT_PORTS
-VXP_ORDER = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-_VRC_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 VRC_FLOAT_STEP = 1.0 / 127.0
 
 Weights = Mapping[str, Mapping[str, float]]
-
-
-def check_vrchat_name(name: str, what: str = "VRChat parameter name") -> str:
-    """Refuse names VRChat would silently ignore (spaces, symbols, empty)."""
-    if not isinstance(name, str) or not _VRC_NAME.match(name):
-        raise ConfigError(
-            f"{what} {name!r} is not usable: VRChat parameter names must be letters, digits and underscores "
-            "(spaces or symbols make VRChat ignore the parameter silently)"
-        )
-    return name
 
 
 class OscProfile:
@@ -144,60 +132,67 @@ class _OnChangeProfile(OscProfile):
 
 
 class VRChatProfile(_OnChangeProfile):
-    """VRChat avatar parameters (see the README's VRChat section for the avatar side)."""
+    """VRChat avatar parameters (see :mod:`ser_daemon.vrchat` and the README's VRChat section).
+
+    Args:
+        labels: the model's classes (``SER_Label`` numbers them in this order).
+        prefix: prefix of the preset names.
+        max_hz: most updates per second.
+        preset: ``compact`` (Label + Intensity, 16 synced bits), ``full``, ``vxp`` or ``none``.
+        table: the mapping file's ``[vrchat]`` table (renames, drops, additions, per avatar).
+        targets: the mapping's target names, to check ``vrm:``/``arkit:`` sources.
+    """
 
     name = "vrchat"
 
-    def __init__(self, labels: tuple[str, ...], prefix: str = "SER_", max_hz: float = 5.0) -> None:
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        prefix: str = "SER_",
+        max_hz: float = 5.0,
+        *,
+        preset: str = "compact",
+        table: Mapping[str, Any] | None = None,
+        targets: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         super().__init__(max_hz=max_hz)
-        check_vrchat_name(prefix + "X", "VRChat parameter prefix")
         self.labels = labels
         self.prefix = prefix
-        self.emotion_params = {
-            label: check_vrchat_name(prefix + label[:1].upper() + label[1:]) for label in labels
-        }
-        self.label_param = check_vrchat_name(prefix + "Label")
-        self.confidence_param = check_vrchat_name(prefix + "Confidence")
-        self.voice_param = check_vrchat_name(prefix + "Voice")
+        self.default_plan, self.avatar_plans = plan_from_table(table, labels, preset=preset, prefix=prefix,
+                                                               targets=targets)
+        self.plan = self.default_plan
+
+    def set_avatar(self, avatar_id: str | None) -> None:
+        """The avatar worn changed: use its parameter plan and send everything again."""
+        self.plan = self.avatar_plans.get(avatar_id or "", self.default_plan)
+        self.request_full_resend()
 
     def label_index(self, state: EmotionState) -> int:
-        """0 while no voice or unsure (``state.uncertain``), else 1 + the class's index in the model's labels."""
-        if not state.voice_active or state.uncertain or state.label not in self.labels:
-            return 0
-        return 1 + self.labels.index(state.label)
+        """0 while no voice or unsure, else 1 + the class's index in the model's labels."""
+        return label_index(state)
 
     def _params(self, state: EmotionState, weights: Weights) -> list[tuple[str, str, Any]]:
         a = "/avatar/parameters/"
-        out: list[tuple[str, str, Any]] = [
-            (a + self.emotion_params[label], "f", p) for label, p in zip(state.labels, state.smoothed)
-        ]
-        out.append((a + self.confidence_param, "f", state.confidence))
-        out.append((a + self.label_param, "i", self.label_index(state)))
-        out.append((a + self.voice_param, "T" if state.voice_active else "F", state.voice_active))
+        out: list[tuple[str, str, Any]] = []
+        for p in self.plan.params:
+            value = param_value(p, state, weights)
+            tag = ("T" if value else "F") if p.kind == "b" else p.kind
+            out.append((a + p.name, tag, value))
         return out
 
 
-class VxpProfile(_OnChangeProfile):
-    """Drop-in parameters for avatars built for the VXP mod."""
+class VxpProfile(VRChatProfile):
+    """Drop-in parameters for avatars built for the VXP mod (the ``vxp`` preset on its own target)."""
 
     name = "vxp"
 
-    def __init__(self, max_hz: float = 5.0, expression_param: str = "VXP_Expression",
-                 confidence_param: str = "VXP_Confidence") -> None:
-        super().__init__(max_hz=max_hz)
-        self.expression_param = check_vrchat_name(expression_param)
-        self.confidence_param = check_vrchat_name(confidence_param)
+    def __init__(self, max_hz: float = 5.0, labels: tuple[str, ...] = VXP_ORDER,
+                 table: Mapping[str, Any] | None = None) -> None:
+        super().__init__(labels, max_hz=max_hz, preset="vxp", table=table)
 
     @staticmethod
     def expression(state: EmotionState) -> int:
-        if not state.voice_active or state.uncertain or state.label not in VXP_ORDER:
-            return 0  # VXP's "Default (unsure)"
-        return 1 + VXP_ORDER.index(state.label)
-
-    def _params(self, state: EmotionState, weights: Weights) -> list[tuple[str, str, Any]]:
-        a = "/avatar/parameters/"
-        conf = state.confidence if self.expression(state) else 0.0
-        return [(a + self.expression_param, "i", self.expression(state)), (a + self.confidence_param, "f", conf)]
+        return vxp_expression(state)
 
 
 class VmcProfile(OscProfile):
@@ -215,7 +210,15 @@ class VmcProfile(OscProfile):
 
 
 def make_profile(
-    name: str, labels: tuple[str, ...], *, bundle: bool = True, vrchat_prefix: str = "SER_", max_hz: float = 5.0
+    name: str,
+    labels: tuple[str, ...],
+    *,
+    bundle: bool = True,
+    vrchat_prefix: str = "SER_",
+    max_hz: float = 5.0,
+    vrchat_params: str = "compact",
+    vrchat_table: Mapping[str, Any] | None = None,
+    targets: Mapping[str, Sequence[str]] | None = None,
 ) -> OscProfile:
     """Build a profile by name.
 
@@ -225,7 +228,8 @@ def make_profile(
     if name == "generic":
         return GenericProfile(bundle=bundle)
     if name == "vrchat":
-        return VRChatProfile(labels, prefix=vrchat_prefix, max_hz=max_hz)
+        return VRChatProfile(labels, prefix=vrchat_prefix, max_hz=max_hz, preset=vrchat_params,
+                             table=vrchat_table, targets=targets)
     if name == "vmc":
         return VmcProfile(bundle=bundle)
     if name == "vxp":
@@ -234,5 +238,5 @@ def make_profile(
             import logging
 
             logging.getLogger(__name__).warning("vxp profile: classes %s have no VXP number; sent as 0", missing)
-        return VxpProfile(max_hz=max_hz)
+        return VxpProfile(max_hz=max_hz, labels=labels)
     raise ConfigError(f"unknown OSC profile {name!r}; choose one of {', '.join(PROFILES)}")

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -32,6 +33,9 @@ __all__ = [
     "DeviceSource",
     "import_sounddevice",
     "list_input_devices",
+    "input_devices_from",
+    "format_device_list",
+    "choose_device",
     "resolve_device",
 ]
 
@@ -202,9 +206,11 @@ def import_sounddevice() -> Any:
     try:
         import sounddevice
     except OSError as exc:
+        how = ("reinstall sounddevice, whose Windows and macOS wheels bundle PortAudio "
+               "(pip install --force-reinstall sounddevice)" if sys.platform in ("win32", "darwin")
+               else "install it with 'sudo apt install libportaudio2' (Debian/Ubuntu)")
         raise PortAudioMissing(
-            "PortAudio library not found: install it with 'sudo apt install libportaudio2' "
-            "(Debian/Ubuntu) to use sound devices; --input FILE.wav works without it"
+            f"PortAudio library not found: {how} to use sound devices; --input FILE.wav works without it"
         ) from exc
     except ImportError as exc:
         raise PortAudioMissing("the sounddevice package is missing: pip install sounddevice") from exc
@@ -213,72 +219,154 @@ def import_sounddevice() -> Any:
 
 @dataclass(frozen=True)
 class InputDevice:
-    """An input device as PortAudio lists it."""
+    """An input device as PortAudio lists it (once per host API: MME, WASAPI, ... on Windows)."""
 
     index: int
     name: str
     channels: int
     default_samplerate: float
     hostapi: str
+    hostapi_default: bool = False  # the default input device of its host API
+
+
+def input_devices_from(devices: Sequence[Mapping[str, Any]], hostapis: Sequence[Mapping[str, Any]]) -> list[InputDevice]:
+    """Input-capable devices from PortAudio's device and host API lists (pure: tested with simulated lists)."""
+    out = []
+    for i, d in enumerate(devices):
+        if d["max_input_channels"] <= 0:
+            continue
+        api = hostapis[d["hostapi"]]
+        index = int(d.get("index", i))
+        out.append(
+            InputDevice(
+                index=index,
+                name=str(d["name"]),
+                channels=int(d["max_input_channels"]),
+                default_samplerate=float(d["default_samplerate"]),
+                hostapi=str(api["name"]),
+                hostapi_default=int(api.get("default_input_device", -1)) == index,
+            )
+        )
+    return out
 
 
 def list_input_devices() -> list[InputDevice]:
-    """Input-capable devices."""
+    """Input-capable devices of every host API."""
     sd = import_sounddevice()
     try:
         devices = sd.query_devices()
         hostapis = sd.query_hostapis()
     except Exception as exc:  # PortAudioError
         raise AudioInputError(f"cannot list audio devices: {exc}") from None
-    out = []
-    for d in devices:
-        if d["max_input_channels"] > 0:
-            out.append(
-                InputDevice(
-                    index=int(d["index"]),
-                    name=str(d["name"]),
-                    channels=int(d["max_input_channels"]),
-                    default_samplerate=float(d["default_samplerate"]),
-                    hostapi=str(hostapis[d["hostapi"]]["name"]),
-                )
-            )
-    return out
+    return input_devices_from(devices, hostapis)
 
 
-def resolve_device(device: int | str | None) -> InputDevice:
-    """Find the input device by index or case-insensitive name substring.
+def format_device_list(devices: Sequence[InputDevice], preferred_api: str | None = None) -> str:
+    """``--list-devices`` output: devices grouped by host API, the preferred API first."""
+    if not devices:
+        return "no input devices found"
+    apis = list(dict.fromkeys(d.hostapi for d in devices))
+    if preferred_api in apis:
+        apis.remove(preferred_api)
+        apis.insert(0, preferred_api)
+    lines = []
+    for api in apis:
+        note = "  (default host API here; others need --host-api)" if api == preferred_api and len(apis) > 1 else ""
+        lines.append(f"{api}{note}")
+        lines.append(f"  {'index':>5}  {'channels':>8}  {'default Hz':>10}  name")
+        for d in devices:
+            if d.hostapi == api:
+                star = "  *default" if d.hostapi_default else ""
+                lines.append(f"  {d.index:>5}  {d.channels:>8}  {d.default_samplerate:>10.0f}  {d.name}{star}")
+    return "\n".join(lines)
+
+
+def _match_host_api(devices: Sequence[InputDevice], host_api: str) -> str:
+    apis = list(dict.fromkeys(d.hostapi for d in devices))
+    want = host_api.strip().lower()
+    exact = [a for a in apis if a.lower() == want]
+    found = exact or [a for a in apis if want in a.lower()]
+    if len(found) != 1:
+        what = "matches several host APIs" if found else "is not a host API with input devices here"
+        raise AudioInputError(f"--host-api {host_api!r} {what}; choose one of: {', '.join(apis)}")
+    return found[0]
+
+
+def choose_device(
+    devices: Sequence[InputDevice],
+    wanted: int | str | None,
+    *,
+    host_api: str | None = None,
+    preference: Sequence[str] = (),
+    portaudio_default: int = -1,
+) -> InputDevice:
+    """Pick the input device for ``--device`` (pure: index, name substring or None for the default).
+
+    A name usually matches the same microphone once per host API on Windows:
+    ``host_api`` (a name substring, from ``--host-api``) restricts the search,
+    otherwise the match in the most preferred host API wins (``preference``:
+    WASAPI first on Windows).  Several different devices in that host API are
+    still ambiguous and named in the error.
 
     Raises:
-        AudioInputError: no such input device, or the name matches several.
+        AudioInputError: no such device, an unknown host API, or an ambiguous name.
     """
-    devices = list_input_devices()
     if not devices:
         raise AudioInputError("no audio input devices found (is a microphone connected, and PulseAudio/PipeWire running?)")
-    if device is None:
-        sd = import_sounddevice()
-        try:
-            idx = sd.default.device[0]
-        except Exception:
-            idx = -1
-        for d in devices:
-            if d.index == idx:
-                return d
-        return devices[0]
-    if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
-        idx = int(device)
+    api = _match_host_api(devices, host_api) if host_api else None
+    if isinstance(wanted, int) or (isinstance(wanted, str) and wanted.strip().isdigit()):
+        idx = int(wanted)
         for d in devices:
             if d.index == idx:
                 return d
         raise AudioInputError(f"no input device with index {idx}; run 'ser-daemon --list-devices'")
-    want = str(device).lower()
-    exact = [d for d in devices if d.name.lower() == want]
-    matches = exact or [d for d in devices if want in d.name.lower()]
+    pool = [d for d in devices if api is None or d.hostapi == api]
+    rank = {name: i for i, name in enumerate(preference)}
+
+    def best(cands: list[InputDevice]) -> list[InputDevice]:
+        top = min(rank.get(d.hostapi, len(rank)) for d in cands)
+        return [d for d in cands if rank.get(d.hostapi, len(rank)) == top]
+
+    if wanted is None:
+        defaults = [d for d in pool if d.hostapi_default]
+        if api is None:
+            pa = [d for d in pool if d.index == portaudio_default]
+            preferred = best(defaults) if defaults and rank and any(d.hostapi in rank for d in defaults) else []
+            chosen = preferred or pa or defaults or pool
+        else:
+            chosen = defaults or pool
+        return chosen[0]
+    want = str(wanted).lower()
+    exact = [d for d in pool if d.name.lower() == want]
+    matches = exact or [d for d in pool if want in d.name.lower()]
     if not matches:
-        raise AudioInputError(f"no input device matches {device!r}; run 'ser-daemon --list-devices'")
+        where = f" in host API {api}" if api else ""
+        raise AudioInputError(f"no input device matches {wanted!r}{where}; run 'ser-daemon --list-devices'")
+    if len(matches) > 1 and api is None:
+        matches = best(matches)
     if len(matches) > 1:
-        names = ", ".join(f"{d.index}: {d.name}" for d in matches)
-        raise AudioInputError(f"{device!r} matches several input devices ({names}); give the index")
+        names = ", ".join(f"{d.index}: {d.name} ({d.hostapi})" for d in matches)
+        raise AudioInputError(f"{wanted!r} matches several input devices ({names}); give the index")
     return matches[0]
+
+
+def resolve_device(device: int | str | None, host_api: str | None = None) -> InputDevice:
+    """Find the input device by index or case-insensitive name substring on this machine.
+
+    Raises:
+        AudioInputError: no such input device, or the name matches several.
+    """
+    from . import platform
+
+    devices = list_input_devices()
+    pa_default = -1
+    if device is None:
+        try:
+            pa_default = int(import_sounddevice().default.device[0])
+        except Exception:
+            pa_default = -1
+    return choose_device(devices, device, host_api=host_api,
+                         preference=platform.host_api_preference(), portaudio_default=pa_default)
 
 
 class DeviceSource:
@@ -425,7 +513,7 @@ class DeviceSource:
             sd._initialize()
         except Exception as exc:
             raise AudioInputError(f"PortAudio re-initialisation failed: {exc}") from None
-        matches = [d for d in list_input_devices() if d.name == self.device.name]
+        matches = [d for d in list_input_devices() if d.name == self.device.name and d.hostapi == self.device.hostapi]
         if not matches:
             raise AudioInputError(f"input device {self.device.name!r} is not there")
         self.device = matches[0]

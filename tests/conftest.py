@@ -70,3 +70,11 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_model import build_tiny_bundle
 
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(autouse=True)
+def _no_personal_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests (and the daemons they start) never read the developer's own per-user config file."""
+    home = tmp_path_factory.mktemp("config_home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))

@@ -55,16 +55,18 @@ def test_vrchat_profile_and_avatar_change(tiny_bundle, tmp_path) -> None:
     wav = write_wav(tmp_path / "long.wav", np.concatenate([tone(3000, 4.0), tone(200, 3.0)]))
     proc = subprocess.Popen(
         daemon_cmd("--input", str(wav), "--osc", f"vrchat@127.0.0.1:{rx.port}", "--vrchat-listen", str(listen),
-                   "--no-ws", "--quiet"),
+                   "--no-oscquery",
+                   "--vrchat-params", "full", "--no-ws", "--quiet"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
     )
-    names = {f"/avatar/parameters/SER_{n}" for n in ("Neutral", "Calm", "Happy", "Angry", "Confidence", "Label", "Voice")}
+    names = {f"/avatar/parameters/SER_{n}"
+             for n in ("Neutral", "Calm", "Happy", "Angry", "Confidence", "Label", "Intensity", "Voice")}
     try:
         deadline = time.monotonic() + timeout(20)
-        while len(rx.packets) < 7 and time.monotonic() < deadline:
+        while len(rx.packets) < 8 and time.monotonic() < deadline:
             rx.collect(time.monotonic() + 0.2)
-        first = [OscMessage(d) for _, d in rx.packets[:7]]
+        first = [OscMessage(d) for _, d in rx.packets[:8]]
         assert {m.address for m in first} == names  # the first decision sends everything
         rx.collect(time.monotonic() + 1.5)  # receive as they come: arrival times are checked below
         n_before = len(rx.packets)

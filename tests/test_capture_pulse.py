@@ -116,6 +116,17 @@ def test_list_devices_shows_the_pulse_input(pulse) -> None:
     assert any(line.rstrip().endswith("pulse") for line in r.stdout.splitlines())
 
 
+def test_devices_grouped_by_host_api_on_real_portaudio(pulse, tiny_bundle) -> None:
+    r = subprocess.run(daemon_cmd("--list-devices"), capture_output=True, text=True, env=pulse,
+                       timeout=timeout(30), cwd=REPO)
+    heads = [ln for ln in r.stdout.splitlines() if ln and not ln.startswith(" ")]
+    assert r.returncode == 0 and heads and heads[0].startswith("ALSA"), r.stdout
+    bad = subprocess.run(daemon_cmd("--device", "pulse", "--host-api", "wasapi", "--no-ws", "--no-osc"),
+                         capture_output=True, text=True, env={**pulse, "SER_MODEL_DIR": str(tiny_bundle)},
+                         timeout=timeout(30), cwd=REPO)
+    assert bad.returncode == 2 and "not a host API with input devices here; choose one of: ALSA" in bad.stderr
+
+
 def test_captures_a_virtual_microphone(pulse, tiny_bundle, tmp_path) -> None:
     wav = write_wav(tmp_path / "angry_tone.wav", np.concatenate([tone(3000, 2.5), np.zeros(8000, np.float32)]))
     rx = UdpReceiver()

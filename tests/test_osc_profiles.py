@@ -27,11 +27,12 @@ def weights_for(state):
 
 def test_vrchat_parameters_types_and_names() -> None:
     st = make_state()
-    prof = VRChatProfile(LABELS)
+    prof = VRChatProfile(LABELS, preset="full")
     msgs = {m.address: m for m in decode(prof.encode(st, weights_for(st), now=0.0))}
     assert set(msgs) == {
         "/avatar/parameters/SER_Neutral", "/avatar/parameters/SER_Happy", "/avatar/parameters/SER_Angry",
         "/avatar/parameters/SER_Confidence", "/avatar/parameters/SER_Label", "/avatar/parameters/SER_Voice",
+        "/avatar/parameters/SER_Intensity",
     }
     assert tags(msgs["/avatar/parameters/SER_Happy"]) == b"f"
     assert tags(msgs["/avatar/parameters/SER_Label"]) == b"i" and msgs["/avatar/parameters/SER_Label"].params == [2]
@@ -45,7 +46,7 @@ def test_vrchat_parameters_types_and_names() -> None:
 
 def test_vrchat_sends_on_change_only_and_throttles() -> None:
     st = make_state()
-    prof = VRChatProfile(LABELS, max_hz=5.0)
+    prof = VRChatProfile(LABELS, max_hz=5.0, preset="full")
     w = weights_for(st)
     assert prof.encode(st, w, now=0.0)
     assert prof.encode(st, w, now=1.0) == []  # nothing changed
@@ -60,7 +61,7 @@ def test_vrchat_sends_on_change_only_and_throttles() -> None:
     assert "/avatar/parameters/SER_Voice" not in addrs  # unchanged
     prof.request_full_resend()  # VRChat said /avatar/change: everything, but still throttled
     assert prof.encode(changed, w, now=3.01) == []
-    assert len(decode(prof.encode(changed, w, now=3.25))) == 6
+    assert len(decode(prof.encode(changed, w, now=3.25))) == 7
     final = make_state(raw=(), final=True, label="neutral", voice_active=False)
     assert decode(prof.encode(final, w, now=3.26))  # the final state is never throttled
 
@@ -73,7 +74,7 @@ def test_vrchat_names_with_spaces_or_symbols_are_refused(prefix: str) -> None:
     with pytest.raises(ConfigError, match="letters, digits and underscores"):
         VRChatProfile(LABELS, prefix=prefix)
     with pytest.raises(ConfigError):
-        make_profile("vrchat", ("happy", "very angry"))
+        make_profile("vrchat", ("happy", "very angry"), vrchat_params="full")
 
 
 def test_vmc_bundle_values_then_apply() -> None:

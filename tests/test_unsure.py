@@ -113,10 +113,11 @@ def test_generic_osc_says_unsure_and_json_carries_the_flag() -> None:
 def test_vrchat_label_and_vxp_expression_are_zero_while_unsure() -> None:
     sure = make_state()
     unsure = make_state(uncertain=True)
-    vrc = VRChatProfile(("neutral", "happy", "angry"))
+    vrc = VRChatProfile(("neutral", "happy", "angry"), preset="full")
     assert vrc.label_index(sure) == 2 and vrc.label_index(unsure) == 0
     params = {m.address: m.params for m in decode(vrc.encode(unsure, {}, now=0.0))}
     assert params["/avatar/parameters/SER_Label"] == [0]
+    assert params["/avatar/parameters/SER_Intensity"] == [0.0]  # compact avatars show neutral while unsure
     assert params["/avatar/parameters/SER_Voice"] == [True]  # a voice is heard; only the label is unsure
     assert params["/avatar/parameters/SER_Happy"][0] == pytest.approx(0.75)  # the evidence still goes out
     vxp = VxpProfile()

@@ -1,0 +1,141 @@
+"""Hearing VRChat: the UDP listener, OSCQuery announcement and discovery, the 9001 fallback (asyncio adapter).
+
+Start-up, in order:
+
+1. bind a UDP listener on 127.0.0.1 on a *free* port and advertise it over
+   OSCQuery (VRChat then sends ``/avatar/change``, ``MuteSelf`` and the
+   avatar's parameters there, whatever other OSC apps hold 9001);
+2. browse for a ``VRChat-Client-*`` service: when one appears (now or
+   later), ``on_vrchat`` gets where it receives OSC;
+3. if none answered within ``wait_s``, also listen on the classic port
+   (``fallback_port``, 9001) for VRChat set-ups without OSCQuery, unless
+   another app holds it (then say so once and carry on).  The fallback is
+   released as soon as a VRChat client is found over OSCQuery, so an app
+   started later can have 9001.
+
+With ``use_oscquery`` false (or the packages missing) the fallback port is
+bound at once, as before OSCQuery existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from .oscquery import Advertisement, OscQueryUnavailable, VRChatBrowser, VRChatService, advertise
+
+__all__ = ["VRChatLink"]
+
+log = logging.getLogger(__name__)
+
+
+class VRChatLink:
+    """Owns every socket and service the daemon uses to hear VRChat."""
+
+    def __init__(
+        self,
+        on_datagram: Callable[[bytes], None],
+        on_vrchat: Callable[[VRChatService], None],
+        *,
+        fallback_port: int = 9001,
+        use_oscquery: bool = True,
+        wait_s: float = 3.0,
+        wanted: tuple[str, ...] = ("/avatar/change", "/avatar/parameters/MuteSelf"),
+    ) -> None:
+        self.on_datagram = on_datagram
+        self.on_vrchat = on_vrchat
+        self.fallback_port = fallback_port
+        self.use_oscquery = use_oscquery
+        self.wait_s = wait_s
+        self.wanted = wanted  # the addresses announced in our OSCQuery tree
+        self.port: int | None = None  # the advertised listener's port
+        self.advertisement: Advertisement | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.DatagramTransport | None = None
+        self._fallback: asyncio.DatagramTransport | None = None
+        self._browser: VRChatBrowser | None = None
+        self._waiter: asyncio.Task | None = None
+        self._found = asyncio.Event()
+
+    async def _bind(self, port: int) -> asyncio.DatagramTransport:
+        link = self
+        assert self._loop is not None
+
+        class _Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple) -> None:
+                link.on_datagram(data)
+
+        transport, _ = await self._loop.create_datagram_endpoint(_Proto, local_addr=("127.0.0.1", port))
+        return transport
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.use_oscquery:
+            try:
+                self._main = await self._bind(0)
+                self.port = self._main.get_extra_info("sockname")[1]
+                self.advertisement = await asyncio.to_thread(advertise, self.port, None, self.wanted)
+                self._browser = await asyncio.to_thread(VRChatBrowser, self._found_threadsafe)
+            except (OscQueryUnavailable, OSError) as exc:
+                log.warning("OSCQuery unavailable (%s); listening for VRChat on port %d instead", exc,
+                            self.fallback_port)
+                await self._close_oscquery()
+                await self._bind_fallback()
+                return
+            self._waiter = asyncio.create_task(self._fallback_unless_found())
+        else:
+            await self._bind_fallback()
+
+    def _found_threadsafe(self, svc: VRChatService) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._on_found, svc)
+        except RuntimeError:
+            pass  # loop closed during shutdown
+
+    def _on_found(self, svc: VRChatService) -> None:
+        self._found.set()
+        if self._fallback is not None:
+            log.info("VRChat found over OSCQuery: releasing port %d for other apps", self.fallback_port)
+            self._fallback.close()
+            self._fallback = None
+        self.on_vrchat(svc)
+
+    async def _fallback_unless_found(self) -> None:
+        try:
+            await asyncio.wait_for(self._found.wait(), self.wait_s)
+        except asyncio.TimeoutError:
+            log.info("no VRChat answered over OSCQuery within %.0f s: also listening on port %d",
+                     self.wait_s, self.fallback_port)
+            await self._bind_fallback()
+
+    async def _bind_fallback(self) -> None:
+        if not self.fallback_port:
+            return
+        try:
+            self._fallback = await self._bind(self.fallback_port)
+        except OSError as exc:
+            log.warning(
+                "cannot listen for VRChat on 127.0.0.1:%d (%s: another OSC app has it?); avatar changes will be "
+                "picked up at the next parameter change instead", self.fallback_port, exc.strerror or exc,
+            )
+
+    async def _close_oscquery(self) -> None:
+        if self._browser is not None:
+            await asyncio.to_thread(self._browser.close)
+            self._browser = None
+        if self.advertisement is not None:
+            await asyncio.to_thread(self.advertisement.close)
+            self.advertisement = None
+        if self._main is not None:
+            self._main.close()
+            self._main = None
+
+    async def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+        await self._close_oscquery()
+        if self._fallback is not None:
+            self._fallback.close()
+            self._fallback = None
