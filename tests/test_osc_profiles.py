@@ -119,17 +119,13 @@ def test_vxp_confidence_is_zero_while_unsure() -> None:
     unknown = make_state(labels=("bored", "happy"), label="bored", smoothed=(0.9, 0.1), raw=(0.9, 0.1), confidence=0.9)
     msgs = {m.address: m.params for m in decode(prof.encode(unknown, {}, now=1.0))}
     assert msgs["/avatar/parameters/VXP_Expression"] == [0] and msgs["/avatar/parameters/VXP_Confidence"] == [0.0]
-    custom = VxpProfile(expression_param="Expr", confidence_param="Conf")
-    st = make_state(label="happy", confidence=0.5)
-    msgs = {m.address: m.params for m in decode(custom.encode(st, {}, now=0.0))}
-    assert msgs == {"/avatar/parameters/Expr": [3], "/avatar/parameters/Conf": [0.5]}
 
 
 def test_vrchat_label_and_voice_while_silent_or_unsure() -> None:
-    prof = VRChatProfile(LABELS)
+    prof = VRChatProfile(LABELS, preset="full")
     assert prof.label_index(make_state(label="angry")) == 3
     assert prof.label_index(make_state(label="angry", voice_active=False)) == 0
-    no_neutral = VRChatProfile(("happy", "angry"))
+    no_neutral = VRChatProfile(("happy", "angry"), preset="full")
     assert no_neutral.label_index(make_state(labels=("happy", "angry"), label="neutral")) == 0
     silent = make_state(voice_active=False)
     msgs = {m.address: m for m in decode(prof.encode(silent, {}, now=0.0))}
@@ -147,7 +143,7 @@ def test_send_rate_limits(max_hz: float, ok: bool) -> None:
 
 
 def test_throttle_interval_boundary_and_float_step() -> None:
-    prof = VRChatProfile(LABELS, max_hz=4.0)
+    prof = VRChatProfile(LABELS, max_hz=4.0, preset="full")
     assert prof.encode(make_state(smoothed=(0.1, 0.7, 0.2)), {}, now=10.0)
     assert prof.encode(make_state(smoothed=(0.2, 0.6, 0.2)), {}, now=10.249) == []
     sent = decode(prof.encode(make_state(smoothed=(0.2, 0.6, 0.2)), {}, now=10.25))  # exactly 1/max_hz later
@@ -183,7 +179,7 @@ def test_make_profile_by_name(caplog: pytest.LogCaptureFixture) -> None:
     assert make_profile("generic", LABELS, bundle=False).bundle is False
     assert make_profile("vmc", LABELS, bundle=False).bundle is False
     vr = make_profile("vrchat", LABELS, vrchat_prefix="Face_", max_hz=2.0)
-    assert isinstance(vr, VRChatProfile) and vr.label_param == "Face_Label" and vr.min_interval_s == 0.5
+    assert isinstance(vr, VRChatProfile) and vr.prefix == "Face_" and vr.min_interval_s == 0.5
     with caplog.at_level("WARNING", logger="ser_daemon.osc_profiles"):
         vx = make_profile("vxp", ("neutral", "happy", "bored"), max_hz=2.0)
     assert isinstance(vx, VxpProfile) and vx.min_interval_s == 0.5
@@ -201,13 +197,13 @@ def test_defaults_and_messages() -> None:
 
     assert VRChatProfile(LABELS).min_interval_s == 0.2 and VxpProfile().min_interval_s == 0.2  # 5 Hz
     vr = make_profile("vrchat", LABELS)
-    assert vr.prefix == "SER_" and vr.label_param == "SER_Label" and vr.min_interval_s == 0.2
+    assert vr.prefix == "SER_" and vr.min_interval_s == 0.2
     assert VRChatProfile(LABELS, prefix="Face_").prefix == "Face_"
     assert make_profile("generic", LABELS).bundle is True and make_profile("vmc", LABELS).bundle is True
     with pytest.raises(ConfigError) as err:
         check_vrchat_name("a b")
-    assert str(err.value) == ("VRChat parameter name 'a b' is not usable: VRChat parameter names must be letters, "
-                              "digits and underscores (spaces or symbols make VRChat ignore the parameter silently)")
+    assert str(err.value).startswith("VRChat parameter name 'a b' is not usable: VRChat parameter names must be ")
+    assert str(err.value).endswith("spaces or symbols make VRChat ignore the parameter silently")
     with pytest.raises(ConfigError, match="^VRChat parameter prefix 'SER X' is not usable"):
         VRChatProfile(LABELS, prefix="SER ")
     with pytest.raises(ConfigError) as err:
