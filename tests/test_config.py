@@ -313,3 +313,15 @@ def test_osc_target_messages() -> None:
         parse_osc_target(":9000")
     with pytest.raises(ConfigError, match="bad host"):
         parse_endpoint("[::1:9000")  # an unclosed bracket is not an IPv6 literal
+
+
+def test_vrchat_parameter_sets_and_one_stdout_writer() -> None:
+    for name in ("compact", "full", "vxp", "none"):
+        assert DaemonConfig(vrchat_params=name).vrchat_params == name
+    with pytest.raises(ConfigError) as err:
+        DaemonConfig(vrchat_params="all")
+    assert str(err.value) == "vrchat_params must be one of compact, full, vxp, none. Received: 'all'"
+    assert DaemonConfig(jsonl=True).jsonl and DaemonConfig(print_states=True).print_states
+    with pytest.raises(ConfigError) as err:
+        DaemonConfig(jsonl=True, print_states=True)
+    assert str(err.value) == "--jsonl and --print both write to stdout; choose one"

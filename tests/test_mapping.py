@@ -273,3 +273,13 @@ def test_a_model_with_only_a_neutral_class_shows_the_neutral_row() -> None:
     data = {"vrm": {"neutral": {"neutral": 0.7}}, "vrm0": {"neutral": {}}, "arkit": {"neutral": {}}}
     m = mapping_from_dict(data, ("neutral",))
     assert m.weights([1.0], "vrm")["neutral"] == pytest.approx(0.7)
+
+
+def test_the_vrchat_table_is_kept_for_the_vrchat_profile() -> None:
+    table = {"SER_Label": "label"}
+    data = {ts: {c: {} for c in SMALL} for ts in ("vrm", "vrm0", "arkit")}
+    assert dict(mapping_from_dict({**data, "vrchat": table}, SMALL).vrchat) == table
+    assert dict(mapping_from_dict(data, SMALL).vrchat) == {}
+    with pytest.raises(ConfigError) as err:
+        mapping_from_dict({**data, "vrchat": 1}, SMALL)
+    assert str(err.value) == "mapping: [vrchat] must be a table"

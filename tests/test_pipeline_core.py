@@ -326,3 +326,14 @@ def test_speaker_normalisation_from_the_bundle_reaches_the_model() -> None:
     [st] = replay_audio(silence, 16000, clf, SETTINGS)
     np.testing.assert_allclose(clf.last[0], log_mel(silence, BUNDLE.features) - 1.0, atol=1e-6)
     assert st.end_sample == 16000
+
+
+def test_the_speaker_reference_learns_only_from_voiced_audio() -> None:
+    from ser_daemon.speaker_norm import SpeakerNormSettings
+
+    norm = SpeakerNormSettings(prior=(0.0,) * BUNDLE.features.n_mels, prior_frames=10.0)
+    proc = StreamProcessor("s", LABELS, BUNDLE.features, 1.0, SETTINGS, 16000, speaker_norm=norm)
+    proc.feed(np.zeros(16000, np.float32), 0, lambda i: 0.0)
+    assert proc.speaker.voiced_frames_seen == 0  # silence: the gate is shut
+    proc.feed(tone(3000, 2.0), 16000, lambda i: 0.0)
+    assert proc.speaker.voiced_frames_seen > 0 and proc.speaker.reference.max() > 0.0
