@@ -88,12 +88,14 @@ VALID_ADDRESSES = {"9000": 9000, "127.0.0.1:9001": 9001, "[::1]:9002": 9002}
 @example("a = [1, 'x'\n")
 @example("[vad]\nthreshold_db = 3\n[vad]\n")
 @example("hop_ms = 100\n[vad]\nthreshold_db = 3\n")
+@example("\r")
+@example("\ufeffa = 1")
 def test_toml_text_never_crashes(tmp_path_factory, text: str) -> None:
     """Valid TOML reads as tomllib reads it; anything else is one ConfigError line."""
     p = tmp_path_factory.mktemp("toml") / "c.toml"
-    p.write_text(text, encoding="utf-8")
+    p.write_bytes(text.encode("utf-8"))  # as written: no newline translation either way
     try:
-        expected = tomllib.loads(p.read_text(encoding="utf-8"))
+        expected = tomllib.loads(text.removeprefix("\ufeff"))  # a UTF-8 byte-order mark is accepted
     except tomllib.TOMLDecodeError:
         expected = None
     try:
