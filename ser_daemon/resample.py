@@ -86,7 +86,7 @@ class StreamingResampler:
         # Output m needs upsampled input up to index m*down, i.e. input (m*down)//up.
         m_max = (up * (self._in_total - 1)) // down
         if m_max < self.out_total:
-            self._hist = hist
+            self._hist = self._own(hist, x)
             return np.zeros(0, dtype=np.float32)
         ms = np.arange(self.out_total, m_max + 1, dtype=np.int64)
         j = ms * down  # position of each output on the upsampled grid
@@ -98,10 +98,9 @@ class StreamingResampler:
         pos = newest - self._hist_start + t
         if up == 1:
             # Pure decimation (48 kHz -> 16 kHz): one C-level convolution, then pick the outputs.
+            # With up == 1 there are t == taps zeros in front, so pos >= taps and lo >= 1.
             lo = int(pos[0]) - (self._taps - 1)
-            seg = xpad[max(0, lo) : int(pos[-1]) + 1]
-            if lo < 0:
-                seg = np.concatenate((np.zeros(-lo), seg))
+            seg = xpad[lo : int(pos[-1]) + 1]
             out = np.convolve(seg, self._h, mode="valid")[pos - int(pos[0])].astype(np.float32)
         else:
             idx = pos[:, None] - np.arange(t)[None, :]
@@ -112,8 +111,13 @@ class StreamingResampler:
         if new_start > self._hist_start:
             hist = hist[new_start - self._hist_start :]
             self._hist_start = new_start
-        self._hist = hist.copy() if hist is x else hist
+        self._hist = self._own(hist, x)
         return out
+
+    @staticmethod
+    def _own(hist: np.ndarray, block: np.ndarray) -> np.ndarray:
+        """``hist`` in memory of our own: callers may reuse their block buffer (a sound card does)."""
+        return hist.copy() if np.may_share_memory(hist, block) else hist
 
     def input_index_for_output(self, out_index: int) -> int:
         """Newest input sample index that output ``out_index`` depends on."""

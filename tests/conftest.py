@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -17,6 +19,44 @@ TIMEOUT_FACTOR = float(os.environ.get("SER_TESTS_TIMEOUT_FACTOR", "1"))
 def timeout(seconds: float) -> float:
     """A test timeout, scaled for slow machines by $SER_TESTS_TIMEOUT_FACTOR."""
     return seconds * TIMEOUT_FACTOR
+
+
+def require_reference(what: str, found: bool, hint: str) -> None:
+    """Skip a cross-check whose reference tool is missing, or fail it when $SER_REQUIRE_REFS=1 (CI).
+
+    The references (librosa, jsonschema, liblo's oscdump) are what make these checks worth
+    having, so CI must never pass them by skipping.
+    """
+    if found:
+        return
+    msg = f"{what} is not installed ({hint})"
+    if os.environ.get("SER_REQUIRE_REFS") == "1":
+        pytest.fail(msg + " and SER_REQUIRE_REFS=1")
+    pytest.skip(msg)
+
+
+def reference_module(name: str) -> Any:
+    """Import a reference library for a cross-check (see :func:`require_reference`)."""
+    require_reference(name, importlib.util.find_spec(name) is not None, "pip install -e '.[test]'")
+    return importlib.import_module(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches_per_mutant() -> Iterator[None]:
+    """Under mutmut, forget memoised results before each test.
+
+    mutmut forks every mutant from a process that already ran the tests once, so a cached mel
+    filterbank, window, VAD calibration or OSC header would hide the mutated code from the
+    tests.  Outside mutmut ($MUTANT_UNDER_TEST unset) this does nothing.
+    """
+    if "MUTANT_UNDER_TEST" in os.environ:
+        from ser_daemon import features, messages, vad
+
+        features.mel_filterbank.cache_clear()
+        features._window.cache_clear()
+        vad._calibration_db.cache_clear()
+        messages._HEADERS.clear()
+    yield
 
 
 def has_tf() -> bool:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,60 @@ class UdpReceiver:
         self.sock.close()
 
 
+def udp_port_bound(port: int) -> bool:
+    """Whether some process has bound UDP ``port`` (read from /proc/net/udp*, without touching it)."""
+    suffix = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(row.split()[1].endswith(suffix) for row in rows):
+            return True
+    return False
+
+
+class OscDump:
+    """liblo's ``oscdump`` on a UDP port: started, awaited until it listens, its lines collected."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self._reader = threading.Thread(target=self._read, name="oscdump-reader", daemon=True)
+        self._reader.start()
+        if not wait_until(lambda: udp_port_bound(port) or self.proc.poll() is not None, 10.0):
+            raise AssertionError(f"oscdump did not bind UDP port {port}")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"oscdump exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, count: int, needle: str, limit_s: float = 10.0) -> list[str]:
+        """Wait until ``count`` lines contain ``needle`` (oscdump prints as it receives); return all lines."""
+        wait_until(lambda: sum(needle in ln for ln in self.lines) >= count, limit_s)
+        return list(self.lines)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=timeout(5))
+        self._reader.join(timeout(5))
+
+
+def wait_until(condition: Any, limit_s: float, poll_s: float = 0.02) -> bool:
+    """Poll ``condition()`` until it is true or ``limit_s`` (scaled) has passed; return its last value."""
+    deadline = time.monotonic() + timeout(limit_s)
+    while not condition():
+        if time.monotonic() > deadline:
+            return bool(condition())
+        time.sleep(poll_s)
+    return True
+
+
 def daemon_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ser_daemon", *args]
 
@@ -68,6 +123,7 @@ def start_daemon(args: list[str], env_extra: dict[str, str] | None = None, **kw:
 async def ws_collect(port: int, until_final: bool = True, limit_s: float = 30.0, connect_s: float = 20.0) -> list[dict]:
     """Connect a real WebSocket client and read JSON messages until the final state."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     deadline = time.monotonic() + timeout(connect_s)
     while True:
@@ -91,8 +147,8 @@ async def ws_collect(port: int, until_final: bool = True, limit_s: float = 30.0,
             out.append(msg)
             if until_final and msg.get("final"):
                 break
-    except Exception:
-        pass
+    except ConnectionClosed:
+        pass  # the daemon closed the connection after its last message: the caller checks what came
     finally:
         await ws.close()
     return out

@@ -15,32 +15,29 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from conftest import timeout
-from helpers import REPO, UdpReceiver, daemon_cmd, free_port
+from conftest import require_reference, timeout
+from helpers import REPO, OscDump, UdpReceiver, daemon_cmd, free_port
 from tiny_model import tone, write_wav
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
 
 
 def test_vmc_profile_decoded_by_liblo(tiny_bundle, tmp_path) -> None:
-    if not shutil.which("oscdump"):
-        pytest.skip("oscdump (apt install liblo-tools) is not installed")
+    require_reference("oscdump", shutil.which("oscdump") is not None, "apt-get install liblo-tools")
     port = free_port(kind=socket.SOCK_DGRAM)
     wav = write_wav(tmp_path / "angry.wav", tone(3000, 2.5))
-    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dump = OscDump(port)  # returns once oscdump listens
     try:
-        time.sleep(0.3)
         r = subprocess.run(
             daemon_cmd("--input", str(wav), "--osc", f"vmc@127.0.0.1:{port}", "--no-ws", "--quiet"),
             capture_output=True, text=True, timeout=timeout(60), cwd=REPO,
             env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
         )
         assert r.returncode == 0, r.stderr
-        time.sleep(0.5)
+        printed = dump.wait_for(7 + 1, "/VMC/Ext/Blend/Apply")
     finally:
-        dump.terminate()
-        out, _ = dump.communicate(timeout=timeout(5))
-    lines = [ln.split(" ", 1)[1] for ln in out.splitlines() if " /VMC/" in ln]
+        dump.close()
+    lines = [ln.split(" ", 1)[1] for ln in printed if " /VMC/" in ln]
     applies = [i for i, ln in enumerate(lines) if ln == "/VMC/Ext/Blend/Apply "]
     assert len(applies) == 7 + 1  # decisions at 1.0 .. 2.5 s and the final state
     vals = [ln for ln in lines if ln.startswith("/VMC/Ext/Blend/Val ")]

@@ -223,7 +223,7 @@ def test_microphone_unplugged_and_back(pulse_server, tiny_bundle, tmp_path) -> N
         ws_msgs: list[dict] = []
         watcher = threading.Thread(target=lambda: asyncio.run(ws_watch(ws_msgs, timeout(25))))
         watcher.start()
-        time.sleep(0.5)
+        assert wait_for(lambda: any(m.get("type") == "hello" for m in ws_msgs), 10), "WebSocket watcher not connected"
         pulse_server.kill()  # the "headset" is gone
         assert wait_for(lambda: "no_audio" in statuses(), 10), statuses()
         n_lost = len(rx.packets)

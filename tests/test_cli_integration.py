@@ -17,8 +17,8 @@ import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
-from conftest import timeout
-from helpers import REPO, UdpReceiver, daemon_cmd, free_port, start_daemon, ws_collect
+from conftest import require_reference, timeout
+from helpers import REPO, OscDump, UdpReceiver, daemon_cmd, free_port, start_daemon, ws_collect
 from tiny_model import tone, write_wav
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
@@ -103,14 +103,12 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
 
 def test_osc_cross_checked_with_liblo_oscdump(tiny_bundle, tmp_path) -> None:
     """liblo's oscdump (not python-osc) must decode the same messages."""
-    if not shutil.which("oscdump"):
-        pytest.skip("oscdump (apt install liblo-tools) is not installed")
+    require_reference("oscdump", shutil.which("oscdump") is not None, "apt-get install liblo-tools")
     port = free_port(kind=2)  # SOCK_DGRAM
     short = write_wav(tmp_path / "short.wav", tone(3000, 2.0))
-    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dump = OscDump(port)  # returns once oscdump listens
     env = {**os.environ, "SER_MODEL_DIR": str(tiny_bundle)}
     try:
-        time.sleep(0.3)
         # At real time, as a live receiver gets them (oscdump prints slowly; a --fast flood would
         # overflow its socket buffer): bundles, then the same as unbundled messages.
         for wav, extra in ((short, []), (short, ["--osc-format", "messages"])):
@@ -119,11 +117,10 @@ def test_osc_cross_checked_with_liblo_oscdump(tiny_bundle, tmp_path) -> None:
                 capture_output=True, text=True, timeout=timeout(60), cwd=REPO, env=env,
             )
             assert r.returncode == 0, r.stderr
-        time.sleep(0.5)
+        printed = dump.wait_for(6 + 6, "/ser/state ")
     finally:
-        dump.terminate()
-        out, _ = dump.communicate(timeout=timeout(5))
-    lines = [ln.split(" ", 1)[1] for ln in out.splitlines() if " /ser/" in ln]
+        dump.close()
+    lines = [ln.split(" ", 1)[1] for ln in printed if " /ser/" in ln]
     states = [ln for ln in lines if ln.startswith("/ser/state ")]
     assert len(states) == 6 + 6  # every decision of both runs (5 + the final one each)
     assert all(re.fullmatch(r'/ser/state sf "(neutral|calm|happy|angry)" [0-9.]+', s) for s in states)

@@ -100,7 +100,9 @@ def test_osc_target_that_does_not_listen(tiny_bundle, loop_wav) -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert msgs[-1]["final"] and len(msgs) > 10
-    assert err.count("OSC to") <= 2  # at most one line per target, never a flood
+    # UDP without a connection hears nothing back from a port nobody listens on: no error, no log
+    # line at all (failures the kernel does report are counted and said once: tests/test_outputs.py).
+    assert err.count("OSC to") == 0, err
 
 
 def _bad_models(tiny_bundle: Path, root: Path) -> dict[str, tuple[Path, str]]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tomllib
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ser_daemon.cli import _OPTIONS, _from_toml, config_from_options
-from ser_daemon.config import flatten_config, parse_endpoint, parse_osc_target, read_toml
+from ser_daemon.config import DaemonConfig, flatten_config, parse_endpoint, parse_osc_target, read_toml
 from ser_daemon.errors import SerError
 from ser_daemon.mapping import mapping_from_dict
 
@@ -31,14 +32,29 @@ option_names = st.sampled_from(sorted(_OPTIONS)) | st.text(max_size=12)
 @example({"vad_min_speech_ms": 900.0, "vad_hangover_ms": 100.0})
 @example({"ws_token": "short"})
 @example({"samplerate": 10**12})
+@example({})
+@example({"hop_ms": 100, "vad": {"threshold_db": 6.0}, "osc": "vrchat@127.0.0.1:9001"})
+@example({"ws": "0.0.0.0:1", "allow_remote": True, "ws_token": "0123456789abcdef"})
 def test_config_options_never_crash(values: dict) -> None:
     """Any config file content gives a valid config or a SerError (one line, exit 2), nothing else."""
     try:
         opts = _from_toml(flatten_config(values), "fuzz.toml")
         opts.setdefault("input", ["demo.wav"])
-        config_from_options(opts)
+        cfg = config_from_options(opts)
     except SerError as exc:
         assert "\n" not in str(exc)
+        assert values not in VALID_CONFIGS, f"a valid config was refused: {exc}"
+        return
+    assert isinstance(cfg, DaemonConfig)
+    if isinstance(values.get("hop_ms"), (int, float)) and not isinstance(values["hop_ms"], bool):
+        assert cfg.analysis.hop_ms == float(values["hop_ms"])
+
+
+VALID_CONFIGS = [
+    {},
+    {"hop_ms": 100, "vad": {"threshold_db": 6.0}, "osc": "vrchat@127.0.0.1:9001"},
+    {"ws": "0.0.0.0:1", "allow_remote": True, "ws_token": "0123456789abcdef"},
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -48,43 +64,68 @@ def test_config_options_never_crash(values: dict) -> None:
 @example("host:65536")
 @example(":9000")
 @example("a@b@c:1")
+@example("9000")
+@example("127.0.0.1:9001")
+@example("[::1]:9002")
 def test_addresses_parse_or_refuse_clearly(text: str) -> None:
     for parse in (parse_endpoint, parse_osc_target):
         try:
             ep = parse(text)
         except SerError:
+            assert text not in VALID_ADDRESSES, f"{parse.__name__} refused a valid address {text!r}"
             continue
         port = ep.port if hasattr(ep, "port") else ep.endpoint.port
         assert 0 <= port <= 65535
+        if text in VALID_ADDRESSES:
+            assert port == VALID_ADDRESSES[text]
+
+
+VALID_ADDRESSES = {"9000": 9000, "127.0.0.1:9001": 9001, "[::1]:9002": 9002}
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 @example("a = [1, 'x'\n")
 @example("[vad]\nthreshold_db = 3\n[vad]\n")
+@example("hop_ms = 100\n[vad]\nthreshold_db = 3\n")
+@example("\r")
+@example("\ufeffa = 1")
 def test_toml_text_never_crashes(tmp_path_factory, text: str) -> None:
+    """Valid TOML reads as tomllib reads it; anything else is one ConfigError line."""
     p = tmp_path_factory.mktemp("toml") / "c.toml"
-    p.write_text(text, encoding="utf-8")
+    p.write_bytes(text.encode("utf-8"))  # as written: no newline translation either way
     try:
-        read_toml(p, "config file")
-    except SerError:
-        pass
+        expected = tomllib.loads(text.removeprefix("\ufeff"))  # a UTF-8 byte-order mark is accepted
+    except tomllib.TOMLDecodeError:
+        expected = None
+    try:
+        got = read_toml(p, "config file")
+    except SerError as exc:
+        assert expected is None, f"valid TOML refused: {exc}"
+        assert "\n" not in str(exc)
+        return
+    assert got == expected
 
 
 LABELS = ("neutral", "happy", "angry")
 row = st.dictionaries(st.sampled_from(["happy", "angry", "neutral", "Joy", "browDownLeft", "x y"]),
                       st.one_of(st.floats(allow_nan=True), st.integers(-2, 2), st.text(max_size=3)), max_size=3)
 table = st.dictionaries(st.sampled_from(list(LABELS) + ["sad"]), row, max_size=4)
+VALID_MAPPING = {"vrm": {"neutral": {"neutral": 1.0}, "happy": {"happy": 1.0}, "angry": {"angry": 0.5}},
+                 "vrm0": {c: {} for c in LABELS}, "arkit": {c: {"browDownLeft": 0.0} for c in LABELS},
+                 "options": {"gain": 1.0}}
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.fixed_dictionaries({}, optional={"vrm": table, "vrm0": table, "arkit": table,
                                           "options": st.dictionaries(st.text(max_size=16), json_leaf, max_size=3)}),
        st.lists(st.floats(0, 1), min_size=3, max_size=3))
+@example(VALID_MAPPING, [0.2, 0.5, 0.3])
 def test_mapping_files_validate_or_refuse(data: dict, probs: list[float]) -> None:
     try:
         m = mapping_from_dict(data, LABELS)
     except SerError:
+        assert data != VALID_MAPPING, "a valid mapping was refused"
         return
     for ts in ("vrm", "vrm0", "arkit"):
         assert all(0.0 <= w <= 1.0 for w in m.weights(probs, ts).values())

@@ -107,3 +107,121 @@ def test_vxp_numbers_follow_ravdess_order() -> None:
     prof.request_full_resend()
     msgs = {m.address: m for m in decode(prof.encode(silent, {}, now=100.0))}
     assert msgs["/avatar/parameters/VXP_Expression"].params == [0]  # "Default (unsure)"
+
+
+def test_vxp_confidence_is_zero_while_unsure() -> None:
+    """VXP reads "Default (unsure)" with a confidence; a full confidence there would show a face."""
+    prof = VxpProfile()
+    silent = make_state(labels=LABELS, label="happy", voice_active=False, confidence=0.9)
+    msgs = {m.address: m.params for m in decode(prof.encode(silent, {}, now=0.0))}
+    assert msgs == {"/avatar/parameters/VXP_Expression": [0], "/avatar/parameters/VXP_Confidence": [0.0]}
+    prof.request_full_resend()
+    unknown = make_state(labels=("bored", "happy"), label="bored", smoothed=(0.9, 0.1), raw=(0.9, 0.1), confidence=0.9)
+    msgs = {m.address: m.params for m in decode(prof.encode(unknown, {}, now=1.0))}
+    assert msgs["/avatar/parameters/VXP_Expression"] == [0] and msgs["/avatar/parameters/VXP_Confidence"] == [0.0]
+
+
+def test_vrchat_label_and_voice_while_silent_or_unsure() -> None:
+    prof = VRChatProfile(LABELS, preset="full")
+    assert prof.label_index(make_state(label="angry")) == 3
+    assert prof.label_index(make_state(label="angry", voice_active=False)) == 0
+    no_neutral = VRChatProfile(("happy", "angry"), preset="full")
+    assert no_neutral.label_index(make_state(labels=("happy", "angry"), label="neutral")) == 0
+    silent = make_state(voice_active=False)
+    msgs = {m.address: m for m in decode(prof.encode(silent, {}, now=0.0))}
+    assert tags(msgs["/avatar/parameters/SER_Voice"]) == b"F"
+    assert msgs["/avatar/parameters/SER_Confidence"].params == [pytest.approx(0.75)]
+
+
+@pytest.mark.parametrize("max_hz,ok", [(0.1, True), (100.0, True), (0.09, False), (100.5, False)])
+def test_send_rate_limits(max_hz: float, ok: bool) -> None:
+    if ok:
+        assert VRChatProfile(LABELS, max_hz=max_hz).min_interval_s == pytest.approx(1.0 / max_hz)
+    else:
+        with pytest.raises(ConfigError, match="0.1..100 Hz"):
+            VRChatProfile(LABELS, max_hz=max_hz)
+
+
+def test_throttle_interval_boundary_and_float_step() -> None:
+    prof = VRChatProfile(LABELS, max_hz=4.0, preset="full")
+    assert prof.encode(make_state(smoothed=(0.1, 0.7, 0.2)), {}, now=10.0)
+    assert prof.encode(make_state(smoothed=(0.2, 0.6, 0.2)), {}, now=10.249) == []
+    sent = decode(prof.encode(make_state(smoothed=(0.2, 0.6, 0.2)), {}, now=10.25))  # exactly 1/max_hz later
+    assert {m.address for m in sent} == {"/avatar/parameters/SER_Neutral", "/avatar/parameters/SER_Happy"}
+    # One VRChat network step (1/127) apart is a change; under half a step is not.
+    step = 1.0 / 127.0
+    assert decode(prof.encode(make_state(smoothed=(26 * step, 0.6, 0.2)), {}, now=12.0))
+    assert prof.encode(make_state(smoothed=(26.4 * step, 0.6, 0.2)), {}, now=13.0) == []
+    assert not any(OscBundle.dgram_is_bundle(p) for p in prof.encode(make_state(label="angry"), {}, now=14.0))
+
+
+def test_generic_profile_addresses_weights_and_status() -> None:
+    from ser_daemon.osc_profiles import GenericProfile
+
+    st = make_state(stream="left ear")
+    w = {"vrm": {"happy": 0.5}, "arkit": {"jawOpen": 0.25}, "vrm0": {"Joy": 1.0}}
+    prof = GenericProfile()
+    [pkt] = prof.encode(st, w, now=0.0)
+    addrs = [m.address for m in OscBundle(pkt)]
+    assert addrs[-2:] == ["/ser/vrm/happy", "/ser/arkit/jawOpen"] and "/ser/vrm0/Joy" not in addrs
+    per = GenericProfile(bundle=False, prefix="/x", per_stream=True)
+    msgs = [OscMessage(p) for p in per.encode(st, w, now=0.0)]
+    assert msgs[0].address == "/x/left_ear/state" and msgs[-1].address == "/x/left_ear/arkit/jawOpen"
+    assert [OscMessage(p).address for p in per.encode_status("left ear", "no_audio")] == ["/x/left_ear/status"]
+    assert OscMessage(prof.encode_status("mic", "capturing")[0]).params == ["capturing"]
+    assert VRChatProfile(LABELS).encode_status("mic", "no_audio") == []
+
+
+def test_make_profile_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    from ser_daemon.osc_profiles import GenericProfile
+
+    assert isinstance(make_profile("generic", LABELS, bundle=False), GenericProfile)
+    assert make_profile("generic", LABELS, bundle=False).bundle is False
+    assert make_profile("vmc", LABELS, bundle=False).bundle is False
+    vr = make_profile("vrchat", LABELS, vrchat_prefix="Face_", max_hz=2.0)
+    assert isinstance(vr, VRChatProfile) and vr.prefix == "Face_" and vr.min_interval_s == 0.5
+    with caplog.at_level("WARNING", logger="ser_daemon.osc_profiles"):
+        vx = make_profile("vxp", ("neutral", "happy", "bored"), max_hz=2.0)
+    assert isinstance(vx, VxpProfile) and vx.min_interval_s == 0.5
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("ser_daemon.osc_profiles", "vxp profile: classes ['bored'] have no VXP number; sent as 0")]
+    caplog.clear()
+    make_profile("vxp", ("neutral", "happy"))
+    assert caplog.records == []
+    with pytest.raises(ConfigError, match="unknown OSC profile 'osc'"):
+        make_profile("osc", LABELS)
+
+
+def test_defaults_and_messages() -> None:
+    from ser_daemon.osc_profiles import GenericProfile, check_vrchat_name
+
+    assert VRChatProfile(LABELS).min_interval_s == 0.2 and VxpProfile().min_interval_s == 0.2  # 5 Hz
+    vr = make_profile("vrchat", LABELS)
+    assert vr.prefix == "SER_" and vr.min_interval_s == 0.2
+    assert VRChatProfile(LABELS, prefix="Face_").prefix == "Face_"
+    assert make_profile("generic", LABELS).bundle is True and make_profile("vmc", LABELS).bundle is True
+    with pytest.raises(ConfigError) as err:
+        check_vrchat_name("a b")
+    assert str(err.value).startswith("VRChat parameter name 'a b' is not usable: VRChat parameter names must be ")
+    assert str(err.value).endswith("spaces or symbols make VRChat ignore the parameter silently")
+    with pytest.raises(ConfigError, match="^VRChat parameter prefix 'SER X' is not usable"):
+        VRChatProfile(LABELS, prefix="SER ")
+    with pytest.raises(ConfigError) as err:
+        make_profile("osc", LABELS)
+    assert str(err.value) == "unknown OSC profile 'osc'; choose one of generic, vrchat, vmc, vxp"
+    assert check_vrchat_name("Ok_1") == "Ok_1"
+    # Without weights the generic scheme and VMC still send their own messages.
+    st = make_state()
+    [pkt] = GenericProfile().encode(st, {}, now=0.0)
+    assert [m.address for m in OscBundle(pkt)][-1] == "/ser/seq"
+    [pkt] = VmcProfile().encode(st, {}, now=0.0)
+    assert [m.address for m in OscBundle(pkt)] == ["/VMC/Ext/Blend/Apply"]
+
+
+def test_generic_weights_go_out_as_floats() -> None:
+    from ser_daemon.osc_profiles import GenericProfile
+
+    [pkt] = GenericProfile().encode(make_state(), {"vrm": {"happy": 1}, "arkit": {"jawOpen": 0.5}}, now=0.0)
+    msgs = {m.address: m for m in OscBundle(pkt)}
+    assert msgs["/ser/vrm/happy"].params == [1.0] and tags(msgs["/ser/vrm/happy"]) == b"f"
+    assert msgs["/ser/arkit/jawOpen"].params == [0.5]

@@ -88,3 +88,111 @@ def test_write_does_not_allocate_new_storage() -> None:
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ConfigError):
         AudioRing(0)
+
+
+@pytest.mark.parametrize("kw", [dict(capacity_frames=0), dict(capacity_frames=10, channels=0),
+                                dict(capacity_frames=10, max_blocks=0), dict(capacity_frames=-1, channels=1)])
+def test_each_size_must_be_positive(kw: dict) -> None:
+    with pytest.raises(ConfigError, match=r"^ring sizes must be positive\. Received: capacity_frames=-?\d+, channels=\d+, max_blocks=\d+$"):
+        AudioRing(**kw)
+
+
+def test_smallest_sizes_work() -> None:
+    ring = AudioRing(1, channels=1, max_blocks=1)
+    ring.write(np.array([0.5], np.float32), 3.0)
+    r = ring.read()
+    assert r.samples.dtype == np.float32 and r.samples.shape == (1, 1) and r.newest_time == 3.0
+
+
+def test_samples_come_back_as_float32_copies_with_the_first_block_time() -> None:
+    ring = AudioRing(16, channels=2)
+    ring.write(np.full((4, 2), 0.25, dtype=np.float64), 7.0)  # any float block is stored as float32
+    r = ring.read()
+    assert r.samples.dtype == np.float32 and r.newest_time == 7.0 and ring.arrival_time(0) == 7.0
+    r.samples[:] = 9.0  # a copy: the ring is not changed
+    ring.write(np.zeros((0, 2), np.float32), 8.0)  # an empty block is not a block
+    assert ring.arrival_time(3) == 7.0 and np.isnan(ring.arrival_time(4))
+    assert ring._copy(0, 4)[0, 0] == 0.25
+
+
+def test_an_empty_read_has_no_newest_time() -> None:
+    ring = AudioRing(16)
+    ring.write(np.ones(4, np.float32), 1.0)
+    assert ring.read().newest_time == 1.0
+    empty = ring.read()
+    assert len(empty.samples) == 0 and np.isnan(empty.newest_time) and empty.start_index == 4
+
+
+def test_a_block_of_exactly_the_capacity_is_not_oversize() -> None:
+    ring = AudioRing(8)
+    ring.write(ramp(0, 8)[:, 0], 0.0)
+    r = ring.read()
+    assert ring.oversize_blocks == 0 and r.lost == 0 and r.start_index == 0
+    ring.write(ramp(8, 9)[:, 0], 1.0)
+    ring.write(ramp(17, 20)[:, 0], 2.0)
+    r = ring.read()
+    assert ring.oversize_blocks == 2 and ring.write_index == 37
+    assert r.lost == 21 and ring.lost_frames == 21 and r.start_index == 29  # lost counts add up
+    np.testing.assert_array_equal(r.samples[:, 0], np.arange(29, 37, dtype=np.float32))
+
+
+class _LappingRing(AudioRing):
+    """A ring whose producer writes ``lap`` frames while the consumer copies (the race, made exact)."""
+
+    lap = 0
+
+    def _copy(self, start: int, n: int) -> np.ndarray:
+        out = super()._copy(start, n)
+        if self.lap:
+            self.write(np.full(self.lap, -1.0, np.float32), 99.0)
+            self.lap = 0
+        return out
+
+
+@pytest.mark.parametrize("lap,lost", [(5, 5), (10, 10), (30, 10)])
+def test_frames_overwritten_during_the_copy_are_dropped_and_counted(lap: int, lost: int) -> None:
+    """The copy may hold frames the producer overwrote meanwhile: they are dropped and counted as lost."""
+    ring = _LappingRing(10)
+    ring.write(ramp(0, 10)[:, 0], 1.0)
+    ring.lap = lap
+    r = ring.read()
+    assert r.lost == lost and ring.lost_frames == lost
+    assert r.start_index == lost and len(r.samples) == 10 - lost
+    np.testing.assert_array_equal(r.samples[:, 0], np.arange(lost, 10, dtype=np.float32))
+    assert np.all(r.samples != -1.0)  # nothing of the new block leaks into the old frames
+    nxt = ring.read()
+    assert nxt.start_index == 10 + max(0, lap - 10) and nxt.lost == max(0, lap - 10)
+
+
+def test_arrival_time_bisects_many_blocks() -> None:
+    ring = AudioRing(10000, max_blocks=64)
+    sizes = [1, 2, 3, 5, 8, 13] * 10
+    pos = 0
+    for k, n in enumerate(sizes):
+        ring.write(np.zeros(n, np.float32), float(k))
+        pos += n
+    starts = np.cumsum([0] + sizes[:-1])
+    for k, (s, n) in enumerate(zip(starts, sizes)):
+        assert ring.arrival_time(int(s)) == float(k) and ring.arrival_time(int(s + n - 1)) == float(k)
+    assert np.isnan(ring.arrival_time(pos)) and np.isnan(ring.arrival_time(-1))
+
+
+def test_defaults_mono_and_4096_remembered_blocks() -> None:
+    ring = AudioRing(10000)
+    assert ring.channels == 1
+    for k in range(4097):
+        ring.write(np.zeros(1, np.float32), float(k))
+    assert np.isnan(ring.arrival_time(0)) and ring.arrival_time(1) == 1.0 and ring.arrival_time(4096) == 4096.0
+
+
+def test_losses_before_and_during_one_read_add_up() -> None:
+    """An overrun (the consumer fell behind) and a lap during the copy, in the same read, then another overrun."""
+    ring = _LappingRing(10)
+    ring.write(ramp(0, 15)[:, 0], 1.0)  # 5 frames lost before the read
+    ring.lap = 3  # and 3 more overwritten while it copies
+    r = ring.read()
+    assert (r.lost, r.start_index, len(r.samples)) == (8, 8, 7)
+    np.testing.assert_array_equal(r.samples[:, 0], np.arange(8, 15, dtype=np.float32))
+    ring.write(ramp(18, 12)[:, 0], 2.0)  # 30 written, read up to 15 (the lap's 3 frames unread): 5 lost
+    r = ring.read()
+    assert (r.lost, r.start_index, ring.lost_frames) == (5, 20, 13)

@@ -31,17 +31,28 @@ from tiny_model import tone, write_wav
 @example('{"type": "start", "stream": "../etc", "sample_rate": 16000}')
 @example('{"type": "start", "stream": "a", "sample_rate": true}')
 @example('{"type": "start", "stream": "a", "sample_rate": 16000, "channels": 0}')
+@example('{"type": "start", "stream": "b-2", "sample_rate": 48000, "channels": 2}')
 def test_start_message_parses_or_is_refused(msg) -> None:
     try:
         req = parse_start(msg)
     except ProtocolError as exc:
         assert exc.code in (1007, 1008)
+        assert msg not in VALID_STARTS, f"a valid start message was refused: {exc}"
         return
     assert 8000 <= req.sample_rate <= 192000 and 1 <= req.channels <= 8 and req.stream.isascii()
+    if msg in VALID_STARTS:
+        assert (req.stream, req.sample_rate, req.channels) == VALID_STARTS[msg]
+
+
+VALID_STARTS = {
+    '{"type": "start", "stream": "a", "sample_rate": 16000}': ("a", 16000, 1),
+    '{"type": "start", "stream": "b-2", "sample_rate": 48000, "channels": 2}': ("b-2", 48000, 2),
+}
 
 
 async def _ingest_client(port: int, stream: str, audio: np.ndarray, rate: int, channels: int) -> dict:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosedOK
 
     async with connect(f"ws://127.0.0.1:{port}") as ws:
         await ws.send(json.dumps({"type": "start", "stream": stream, "sample_rate": rate, "channels": channels}))
@@ -55,10 +66,9 @@ async def _ingest_client(port: int, stream: str, audio: np.ndarray, rate: int, c
             if delay > 0:
                 await asyncio.sleep(delay)
         await ws.send(json.dumps({"type": "stop"}))
-        try:
-            await asyncio.wait_for(ws.recv(), 2)
-        except Exception:
-            pass
+        with pytest.raises(ConnectionClosedOK) as closed:  # the server ends the stream with a normal close
+            await asyncio.wait_for(ws.recv(), timeout(10))
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
     return reply
 
 

@@ -63,7 +63,8 @@ def test_token_is_required_when_set() -> None:
     async def main():
         ws, url = await server(AccessPolicy(token="s3cret-token-0123456789"))
         try:
-            for bad in (url, url + "/?token=wrong", url + "/?token=s3cret-token-012345678"):
+            for bad in (url, url + "/?token=wrong", url + "/?token=s3cret-token-012345678",
+                        url + "/?token=s3cret-token-0123456789X", url + "/?token=s3cret-token-0123456789%00"):
                 with pytest.raises(InvalidStatus) as err:
                     await connect(bad)
                 assert err.value.response.status_code == 401
@@ -73,6 +74,11 @@ def test_token_is_required_when_set() -> None:
             bearer = await connect(url, additional_headers={"Authorization": "Bearer s3cret-token-0123456789"})
             await bearer.recv()
             await bearer.close()
+            for header in ("Bearer s3cret-token-0123456789X", "Bearer s3cret-token-012345678", "s3cret-token-0123456789"):
+                with pytest.raises(InvalidStatus) as err:
+                    await connect(url, additional_headers={"Authorization": header})
+                assert err.value.response.status_code == 401
+            assert ws.refused["token"] == 8
         finally:
             await ws.close()
 
@@ -139,7 +145,10 @@ def test_stalled_client_loses_only_its_own_oldest_messages() -> None:
             N = 3000  # about 6 MB of states with weights: far more than the stalled socket takes
             got = []
             t0 = time.monotonic()
+            late = None
             for seq in range(N):
+                if seq == N // 10:  # a second stalled client, joining later: it loses fewer
+                    late = await asyncio.to_thread(_stalled_client, ws.port)
                 ws.broadcast(state(seq), WEIGHTS)
                 if seq % 10 == 0:
                     await asyncio.sleep(0)  # let the event loop send
@@ -153,12 +162,17 @@ def test_stalled_client_loses_only_its_own_oldest_messages() -> None:
             elapsed = time.monotonic() - t0
             assert [m["seq"] for m in got] == list(range(N))  # the reading client lost nothing
             assert all(m["client_dropped"] == 0 for m in got)
-            [slow] = [c for c in ws.clients if c.dropped]
-            assert len(slow.queue) <= 8  # bounded: only the newest are kept for it
+            slow, slower = sorted((c for c in ws.clients if c.dropped), key=lambda c: c.dropped)
+            assert len(slower.queue) <= 8 and len(slow.queue) <= 8  # bounded: only the newest are kept
             # (the kernel buffers a few MB on loopback before the queue starts dropping)
-            assert slow.dropped == ws.total_dropped > N // 10
+            assert slow.dropped + slower.dropped == ws.total_dropped and slower.dropped > N // 10
+            assert 0 < slow.dropped < slower.dropped, (slow.dropped, slower.dropped)
+            # Each client is told its own count, in the newest state it will get.
+            assert json.loads(slower.queue[-1])["client_dropped"] == slower.dropped
+            assert json.loads(slow.queue[-1])["client_dropped"] == slow.dropped
             assert elapsed < timeout(30)
             stalled.close()
+            late.close()
             await fast.close()
         finally:
             await ws.close()
@@ -170,9 +184,7 @@ def test_hundreds_of_clients_connect_vanish_and_do_not_block_others() -> None:
     async def main():
         ws, url = await server(AccessPolicy(max_clients=400))
         try:
-            t0 = time.monotonic()
             clients = await asyncio.gather(*(connect(url, open_timeout=timeout(20)) for _ in range(300)))
-            connect_s = time.monotonic() - t0
             assert len(ws.clients) == 300
             # Half of them vanish without a close handshake.
             for c in clients[:150]:
@@ -180,7 +192,6 @@ def test_hundreds_of_clients_connect_vanish_and_do_not_block_others() -> None:
             ws.broadcast(state(0))
             ws.broadcast(state(1))
             live = clients[150:]
-            t1 = time.monotonic()
 
             async def read_two(c):
                 out = []
@@ -189,13 +200,11 @@ def test_hundreds_of_clients_connect_vanish_and_do_not_block_others() -> None:
                 return out
 
             results = await asyncio.gather(*(read_two(c) for c in live))
-            deliver_s = time.monotonic() - t1
             assert all([m["type"] for m in r] == ["hello", "state", "state"] for r in results)
             deadline = time.monotonic() + timeout(10)
             while len(ws.clients) > 150 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert len(ws.clients) == 150  # the vanished ones were cleaned up
-            print(f"300 clients connected in {connect_s:.2f} s; 150 received 2 states in {deliver_s * 1000:.0f} ms")
             await asyncio.gather(*(c.close() for c in live))
         finally:
             await ws.close()
