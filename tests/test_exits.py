@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 
-from conftest import timeout
+from conftest import STARTUP_RACE_S, startup_signal_race, timeout
 from helpers import REPO, UdpReceiver, daemon_cmd, free_port
 from tiny_model import tone, write_wav
 
@@ -113,7 +113,8 @@ def _random_schedule(n: int, seed: int = 13) -> list[tuple[int, float]]:
     return [(sigs[i % 3], rng.uniform(0.0, 0.1) if i < n // 2 else rng.uniform(0.1, 3.0)) for i in range(n)]
 
 
-@pytest.mark.parametrize("sig,delay_s", _random_schedule(12))
+@pytest.mark.parametrize("sig,delay_s", [
+    pytest.param(sig, d, marks=[startup_signal_race] if d < STARTUP_RACE_S else []) for sig, d in _random_schedule(12)])
 def test_signal_at_a_random_moment(tiny_bundle, loop_wav, sig, delay_s) -> None:
     proc = spawn(tiny_bundle, "--input", str(loop_wav), "--loop", "--print", "--no-osc",
                  "--ws", f"127.0.0.1:{free_port()}", "--quiet")
@@ -131,6 +132,7 @@ def test_signal_at_a_random_moment(tiny_bundle, loop_wav, sig, delay_s) -> None:
         assert lines[-1].endswith(" final") and " neutral " in lines[-1], lines[-3:]
 
 
+@startup_signal_race
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 @pytest.mark.parametrize("delay_s", [0.0, 0.02, 0.05, 0.1])
 def test_stop_signal_while_python_itself_starts(tiny_bundle, loop_wav, sig, delay_s) -> None:
