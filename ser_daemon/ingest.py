@@ -31,72 +31,37 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
+
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from .bounded import loads_json
 from .config import Endpoint
-from .resample import downmix
+from .ingest_protocol import (
+    START_TIMEOUT_REASON,
+    START_TIMEOUT_S,
+    Audio,
+    IngestSession,
+    ProtocolError,
+    Started,
+    StartRequest,
+    close_reason,
+    decode_pcm,
+    parse_start,
+)
 from .ringbuffer import AudioRing
 from .ws_server import AccessPolicy, LogLimiter, check_request, close_server, listen
 
-__all__ = ["IngestServer", "IngestSource", "parse_start"]
+__all__ = ["IngestServer", "IngestSource", "ProtocolError", "StartRequest", "parse_start"]
 
 log = logging.getLogger(__name__)
-
-_STREAM_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-
-
-class ProtocolError(ValueError):
-    """A client broke the ingest protocol; ``code`` is the close code to use."""
-
-    def __init__(self, message: str, code: int = CloseCode.INVALID_DATA) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    stream: str
-    sample_rate: int
-    channels: int
-
-
-def parse_start(text: str | bytes) -> StartRequest:
-    """Validate the opening control message (pure; fuzzed in the tests).
-
-    Raises:
-        ProtocolError: not JSON, not a start message, or fields out of range.
-    """
-    if isinstance(text, bytes):
-        raise ProtocolError("send the start message before any audio", CloseCode.POLICY_VIOLATION)
-    try:
-        msg = loads_json(text)
-    except ValueError:
-        raise ProtocolError("control messages must be JSON") from None
-    if not isinstance(msg, dict) or msg.get("type") != "start":
-        raise ProtocolError('the first message must be {"type": "start", ...}')
-    stream = msg.get("stream")
-    rate = msg.get("sample_rate")
-    channels = msg.get("channels", 1)
-    if not isinstance(stream, str) or not _STREAM_RE.match(stream):
-        raise ProtocolError("stream must be 1-64 letters, digits, '_' or '-'")
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
-        raise ProtocolError("sample_rate must be an integer in 8000..192000")
-    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
-        raise ProtocolError("channels must be an integer in 1..8")
-    return StartRequest(stream, rate, channels)
 
 
 class IngestSource:
@@ -113,13 +78,12 @@ class IngestSource:
         self.frames_received = 0
 
     def write_pcm(self, data: bytes) -> None:
-        frame_bytes = 2 * self.channels
-        if len(data) % frame_bytes:
-            raise ProtocolError(f"audio messages must hold whole frames of {frame_bytes} bytes")
-        pcm = np.frombuffer(data, dtype="<i2").reshape(-1, self.channels)
-        mono = downmix(pcm.astype(np.float32)) * np.float32(1.0 / 32768.0)
+        self.write_mono(decode_pcm(data, self.channels))
+
+    def write_mono(self, mono: np.ndarray) -> None:
+        """Decoded audio (see :func:`decode_pcm`) into the ring, stamped with its arrival time."""
         self.ring.write(mono, time.monotonic())
-        self.frames_received += len(pcm)
+        self.frames_received += len(mono)
 
     def stop(self) -> None:
         self.finished.set()
@@ -171,37 +135,32 @@ class IngestServer:
     async def _handle(self, conn: ServerConnection) -> None:
         self.connections += 1
         source: IngestSource | None = None
+        session = IngestSession(self.is_taken, lambda: self.active_streams < self.max_streams,
+                                f"too many streams (--max-streams {self.max_streams})")
         try:
-            first = await asyncio.wait_for(conn.recv(), timeout=10.0)
-            start = parse_start(first)
-            if self.is_taken(start.stream):
-                raise ProtocolError(f"stream id {start.stream!r} is in use", CloseCode.POLICY_VIOLATION)
-            if self.active_streams >= self.max_streams:
-                self.refused["streams_full"] += 1
-                raise ProtocolError(f"too many streams (--max-streams {self.max_streams})", CloseCode.TRY_AGAIN_LATER)
+            event = session.receive(await asyncio.wait_for(conn.recv(), timeout=START_TIMEOUT_S))
+            assert isinstance(event, Started)
+            start = event.request
             source = IngestSource(start.stream, start.sample_rate, start.channels, self.ring_seconds)
             self.active_streams += 1
             self.on_stream(source)
-            await conn.send(json.dumps({"type": "started", "stream": start.stream}))
+            await conn.send(event.reply)
             async for message in conn:
-                if isinstance(message, bytes):
-                    source.write_pcm(message)
+                event = session.receive(message)
+                if isinstance(event, Audio):
+                    source.write_mono(event.mono)
                     self.wake()
                     continue
-                try:
-                    ctrl: Any = loads_json(message)
-                except ValueError:
-                    raise ProtocolError("control messages must be JSON") from None
-                if isinstance(ctrl, dict) and ctrl.get("type") == "stop":
-                    await conn.close(CloseCode.NORMAL_CLOSURE, "stopped")
-                    break
-                raise ProtocolError('the only control message after start is {"type": "stop"}')
+                await conn.close(CloseCode.NORMAL_CLOSURE, event.reason)  # Stop
+                break
         except ProtocolError as exc:
-            if exc.code != CloseCode.TRY_AGAIN_LATER:
+            if exc.code == CloseCode.TRY_AGAIN_LATER:
+                self.refused["streams_full"] += 1
+            else:
                 self.refused["protocol"] += 1
-            await conn.close(exc.code, str(exc)[:120])
+            await conn.close(exc.code, close_reason(exc))
         except (asyncio.TimeoutError, TimeoutError):
-            await conn.close(CloseCode.POLICY_VIOLATION, "no start message within 10 s")
+            await conn.close(CloseCode.POLICY_VIOLATION, START_TIMEOUT_REASON)
         except ConnectionClosed:
             pass
         finally:
