@@ -472,6 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["cluster"]:  # the Ray Serve application (ser_daemon/cluster/), its own options
+        from .cluster.cli import main as cluster_main
+
+        return cluster_main(args_in[1:])
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     logging.basicConfig(

@@ -1,0 +1,76 @@
+"""Builds the Ray Serve application: ingress -> model, plus the stream-id registry.
+
+``serve run ser_daemon.cluster:build_app model_dir=/path ingress_replicas=2`` passes
+its ``key=value`` arguments here as strings; ``ser-daemon cluster`` passes typed ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ray.serve import Application
+
+from ..config import AnalysisSettings
+from ..errors import ConfigError, ModelError
+from ..model_bundle import default_model_dir
+from .ingress import Ingress
+from .model import Model
+from .registry import Registry
+from .settings import ClusterSettings
+
+__all__ = ["build_app", "settings_from_args", "APP_NAME"]
+
+APP_NAME = "ser"
+_ANALYSIS_KEYS = ("hop_ms", "latency_budget_ms")
+
+
+def _convert(name: str, value: Any, kind: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = str(kind)
+    try:
+        if "int" in kind and value.lower() not in ("none", ""):
+            return int(value)
+        if "float" in kind:
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number. Received: {name}={value!r}") from None
+    if value.lower() == "none":
+        return None
+    return value
+
+
+def settings_from_args(args: Mapping[str, Any]) -> ClusterSettings:
+    """Typed settings from ``serve run`` / CLI arguments; the model folder resolved here, on the driver.
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type.
+        ModelError: no model folder given and no default model installed.
+    """
+    fields = {f.name: f.type for f in dataclasses.fields(ClusterSettings)}
+    opts: dict[str, Any] = {}
+    analysis: dict[str, float] = {}
+    for key, value in args.items():
+        if key in _ANALYSIS_KEYS:
+            analysis[key] = float(value)
+        elif key in fields and key != "analysis":
+            opts[key] = _convert(key, value, fields[key])
+        else:
+            raise ConfigError(f"unknown cluster setting {key!r}")
+    model_dir = opts.get("model_dir") or default_model_dir()
+    if model_dir is None:
+        raise ModelError("no model: pass model_dir=DIR (a folder with ser_model.json, readable on every node)")
+    opts["model_dir"] = os.fspath(Path(model_dir).resolve())
+    opts["analysis"] = AnalysisSettings(**analysis)
+    return ClusterSettings(**opts)
+
+
+def build_app(args: Mapping[str, Any]) -> Application:
+    """The application graph for :func:`ray.serve.run` (also Serve's app-builder signature)."""
+    settings = args if isinstance(args, ClusterSettings) else settings_from_args(args)
+    model = Model.options(**settings.model_options()).bind(settings)
+    registry = Registry.bind(settings.lease_s)
+    return Ingress.options(**settings.ingress_options()).bind(model, registry, settings)

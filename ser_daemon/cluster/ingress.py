@@ -1,0 +1,300 @@
+"""The ingress deployment: the ``--ingest`` protocol over Ray Serve's WebSocket proxy.
+
+Each connection's per-stream state (front end, speaker statistics, smoother: a
+:class:`~ser_daemon.pipeline.StreamProcessor`) lives in the replica holding the
+connection; the windows it makes go to the model deployment, which batches
+them with every other replica's; the states come back on the same connection
+as the single daemon's state messages (same JSON, same order, same values).
+
+The protocol rules are the daemon's own (:mod:`ser_daemon.ingest_protocol`),
+so a bad start message is refused with the same close code and reason.  What
+differs from the daemon, and why:
+
+- states go back on the ingest connection (the daemon broadcasts them on its
+  ``--ws`` socket): there is no one state socket across replicas;
+- audio is analysed as each message arrives, in the replica's event loop (the
+  daemon's ring and processing thread hand audio between threads; here there
+  is one thread, so no ring);
+- on ``stop`` the replica answers every pending decision and the final state,
+  then closes with 1000 "stopped";
+- a replica that is shut down cleanly (scale-down, redeploy) closes its
+  connections with 1012 (service restart: reconnect); one that dies
+  outright drops them (the proxy ends them, see README "Many machines").
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route signatures at run time.
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Optional, Union
+
+from fastapi import FastAPI, WebSocket
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.websockets import WebSocketDisconnect
+
+from ..ingest_protocol import (
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    START_TIMEOUT_REASON,
+    START_TIMEOUT_S,
+    Audio,
+    IngestSession,
+    ProtocolError,
+    Started,
+    close_reason,
+    parse_start,
+)
+from ..mapping import ExpressionMapping, load_mapping
+from ..messages import dumps, state_json
+from ..model_bundle import ModelBundle, load_bundle
+from ..pipeline import DueWindow, StreamProcessor
+from ..state import EmotionState
+from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
+
+__all__ = ["Ingress", "CLOSE_TOO_BIG", "CLOSE_INTERNAL", "CLOSE_RESTART"]
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOO_BIG = 1009  # as websockets' max_size does in the daemon
+CLOSE_INTERNAL = 1011  # the model deployment failed this stream's decision: reconnect
+CLOSE_RESTART = 1012  # this replica is shutting down: reconnect (another replica takes it)
+
+PENDING_DECISIONS = 8  # windows in flight per stream; more means the model lags 2 s behind: back-pressure
+DRAIN_S = 5.0  # after stop: longest wait for the pending decisions before the final state
+
+api = FastAPI()
+
+
+class _Metrics:
+    """Per-decision latency and drops in Ray's metrics (scraped with Serve's own).
+
+    Not tagged by stream: 100,000 streams would be 100,000 time series.  Ray adds the
+    deployment and replica tags.
+    """
+
+    def __init__(self) -> None:
+        from ray.serve.metrics import Counter, Gauge, Histogram
+
+        self.latency = Histogram(
+            "ser_decision_latency_ms", description="audio arrival to state sent, per decision",
+            boundaries=[5, 10, 20, 30, 50, 75, 100, 150, 250, 500, 1000],
+        )
+        self.dropped = Counter("ser_dropped_windows", description="windows skipped because a newer one was due")
+        self.late = Counter("ser_late_decisions", description="decisions later than the latency budget")
+        self.streams = Gauge("ser_streams", description="open ingest streams on this replica")
+        self.refused = Counter("ser_refused_connections", description="ingest connections refused",
+                               tag_keys=("code",))
+
+    def decision(self, state: EmotionState, dropped_before: int) -> None:
+        self.latency.observe(state.latency_ms)
+        if state.dropped_windows > dropped_before:
+            self.dropped.inc(state.dropped_windows - dropped_before)
+        if state.late:
+            self.late.inc()
+
+
+async def _receive(ws: WebSocket) -> Optional[Union[str, bytes]]:
+    """The next message's payload, or None when the client went away."""
+    msg = await ws.receive()
+    if msg["type"] == "websocket.disconnect":
+        return None
+    text = msg.get("text")
+    if text is not None:
+        return text
+    return msg.get("bytes") or b""
+
+
+def _check_size(message: Union[str, bytes]) -> None:
+    """Refuse what the daemon's websockets server refuses (its max_size), with its words."""
+    size = len(message.encode("utf-8") if isinstance(message, str) else message)
+    if size > INGEST_MESSAGE_BYTES:
+        raise ProtocolError(f"frame with {size} bytes exceeds limit of {INGEST_MESSAGE_BYTES} bytes", CLOSE_TOO_BIG)
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(api)
+class Ingress:
+    """Holds ingest connections; one :class:`StreamProcessor` per stream."""
+
+    def __init__(self, model: DeploymentHandle, registry: DeploymentHandle, settings: ClusterSettings) -> None:
+        self.settings = settings
+        self.bundle: ModelBundle = load_bundle(settings.model_dir)
+        self.mapping: ExpressionMapping = load_mapping(None, self.bundle.labels)
+        self.model = model
+        self.registry = registry
+        ctx = serve.get_replica_context()
+        self.owner = f"{ctx.replica_id.unique_id}@{os.getpid()}"
+        self.streams: dict[str, WebSocket] = {}
+        self.metrics = _Metrics()
+        self._renewer: Optional[asyncio.Task] = None
+        self._closing = False
+
+    # -- lifecycle ------------------------------------------------------------
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        """Keep this replica's stream ids claimed while it lives (see leases.py)."""
+        period = self.settings.lease_s / 4.0
+        while True:
+            await asyncio.sleep(period)
+            try:
+                lost = await self.registry.renew.remote(self.owner, list(self.streams))
+            except Exception:  # the registry restarts: try again next period
+                log.warning("stream registry unreachable; retrying", exc_info=True)
+                continue
+            for stream in lost:
+                log.warning("stream %s was taken by another replica while the registry restarted", stream)
+
+    async def __del__(self) -> None:
+        """Clean shutdown (scale-down, redeploy, ``serve shutdown``): tell every client to reconnect."""
+        self._closing = True
+        for ws in list(self.streams.values()):
+            try:
+                await ws.close(CLOSE_RESTART, "replica shutting down: reconnect")
+            except Exception:  # already gone
+                pass
+
+    # -- one connection -----------------------------------------------------
+    @api.websocket("/")
+    async def ingest(self, ws: WebSocket) -> None:
+        await ws.accept()
+        self._ensure_renewer()
+        try:
+            await self._serve(ws)
+        except ProtocolError as exc:
+            self.metrics.refused.inc(tags={"code": str(exc.code)})
+            await self._close(ws, exc.code, close_reason(exc))
+        except (asyncio.TimeoutError, TimeoutError):
+            await self._close(ws, CLOSE_POLICY, START_TIMEOUT_REASON)
+        except WebSocketDisconnect:
+            pass
+
+    async def _release(self, stream: str) -> None:
+        self.streams.pop(stream, None)
+        self.metrics.streams.set(len(self.streams))
+        try:
+            await self.registry.release.remote(stream, self.owner)
+        except Exception:
+            log.warning("could not release stream %s (its lease expires)", stream, exc_info=True)
+
+    @staticmethod
+    async def _close(ws: WebSocket, code: int, reason: str) -> None:
+        try:
+            await ws.close(code, reason)
+        except Exception:  # the client is gone already
+            pass
+
+    async def _admit(self, first: Union[str, bytes]) -> tuple[IngestSession, Started]:
+        """Validate the start message and claim its id cluster-wide, in the daemon's order of refusals."""
+        claimed = False
+        try:
+            request = parse_start(first)
+        except ProtocolError:
+            request = None  # the session raises the same error below
+        if request is not None:
+            claimed = await self.registry.claim.remote(request.stream, self.owner)
+        room = lambda: not self._closing and len(self.streams) < self.settings.max_streams_per_replica  # noqa: E731
+        session = IngestSession(lambda _s: not claimed, room,
+                                f"too many streams on this replica ({self.settings.max_streams_per_replica})")
+        try:
+            event = session.receive(first)
+        except ProtocolError:
+            if claimed and request is not None:
+                await self.registry.release.remote(request.stream, self.owner)
+            raise
+        assert isinstance(event, Started)
+        return session, event
+
+    async def _serve(self, ws: WebSocket) -> None:
+        """Run one connection, from the start message to its close."""
+        first = await asyncio.wait_for(_receive(ws), START_TIMEOUT_S)
+        if first is None:
+            return
+        _check_size(first)
+        session, started = await self._admit(first)
+        try:
+            await self._stream(ws, session, started)
+        finally:
+            await self._release(started.request.stream)
+
+    async def _stream(self, ws: WebSocket, session: IngestSession, started: Started) -> None:
+        req = started.request
+        self.streams[req.stream] = ws
+        self.metrics.streams.set(len(self.streams))
+        b = self.bundle
+        proc = StreamProcessor(req.stream, b.labels, b.features, b.window_s, self.settings.analysis, req.sample_rate,
+                               clock=time.monotonic, speaker_norm=b.speaker_norm)
+        await ws.send_text(started.reply)
+        pending: asyncio.Queue = asyncio.Queue(maxsize=PENDING_DECISIONS)
+        sender = asyncio.get_running_loop().create_task(self._send_states(ws, proc, pending))
+        try:
+            index = 0
+            while True:
+                message = await _receive(ws)
+                if message is None:
+                    return
+                _check_size(message)
+                event = session.receive(message)
+                if isinstance(event, Audio):
+                    now = time.monotonic()
+                    for due in proc.feed(event.mono, index, lambda _i: now):
+                        await self._put(pending, (due, self.model.remote(due.window)), sender)
+                    index += len(event.mono)
+                    continue
+                # Stop: answer what is pending, then the final state, then close normally.
+                await self._put(pending, None, sender)
+                await asyncio.wait_for(sender, DRAIN_S)
+                await ws.send_text(self._final_json(proc))
+                await ws.close(CLOSE_NORMAL, event.reason)
+                return
+        finally:
+            if not sender.done():
+                sender.cancel()
+
+    def _final_json(self, proc: StreamProcessor) -> str:
+        state = proc.final_state()
+        return dumps(state_json(state, 0, self.mapping.all_weights(state.smoothed)))
+
+    @staticmethod
+    async def _put(pending: asyncio.Queue, item: Any, sender: asyncio.Task) -> None:
+        """Queue a decision for the sender, unless the sender has failed (then raise its error)."""
+        if pending.full() or sender.done():
+            put = asyncio.ensure_future(pending.put(item))
+            done, _ = await asyncio.wait({put, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if put in done:
+                return
+            put.cancel()
+            sender.result()  # raises what stopped the sender
+            raise ProtocolError("stream ended", CLOSE_INTERNAL)
+        pending.put_nowait(item)
+
+    async def _send_states(self, ws: WebSocket, proc: StreamProcessor,
+                           pending: asyncio.Queue) -> None:
+        """Turn each model answer into the next state, in order, and send it."""
+        dropped = 0
+        while True:
+            item = await pending.get()
+            if item is None:
+                return
+            due, response = item
+            try:
+                probs, infer_ms = await response
+            except Exception as exc:
+                log.warning("model call failed for %s: %s", proc.stream, exc)
+                await self._close(ws, CLOSE_INTERNAL, "model unavailable: reconnect")
+                raise
+            state = proc.finish(due, probs, infer_ms)
+            self.metrics.decision(state, dropped)
+            dropped = state.dropped_windows
+            await ws.send_text(dumps(state_json(state, 0, self.mapping.all_weights(state.smoothed))))
+
+    # -- for operators and tests -------------------------------------------------
+    @api.get("/-/ser/streams")
+    def open_streams(self) -> dict[str, Any]:
+        """This replica's streams (whichever replica the request lands on)."""
+        return {"owner": self.owner, "streams": sorted(self.streams)}

@@ -1,0 +1,90 @@
+"""Starting and stopping Ray and the application: shared by ``ser-daemon cluster``, the tests and the benchmark.
+
+A local Ray instance started here stays on loopback: Ray otherwise advertises
+the machine's outward address, and its usage statistics are switched off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+__all__ = ["loopback_ray_env", "loopback_replicas", "start_ray", "deploy", "stop"]
+
+log = logging.getLogger(__name__)
+
+
+def loopback_ray_env() -> dict[str, str]:
+    """Environment that keeps a local Ray on 127.0.0.1 and quiet (set before ``import ray``)."""
+    return {
+        "RAY_USAGE_STATS_ENABLED": "0",  # no usage report leaves the machine
+        # Ray's switch for "single-machine mode": the node address is the loopback one
+        # (named for Windows and macOS, where it is the default; honoured on Linux too).
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_DEDUP_LOGS": "0",
+    }
+
+
+def loopback_replicas() -> None:
+    """Worker set-up hook of a local instance: Serve replicas' inter-deployment gRPC port on loopback.
+
+    Ray Serve 2.x binds that port to ``[::]:0`` (every interface) with no option to narrow
+    it; everything else of a loopback instance listens on 127.0.0.1.  Rewrites the one
+    call; a Ray without it is left alone.
+    """
+    try:
+        from ray.serve._private import replica
+    except ImportError:
+        return
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "_ser_loopback", False):
+        return
+
+    def add_port(server: Any, address: str) -> int:
+        if address.startswith("[::]:"):
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return original(server, address)
+
+    add_port._ser_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = add_port
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Connect to the cluster at ``address``, or start a local one on loopback with ``num_cpus``."""
+    if address is None:
+        for key, value in loopback_ray_env().items():
+            os.environ.setdefault(key, value)
+    import ray
+
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 configure_logging=False, log_to_driver=False,
+                 runtime_env={"worker_process_setup_hook": "ser_daemon.cluster.runner.loopback_replicas",
+                              "env_vars": loopback_ray_env()},
+                 **kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+
+
+def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000) -> Any:
+    """Start Serve's HTTP proxy on ``host:port`` and run the application; return the ingress handle."""
+    from ray import serve
+
+    from .app import APP_NAME, build_app
+
+    serve.start(http_options={"host": host, "port": port})
+    return serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+
+
+def stop() -> None:
+    """Shut Serve and (this process's) Ray down; harmless when they are not running."""
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        try:
+            serve.shutdown()
+        except Exception:  # noqa: BLE001 - Ray down already: nothing left to stop
+            log.warning("serve.shutdown failed", exc_info=True)
+        ray.shutdown()

@@ -1,0 +1,129 @@
+"""What the cluster application is told, and the numbers derived from it (pure, no Ray).
+
+Kept apart from the deployments so the derivations (batch size and wait from the
+latency budget, autoscaling targets) are unit-tested without starting Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import AnalysisSettings
+from ..errors import ConfigError
+from ..pipeline import MAX_BATCH
+
+__all__ = ["ClusterSettings", "batch_wait_s", "INGEST_MESSAGE_BYTES"]
+
+# The single daemon's ingest limit (daemon.INGEST_MESSAGE_BYTES): an audio message larger than
+# this is refused with 1009 there (by websockets) and here (by the ingress replica).
+INGEST_MESSAGE_BYTES = 256 * 1024
+
+# Share of the latency budget a window may wait for others to fill its batch.  The rest pays for
+# the front end, two Ray hops (ingress -> model -> ingress, ~1-3 ms each on one node) and the
+# model itself; a wait of 5 % (7.5 ms at the default 150 ms) gathers ~4 windows per ingress
+# replica at 128 streams x 4 decisions/s, and every window of all replicas that arrives meanwhile.
+BATCH_WAIT_SHARE = 0.05
+MAX_BATCH_WAIT_S = 0.020
+
+
+def batch_wait_s(latency_budget_ms: float) -> float:
+    """How long the model deployment holds a batch open, seconds (``@serve.batch``'s wait)."""
+    return min(MAX_BATCH_WAIT_S, BATCH_WAIT_SHARE * latency_budget_ms / 1000.0)
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive. Received: {name}={value!r}")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The application's knobs.
+
+    Attributes:
+        model_dir: the model bundle's folder, as seen by every node (resolved by the driver).
+        backend: ``auto`` (Keras on a GPU when the model replica has one, else LiteRT), ``litert``, ``keras``.
+        analysis: hop, budget, gate and smoothing, as for the single daemon.
+        ingress_replicas: a fixed number of ingress replicas; ``None`` autoscales between
+            ``min_ingress_replicas`` and ``max_ingress_replicas``.
+        streams_per_replica: autoscaling target: open ingest connections per ingress replica.
+        max_streams_per_replica: more connections than this on one replica are refused with 1013.
+        ingress_cpus: CPUs reserved per ingress replica (front end and smoothing of its streams).
+        model_replicas: model deployment replicas.
+        model_cpus: CPUs reserved per model replica.
+        model_gpus: GPUs per model replica (0: CPU; 1 with ``backend`` auto runs Keras on it).
+        model_threads: LiteRT threads per model replica.
+        lease_s: a stream id stays claimed this long after its replica stops renewing it (a dead
+            replica's streams can be reopened elsewhere after this).
+    """
+
+    model_dir: str
+    backend: str = "auto"
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    ingress_replicas: int | None = None
+    min_ingress_replicas: int = 1
+    max_ingress_replicas: int = 16
+    streams_per_replica: int = 128
+    max_streams_per_replica: int = 256
+    ingress_cpus: float = 1.0
+    model_replicas: int = 1
+    model_cpus: float = 1.0
+    model_gpus: float = 0.0
+    model_threads: int = 1
+    lease_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "litert", "keras"):
+            raise ConfigError(f"backend must be auto, litert or keras. Received: backend={self.backend!r}")
+        for name in ("streams_per_replica", "max_streams_per_replica", "model_replicas", "min_ingress_replicas",
+                     "max_ingress_replicas", "model_threads", "lease_s"):
+            _positive(name, getattr(self, name))
+        if self.ingress_replicas is not None:
+            _positive("ingress_replicas", self.ingress_replicas)
+        if self.max_streams_per_replica < self.streams_per_replica:
+            raise ConfigError("max_streams_per_replica must be at least streams_per_replica")
+        if self.min_ingress_replicas > self.max_ingress_replicas:
+            raise ConfigError("min_ingress_replicas must not exceed max_ingress_replicas")
+
+    @property
+    def max_batch_size(self) -> int:
+        """Windows per model call (the daemon's bound: LiteRT keeps one interpreter per power of two)."""
+        return MAX_BATCH
+
+    @property
+    def batch_wait_s(self) -> float:
+        return batch_wait_s(self.analysis.latency_budget_ms)
+
+    def ingress_options(self) -> dict[str, Any]:
+        """``Deployment.options`` for the ingress: one ongoing request is one open connection."""
+        opts: dict[str, Any] = {
+            # Serve queues connections above this at the proxy; the replica itself refuses above
+            # max_streams_per_replica with 1013, so leave room for the refusals to get through.
+            "max_ongoing_requests": self.max_streams_per_replica + 16,
+            "ray_actor_options": {"num_cpus": self.ingress_cpus},
+        }
+        if self.ingress_replicas is not None:
+            opts["num_replicas"] = self.ingress_replicas
+        else:
+            opts["autoscaling_config"] = {
+                "min_replicas": self.min_ingress_replicas,
+                "max_replicas": self.max_ingress_replicas,
+                "target_ongoing_requests": self.streams_per_replica,
+                # Connections last minutes: scale up within seconds, down slowly (a scale-down
+                # drains a replica, whose streams then reconnect elsewhere).
+                "upscale_delay_s": 5.0,
+                "downscale_delay_s": 300.0,
+            }
+        return opts
+
+    def model_options(self) -> dict[str, Any]:
+        actor: dict[str, Any] = {"num_cpus": self.model_cpus}
+        if self.model_gpus:
+            actor["num_gpus"] = self.model_gpus
+        return {
+            "num_replicas": self.model_replicas,
+            # Enough in flight for a full batch being computed while the next one fills.
+            "max_ongoing_requests": 4 * self.max_batch_size,
+            "ray_actor_options": actor,
+        }
