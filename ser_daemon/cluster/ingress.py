@@ -52,6 +52,7 @@ from ..messages import dumps, state_json
 from ..model_bundle import ModelBundle, load_bundle
 from ..pipeline import DueWindow, StreamProcessor
 from ..state import EmotionState
+from .batcher import WindowBatcher
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
 
 __all__ = ["Ingress", "CLOSE_TOO_BIG", "CLOSE_INTERNAL", "CLOSE_RESTART"]
@@ -123,8 +124,8 @@ class Ingress:
         self.settings = settings
         self.bundle: ModelBundle = load_bundle(settings.model_dir)
         self.mapping: ExpressionMapping = load_mapping(None, self.bundle.labels)
-        self.model = model
         self.registry = registry
+        self.batcher = WindowBatcher(model.remote, settings.batch_wait_s, settings.max_batch_size)
         ctx = serve.get_replica_context()
         self.owner = f"{ctx.replica_id.unique_id}@{os.getpid()}"
         self.streams: dict[str, WebSocket] = {}
@@ -243,7 +244,7 @@ class Ingress:
                 if isinstance(event, Audio):
                     now = time.monotonic()
                     for due in proc.feed(event.mono, index, lambda _i: now):
-                        await self._put(pending, (due, self.model.remote(due.window)), sender)
+                        await self._put(pending, (due, self.batcher.infer(due.window)), sender)
                     index += len(event.mono)
                     continue
                 # Stop: answer what is pending, then the final state, then close normally.

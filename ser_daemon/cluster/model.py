@@ -1,9 +1,9 @@
 """The model deployment: windows from every ingress replica, batched, through the daemon's runtime.
 
-Each call carries one window; ``@serve.batch`` gathers the windows that arrive
-within the batch wait (derived from the latency budget, ``settings.py``) into
-one model call of up to ``MAX_BATCH`` windows, as the single daemon's
-``Analyzer`` does per tick.  The runtime is the daemon's own choice
+Each call carries the windows one ingress replica gathered in one tick
+(``batcher.py``); ``@serve.batch`` merges the calls that arrive within the batch
+wait (derived from the latency budget, ``settings.py``) into one model call of
+up to ``MAX_BATCH`` windows, as the single daemon's ``Analyzer`` does per tick.  The runtime is the daemon's own choice
 (:func:`ser_daemon.inference.load_classifier`): LiteRT on CPU, Keras when the
 replica was given a GPU and ``backend`` is ``auto``.
 """
@@ -26,6 +26,11 @@ __all__ = ["Model"]
 log = logging.getLogger(__name__)
 
 
+def _windows_in(stacks: list[np.ndarray]) -> int:
+    """A batch's size is the windows it holds, not the calls."""
+    return sum(len(s) for s in stacks)
+
+
 @serve.deployment(name="Model")
 class Model:
     """Loads the bundle once per replica and answers ``(probs, per_window_ms)`` per window."""
@@ -44,15 +49,21 @@ class Model:
         log.info("model replica ready: %s on %s, batches of up to %d, wait %.1f ms", bundle.name, self.backend,
                  settings.max_batch_size, settings.batch_wait_s * 1000.0)
 
-    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.0)
-    async def predict(self, windows: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.0, batch_size_fn=_windows_in)
+    async def predict(self, stacks: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
         t0 = time.perf_counter()
-        probs = self.classifier.predict(np.stack(windows))
-        per_ms = (time.perf_counter() - t0) * 1000.0 / len(windows)
-        return [(probs[i], per_ms) for i in range(len(windows))]
+        x = np.concatenate(stacks)
+        probs = np.concatenate([self.classifier.predict(x[i : i + MAX_BATCH]) for i in range(0, len(x), MAX_BATCH)])
+        per_ms = (time.perf_counter() - t0) * 1000.0 / len(x)
+        out, start = [], 0
+        for s in stacks:
+            out.append((probs[start : start + len(s)], per_ms))
+            start += len(s)
+        return out
 
-    async def __call__(self, window: np.ndarray) -> tuple[np.ndarray, float]:
-        return await self.predict(window)
+    async def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(probs (n, labels), ms per window)`` for windows ``(n, frames, mels)``."""
+        return await self.predict(windows)
 
     def info(self) -> dict[str, str]:
         return {"backend": self.backend}

@@ -50,30 +50,44 @@ def loopback_replicas() -> None:
     replica.add_port_to_grpc_server = add_port
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
-    """Connect to the cluster at ``address``, or start a local one on loopback with ``num_cpus``."""
-    if address is None:
+def _loopback_runtime_env() -> dict[str, Any]:
+    return {"worker_process_setup_hook": "ser_daemon.cluster.runner.loopback_replicas", "env_vars": loopback_ray_env()}
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, loopback: bool | None = None,
+              **kwargs: Any) -> None:
+    """Connect to the cluster at ``address``, or start a local one on loopback with ``num_cpus``.
+
+    Args:
+        loopback: apply the loopback-only worker set-up (default: for a local instance only;
+            pass True for a cluster of loopback nodes, as the benchmark makes).
+    """
+    if loopback is None:
+        loopback = address is None
+    if loopback:
         for key, value in loopback_ray_env().items():
             os.environ.setdefault(key, value)
+        kwargs.setdefault("runtime_env", _loopback_runtime_env())
     import ray
 
     if address is None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 configure_logging=False, log_to_driver=False,
-                 runtime_env={"worker_process_setup_hook": "ser_daemon.cluster.runner.loopback_replicas",
-                              "env_vars": loopback_ray_env()},
-                 **kwargs)
+                 configure_logging=False, log_to_driver=False, **kwargs)
     else:
         ray.init(address=address, **kwargs)
 
 
-def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000) -> Any:
-    """Start Serve's HTTP proxy on ``host:port`` and run the application; return the ingress handle."""
+def deploy(settings: Any, host: str = "127.0.0.1", port: int = 8000, proxy_location: str = "EveryNode") -> Any:
+    """Start Serve's HTTP proxy on ``host:port`` and run the application; return the ingress handle.
+
+    ``proxy_location``: ``EveryNode`` (a real cluster: one proxy per node, behind a load
+    balancer) or ``HeadOnly`` (several nodes on one machine, which cannot share one port).
+    """
     from ray import serve
 
     from .app import APP_NAME, build_app
 
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(http_options={"host": host, "port": port}, proxy_location=proxy_location)
     return serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
 
 

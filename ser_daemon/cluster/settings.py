@@ -54,6 +54,7 @@ class ClusterSettings:
         model_cpus: CPUs reserved per model replica.
         model_gpus: GPUs per model replica (0: CPU; 1 with ``backend`` auto runs Keras on it).
         model_threads: LiteRT threads per model replica.
+        max_ingress_replicas_per_node: spread the ingress over nodes (None: Serve places them).
         lease_s: a stream id stays claimed this long after its replica stops renewing it (a dead
             replica's streams can be reopened elsewhere after this).
     """
@@ -71,6 +72,7 @@ class ClusterSettings:
     model_cpus: float = 1.0
     model_gpus: float = 0.0
     model_threads: int = 1
+    max_ingress_replicas_per_node: int | None = None
     lease_s: float = 3.0
 
     def __post_init__(self) -> None:
@@ -103,6 +105,8 @@ class ClusterSettings:
             "max_ongoing_requests": self.max_streams_per_replica + 16,
             "ray_actor_options": {"num_cpus": self.ingress_cpus},
         }
+        if self.max_ingress_replicas_per_node is not None:
+            opts["max_replicas_per_node"] = self.max_ingress_replicas_per_node
         if self.ingress_replicas is not None:
             opts["num_replicas"] = self.ingress_replicas
         else:

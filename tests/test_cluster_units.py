@@ -1,0 +1,142 @@
+"""The cluster application's pure parts, without Ray: ingest session, stream leases, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from ser_daemon.cluster.leases import StreamLeases
+from ser_daemon.cluster.settings import MAX_BATCH_WAIT_S, ClusterSettings, batch_wait_s
+from ser_daemon.config import AnalysisSettings
+from ser_daemon.errors import ConfigError
+from ser_daemon.ingest_protocol import Audio, IngestSession, ProtocolError, Started, Stop, decode_pcm
+
+START = json.dumps({"type": "start", "stream": "amy", "sample_rate": 48000, "channels": 2})
+
+
+def _session(taken: bool = False, room: bool = True) -> IngestSession:
+    return IngestSession(lambda _s: taken, lambda: room, "full")
+
+
+def test_session_runs_start_audio_stop_in_order() -> None:
+    s = _session()
+    started = s.receive(START)
+    assert isinstance(started, Started) and json.loads(started.reply) == {"type": "started", "stream": "amy"}
+    pcm = np.array([[32767, -32768], [0, 0]], dtype="<i2").tobytes()
+    audio = s.receive(pcm)
+    assert isinstance(audio, Audio) and audio.mono.dtype == np.float32
+    np.testing.assert_allclose(audio.mono, [(32767 - 32768) / 2 / 32768, 0.0])
+    assert isinstance(s.receive(json.dumps({"type": "stop"})), Stop)
+
+
+@pytest.mark.parametrize(("taken", "room", "code"), [(True, True, 1008), (False, False, 1013), (True, False, 1008)])
+def test_session_refuses_taken_ids_before_full_servers(taken: bool, room: bool, code: int) -> None:
+    with pytest.raises(ProtocolError) as exc:
+        _session(taken, room).receive(START)
+    assert exc.value.code == code
+
+
+@pytest.mark.parametrize(("messages", "code"), [
+    ((b"\x00\x00",), 1008),
+    (("nope",), 1007),
+    ((START, b"\x00\x00"), 1007),  # stereo frames are 4 bytes
+    ((START, '{"type": "pause"}'), 1007),
+    ((START, "[1"), 1007),
+])
+def test_session_protocol_errors(messages: tuple, code: int) -> None:
+    s = _session()
+    with pytest.raises(ProtocolError) as exc:
+        for m in messages:
+            s.receive(m)
+    assert exc.value.code == code
+
+
+def test_decode_pcm_scales_and_downmixes() -> None:
+    np.testing.assert_allclose(decode_pcm(np.array([16384, -16384], dtype="<i2").tobytes(), 1), [0.5, -0.5])
+
+
+def test_leases_keep_ids_unique_until_they_lapse() -> None:
+    now = [0.0]
+    leases = StreamLeases(2.0, clock=lambda: now[0])
+    assert leases.claim("a", "r1") and leases.claim("a", "r1")  # its own again: fine
+    assert not leases.claim("a", "r2")
+    now[0] = 1.5
+    assert leases.renew("r1", ["a"]) == []
+    now[0] = 3.0
+    assert not leases.claim("a", "r2")  # renewed at 1.5: held until 3.5
+    now[0] = 3.6
+    assert leases.claim("a", "r2")  # r1 died: its id fell free
+    assert leases.renew("r1", ["a"]) == ["a"]  # r1 cannot take it back
+    leases.release("a", "r1")  # only the owner releases
+    assert leases.owners() == {"a": "r2"}
+    leases.release("a", "r2")
+    assert leases.owners() == {}
+
+
+def test_leases_are_bounded() -> None:
+    leases = StreamLeases(10.0, clock=lambda: 0.0, max_streams=2)
+    assert leases.claim("a", "r") and leases.claim("b", "r")
+    assert not leases.claim("c", "r")
+
+
+def test_batch_wait_comes_from_the_latency_budget() -> None:
+    assert batch_wait_s(150.0) == pytest.approx(0.0075)
+    assert batch_wait_s(60000.0) == MAX_BATCH_WAIT_S
+    s = ClusterSettings(model_dir="/m", analysis=AnalysisSettings(latency_budget_ms=100.0))
+    assert s.batch_wait_s == pytest.approx(0.005) and s.max_batch_size == 64
+
+
+def test_autoscaling_targets_open_connections() -> None:
+    auto = ClusterSettings(model_dir="/m", streams_per_replica=100, max_streams_per_replica=200).ingress_options()
+    assert auto["autoscaling_config"]["target_ongoing_requests"] == 100
+    assert auto["max_ongoing_requests"] > 200 and "num_replicas" not in auto
+    fixed = ClusterSettings(model_dir="/m", ingress_replicas=2).ingress_options()
+    assert fixed["num_replicas"] == 2 and "autoscaling_config" not in fixed
+    gpu = ClusterSettings(model_dir="/m", model_gpus=1).model_options()
+    assert gpu["ray_actor_options"]["num_gpus"] == 1
+    assert gpu["max_ongoing_requests"] >= 64
+
+
+@pytest.mark.parametrize("kwargs", [{"backend": "onnx"}, {"streams_per_replica": 0},
+                                    {"streams_per_replica": 300, "max_streams_per_replica": 200},
+                                    {"min_ingress_replicas": 5, "max_ingress_replicas": 2}])
+def test_bad_settings_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        ClusterSettings(model_dir="/m", **kwargs)
+
+
+def test_batcher_sends_one_call_per_tick_in_order() -> None:
+    from ser_daemon.cluster.batcher import WindowBatcher
+
+    calls: list[int] = []
+
+    async def model(x: np.ndarray) -> tuple[np.ndarray, float]:
+        calls.append(len(x))
+        return x[:, 0, :2] * 2, 0.5
+
+    async def main() -> list:
+        b = WindowBatcher(model, wait_s=0.01, max_batch=4)
+        futs = [b.infer(np.full((3, 2), float(i), np.float32)) for i in range(6)]
+        return [await f for f in futs]
+
+    out = asyncio.run(main())
+    assert calls == [4, 2]  # a full batch at once, the rest after the wait
+    assert [float(p[0]) for p, _ in out] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert all(ms == 0.5 for _, ms in out)
+
+
+def test_batcher_hands_a_failed_call_to_every_window() -> None:
+    from ser_daemon.cluster.batcher import WindowBatcher
+
+    async def model(x: np.ndarray) -> tuple[np.ndarray, float]:
+        raise RuntimeError("replica died")
+
+    async def main() -> list:
+        b = WindowBatcher(model, wait_s=0.001, max_batch=8)
+        futs = [b.infer(np.zeros((3, 2), np.float32)) for _ in range(3)]
+        return await asyncio.gather(*futs, return_exceptions=True)
+
+    assert all(isinstance(e, RuntimeError) for e in asyncio.run(main()))
