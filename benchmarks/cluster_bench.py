@@ -435,7 +435,7 @@ def main() -> None:
     }
     print("overhead", json.dumps(result["overhead"]))
     if not args.smoke:
-        save(f"cluster_bench_{n}_{int(args.block_ms)}ms", result)
+        save(f"cluster_bench_{n}_{int(args.block_ms)}ms{'_kill' if kill_at is not None else ''}", result)
 
 
 if __name__ == "__main__":
