@@ -87,11 +87,21 @@ def main(argv: Sequence[str]) -> int:
         print(f"ser-daemon cluster: error: {exc}", file=sys.stderr)
         return 2
     stop_event = threading.Event()
-    # This subcommand's own stop signals: Serve and Ray must be shut down, not abandoned.
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop_event.set()
+
+    # This subcommand's own stop signals: Serve and Ray must be shut down, not abandoned.  Set
+    # before Ray starts (a signal meanwhile stops at the first chance) and again after, because
+    # ray.init installs its own SIGTERM handler in the driver.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _s, _f: stop_event.set())
+        signal.signal(sig, on_signal)
     start_ray(args["address"], args["num_cpus"])
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     try:
+        if stop_event.is_set():
+            return 0
         deploy(settings, args["host"], args["port"])
         print(f"ser-daemon cluster: ingest on ws://{args['host']}:{args['port']}/", flush=True)
         while not stop_event.wait(0.5):

@@ -17,9 +17,11 @@ differs from the daemon, and why:
   is one thread, so no ring);
 - on ``stop`` the replica answers every pending decision and the final state,
   then closes with 1000 "stopped";
-- a replica that is shut down cleanly (scale-down, redeploy) closes its
-  connections with 1012 (service restart: reconnect); one that dies
-  outright drops them (the proxy ends them, see README "Many machines").
+- a replica that dies outright drops its connections: Serve's proxy ends them
+  without a close frame (1006, README "Many machines"); on a clean shutdown
+  (scale-down, redeploy) Serve first waits up to its graceful_shutdown_timeout_s for
+  the connections to end, then calls ``__del__``, which closes what is left with
+  1012 (service restart: reconnect) if time remains (not covered by the tests).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route signatures at run time.
@@ -152,7 +154,7 @@ class Ingress:
                 log.warning("stream %s was taken by another replica while the registry restarted", stream)
 
     async def __del__(self) -> None:
-        """Clean shutdown (scale-down, redeploy, ``serve shutdown``): tell every client to reconnect."""
+        """Clean shutdown (scale-down, redeploy, ``serve shutdown``): tell the remaining clients to reconnect."""
         self._closing = True
         for ws in list(self.streams.values()):
             try:
@@ -174,6 +176,9 @@ class Ingress:
             await self._close(ws, CLOSE_POLICY, START_TIMEOUT_REASON)
         except WebSocketDisconnect:
             pass
+        except Exception:  # the model failed this stream (the sender closed it with 1011) or a bug: one stream
+            log.exception("ingest connection failed")
+            await self._close(ws, CLOSE_INTERNAL, "internal error: reconnect")
 
     async def _release(self, stream: str) -> None:
         self.streams.pop(stream, None)
@@ -293,9 +298,3 @@ class Ingress:
             self.metrics.decision(state, dropped)
             dropped = state.dropped_windows
             await ws.send_text(dumps(state_json(state, 0, self.mapping.all_weights(state.smoothed))))
-
-    # -- for operators and tests -------------------------------------------------
-    @api.get("/-/ser/streams")
-    def open_streams(self) -> dict[str, Any]:
-        """This replica's streams (whichever replica the request lands on)."""
-        return {"owner": self.owner, "streams": sorted(self.streams)}
