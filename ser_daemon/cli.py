@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Every option can also be set in a TOML file given with --config; its keys are the option names "
-            "with underscores (latency_budget_ms = 120, osc = [\"127.0.0.1:9000\"]). Flags win over the file."
+            "with underscores (latency_budget_ms = 120, osc = [\"127.0.0.1:9000\"]). Flags win over the file. "
+            "'ser-daemon cluster' serves the --ingest protocol from a Ray Serve application over many machines "
+            "(pip install 'ser-daemon[cluster]'; 'ser-daemon cluster --help')."
         ),
         argument_default=argparse.SUPPRESS,
     )
