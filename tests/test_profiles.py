@@ -314,7 +314,9 @@ def test_enroll_from_files_then_use_and_update_the_profile(profile_bundle, takes
     assert sum(s["label"] == "angry" for s in voiced) > 0.7 * len(voiced)
 
     before = read_profile(profile_path("me"))
-    frozen = _run(run + ["--profile", "me", "--no-profile-update"], env)
+    config = tmp_path / "ser.toml"
+    config.write_text('profile = "me"\nno_profile_update = true\n')
+    frozen = _run(run + ["--config", str(config)], env)
     assert frozen.returncode == 0, frozen.stderr
     voiced = [s for s in _states(frozen.stdout) if s["voice"] and not s["final"]]
     assert sum(s["label"] == "happy" for s in voiced) > 0.7 * len(voiced)
