@@ -21,6 +21,7 @@ __all__ = [
     "PortAudioMissing",
     "ModelError",
     "BackendUnavailable",
+    "ProfileError",
 ]
 
 
@@ -46,3 +47,7 @@ class ModelError(SerError):
 
 class BackendUnavailable(SerError, ImportError):
     """The requested inference runtime is not installed."""
+
+
+class ProfileError(SerError):
+    """A personal profile that cannot be made, read, used or written."""

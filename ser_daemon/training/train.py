@@ -38,6 +38,8 @@ from .datasets import Clip
 from .model_def import ModelConfig, build_model
 
 __all__ = [
+    "with_embedding_output",
+    "head_metadata",
     "TrainConfig",
     "FeatureSet",
     "build_feature_set",
@@ -66,6 +68,10 @@ class TrainConfig:
         window_s: seconds per window (the daemon's window).
         train_hop_s: seconds between training windows within a clip.
         eval_hop_s: seconds between evaluation windows within a clip.
+        edge: how far (fraction of a window) augmented training windows may reach
+            past the speech at either end; above 0.25 the clip is first padded
+            with faint noise so windows that hold only the onset or the tail of
+            an utterance exist, as the daemon decides on them too.
         epochs: passes over the training windows.
         batch_size: windows per step.
         learning_rate: peak learning rate (cosine decay after a short warm-up).
@@ -80,6 +86,7 @@ class TrainConfig:
     window_s: float = 2.0
     train_hop_s: float = 0.5
     eval_hop_s: float = 0.5
+    edge: float = 0.25
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -177,8 +184,12 @@ def clip_windows(
     hop = int(round(cfg.train_hop_s * sr))
     for v in range(1, copies + 1):
         y, b = augment_waveform(x, sr, rng, cfg.augment, bounds)
+        if cfg.edge > 0.25:
+            pad = int(round(cfg.edge * win))
+            quiet = (rng.standard_normal(pad) * 1e-4).astype(np.float32)
+            y, b = np.concatenate([quiet, y, quiet]), (b[0] + pad, b[1] + pad)
         shift = int(rng.uniform(-cfg.augment.shift_s, cfg.augment.shift_s) * sr)
-        starts = window_starts(len(y), b, win, hop, offset=shift)
+        starts = window_starts(len(y), b, win, hop, offset=shift, edge=cfg.edge)
         feats.append(features_of(cut_windows(y, starts, win, pad_seed=v), feature_cfg))
         versions.append(v)
     return feats, versions, voiced.astype(np.float64).sum(axis=0), len(voiced)
@@ -207,7 +218,8 @@ def build_feature_set(
             "clips": [[str(c.path), c.label, c.speaker] for c in clips],
             "labels": labels,
             "features": feature_cfg.to_dict(),
-            "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")},
+            "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")
+                    or (k == "edge" and v != 0.25)},
             "copies": copies,
             "v": 2,
         },
@@ -407,7 +419,10 @@ def tflite_predictor(path: str | os.PathLike[str], num_threads: int = 2) -> Call
     interp = Interpreter(model_path=str(path), num_threads=num_threads)
     interp.allocate_tensors()
     i_in = interp.get_input_details()[0]["index"]
-    i_out = interp.get_output_details()[0]["index"]
+    outs = interp.get_output_details()
+    # The probabilities are the narrowest output (the other is the embedding, see export_bundle).
+    probs_out = min(outs, key=lambda o: int(o["shape"][-1]))
+    i_out = probs_out["index"]
 
     def predict(x: np.ndarray) -> np.ndarray:
         rows = []
@@ -415,7 +430,7 @@ def tflite_predictor(path: str | os.PathLike[str], num_threads: int = 2) -> Call
             interp.set_tensor(i_in, w[None])
             interp.invoke()
             rows.append(interp.get_tensor(i_out)[0].copy())
-        return np.stack(rows) if rows else np.zeros((0, interp.get_output_details()[0]["shape"][-1]), np.float32)
+        return np.stack(rows) if rows else np.zeros((0, int(probs_out["shape"][-1])), np.float32)
 
     return predict
 
@@ -455,6 +470,33 @@ def _convert(model: Any, quantize: bool) -> bytes:
         return conv.convert()
 
 
+def with_embedding_output(model: Any) -> Any:
+    """The model with the classifier head's input as a second output.
+
+    Personal profiles fit their own head on that embedding (see
+    :mod:`ser_daemon.profiles`); the probabilities are unchanged, so the daemon
+    without a profile computes exactly what it did.
+    """
+    import keras
+
+    from ..inference import EMBEDDING_LAYER
+
+    gap = model.get_layer(EMBEDDING_LAYER).output
+    return keras.Model(model.input, [model.output, gap], name=model.name)
+
+
+def head_metadata(model: Any) -> dict[str, Any]:
+    """The shipped head (``probs`` dense layer) as ``ser_model.json``'s ``head`` entry.
+
+    Enrollment regularises a personal head toward these weights, so it needs
+    them without loading Keras.
+    """
+    from ..head import LinearHead
+
+    kernel, bias = model.get_layer("probs").get_weights()
+    return LinearHead(kernel, bias).to_dict()
+
+
 def export_bundle(
     model: Any,
     out_dir: str | os.PathLike[str],
@@ -490,9 +532,10 @@ def export_bundle(
     plain.set_weights(model.get_weights())
     plain.save(out / "model.keras")
     ref = keras_predictor(model)(check_x)
-    candidates = {"float": _convert(model, False)}
+    served = with_embedding_output(model)
+    candidates = {"float": _convert(served, False)}
     if quantize in ("dynamic", "auto"):
-        candidates["dynamic"] = _convert(model, True)
+        candidates["dynamic"] = _convert(served, True)
     measured: dict[str, Any] = {}
     for kind, blob in candidates.items():
         path = out / f"model.{kind}.tflite.tmp"
@@ -522,6 +565,7 @@ def export_bundle(
     info = {"tflite_choice": choice, "tflite_candidates": measured}
     meta_extra = dict(extra or {})
     meta_extra["export"] = info
+    meta_extra["head"] = head_metadata(model)
     write_metadata(out, name=name, labels=list(labels), features=feature_cfg, window_s=window_s, extra=meta_extra,
                    speaker_norm=speaker_norm)
     return info
