@@ -35,10 +35,11 @@ from .config import VadSettings
 from .enroll import Take, TakeCheck
 from .errors import ProfileError
 from .features import FeatureConfig, StreamingLogMel
+from .resample import StreamingResampler, downmix
 from .vad import VoiceActivityGate
 
 __all__ = ["SENTENCES", "Step", "plan_steps", "RecorderSettings", "Event", "Progress", "GuidedSession",
-           "meter_line", "event_line", "NEUTRAL_TAKES"]
+           "meter_line", "event_line", "MonoTap", "NEUTRAL_TAKES"]
 
 # Short sentences with no emotional content of their own, so the voice carries the emotion.
 SENTENCES = (
@@ -339,6 +340,16 @@ class GuidedSession:
             if take.n >= len(take.buf) or (heard and quiet):
                 events += self.stop()
         return events
+
+
+class MonoTap:
+    """Device audio (any rate, any channels) to mono at the model's rate, carrying filter state across blocks."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self._resampler = StreamingResampler(int(in_rate), int(out_rate))
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self._resampler.process(downmix(np.asarray(frames, dtype=np.float32)))
 
 
 def meter_line(p: Progress, step: Step | None, width: int = 20) -> str:

@@ -24,27 +24,16 @@ from typing import IO, Callable
 
 import numpy as np
 
-from .enroll_guided import Event, GuidedSession, event_line, meter_line, plan_steps
+from .enroll_guided import Event, GuidedSession, MonoTap, event_line, meter_line, plan_steps
 from .errors import ProfileError
-from .resample import StreamingResampler, downmix
 
-__all__ = ["run_guided", "MonoTap", "Display", "MAX_SESSION_S"]
+__all__ = ["run_guided", "record_session", "Display", "MAX_SESSION_S"]
 
 log = logging.getLogger(__name__)
 
 MAX_SESSION_S = 1800.0  # a guided session left alone this long finishes by itself
 POLL_S = 0.05
 RING_SECONDS = 4.0
-
-
-class MonoTap:
-    """Device audio (any rate, any channels) to mono at the model's rate, carrying filter state across blocks."""
-
-    def __init__(self, in_rate: int, out_rate: int) -> None:
-        self._resampler = StreamingResampler(int(in_rate), int(out_rate))
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return self._resampler.process(downmix(np.asarray(frames, dtype=np.float32)))
 
 
 class Display:
