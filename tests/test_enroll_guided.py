@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ser_daemon.enroll import check_take
-from ser_daemon.enroll_guided import (GuidedSession, RecorderSettings, event_line, meter_line, plan_steps)
-from ser_daemon.enroll_mic import Display, MonoTap, record_session
+from ser_daemon.enroll_guided import GuidedSession, MonoTap, RecorderSettings, event_line, meter_line, plan_steps
+from ser_daemon.enroll_mic import Display, record_session
 from ser_daemon.errors import ProfileError
 from ser_daemon.model_bundle import default_model_dir, load_bundle
 from tiny_model import tone
@@ -172,3 +172,21 @@ def test_record_session_driven_by_lines(bundle) -> None:
     assert "step 1/3: say it in your everyday voice" in text and "Enter = record, s = skip, q = finish now" in text
     assert "recording:" in text and "skipped: skipped" in text and "'x'?" in text and "done: 0 takes" in text
     assert "\r" not in text  # not a terminal: plain lines only
+
+
+def test_display_rewrites_one_meter_line_on_a_terminal(bundle) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    s = _session(bundle)
+    d = Display(out)
+    d.show(s.start(), s)
+    d.show(s.record(), s)
+    d.show(_feed(s, _speech(0.5)), s)
+    text = out.getvalue()
+    assert text.count("step 1/3") == 1  # the prompt once, as a line; the meter is rewritten in place
+    meters = [part for part in text.split("\r") if part.startswith("[")]
+    assert len(meters) >= 3 and "0/3 neutral   REC  0.5 s" in meters[-1] and "dBFS" in meters[-1]
+    assert "\x1b" not in text  # no ANSI codes (the classic Windows console prints them)
