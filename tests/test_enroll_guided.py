@@ -190,3 +190,18 @@ def test_display_rewrites_one_meter_line_on_a_terminal(bundle) -> None:
     meters = [part for part in text.split("\r") if part.startswith("[")]
     assert len(meters) >= 3 and "0/3 neutral   REC  0.5 s" in meters[-1] and "dBFS" in meters[-1]
     assert "\x1b" not in text  # no ANSI codes (the classic Windows console prints them)
+
+
+def test_the_benchmark_still_runs(bundle) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from conftest import timeout
+    from helpers import REPO
+
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "enroll_guided.py"), "--smoke"], capture_output=True,
+                       text=True, timeout=timeout(60), cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout)
+    assert result["blocks"] == 100 and result["verdict"] == "accepted"
