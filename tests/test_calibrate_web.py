@@ -208,12 +208,26 @@ def test_calibrate_over_the_websocket(tmp_path) -> None:
         # No overwriting without replace.
         await page.send(action="start", profile="me")
         assert "exists already" in (await page.wait(page.event("error")))["text"]
+        # A page that goes away drops its session: another page may start one then (and cancel it).
+        await later.send(action="start", profile="gone")
+        await later.wait(later.event("started"))
+        await later.ws.close()
+        for _ in range(50):
+            await page.send(action="start", profile="next")
+            reply = await page.wait(lambda m: m.get("event") in ("started", "error"))
+            if reply["event"] == "started":
+                break
+            assert "another window" in reply["text"]
+            await asyncio.sleep(0.1)
+        assert reply["event"] == "started", reply
+        await page.send(action="cancel")
+        assert "nothing written" in (await page.wait(page.event("cancelled")))["text"]
         # A malformed control message closes the connection with 1007, like any garbage.
         await page.ws.send(json.dumps({"type": "calibrate", "action": "explode"}))
         with pytest.raises(ConnectionClosed) as closed:
             await page.wait(lambda m: False, 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
-        for c in (plain, other, later):
+        for c in (plain, other):
             await c.ws.close()
         return page, hello2
 
@@ -228,6 +242,8 @@ def test_calibrate_over_the_websocket(tmp_path) -> None:
     saved = json.loads(profile.read_text())
     assert sorted(saved["takes"]) == ["happy", "neutral"] and saved["head"] is not None
     assert "stream sentence now uses profile me" in log
+    assert not (data / "ser-daemon" / "profiles" / "gone.json").exists()  # dropped and cancelled: nothing written
+    assert not (data / "ser-daemon" / "profiles" / "next.json").exists()
     for m in page.messages + [hello2]:
         jsonschema.validate(m, schema)
     assert any(m.get("event") == "level" for m in page.messages)
