@@ -50,6 +50,7 @@ MIN_TAKE_S = 1.0
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 MAX_CLIPPED_SHARE = 0.001
 WINDOW_HOP_S = 0.25
+MIN_HEAD_LABELS = 2  # one label alone teaches a head only to say that label (measured: collapses)
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def fit_profile(
         s["takes"] += 1
         s["voice_s"] = round(s["voice_s"] + len(v) * hop_s, 2)
     personal = None
-    if head and len(Counter(t.label for t in takes)) >= 2:
+    if head and len(Counter(t.label for t in takes)) >= MIN_HEAD_LABELS:
         if getattr(classifier, "embedding_dim", None) != bundle.head.embedding_dim:
             raise ProfileError(f"model {bundle.name!r}'s runtime gives no embedding of the head's width: re-export it")
         index = {lab: i for i, lab in enumerate(bundle.labels)}
