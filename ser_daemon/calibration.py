@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -54,7 +53,6 @@ _KEYS = {"type", "action", "profile", "replace", "emotions"}
 MAX_NAME_CHARS = 64
 MAX_EMOTIONS = 16
 MAX_EMOTION_CHARS = 32
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # the profile names profiles.py accepts
 
 
 @dataclass(frozen=True)
@@ -208,15 +206,14 @@ class Calibration:
         self._deliver(events)
 
     def _start(self, client: Any, req: CalibrateRequest) -> None:
-        from .profiles import profile_path
-        from .profiles_cli import check_writable
+        from .profiles import check_writable, is_profile_name, profile_path
         from .enroll import check_take
 
         try:
             if self.stream is None:
                 raise SerError("this daemon has no local input (microphone or --input file) to calibrate from")
             name = req.profile or ""
-            if not _NAME.match(name):
+            if not is_profile_name(name):
                 raise SerError(f"{name!r} is not a profile name: use letters, digits, '.', '_' and '-'")
             path = profile_path(name)
             check_writable(path, req.replace)

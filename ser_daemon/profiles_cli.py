@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, NoReturn, Sequence
 
 from .errors import ProfileError, SerError
 
-__all__ = ["main", "build_parser", "summary_line", "check_writable"]
+__all__ = ["main", "build_parser", "summary_line"]
 
 log = logging.getLogger(__name__)
 
@@ -86,30 +85,11 @@ def _bundle(model: str | None) -> Any:
     return load_bundle(directory)
 
 
-def check_writable(path: Path, replace: bool) -> None:
-    """Refuse before any work is done: an existing profile without --replace, or a folder we cannot write."""
-    if path.exists() and not replace:
-        raise ProfileError(f"{path} exists already: pass --replace to overwrite it, or choose another name")
-    if path.exists() and not path.is_file():
-        raise ProfileError(f"{path} is not a regular file")
-    folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ProfileError(f"cannot write the profile in {folder}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ProfileError(f"cannot write the profile in {folder}: the folder is not writable")
-
-
-_check_writable = check_writable  # the name it had first
-
-
 def _enroll(args: argparse.Namespace) -> int:
     from .audio_prep import load_audio
     from .enroll import Take, check_take, fit_profile
     from .inference import load_classifier
-    from .profiles import profile_path, save_profile
+    from .profiles import check_writable, profile_path, save_profile
 
     path = profile_path(args.profile)
     check_writable(path, args.replace)
