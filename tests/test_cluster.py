@@ -241,7 +241,7 @@ def test_bad_start_messages_are_refused_as_the_daemon_does(cluster, daemon) -> N
             "audio_first": await _close_code(port, b"\x00\x00"),
             "bad_rate": await _close_code(port, json.dumps({"type": "start", "stream": "y", "sample_rate": 5})),
             "bad_stream": await _close_code(port, json.dumps({"type": "start", "stream": "../x", "sample_rate": 8000})),
-            # Two duplicates: with two replicas, at least one lands beside the holder and one may not.
+            # Two tries: with two replicas they may land beside the holder or not (both ways: next test).
             "duplicate": await _close_code(port, start),
             "duplicate_2": await _close_code(port, start),
             "odd_bytes": await _close_code(port, json.dumps({"type": "start", "stream": "z", "sample_rate": 16000}),
@@ -264,6 +264,33 @@ def test_bad_start_messages_are_refused_as_the_daemon_does(cluster, daemon) -> N
         "duplicate": 1008, "duplicate_2": 1008, "odd_bytes": 1007, "bad_control": 1007, "too_big": 1009,
     }
     assert daemon["proc"].poll() is None
+
+
+def test_duplicates_are_refused_on_either_replica(cluster) -> None:
+    """A held id is refused whether the duplicate lands beside its holder or on the other replica."""
+    registry = cluster["registry"]
+
+    async def main() -> list[tuple[int | None, str]]:
+        holders = []
+        owners: dict[str, str] = {}
+        for k in range(6):  # until each replica holds one (bounded)
+            ws = await _connect(cluster["port"])
+            await ws.send(json.dumps({"type": "start", "stream": f"dup{k}", "sample_rate": 16000}))
+            await asyncio.wait_for(ws.recv(), timeout(10))
+            holders.append(ws)
+            owners = await registry.owners.remote()
+            if len({o for s, o in owners.items() if s.startswith("dup")}) == 2:
+                break
+        held = [s for s in owners if s.startswith("dup")]
+        # Both replicas are equally loaded now, so each attempt lands on either: 3 per held id.
+        codes = [await _close_code(cluster["port"], json.dumps({"type": "start", "stream": s, "sample_rate": 16000}))
+                 for s in held for _ in range(3)]
+        for ws in holders:
+            await ws.close()
+        return [(c, r.split("'")[0]) for c, r in codes]
+
+    codes = asyncio.run(main())
+    assert len(codes) >= 6 and set(codes) == {(1008, "stream id ")}, codes
 
 
 def test_a_killed_replica_loses_only_its_own_streams(cluster) -> None:

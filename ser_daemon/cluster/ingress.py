@@ -129,7 +129,8 @@ class Ingress:
         self.batcher = WindowBatcher(model.remote, settings.batch_wait_s, settings.max_batch_size)
         ctx = serve.get_replica_context()
         self.owner = f"{ctx.replica_id.unique_id}@{os.getpid()}"
-        self.streams: dict[str, WebSocket] = {}
+        self.streams: dict[str, Optional[WebSocket]] = {}
+        self._claiming: set[str] = set()  # ids whose registry claim is in flight
         self.metrics = _Metrics()
         self._renewer: Optional[asyncio.Task] = None
 
@@ -191,8 +192,17 @@ class Ingress:
             request = parse_start(first)
         except ProtocolError:
             request = None  # the session raises the same error below
-        if request is not None:
-            claimed = await self.registry.claim.remote(request.stream, self.owner)
+        # The registry's owner is this replica, so it would hand an id this replica holds to a
+        # second connection here: ids in use or being claimed on this replica are checked first,
+        # without awaiting (one event loop: no other connection runs in between).
+        mine = request is not None and request.stream not in self.streams and request.stream not in self._claiming
+        if mine:
+            assert request is not None
+            self._claiming.add(request.stream)
+            try:
+                claimed = await self.registry.claim.remote(request.stream, self.owner)
+            finally:
+                self._claiming.discard(request.stream)
         room = lambda: len(self.streams) < self.settings.max_streams_per_replica  # noqa: E731
         session = IngestSession(lambda _s: not claimed, room,
                                 f"too many streams on this replica ({self.settings.max_streams_per_replica})")
@@ -203,6 +213,7 @@ class Ingress:
                 await self.registry.release.remote(request.stream, self.owner)
             raise
         assert isinstance(event, Started)
+        self.streams[event.request.stream] = None  # taken from now on (the socket is set in _stream)
         return session, event
 
     async def _serve(self, ws: WebSocket) -> None:
