@@ -1,22 +1,22 @@
-"""``python -m ser_daemon``: the same as the ``ser-daemon`` command."""
+"""``python -m ser_daemon`` and the ``ser-daemon`` command (its entry point is :func:`main`).
 
-import os
+The stop-signal handlers go in before anything heavier is imported (the CLI, numpy, LiteRT,
+the model): a signal at any moment of start-up ends the process at once with its documented
+exit code, never a traceback or a wrong message (``ser_daemon.startup`` says why and how).
+"""
+
 import sys
 
-# As early as the package allows: a stop signal while the CLI is still importing exits with
-# that signal's documented code, never a traceback (README: exit codes).  Until the handlers
-# are in, Python's own Ctrl-C handler raises KeyboardInterrupt: also 130.
-try:
-    from .platform import install_startup_handlers
+from .startup import install_startup_handlers
 
+
+def main() -> int:
+    """Install the start-up signal handlers, then run the CLI."""
     install_startup_handlers()
-    from .cli import main
-except KeyboardInterrupt:
-    os._exit(130)
-except BaseException as exc:  # StartupInterrupt (SIGTERM, SIGHUP) carries its exit code
-    code = getattr(exc, "exit_code", None)
-    if code is None:
-        raise
-    os._exit(code)
+    from .cli import main as cli_main
 
-sys.exit(main())
+    return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -299,7 +299,9 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         # Not in the main thread (library use) nothing is installed: the caller stops us with stop().
-        install_stop_handlers(self._loop, self.request_stop, self._stopped)
+        # Until here (and again after the clean stop) ser-daemon's start-up handlers end the process
+        # at once: no output had been opened yet (ser_daemon.startup).
+        hand_back = install_stop_handlers(self._loop, self.request_stop, self._stopped)
         processing: threading.Thread | None = None
         try:
             cfg = self.config
@@ -349,7 +351,10 @@ class Daemon:
                 processing.start()
                 await self._stop.wait()
         finally:
-            await self._shutdown(processing)
+            try:
+                await self._shutdown(processing)
+            finally:
+                hand_back()  # before asyncio.run closes the loop, which would leave SIG_DFL behind
         return self.exit_code
 
     async def _listen_for_avatar_changes(self) -> None:

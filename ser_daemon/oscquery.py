@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import SerError
+from .errors import SerError, import_failure
 
 __all__ = ["OscQueryUnavailable", "VRChatService", "Advertisement", "VRChatBrowser", "advertise", "VRCHAT_PREFIX"]
 
@@ -47,9 +47,10 @@ def _imports() -> tuple[Any, Any]:
         import zeroconf
         from pythonoscquery import osc_query_service
     except ImportError as exc:
-        raise OscQueryUnavailable(
+        raise OscQueryUnavailable(import_failure(
+            exc, "zeroconf or python-oscquery",
             "OSCQuery needs the zeroconf and python-oscquery packages: pip install zeroconf python-oscquery"
-        ) from exc
+        )) from exc
     return zeroconf, osc_query_service
 
 
