@@ -71,6 +71,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "model": ("str", str),
     "backend": ("str", str),
     "threads": ("int", None),
+    "profile": ("str", str),
+    "no_profile_update": ("bool", None),
     "osc": ("list", str),
     "osc_profile": ("str", str),
     "mapping": ("str", str),
@@ -154,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=("auto", "litert", "keras"),
                    help="inference runtime: auto (GPU via Keras if visible, else LiteRT), litert, keras")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for LiteRT (default 1)")
+    g.add_argument("--profile", metavar="NAME|PATH",
+                   help="use your personal profile (made with 'ser-daemon enroll') for the microphone and file "
+                        "inputs; a name is kept in the per-user data folder ('ser-daemon profiles' lists them)")
+    g.add_argument("--no-profile-update", action="store_true",
+                   help="do not save the voice baseline learned while running back into the profile at exit")
 
     g = p.add_argument_group("outputs")
     g.add_argument("--osc", action="append", metavar="[PROFILE@]HOST:PORT|PROFILE",
@@ -350,10 +357,11 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
             "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
             "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
             "max_streams",
-            "vrchat_params", "vrchat_ignore_mute", "host_api", "jsonl",
+            "vrchat_params", "vrchat_ignore_mute", "host_api", "jsonl", "profile",
         )
         if k in opts
     }
+    kw["profile_update"] = not opts.get("no_profile_update", False)
     return DaemonConfig(
         inputs=inputs,
         model=model,
@@ -460,6 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in ("enroll", "profiles"):
+        from .profiles_cli import main as profiles_main
+
+        return profiles_main(args_list)
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     logging.basicConfig(
@@ -495,6 +508,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _run(config: DaemonConfig, stats_json: str | None) -> int:
     from .daemon import Daemon
+    from .errors import ModelError
     from .inference import load_classifier
     from .model_bundle import load_bundle
 
@@ -505,13 +519,36 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
         for wanted in config.device if isinstance(config.device, tuple) else (config.device,):
             resolve_device(wanted, config.host_api)  # fail fast, before the model loads
     bundle = load_bundle(model_dir)
+    profile = profile_path = None
+    if config.profile is not None:
+        from .profiles import load_profile
+
+        profile, profile_path = load_profile(config.profile, bundle)
     classifier = load_classifier(bundle, config.backend, num_threads=config.threads)
+    if profile is not None and profile.head is not None and classifier.embedding_dim != profile.head.embedding_dim:
+        raise ModelError(f"the {classifier.backend} model of {bundle.name!r} gives no embedding for the profile's head")
     log.info("model %s (%s), labels %s", bundle.name, classifier.backend, ", ".join(bundle.labels))
-    daemon = Daemon(config, bundle, classifier)
+    daemon = Daemon(config, bundle, classifier, profile=profile)
     code = daemon.run()
     if stats_json:
         daemon.write_stats(stats_json)
+    if profile is not None and profile_path is not None and config.profile_update:
+        _save_learned_baseline(daemon, profile, profile_path)
     return code
+
+
+def _save_learned_baseline(daemon: Any, profile: Any, path: Path) -> None:
+    """Keep what the live estimate learned about the voice (never the audio) for next time."""
+    from .profiles import save_profile
+
+    learned = daemon.speaker_estimate()
+    if learned is None:
+        return
+    try:
+        save_profile(path, profile.with_baseline(*learned))
+        log.info("profile %s: voice baseline updated", path)
+    except SerError as exc:
+        print(f"ser-daemon: warning: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,9 @@ class DaemonConfig:
         host_api: PortAudio host API to take devices from (name substring), or None
             for the platform's default (WASAPI on Windows, Core Audio on macOS).
         jsonl: write every message (hello, states, statuses) as one JSON line on stdout.
+        profile: the user's personal profile (a name or a path), used for the local
+            inputs (microphones and files, not ingest streams), or None.
+        profile_update: save the live speaker baseline back into the profile at exit.
         ws: WebSocket listen address, or None for none.
         web: listen address of the live web view (page + WebSocket at /ws), or None.
         ingest: listen address where remote clients stream 16-bit PCM over WebSocket, or None.
@@ -303,6 +306,8 @@ class DaemonConfig:
     oscquery: bool = True
     host_api: str | None = None
     jsonl: bool = False
+    profile: str | None = None
+    profile_update: bool = True
     ws: Endpoint | None = None
     web: Endpoint | None = None
     ingest: Endpoint | None = None

@@ -35,6 +35,7 @@ from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .osc_profiles import GenericProfile, VRChatProfile, make_profile
 from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
+from .profiles import Profile
 from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
@@ -134,6 +135,8 @@ class Daemon:
         classifier: the loaded model.
         out: where ``--print`` lines go.
         status_out: where the live status line goes (only if a terminal).
+        profile: the user's personal profile, for the local inputs (not ingest streams:
+            those are other people).
     """
 
     def __init__(
@@ -144,8 +147,10 @@ class Daemon:
         out: TextIO | None = None,
         status_out: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        profile: Profile | None = None,
     ) -> None:
         self.config = config
+        self.profile = profile
         self.bundle = bundle
         self.classifier = classifier
         self.out = out if out is not None else sys.stdout
@@ -214,7 +219,7 @@ class Daemon:
             name = unique(Path(path).stem or "file")
             src = FileSource(samples, rate, ring, block, loop=cfg.loop, name=name)
             files.append(src)
-            self.streams.append(_Stream(name, src, ring, self._processor(name, rate), fast=cfg.fast))
+            self.streams.append(_Stream(name, src, ring, self._processor(name, rate, personal=True), fast=cfg.fast))
             log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
         # All paced files share one clock thread, as the channels of one sound card would.
         self._replay = PacedReplay(files, cfg.block_ms / 1000.0, self._wake.set) if files and not cfg.fast else None
@@ -229,7 +234,7 @@ class Daemon:
                 dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
                 block_ms=cfg.block_ms, on_status=lambda status, detail, n=name: self._on_input_status(n, status, detail),
             )
-            self.streams.append(_Stream(name, src, src.ring, self._processor(name, src.rate), fast=False))
+            self.streams.append(_Stream(name, src, src.ring, self._processor(name, src.rate, personal=True), fast=False))
             log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
         self._live_names = {st.name for st in self.streams}
 
@@ -274,10 +279,22 @@ class Daemon:
         self._statuses.put((stream, status, detail))
         self._wake.set()
 
-    def _processor(self, name: str, rate: int) -> StreamProcessor:
+    def _processor(self, name: str, rate: int, personal: bool = False) -> StreamProcessor:
         b = self.bundle
         return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock,
-                               speaker_norm=b.speaker_norm)
+                               speaker_norm=b.speaker_norm, profile=self.profile if personal else None)
+
+    def speaker_estimate(self) -> tuple[np.ndarray, float] | None:
+        """The live speaker baseline of the local input that heard most voice, with its weight.
+
+        None when no local input heard voice (nothing learned worth saving).
+        """
+        local = [st.proc.speaker for st in self.streams
+                 if not st.remove_when_done and st.proc.speaker is not None and st.proc.speaker.voiced_frames_seen]
+        if not local:
+            return None
+        best = max(local, key=lambda sp: sp.voiced_frames_seen)
+        return best.reference, best.weight_frames
 
     def hello(self) -> dict:
         a = self.config.analysis

@@ -21,6 +21,7 @@ __all__ = [
     "PortAudioMissing",
     "ModelError",
     "BackendUnavailable",
+    "ProfileError",
     "import_failure",
 ]
 
@@ -47,6 +48,10 @@ class ModelError(SerError):
 
 class BackendUnavailable(SerError, ImportError):
     """The requested inference runtime is not installed."""
+
+
+class ProfileError(SerError):
+    """A personal profile that cannot be made, read, used or written."""
 
 
 def import_failure(exc: ImportError, package: str, missing_hint: str) -> str:

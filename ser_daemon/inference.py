@@ -23,7 +23,11 @@ import numpy as np
 from .errors import BackendUnavailable, ModelError, import_failure
 from .model_bundle import ModelBundle
 
-__all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier", "gpu_visible"]
+__all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier", "gpu_visible", "split_outputs",
+           "EMBEDDING_LAYER"]
+
+# The layer whose output the classifier head reads (training.model_def names it).
+EMBEDDING_LAYER = "gap"
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,20 @@ class Classifier(Protocol):
     labels: tuple[str, ...]
     input_shape: tuple[int, int]
     backend: str
+    embedding_dim: int | None  # None: the model has no embedding output (no personal profiles)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, len(labels))`` for windows ``(n, frames, n_mels)`` float32."""
+        ...
+
+    def predict_embedded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and the classifier head's input ``(n, embedding_dim)``, from one pass.
+
+        A personal profile's head reads the embedding (see :mod:`ser_daemon.profiles`).
+
+        Raises:
+            ModelError: the model was exported without its embedding output.
+        """
         ...
 
 
@@ -70,6 +85,33 @@ def _check_output(probs: np.ndarray, n: int, n_labels: int, source: str) -> np.n
     return probs
 
 
+def _no_embedding(path: Path) -> ModelError:
+    return ModelError(
+        f"{path}: this model has no embedding output, so personal profiles cannot use it "
+        "(re-export it with this version of ser-train)"
+    )
+
+
+def split_outputs(shapes: list[tuple[int, ...]], n_labels: int, source: str) -> tuple[int, int | None]:
+    """Which of a model's outputs are the probabilities and which the embedding.
+
+    Exported models have the probabilities and, since profiles exist, the head's
+    input as a second output; converters do not keep the outputs' order, so they
+    are told apart by width.
+    """
+    if len(shapes) == 1:
+        return 0, None
+    if len(shapes) == 2:
+        widths = [s[-1] if s else 0 for s in shapes]
+        if widths.count(n_labels) == 1:
+            probs = widths.index(n_labels)
+            return probs, 1 - probs
+    raise ModelError(
+        f"{source}: expected the probabilities ({n_labels} wide) and optionally an embedding output of "
+        f"another width; found outputs {shapes}"
+    )
+
+
 class LiteRTClassifier:
     """A ``.tflite`` model on the CPU through ai-edge-litert."""
 
@@ -93,17 +135,20 @@ class LiteRTClassifier:
             raise ModelError(f"cannot load LiteRT model {path}: {exc}") from None
         inp = self._interp.get_input_details()
         out = self._interp.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
-            raise ModelError(f"{path}: expected one input and one output, found {len(inp)} and {len(out)}")
+        if len(inp) != 1:
+            raise ModelError(f"{path}: expected one input, found {len(inp)}")
+        probs_i, emb_i = split_outputs([tuple(int(x) for x in o["shape"]) for o in out], len(labels), str(path))
         self._in = inp[0]["index"]
-        self._out = out[0]["index"]
+        self._out = out[probs_i]["index"]
+        self._emb = out[emb_i]["index"] if emb_i is not None else None
+        self.embedding_dim = int(out[emb_i]["shape"][-1]) if emb_i is not None else None
         shape = tuple(int(x) for x in inp[0]["shape"])
         if len(shape) != 3 or shape[1:] != self.input_shape:
             raise ModelError(
                 f"{path}: model input shape {shape} does not match the metadata's (batch, {self.input_shape[0]}, "
                 f"{self.input_shape[1]})"
             )
-        out_shape = tuple(int(x) for x in out[0]["shape"])
+        out_shape = tuple(int(x) for x in out[probs_i]["shape"])
         if out_shape[-1] != len(self.labels):
             raise ModelError(f"{path}: model has {out_shape[-1]} outputs but the metadata lists {len(self.labels)} labels")
         with _quiet_native_stderr():
@@ -125,7 +170,7 @@ class LiteRTClassifier:
             self._by_batch[batch] = interp
         return interp
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def _invoke(self, batch: np.ndarray):  # type: ignore[no-untyped-def]
         x = np.ascontiguousarray(batch, dtype=np.float32)
         n = x.shape[0]
         bucket = 1 << max(0, (n - 1).bit_length())
@@ -134,8 +179,19 @@ class LiteRTClassifier:
         interp = self._interpreter(bucket)
         interp.set_tensor(self._in, x)
         interp.invoke()
+        return interp, n
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        interp, n = self._invoke(batch)
         out = np.array(interp.get_tensor(self._out))[:n]
         return _check_output(out, n, len(self.labels), str(self.path))
+
+    def predict_embedded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._emb is None:
+            raise _no_embedding(self.path)
+        interp, n = self._invoke(batch)
+        probs = _check_output(np.array(interp.get_tensor(self._out))[:n], n, len(self.labels), str(self.path))
+        return probs, np.array(interp.get_tensor(self._emb))[:n]
 
 
 class KerasClassifier:
@@ -168,6 +224,15 @@ class KerasClassifier:
                 f"{path}: model has {self.model.output_shape[-1]} outputs but the metadata lists {len(self.labels)} labels"
             )
         self.keras_backend = keras.backend.backend()
+        # The head's input is the "gap" layer of models built by training.model_def; a model
+        # that has no such layer still classifies, only without profiles.
+        try:
+            gap = self.model.get_layer(EMBEDDING_LAYER).output
+        except ValueError:
+            self.embedding_dim = None
+        else:
+            self.model = keras.Model(self.model.input, [self.model.output, gap])
+            self.embedding_dim = int(gap.shape[-1])
         self._fn = self._compile()
 
     def _compile(self):  # type: ignore[no-untyped-def]
@@ -178,7 +243,7 @@ class KerasClassifier:
 
             spec = tf.TensorSpec([None, *self.input_shape], tf.float32)
             fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-            return lambda x: fn(x).numpy()
+            return lambda x: _as_pair(fn(x))
         if self.keras_backend == "jax":
             import jax
 
@@ -190,12 +255,29 @@ class KerasClassifier:
                 y, _ = model.stateless_call(tv, ntv, x, training=False)
                 return y
 
-            return lambda x: np.asarray(run(x))
-        return lambda x: np.asarray(model(x, training=False))
+            return lambda x: _as_pair(run(x))
+        return lambda x: _as_pair(model(x, training=False))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.predict_embedded_or_not(batch)[0]
+
+    def predict_embedded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, emb = self.predict_embedded_or_not(batch)
+        if emb is None:
+            raise _no_embedding(self.path)
+        return probs, emb
+
+    def predict_embedded_or_not(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        return _check_output(np.asarray(self._fn(x)), x.shape[0], len(self.labels), str(self.path))
+        probs, emb = self._fn(x)
+        return _check_output(probs, x.shape[0], len(self.labels), str(self.path)), emb
+
+
+def _as_pair(out: object) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities, embedding or None) from a one- or two-output model call."""
+    if isinstance(out, (list, tuple)):
+        return np.asarray(out[0]), np.asarray(out[1])
+    return np.asarray(out), None
 
 
 def gpu_visible() -> bool:

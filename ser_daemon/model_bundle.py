@@ -17,6 +17,7 @@ labels or front end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from typing import Any, Mapping
 from .bounded import MAX_MODEL_FILE_BYTES, MAX_MODEL_JSON_BYTES, check_regular_file, loads_json, read_text_bounded
 from .errors import ConfigError, ModelError
 from .features import FeatureConfig, frames_for_samples
+from .head import LinearHead
 from .speaker_norm import SpeakerNormSettings
 
 __all__ = [
@@ -61,6 +63,8 @@ class ModelBundle:
             (training summary, metrics) a trainer stored.
         speaker_norm: how the model expects each speaker's frames to be
             normalised (None: the model takes raw log-mel).
+        head: the shipped classifier head over the embedding output (None:
+            exported before profiles existed; profiles then cannot be made).
     """
 
     directory: Path
@@ -72,6 +76,21 @@ class ModelBundle:
     tflite_file: Path | None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     speaker_norm: SpeakerNormSettings | None = None
+    head: LinearHead | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of what a personal profile depends on: labels, front end, normalisation, head.
+
+        Two trainings give different heads, so a profile fitted on one model's
+        embedding is never used with another's even when both are called "default".
+        """
+        meta = self.metadata
+        key = json.dumps(
+            {k: meta.get(k) for k in ("labels", "features", "window_s", "speaker_norm", "head")},
+            sort_keys=True, separators=(",", ":"),
+        )
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
     @property
     def window_samples(self) -> int:
@@ -200,6 +219,14 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
             raise ModelError(
                 f"{meta_path}: speaker_norm prior has {len(speaker_norm.prior)} bands, the features {features.n_mels}"
             )
+    head = None
+    if meta.get("head") is not None:
+        try:
+            head = LinearHead.from_dict(meta["head"])
+        except ConfigError as exc:
+            raise ModelError(f"{meta_path}: bad head: {exc}") from exc
+        if head.n_labels != len(labels):
+            raise ModelError(f"{meta_path}: the head has {head.n_labels} outputs, the labels {len(labels)}")
     if keras_file is None and tflite_file is None:
         raise ModelError(f"{directory}: neither a .keras nor a .tflite model file is there (metadata lists {files!r})")
     return ModelBundle(
@@ -212,6 +239,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         tflite_file=tflite_file,
         metadata=meta,
         speaker_norm=speaker_norm,
+        head=head,
     )
 
 

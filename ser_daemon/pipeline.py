@@ -30,8 +30,10 @@ import numpy as np
 from .config import AnalysisSettings
 from .errors import ConfigError
 from .features import FeatureConfig, StreamingLogMel, frames_for_samples
+from .head import LinearHead
 from .inference import Classifier
 from .model_bundle import ModelBundle
+from .profiles import Profile
 from .resample import StreamingResampler, downmix
 from .smoothing import NEUTRAL, Smoother
 from .speaker_norm import SpeakerNormalizer, SpeakerNormSettings
@@ -80,6 +82,9 @@ class StreamProcessor:
         speaker_norm: the model's per-speaker normalisation (from its bundle); the
             stream then keeps its own running speaker reference, which outlives
             gaps and device restarts (the speaker is the same).
+        profile: the user's personal profile: the speaker reference starts from
+            their baseline instead of the population prior, and their head (if
+            any) replaces the model's.
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class StreamProcessor:
         in_rate: int,
         clock: Clock = time.monotonic,
         speaker_norm: SpeakerNormSettings | None = None,
+        profile: Profile | None = None,
     ) -> None:
         self.stream = stream
         self.labels = tuple(labels)
@@ -112,7 +118,11 @@ class StreamProcessor:
         self._resampler = StreamingResampler(self.in_rate, sr)
         self._mel = StreamingLogMel(features, self.window_frames)
         self._vad = VoiceActivityGate(features, settings.vad)
-        self.speaker = SpeakerNormalizer(speaker_norm) if speaker_norm is not None else None
+        self.speaker: SpeakerNormalizer | None = None
+        if speaker_norm is not None:
+            start = (profile.baseline, profile.baseline_frames) if profile is not None else (None, None)
+            self.speaker = SpeakerNormalizer(speaker_norm, start=start[0], start_frames=start[1])
+        self.head: LinearHead | None = profile.head if profile is not None else None
         self._smoother = Smoother(self.labels, settings.smoothing)
         self.seq = 0
         self.dropped_windows = 0
@@ -302,7 +312,17 @@ class Analyzer:
         for start in range(0, len(items), MAX_BATCH):
             chunk = items[start : start + MAX_BATCH]
             t0 = time.perf_counter()
-            probs = self.classifier.predict(np.stack([d.window for _, d in chunk]))
+            batch = np.stack([d.window for _, d in chunk])
+            if any(proc.head is not None for proc, _ in chunk):
+                # A stream with a personal profile reads the embedding through its own head;
+                # the others keep the model's probabilities from the same pass.
+                probs, emb = self.classifier.predict_embedded(batch)
+                probs = probs.copy()
+                for i, (proc, _) in enumerate(chunk):
+                    if proc.head is not None:
+                        probs[i] = proc.head.probs(emb[i])
+            else:
+                probs = self.classifier.predict(batch)
             per_ms = (time.perf_counter() - t0) * 1000.0 / len(chunk)
             states.extend(proc.finish(d, probs[i], per_ms) for i, (proc, d) in enumerate(chunk))
         return states
@@ -317,6 +337,7 @@ def replay_audio(
     bundle: ModelBundle | None = None,
     stream: str = "replay",
     block_frames: int | None = None,
+    profile: Profile | None = None,
 ) -> list[EmotionState]:
     """Run a whole recording through the streaming pipeline, offline.
 
@@ -333,6 +354,7 @@ def replay_audio(
         bundle: the model's bundle; defaults to ``classifier.bundle``.
         stream: stream id of the states.
         block_frames: feed in blocks of this many frames (default 20 ms).
+        profile: a personal profile for the speaker (see :class:`StreamProcessor`).
     """
     bundle = bundle if bundle is not None else getattr(classifier, "bundle", None)
     if bundle is None:
@@ -342,7 +364,7 @@ def replay_audio(
     audio_clock = [0.0]
     proc = StreamProcessor(
         stream, bundle.labels, bundle.features, bundle.window_s, settings, sample_rate, clock=lambda: audio_clock[0],
-        speaker_norm=bundle.speaker_norm,
+        speaker_norm=bundle.speaker_norm, profile=profile,
     )
     analyzer = Analyzer(classifier)
     block = block_frames or max(1, int(sample_rate * 0.02))

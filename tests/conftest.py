@@ -72,6 +72,16 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny_model"))
 
 
+@pytest.fixture(scope="session")
+def profile_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported as ser-train does now: embedding output, head and speaker prior."""
+    if not has_tf():
+        pytest.skip("TensorFlow is needed to build the test model (pip install -e '.[train]')")
+    from tiny_model import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_profile_model"), profiles=True)
+
+
 @pytest.fixture(autouse=True)
 def _no_personal_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests (and the daemons they start) never read the developer's own per-user config file."""

@@ -19,8 +19,15 @@ LABELS = ("neutral", "calm", "happy", "angry")
 WINDOW_S = 1.0
 
 
-def build_tiny_bundle(directory: Path, window_s: float = WINDOW_S) -> Path:
-    """Write ser_model.json, model.keras and model.tflite into ``directory``."""
+def build_tiny_bundle(directory: Path, window_s: float = WINDOW_S, profiles: bool = False) -> Path:
+    """Write ser_model.json, model.keras and model.tflite into ``directory``.
+
+    With ``profiles``: as ``ser-train`` exports today, the LiteRT model also gives
+    the head's input (the time-averaged log-mel, layer "gap") and the metadata
+    carries a flat speaker-normalisation prior and the head, so personal
+    profiles can be made for it.  A flat prior changes no output (each class's
+    weights sum to zero over the bands), so the model reads tones as above.
+    """
     import keras
     import tensorflow as tf
 
@@ -41,16 +48,25 @@ def build_tiny_bundle(directory: Path, window_s: float = WINDOW_S) -> Path:
     b = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
 
     inp = keras.Input(shape=(frames, cfg.n_mels), name="logmel")
-    x = keras.layers.GlobalAveragePooling1D()(inp)
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(inp)
     out = keras.layers.Dense(len(LABELS), activation="softmax", name="probs")(x)
     model = keras.Model(inp, out, name="tiny_test_model")
     model.get_layer("probs").set_weights([w, b])
 
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / "model.keras")
-    tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    served = keras.Model(inp, [out, x]) if profiles else model
+    tflite = tf.lite.TFLiteConverter.from_keras_model(served).convert()
     (directory / "model.tflite").write_bytes(tflite)
-    write_metadata(directory, name="tiny-test", labels=LABELS, features=cfg, window_s=window_s)
+    extra, norm = None, None
+    if profiles:
+        from ser_daemon.head import LinearHead
+        from ser_daemon.speaker_norm import SpeakerNormSettings
+
+        extra = {"head": LinearHead(w, b).to_dict()}
+        norm = SpeakerNormSettings(prior=(-10.0,) * cfg.n_mels)
+    write_metadata(directory, name="tiny-test-profiles" if profiles else "tiny-test", labels=LABELS, features=cfg,
+                   window_s=window_s, extra=extra, speaker_norm=norm)
     return directory
 
 

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --timeline: decisions this far into a segment (and voiced) are scored")
     p.add_argument("--merge", type=_label_map, default={},
                    help="with --timeline: label=label,... merged for scoring, truth and shown alike (e.g. calm=neutral)")
+    p.add_argument("--enroll", type=int, default=None, metavar="K",
+                   help="also score personal profiles: per speaker, enroll with 1..K clips per class and with "
+                        "neutral clips only, score the speaker's other clips (timeline and clip) against no profile")
+    p.add_argument("--enroll-l2", type=float, default=None, metavar="X",
+                   help="with --enroll: pull of the personal head toward the shipped one (default: the daemon's)")
     p.add_argument("--cv", type=int, default=0, help="speaker k-fold of the training recipe instead (trains K models)")
     p.add_argument("--epochs", type=int, default=None, help="with --cv: epochs per fold")
     p.add_argument("--cache", default=None, help="with --cv: feature cache folder")
@@ -202,6 +207,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         score, _ = evaluate_timeline(clips, clf, settings=settings, seed=args.timeline_seed,
                                      settle_s=args.settle_s, merge=args.merge, progress=progress)
         reports["timeline"] = score.to_dict()
+    if args.enroll is not None:
+        from .enroll_eval import evaluate_enrollment, format_enrollment
+
+        try:
+            enroll = evaluate_enrollment(clips, clf, args.enroll, settings=settings, seed=args.timeline_seed,
+                                         settle_s=args.settle_s, merge=args.merge, l2=args.enroll_l2,
+                                         progress=progress)
+        except SerError as exc:
+            print(f"ser-eval: {exc}", file=sys.stderr)
+            return 2
+        reports["enroll"] = enroll
+        print(format_enrollment(enroll, bundle.name))
     spk = reports["speakers"]
     who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
     data_names = "+".join(Path(d).name for d in args.data)

@@ -38,6 +38,8 @@ from .datasets import Clip
 from .model_def import ModelConfig, build_model
 
 __all__ = [
+    "with_embedding_output",
+    "head_metadata",
     "TrainConfig",
     "FeatureSet",
     "build_feature_set",
@@ -407,7 +409,10 @@ def tflite_predictor(path: str | os.PathLike[str], num_threads: int = 2) -> Call
     interp = Interpreter(model_path=str(path), num_threads=num_threads)
     interp.allocate_tensors()
     i_in = interp.get_input_details()[0]["index"]
-    i_out = interp.get_output_details()[0]["index"]
+    outs = interp.get_output_details()
+    # The probabilities are the narrowest output (the other is the embedding, see export_bundle).
+    probs_out = min(outs, key=lambda o: int(o["shape"][-1]))
+    i_out = probs_out["index"]
 
     def predict(x: np.ndarray) -> np.ndarray:
         rows = []
@@ -415,7 +420,7 @@ def tflite_predictor(path: str | os.PathLike[str], num_threads: int = 2) -> Call
             interp.set_tensor(i_in, w[None])
             interp.invoke()
             rows.append(interp.get_tensor(i_out)[0].copy())
-        return np.stack(rows) if rows else np.zeros((0, interp.get_output_details()[0]["shape"][-1]), np.float32)
+        return np.stack(rows) if rows else np.zeros((0, int(probs_out["shape"][-1])), np.float32)
 
     return predict
 
@@ -455,6 +460,33 @@ def _convert(model: Any, quantize: bool) -> bytes:
         return conv.convert()
 
 
+def with_embedding_output(model: Any) -> Any:
+    """The model with the classifier head's input as a second output.
+
+    Personal profiles fit their own head on that embedding (see
+    :mod:`ser_daemon.profiles`); the probabilities are unchanged, so the daemon
+    without a profile computes exactly what it did.
+    """
+    import keras
+
+    from ..inference import EMBEDDING_LAYER
+
+    gap = model.get_layer(EMBEDDING_LAYER).output
+    return keras.Model(model.input, [model.output, gap], name=model.name)
+
+
+def head_metadata(model: Any) -> dict[str, Any]:
+    """The shipped head (``probs`` dense layer) as ``ser_model.json``'s ``head`` entry.
+
+    Enrollment regularises a personal head toward these weights, so it needs
+    them without loading Keras.
+    """
+    from ..head import LinearHead
+
+    kernel, bias = model.get_layer("probs").get_weights()
+    return LinearHead(kernel, bias).to_dict()
+
+
 def export_bundle(
     model: Any,
     out_dir: str | os.PathLike[str],
@@ -490,9 +522,10 @@ def export_bundle(
     plain.set_weights(model.get_weights())
     plain.save(out / "model.keras")
     ref = keras_predictor(model)(check_x)
-    candidates = {"float": _convert(model, False)}
+    served = with_embedding_output(model)
+    candidates = {"float": _convert(served, False)}
     if quantize in ("dynamic", "auto"):
-        candidates["dynamic"] = _convert(model, True)
+        candidates["dynamic"] = _convert(served, True)
     measured: dict[str, Any] = {}
     for kind, blob in candidates.items():
         path = out / f"model.{kind}.tflite.tmp"
@@ -522,6 +555,7 @@ def export_bundle(
     info = {"tflite_choice": choice, "tflite_candidates": measured}
     meta_extra = dict(extra or {})
     meta_extra["export"] = info
+    meta_extra["head"] = head_metadata(model)
     write_metadata(out, name=name, labels=list(labels), features=feature_cfg, window_s=window_s, extra=meta_extra,
                    speaker_norm=speaker_norm)
     return info

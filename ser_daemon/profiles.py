@@ -1,0 +1,281 @@
+"""Personal profiles: what the daemon learned about one user's voice, as a small file.
+
+A profile holds the user's speaker baseline (the mean voiced log-mel spectrum
+that per-speaker normalisation subtracts, see :mod:`ser_daemon.speaker_norm`)
+and, when the user recorded labelled takes, a classifier head fitted to their
+voice (see :mod:`ser_daemon.head`).  It never holds audio: only those numbers,
+how many takes of which label went into them, and which model they were made
+for.  The head reads one particular model's embedding, so a profile names the
+model and its fingerprint and is refused by any other model.
+
+Profiles given by name live in the per-user data folder
+(``<data>/profiles/NAME.json``); a path names a file (``*.json``) or a folder
+(``DIR/profile.json``).  Writes go to a temporary file that replaces the old
+one, so an interrupted save never leaves half a profile.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .bounded import MAX_PROFILE_BYTES, check_regular_file, loads_json, read_text_bounded
+from .errors import ConfigError, ProfileError
+from .head import LinearHead
+from .model_bundle import ModelBundle
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "PROFILE_FILE",
+    "Profile",
+    "profiles_dir",
+    "profile_path",
+    "load_profile",
+    "read_profile",
+    "save_profile",
+    "list_profiles",
+    "delete_profile",
+]
+
+FORMAT_NAME = "ser-daemon-profile"
+FORMAT_VERSION = 1
+PROFILE_FILE = "profile.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """One user's voice, for one model.
+
+    Attributes:
+        model_name: the model's name (for messages).
+        model_fingerprint: :attr:`ModelBundle.fingerprint` of the model it was made for.
+        labels: the model's labels, in output order.
+        features: the model's feature settings (as in ``ser_model.json``).
+        baseline: the user's speaker reference, one value per mel band.
+        baseline_frames: how many voiced frames the baseline stands for; the
+            live estimate starts with this weight.
+        head: the personal classifier head, or None (baseline only).
+        takes: per label, how many takes and seconds of voice went in.
+        created, updated: ISO 8601 times (UTC).
+    """
+
+    model_name: str
+    model_fingerprint: str
+    labels: tuple[str, ...]
+    features: Mapping[str, Any]
+    baseline: np.ndarray
+    baseline_frames: float
+    head: LinearHead | None = None
+    takes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    created: str = field(default_factory=_now)
+    updated: str = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        b = np.asarray(self.baseline, dtype=np.float64)
+        if b.ndim != 1 or len(b) == 0 or not np.isfinite(b).all():
+            raise ProfileError("a profile's baseline must be a non-empty list of finite numbers")
+        if not (np.isfinite(self.baseline_frames) and self.baseline_frames > 0):
+            raise ProfileError(f"a profile's baseline_frames must be positive. Received: {self.baseline_frames!r}")
+        if self.head is not None and self.head.n_labels != len(self.labels):
+            raise ProfileError(f"the profile's head has {self.head.n_labels} outputs for {len(self.labels)} labels")
+        object.__setattr__(self, "baseline", b)
+
+    def with_baseline(self, baseline: np.ndarray, frames: float) -> "Profile":
+        """The same profile with the live estimate's baseline (what the daemon saves at exit)."""
+        return replace(self, baseline=np.asarray(baseline, dtype=np.float64), baseline_frames=float(frames),
+                       updated=_now())
+
+    def check_model(self, bundle: ModelBundle, source: str | os.PathLike[str] = "profile") -> None:
+        """Refuse a profile made for another model, naming both.
+
+        Raises:
+            ProfileError: fingerprint, labels or feature settings differ.
+        """
+        if self.model_fingerprint != bundle.fingerprint or tuple(self.labels) != tuple(bundle.labels):
+            raise ProfileError(
+                f"{source} was made for model {self.model_name!r} ({self.model_fingerprint}), "
+                f"not for this model {bundle.name!r} ({bundle.fingerprint}): enroll again with this model"
+            )
+        if dict(self.features) != bundle.features.to_dict() or len(self.baseline) != bundle.features.n_mels:
+            raise ProfileError(f"{source}: its feature settings differ from model {bundle.name!r}'s: enroll again")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "note": "statistics and head weights only; a profile never holds audio",
+            "model": {"name": self.model_name, "fingerprint": self.model_fingerprint},
+            "labels": list(self.labels),
+            "features": dict(self.features),
+            "baseline": [round(float(v), 6) for v in self.baseline],
+            "baseline_frames": float(self.baseline_frames),
+            "head": self.head.to_dict() if self.head is not None else None,
+            "takes": {k: dict(v) for k, v in self.takes.items()},
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "profile") -> "Profile":
+        """Parse a profile file's content.
+
+        Raises:
+            ProfileError: not a profile, another format version, or malformed.
+        """
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            raise ProfileError(f"{source} is not a ser-daemon profile (format must be {FORMAT_NAME!r})")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ProfileError(
+                f"{source}: profile format_version {data.get('format_version')!r}; this ser-daemon reads "
+                f"{FORMAT_VERSION}: enroll again"
+            )
+        try:
+            model = data["model"]
+            head = LinearHead.from_dict(data["head"]) if data.get("head") is not None else None
+            takes = data.get("takes") or {}
+            if not isinstance(model, dict) or not isinstance(takes, dict) or not isinstance(data["features"], dict):
+                raise TypeError("model, features and takes must be tables")
+            return cls(
+                model_name=str(model["name"]),
+                model_fingerprint=str(model["fingerprint"]),
+                labels=tuple(str(x) for x in data["labels"]),
+                features=dict(data["features"]),
+                baseline=np.asarray(data["baseline"], dtype=np.float64),
+                baseline_frames=float(data["baseline_frames"]),
+                head=head,
+                takes={str(k): {str(a): float(b) for a, b in dict(v).items()} for k, v in takes.items()},
+                created=str(data.get("created", "")),
+                updated=str(data.get("updated", "")),
+            )
+        except ProfileError as exc:
+            raise ProfileError(f"{source}: {exc}") from None
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ProfileError(f"{source} is a damaged profile ({type(exc).__name__}: {exc})") from None
+
+
+def profiles_dir() -> Path:
+    """Where profiles given by name are kept: the per-user data folder's ``profiles``."""
+    from .platform import user_data_path
+
+    return user_data_path() / "profiles"
+
+
+def profile_path(spec: str | os.PathLike[str]) -> Path:
+    """The file a ``--profile`` value means: a name, a ``.json`` file, or a folder.
+
+    Raises:
+        ProfileError: neither a valid name nor a path.
+    """
+    text = os.fspath(spec)
+    if not text.strip():
+        raise ProfileError("--profile needs a name or a path")
+    looks_like_path = os.sep in text or "/" in text or text.startswith(("~", ".")) or text.endswith(".json")
+    if not looks_like_path:
+        if not _NAME.match(text):
+            raise ProfileError(
+                f"profile name {text!r}: use letters, digits, '.', '_' or '-' (up to 64), or give a path"
+            )
+        return profiles_dir() / f"{text}.json"
+    p = Path(text).expanduser()
+    if p.suffix == ".json" and not p.is_dir():
+        return p
+    return p / PROFILE_FILE
+
+
+def read_profile(path: str | os.PathLike[str]) -> Profile:
+    """Read a profile file without checking which model it is for.
+
+    Raises:
+        ProfileError: missing, not a regular file, too large, not JSON, or not a profile.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ProfileError(f"no profile at {p} (enroll one: ser-daemon enroll --profile ...)")
+    text = read_text_bounded(p, "profile", MAX_PROFILE_BYTES, ProfileError)
+    try:
+        data = loads_json(text)
+    except ValueError as exc:
+        raise ProfileError(f"{p} is not a profile (not JSON: {exc})") from None
+    return Profile.from_dict(data, str(p))
+
+
+def load_profile(spec: str | os.PathLike[str], bundle: ModelBundle) -> tuple[Profile, Path]:
+    """The profile ``spec`` names, checked against ``bundle``; and its file."""
+    path = profile_path(spec)
+    profile = read_profile(path)
+    profile.check_model(bundle, path)
+    return profile, path
+
+
+def save_profile(path: str | os.PathLike[str], profile: Profile) -> Path:
+    """Write ``profile`` to ``path`` atomically (a temporary file, then a rename).
+
+    Raises:
+        ProfileError: the folder cannot be created or written, or ``path`` is not a file.
+    """
+    p = Path(path)
+    if p.exists():
+        check_regular_file(p, "profile", MAX_PROFILE_BYTES, ProfileError)
+    text = json.dumps(profile.to_dict(), indent=1) + "\n"
+    tmp_name = None
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".profile-", suffix=".tmp", dir=p.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, p)
+        tmp_name = None
+    except OSError as exc:
+        raise ProfileError(f"cannot write the profile {p}: {exc.strerror or exc}") from None
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    return p
+
+
+def list_profiles(folder: Path | None = None) -> list[tuple[str, Path, Profile | ProfileError]]:
+    """The profiles kept by name: ``(name, file, profile or why it cannot be read)``, sorted by name."""
+    folder = folder if folder is not None else profiles_dir()
+    if not folder.is_dir():
+        return []
+    out: list[tuple[str, Path, Profile | ProfileError]] = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            out.append((f.stem, f, read_profile(f)))
+        except ProfileError as exc:
+            out.append((f.stem, f, exc))
+    return out
+
+
+def delete_profile(spec: str | os.PathLike[str]) -> Path:
+    """Delete the profile ``spec`` names (only a profile file, never anything else).
+
+    Raises:
+        ProfileError: there is none, or the file is not a profile.
+    """
+    path = profile_path(spec)
+    read_profile(path)  # refuses what is not a profile
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise ProfileError(f"cannot delete {path}: {exc.strerror or exc}") from None
+    return path

@@ -1,0 +1,178 @@
+"""``ser-eval --enroll K``: what a personal profile gains for a speaker the model never heard.
+
+For each evaluation speaker, profiles are made from some of that speaker's
+clips (K clips per class for K in 1..K, and neutral speech only), and the
+speaker's other clips are scored with and without them: the timeline (the
+same conversation-like replay as ``--timeline``, through the daemon's
+pipeline with the profile) and clip accuracy.  The scored clips are the same
+for every setting (none of them is ever used to enroll), so the gains are
+differences on identical material.
+
+Clip accuracy without a profile uses the reference of all the scored clips of
+the speaker (what the live estimate converges to, as the model card's clip
+figure does); with a profile it uses the profile's baseline and head.  The
+comparison is therefore, if anything, unfair to the profile.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Mapping, Sequence, TextIO
+
+import numpy as np
+
+from ..audio_prep import load_audio
+from ..config import AnalysisSettings
+from ..enroll import Take, fit_profile
+from ..pipeline import replay_audio
+from ..profiles import Profile
+from ..speaker_norm import voiced_frames
+from ..features import log_mel
+from .datasets import Clip
+from .timeline import assemble, plan_timeline, score_timelines
+
+__all__ = ["pick_enrollment", "evaluate_enrollment", "format_enrollment", "NEUTRAL_ONLY_S"]
+
+NEUTRAL_ONLY_S = 30.0  # neutral-only enrollment: up to this much audio of neutral clips
+
+
+def pick_enrollment(
+    clips: Sequence[Clip], k_max: int, seed: int, durations: Mapping[str, float], neutral_label: str = "neutral"
+) -> tuple[dict[str, list[Clip]], list[Clip]]:
+    """One speaker's enrollment sets and the clips left to score.
+
+    Returns ``({"K=1": [...], ..., "neutral-only": [...]}, scored)``.  Each
+    class keeps at least one clip for scoring; K=k takes the first k of a
+    seeded order of that class's clips (so K=1 is inside K=2); neutral-only
+    takes neutral clips in the same order up to :data:`NEUTRAL_ONLY_S`.
+    """
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[Clip]] = {}
+    for c in sorted(clips, key=lambda c: str(c.path)):
+        by_label.setdefault(c.label, []).append(c)
+    order = {lab: [cs[i] for i in rng.permutation(len(cs))] for lab, cs in sorted(by_label.items())}
+    sets: dict[str, list[Clip]] = {}
+    for k in range(1, k_max + 1):
+        sets[f"K={k}"] = [c for cs in order.values() for c in cs[: min(k, len(cs) - 1)]]
+    neutral: list[Clip] = []
+    total = 0.0
+    for c in order.get(neutral_label, [])[:-1]:
+        if neutral and total + durations[str(c.path)] > NEUTRAL_ONLY_S:
+            break
+        neutral.append(c)
+        total += durations[str(c.path)]
+    sets["neutral-only"] = neutral
+    used = {str(c.path) for cs in sets.values() for c in cs}
+    scored = [c for c in clips if str(c.path) not in used]
+    return sets, scored
+
+
+def _clip_accuracy(classifier: Any, audio: Mapping[str, np.ndarray], clips: Sequence[Clip],
+                   reference: np.ndarray, profile: Profile | None) -> tuple[int, int]:
+    from ..enroll import clip_windows
+
+    bundle = classifier.bundle
+    index = {lab: i for i, lab in enumerate(bundle.labels)}
+    right = 0
+    for c in clips:
+        x = clip_windows(audio[str(c.path)], bundle, reference)
+        if profile is not None and profile.head is not None:
+            probs = profile.head.probs(classifier.predict_embedded(x)[1])
+        else:
+            probs = classifier.predict(x)
+        right += int(np.argmax(probs.mean(axis=0)) == index[c.label])
+    return right, len(clips)
+
+
+def evaluate_enrollment(
+    clips: Sequence[Clip],
+    classifier: Any,
+    k_max: int = 2,
+    *,
+    settings: AnalysisSettings | None = None,
+    seed: int = 0,
+    settle_s: float = 2.0,
+    merge: Mapping[str, str] | None = None,
+    l2: float | None = None,
+    load: Callable[[Clip], np.ndarray] | None = None,
+    progress: TextIO | None = sys.stderr,
+) -> dict[str, Any]:
+    """Score every enrollment setting on every speaker; figures per setting and the gains over K=0."""
+    bundle = classifier.bundle
+    rate = bundle.features.sample_rate
+    load = load or (lambda c: load_audio(c.path, rate))
+    speakers = sorted({c.speaker for c in clips})
+    settings_names = ["K=0"] + [f"K={k}" for k in range(1, k_max + 1)] + ["neutral-only"]
+    runs: dict[str, list[tuple[Any, Any]]] = {s: [] for s in settings_names}
+    clip_counts = {s: [0, 0] for s in settings_names}
+    enroll_info: dict[str, dict[str, Any]] = {s: {"seconds": [], "fit_s": []} for s in settings_names[1:]}
+    t0 = time.perf_counter()
+    for n, spk in enumerate(speakers):
+        own = [c for c in clips if c.speaker == spk]
+        audio = {str(c.path): load(c) for c in own}
+        durations = {p: len(a) / rate for p, a in audio.items()}
+        sets, scored = pick_enrollment(own, k_max, seed, durations)
+        plan = plan_timeline(scored, seed)[spk]
+        rec = assemble(spk, plan, lambda c: audio[str(c.path)], rate)
+        oracle = np.concatenate(
+            [voiced_frames(log_mel(audio[str(c.path)], bundle.features)) for c in scored]
+        ).mean(axis=0)
+        for name in settings_names:
+            profile = None
+            if name != "K=0":
+                takes = [Take(c.label, audio[str(c.path)], str(c.path)) for c in sets[name]]
+                t1 = time.perf_counter()
+                kw = {"l2": l2} if l2 is not None else {}
+                profile = fit_profile(bundle, classifier, takes, **kw)
+                enroll_info[name]["fit_s"].append(time.perf_counter() - t1)
+                enroll_info[name]["seconds"].append(sum(durations[str(c.path)] for c in sets[name]))
+            states = replay_audio(rec.samples, rate, classifier, settings, stream=spk, profile=profile)
+            runs[name].append((states, rec.segments))
+            ref = profile.baseline if profile is not None else oracle
+            r, t = _clip_accuracy(classifier, audio, scored, ref, profile)
+            clip_counts[name][0] += r
+            clip_counts[name][1] += t
+        if progress is not None:
+            progress.write(f"enroll eval: {n + 1}/{len(speakers)} speakers, {time.perf_counter() - t0:.0f} s\n")
+            progress.flush()
+    out: dict[str, Any] = {"speakers": speakers, "k_max": k_max, "seed": seed, "settings": {}}
+    for name in settings_names:
+        score = score_timelines(runs[name], bundle.labels, sample_rate=rate, settle_s=settle_s, merge=merge)
+        d = score.to_dict()
+        row = {
+            "timeline_settled_accuracy": d["settled_accuracy"],
+            "timeline_macro_f1": d["macro_f1"],
+            "neutral_share_emotional": d["neutral_share_emotional"],
+            "flicker_per_min": d["flicker_per_min"],
+            "clip_accuracy": clip_counts[name][0] / max(1, clip_counts[name][1]),
+            "clips_scored": clip_counts[name][1],
+            "per_class_recall": {lab: m["recall"] for lab, m in d["per_class"].items()},
+        }
+        if name in enroll_info:
+            row["enroll_audio_s_mean"] = float(np.mean(enroll_info[name]["seconds"]))
+            row["fit_s_max"] = float(np.max(enroll_info[name]["fit_s"]))
+        out["settings"][name] = row
+    base = out["settings"]["K=0"]
+    for name, row in out["settings"].items():
+        row["timeline_gain"] = row["timeline_settled_accuracy"] - base["timeline_settled_accuracy"]
+        row["clip_gain"] = row["clip_accuracy"] - base["clip_accuracy"]
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def format_enrollment(result: Mapping[str, Any], title: str) -> str:
+    """The per-setting table as text."""
+    lines = [
+        f"== {title}: personal profiles (speakers {', '.join(result['speakers'])}) ==",
+        f"{'enrollment':<13} {'audio s':>7} {'fit s':>6} {'timeline':>8} {'gain':>6} {'neutral':>7} "
+        f"{'clip':>6} {'gain':>6}",
+    ]
+    for name, r in result["settings"].items():
+        audio = f"{r['enroll_audio_s_mean']:7.1f}" if "enroll_audio_s_mean" in r else f"{'-':>7}"
+        fit = f"{r['fit_s_max']:6.2f}" if "fit_s_max" in r else f"{'-':>6}"
+        lines.append(
+            f"{name:<13} {audio} {fit} {r['timeline_settled_accuracy']:8.3f} {r['timeline_gain']:+6.3f} "
+            f"{r['neutral_share_emotional']:7.3f} {r['clip_accuracy']:6.3f} {r['clip_gain']:+6.3f}"
+        )
+    return "\n".join(lines)

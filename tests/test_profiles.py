@@ -1,0 +1,362 @@
+"""Personal profiles: the file, enrollment, refusals, and the daemon using (and updating) a profile.
+
+The tiny test model reads a 3 kHz tone as ``angry`` and a 200 Hz tone as
+``calm``.  A "user" who says *happy* with a 3 kHz tone and *calm* with a 200 Hz
+tone is therefore misread by the shipped head; a profile enrolled from those
+takes must make the daemon show ``happy`` for that voice, and only for the
+streams it is given to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import timeout
+from helpers import REPO, daemon_cmd
+from tiny_model import tone, write_wav
+
+from ser_daemon.config import AnalysisSettings
+from ser_daemon.enroll import Take, check_take, fit_head, fit_profile, streamed_windows
+from ser_daemon.errors import ConfigError, ModelError, ProfileError
+from ser_daemon.head import LinearHead, softmax
+from ser_daemon.inference import load_classifier
+from ser_daemon.model_bundle import load_bundle
+from ser_daemon.pipeline import Analyzer, StreamProcessor, replay_audio
+from ser_daemon.profiles import (
+    FORMAT_VERSION,
+    Profile,
+    delete_profile,
+    list_profiles,
+    load_profile,
+    profile_path,
+    read_profile,
+    save_profile,
+)
+
+pytestmark = [pytest.mark.needs_tf]
+
+RATE = 16000
+
+
+def voice(freq: float, seconds: float = 2.5, seed: int = 0) -> np.ndarray:
+    """A tone with a little noise and a pause either side, like a take of read speech."""
+    rng = np.random.default_rng(seed)
+    pause = (rng.standard_normal(int(0.4 * RATE)) * 1e-3).astype(np.float32)
+    return np.concatenate([pause, tone(freq, seconds) + (rng.standard_normal(int(seconds * RATE)) * 1e-3), pause]
+                          ).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bundle(profile_bundle):
+    return load_bundle(profile_bundle)
+
+
+@pytest.fixture(scope="module")
+def clf(bundle):
+    return load_classifier(bundle, "litert")
+
+
+@pytest.fixture(scope="module")
+def swapped_profile(bundle, clf) -> Profile:
+    """A user whose "happy" sounds like what the model calls angry."""
+    takes = [Take("happy", voice(3000, seed=i)) for i in range(2)] + [Take("calm", voice(200, seed=i)) for i in range(2)]
+    return fit_profile(bundle, clf, takes)
+
+
+def _label_share(states, label: str) -> float:
+    voiced = [s for s in states if s.voice_active and not s.final]
+    return sum(s.label == label for s in voiced) / max(1, len(voiced))
+
+
+# -- the embedding output and the head ---------------------------------------------------------
+
+
+def test_exported_model_gives_embedding_and_the_stored_head_reproduces_its_probabilities(bundle, clf) -> None:
+    x = np.stack([streamed_windows(voice(f), bundle, np.zeros(64, np.float32))[-1] for f in (200, 1200, 3000)])
+    probs, emb = clf.predict_embedded(x)
+    assert clf.embedding_dim == 64 and emb.shape == (3, 64)
+    np.testing.assert_allclose(probs, clf.predict(x), atol=1e-6)
+    np.testing.assert_allclose(bundle.head.probs(emb), probs, atol=1e-4)
+    assert [bundle.labels[i] for i in probs.argmax(1)] == ["calm", "happy", "angry"]
+
+
+def test_model_exported_before_profiles_has_no_embedding(tiny_bundle) -> None:
+    old = load_bundle(tiny_bundle)
+    c = load_classifier(old, "litert")
+    assert c.embedding_dim is None and old.head is None
+    with pytest.raises(ModelError, match="no embedding output"):
+        c.predict_embedded(np.zeros((1, *old.input_shape), np.float32))
+    with pytest.raises(ProfileError, match="cannot carry personal profiles"):
+        fit_profile(old, c, [Take("calm", voice(200))])
+
+
+def test_keras_backend_gives_the_same_embedding(bundle, clf) -> None:
+    x = np.random.default_rng(1).normal(-8, 2, (2, *bundle.input_shape)).astype(np.float32)
+    k = load_classifier(bundle, "keras")
+    pk, ek = k.predict_embedded(x)
+    pl, el = clf.predict_embedded(x)
+    np.testing.assert_allclose(ek, el, atol=1e-4)
+    np.testing.assert_allclose(pk, pl, atol=1e-5)
+
+
+def test_linear_head_is_softmax_of_affine_map_and_checks_its_shapes() -> None:
+    w = np.array([[1.0, -1.0], [0.5, 2.0]])
+    h = LinearHead(w, np.array([0.1, -0.1]))
+    e = np.array([[1.0, 2.0]])
+    z = np.array([1.0 + 1.0 + 0.1, -1.0 + 4.0 - 0.1])
+    np.testing.assert_allclose(h.probs(e)[0], np.exp(z) / np.exp(z).sum(), rtol=1e-6)
+    np.testing.assert_allclose(LinearHead.from_dict(h.to_dict()).weights, w)
+    with pytest.raises(ConfigError):
+        LinearHead(w, np.zeros(3))
+    with pytest.raises(ConfigError):
+        LinearHead(np.full((2, 2), np.nan), np.zeros(2))
+    np.testing.assert_allclose(softmax(np.array([1000.0, 1000.0])), [0.5, 0.5])
+
+
+def test_fit_head_stays_at_the_prior_when_pulled_hard_and_learns_when_free() -> None:
+    rng = np.random.default_rng(0)
+    prior = LinearHead(rng.normal(0, 0.1, (4, 3)), np.zeros(3))
+    e = np.concatenate([rng.normal(0, 0.1, (20, 4)) + [3, 0, 0, 0], rng.normal(0, 0.1, (20, 4)) + [0, 3, 0, 0]])
+    y = np.array([2] * 20 + [0] * 20)
+    stiff = fit_head(e, y, prior, l2=1e6)
+    np.testing.assert_allclose(stiff.weights, prior.weights, atol=1e-3)
+    free = fit_head(e, y, prior, l2=1e-3)
+    assert (free.probs(e).argmax(1) == y).all()
+    # Class 1 had no takes: the pull keeps its weights near the prior's, not wiped out.
+    assert np.abs(free.weights[2:, 1] - prior.weights[2:, 1]).max() < 0.05
+    with pytest.raises(ProfileError):
+        fit_head(e[:, :3], y, prior)
+
+
+# -- takes ----------------------------------------------------------------------------------------
+
+
+def test_check_take_refuses_silence_clipping_and_too_short_with_reasons(bundle) -> None:
+    assert check_take(voice(1200), bundle).ok
+    silent = (np.random.default_rng(0).standard_normal(3 * RATE) * 1e-5).astype(np.float32)
+    assert "no voice" in check_take(silent, bundle).problem
+    clipped = np.sign(tone(300, 2.0)).astype(np.float32)
+    c = check_take(clipped, bundle)
+    assert "clipping" in c.problem and c.clipped_share > 0.5
+    assert "too short" in check_take(tone(1200, 0.5), bundle).problem
+    blip = np.concatenate([np.zeros(RATE, np.float32) + 1e-5, tone(1200, 0.3), np.zeros(RATE, np.float32) + 1e-5])
+    assert "only" in check_take(blip, bundle).problem
+
+
+def test_fit_profile_refuses_unknown_labels_and_no_takes(bundle, clf) -> None:
+    with pytest.raises(ProfileError, match="'bored' is not one model"):
+        fit_profile(bundle, clf, [Take("bored", voice(200))])
+    with pytest.raises(ProfileError, match="no takes"):
+        fit_profile(bundle, clf, [])
+
+
+def test_neutral_only_takes_give_a_baseline_and_no_head(bundle, clf) -> None:
+    p = fit_profile(bundle, clf, [Take("neutral", voice(700, seed=s)) for s in range(3)])
+    assert p.head is None and p.takes["neutral"]["takes"] == 3
+    assert p.baseline.shape == (64,) and bundle.speaker_norm.prior_frames <= p.baseline_frames
+
+
+# -- the file ----------------------------------------------------------------------------------
+
+
+def test_profile_round_trip_holds_numbers_not_audio(tmp_path, swapped_profile, bundle) -> None:
+    path = save_profile(tmp_path / "me.json", swapped_profile)
+    data = json.loads(path.read_text())
+    assert set(data) == {"format", "format_version", "note", "model", "labels", "features", "baseline",
+                         "baseline_frames", "head", "takes", "created", "updated"}
+    assert data["format_version"] == FORMAT_VERSION and data["model"]["fingerprint"] == bundle.fingerprint
+    assert path.stat().st_size < 20_000  # 10 s of takes as 16-bit audio would be 320 kB
+    back, where = load_profile(path, bundle)
+    assert where == path
+    np.testing.assert_allclose(back.baseline, swapped_profile.baseline, atol=1e-5)
+    np.testing.assert_allclose(back.head.weights, swapped_profile.head.weights, atol=1e-6)
+    assert back.labels == bundle.labels and back.takes == swapped_profile.takes
+
+
+def test_profile_of_another_version_or_model_or_damaged_is_refused(tmp_path, swapped_profile, bundle,
+                                                                   tiny_bundle) -> None:
+    path = save_profile(tmp_path / "me.json", swapped_profile)
+    data = json.loads(path.read_text())
+    (tmp_path / "v2.json").write_text(json.dumps({**data, "format_version": 2}))
+    with pytest.raises(ProfileError, match="format_version 2"):
+        read_profile(tmp_path / "v2.json")
+    other = load_bundle(tiny_bundle)
+    with pytest.raises(ProfileError, match=r"made for model 'tiny-test-profiles' \(\w+\), not for this model "
+                                           r"'tiny-test'"):
+        load_profile(path, other)
+    (tmp_path / "cut.json").write_text(path.read_text()[:200])
+    with pytest.raises(ProfileError, match="not a profile"):
+        read_profile(tmp_path / "cut.json")
+    (tmp_path / "nohead.json").write_text(json.dumps({**data, "head": {"weights": [[1]]}}))
+    with pytest.raises(ProfileError, match="damaged"):
+        read_profile(tmp_path / "nohead.json")
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ProfileError):
+        read_profile(tmp_path / "deep.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(ProfileError, match="not a regular file"):
+        read_profile(tmp_path / "fifo.json")
+
+
+def test_profile_names_and_paths(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert profile_path("me") == tmp_path / "data" / "ser-daemon" / "profiles" / "me.json"
+    assert profile_path(str(tmp_path / "x.json")) == tmp_path / "x.json"
+    assert profile_path(str(tmp_path / "dir")) == tmp_path / "dir" / "profile.json"
+    for bad in ("", "a b", "-x", "a" * 65):
+        with pytest.raises(ProfileError):
+            profile_path(bad)
+
+
+def test_save_is_atomic_and_refuses_an_unwritable_place(tmp_path, swapped_profile) -> None:
+    path = save_profile(tmp_path / "me.json", swapped_profile)
+    before = path.read_bytes()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ProfileError, match="cannot write"):
+        save_profile(tmp_path / "afile" / "me.json", swapped_profile)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".profile-")] == []
+
+
+def test_list_and_delete(tmp_path, monkeypatch, swapped_profile) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    save_profile(profile_path("b"), swapped_profile)
+    save_profile(profile_path("a"), swapped_profile)
+    profile_path("junk").write_text("{}")
+    names = [(n, type(p).__name__) for n, _, p in list_profiles()]
+    assert names == [("a", "Profile"), ("b", "Profile"), ("junk", "ProfileError")]
+    delete_profile("a")
+    assert not profile_path("a").exists()
+    with pytest.raises(ProfileError):
+        delete_profile("junk")  # not a profile: left alone
+    assert profile_path("junk").exists()
+
+
+# -- live use --------------------------------------------------------------------------------------
+
+
+def test_profile_makes_the_pipeline_show_what_the_user_means(bundle, clf, swapped_profile) -> None:
+    x = voice(3000, seconds=4.0, seed=7)
+    without = replay_audio(x, RATE, clf)
+    with_profile = replay_audio(x, RATE, clf, profile=swapped_profile)
+    assert _label_share(without, "angry") > 0.7
+    assert _label_share(with_profile, "happy") > 0.7
+
+
+def test_profile_is_per_stream_and_starts_the_speaker_reference_at_the_baseline(bundle, clf, swapped_profile) -> None:
+    s = AnalysisSettings()
+    mine = StreamProcessor("me", bundle.labels, bundle.features, bundle.window_s, s, RATE, clock=lambda: 0.0,
+                           speaker_norm=bundle.speaker_norm, profile=swapped_profile)
+    other = StreamProcessor("guest", bundle.labels, bundle.features, bundle.window_s, s, RATE, clock=lambda: 0.0,
+                            speaker_norm=bundle.speaker_norm)
+    np.testing.assert_allclose(mine.speaker.reference, swapped_profile.baseline.astype(np.float32))
+    assert mine.speaker.weight_frames == swapped_profile.baseline_frames
+    np.testing.assert_allclose(other.speaker.reference, np.float32(-10.0))
+    x = voice(3000, seconds=3.0, seed=3)
+    analyzer = Analyzer(clf)
+    got: dict[str, list] = {"me": [], "guest": []}
+    for start in range(0, len(x), 320):
+        work = [(p, d) for p in (mine, other) for d in p.feed(x[start : start + 320], start, lambda i: 0.0)]
+        for st in analyzer.decide(work):
+            got[st.stream].append(st)
+    alone = replay_audio(x, RATE, clf, stream="guest", block_frames=320)
+    # The guest's decisions are exactly those of a run without any profile in the batch.
+    assert len(got["guest"]) == len(alone)
+    np.testing.assert_allclose(np.array([s.raw for s in got["guest"]]), np.array([s.raw for s in alone]), atol=1e-6)
+    assert _label_share(got["me"], "happy") > 0.7 and _label_share(got["guest"], "angry") > 0.7
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+def _run(args: list[str], env: dict[str, str], limit: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(daemon_cmd(*args), capture_output=True, text=True, timeout=timeout(limit), cwd=REPO,
+                          env={**os.environ, **env})
+
+
+@pytest.fixture()
+def takes_dir(tmp_path) -> Path:
+    d = tmp_path / "takes"
+    d.mkdir()
+    for i in range(2):
+        write_wav(d / f"happy{i}.wav", voice(3000, seed=i))
+        write_wav(d / f"calm{i}.wav", voice(200, seed=10 + i))
+    write_wav(d / "silence.wav", np.zeros(3 * RATE, np.float32))
+    write_wav(d / "scene.wav", voice(3000, seconds=4.0, seed=5))
+    return d
+
+
+def _states(stdout: str) -> list[dict]:
+    return [m for m in map(json.loads, stdout.splitlines()) if m.get("type") == "state"]
+
+
+@pytest.mark.slow
+def test_enroll_from_files_then_use_and_update_the_profile(profile_bundle, takes_dir, tmp_path) -> None:
+    env = {"SER_MODEL_DIR": str(profile_bundle)}
+    d = takes_dir
+    r = _run(["enroll", "--profile", "me", "--label", "happy", str(d / "happy0.wav"), str(d / "happy1.wav"),
+              "--label", "calm", str(d / "calm0.wav"), str(d / "calm1.wav")], env)
+    assert r.returncode == 0, r.stderr
+    assert "4 takes" in r.stdout and "personal head for calm, happy" in r.stdout
+    listing = _run(["profiles"], env)
+    assert listing.returncode == 0 and listing.stdout.startswith("me ") and "fits this model" in listing.stdout
+
+    run = ["--input", str(d / "scene.wav"), "--fast", "--jsonl", "--no-osc", "--no-ws", "--quiet"]
+    plain = _run(run, env)
+    assert plain.returncode == 0, plain.stderr
+    voiced = [s for s in _states(plain.stdout) if s["voice"] and not s["final"]]
+    assert sum(s["label"] == "angry" for s in voiced) > 0.7 * len(voiced)
+
+    before = read_profile(profile_path("me"))
+    frozen = _run(run + ["--profile", "me", "--no-profile-update"], env)
+    assert frozen.returncode == 0, frozen.stderr
+    voiced = [s for s in _states(frozen.stdout) if s["voice"] and not s["final"]]
+    assert sum(s["label"] == "happy" for s in voiced) > 0.7 * len(voiced)
+    assert read_profile(profile_path("me")).updated == before.updated
+
+    used = _run(run + ["--profile", "me"], env)
+    assert used.returncode == 0, used.stderr
+    after = read_profile(profile_path("me"))
+    assert after.baseline_frames > before.baseline_frames or not np.allclose(after.baseline, before.baseline)
+    np.testing.assert_allclose(after.head.weights, before.head.weights)  # the head is never changed live
+
+    assert _run(["profiles", "delete", "me"], env).returncode == 0
+    assert not profile_path("me").exists()
+
+
+@pytest.mark.slow
+def test_bad_enrollment_input_exits_2_with_one_line_and_writes_nothing(profile_bundle, takes_dir, tmp_path) -> None:
+    env = {"SER_MODEL_DIR": str(profile_bundle)}
+    d = takes_dir
+    good = ["--label", "happy", str(d / "happy0.wav"), "--label", "calm", str(d / "calm0.wav")]
+    assert _run(["enroll", "--profile", "me", *good], env).returncode == 0
+    kept = profile_path("me").read_bytes()
+    cases = {
+        "no voice heard": ["enroll", "--profile", "new", "--label", "calm", str(d / "silence.wav")],
+        "'bored' is not one model": ["enroll", "--profile", "new", "--label", "bored", str(d / "calm0.wav")],
+        "exists already": ["enroll", "--profile", "me", *good],
+        "is not a folder": ["enroll", "--profile", str(d / "happy0.wav" / "p.json"), *good],
+        "needs at least one WAV": ["enroll", "--profile", "new", "--label", "calm"],
+        "input file not found": ["enroll", "--profile", "new", "--label", "calm", str(d / "missing.wav")],
+    }
+    for needle, args in cases.items():
+        r = _run(args, env)
+        assert r.returncode == 2, (needle, r.stderr)
+        assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not profile_path("new").exists()
+    assert profile_path("me").read_bytes() == kept
+    # A damaged profile, and a profile made for another model, are refused by the daemon.
+    (tmp_path / "bad.json").write_text('{"format": "ser-daemon-profile", "format_version": 1}')
+    run = ["--input", str(d / "scene.wav"), "--fast", "--no-osc", "--no-ws", "--quiet"]
+    r = _run(run + ["--profile", str(tmp_path / "bad.json")], env)
+    assert r.returncode == 2 and "damaged profile" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    shipped = _run(run + ["--profile", "me", "--model", str(REPO / "models" / "default")], env)
+    assert shipped.returncode == 2, shipped.stderr
+    assert "made for model 'tiny-test-profiles'" in shipped.stderr and "this model 'default'" in shipped.stderr
