@@ -5,14 +5,21 @@ the model): a signal at any moment of start-up ends the process at once with its
 exit code, never a traceback or a wrong message (``ser_daemon.startup`` says why and how).
 """
 
+import os
 import sys
 
-from .startup import install_startup_handlers
+try:
+    from .startup import install_startup_handlers
+except KeyboardInterrupt:  # Ctrl-C in the millisecond before ours can be in: Python's handler raised it
+    os._exit(130)
 
 
 def main() -> int:
     """Install the start-up signal handlers, then run the CLI."""
-    install_startup_handlers()
+    try:
+        install_startup_handlers()
+    except KeyboardInterrupt:
+        os._exit(130)
     from .cli import main as cli_main
 
     return cli_main()
