@@ -534,6 +534,8 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
         daemon.write_stats(stats_json)
     if profile is not None and profile_path is not None and config.profile_update:
         _save_learned_baseline(daemon, profile, profile_path)
+    if daemon.left_work_behind:  # stopped during start-up: a library's exit hook would only delay the end
+        _exit_now(code)
     return code
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, Coroutine, TextIO
 
 import numpy as np
 
@@ -192,6 +192,9 @@ class Daemon:
         self._stop_requests = 0
         self._stopped = threading.Event()  # set when the clean stop is done (a console handler waits on it)
         self._processing_started = False
+        # A start-up step given up for a stop (an mDNS announcement half done) still runs in a thread
+        # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
+        self.left_work_behind = False
         self._print_broken = False
         self._last_status = 0.0
         self._trimmer = Trimmer()
@@ -341,11 +344,7 @@ class Daemon:
                         print(f"web view: http://{cfg.web.host}:{port}/", file=self.status_out, flush=True)
                 if self.config.wait_clients:
                     log.info("waiting for %d WebSocket client(s)", self.config.wait_clients)
-                    waiter = asyncio.create_task(self.ws.wait_for_clients(self.config.wait_clients))
-                    stopper = asyncio.create_task(self._stop.wait())
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    stopper.cancel()
+                    await self._unless_stopped(self.ws.wait_for_clients(self.config.wait_clients))
             if cfg.ingest is not None:
                 policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, INGEST_MESSAGE_BYTES),
                                       token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
@@ -353,7 +352,8 @@ class Daemon:
                                            self._wake.set, ring_seconds=INGEST_RING_SECONDS,
                                            max_streams=cfg.max_streams)
                 await self.ingest.start(cfg.ingest)
-            await self._listen_for_avatar_changes()
+            if not self._stop.is_set():
+                await self._unless_stopped(self._listen_for_avatar_changes())  # OSCQuery: ~3 s of mDNS probing
             if not self._stop.is_set():
                 await asyncio.to_thread(self._warm_up)
                 if cfg.jsonl:
@@ -373,6 +373,21 @@ class Daemon:
             finally:
                 hand_back()  # before asyncio.run closes the loop, which would leave SIG_DFL behind
         return self.exit_code
+
+    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> None:
+        """Await a start-up step, but drop it as soon as a stop is asked for: every stop ends within 1 s."""
+        task = asyncio.ensure_future(step)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                self.left_work_behind = True
+        if not task.cancelled():
+            task.result()  # its error, if it failed
 
     async def _listen_for_avatar_changes(self) -> None:
         """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""

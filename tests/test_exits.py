@@ -176,3 +176,46 @@ def test_print_into_head_in_a_real_shell_pipeline(tiny_bundle, loop_wav) -> None
     assert len(lines) == 3 and lines[-1] == "status=141", r.stdout
     assert "Traceback" not in r.stderr and r.stderr == "", r.stderr
     assert time.monotonic() - t0 < timeout(20)
+
+
+def _listens_on_tcp(pid: int) -> bool:
+    """Whether the process holds a listening TCP socket (/proc: its socket inodes in LISTEN state)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+        with open(f"/proc/{pid}/net/tcp") as f:
+            rows = [ln.split() for ln in f.readlines()[1:]]
+    except OSError:
+        return False
+    return any(r[3] == "0A" and r[9] in inodes for r in rows)  # 0A: LISTEN
+
+
+def test_stop_during_the_oscquery_announcement(tiny_bundle, loop_wav) -> None:
+    """With a VRChat target the daemon announces itself over OSCQuery first (mDNS probing: ~3 s).
+    A stop then must not wait for the announcement: within a second, code 0, final neutral state."""
+    import secrets
+    import socket
+
+    rx = UdpReceiver()
+    proc = subprocess.Popen(
+        daemon_cmd("--input", str(loop_wav), "--loop", "--print", "--osc", f"vrchat@127.0.0.1:{rx.port}",
+                   "--vrchat-listen", str(free_port(kind=socket.SOCK_DGRAM)), "--no-ws", "--log-level", "info"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle),
+             "SER_VRCHAT_SERVICE_PREFIX": f"VRChat-Client-Nobody{secrets.token_hex(3)}"},
+    )
+    try:
+        wait_for_stop_handlers(proc)
+        deadline = time.monotonic() + timeout(30)
+        while not _listens_on_tcp(proc.pid):  # the OSCQuery HTTP server: the announcement has begun
+            assert time.monotonic() < deadline and proc.poll() is None, "no OSCQuery announcement"
+            time.sleep(0.005)
+        took, out, err = signal_and_time(proc, signal.SIGTERM)
+    finally:
+        proc.kill()
+        rx.close()
+    assert took < ONE_SECOND, took
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "OSCQuery: advertising" not in err, "the announcement was over before the signal: nothing tested"
+    lines = out.strip().splitlines()
+    assert lines and lines[-1].endswith(" final") and " neutral " in lines[-1], lines[-3:]

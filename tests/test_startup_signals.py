@@ -157,3 +157,38 @@ def test_the_daemon_gives_the_signals_back_after_its_clean_stop(tmp_path) -> Non
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=timeout(60),
                        env={**os.environ})
     assert (r.returncode, r.stdout, r.stderr) == (130, "", "")
+
+
+# -- start-up steps that take seconds (OSCQuery's mDNS announcement) can be given up --------------
+
+def test_a_step_in_its_own_thread_is_given_up_without_holding_the_exit() -> None:
+    """asyncio.to_thread would make asyncio.run wait for the abandoned call; this must not."""
+    import asyncio
+    import threading
+    import time
+
+    from ser_daemon.vrchat_link import _in_own_thread
+
+    release = threading.Event()
+    closed: list[str] = []
+
+    def slow() -> str:
+        release.wait(timeout(10))
+        return "announcement"
+
+    async def main() -> None:
+        task = asyncio.ensure_future(_in_own_thread(slow, if_abandoned=closed.append))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    t0 = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - t0 < 1.0  # the thread is still inside slow()
+    release.set()  # it finishes later; nobody awaits it and the loop is gone: closed anyway
+    deadline = time.monotonic() + timeout(5)
+    while not closed:
+        assert time.monotonic() < deadline, "the abandoned result was never closed"
+        time.sleep(0.01)
+    assert closed == ["announcement"]
