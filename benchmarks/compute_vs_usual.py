@@ -24,7 +24,7 @@ import numpy as np
 from _util import default_model, demo_audio, git_rev, machine, save, stats_ms
 
 
-def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0) -> list[float]:
+def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0, profile=None) -> list[float]:
     from ser_daemon.config import AnalysisSettings
     from ser_daemon.mapping import load_mapping
     from ser_daemon.messages import dumps, generic_osc_messages, osc_packets, state_json
@@ -32,7 +32,7 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0) -> 
 
     settings = AnalysisSettings(hop_ms=hop_ms, drop_stale=False)
     proc = StreamProcessor("bench", bundle.labels, bundle.features, bundle.window_s, settings, 48000,
-                           speaker_norm=bundle.speaker_norm)
+                           speaker_norm=bundle.speaker_norm, profile=profile)
     analyzer = Analyzer(classifier)
     mapping = load_mapping(None, bundle.labels)
     block = 960  # 20 ms at 48 kHz
@@ -91,6 +91,16 @@ def main() -> None:
                                    ("ours: Keras tf.function", "keras", 1)):
         clf = load_classifier(bundle, backend, num_threads=threads)
         results[name] = stats_ms(run_ours(bundle, clf, audio48))
+        print(f"{name:32s} {results[name]}")
+    if bundle.head is not None:
+        # A personal profile (baseline + head) fitted on the demo audio itself: only its cost matters here.
+        from ser_daemon.enroll import Take, fit_profile
+
+        clf = load_classifier(bundle, "litert", num_threads=1)
+        half = len(audio16) // 2
+        profile = fit_profile(bundle, clf, [Take("neutral", audio16[:half]), Take("happy", audio16[half:])])
+        name = "ours: LiteRT, 1 thread, profile"
+        results[name] = stats_ms(run_ours(bundle, clf, audio48, profile=profile))
         print(f"{name:32s} {results[name]}")
     keras_model = load_classifier(bundle, "keras").model
     results["usual: librosa + model.predict"] = stats_ms(run_usual(bundle, keras_model, audio16))

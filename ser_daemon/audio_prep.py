@@ -69,12 +69,13 @@ def speech_bounds(x: np.ndarray, sample_rate: int, cfg: TrimConfig = TrimConfig(
 
 
 def window_starts(
-    n_samples: int, bounds: tuple[int, int], window_samples: int, hop_samples: int, offset: int = 0
+    n_samples: int, bounds: tuple[int, int], window_samples: int, hop_samples: int, offset: int = 0,
+    edge: float = 0.25,
 ) -> list[int]:
     """Start indices of windows covering the speech in ``bounds``.
 
-    A window may begin a quarter window before the speech and end a quarter
-    window after it (the daemon's windows also hold some silence around an
+    A window may begin ``edge`` of a window before the speech and end ``edge``
+    after it (the daemon's windows also hold some silence around an
     utterance); speech shorter than a window gets one window centred on it.
     Starts are clamped to the clip; a clip shorter than a window gives ``[0]``
     (:func:`cut_windows` pads it).
@@ -83,8 +84,9 @@ def window_starts(
         return [0]
     s, e = bounds
     last_ok = n_samples - window_samples
-    lo = s - window_samples // 4
-    hi = e - (3 * window_samples) // 4
+    margin = int(round(edge * window_samples))
+    lo = s - margin
+    hi = e - window_samples + margin
     if hi <= lo:
         centre = (s + e) // 2 - window_samples // 2 + offset
         return [int(min(max(centre, 0), last_ok))]

@@ -314,7 +314,9 @@ def test_enroll_from_files_then_use_and_update_the_profile(profile_bundle, takes
     assert sum(s["label"] == "angry" for s in voiced) > 0.7 * len(voiced)
 
     before = read_profile(profile_path("me"))
-    frozen = _run(run + ["--profile", "me", "--no-profile-update"], env)
+    config = tmp_path / "ser.toml"
+    config.write_text('profile = "me"\nno_profile_update = true\n')
+    frozen = _run(run + ["--config", str(config)], env)
     assert frozen.returncode == 0, frozen.stderr
     voiced = [s for s in _states(frozen.stdout) if s["voice"] and not s["final"]]
     assert sum(s["label"] == "happy" for s in voiced) > 0.7 * len(voiced)
@@ -360,3 +362,53 @@ def test_bad_enrollment_input_exits_2_with_one_line_and_writes_nothing(profile_b
     shipped = _run(run + ["--profile", "me", "--model", str(REPO / "models" / "default")], env)
     assert shipped.returncode == 2, shipped.stderr
     assert "made for model 'tiny-test-profiles'" in shipped.stderr and "this model 'default'" in shipped.stderr
+
+
+# -- ser-eval --enroll -------------------------------------------------------------------------------
+
+
+def _clips(speaker: str, per_label: int) -> list:
+    from ser_daemon.training.datasets import Clip
+
+    return [Clip(Path(f"/virtual/{speaker}/{lab}{i}.wav"), lab, speaker)
+            for lab in ("neutral", "calm", "happy", "angry") for i in range(per_label)]
+
+
+def test_pick_enrollment_keeps_scored_clips_apart_and_nests_the_sets() -> None:
+    from ser_daemon.training.enroll_eval import pick_enrollment
+
+    clips = _clips("u1", 5)
+    durations = {str(c.path): 10.0 for c in clips}
+    sets, scored = pick_enrollment(clips, 2, seed=3, durations=durations)
+    assert set(sets) == {"K=1", "K=2", "neutral-only"}
+    paths = {k: {str(c.path) for c in v} for k, v in sets.items()}
+    assert paths["K=1"] < paths["K=2"]
+    for lab in ("neutral", "calm", "happy", "angry"):
+        assert sum(c.label == lab for c in sets["K=2"]) == 2
+        assert sum(c.label == lab for c in scored) >= 1
+    assert {c.label for c in sets["neutral-only"]} == {"neutral"} and len(sets["neutral-only"]) == 3  # 30 s
+    assert not {str(c.path) for c in scored} & set().union(*paths.values())
+    assert len(scored) + len(set().union(*paths.values())) == len(clips)
+    again, _ = pick_enrollment(list(reversed(clips)), 2, seed=3, durations=durations)
+    assert {k: [str(c.path) for c in v] for k, v in again.items()} == {k: [str(c.path) for c in v]
+                                                                       for k, v in sets.items()}
+
+
+def test_enroll_evaluation_measures_the_gain_of_a_profile(bundle, clf) -> None:
+    from ser_daemon.training.enroll_eval import evaluate_enrollment, format_enrollment
+
+    # This speaker's happy sounds like the model's angry and the other way round.
+    pitch = {"neutral": 700.0, "calm": 200.0, "happy": 3000.0, "angry": 1200.0}
+    clips = _clips("u1", 4)
+    audio = {str(c.path): voice(pitch[c.label], seconds=2.0, seed=i) for i, c in enumerate(clips)}
+    result = evaluate_enrollment(clips, clf, 1, load=lambda c: audio[str(c.path)], progress=None)
+    rows = result["settings"]
+    assert set(rows) == {"K=0", "K=1", "neutral-only"} and result["speakers"] == ["u1"]
+    assert rows["K=0"]["timeline_gain"] == 0.0 and rows["K=0"]["per_class_recall"]["happy"] == 0.0
+    assert rows["K=1"]["timeline_gain"] > 0.3 and rows["K=1"]["per_class_recall"]["happy"] > 0.5
+    assert rows["K=1"]["clip_accuracy"] > rows["K=0"]["clip_accuracy"]
+    # K=1 takes one clip per label; neutral-only two more neutral ones (one neutral is always kept to score).
+    assert rows["K=1"]["clips_scored"] == rows["K=0"]["clips_scored"] == len(clips) - 4 - 2
+    assert rows["K=1"]["fit_s_max"] < 5.0
+    text = format_enrollment(result, "tiny")
+    assert "K=1" in text and "neutral-only" in text

@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      settle_s=args.settle_s, merge=args.merge, progress=progress)
         reports["timeline"] = score.to_dict()
     if args.enroll is not None:
-        from .enroll_eval import evaluate_enrollment, format_enrollment
+        from .enroll_eval import evaluate_enrollment
 
         try:
             enroll = evaluate_enrollment(clips, clf, args.enroll, settings=settings, seed=args.timeline_seed,
@@ -218,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ser-eval: {exc}", file=sys.stderr)
             return 2
         reports["enroll"] = enroll
-        print(format_enrollment(enroll, bundle.name))
     spk = reports["speakers"]
     who = ", ".join(spk) if len(spk) <= 4 else f"{len(spk)} speakers"
     data_names = "+".join(Path(d).name for d in args.data)

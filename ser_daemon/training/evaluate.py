@@ -305,6 +305,10 @@ def write_reports(out_dir: str | os.PathLike[str], reports: Mapping[str, Any], t
         from .timeline import format_timeline
 
         texts.append(format_timeline(reports["timeline"], title))
+    if isinstance(reports.get("enroll"), Mapping):
+        from .enroll_eval import format_enrollment
+
+        texts.append(format_enrollment(reports["enroll"], title))
     paths = {
         "json": write_json(reports, out / "report.json"),
         "txt": out / "report.txt",

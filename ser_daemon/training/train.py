@@ -68,6 +68,10 @@ class TrainConfig:
         window_s: seconds per window (the daemon's window).
         train_hop_s: seconds between training windows within a clip.
         eval_hop_s: seconds between evaluation windows within a clip.
+        edge: how far (fraction of a window) augmented training windows may reach
+            past the speech at either end; above 0.25 the clip is first padded
+            with faint noise so windows that hold only the onset or the tail of
+            an utterance exist, as the daemon decides on them too.
         epochs: passes over the training windows.
         batch_size: windows per step.
         learning_rate: peak learning rate (cosine decay after a short warm-up).
@@ -82,6 +86,7 @@ class TrainConfig:
     window_s: float = 2.0
     train_hop_s: float = 0.5
     eval_hop_s: float = 0.5
+    edge: float = 0.25
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -179,8 +184,12 @@ def clip_windows(
     hop = int(round(cfg.train_hop_s * sr))
     for v in range(1, copies + 1):
         y, b = augment_waveform(x, sr, rng, cfg.augment, bounds)
+        if cfg.edge > 0.25:
+            pad = int(round(cfg.edge * win))
+            quiet = (rng.standard_normal(pad) * 1e-4).astype(np.float32)
+            y, b = np.concatenate([quiet, y, quiet]), (b[0] + pad, b[1] + pad)
         shift = int(rng.uniform(-cfg.augment.shift_s, cfg.augment.shift_s) * sr)
-        starts = window_starts(len(y), b, win, hop, offset=shift)
+        starts = window_starts(len(y), b, win, hop, offset=shift, edge=cfg.edge)
         feats.append(features_of(cut_windows(y, starts, win, pad_seed=v), feature_cfg))
         versions.append(v)
     return feats, versions, voiced.astype(np.float64).sum(axis=0), len(voiced)
@@ -209,7 +218,8 @@ def build_feature_set(
             "clips": [[str(c.path), c.label, c.speaker] for c in clips],
             "labels": labels,
             "features": feature_cfg.to_dict(),
-            "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")},
+            "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")
+                    or (k == "edge" and v != 0.25)},
             "copies": copies,
             "v": 2,
         },

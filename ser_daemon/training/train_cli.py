@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--copies", type=int, default=None, help="augmented copies per clip")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
+    p.add_argument("--edge", type=float, default=None,
+                   help="how far training windows may reach past the speech, as a fraction of a window "
+                        "(default 0.25; more trains on utterance onsets and tails, as the daemon sees them)")
     p.add_argument("--quantize", default="auto", choices=["auto", "float", "dynamic"],
                    help="LiteRT export: float, dynamic-range quantized, or auto (measured)")
     p.add_argument("--speaker-norm", choices=["on", "off"], default="on",
@@ -74,7 +77,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .train import TrainConfig
 
     cfg = TrainConfig()
-    top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s")}
+    top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     if args.width is not None or args.dropout is not None:
         mo = {k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None}
