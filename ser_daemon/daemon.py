@@ -426,9 +426,12 @@ class Daemon:
                          "muted or switched off: the face is neutral and nothing about the voice is sent")
 
     def stop(self) -> None:
-        """Ask the daemon to stop (thread-safe)."""
+        """Ask the daemon to stop (thread-safe; harmless once it has stopped)."""
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop is closed: the daemon ended on its own meanwhile
+                pass
 
     def request_stop(self, request: StopRequest) -> None:
         """A signal or console event asks us to stop (event loop thread); a second one forces it."""
