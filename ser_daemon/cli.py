@@ -528,12 +528,13 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
     if profile is not None and profile.head is not None and classifier.embedding_dim != profile.head.embedding_dim:
         raise ModelError(f"the {classifier.backend} model of {bundle.name!r} gives no embedding for the profile's head")
     log.info("model %s (%s), labels %s", bundle.name, classifier.backend, ", ".join(bundle.labels))
-    daemon = Daemon(config, bundle, classifier, profile=profile)
+    daemon = Daemon(config, bundle, classifier, profile=profile, profile_path=profile_path)
     code = daemon.run()
     if stats_json:
         daemon.write_stats(stats_json)
-    if profile is not None and profile_path is not None and config.profile_update:
-        _save_learned_baseline(daemon, profile, profile_path)
+    # The profile may have changed while running (the web page's Calibrate): save into the one in use.
+    if daemon.profile is not None and daemon.profile_path is not None and config.profile_update:
+        _save_learned_baseline(daemon, daemon.profile, daemon.profile_path)
     if daemon.left_work_behind:  # stopped during start-up: a library's exit hook would only delay the end
         _exit_now(code)
     return code

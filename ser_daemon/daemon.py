@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Coroutine, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TextIO
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from .osc_out import OscSender
 from .osc_profiles import GenericProfile, VRChatProfile, make_profile
 from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
 from .profiles import Profile
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
@@ -137,6 +140,7 @@ class Daemon:
         status_out: where the live status line goes (only if a terminal).
         profile: the user's personal profile, for the local inputs (not ingest streams:
             those are other people).
+        profile_path: where that profile is kept (the learned baseline is saved there at exit).
     """
 
     def __init__(
@@ -148,9 +152,14 @@ class Daemon:
         status_out: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         profile: Profile | None = None,
+        profile_path: Path | None = None,
     ) -> None:
         self.config = config
         self.profile = profile
+        self.profile_path = profile_path
+        self.profile_name = config.profile if profile is not None else None
+        self.calibration: Calibration | None = None  # the web page's Calibrate (with --web)
+        self._profile_swaps: queue.SimpleQueue[tuple[str, Profile]] = queue.SimpleQueue()
         self.bundle = bundle
         self.classifier = classifier
         self.out = out if out is not None else sys.stdout
@@ -308,6 +317,7 @@ class Daemon:
             window_ms=self.bundle.window_s * 1000.0,
             hop_ms=a.hop_ms,
             streams=[s.name for s in self.streams],
+            profile=self.profile_name,
         )
 
     # -- running ------------------------------------------------------------
@@ -340,6 +350,7 @@ class Daemon:
                     await self.ws.start(cfg.ws)
                 if cfg.web is not None:
                     port = await self.ws.start(cfg.web, web=True)
+                    self._offer_calibration()
                     if not cfg.quiet:
                         print(f"web view: http://{cfg.web.host}:{port}/", file=self.status_out, flush=True)
                 if self.config.wait_clients:
@@ -388,6 +399,55 @@ class Daemon:
                 self.left_work_behind = True
         if not task.cancelled():
             task.result()  # its error, if it failed
+
+    def _offer_calibration(self) -> None:
+        """The web page's Calibrate records from the first local input (see :mod:`ser_daemon.calibration`)."""
+        from .calibration import Calibration
+        from .inference import load_classifier
+
+        assert self.ws is not None and self._loop is not None
+        local = [st for st in self.streams if not st.remove_when_done]
+        first = local[0] if local else None
+        self.calibration = Calibration(
+            self.bundle, first.name if first else None, first.proc.in_rate if first else 0, self._loop,
+            self.ws.send_to, self._use_calibrated_profile,
+            lambda: load_classifier(self.bundle, self.config.backend, num_threads=1),
+        )
+        self.ws.controls["calibrate"] = self.calibration.handle
+        self.ws.on_client_gone = self.calibration.client_gone
+
+    def _use_calibrated_profile(self, profile: Profile, path: Path, name: str, stream: str) -> None:
+        """A profile the page just made (event loop thread): the processing thread switches the stream to it."""
+        self.profile, self.profile_path, self.profile_name = profile, path, name
+        self._profile_swaps.put((stream, profile))
+        self._wake.set()
+
+    def _apply_profile_swaps(self) -> None:
+        """Processing thread: from the next window on, the stream reads with the user's baseline and head."""
+        from .speaker_norm import SpeakerNormalizer
+
+        while not self._profile_swaps.empty():
+            stream, profile = self._profile_swaps.get_nowait()
+            for st in self.streams:
+                if st.name == stream and not st.remove_when_done:
+                    if self.bundle.speaker_norm is not None:
+                        st.proc.speaker = SpeakerNormalizer(self.bundle.speaker_norm, start=profile.baseline,
+                                                            start_frames=profile.baseline_frames)
+                    st.proc.head = profile.head
+                    log.info("stream %s now uses profile %s", stream, self.profile_name)
+                    if self._loop is not None:
+                        try:
+                            self._loop.call_soon_threadsafe(self._announce_profile, stream)
+                        except RuntimeError:
+                            pass
+
+    def _announce_profile(self, stream: str) -> None:
+        """Event loop thread: new clients' hello names the profile; every client hears of the switch."""
+        from .calibration import active_json
+
+        if self.ws is not None:
+            self.ws.hello_text = dumps(self.hello())
+            self.ws.broadcast_message(active_json(self.profile_name or "", stream))
 
     async def _listen_for_avatar_changes(self) -> None:
         """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""
@@ -505,6 +565,7 @@ class Daemon:
                 self._wake.wait(0.05)
                 self._wake.clear()
             self._drain_statuses()
+            self._apply_profile_swaps()
             while not self._new_streams.empty():
                 self.streams.append(self._new_streams.get_nowait())
             work = []
@@ -518,6 +579,8 @@ class Daemon:
                 else:
                     finished = st.source.finished.is_set()  # a device never finishes by itself
                 r = st.ring.read()
+                if self.calibration is not None and len(r.samples):
+                    self.calibration.feed(st.name, r.samples)
                 if len(r.samples) or r.lost:
                     work.extend((st.proc, d) for d in st.proc.feed(r.samples, r.start_index, st.ring.arrival_time, r.lost))
                 if finished and st.ring.available == 0:

@@ -157,10 +157,11 @@ def state_json(
 
 
 def hello_json(
-    *, labels: Iterable[str], model: str, sample_rate: int, window_ms: float, hop_ms: float, streams: Iterable[str]
+    *, labels: Iterable[str], model: str, sample_rate: int, window_ms: float, hop_ms: float, streams: Iterable[str],
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    """The first message every WebSocket client gets."""
-    return {
+    """The first message every WebSocket client gets (``profile``: the personal profile in use, if any)."""
+    msg = {
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
         "server": f"ser-daemon/{__version__}",
@@ -171,6 +172,9 @@ def hello_json(
         "hop_ms": _r(hop_ms, 3),
         "streams": list(streams),
     }
+    if profile is not None:
+        msg["profile"] = str(profile)
+    return msg
 
 
 def status_json(stream: str, status: str, detail: str, when: float) -> dict[str, Any]:

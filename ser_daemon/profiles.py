@@ -39,6 +39,8 @@ __all__ = [
     "Profile",
     "profiles_dir",
     "profile_path",
+    "check_writable",
+    "is_profile_name",
     "load_profile",
     "read_profile",
     "save_profile",
@@ -194,6 +196,27 @@ def profile_path(spec: str | os.PathLike[str]) -> Path:
     if p.suffix == ".json" and not p.is_dir():
         return p
     return p / PROFILE_FILE
+
+
+def check_writable(path: Path, replace: bool) -> None:
+    """Refuse before any work is done: an existing profile without --replace, or a folder we cannot write."""
+    if path.exists() and not replace:
+        raise ProfileError(f"{path} exists already: pass --replace to overwrite it, or choose another name")
+    if path.exists() and not path.is_file():
+        raise ProfileError(f"{path} is not a regular file")
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ProfileError(f"cannot write the profile in {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ProfileError(f"cannot write the profile in {folder}: the folder is not writable")
+
+
+def is_profile_name(text: str) -> bool:
+    """Whether ``text`` is a profile name (kept in the per-user folder) rather than a path."""
+    return bool(_NAME.match(text))
 
 
 def read_profile(path: str | os.PathLike[str]) -> Profile:

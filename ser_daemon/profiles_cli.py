@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, NoReturn, Sequence
 
 from .errors import ProfileError, SerError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "summary_line"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baseline-only", action="store_true",
                    help="learn the voice baseline only, no personal head (even with labelled takes)")
     e.add_argument("--replace", action="store_true", help="overwrite the profile if it exists")
+    g = e.add_argument_group(
+        "guided, from a microphone",
+        "With --device (and no --label) a guided session shows short sentences to read, neutrally first, "
+        "then as if delighted, furious, sad ...; a level meter and a progress bar show what is captured. "
+        "Enter records (and stops; a take also stops by itself after a moment of silence), s skips a step, "
+        "q finishes now and keeps the takes accepted so far.")
+    g.add_argument("--device", metavar="N|NAME", help="the microphone: index or part of its name (see --list-devices)")
+    g.add_argument("--host-api", metavar="NAME", help="take the device from this PortAudio host API")
+    g.add_argument("--samplerate", type=int, metavar="HZ", help="capture rate (default: the device's)")
+    g.add_argument("--emotions", metavar="LIST",
+                   help="comma-separated emotions to record after the neutral sentences (default: every label "
+                        "the model knows; 'none' for neutral takes only)")
     e.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
 
     ls = sub.add_parser("profiles", help="list, show or delete profiles",
@@ -74,32 +85,23 @@ def _bundle(model: str | None) -> Any:
     return load_bundle(directory)
 
 
-def _check_writable(path: Path, replace: bool) -> None:
-    """Refuse before any work is done: an existing profile without --replace, or a folder we cannot write."""
-    if path.exists() and not replace:
-        raise ProfileError(f"{path} exists already: pass --replace to overwrite it, or choose another name")
-    if path.exists() and not path.is_file():
-        raise ProfileError(f"{path} is not a regular file")
-    folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ProfileError(f"cannot write the profile in {folder}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ProfileError(f"cannot write the profile in {folder}: the folder is not writable")
-
-
 def _enroll(args: argparse.Namespace) -> int:
     from .audio_prep import load_audio
     from .enroll import Take, check_take, fit_profile
     from .inference import load_classifier
-    from .profiles import profile_path, save_profile
+    from .profiles import check_writable, profile_path, save_profile
 
     path = profile_path(args.profile)
-    _check_writable(path, args.replace)
+    check_writable(path, args.replace)
+    if args.device is not None:
+        if args.label:
+            raise ProfileError("give either --label LABEL FILE.wav ... or --device N (a guided session), not both")
+        from .enroll_mic import run_guided
+
+        return run_guided(args, path)
     if not args.label:
-        raise ProfileError("no takes: give --label LABEL FILE.wav ... (for example --label neutral me1.wav me2.wav)")
+        raise ProfileError("no takes: give --label LABEL FILE.wav ... (for example --label neutral me1.wav me2.wav), "
+                           "or --device N for a guided session at the microphone")
     bundle = _bundle(args.model)
     takes: list[Take] = []
     for group in args.label:
@@ -120,12 +122,17 @@ def _enroll(args: argparse.Namespace) -> int:
     profile = fit_profile(bundle, classifier, takes, head=not args.baseline_only)
     fit_s = time.perf_counter() - t0
     save_profile(path, profile)
+    print(summary_line(path, profile, len(takes), fit_s, bundle.name))
+    return 0
+
+
+def summary_line(path: Path, profile: Any, n_takes: int, fit_s: float, model_name: str) -> str:
+    """The line every enrollment ends with (files, microphone, web page)."""
     voice = sum(v["voice_s"] for v in profile.takes.values())
     what = (f"personal head for {', '.join(sorted(profile.takes))}" if profile.head is not None
             else "voice baseline only")
-    print(f"profile {path}: {len(takes)} takes, {voice:.1f} s of voice; {what}; fitted in {fit_s:.2f} s "
-          f"for model {bundle.name!r}")
-    return 0
+    return (f"profile {path}: {n_takes} takes, {voice:.1f} s of voice; {what}; fitted in {fit_s:.2f} s "
+            f"for model {model_name!r}")
 
 
 def _describe(name: str, path: Path, item: Any, fingerprint: str | None) -> str:

@@ -48,6 +48,12 @@ class _Client:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
     closed: bool = False
+    web: bool = False  # connected to the web view's endpoint (its page), not the plain --ws one
+    host: str = "?"  # the peer's address
+
+
+# A control handler: (client, message) -> None; ValueError for a malformed message (closed with 1007).
+ControlHandler = Callable[[_Client, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,13 @@ class LogLimiter:
         while len(self._last) > self.max_keys:
             self._last.popitem(last=False)
         return True
+
+
+def _local_port(conn: ServerConnection) -> int | None:
+    try:
+        return int(conn.local_address[1])
+    except (TypeError, IndexError, AttributeError, ValueError):
+        return None
 
 
 def _client(conn: ServerConnection) -> str:
@@ -297,6 +310,10 @@ class WsBroadcaster:
         self.ports: list[int] = []
         self._own_origins: set[str] = set()
         self.log_limiter = LogLimiter()
+        self._web_ports: set[int] = set()
+        # Client messages of these types are commands (by "type"); all other JSON is ignored.
+        self.controls: dict[str, ControlHandler] = {}
+        self.on_client_gone: Callable[[_Client], None] | None = None
 
     async def start(self, endpoint: Endpoint, web: bool = False) -> int:
         """Listen on ``endpoint``; with ``web`` also serve the live page there. Returns the port."""
@@ -308,6 +325,7 @@ class WsBroadcaster:
         if self.port is None:
             self.port = port
         if web:
+            self._web_ports.add(port)
             for host in ("127.0.0.1", "localhost", endpoint.host):
                 self._own_origins.add(f"http://{host}:{port}")
         log.info("%s on %s:%s", "web view" if web else "WebSocket server", endpoint.host, port)
@@ -345,13 +363,14 @@ class WsBroadcaster:
         if len(self.clients) >= self.policy.max_clients:  # raced past the gate
             await conn.close(CloseCode.TRY_AGAIN_LATER, "too many clients")
             return
-        client = _Client(conn, collections.deque(maxlen=self.queue_len))
+        client = _Client(conn, collections.deque(maxlen=self.queue_len), web=_local_port(conn) in self._web_ports,
+                         host=_client(conn))
         client.queue.append(self.hello_text)
         client.ready.set()
         self.clients.add(client)
         self.connections_total += 1
         self._count_changed.set()
-        reader = asyncio.create_task(self._drain_incoming(conn))
+        reader = asyncio.create_task(self._drain_incoming(client))
 
         def on_reader_done(_: asyncio.Task) -> None:
             # The connection is gone (closed, reset, or closed by us): wake the sender to leave.
@@ -370,10 +389,16 @@ class WsBroadcaster:
         finally:
             reader.cancel()
             self.clients.discard(client)
+            if self.on_client_gone is not None:
+                self.on_client_gone(client)
             self._count_changed.set()
 
-    async def _drain_incoming(self, conn: ServerConnection) -> None:
-        """This endpoint takes no commands: text is ignored, binary or non-JSON text closes (1003/1007)."""
+    async def _drain_incoming(self, client: _Client) -> None:
+        """Text is ignored unless it is a control message (see ``controls``); binary or non-JSON closes (1003/1007).
+
+        A control message of a known type that its handler finds malformed closes too (1007), like any garbage.
+        """
+        conn = client.conn
         try:
             async for message in conn:
                 if isinstance(message, bytes):
@@ -381,13 +406,35 @@ class WsBroadcaster:
                     await conn.close(CloseCode.UNSUPPORTED_DATA, "this endpoint takes no binary messages")
                     return
                 try:
-                    loads_json(message)
+                    obj = loads_json(message)
                 except ValueError:
                     self.refused["garbage"] += 1
                     await conn.close(CloseCode.INVALID_DATA, "messages must be JSON")
                     return
+                kind = obj.get("type") if isinstance(obj, dict) else None
+                handler = self.controls.get(kind) if isinstance(kind, str) else None
+                if handler is None:
+                    continue
+                try:
+                    await handler(client, obj)
+                except ValueError as exc:
+                    self.refused["bad_control"] += 1
+                    _warn(conn, self.log_limiter, "bad_control", "closed a client that sent a bad %s message: %s",
+                          kind, exc)
+                    await conn.close(CloseCode.INVALID_DATA, f"invalid {kind} message"[:100])
+                    return
         except ConnectionClosed:
             pass
+
+    def send_to(self, client: _Client, message: dict[str, Any]) -> None:
+        """Queue a message for one client only (event loop thread); a gone client is skipped."""
+        if client.closed or client not in self.clients:
+            return
+        if len(client.queue) == client.queue.maxlen:
+            client.dropped += 1
+            self.total_dropped += 1
+        client.queue.append(dumps(message))
+        client.ready.set()
 
     def broadcast(self, state: EmotionState, weights: Mapping[str, Mapping[str, float]] | None = None) -> None:
         """Queue ``state`` for every client (call in the event loop's thread)."""

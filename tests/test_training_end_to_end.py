@@ -52,6 +52,10 @@ def test_train_writes_a_loadable_bundle(bundle: Path) -> None:
     assert lite.shape == (3, 3)
     np.testing.assert_allclose(lite, keras_probs, atol=1e-4)
     np.testing.assert_allclose(lite.sum(axis=1), 1.0, atol=1e-5)
+    # Ready for personal profiles: the head is stored and the LiteRT model gives its input.
+    probs, emb = load_classifier(b, backend="litert").predict_embedded(x)
+    assert b.head is not None and emb.shape == (3, b.head.embedding_dim)
+    np.testing.assert_allclose(b.head.probs(emb), probs, atol=2e-3)
     assert (bundle / "eval" / "report.json").is_file() and (bundle / "eval" / "confusion_matrix.png").is_file()
 
 

@@ -111,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate_windows,
         export_bundle,
         fit_model,
+        head_metadata,
     )
 
     cfg = _config(args)
@@ -223,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["metrics"]["heldout"]["streaming"] = {  # type: ignore[index]
             "accuracy": stream["accuracy"], "macro_f1": stream["macro_f1"], "settle": stream["settle"]}
         extra["export"] = info
+        extra["head"] = head_metadata(model)  # the rewrite must keep what export_bundle stored
         write_metadata(out, name=name, labels=labels, features=feature_cfg, window_s=cfg.window_s, extra=extra,
                        speaker_norm=speaker_norm)
     if args.final_on_all and holdout.any():

@@ -27,13 +27,21 @@
     chart: $("chart"), chartSeconds: $("chart-seconds"), legend: $("legend"), messages: $("messages"),
     mouth: $("mouth"), browL: $("brow-left"), browR: $("brow-right"), eyeL: $("eye-left"),
     eyeR: $("eye-right"), pupilL: $("pupil-left"), pupilR: $("pupil-right"),
-    cheekL: $("cheek-left"), cheekR: $("cheek-right"), sneerL: $("sneer-left"), sneerR: $("sneer-right")
+    cheekL: $("cheek-left"), cheekR: $("cheek-right"), sneerL: $("sneer-left"), sneerR: $("sneer-right"),
+    profileName: $("profile-name"), calOpen: $("cal-open"), calPanel: $("calibrate"), calForm: $("cal-form"),
+    calProfile: $("cal-profile"), calReplace: $("cal-replace"), calNeutralOnly: $("cal-neutral-only"),
+    calClose: $("cal-close"), calRun: $("cal-run"), calStep: $("cal-step"), calProgress: $("cal-progress"),
+    calCue: $("cal-cue"), calSentence: $("cal-sentence"), calLevel: $("cal-level"), calTake: $("cal-take"),
+    calRecord: $("cal-record"), calSkip: $("cal-skip"), calFinish: $("cal-finish"), calCancel: $("cal-cancel"),
+    calMessage: $("cal-message")
   };
 
   var view = {
     connected: false, status: "connecting", hello: null, labels: [], streams: [], stream: null,
     label: null, confidence: 0, voice: false, latency_ms: null, probs: {}, weights: null,
-    seq: null, final: false, input: null, messages: 0, hellos: 0, connects: 0, face: {}
+    seq: null, final: false, input: null, messages: 0, hellos: 0, connects: 0, face: {}, profile: null,
+    calibrate: { state: "idle", step: null, steps: 0, label: null, sentence: null, accepted: 0, attempt: 1,
+                 message: "", kind: null, events: [], levels: 0 }
   };
   window.serView = view;
 
@@ -86,6 +94,7 @@
     ws = sock;
     sock.onopen = function () {
       setConnected(true);
+      el.calOpen.disabled = false;
       view.connects += 1;
       setStatus("live", "live");
     };
@@ -96,11 +105,14 @@
       if (msg.type === "hello") onHello(msg);
       else if (msg.type === "state") onState(msg);
       else if (msg.type === "status") onInputStatus(msg);
+      else if (msg.type === "calibrate") onCalibrate(msg);
     };
     sock.onclose = function (ev) {
       if (ws !== sock) return;
       ws = null;
       setConnected(false);
+      el.calOpen.disabled = true;
+      if (view.calibrate.state !== "idle") calIdle("disconnected: the calibration was dropped");
       setVoice(false);
       scheduleReconnect(ev && ev.code);
     };
@@ -131,6 +143,7 @@
     view.streams = streams;
     if (view.stream === null || streams.indexOf(view.stream) < 0) view.stream = streams.length ? streams[0] : null;
     el.model.textContent = msg.model ? String(msg.model) : "–";
+    setProfile(msg.profile != null ? String(msg.profile) : null);
     buildStreamSelect(streams);
     if (!sameLabels) {
       history = [];
@@ -258,6 +271,119 @@
     document.body.dataset.voice = on ? "true" : "false";
     el.voice.dataset.active = on ? "true" : "false";
     el.voice.textContent = on ? "speaking" : "silent";
+  }
+
+  // ---------------------------------------------------------------- calibrate
+  // The guided enrollment runs in the daemon, on the audio it already captures; the page sends
+  // {"type":"calibrate","action":...} and shows the prompts, level, refusals and progress it gets back.
+  var CAL_LOG_MAX = 200;
+
+  function setProfile(name) {
+    view.profile = name;
+    el.profileName.textContent = name ? "profile: " + name : "";
+  }
+  function sendControl(obj) {
+    if (!ws || ws.readyState !== 1) return false;
+    obj.type = "calibrate";
+    ws.send(JSON.stringify(obj));
+    return true;
+  }
+  function calMessage(kind, text) {
+    view.calibrate.message = text;
+    view.calibrate.kind = kind;
+    el.calMessage.textContent = text;
+    el.calMessage.dataset.kind = kind;
+  }
+  function calIdle(text) {
+    view.calibrate.state = "idle";
+    el.calRun.classList.add("hidden");
+    el.calForm.classList.remove("hidden");
+    setRecording(false);
+    if (text) calMessage("error", text);
+  }
+  function setRecording(on) {
+    el.calRecord.textContent = on ? "Stop" : "Record";
+    el.calRecord.classList.toggle("recording", on);
+  }
+
+  el.calOpen.addEventListener("click", function () { el.calPanel.classList.remove("hidden"); });
+  el.calClose.addEventListener("click", function () { el.calPanel.classList.add("hidden"); });
+  el.calForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var req = { action: "start", profile: el.calProfile.value.trim(), replace: !!el.calReplace.checked };
+    if (el.calNeutralOnly.checked) req.emotions = [];
+    if (!sendControl(req)) calMessage("error", "not connected to the daemon");
+  });
+  el.calRecord.addEventListener("click", function () {
+    sendControl({ action: view.calibrate.state === "recording" ? "stop" : "record" });
+  });
+  el.calSkip.addEventListener("click", function () { sendControl({ action: "skip" }); });
+  el.calFinish.addEventListener("click", function () { sendControl({ action: "finish" }); });
+  el.calCancel.addEventListener("click", function () { sendControl({ action: "cancel" }); });
+
+  function onCalibrate(msg) {
+    var c = view.calibrate;
+    var ev = String(msg.event || "");
+    var text = msg.text != null ? String(msg.text) : "";
+    if (ev !== "level") {
+      c.events.push(ev);
+      if (c.events.length > CAL_LOG_MAX) c.events.splice(0, c.events.length - CAL_LOG_MAX);
+    } else {
+      c.levels += 1;
+    }
+    if (typeof msg.steps === "number") c.steps = msg.steps;
+    if (typeof msg.accepted === "number") c.accepted = msg.accepted;
+    if (typeof msg.step === "number" && c.steps) {
+      el.calProgress.style.width = fmt(100 * Math.min(msg.step, c.steps) / c.steps, 1) + "%";
+    }
+    if (ev === "started") {
+      c.state = "ready";
+      el.calForm.classList.add("hidden");
+      el.calRun.classList.remove("hidden");
+      calMessage("started", text);
+    } else if (ev === "step") {
+      c.state = "ready";
+      c.step = msg.step; c.label = String(msg.label || ""); c.sentence = String(msg.sentence || "");
+      c.attempt = msg.attempt | 0;
+      el.calStep.textContent = "step " + (msg.step + 1) + " of " + c.steps + " · " + c.label +
+        (c.attempt > 1 ? " (try " + c.attempt + ")" : "");
+      el.calCue.textContent = "Say it " + String(msg.cue || "") + ":";
+      el.calSentence.textContent = c.sentence;
+      setRecording(false);
+    } else if (ev === "recording") {
+      c.state = "recording";
+      setRecording(true);
+      calMessage("recording", text);
+    } else if (ev === "level") {
+      var db = typeof msg.level_db === "number" ? msg.level_db : -60;
+      el.calLevel.style.width = fmt(100 * clamp01((db + 60) / 60), 1) + "%";
+      if (c.state === "recording") {
+        el.calTake.textContent = fmt(msg.take_s || 0, 1) + " s · voice " + fmt(msg.voice_s || 0, 1) + " s";
+      }
+    } else if (ev === "refused" || ev === "accepted" || ev === "skipped") {
+      c.state = "ready";
+      setRecording(false);
+      calMessage(ev, (ev === "refused" ? "refused: " : "") + text);
+    } else if (ev === "done" || ev === "fitting") {
+      c.state = "fitting";
+      setRecording(false);
+      calMessage(ev, ev === "done" ? "finishing…" : text);
+    } else if (ev === "saved") {
+      c.state = "saved";
+      calMessage("saved", text);
+    } else if (ev === "active") {
+      setProfile(msg.profile != null ? String(msg.profile) : null);
+      if (c.state !== "idle" && c.state !== "ready" && c.state !== "recording") {
+        calIdle(null);
+        calMessage("active", "profile " + String(msg.profile) + " saved and in use");
+      }
+    } else if (ev === "cancelled") {
+      calIdle(null);
+      calMessage("cancelled", text);
+    } else if (ev === "error") {
+      if (c.state === "fitting" || c.state === "idle" || c.state === "saved") calIdle(null);
+      calMessage("error", text);
+    }
   }
 
   // ---------------------------------------------------------------- strip chart
