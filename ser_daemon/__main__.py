@@ -1,22 +1,29 @@
-"""``python -m ser_daemon``: the same as the ``ser-daemon`` command."""
+"""``python -m ser_daemon`` and the ``ser-daemon`` command (its entry point is :func:`main`).
+
+The stop-signal handlers go in before anything heavier is imported (the CLI, numpy, LiteRT,
+the model): a signal at any moment of start-up ends the process at once with its documented
+exit code, never a traceback or a wrong message (``ser_daemon.startup`` says why and how).
+"""
 
 import os
 import sys
 
-# As early as the package allows: a stop signal while the CLI is still importing exits with
-# that signal's documented code, never a traceback (README: exit codes).  Until the handlers
-# are in, Python's own Ctrl-C handler raises KeyboardInterrupt: also 130.
 try:
-    from .platform import install_startup_handlers
-
-    install_startup_handlers()
-    from .cli import main
-except KeyboardInterrupt:
+    from .startup import install_startup_handlers
+except KeyboardInterrupt:  # Ctrl-C in the millisecond before ours can be in: Python's handler raised it
     os._exit(130)
-except BaseException as exc:  # StartupInterrupt (SIGTERM, SIGHUP) carries its exit code
-    code = getattr(exc, "exit_code", None)
-    if code is None:
-        raise
-    os._exit(code)
 
-sys.exit(main())
+
+def main() -> int:
+    """Install the start-up signal handlers, then run the CLI."""
+    try:
+        install_startup_handlers()
+    except KeyboardInterrupt:
+        os._exit(130)
+    from .cli import main as cli_main
+
+    return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

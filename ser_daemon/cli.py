@@ -22,15 +22,8 @@ from .config import (
     parse_osc_target,
 )
 from .errors import ConfigError, SerError
-from .platform import (
-    EXIT_BROKEN_PIPE,
-    EXIT_INTERRUPTED,
-    StartupInterrupt,
-    ignore_stop_signals,
-    install_startup_handlers,
-    restore_signals,
-    user_config_path,
-)
+from .platform import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, user_config_path
+from .startup import install_startup_handlers, restore_signals
 
 __all__ = ["main", "build_parser", "demo_recording", "analysis_settings_from_file"]
 
@@ -460,23 +453,18 @@ def _exit_now(code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ser-daemon``; return the process exit code."""
-    # Until the daemon's loop takes over, SIGINT, SIGTERM and SIGHUP (SIGBREAK on Windows)
-    # stop start-up with the exit code of that signal (README: exit codes).
+    # Until the daemon's loop takes over (and again once its clean stop is done), SIGINT,
+    # SIGTERM and SIGHUP (SIGBREAK on Windows) end the process at once with their exit code
+    # (README: exit codes).  ``python -m ser_daemon`` and the ``ser-daemon`` command installed
+    # them already, before this module was imported; here for callers of main() itself.
     previous = install_startup_handlers()
     try:
         code = _main(argv)
-    except StartupInterrupt as exc:
-        # Interrupted during start-up (imports, model loading).  Exit at once: an interrupt
-        # that hit C-level code while importing can leave CPython marked "unhandled" and make
-        # it kill itself with the signal at exit instead of exiting with the documented code.
-        _exit_now(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # defensive: only Python's own Ctrl-C handler raises it, and ours replaced it
         _exit_now(EXIT_INTERRUPTED)
     except BrokenPipeError:
         _exit_now(EXIT_BROKEN_PIPE)  # e.g. `ser-daemon --list-devices | head -1`
-    if argv is None:
-        ignore_stop_signals()  # the clean stop is done; a late signal must not turn into a traceback
-    else:
+    if argv is not None:
         restore_signals(previous)  # called as a library function: give the caller its handlers back
     return code
 
@@ -553,6 +541,8 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
     # The profile may have changed while running (the web page's Calibrate): save into the one in use.
     if daemon.profile is not None and daemon.profile_path is not None and config.profile_update:
         _save_learned_baseline(daemon, daemon.profile, daemon.profile_path)
+    if daemon.left_work_behind:  # stopped during start-up: a library's exit hook would only delay the end
+        _exit_now(code)
     return code
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TextIO
 
 import numpy as np
 
@@ -201,6 +201,9 @@ class Daemon:
         self._stop_requests = 0
         self._stopped = threading.Event()  # set when the clean stop is done (a console handler waits on it)
         self._processing_started = False
+        # A start-up step given up for a stop (an mDNS announcement half done) still runs in a thread
+        # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
+        self.left_work_behind = False
         self._print_broken = False
         self._last_status = 0.0
         self._trimmer = Trimmer()
@@ -326,7 +329,9 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         # Not in the main thread (library use) nothing is installed: the caller stops us with stop().
-        install_stop_handlers(self._loop, self.request_stop, self._stopped)
+        # Until here (and again after the clean stop) ser-daemon's start-up handlers end the process
+        # at once: no output had been opened yet (ser_daemon.startup).
+        hand_back = install_stop_handlers(self._loop, self.request_stop, self._stopped)
         processing: threading.Thread | None = None
         try:
             cfg = self.config
@@ -350,11 +355,7 @@ class Daemon:
                         print(f"web view: http://{cfg.web.host}:{port}/", file=self.status_out, flush=True)
                 if self.config.wait_clients:
                     log.info("waiting for %d WebSocket client(s)", self.config.wait_clients)
-                    waiter = asyncio.create_task(self.ws.wait_for_clients(self.config.wait_clients))
-                    stopper = asyncio.create_task(self._stop.wait())
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    stopper.cancel()
+                    await self._unless_stopped(self.ws.wait_for_clients(self.config.wait_clients))
             if cfg.ingest is not None:
                 policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, INGEST_MESSAGE_BYTES),
                                       token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
@@ -362,7 +363,8 @@ class Daemon:
                                            self._wake.set, ring_seconds=INGEST_RING_SECONDS,
                                            max_streams=cfg.max_streams)
                 await self.ingest.start(cfg.ingest)
-            await self._listen_for_avatar_changes()
+            if not self._stop.is_set():
+                await self._unless_stopped(self._listen_for_avatar_changes())  # OSCQuery: ~3 s of mDNS probing
             if not self._stop.is_set():
                 await asyncio.to_thread(self._warm_up)
                 if cfg.jsonl:
@@ -377,8 +379,26 @@ class Daemon:
                 processing.start()
                 await self._stop.wait()
         finally:
-            await self._shutdown(processing)
+            try:
+                await self._shutdown(processing)
+            finally:
+                hand_back()  # before asyncio.run closes the loop, which would leave SIG_DFL behind
         return self.exit_code
+
+    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> None:
+        """Await a start-up step, but drop it as soon as a stop is asked for: every stop ends within 1 s."""
+        task = asyncio.ensure_future(step)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                self.left_work_behind = True
+        if not task.cancelled():
+            task.result()  # its error, if it failed
 
     def _offer_calibration(self) -> None:
         """The web page's Calibrate records from the first local input (see :mod:`ser_daemon.calibration`)."""
@@ -466,9 +486,12 @@ class Daemon:
                          "muted or switched off: the face is neutral and nothing about the voice is sent")
 
     def stop(self) -> None:
-        """Ask the daemon to stop (thread-safe)."""
+        """Ask the daemon to stop (thread-safe; harmless once it has stopped)."""
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop is closed: the daemon ended on its own meanwhile
+                pass
 
     def request_stop(self, request: StopRequest) -> None:
         """A signal or console event asks us to stop (event loop thread); a second one forces it."""

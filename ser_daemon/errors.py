@@ -22,6 +22,7 @@ __all__ = [
     "ModelError",
     "BackendUnavailable",
     "ProfileError",
+    "import_failure",
 ]
 
 
@@ -51,3 +52,28 @@ class BackendUnavailable(SerError, ImportError):
 
 class ProfileError(SerError):
     """A personal profile that cannot be made, read, used or written."""
+
+
+def import_failure(exc: ImportError, package: str, missing_hint: str) -> str:
+    """The message for an optional import that failed; re-raises an interrupt hidden in it.
+
+    Guards around optional imports catch ImportError only, never Exception or BaseException,
+    because a signal can land in any import.  Even so an interrupt can come back disguised:
+    an exception raised while a pybind11 extension initialises (LiteRT's interpreter wrapper)
+    is turned into ``ImportError("initialization failed")`` with the real one as its cause.
+    Reporting that as a missing package would be wrong twice (message and exit code), so a
+    KeyboardInterrupt, SystemExit or other non-Exception anywhere in the chain is raised again.
+
+    Returns ``missing_hint`` when a module is not installed (ModuleNotFoundError), else a
+    message saying that ``package`` is there but cannot be loaded, with the reason.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if not isinstance(cause, Exception):
+            raise cause
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, ModuleNotFoundError):
+        return missing_hint
+    return f"{package} is installed but cannot be loaded ({exc}): reinstall it"

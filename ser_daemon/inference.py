@@ -20,7 +20,7 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from .errors import BackendUnavailable, ModelError
+from .errors import BackendUnavailable, ModelError, import_failure
 from .model_bundle import ModelBundle
 
 __all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier", "gpu_visible", "split_outputs",
@@ -120,10 +120,10 @@ class LiteRTClassifier:
     def __init__(self, path: Path, labels: tuple[str, ...], input_shape: tuple[int, int], num_threads: int = 1) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:
-            raise BackendUnavailable(
-                "the LiteRT backend needs ai-edge-litert: pip install ai-edge-litert"
-            ) from exc
+        except ImportError as exc:  # ImportError only: a signal can land in this import (errors.import_failure)
+            raise BackendUnavailable(import_failure(
+                exc, "ai-edge-litert", "the LiteRT backend needs ai-edge-litert: pip install ai-edge-litert"
+            )) from exc
         self.labels = tuple(labels)
         self.input_shape = tuple(input_shape)  # type: ignore[assignment]
         self.path = Path(path)
@@ -203,9 +203,9 @@ class KerasClassifier:
         try:
             import keras
         except ImportError as exc:
-            raise BackendUnavailable(
-                "the Keras backend needs Keras 3 with TensorFlow or JAX: pip install 'ser-daemon[keras]'"
-            ) from exc
+            raise BackendUnavailable(import_failure(
+                exc, "Keras", "the Keras backend needs Keras 3 with TensorFlow or JAX: pip install 'ser-daemon[keras]'"
+            )) from exc
         if importlib.util.find_spec(f"{__package__}.model_layers") is not None:
             importlib.import_module(f"{__package__}.model_layers")  # registers custom layers
 

@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import SerError
+from .errors import SerError, import_failure
 
 __all__ = ["OscQueryUnavailable", "VRChatService", "Advertisement", "VRChatBrowser", "advertise", "VRCHAT_PREFIX"]
 
@@ -36,6 +36,7 @@ VRCHAT_PREFIX = "VRChat-Client-"
 OSC_TYPE = "_osc._udp.local."
 OSCJSON_TYPE = "_oscjson._tcp.local."
 LOOPBACK = "127.0.0.1"
+HTTP_POLL_S = 0.05  # how often the OSCQuery HTTP server checks for shutdown
 
 
 class OscQueryUnavailable(SerError, ImportError):
@@ -47,9 +48,10 @@ def _imports() -> tuple[Any, Any]:
         import zeroconf
         from pythonoscquery import osc_query_service
     except ImportError as exc:
-        raise OscQueryUnavailable(
+        raise OscQueryUnavailable(import_failure(
+            exc, "zeroconf or python-oscquery",
             "OSCQuery needs the zeroconf and python-oscquery packages: pip install zeroconf python-oscquery"
-        ) from exc
+        )) from exc
     return zeroconf, osc_query_service
 
 
@@ -108,7 +110,9 @@ def advertise(osc_port: int, name: str | None = None, wanted: tuple[str, ...] = 
     service = oqs.OSCQueryService(space, server_name, http.server_address[1], osc_port, osc_ip=LOOPBACK)
     http.host_info = service.host_info
     service.http_server = http  # start() then only announces
-    thread = threading.Thread(target=http.serve_forever, name="oscquery-http", daemon=True)
+    # serve_forever notices shutdown() once per poll: its default 0.5 s would be half of the 1 s stop budget.
+    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": HTTP_POLL_S}, name="oscquery-http",
+                              daemon=True)
     thread.start()
     try:
         service.start()

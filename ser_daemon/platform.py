@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .startup import EXIT_INTERRUPTED, SIGBREAK, exit_code_for, signal_name, stop_signals
+
 __all__ = [
     "APP_NAME",
     "CONFIG_FILE_NAME",
@@ -47,16 +49,11 @@ __all__ = [
     "stop_signals",
     "exit_code_for",
     "install_stop_handlers",
-    "install_startup_handlers",
-    "ignore_stop_signals",
-    "restore_signals",
-    "StartupInterrupt",
     "ConsoleEvents",
 ]
 
 log = logging.getLogger(__name__)
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head` reports under `set -o pipefail`
 
 # Windows console control events (wincon.h).
@@ -70,7 +67,6 @@ _CONSOLE_EVENT_NAMES = {
     CTRL_LOGOFF_EVENT: "log-off",
     CTRL_SHUTDOWN_EVENT: "shutdown",
 }
-SIGBREAK = int(getattr(signal, "SIGBREAK", 21))  # Windows' Ctrl-Break; its number there, for simulation elsewhere
 CONSOLE_GRACE_S = 4.0  # Windows ends the process ~5 s after CTRL_CLOSE_EVENT; stop well within it
 
 
@@ -85,93 +81,6 @@ class StopRequest:
 
     reason: str
     exit_code: int
-
-
-def stop_signals(windows: bool | None = None, get_signal: Callable[[int], Any] = signal.getsignal) -> list[int]:
-    """The signals that ask the daemon to stop on this platform (or on Windows/POSIX if given).
-
-    A signal our parent set to be ignored stays ignored: ``nohup`` ignores SIGHUP, and a
-    shell starts background jobs with SIGINT ignored; overriding that would break both.
-    """
-    windows = sys.platform == "win32" if windows is None else windows
-    sigs = (signal.SIGINT, SIGBREAK, signal.SIGTERM) if windows else (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    out = []
-    for sig in sigs:
-        try:
-            if get_signal(sig) == signal.SIG_IGN:
-                continue
-        except (OSError, ValueError):
-            pass
-        out.append(int(sig))
-    return out
-
-
-def exit_code_for(signum: int, windows: bool | None = None) -> int:
-    """130 for an interactive interrupt (Ctrl-C, Ctrl-Break), 0 for a request to stop."""
-    windows = sys.platform == "win32" if windows is None else windows
-    return EXIT_INTERRUPTED if signum == signal.SIGINT or (windows and signum == SIGBREAK) else 0
-
-
-def _signal_name(signum: int, windows: bool | None = None) -> str:
-    windows = sys.platform == "win32" if windows is None else windows
-    if windows and signum == SIGBREAK:
-        return "SIGBREAK"
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-class StartupInterrupt(BaseException):
-    """A stop signal arrived before the daemon's loop took over (imports, model loading).
-
-    A BaseException like KeyboardInterrupt, so no ``except Exception`` swallows it.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(_signal_name(signum))
-        self.signum = signum
-        self.exit_code = exit_code_for(signum)
-
-
-def _raise_startup_interrupt(signum: int, frame: object) -> None:
-    raise StartupInterrupt(signum)
-
-
-def install_startup_handlers(set_signal: Callable[[int, Any], Any] = signal.signal) -> dict[int, Any]:
-    """Until the event loop takes over, every stop signal raises :class:`StartupInterrupt`.
-
-    Only in the main thread (``signal.signal`` refuses elsewhere; library callers keep theirs).
-    Returns the handlers it replaced, for :func:`restore_signals`.
-    """
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is not threading.main_thread():
-        return previous
-    for sig in stop_signals():  # ignored ones (nohup, background jobs) stay ignored
-        try:
-            previous[sig] = set_signal(sig, _raise_startup_interrupt)
-        except (OSError, ValueError, RuntimeError):
-            pass
-    return previous
-
-
-def restore_signals(previous: dict[int, Any], set_signal: Callable[[int, Any], Any] = signal.signal) -> None:
-    """Put back handlers saved by :func:`install_startup_handlers`."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig, handler in previous.items():
-        _quiet(set_signal, sig, handler if handler is not None else signal.SIG_DFL)
-
-
-def ignore_stop_signals(set_signal: Callable[[int, Any], Any] = signal.signal) -> None:
-    """After the clean stop: a late signal while the process exits is ignored, not a traceback."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in stop_signals():
-        try:
-            set_signal(sig, signal.SIG_IGN)
-        except (OSError, ValueError, RuntimeError):
-            pass
 
 
 class ConsoleEvents:
@@ -256,7 +165,8 @@ def install_stop_handlers(
     implemented (Windows' event loops) ``signal.signal`` handlers hand the signal to the loop
     with ``call_soon_threadsafe``, and on Windows a console control handler covers closing
     the window, log-off and shutdown.  Outside the main thread nothing can be installed (library
-    use): the caller stops the daemon itself.
+    use): the caller stops the daemon itself.  The uninstaller gives every signal back to the
+    handler it had before (``ser-daemon``: its start-up handlers, which end the process at once).
 
     Args:
         loop: the running event loop.
@@ -271,7 +181,7 @@ def install_stop_handlers(
     undo: list[Callable[[], None]] = []
 
     def request(signum: int) -> None:
-        on_stop(StopRequest(_signal_name(signum, windows), exit_code_for(signum, windows)))
+        on_stop(StopRequest(signal_name(signum, windows), exit_code_for(signum, windows)))
 
     def from_signal_handler(signum: int, frame: object) -> None:
         try:
@@ -281,10 +191,12 @@ def install_stop_handlers(
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    for sig in stop_signals(windows, get_signal=get_signal or signal.getsignal):
+    getsig = get_signal or signal.getsignal
+    for sig in stop_signals(windows, get_signal=getsig):
         try:
+            before = getsig(sig)
             add(sig, request, sig)
-            undo.append(lambda s=sig: _quiet(loop.remove_signal_handler, s))
+            undo.append(lambda s=sig, p=before: _hand_back(loop, s, p, setsig))
             continue
         except NotImplementedError:
             pass  # Windows: fall back to signal.signal
@@ -305,6 +217,17 @@ def install_stop_handlers(
             u()
 
     return uninstall
+
+
+def _hand_back(loop: Any, sig: int, previous: Any, set_signal: Callable[[int, Any], Any]) -> None:
+    """Take a signal back from the loop and give it to the handler it had before.
+
+    asyncio's ``remove_signal_handler`` (also run by ``loop.close()``) leaves SIGTERM and SIGHUP
+    at SIG_DFL, so a signal while the process exits would kill it the OS way, and a library
+    caller would lose its handler.  The previous one is set right after (microseconds later).
+    """
+    _quiet(loop.remove_signal_handler, sig)
+    _quiet(set_signal, sig, previous if previous is not None else signal.SIG_DFL)
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .bounded import MAX_WAV_BYTES, check_regular_file
-from .errors import AudioInputError, PortAudioMissing
+from .errors import AudioInputError, PortAudioMissing, import_failure
 from .ringbuffer import AudioRing
 
 __all__ = [
@@ -213,7 +213,8 @@ def import_sounddevice() -> Any:
             f"PortAudio library not found: {how} to use sound devices; --input FILE.wav works without it"
         ) from exc
     except ImportError as exc:
-        raise PortAudioMissing("the sounddevice package is missing: pip install sounddevice") from exc
+        raise PortAudioMissing(import_failure(
+            exc, "sounddevice", "the sounddevice package is missing: pip install sounddevice")) from exc
     return sounddevice
 
 

@@ -21,13 +21,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+import threading
+from typing import Any, Callable, TypeVar
 
 from .oscquery import Advertisement, OscQueryUnavailable, VRChatBrowser, VRChatService, advertise
 
 __all__ = ["VRChatLink"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def _in_own_thread(fn: Callable[..., T], *args: Any, if_abandoned: Callable[[T], None] | None = None) -> T:
+    """Run a blocking call (mDNS probing takes ~1.5 s per service) in a daemon thread of its own.
+
+    Not ``asyncio.to_thread``: a stop during start-up cancels the await, but ``asyncio.run``
+    joins the default executor's threads before the process may exit, so an abandoned
+    3-second announcement would hold the exit for its full length.  A daemon thread is left
+    behind instead; if its call still succeeds, ``if_abandoned`` gets the result (to close it).
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if fut.done():  # cancelled meanwhile: nobody will use the result; close it off the loop
+            if ok and if_abandoned is not None:
+                threading.Thread(target=if_abandoned, args=(value,), name="vrchat-abandoned", daemon=True).start()
+        elif ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def run() -> None:
+        try:
+            ok, value = True, fn(*args)
+        except Exception as exc:  # handed to the awaiting coroutine (this thread never sees signals)
+            ok, value = False, exc
+        try:
+            loop.call_soon_threadsafe(deliver, ok, value)
+        except RuntimeError:  # the loop is closed: the daemon has stopped
+            if ok and if_abandoned is not None:
+                if_abandoned(value)
+
+    threading.Thread(target=run, name=f"vrchat-{getattr(fn, '__name__', 'start')}", daemon=True).start()
+    return await fut
 
 
 class VRChatLink:
@@ -75,8 +113,11 @@ class VRChatLink:
             try:
                 self._main = await self._bind(0)
                 self.port = self._main.get_extra_info("sockname")[1]
-                self.advertisement = await asyncio.to_thread(advertise, self.port, None, self.wanted)
-                self._browser = await asyncio.to_thread(VRChatBrowser, self._found_threadsafe)
+                # A stop while these run cancels start() (Daemon._main): they are left to finish alone.
+                self.advertisement = await _in_own_thread(advertise, self.port, None, self.wanted,
+                                                          if_abandoned=Advertisement.close)
+                self._browser = await _in_own_thread(VRChatBrowser, self._found_threadsafe,
+                                                     if_abandoned=VRChatBrowser.close)
             except (OscQueryUnavailable, OSError) as exc:
                 log.warning("OSCQuery unavailable (%s); listening for VRChat on port %d instead", exc,
                             self.fallback_port)

@@ -108,6 +108,33 @@ def wait_until(condition: Any, limit_s: float, poll_s: float = 0.02) -> bool:
     return True
 
 
+def stop_handlers_in(pid: int) -> bool:
+    """Whether the daemon's own stop-signal handlers are in: SIGTERM is caught (SigCgt bit 14).
+
+    ser-daemon installs them on its first line (``ser_daemon.startup``); before that Python
+    itself is starting and handles signals its own way (README, "Operations").
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (15 - 1)))  # SIGTERM is 15 on Linux
+    except OSError:
+        pass
+    return False
+
+
+def wait_for_stop_handlers(proc: subprocess.Popen, limit_s: float = 20.0) -> None:
+    """Poll (every millisecond, at most ``limit_s`` scaled) until the daemon's handlers are in."""
+    deadline = time.monotonic() + timeout(limit_s)
+    while not stop_handlers_in(proc.pid):
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the daemon ended (exit {proc.returncode}) before its handlers were in: {err!r}")
+        assert time.monotonic() < deadline, "the daemon's stop handlers never went in"
+        time.sleep(0.001)
+
+
 def daemon_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ser_daemon", *args]
 

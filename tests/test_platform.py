@@ -62,6 +62,29 @@ def test_posix_sighup_and_sigterm_are_clean_stop_requests() -> None:
     assert [(r.reason, r.exit_code) for r in got] == [("SIGHUP", 0), ("SIGTERM", 0), ("SIGINT", 130)]
 
 
+def test_uninstall_gives_each_signal_back_to_its_previous_handler() -> None:
+    """asyncio's remove_signal_handler leaves SIG_DFL: SIGTERM while exiting would kill the
+    process, and a library caller would lose its handler.  The uninstaller puts back what was there."""
+    def mine(signum, frame):  # noqa: ANN001 - a signal handler
+        pass
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGTERM, mine)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+        async def main() -> None:
+            undo = install_stop_handlers(asyncio.get_running_loop(), lambda r: None, threading.Event(), windows=False)
+            assert signal.getsignal(signal.SIGTERM) is not mine  # the loop has it now
+            undo()
+
+        asyncio.run(main())
+        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
 def test_windows_without_add_signal_handler_uses_signal_signal_with_real_sigint() -> None:
     got: list[StopRequest] = []
     installed: dict[int, object] = {}

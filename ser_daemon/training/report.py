@@ -165,7 +165,8 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         f"- Speed: LiteRT, 1 CPU thread, batch 1: median {timing.get('median_ms', float('nan')):.3f} ms per window,"
         f" p99 {timing.get('p99_ms', float('nan')):.3f} ms ({timing.get('calls', 0)} calls, measured when this card"
         " was written, on the 2-core training machine while other work ran).",
-        "- Training: silence trimmed, 2.0 s windows (0.5 s hop), clean clip plus "
+        f"- Training: silence trimmed, 2.0 s windows (0.5 s hop; augmented windows reach up to "
+        f"{cfg.get('edge', 0.25):g} of a window past the speech), clean clip plus "
         f"{cfg.get('augment', {}).get('copies')} augmented copies per clip (speed 0.9-1.1, headset EQ,",
         "  synthetic room reverb, white/pink/brown noise at 5-30 dB SNR, gain -18..+6 dB, time shifts),",
         "  SpecAugment masks each epoch, class-balanced loss, label smoothing 0.1, "
