@@ -14,7 +14,10 @@ Protocol (``--ingest [HOST:]PORT``, same access rules as the state socket):
 
 Bad control messages close the connection with 1007 (invalid data, also JSON
 nested too deeply) or 1008 (policy: duplicate stream id, audio before start); a
-frame that is not whole PCM frames closes with 1007.  More streams at once than
+frame that is not whole PCM frames closes with 1007.  A start message naming
+an OSC target (``"osc": "HOST:PORT"``, which ``ser-daemon cluster
+--allow-stream-osc`` serves) is refused here with 1008 and the cluster's own
+reason: this daemon sends OSC only to the operator's ``--osc`` targets.  More streams at once than
 ``--max-streams`` are refused with 1013 (try again later).  States for ingest
 streams go out on the normal OSC and WebSocket outputs with the stream id.
 

@@ -9,11 +9,21 @@ servers refuse the same things with the same codes.
 
 Close codes: 1007 (invalid data: not JSON, fields out of range, a frame that is
 not whole PCM frames), 1008 (policy: audio before start, duplicate stream id, no
-start message in time), 1013 (try again later: no room for another stream).
+start message in time, an OSC target the operator did not allow), 1013 (try
+again later: no room for another stream).
+
+The start message may name an OSC target, ``"osc": "HOST:PORT"``, to which the
+server sends the stream's states (generic scheme).  A server sends UDP to a
+host only when its operator listed that host (:class:`OscAllowlist`, IP
+addresses or ``localhost``; nothing is resolved); every other target is refused
+with 1008.  The single daemon's ``--ingest`` has no allowlist, so it refuses any
+``osc`` field with that same code and reason; the cluster takes one
+(``ser-daemon cluster --allow-stream-osc``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -22,6 +32,8 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from .bounded import loads_json
+from .config import Endpoint, parse_endpoint
+from .errors import ConfigError
 from .resample import downmix
 
 __all__ = [
@@ -32,6 +44,8 @@ __all__ = [
     "START_TIMEOUT_S",
     "ProtocolError",
     "StartRequest",
+    "OscAllowlist",
+    "osc_refusal",
     "Started",
     "Audio",
     "Stop",
@@ -71,11 +85,77 @@ class StartRequest:
         stream: the stream id (1-64 letters, digits, ``_`` or ``-``).
         sample_rate: rate of the PCM to come, Hertz.
         channels: interleaved channels per frame.
+        osc: where the client asked the states to be sent as OSC too (checked against the
+            server's :class:`OscAllowlist` before the stream is admitted), or None.
     """
 
     stream: str
     sample_rate: int
     channels: int
+    osc: Endpoint | None = None
+
+
+def _canonical_host(host: str) -> str | None:
+    """An IP address in its one written form, ``localhost`` as is; None for anything else (a name)."""
+    if host == "localhost":
+        return host
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return None
+
+
+class OscAllowlist:
+    """The hosts a server may send a stream's OSC to, as its operator listed them (pure).
+
+    Only IP addresses and ``localhost``: a start message naming a host by any other
+    name is refused, so the server never resolves a name a client chose.  Empty
+    (the default) refuses every ``osc`` field.
+
+    Raises:
+        ConfigError: an entry that is not an IP address or ``localhost``.
+    """
+
+    def __init__(self, hosts: "str | tuple[str, ...] | list[str] | None" = ()) -> None:
+        items = hosts.split(",") if isinstance(hosts, str) else list(hosts or ())
+        canon: set[str] = set()
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            host = _canonical_host(text[1:-1] if text.startswith("[") and text.endswith("]") else text)
+            if host is None:
+                raise ConfigError(f"--allow-stream-osc takes IP addresses or localhost, comma-separated. "
+                                  f"Received: {text!r}")
+            canon.add(host)
+        self.hosts = frozenset(canon)
+
+    def allows(self, target: Endpoint) -> bool:
+        host = _canonical_host(target.host)
+        return host is not None and host in self.hosts
+
+    def sockaddr(self, target: Endpoint) -> tuple[str, int]:
+        """Where to send: the target's address, ``localhost`` as 127.0.0.1 (no resolver at run time)."""
+        host = _canonical_host(target.host)
+        return ("127.0.0.1" if host in (None, "localhost") else str(host)), target.port
+
+
+def osc_refusal(target: Endpoint) -> ProtocolError:
+    """The refusal of an OSC target the operator did not allow (1008; one text for both servers)."""
+    return ProtocolError(f"OSC output to {target.host} is not allowed by this server", CLOSE_POLICY)
+
+
+def _parse_osc_field(value: Any) -> Endpoint:
+    """The start message's ``osc`` value: ``"HOST:PORT"`` with a host and a port in 1..65535 (1007 otherwise)."""
+    if not isinstance(value, str) or ":" not in value or len(value) > 300:
+        raise ProtocolError('osc must be "HOST:PORT", e.g. "127.0.0.1:9000"')
+    try:
+        endpoint = parse_endpoint(value, what="osc")
+    except ConfigError:
+        raise ProtocolError('osc must be "HOST:PORT", e.g. "127.0.0.1:9000"') from None
+    if endpoint.port == 0:
+        raise ProtocolError("osc: port must be in 1..65535")
+    return endpoint
 
 
 def parse_start(text: str | bytes) -> StartRequest:
@@ -101,7 +181,8 @@ def parse_start(text: str | bytes) -> StartRequest:
         raise ProtocolError("sample_rate must be an integer in 8000..192000")
     if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
         raise ProtocolError("channels must be an integer in 1..8")
-    return StartRequest(stream, rate, channels)
+    osc = _parse_osc_field(msg["osc"]) if "osc" in msg else None
+    return StartRequest(stream, rate, channels, osc)
 
 
 def decode_pcm(data: bytes, channels: int) -> np.ndarray:
@@ -154,6 +235,8 @@ class IngestSession:
         is_taken: whether a stream id is in use already (refused with 1008).
         room_for_stream: whether one more stream may start now (refused with 1013 otherwise).
         full_reason: the refusal text when there is no room.
+        osc_allowlist: hosts a start message's ``osc`` target may name (default: none, refused
+            with 1008 before the id is checked).
     """
 
     def __init__(
@@ -161,10 +244,12 @@ class IngestSession:
         is_taken: Callable[[str], bool],
         room_for_stream: Callable[[], bool],
         full_reason: str = "too many streams",
+        osc_allowlist: OscAllowlist | None = None,
     ) -> None:
         self.is_taken = is_taken
         self.room_for_stream = room_for_stream
         self.full_reason = full_reason
+        self.osc_allowlist = osc_allowlist or OscAllowlist()
         self.request: StartRequest | None = None
 
     @property
@@ -179,6 +264,8 @@ class IngestSession:
         """
         if self.request is None:
             start = parse_start(message)
+            if start.osc is not None and not self.osc_allowlist.allows(start.osc):
+                raise osc_refusal(start.osc)
             if self.is_taken(start.stream):
                 raise ProtocolError(f"stream id {start.stream!r} is in use", CLOSE_POLICY)
             if not self.room_for_stream():

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -84,11 +85,11 @@ async def _recv_all(ws: Any, limit_s: float) -> list[dict]:
     return out
 
 
-async def _talk(port: int, stream: str, pcm: bytes, rate: int) -> tuple[dict, list[dict], int | None, str]:
+async def _talk(port: int, stream: str, pcm: bytes, rate: int, **start: Any) -> tuple[dict, list[dict], int | None, str]:
     """One ingest client: start, real-time audio, stop; everything the server sent back and its close."""
     ws = await _connect(port)
     try:
-        await ws.send(json.dumps({"type": "start", "stream": stream, "sample_rate": rate}))
+        await ws.send(json.dumps({"type": "start", "stream": stream, "sample_rate": rate, **start}))
         started = json.loads(await asyncio.wait_for(ws.recv(), timeout(10)))
         reader = asyncio.ensure_future(_recv_all(ws, CLIP_S + 20))
         await _send_paced(ws, pcm, rate)
@@ -156,7 +157,7 @@ def cluster() -> Any:
     try:
         settings = settings_from_args({
             "model_dir": str(MODEL_DIR), "backend": "litert", "ingress_replicas": 2, "ingress_cpus": 0.25,
-            "model_cpus": 0.25, "lease_s": 1.0,
+            "model_cpus": 0.25, "lease_s": 1.0, "allow_stream_osc": "127.0.0.1",
         })
         deploy(settings, "127.0.0.1", port)
         registry = serve.get_deployment_handle("Registry", app_name=APP_NAME)
@@ -250,6 +251,11 @@ def test_bad_start_messages_are_refused_as_the_daemon_does(cluster, daemon) -> N
                                              json.dumps({"type": "pause"})),
             "too_big": await _close_code(port, json.dumps({"type": "start", "stream": "v", "sample_rate": 16000}),
                                          b"\x00" * (256 * 1024 + 2)),
+            "osc_malformed": await _close_code(port, json.dumps({"type": "start", "stream": "u", "sample_rate": 16000,
+                                                                 "osc": "9000"})),
+            # Not on the cluster's list (127.0.0.1 only); the daemon has no list and refuses every target.
+            "osc_not_allowed": await _close_code(port, json.dumps({"type": "start", "stream": "t",
+                                                                   "sample_rate": 16000, "osc": "127.0.0.2:9"})),
         }
         await holder.close()
         return out
@@ -262,8 +268,34 @@ def test_bad_start_messages_are_refused_as_the_daemon_does(cluster, daemon) -> N
     assert {k: c for k, (c, _) in ours.items()} == {
         "not_json": 1007, "not_start": 1007, "audio_first": 1008, "bad_rate": 1007, "bad_stream": 1007,
         "duplicate": 1008, "duplicate_2": 1008, "odd_bytes": 1007, "bad_control": 1007, "too_big": 1009,
+        "osc_malformed": 1007, "osc_not_allowed": 1008,
     }
+    assert ours["osc_not_allowed"][1] == "OSC output to 127.0.0.2 is not allowed by this server"
     assert daemon["proc"].poll() is None
+
+
+def test_states_also_go_out_as_osc_when_the_operator_allows_it(cluster) -> None:
+    """A start message naming an allowed UDP receiver: every state on the socket also arrives there as a bundle."""
+    from pythonosc.osc_bundle import OscBundle
+
+    samples, rate = _clip()
+    pcm = _pcm(samples[: int(2.5 * rate)])  # 3 decisions and the final state: enough, and short
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    try:
+        target = f"127.0.0.1:{rx.getsockname()[1]}"
+        _started, msgs, code, _reason = asyncio.run(_talk(cluster["port"], "osc_out", pcm, rate, osc=target))
+        states = [m for m in msgs if m.get("type") == "state"]
+        assert code == 1000 and len(states) == 4 and states[-1]["final"]
+        # Each bundle left before its WebSocket message, so all are queued here by now (bounded reads).
+        rx.settimeout(timeout(2))
+        bundles = []
+        for _ in range(len(states)):
+            msg = {m.address: m.params for m in OscBundle(rx.recv(65536))}
+            bundles.append((msg["/ser/state"][0], msg["/ser/seq"][0]))
+    finally:
+        rx.close()
+    assert bundles == [("unsure" if s["uncertain"] else s["label"], s["seq"]) for s in states]
 
 
 def test_duplicates_are_refused_on_either_replica(cluster) -> None:

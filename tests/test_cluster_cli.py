@@ -66,8 +66,23 @@ def test_cluster_subcommand_serves_and_stops_cleanly() -> None:
                 except ConnectionClosed:
                     return reply, ws.close_code
 
+        async def refused_osc() -> tuple[int | None, str]:
+            from websockets.asyncio.client import connect
+            from websockets.exceptions import ConnectionClosed
+
+            async with connect(f"ws://127.0.0.1:{port}/") as ws:
+                await ws.send(json.dumps({"type": "start", "stream": "cli2", "sample_rate": 16000,
+                                          "osc": "127.0.0.1:9"}))
+                try:
+                    await asyncio.wait_for(ws.recv(), timeout(10))
+                except ConnectionClosed:
+                    pass
+                return ws.close_code, ws.close_reason
+
         reply, code = asyncio.run(talk())
         assert reply == {"type": "started", "stream": "cli"} and code == 1000
+        # No --allow-stream-osc: a start message naming an OSC target is refused, nothing is sent.
+        assert asyncio.run(refused_osc()) == (1008, "OSC output to 127.0.0.1 is not allowed by this server")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=timeout(60)) == 0
         # Serve and the local Ray instance went down with it: nothing it started lives on.

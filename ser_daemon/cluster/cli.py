@@ -49,13 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-gpus", type=float, default=0.0, help="GPUs per model replica (Keras runs there)")
     p.add_argument("--hop-ms", type=float, default=None, help="milliseconds between decisions (default 250)")
     p.add_argument("--latency-budget-ms", type=float, default=None, help="latency budget (default 150)")
+    p.add_argument("--allow-stream-osc", default=None, metavar="HOST[,HOST...]",
+                   help="IP addresses (or localhost) a start message's \"osc\": \"HOST:PORT\" may name; the "
+                        "ingress replicas then send that stream's states there as OSC (default: none, such a start "
+                        "message is refused with 1008)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     return p
 
 
 _OPTION_KEYS = ("model_dir", "backend", "ingress_replicas", "min_ingress_replicas", "max_ingress_replicas",
                 "streams_per_replica", "max_streams_per_replica", "ingress_cpus", "model_replicas", "model_cpus",
-                "model_gpus", "hop_ms", "latency_budget_ms")
+                "model_gpus", "hop_ms", "latency_budget_ms", "allow_stream_osc")
 
 
 def _settings_args(args: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,11 @@ differs from the daemon, and why:
   is one thread, so no ring);
 - on ``stop`` the replica answers every pending decision and the final state,
   then closes with 1000 "stopped";
+- a start message may name an OSC target (``"osc": "HOST:PORT"``); when the
+  operator allowed its host (``--allow-stream-osc``) every state of that stream,
+  the final one included, also goes there as the daemon's default OSC (generic
+  scheme, one bundle per state) from the replica's one UDP socket
+  (:mod:`.stream_osc`); otherwise the start message is refused with 1008;
 - a replica that dies outright drops its connections: Serve's proxy ends them
   without a close frame (1006, README "Many machines"); a replica removed by a
   scale-down or redeploy keeps serving its connections while Serve drains it, for
@@ -44,11 +49,13 @@ from ..ingest_protocol import (
     START_TIMEOUT_S,
     Audio,
     IngestSession,
+    OscAllowlist,
     ProtocolError,
     Started,
     close_reason,
     parse_start,
 )
+from ..config import Endpoint
 from ..mapping import ExpressionMapping, load_mapping
 from ..messages import dumps, state_json
 from ..model_bundle import ModelBundle, load_bundle
@@ -56,6 +63,7 @@ from ..pipeline import DueWindow, StreamProcessor
 from ..state import EmotionState
 from .batcher import WindowBatcher
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
+from .stream_osc import StreamOscOut
 
 __all__ = ["Ingress", "CLOSE_TOO_BIG", "CLOSE_INTERNAL"]
 
@@ -89,6 +97,7 @@ class _Metrics:
         self.streams = Gauge("ser_streams", description="open ingest streams on this replica")
         self.refused = Counter("ser_refused_connections", description="ingest connections refused",
                                tag_keys=("code",))
+        self.osc_errors = Counter("ser_stream_osc_errors", description="per-stream OSC datagrams that failed")
 
     def decision(self, state: EmotionState, dropped_before: int) -> None:
         self.latency.observe(state.latency_ms)
@@ -132,6 +141,8 @@ class Ingress:
         self.streams: dict[str, Optional[WebSocket]] = {}
         self._claiming: set[str] = set()  # ids whose registry claim is in flight
         self.metrics = _Metrics()
+        self.osc_allowlist = OscAllowlist(settings.allow_stream_osc)
+        self.osc = StreamOscOut()
         self._renewer: Optional[asyncio.Task] = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -195,7 +206,8 @@ class Ingress:
         # The registry's owner is this replica, so it would hand an id this replica holds to a
         # second connection here: ids in use or being claimed on this replica are checked first,
         # without awaiting (one event loop: no other connection runs in between).
-        mine = request is not None and request.stream not in self.streams and request.stream not in self._claiming
+        mine = (request is not None and (request.osc is None or self.osc_allowlist.allows(request.osc))
+                and request.stream not in self.streams and request.stream not in self._claiming)
         if mine:
             assert request is not None
             self._claiming.add(request.stream)
@@ -205,7 +217,8 @@ class Ingress:
                 self._claiming.discard(request.stream)
         room = lambda: len(self.streams) < self.settings.max_streams_per_replica  # noqa: E731
         session = IngestSession(lambda _s: not claimed, room,
-                                f"too many streams on this replica ({self.settings.max_streams_per_replica})")
+                                f"too many streams on this replica ({self.settings.max_streams_per_replica})",
+                                self.osc_allowlist)
         try:
             event = session.receive(first)
         except ProtocolError:
@@ -237,7 +250,7 @@ class Ingress:
                                clock=time.monotonic, speaker_norm=b.speaker_norm)
         await ws.send_text(started.reply)
         pending: asyncio.Queue = asyncio.Queue(maxsize=PENDING_DECISIONS)
-        sender = asyncio.get_running_loop().create_task(self._send_states(ws, proc, pending))
+        sender = asyncio.get_running_loop().create_task(self._send_states(ws, proc, pending, req.osc))
         try:
             index = 0
             while True:
@@ -255,16 +268,23 @@ class Ingress:
                 # Stop: answer what is pending, then the final state, then close normally.
                 await self._put(pending, None, sender)
                 await asyncio.wait_for(sender, DRAIN_S)
-                await ws.send_text(self._final_json(proc))
+                await ws.send_text(self._final_json(proc, req.osc))
                 await ws.close(CLOSE_NORMAL, event.reason)
                 return
         finally:
             if not sender.done():
                 sender.cancel()
 
-    def _final_json(self, proc: StreamProcessor) -> str:
+    def _final_json(self, proc: StreamProcessor, osc: Optional[Endpoint]) -> str:
         state = proc.final_state()
-        return dumps(state_json(state, 0, self.mapping.all_weights(state.smoothed)))
+        return self._state_out(state, osc)
+
+    def _state_out(self, state: EmotionState, osc: Optional[Endpoint]) -> str:
+        """The state message for the connection; the OSC bundle sent first when the stream asked for it."""
+        weights = self.mapping.all_weights(state.smoothed)
+        if osc is not None and not self.osc.send_state(self.osc_allowlist.sockaddr(osc), state, weights):
+            self.metrics.osc_errors.inc()
+        return dumps(state_json(state, 0, weights))
 
     @staticmethod
     async def _put(pending: asyncio.Queue, item: Any, sender: asyncio.Task) -> None:
@@ -280,7 +300,7 @@ class Ingress:
         pending.put_nowait(item)
 
     async def _send_states(self, ws: WebSocket, proc: StreamProcessor,
-                           pending: asyncio.Queue) -> None:
+                           pending: asyncio.Queue, osc: Optional[Endpoint]) -> None:
         """Turn each model answer into the next state, in order, and send it."""
         dropped = 0
         while True:
@@ -297,4 +317,4 @@ class Ingress:
             state = proc.finish(due, probs, infer_ms)
             self.metrics.decision(state, dropped)
             dropped = state.dropped_windows
-            await ws.send_text(dumps(state_json(state, 0, self.mapping.all_weights(state.smoothed))))
+            await ws.send_text(self._state_out(state, osc))

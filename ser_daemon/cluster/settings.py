@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import AnalysisSettings
 from ..errors import ConfigError
+from ..ingest_protocol import OscAllowlist
 from ..pipeline import MAX_BATCH
 
 __all__ = ["ClusterSettings", "batch_wait_s", "INGEST_MESSAGE_BYTES"]
@@ -57,6 +58,9 @@ class ClusterSettings:
         max_ingress_replicas_per_node: spread the ingress over nodes (None: Serve places them).
         lease_s: a stream id stays claimed this long after its replica stops renewing it (a dead
             replica's streams can be reopened elsewhere after this).
+        allow_stream_osc: hosts (IP addresses or ``localhost``) a start message's ``osc`` target
+            may name; empty: every ``osc`` field is refused (1008).  A comma-separated string is
+            accepted (``serve run ... allow_stream_osc=127.0.0.1``).
     """
 
     model_dir: str
@@ -74,8 +78,11 @@ class ClusterSettings:
     model_threads: int = 1
     max_ingress_replicas_per_node: int | None = None
     lease_s: float = 3.0
+    allow_stream_osc: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Validated and written in one canonical form (raises ConfigError for a name or junk).
+        object.__setattr__(self, "allow_stream_osc", tuple(sorted(OscAllowlist(self.allow_stream_osc).hosts)))
         if self.backend not in ("auto", "litert", "keras"):
             raise ConfigError(f"backend must be auto, litert or keras. Received: backend={self.backend!r}")
         for name in ("streams_per_replica", "max_streams_per_replica", "model_replicas", "min_ingress_replicas",
