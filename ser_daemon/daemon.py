@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import errno
 import os
 import queue
 import sys
@@ -33,6 +32,7 @@ from .memory import Trimmer
 from .messages import dumps, hello_json, state_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
+from .outputs import ConsoleOutput, StageStats, format_state
 from .osc_profiles import GenericProfile, VRChatProfile, make_profile
 from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
 from .profiles import Profile
@@ -67,66 +67,6 @@ class _Stream:
     fast: bool
     done: bool = False
     remove_when_done: bool = False
-
-
-class StageStats:
-    """Per-stage times and latencies of the newest decisions, in fixed-size arrays.
-
-    Preallocated so that a daemon running for days holds constant memory; the
-    summary covers the last ``max_items`` decisions.
-    """
-
-    def __init__(self, max_items: int = 16384) -> None:
-        self.max_items = max_items
-        self.decisions = 0
-        self._names: list[str] = []
-        self._data = np.zeros((0, max_items), dtype=np.float64)
-
-    def _column(self, name: str) -> int:
-        if name not in self._names:
-            self._names.append(name)
-            self._data = np.vstack([self._data, np.zeros((1, self.max_items))])
-        return self._names.index(name)
-
-    def record(self, state: EmotionState, send_ms: float) -> None:
-        i = self.decisions % self.max_items
-        stages = dict(state.stage_ms)
-        stages["encode_send"] = send_ms
-        stages["compute_total"] = sum(stages.values())
-        stages["decision_latency"] = state.latency_ms
-        for k, v in stages.items():
-            col = self._column(k)  # may grow the array: look it up first
-            self._data[col, i] = v
-        self.decisions += 1
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        n = min(self.decisions, self.max_items)
-        out: dict[str, dict[str, float]] = {}
-        for k, row in zip(self._names, self._data):
-            a = row[:n]
-            if not n:
-                out[k] = {"n": 0}
-                continue
-            out[k] = {
-                "n": int(n),
-                "median_ms": round(float(np.median(a)), 4),
-                "p95_ms": round(float(np.percentile(a, 95)), 4),
-                "p99_ms": round(float(np.percentile(a, 99)), 4),
-                "max_ms": round(float(a.max()), 4),
-            }
-        return out
-
-
-def format_state(state: EmotionState) -> str:
-    """One human-readable line for a state (the CLI's --print output)."""
-    t = state.end_sample / 16000.0 if state.end_sample else 0.0
-    probs = " ".join(f"{k[:4]} {v:.2f}" for k, v in zip(state.labels, state.smoothed))
-    flag = " final" if state.final else (" LATE" if state.late else "")
-    flag += " unsure" if state.uncertain else ""
-    return (
-        f"[{state.stream}] #{state.seq:<4d} {t:7.2f}s  {state.label:<9s} {state.confidence:.2f}  "
-        f"voice={'yes' if state.voice_active else 'no '}  {state.latency_ms:6.1f} ms | {probs}{flag}"
-    )
 
 
 class Daemon:
@@ -204,10 +144,8 @@ class Daemon:
         # A start-up step given up for a stop (an mDNS announcement half done) still runs in a thread
         # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
         self.left_work_behind = False
-        self._print_broken = False
-        self._last_status = 0.0
+        self.console = ConsoleOutput(self.out, self.status_out, quiet=config.quiet, on_closed=self._on_output_closed)
         self._trimmer = Trimmer()
-        self._status_len = 0
         self._build_streams()
         self._configure_profiles()
 
@@ -528,11 +466,7 @@ class Daemon:
             self.osc.close()
         if self.vrchat_link is not None:
             await self.vrchat_link.close()
-        if self.status_out.isatty() and not self.config.quiet:
-            try:
-                self.status_out.write("\n")
-            except (OSError, ValueError):
-                pass
+        self.console.end_status()
         self._stopped.set()
 
     # -- processing thread ----------------------------------------------------
@@ -643,53 +577,17 @@ class Daemon:
         self._status_line(state)
 
     def _print(self, line: str) -> None:
-        """A line on stdout (``--print``, ``--jsonl``); a reader that went away (``| head``) stops the daemon."""
-        if self._print_broken:
-            return
-        try:
-            self.out.write(line + "\n")
-            self.out.flush()
-        except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed
-            self._on_output_closed(exc)
-        except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.EINVAL):
-                raise
-            self._on_output_closed(exc)
+        self.console.line(line)
 
     def _on_output_closed(self, exc: BaseException) -> None:
-        self._print_broken = True
+        """The ``--print``/``--jsonl`` reader went away (``| head``): stop with the documented code."""
         log.info("stdout closed (%s): stopping", type(exc).__name__)
-        try:
-            # Python flushes stdout again at exit; point it at nothing so that cannot fail too.
-            if self.out is sys.stdout:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-        except (OSError, ValueError):
-            pass
         if self.exit_code == 0:
             self.exit_code = EXIT_BROKEN_PIPE
         self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
-        if self.config.quiet or not self.status_out.isatty():
-            return
-        now = time.monotonic()
-        if now - self._last_status < 0.2 and not state.final:
-            return
-        self._last_status = now
-        clients = len(self.ws.clients) if self.ws is not None else 0
-        line = (
-            f"{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
-            f"voice {'on ' if state.voice_active else 'off'}  latency {state.latency_ms:5.1f} ms  "
-            f"dropped {state.dropped_windows}  overruns {state.overruns}  ws clients {clients}"
-        )
-        # Carriage return and spaces over the old line instead of an ANSI erase: the classic
-        # Windows console prints escape codes literally unless a program switches them on.
-        pad = " " * max(0, self._status_len - len(line))
-        self._status_len = len(line)
-        self.status_out.write("\r" + line + pad)
-        self.status_out.flush()
+        self.console.status(state, len(self.ws.clients) if self.ws is not None else 0)
 
     def write_stats(self, path: str | Path) -> None:
         """Write the per-stage timing summary as JSON."""

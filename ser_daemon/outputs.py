@@ -1,0 +1,152 @@
+"""What the daemon writes for people and scripts: ``--print``/``--jsonl`` lines, the live status line, stage timings.
+
+Split out of :mod:`ser_daemon.daemon` so the daemon wires outputs together instead
+of also knowing how a closed pipe or a Windows console behaves.  Network outputs
+(OSC, WebSocket) have their own modules.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from typing import Callable, TextIO
+
+import numpy as np
+
+from .state import EmotionState
+
+__all__ = ["StageStats", "format_state", "ConsoleOutput"]
+
+
+class StageStats:
+    """Per-stage times and latencies of the newest decisions, in fixed-size arrays.
+
+    Preallocated so that a daemon running for days holds constant memory; the
+    summary covers the last ``max_items`` decisions.
+    """
+
+    def __init__(self, max_items: int = 16384) -> None:
+        self.max_items = max_items
+        self.decisions = 0
+        self._names: list[str] = []
+        self._data = np.zeros((0, max_items), dtype=np.float64)
+
+    def _column(self, name: str) -> int:
+        if name not in self._names:
+            self._names.append(name)
+            self._data = np.vstack([self._data, np.zeros((1, self.max_items))])
+        return self._names.index(name)
+
+    def record(self, state: EmotionState, send_ms: float) -> None:
+        i = self.decisions % self.max_items
+        stages = dict(state.stage_ms)
+        stages["encode_send"] = send_ms
+        stages["compute_total"] = sum(stages.values())
+        stages["decision_latency"] = state.latency_ms
+        for k, v in stages.items():
+            col = self._column(k)  # may grow the array: look it up first
+            self._data[col, i] = v
+        self.decisions += 1
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        n = min(self.decisions, self.max_items)
+        out: dict[str, dict[str, float]] = {}
+        for k, row in zip(self._names, self._data):
+            a = row[:n]
+            if not n:
+                out[k] = {"n": 0}
+                continue
+            out[k] = {
+                "n": int(n),
+                "median_ms": round(float(np.median(a)), 4),
+                "p95_ms": round(float(np.percentile(a, 95)), 4),
+                "p99_ms": round(float(np.percentile(a, 99)), 4),
+                "max_ms": round(float(a.max()), 4),
+            }
+        return out
+
+
+def format_state(state: EmotionState) -> str:
+    """One human-readable line for a state (the CLI's --print output)."""
+    t = state.end_sample / 16000.0 if state.end_sample else 0.0
+    probs = " ".join(f"{k[:4]} {v:.2f}" for k, v in zip(state.labels, state.smoothed))
+    flag = " final" if state.final else (" LATE" if state.late else "")
+    flag += " unsure" if state.uncertain else ""
+    return (
+        f"[{state.stream}] #{state.seq:<4d} {t:7.2f}s  {state.label:<9s} {state.confidence:.2f}  "
+        f"voice={'yes' if state.voice_active else 'no '}  {state.latency_ms:6.1f} ms | {probs}{flag}"
+    )
+
+
+class ConsoleOutput:
+    """Lines on stdout and the status line on stderr (a terminal only).
+
+    A reader that goes away (``ser-daemon --print | head``) must stop the daemon
+    cleanly, not with a traceback: the first failed write points stdout at
+    nothing (Python flushes it again at exit) and calls ``on_closed`` once.
+    """
+
+    def __init__(self, out: TextIO, status_out: TextIO, *, quiet: bool,
+                 on_closed: Callable[[BaseException], None]) -> None:
+        self.out = out
+        self.status_out = status_out
+        self.quiet = quiet
+        self.on_closed = on_closed
+        self.broken = False
+        self._last_status = 0.0
+        self._status_len = 0
+
+    def line(self, text: str) -> None:
+        """One line on stdout (``--print``, ``--jsonl``)."""
+        if self.broken:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed
+            self._closed(exc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EINVAL):
+                raise
+            self._closed(exc)
+
+    def _closed(self, exc: BaseException) -> None:
+        self.broken = True
+        try:
+            if self.out is sys.stdout:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        self.on_closed(exc)
+
+    def status(self, state: EmotionState, clients: int) -> None:
+        """Rewrite the live status line, at most 5 times a second (and for the final state)."""
+        if self.quiet or not self.status_out.isatty():
+            return
+        now = time.monotonic()
+        if now - self._last_status < 0.2 and not state.final:
+            return
+        self._last_status = now
+        text = (
+            f"{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
+            f"voice {'on ' if state.voice_active else 'off'}  latency {state.latency_ms:5.1f} ms  "
+            f"dropped {state.dropped_windows}  overruns {state.overruns}  ws clients {clients}"
+        )
+        # Carriage return and spaces over the old line instead of an ANSI erase: the classic
+        # Windows console prints escape codes literally unless a program switches them on.
+        pad = " " * max(0, self._status_len - len(text))
+        self._status_len = len(text)
+        self.status_out.write("\r" + text + pad)
+        self.status_out.flush()
+
+    def end_status(self) -> None:
+        """End the status line so the shell prompt starts on a fresh line."""
+        if self.status_out.isatty() and not self.quiet:
+            try:
+                self.status_out.write("\n")
+            except (OSError, ValueError):
+                pass
