@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ import pytest
 from conftest import timeout
 from helpers import REPO  # noqa: F401  (tests run from the repository)
 from test_calibrate_web import speech_loop_wav, start_daemon, stop_daemon
-from test_web_view import Cdp, _devtools_url, _require_chromium, _stop, _wait_http, decode_png
+from test_web_view import Cdp, _devtools_url, _require_chromium, _stop, _wait_http, decode_png, launch_chromium
 
 pytestmark = [pytest.mark.slow]
 
@@ -123,16 +122,7 @@ def test_calibrate_in_headless_chromium(tmp_path) -> None:
     try:
         html = _wait_http(url, daemon, limit_s=30).decode()
         assert 'id="cal-open"' in html and "style=" not in html
-        chrome_log = tmp_path / "chromium.log"
-        with chrome_log.open("w") as log_out:
-            browser = subprocess.Popen(
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--remote-debugging-address=127.0.0.1",
-                 "--remote-debugging-port=0", "about:blank"],
-                stdout=subprocess.DEVNULL, stderr=log_out, stdin=subprocess.DEVNULL,
-            )
+        browser, chrome_log = launch_chromium(chromium, tmp_path)
         devtools = _devtools_url(chrome_log, browser, limit_s=20)
         shot = tmp_path / "calibrate.png"
         seen, cdp = asyncio.run(_drive(devtools, url, shot, limit_s=120))

@@ -110,6 +110,21 @@ class Cdp:
         return res["result"].get("value")
 
 
+def launch_chromium(chromium: str, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """Headless Chromium with DevTools on 127.0.0.1 (a free port it reports in its log); returns it and the log."""
+    chrome_log = tmp_path / "chromium.log"
+    with chrome_log.open("w") as log_out:
+        browser = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'chromium-profile'}", "--remote-debugging-address=127.0.0.1",
+             "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=log_out, stdin=subprocess.DEVNULL,
+        )
+    return browser, chrome_log
+
+
 def _devtools_url(log: Path, proc: subprocess.Popen, limit_s: float) -> str:
     end = time.monotonic() + timeout(limit_s)
     while time.monotonic() < end:
@@ -279,16 +294,7 @@ def test_web_view_in_headless_chromium(tiny_bundle, tmp_path) -> None:
         html = _wait_http(page_url, daemon, limit_s=30).decode()
         assert '<script src="app.js"></script>' in html and "<style" not in html and "style=" not in html
 
-        chrome_log = tmp_path / "chromium.log"
-        with chrome_log.open("w") as log_out:
-            browser = subprocess.Popen(
-                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--remote-debugging-address=127.0.0.1",
-                 "--remote-debugging-port=0", "about:blank"],
-                stdout=subprocess.DEVNULL, stderr=log_out, stdin=subprocess.DEVNULL,
-            )
+        browser, chrome_log = launch_chromium(chromium, tmp_path)
         devtools = _devtools_url(chrome_log, browser, limit_s=20)
         shot_path = tmp_path / "web_view.png"
         samples, after, cdp = asyncio.run(_watch_page(devtools, page_url, shot_path, restart, limit_s=45))
