@@ -28,7 +28,7 @@ def reexport(directory: Path) -> float:
     bundle = load_bundle(directory)
     if bundle.keras_file is None or bundle.tflite_file is None:
         raise SystemExit(f"{directory}: needs both model.keras and model.tflite")
-    meta = json.loads((directory / MODEL_FILE).read_text(encoding="utf-8"))
+    meta = dict(bundle.metadata)
     model = keras.saving.load_model(str(bundle.keras_file), compile=False)
     quantized = (meta.get("export") or {}).get("tflite_choice", "float") == "dynamic"
     x = np.random.default_rng(0).normal(-8.0, 3.0, (16, *bundle.input_shape)).astype(np.float32)
