@@ -64,14 +64,67 @@ def main() -> None:
         print(f"batch {b:5d}: median {results[b]['median_ms']:.2f} ms, p99 {results[b]['p99_ms']:.2f} ms, "
               f"{results[b]['per_window_us']:.1f} us per window")
         b *= 2
+    daemon = daemon_path(Path(args.model), args.max_batch)
     fits = [bs for bs, r in results.items() if r["p99_ms"] <= args.budget_ms]
     # All streams due in the same tick is the worst case; 4 decisions/s each.
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "devices": devices,
            "jax": jax.__version__, "keras": keras.__version__, "batch": results,
-           "max_streams_at_4_per_s_within_budget": max(fits) if fits else 0, "budget_ms": args.budget_ms}
+           "max_streams_at_4_per_s_within_budget": max(fits) if fits else 0, "budget_ms": args.budget_ms,
+           "daemon_path": daemon}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in out.items() if k != "batch"}, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("batch", "daemon_path")}, indent=1))
+
+
+def daemon_path(model: Path, max_batch: int) -> dict:
+    """The daemon's own Keras classifier (``--backend auto`` with a GPU) on odd batch sizes.
+
+    A tick batches however many windows are due, so sizes are rarely powers of two;
+    ``first_ms`` is the first call at a size (a JAX compilation where the size is new
+    to it), ``median_ms``/``p99_ms`` the calls after.  ``chunked`` is the daemon's
+    Analyzer, which splits a tick into calls of at most ``MAX_BATCH`` windows.
+    """
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from ser_daemon.inference import gpu_visible, load_classifier
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.pipeline import MAX_BATCH
+
+    bundle = load_bundle(model)
+    clf = load_classifier(bundle, "keras")  # what --backend auto takes where a GPU is visible
+    rng = np.random.default_rng(1)
+    sizes = [n for n in (1, 3, 37, 64, 100, 160, 500, 1000, 2000, 4000) if n <= max_batch]
+    rows = {}
+    for n in sizes:
+        x = rng.normal(-6, 3, size=(n, *bundle.input_shape)).astype(np.float32)
+        t0 = time.perf_counter()
+        clf.predict(x)
+        first = (time.perf_counter() - t0) * 1000
+        a = []
+        for _ in range(max(20, min(100, 10000 // n))):
+            t0 = time.perf_counter()
+            clf.predict(x)
+            a.append((time.perf_counter() - t0) * 1000)
+        rows[n] = {"first_ms": first, "median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99))}
+        print(f"daemon path ({clf.backend}) batch {n:5d}: first call {first:8.1f} ms, then median "
+              f"{rows[n]['median_ms']:.2f} ms, p99 {rows[n]['p99_ms']:.2f} ms")
+    chunked = {}
+    for n in (512, 2048, 4096):
+        if n > max_batch:
+            continue
+        x = rng.normal(-6, 3, size=(n, *bundle.input_shape)).astype(np.float32)
+        a = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            for s in range(0, n, MAX_BATCH):
+                clf.predict(x[s : s + MAX_BATCH])
+            a.append((time.perf_counter() - t0) * 1000)
+        chunked[n] = {"median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)), "calls": -(-n // MAX_BATCH)}
+        print(f"daemon path, {n} windows in calls of {MAX_BATCH}: median {chunked[n]['median_ms']:.2f} ms, "
+              f"p99 {chunked[n]['p99_ms']:.2f} ms")
+    return {"backend": clf.backend, "gpu_visible": gpu_visible(), "max_batch": MAX_BATCH, "sizes": rows,
+            "chunked": chunked}
 
 
 if __name__ == "__main__":

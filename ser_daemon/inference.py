@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
@@ -24,10 +24,22 @@ from .errors import BackendUnavailable, ModelError, import_failure
 from .model_bundle import ModelBundle
 
 __all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier", "gpu_visible", "split_outputs",
-           "EMBEDDING_LAYER"]
+           "EMBEDDING_LAYERS", "embedding_output", "pad_to_bucket"]
 
-# The layer whose output the classifier head reads (training.model_def names it).
-EMBEDDING_LAYER = "gap"
+# The layer whose output the classifier head reads (training.model_def names it):
+# "embedding" where the model has a level branch joined to the pooled CNN
+# features, else the pooling layer "gap" (models from before the branch).
+EMBEDDING_LAYERS = ("embedding", "gap")
+
+
+def embedding_output(model: Any) -> Any:
+    """The Keras tensor the classifier head reads; ValueError if the model has none."""
+    for name in EMBEDDING_LAYERS:
+        try:
+            return model.get_layer(name).output
+        except ValueError:
+            continue
+    raise ValueError(f"model has none of the layers {EMBEDDING_LAYERS}")
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +183,8 @@ class LiteRTClassifier:
         return interp
 
     def _invoke(self, batch: np.ndarray):  # type: ignore[no-untyped-def]
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        n = x.shape[0]
-        bucket = 1 << max(0, (n - 1).bit_length())
-        if bucket != n:
-            x = np.concatenate([x, np.zeros((bucket - n, *x.shape[1:]), np.float32)])
-        interp = self._interpreter(bucket)
+        x, n = pad_to_bucket(batch)
+        interp = self._interpreter(x.shape[0])
         interp.set_tensor(self._in, x)
         interp.invoke()
         return interp, n
@@ -224,12 +232,12 @@ class KerasClassifier:
                 f"{path}: model has {self.model.output_shape[-1]} outputs but the metadata lists {len(self.labels)} labels"
             )
         self.keras_backend = keras.backend.backend()
-        # The head's input is the "gap" layer of models built by training.model_def; a model
+        # The head's input is the embedding layer of models built by training.model_def; a model
         # that has no such layer still classifies, only without profiles.
         # ``model`` stays the plain classifier (benchmarks call it); ``_served`` also gives the embedding.
         self._served = self.model
         try:
-            gap = self.model.get_layer(EMBEDDING_LAYER).output
+            gap = embedding_output(self.model)
         except ValueError:
             self.embedding_dim = None
         else:
@@ -270,9 +278,31 @@ class KerasClassifier:
         return probs, emb
 
     def predict_embedded_or_not(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.keras_backend == "jax":
+            # jax.jit compiles once per input shape (a second or more on a GPU): padding to
+            # powers of two keeps that to a handful of shapes however many streams are due.
+            x, n = pad_to_bucket(batch)
+        else:
+            x = np.ascontiguousarray(batch, dtype=np.float32)
+            n = x.shape[0]
         probs, emb = self._fn(x)
-        return _check_output(probs, x.shape[0], len(self.labels), str(self.path)), emb
+        if x.shape[0] != n and probs.shape[0] == x.shape[0]:
+            probs, emb = probs[:n], None if emb is None else emb[:n]
+        return _check_output(probs, n, len(self.labels), str(self.path)), emb
+
+
+def pad_to_bucket(batch: np.ndarray) -> tuple[np.ndarray, int]:
+    """``batch`` as float32, zero-padded to the next power of two windows; and its real length.
+
+    Runtimes that specialise on the batch size (a LiteRT interpreter per size, a
+    JAX compilation per shape) then see at most log2(max batch) sizes.
+    """
+    x = np.ascontiguousarray(batch, dtype=np.float32)
+    n = x.shape[0]
+    bucket = 1 << max(0, (n - 1).bit_length())
+    if bucket != n:
+        x = np.concatenate([x, np.zeros((bucket - n, *x.shape[1:]), np.float32)])
+    return x, n
 
 
 def _as_pair(out: object) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,0 +1,50 @@
+"""Batches are padded to powers of two for runtimes that specialise on the batch size.
+
+A GPU daemon serving many streams sees a different number of due windows every
+tick; JAX compiles once per input shape (a second or more on a GPU), so without
+buckets each new count would stall the tick that meets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_daemon.inference import load_classifier, pad_to_bucket
+from ser_daemon.model_bundle import load_bundle
+
+
+@pytest.mark.parametrize("n,bucket", [(1, 1), (2, 2), (3, 4), (5, 8), (64, 64), (65, 128), (1000, 1024)])
+def test_pad_to_bucket(n: int, bucket: int) -> None:
+    x = np.random.default_rng(n).normal(size=(n, 3, 2)).astype(np.float64)
+    padded, real = pad_to_bucket(x)
+    assert real == n and padded.shape == (bucket, 3, 2) and padded.dtype == np.float32
+    np.testing.assert_array_equal(padded[:n], x.astype(np.float32))
+    assert not padded[n:].any()
+
+
+def test_keras_on_jax_sees_only_bucket_sizes_and_returns_the_real_rows(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="the tiny model is built with TensorFlow")
+    from tiny_model import build_tiny_bundle
+
+    bundle = load_bundle(build_tiny_bundle(tmp_path / "m", profiles=True))
+    clf = load_classifier(bundle, backend="keras")
+    real_fn = clf._fn
+    seen: list[int] = []
+
+    def recording(x: np.ndarray):  # type: ignore[no-untyped-def]
+        seen.append(int(x.shape[0]))
+        return real_fn(x)
+
+    clf._fn = recording
+    x = np.random.default_rng(0).normal(-6, 3, (5, *bundle.input_shape)).astype(np.float32)
+    expected_probs, expected_emb = clf.predict_embedded(x)  # TensorFlow: one trace for any batch, no padding
+    assert seen == [5]
+    clf.keras_backend = "jax"  # the branch a GPU machine takes
+    probs, emb = clf.predict_embedded(x)
+    assert seen[-1] == 8 and probs.shape == (5, len(bundle.labels)) and emb.shape[0] == 5
+    np.testing.assert_allclose(probs, expected_probs, atol=1e-6)
+    np.testing.assert_allclose(emb, expected_emb, atol=1e-6)
+    assert clf.predict(x[:3]).shape == (3, len(bundle.labels)) and seen[-1] == 4
