@@ -31,7 +31,7 @@ __all__ = ["SpeakerNormSettings", "SpeakerNormalizer", "voiced_frames", "speaker
 # Frames quieter than the loudest frame of a push by more than this are not speech
 # (breaths, room tone between words) and do not update the reference.
 _VOICED_RANGE_DB = 35.0
-_LOG_PER_DB = np.log(10.0) / 10.0  # natural-log mel power per dB
+LOG_PER_DB = np.log(10.0) / 10.0  # natural-log mel power per dB
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def voiced_frames(frames: np.ndarray) -> np.ndarray:
     if len(f) == 0:
         return f
     energy = np.log(np.exp(f.astype(np.float64)).sum(axis=1))
-    return f[energy >= energy.max() - _VOICED_RANGE_DB * _LOG_PER_DB]
+    return f[energy >= energy.max() - _VOICED_RANGE_DB * LOG_PER_DB]
 
 
 def speaker_reference(frame_sets: Sequence[np.ndarray]) -> np.ndarray:

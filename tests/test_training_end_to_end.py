@@ -187,3 +187,31 @@ def test_ser_train_without_speaker_norm_writes_none(corpus: Path, tmp_path: Path
     assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
                  "--speaker-norm", "off", *TINY]) == 0
     assert load_bundle(out).speaker_norm is None
+
+
+def test_level_branch_trains_exports_and_serves_its_embedding(corpus: Path, tmp_path: Path) -> None:
+    from ser_daemon.inference import load_classifier
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path / "level"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--level-units", "3", *TINY]) == 0
+    b = load_bundle(out)
+    assert b.metadata["training"]["config"]["model"]["level_units"] == 3
+    x = np.random.default_rng(0).normal(-6, 3, (2, 197, 64)).astype(np.float32)
+    probs, emb = load_classifier(b, backend="litert").predict_embedded(x)
+    assert emb.shape == (2, 4 * 8 + 3) and b.head is not None and b.head.embedding_dim == 35
+    np.testing.assert_allclose(b.head.probs(emb), probs, atol=2e-3)
+    k_probs, k_emb = load_classifier(b, backend="keras").predict_embedded(x)
+    np.testing.assert_allclose(k_probs, probs, atol=1e-4)
+
+
+def test_level_branch_needs_speaker_norm(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path / "nolevel"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--speaker-norm", "off",
+                 "--level-units", "3", *TINY]) == 2
+    assert "--level-units needs --speaker-norm on" in capsys.readouterr().err
+    assert not out.exists()

@@ -6,7 +6,7 @@ import numpy as np
 
 from ser_daemon.features import FeatureConfig, frames_for_samples
 from ser_daemon.training.audio_prep import cut_windows, features_of, speech_bounds, window_starts
-from ser_daemon.training.augment import AugmentConfig, augment_waveform, colored_noise, spec_augment
+from ser_daemon.training.augment import AugmentConfig, augment_waveform, colored_noise, spec_augment, warp_mels
 from ser_daemon.training.evaluate import classification_report, clip_level, map_labels
 from ser_daemon.training.datasets import Clip
 from ser_daemon.training.synthetic import synth_clip
@@ -54,6 +54,25 @@ def test_spec_augment_masks_copy() -> None:
     out = spec_augment(batch, np.random.default_rng(1), AugmentConfig(time_mask_frames=30, freq_mask_bands=10))
     assert out.shape == batch.shape and not np.array_equal(out, batch)
     assert np.array_equal(batch, np.random.default_rng(0).standard_normal((4, 197, 64)).astype(np.float32))
+
+
+def test_mel_warp_moves_formants_and_nothing_else() -> None:
+    x = np.full((3, 5, 64), -10.0, np.float32)
+    x[:, :, 20] = 0.0  # one loud band: a formant
+    out = warp_mels(x, np.array([1.0, 1.25, 0.8]))
+    np.testing.assert_array_equal(out[0], x[0])  # factor 1: untouched
+    assert int(out[1, 0].argmax()) == 25 and int(out[2, 0].argmax()) == 16  # band j reads band j / factor
+    assert np.all(out[:, 0] == out[:, 4])  # the time axis is not touched
+    assert out.min() >= -10.0 and out.max() <= 0.0  # interpolation, never extrapolation
+    # Off by default; when on, drawn per window from the seed.
+    cfg = AugmentConfig(time_masks=0, freq_masks=0)
+    batch = np.random.default_rng(0).standard_normal((6, 197, 64)).astype(np.float32)
+    np.testing.assert_array_equal(spec_augment(batch, np.random.default_rng(1), cfg), batch)
+    warped = AugmentConfig(time_masks=0, freq_masks=0, mel_warp=(0.85, 1.15))
+    a = spec_augment(batch, np.random.default_rng(1), warped)
+    np.testing.assert_array_equal(a, spec_augment(batch, np.random.default_rng(1), warped))
+    assert not np.allclose(a, batch)
+    assert AugmentConfig.from_dict(warped.to_dict()) == warped
 
 
 def test_metrics_and_clip_voting() -> None:

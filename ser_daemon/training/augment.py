@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.signal
 
-__all__ = ["AugmentConfig", "augment_waveform", "spec_augment", "colored_noise"]
+__all__ = ["AugmentConfig", "augment_waveform", "spec_augment", "colored_noise", "warp_mels"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class AugmentConfig:
         time_mask_frames: largest time mask, frames.
         freq_masks: SpecAugment mel masks per window.
         freq_mask_bands: largest mel mask, bands.
+        mel_warp: range of a per-window stretch of the mel axis, drawn every
+            epoch ((1, 1): none).  The CNN learns the training speakers'
+            formants and pitch by heart (91 % clip accuracy on them, 57 % on
+            new ones); stretching the spectrum makes every window a slightly
+            different vocal tract, so cues that hold across voices win.
     """
 
     copies: int = 3
@@ -53,6 +58,7 @@ class AugmentConfig:
     time_mask_frames: int = 20
     freq_masks: int = 2
     freq_mask_bands: int = 8
+    mel_warp: tuple[float, float] = (1.0, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,7 +66,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AugmentConfig":
         d = dict(data)
-        for k in ("gain_db", "snr_db", "speed", "rt60_s"):
+        for k in ("gain_db", "snr_db", "speed", "rt60_s", "mel_warp"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -155,6 +161,8 @@ def spec_augment(batch: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
     """SpecAugment masks on a copy of ``batch`` ``(n, frames, n_mels)``."""
     out = np.array(batch, dtype=np.float32, copy=True)
     n, frames, mels = out.shape
+    if cfg.mel_warp[0] != cfg.mel_warp[1] or cfg.mel_warp[0] != 1.0:
+        out = warp_mels(out, rng.uniform(cfg.mel_warp[0], cfg.mel_warp[1], n))
     fill = out.mean(axis=(1, 2))
     for i in range(n):
         for _ in range(cfg.time_masks):
@@ -165,4 +173,26 @@ def spec_augment(batch: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
             w = int(rng.integers(0, cfg.freq_mask_bands + 1))
             f0 = int(rng.integers(0, max(1, mels - w)))
             out[i, :, f0 : f0 + w] = fill[i]
+    return out
+
+
+def warp_mels(batch: np.ndarray, factors: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Stretch each window's mel axis by its factor (> 1 moves energy up), linear interpolation.
+
+    Band ``j`` of the result reads band ``j / factor`` of the input; bands past the
+    top repeat the last one.
+    """
+    n, _, mels = batch.shape
+    out = np.empty(batch.shape, np.float32)
+    idx = np.arange(mels, dtype=np.float64)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        src = np.clip(idx[None, :] / np.asarray(factors[a:b], np.float64)[:, None], 0, mels - 1)
+        i0 = np.floor(src).astype(np.intp)
+        i1 = np.minimum(i0 + 1, mels - 1)
+        w = (src - i0).astype(np.float32)[:, None, :]
+        x = batch[a:b].astype(np.float32, copy=False)
+        lo = np.take_along_axis(x, i0[:, None, :], axis=2)
+        hi = np.take_along_axis(x, i1[:, None, :], axis=2)
+        out[a:b] = lo + w * (hi - lo)
     return out

@@ -30,6 +30,14 @@ class ModelConfig:
         dropout: dropout before the classifier.
         spatial_dropout: dropout of whole feature maps after each pooled block.
         l2: L2 weight decay on conv and dense kernels.
+        level_units: width of the level branch (0: none).  The per-window
+            standardisation makes the CNN blind to how loud and how bright the
+            window is against the speaker's own reference, which is most of
+            what tells aroused speech (angry, happy) from quiet speech (sad,
+            calm).  The branch reads, per mel band, the loudest 80 ms of the
+            window relative to that reference (the input before the
+            standardisation; silence does not dilute a maximum) and joins a
+            small dense projection of it to the pooled CNN features.
     """
 
     width: int = 16
@@ -38,6 +46,7 @@ class ModelConfig:
     dropout: float = 0.3
     spatial_dropout: float = 0.1
     l2: float = 1e-4
+    level_units: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +75,13 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
             if cfg.spatial_dropout > 0:
                 x = layers.SpatialDropout2D(cfg.spatial_dropout, seed=seed + b, name=f"sdrop{b + 1}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if cfg.level_units > 0:
+        lvl = layers.AveragePooling1D(pool_size=8, strides=4, name="level_smooth")(inp)
+        lvl = layers.GlobalMaxPooling1D(name="level_peak")(lvl)
+        lvl = layers.BatchNormalization(name="level_bn")(lvl)
+        lvl = layers.Dense(cfg.level_units, activation="relu", kernel_regularizer=reg,
+                           kernel_initializer=init, name="level_dense")(lvl)
+        x = layers.Concatenate(name="embedding")([x, lvl])
     if cfg.dropout > 0:
         x = layers.Dropout(cfg.dropout, seed=seed + 100, name="dropout")(x)
     out = layers.Dense(n_labels, activation="softmax", kernel_regularizer=reg,

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..features import FeatureConfig, log_mel
-from ..speaker_norm import voiced_frames
+from ..speaker_norm import LOG_PER_DB, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, spec_augment
 from .datasets import Clip
@@ -213,12 +213,14 @@ def build_feature_set(
     clips = list(clips)
     labels = list(labels)
     copies = cfg.augment.copies if augment else 0
+    cfg_key = cfg.to_dict()
+    del cfg_key["augment"]["mel_warp"]  # acts per epoch on the cached features, not part of them
     key_src = json.dumps(
         {
             "clips": [[str(c.path), c.label, c.speaker] for c in clips],
             "labels": labels,
             "features": feature_cfg.to_dict(),
-            "cfg": {k: v for k, v in cfg.to_dict().items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")
+            "cfg": {k: v for k, v in cfg_key.items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")
                     or (k == "edge" and v != 0.25)},
             "copies": copies,
             "v": 2,
@@ -278,7 +280,17 @@ def speaker_references(
     return refs
 
 
-def apply_speaker_norm(fs: FeatureSet, seed: int) -> tuple[FeatureSet, np.ndarray]:
+def _speech_level(windows: np.ndarray) -> float:
+    """The 95th percentile of per-frame log energy over ``windows``: the level of the speech, not the gaps."""
+    f = windows[:, ::2].astype(np.float32).reshape(-1, windows.shape[-1])
+    top = f.max(axis=1, keepdims=True)
+    energy = top[:, 0] + np.log(np.exp(f - top).sum(axis=1))
+    return float(np.percentile(energy, 95))
+
+
+def apply_speaker_norm(
+    fs: FeatureSet, seed: int, *, match_gain: bool = False, gain_jitter_db: float = 3.0
+) -> tuple[FeatureSet, np.ndarray]:
     """Subtract each window's speaker reference; returns the set and the population prior.
 
     Clean windows (version 0) use the reference of all the speaker's clips.
@@ -287,6 +299,14 @@ def apply_speaker_norm(fs: FeatureSet, seed: int) -> tuple[FeatureSet, np.ndarra
     half, a third from all -- so the model does not depend on how much of each
     emotion the live estimate happens to have heard (a user who spoke calmly for
     minutes and then gets angry must still be shown angry).
+
+    ``match_gain``: an augmented copy was played at a random gain, but its
+    reference comes from the clean clips, so its level against the reference
+    is noise.  A model that reads that level (``ModelConfig.level_units``)
+    needs it to mean what it means live, where the reference is measured on the
+    same microphone: the copy's reference is moved by the copy's change of
+    speech level against the clean clip, give or take ``gain_jitter_db`` (the
+    live estimate is never exact, least of all while it leaves the prior).
     """
     rng = np.random.default_rng(seed + 11)
     full = speaker_references(fs)
@@ -314,6 +334,12 @@ def apply_speaker_norm(fs: FeatureSet, seed: int) -> tuple[FeatureSet, np.ndarra
                 pick = idx
             ref = speaker_references(fs, {spk: pick}).get(spk, full[spk])
         rows = np.nonzero(inverse == u)[0]
+        if match_gain and ver != 0:
+            clean_rows = np.nonzero((fs.clip == ci) & (fs.version == 0))[0]
+            if len(clean_rows):
+                shift = _speech_level(fs.x[rows]) - _speech_level(fs.x[clean_rows])
+                shift += rng.uniform(-gain_jitter_db, gain_jitter_db) * LOG_PER_DB
+                ref = ref + np.float32(shift)
         x[rows] = (fs.x[rows].astype(np.float32) - ref[None, None, :]).astype(np.float16)
     return fs.with_x(x), prior
 
@@ -479,9 +505,9 @@ def with_embedding_output(model: Any) -> Any:
     """
     import keras
 
-    from ..inference import EMBEDDING_LAYER
+    from ..inference import embedding_output
 
-    gap = model.get_layer(EMBEDDING_LAYER).output
+    gap = embedding_output(model)
     return keras.Model(model.input, [model.output, gap], name=model.name)
 
 

@@ -33,6 +33,17 @@ def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _warp_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` for --mel-warp (argparse turns the error into exit 2)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes LO,HI (e.g. 0.9,1.1), not {text!r}") from None
+    if not 0.5 <= lo <= hi <= 2.0:
+        raise argparse.ArgumentTypeError(f"needs 0.5 <= LO <= HI <= 2, not {text!r}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ser-train", description="Train the speech-emotion CNN and write a model bundle.")
     p.add_argument("--data", required=True, action="append",
@@ -54,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--width", type=int, default=None, help="channels of the first conv block")
     p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--level-units", type=int, default=None,
+                   help="width of the level branch: the loudest 80 ms per mel band against the speaker's reference, "
+                        "which the per-window standardisation hides from the CNN (default 0: none; needs "
+                        "--speaker-norm on)")
     p.add_argument("--copies", type=int, default=None, help="augmented copies per clip")
+    p.add_argument("--mel-warp", default=None, metavar="LO,HI", type=_warp_range,
+                   help="per-window stretch of the mel axis drawn from [LO, HI] every epoch (default 1,1: none); "
+                        "makes the training voices more varied")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
     p.add_argument("--edge", type=float, default=None,
                    help="how far training windows may reach past the speech, as a fraction of a window "
@@ -79,11 +97,14 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     cfg = TrainConfig()
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
-    if args.width is not None or args.dropout is not None:
-        mo = {k: v for k, v in {"width": args.width, "dropout": args.dropout}.items() if v is not None}
+    mo = {k: v for k, v in {"width": args.width, "dropout": args.dropout, "level_units": args.level_units}.items()
+          if v is not None}
+    if mo:
         cfg = replace(cfg, model=replace(cfg.model, **mo))
     if args.copies is not None:
         cfg = replace(cfg, augment=replace(cfg.augment, copies=args.copies))
+    if args.mel_warp is not None:
+        cfg = replace(cfg, augment=replace(cfg.augment, mel_warp=args.mel_warp))
     return cfg
 
 
@@ -115,6 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     cfg = _config(args)
+    if cfg.model.level_units > 0 and args.speaker_norm == "off":
+        print("ser-train: --level-units needs --speaker-norm on (a level against no reference is the microphone's gain)",
+              file=sys.stderr)
+        return 2
+    if cfg.model.level_units < 0:
+        print(f"ser-train: --level-units must be 0 or more, not {cfg.model.level_units}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     progress = None if args.quiet else sys.stderr
     try:
@@ -141,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..speaker_norm import SpeakerNormSettings
         from .train import apply_speaker_norm
 
-        fs, prior = apply_speaker_norm(fs, cfg.seed)
+        fs, prior = apply_speaker_norm(fs, cfg.seed, match_gain=cfg.model.level_units > 0)
         speaker_norm = SpeakerNormSettings(prior=tuple(float(v) for v in prior))
     spk = fs.speakers()
     holdout = np.isin(spk, args.holdout_speakers)

@@ -1,0 +1,87 @@
+"""The CNN's level branch, and training references that keep the level meaningful.
+
+The per-window standardisation makes the plain CNN blind to a window's level
+against the speaker's reference; the branch exists to see it.  The training
+side must then give augmented copies (played at random gains) references that
+moved with their gain, or the level it learns from is noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras", reason="the model definition needs Keras")
+
+from ser_daemon.speaker_norm import LOG_PER_DB  # noqa: E402
+from ser_daemon.training.datasets import Clip  # noqa: E402
+from ser_daemon.training.model_def import ModelConfig, build_model  # noqa: E402
+from ser_daemon.training.train import FeatureSet, apply_speaker_norm  # noqa: E402
+
+
+def _speechlike(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Log-mel windows: quiet floor with loud bursts, so levels have something to measure."""
+    x = rng.normal(-12.0, 0.5, (n, 197, 64))
+    for i in range(n):
+        a = int(rng.integers(0, 120))
+        x[i, a : a + 60] += rng.normal(8.0, 1.0, (60, 64))
+    return x.astype(np.float32)
+
+
+def test_plain_cnn_ignores_a_level_shift_the_branch_sees_it() -> None:
+    from ser_daemon.inference import embedding_output
+
+    import keras
+
+    x = _speechlike(np.random.default_rng(1), 4)
+    plain = build_model((197, 64), 5, ModelConfig(width=4), seed=3)
+    branched = build_model((197, 64), 5, ModelConfig(width=4, level_units=6), seed=3)
+    shifted = x + np.float32(15 * LOG_PER_DB)  # the same speech 15 dB louder against the reference
+    np.testing.assert_allclose(plain(x, training=False), plain(shifted, training=False), atol=1e-5)
+    moved = np.abs(np.asarray(branched(x, training=False)) - np.asarray(branched(shifted, training=False))).max()
+    assert moved > 1e-3
+    # The head reads the pooled CNN features joined to the branch.
+    assert int(embedding_output(branched).shape[-1]) == 4 * 8 + 6
+    assert int(embedding_output(plain).shape[-1]) == 4 * 8
+    head_in = keras.Model(branched.input, embedding_output(branched))
+    assert head_in(x[:1], training=False).shape == (1, 38)
+
+
+def _two_versions(gain_db: float) -> FeatureSet:
+    """One clip per speaker, a clean version and an 'augmented' copy that is the same windows, louder."""
+    rng = np.random.default_rng(5)
+    clips = [Clip(Path(f"/nonexistent/{s}.wav"), "angry", s) for s in ("ann", "bob")]
+    xs, cs, vs = [], [], []
+    vsum = np.zeros((2, 64))
+    vn = np.zeros(2, np.int64)
+    for ci in range(2):
+        clean = _speechlike(rng, 3) + np.float32(ci)  # the speakers differ in level too
+        loud = clean + np.float32(gain_db * LOG_PER_DB)
+        xs += [clean, loud]
+        cs += [np.full(3, ci), np.full(3, ci)]
+        vs += [np.zeros(3, np.int16), np.ones(3, np.int16)]
+        frames = clean.reshape(-1, 64)
+        vsum[ci] = frames.sum(axis=0)
+        vn[ci] = len(frames)
+    x = np.concatenate(xs).astype(np.float16)
+    return FeatureSet(x, np.zeros(len(x), np.int32), np.concatenate(cs).astype(np.int32), np.concatenate(vs),
+                      clips, ["angry"], vsum, vn)
+
+
+def test_matched_gain_cancels_the_copy_gain() -> None:
+    fs = _two_versions(gain_db=-12.0)
+    clean, aug = fs.version == 0, fs.version == 1
+    matched, _ = apply_speaker_norm(fs, seed=0, match_gain=True, gain_jitter_db=0.0)
+    d = matched.x[aug].astype(np.float32) - matched.x[clean].astype(np.float32)
+    assert np.abs(d).max() < 0.05  # float16 rounding only
+    unmatched, _ = apply_speaker_norm(fs, seed=0)
+    d = unmatched.x[aug].astype(np.float32) - unmatched.x[clean].astype(np.float32)
+    np.testing.assert_allclose(d.mean(), -12.0 * LOG_PER_DB, atol=0.05)  # the old behaviour keeps the gain
+    # With jitter the copies' level is right give or take the jitter, and not exactly.
+    jittered, _ = apply_speaker_norm(fs, seed=0, match_gain=True, gain_jitter_db=3.0)
+    offs = [float((jittered.x[(fs.clip == ci) & aug].astype(np.float32)
+                   - jittered.x[(fs.clip == ci) & clean].astype(np.float32)).mean()) for ci in (0, 1)]
+    assert all(abs(o) <= 3.0 * LOG_PER_DB + 0.05 for o in offs)
+    assert any(abs(o) > 0.01 for o in offs)
