@@ -394,16 +394,9 @@ _NOT_OPTIONS = ("config", "list_devices", "config_path", "write_config", "vrchat
 
 
 def _model_dir(config: DaemonConfig) -> Path:
-    from .errors import ModelError
-    from .model_bundle import default_model_dir
+    from .model_bundle import model_dir_or_default
 
-    model_dir = config.model or default_model_dir()
-    if model_dir is None:
-        raise ModelError(
-            "no model: the shipped default model (models/default) is not installed here. "
-            "Pass --model DIR (a folder with ser_model.json), or train one with ser-train"
-        )
-    return model_dir
+    return model_dir_or_default(config.model)
 
 
 def _vrchat_table(config: DaemonConfig) -> int:

@@ -26,7 +26,7 @@ Time is the audio itself (samples fed), so tests need no clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np

@@ -32,6 +32,7 @@ from .head import LinearHead
 from .speaker_norm import SpeakerNormSettings
 
 __all__ = [
+    "model_dir_or_default",
     "MODEL_FILE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -281,3 +282,16 @@ def default_model_dir() -> Path | None:
         if (c / MODEL_FILE).is_file():
             return c
     return None
+
+
+def model_dir_or_default(model: str | os.PathLike[str] | None) -> Path:
+    """``model`` (``~`` expanded), else the shipped default; ModelError naming the fix if neither exists."""
+    if model:
+        return Path(model).expanduser()
+    found = default_model_dir()
+    if found is None:
+        raise ModelError(
+            "no model: the shipped default model (models/default) is not installed here. "
+            "Pass --model DIR (a folder with ser_model.json), or train one with ser-train"
+        )
+    return found

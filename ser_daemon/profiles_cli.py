@@ -76,13 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bundle(model: str | None) -> Any:
-    from .model_bundle import default_model_dir, load_bundle
-    from .errors import ModelError
+    from .model_bundle import load_bundle, model_dir_or_default
 
-    directory = Path(model).expanduser() if model else default_model_dir()
-    if directory is None:
-        raise ModelError("no model: pass --model DIR (the shipped default model is not installed here)")
-    return load_bundle(directory)
+    return load_bundle(model_dir_or_default(model))
 
 
 def _enroll(args: argparse.Namespace) -> int:

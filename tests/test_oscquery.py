@@ -16,7 +16,6 @@ import subprocess
 import time
 import urllib.request
 
-import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder

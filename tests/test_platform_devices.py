@@ -106,7 +106,7 @@ def test_config_and_data_paths_per_platform(monkeypatch: pytest.MonkeyPatch, tmp
     # Windows: platformdirs asks the shell for the folder; simulate that answer.
     import platformdirs.windows as pw
 
-    monkeypatch.setattr(pw, "get_win_folder", lambda csidl: rf"C:\Users\ada\AppData\Local" if "LOCAL" in csidl
-                        else rf"C:\Users\ada\AppData\Roaming")
+    monkeypatch.setattr(pw, "get_win_folder", lambda csidl: r"C:\Users\ada\AppData\Local" if "LOCAL" in csidl
+                        else r"C:\Users\ada\AppData\Roaming")
     p = platform.user_config_path("win32")
     assert str(p).replace("/", "\\").endswith(r"AppData\Local\ser-daemon\config.toml")

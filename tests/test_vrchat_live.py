@@ -8,7 +8,6 @@ import socket
 import subprocess
 import time
 
-import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage

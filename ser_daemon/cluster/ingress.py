@@ -59,7 +59,7 @@ from ..config import Endpoint
 from ..mapping import ExpressionMapping, load_mapping
 from ..messages import dumps, state_json
 from ..model_bundle import ModelBundle, load_bundle
-from ..pipeline import DueWindow, StreamProcessor
+from ..pipeline import StreamProcessor
 from ..state import EmotionState
 from .batcher import WindowBatcher
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
