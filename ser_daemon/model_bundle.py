@@ -94,6 +94,12 @@ class ModelBundle:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
     @property
+    def label_merge(self) -> dict[str, str]:
+        """Classes the model was trained to show as another (``{"calm": "neutral"}``), from ser-train --merge."""
+        merge = (self.metadata.get("training") or {}).get("merge") or {}
+        return {str(k): str(v) for k, v in merge.items()} if isinstance(merge, Mapping) else {}
+
+    @property
     def window_samples(self) -> int:
         return int(round(self.window_s * self.features.sample_rate))
 

@@ -102,6 +102,7 @@ def _enroll(args: argparse.Namespace) -> int:
     takes: list[Take] = []
     for group in args.label:
         label, files = group[0].strip().lower(), group[1:]
+        label = bundle.label_merge.get(label, label)  # calm takes teach "neutral" to a calm=neutral model
         if label not in bundle.labels:
             raise ProfileError(f"label {label!r} is not one model {bundle.name!r} knows; its labels: "
                                f"{', '.join(bundle.labels)}")

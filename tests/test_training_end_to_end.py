@@ -215,3 +215,37 @@ def test_level_branch_needs_speaker_norm(corpus: Path, tmp_path: Path, capsys: p
                  "--level-units", "3", *TINY]) == 2
     assert "--level-units needs --speaker-norm on" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_merge_trains_one_class_for_two_and_eval_and_enroll_follow(corpus: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--merge sleepy=neutral: the bundle has no "sleepy", sleepy clips are scored and enrolled as neutral."""
+    from ser_daemon import profiles_cli
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.profiles import load_profile
+    from ser_daemon.training.datasets import load_dataset
+    from ser_daemon.training.eval_cli import main as eval_main
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path / "merged"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--merge", "Sleepy=neutral", *TINY]) == 0
+    b = load_bundle(out)
+    assert b.labels == ("angry", "neutral") and b.label_merge == {"sleepy": "neutral"}
+    assert b.head is not None and b.head.n_labels == 2
+    ev = tmp_path / "ev"
+    assert eval_main(["--model", str(out), "--data", str(corpus), "--out", str(ev), "--no-streaming", "-q"]) == 0
+    rep = json.loads((ev / "report.json").read_text())
+    assert rep["clip"]["n"] == 6  # jenie's sleepy clips are scored (as neutral), none left out
+    assert rep["clip"]["per_class"]["neutral"]["support"] == 4
+    sleepy = [str(c.path) for c in load_dataset(corpus) if c.speaker == "jenie" and c.label == "sleepy"]
+    prof = tmp_path / "me.json"
+    assert profiles_cli.main(["enroll", "--profile", str(prof), "--model", str(out), "--label", "sleepy", *sleepy,
+                              "--label", "angry", *[str(c.path) for c in load_dataset(corpus)
+                                                     if c.speaker == "jenie" and c.label == "angry"]]) == 0
+    profile, _ = load_profile(prof, b)
+    assert {k: v["takes"] for k, v in profile.takes.items()} == {"neutral": 2, "angry": 2}
+    # A class the data does not have is refused before any work.
+    assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--holdout-speakers", "jenie",
+                 "--merge", "calm=neutral", *TINY]) == 2
+    assert "cannot merge ['calm']" in capsys.readouterr().err

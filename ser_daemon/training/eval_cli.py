@@ -30,23 +30,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .cli_args import csv_list, label_map
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("ser_daemon.training")
-
-
-def _csv_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _label_map(text: str) -> dict[str, str]:
-    out = {}
-    for item in _csv_list(text):
-        if "=" not in item:
-            raise argparse.ArgumentTypeError(f"label map items look like data_label=model_label. Received: {item!r}")
-        a, b = item.split("=", 1)
-        out[a.strip().lower()] = b.strip().lower()
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,11 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
     p.add_argument("--model", default=None, help="model bundle folder (default: the shipped model)")
     p.add_argument("--out", default="ser-eval-report", help="folder for report.json, report.txt, confusion_matrix.png")
-    p.add_argument("--speakers", type=_csv_list, default=[], help="only these speakers")
-    p.add_argument("--exclude-speakers", type=_csv_list, default=[], help="leave these speakers out")
+    p.add_argument("--speakers", type=csv_list, default=[], help="only these speakers")
+    p.add_argument("--exclude-speakers", type=csv_list, default=[], help="leave these speakers out")
     p.add_argument("--include-train-speakers", action="store_true",
                    help="also score speakers the model trained on (not speaker-independent!)")
-    p.add_argument("--label-map", type=_label_map, default={}, help="data_label=model_label,... renames")
+    p.add_argument("--label-map", type=label_map, default={}, help="data_label=model_label,... renames")
     p.add_argument("--backend", default="litert", choices=["litert", "keras"])
     p.add_argument("--no-streaming", action="store_true", help="skip the per-clip streaming replay")
     p.add_argument("--config", default=None, metavar="FILE.toml",
@@ -72,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline-seed", type=int, default=0, help="with --timeline: seed of the segment order")
     p.add_argument("--settle-s", type=float, default=2.0,
                    help="with --timeline: decisions this far into a segment (and voiced) are scored")
-    p.add_argument("--merge", type=_label_map, default={},
+    p.add_argument("--merge", type=label_map, default={},
                    help="with --timeline: label=label,... merged for scoring, truth and shown alike (e.g. calm=neutral)")
     p.add_argument("--enroll", type=int, default=None, metavar="K",
                    help="also score personal profiles: per speaker, enroll with 1..K clips per class and with "
@@ -172,7 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seen:
             log.info("leaving out %d speakers the model trained on: %s", len(seen), ", ".join(seen))
         clips = [c for c in clips if c.speaker not in trained_on]
-    clips, skipped = map_labels(clips, labels, args.label_map)
+    # A model trained with --merge (calm=neutral) is scored on the data merged the same way.
+    trained_merge = bundle.label_merge
+    if trained_merge:
+        log.info("the model was trained with classes merged: %s; the data is scored the same way", trained_merge)
+    clips, skipped = map_labels(clips, labels, {**trained_merge, **args.label_map})
     if skipped:
         log.info("leaving out clips with labels the model does not know: %s", skipped)
     if not clips:

@@ -143,6 +143,23 @@ class FeatureSet:
         return FeatureSet(x, self.y, self.clip, self.version, self.clips, self.labels,
                           self.clip_voiced_sum, self.clip_voiced_n)
 
+    def merged(self, merge: Mapping[str, str]) -> "FeatureSet":
+        """The same windows with classes merged (``{"calm": "neutral"}``); labels stay sorted.
+
+        Applied after the feature cache, so a merge needs no new features.
+        """
+        from dataclasses import replace as _replace
+
+        unknown = sorted(set(merge) - set(self.labels))
+        if unknown:
+            raise ValueError(f"cannot merge {unknown}: not among the labels {self.labels}")
+        labels = sorted({merge.get(lab, lab) for lab in self.labels})
+        index = {lab: labels.index(merge.get(lab, lab)) for lab in self.labels}
+        remap = np.array([index[lab] for lab in self.labels], np.int32)
+        clips = [_replace(c, label=merge.get(c.label, c.label)) if c.label in merge else c for c in self.clips]
+        return FeatureSet(self.x, remap[self.y], self.clip, self.version, clips, labels,
+                          self.clip_voiced_sum, self.clip_voiced_n)
+
     def speakers(self) -> np.ndarray:
         """Speaker per window."""
         spk = np.array([c.speaker for c in self.clips])

@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .cli_args import csv_list, label_map
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("ser_daemon.training")
-
-
-def _csv_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _warp_range(text: str) -> tuple[float, float]:
@@ -52,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
     p.add_argument("--out", required=True, help="output folder: the bundle (ser_model.json, model.keras, model.tflite)")
     p.add_argument("--name", default=None, help="model name stored in the bundle (default: the output folder's name)")
-    p.add_argument("--holdout-speakers", type=_csv_list, default=[],
+    p.add_argument("--holdout-speakers", type=csv_list, default=[],
                    help="comma-separated speakers never trained on; the model is scored on them")
-    p.add_argument("--exclude-speakers", type=_csv_list, default=[], help="speakers to ignore entirely")
+    p.add_argument("--exclude-speakers", type=csv_list, default=[], help="speakers to ignore entirely")
     p.add_argument("--cv-folds", type=int, default=0, help="speaker k-fold over the training speakers first (0: skip)")
     p.add_argument("--final-on-all", action="store_true",
                    help="after the held-out evaluation, retrain on all speakers and ship that model")
@@ -65,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--width", type=int, default=None, help="channels of the first conv block")
     p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--merge", type=label_map, default={}, metavar="FROM=TO,...",
+                   help="train classes FROM as TO (e.g. calm=neutral: one resting face for both); the bundle "
+                        "records it and ser-eval applies it to the data")
     p.add_argument("--level-units", type=int, default=None,
                    help="width of the level branch: the loudest 80 ms per mel band against the speaker's reference, "
                         "which the per-window standardisation hides from the CNN (default 0: none; needs "
@@ -164,6 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     feature_cfg = FeatureConfig()
     fs = build_feature_set(clips, labels, feature_cfg, cfg, cache_dir=args.cache, progress=progress)
     log.info("windows: %d (clean %d, augmented %d)", len(fs.y), int(np.sum(fs.version == 0)), int(np.sum(fs.version > 0)))
+    if args.merge:
+        try:
+            fs = fs.merged(args.merge)
+        except ValueError as exc:
+            print(f"ser-train: --merge {exc}", file=sys.stderr)
+            return 2
+        clips, labels = fs.clips, fs.labels
+        summary = summarize(clips)
+        log.info("merged %s: labels %s", args.merge, summary["labels"])
     speaker_norm = None
     if args.speaker_norm == "on":
         from ..speaker_norm import SpeakerNormSettings
@@ -217,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training": {
             "command": "ser-train " + " ".join(sys.argv[1:] if argv is None else list(argv)),
             "config": cfg.to_dict(),
+            "merge": dict(args.merge),
             "data": {"root": [str(d) for d in args.data], "clips": len(clips), **summary},
             "train_speakers": shipped_speakers,
             "heldout_speakers": list(args.holdout_speakers),
