@@ -22,6 +22,7 @@ microphones is the callers' business.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -38,13 +39,20 @@ from .profiles import Profile
 from .speaker_norm import voiced_frames
 from .vad import VoiceActivityGate
 
+log = logging.getLogger(__name__)
+
 __all__ = ["Take", "TakeCheck", "check_take", "fit_head", "fit_profile", "clip_windows", "streamed_windows",
-           "HEAD_L2", "MIN_VOICE_S"]
+           "choose_head_l2", "HEAD_L2", "HEAD_L2_GRID", "MIN_VOICE_S"]
 
 # Strength of the pull toward the shipped head (per weight, against the mean
 # cross-entropy of the takes' windows); chosen on validation speakers with
 # ser-eval --enroll (see the model card).
 HEAD_L2 = 0.01
+# Pulls tried when the takes allow a check on held-out takes (two or more takes for two or more
+# labels): each is fitted on half of the takes and scored on the other half, against the shipped
+# head, and the best wins -- the shipped head included, so a user whose voice the model already
+# reads well is not made worse by a head fitted to a minute of speech.
+HEAD_L2_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 MIN_VOICE_S = 0.8  # a take with less voice than this is refused as too short
 MIN_TAKE_S = 1.0
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
@@ -157,6 +165,56 @@ def fit_head(embeddings: np.ndarray, y: np.ndarray, prior: LinearHead, l2: float
     return LinearHead(theta[: d * k].reshape(d, k), theta[d * k :])
 
 
+def _heldout_score(head: LinearHead, emb: np.ndarray, y: np.ndarray) -> float:
+    """Class-balanced mean log-probability of the true label (higher is better)."""
+    logp = np.log(np.clip(head.probs(emb), 1e-12, 1.0))[np.arange(len(y)), y]
+    return float(np.mean([logp[y == c].mean() for c in np.unique(y)]))
+
+
+def choose_head_l2(
+    take_embeddings: Sequence[tuple[int, np.ndarray]],
+    take_labels: Sequence[int],
+    prior: LinearHead,
+    grid: Sequence[float] = HEAD_L2_GRID,
+) -> tuple[float | None, dict[str, float]]:
+    """The pull toward ``prior`` that predicts held-out takes best, or None if ``prior`` itself does.
+
+    ``take_embeddings[i]`` is ``(label index, embeddings of take i's windows)``;
+    ``take_labels[i]`` its label.  Two folds: the even-numbered takes of each label
+    against the odd-numbered ones, and back; labels with one take only always
+    train.  Returns ``(HEAD_L2, {})`` when fewer than two labels have two takes
+    (nothing to hold out).  Ties go to the stiffer pull.
+    """
+    order: dict[int, int] = {}
+    fold = []
+    for lab in take_labels:
+        fold.append(order.get(lab, 0) % 2)
+        order[lab] = order.get(lab, 0) + 1
+    checkable = {lab for lab, n in order.items() if n >= 2}
+    if len(checkable) < MIN_HEAD_LABELS:
+        return HEAD_L2, {}
+    scores = {str(l2): 0.0 for l2 in grid}
+    scores["shipped"] = 0.0
+    for f in (0, 1):
+        held = [i for i, lab in enumerate(take_labels) if lab in checkable and fold[i] == f]
+        train = [i for i in range(len(take_labels)) if i not in set(held)]
+        parts = [(take_embeddings[i][1], np.full(len(take_embeddings[i][1]), take_embeddings[i][0])) for i in train]
+        tests = [(take_embeddings[i][1], np.full(len(take_embeddings[i][1]), take_embeddings[i][0])) for i in held]
+        e_tr = np.concatenate([p[0] for p in parts])
+        y_tr = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        e_te = np.concatenate([p[0] for p in tests])
+        y_te = np.concatenate([p[1] for p in tests]).astype(np.int64)
+        if len(e_te) == 0 or len(np.unique(y_tr)) < MIN_HEAD_LABELS:
+            return HEAD_L2, {}
+        scores["shipped"] += _heldout_score(prior, e_te, y_te)
+        for l2 in grid:
+            scores[str(l2)] += _heldout_score(fit_head(e_tr, y_tr, prior, l2), e_te, y_te)
+    best = max(scores.values())
+    if scores["shipped"] >= best:
+        return None, scores
+    return max((l2 for l2 in grid if scores[str(l2)] >= best), default=HEAD_L2), scores
+
+
 def clip_windows(audio: np.ndarray, bundle: ModelBundle, reference: np.ndarray) -> np.ndarray:
     """Training-style windows of one clip (speech-centred), normalised by ``reference``."""
     sr = bundle.features.sample_rate
@@ -189,17 +247,27 @@ def streamed_windows(audio: np.ndarray, bundle: ModelBundle, reference: np.ndarr
     return (np.stack(windows) - reference[None, None, :]).astype(np.float32)
 
 
+def _embed(classifier: Any, x: np.ndarray) -> np.ndarray:
+    dim = int(getattr(classifier, "embedding_dim", 0) or 0)
+    if len(x) == 0:
+        return np.zeros((0, dim), np.float32)
+    return np.concatenate([classifier.predict_embedded(x[i : i + 64])[1] for i in range(0, len(x), 64)])
+
+
 def fit_profile(
     bundle: ModelBundle,
     classifier: Any,
     takes: Sequence[Take],
     *,
-    l2: float = HEAD_L2,
+    l2: float | None = None,
     head: bool = True,
 ) -> Profile:
     """A profile from ``takes`` for ``bundle``'s model (loaded as ``classifier``).
 
     Args:
+        l2: the pull toward the shipped head; None chooses it on held-out takes
+            (:func:`choose_head_l2`; no personal head if the shipped one
+            predicts them best), or uses ``HEAD_L2`` where the takes are too few.
         head: fit a personal head when the takes cover two labels or more;
             False keeps the baseline only.
 
@@ -244,8 +312,14 @@ def fit_profile(
         x = np.concatenate(list(xs.values()))
         if len(x) == 0:
             raise ProfileError("the takes hold no voiced window: record longer takes")
-        emb = np.concatenate([classifier.predict_embedded(x[i : i + 64])[1] for i in range(0, len(x), 64)])
-        personal = fit_head(emb, y, bundle.head, l2)
+        if l2 is None:
+            per_take = [(index[t.label], _embed(classifier, streamed_windows(t.audio, bundle, ref))) for t in takes]
+            l2, scores = choose_head_l2(per_take, [index[t.label] for t in takes], bundle.head)
+            if scores:
+                log.info("personal head: held-out takes scored %s; %s", {k: round(v, 3) for k, v in scores.items()},
+                         "keeping the shipped head" if l2 is None else f"pull {l2}")
+        if l2 is not None:
+            personal = fit_head(_embed(classifier, x), y, bundle.head, l2)
     return Profile(
         model_name=bundle.name,
         model_fingerprint=bundle.fingerprint,
