@@ -5,11 +5,27 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+
+def _children_get_default_stop_signals() -> None:
+    """Under nohup (SIGHUP ignored) or as a shell's background job (SIGINT ignored) the runner's
+    children inherit the ignore, and the daemon rightly keeps it: the tests that stop it with
+    those signals would then wait on a daemon that never stops. A Python handler is reset to the
+    default on exec while an ignore is not, so a do-nothing handler keeps the runner as immune as
+    before and gives every daemon the tests start the default disposition."""
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, lambda signum, frame: None)
+
+
+if sys.platform != "win32":
+    _children_get_default_stop_signals()
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -75,7 +75,8 @@ def test_sighup_stops_cleanly_with_the_final_state(tiny_bundle, loop_wav) -> Non
                 msgs.append(json.loads(await asyncio.wait_for(ws.recv(), timeout(20))))
             t0 = time.monotonic()
             proc.send_signal(signal.SIGHUP)
-            while not (msgs[-1].get("final")):
+            while not (msgs[-1].get("final")):  # states keep coming until the stop: bound the wait as a whole
+                assert time.monotonic() - t0 < timeout(10), "no final state 10 s after SIGHUP"
                 msgs.append(json.loads(await asyncio.wait_for(ws.recv(), timeout(5))))
         took = await asyncio.to_thread(lambda: (proc.wait(timeout(10)), time.monotonic() - t0)[1])
         return msgs, took, proc.stderr.read()

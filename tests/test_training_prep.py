@@ -6,7 +6,8 @@ import numpy as np
 
 from ser_daemon.features import FeatureConfig, frames_for_samples
 from ser_daemon.training.audio_prep import cut_windows, features_of, speech_bounds, window_starts
-from ser_daemon.training.augment import AugmentConfig, augment_waveform, colored_noise, spec_augment, warp_mels
+from ser_daemon.training.augment import (AugmentConfig, augment_waveform, colored_noise, mix_speakers, spec_augment,
+                                         warp_mels)
 from ser_daemon.training.evaluate import classification_report, clip_level, map_labels
 from ser_daemon.training.datasets import Clip
 from ser_daemon.training.synthetic import synth_clip
@@ -73,6 +74,21 @@ def test_mel_warp_moves_formants_and_nothing_else() -> None:
     np.testing.assert_array_equal(a, spec_augment(batch, np.random.default_rng(1), warped))
     assert not np.allclose(a, batch)
     assert AugmentConfig.from_dict(warped.to_dict()) == warped
+
+
+def test_mix_speakers_blends_the_same_emotion_across_voices_only() -> None:
+    x = np.concatenate([np.full((4, 3, 2), 1.0), np.full((4, 3, 2), 3.0), np.full((2, 3, 2), 10.0)]).astype(np.float16)
+    labels = np.array([0] * 8 + [1] * 2)
+    speakers = np.array(["a"] * 4 + ["b"] * 4 + ["c"] * 2)
+    before = x.copy()
+    out = mix_speakers(x, labels, speakers, np.random.default_rng(0), share=1.0)
+    np.testing.assert_array_equal(x, before)  # a copy
+    a, b, c = out[:4], out[4:8], out[8:]
+    assert np.all((a >= 1.0) & (a <= 2.0)) and np.any(a > 1.0)  # own voice weighs 0.5-1
+    assert np.all((b >= 2.0) & (b <= 3.0)) and np.any(b < 3.0)
+    np.testing.assert_array_equal(c, 10.0)  # no other speaker has label 1: left alone
+    assert np.all(out[:, 0] == out[:, 2])  # one weight per window
+    np.testing.assert_array_equal(mix_speakers(x, labels, speakers, np.random.default_rng(0), share=0.0), before)
 
 
 def test_metrics_and_clip_voting() -> None:

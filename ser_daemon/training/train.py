@@ -33,7 +33,7 @@ import numpy as np
 from ..features import FeatureConfig, log_mel
 from ..speaker_norm import LOG_PER_DB, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
-from .augment import AugmentConfig, augment_waveform, spec_augment
+from .augment import AugmentConfig, augment_waveform, mix_speakers, spec_augment
 from .datasets import Clip
 from .model_def import ModelConfig, build_model
 
@@ -231,7 +231,8 @@ def build_feature_set(
     labels = list(labels)
     copies = cfg.augment.copies if augment else 0
     cfg_key = cfg.to_dict()
-    del cfg_key["augment"]["mel_warp"]  # acts per epoch on the cached features, not part of them
+    for k in ("mel_warp", "mix_speakers"):  # act per epoch on the cached features, not part of them
+        del cfg_key["augment"][k]
     key_src = json.dumps(
         {
             "clips": [[str(c.path), c.label, c.speaker] for c in clips],
@@ -419,7 +420,10 @@ def fit_model(
     rng = np.random.default_rng(cfg.seed + 7)
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train.y))
-        xb = spec_augment(train.x[order], rng, cfg.augment)
+        xb = train.x[order]
+        if cfg.augment.mix_speakers > 0:
+            xb = mix_speakers(xb, train.y[order], train.speakers()[order], rng, cfg.augment.mix_speakers)
+        xb = spec_augment(xb, rng, cfg.augment)
         t0 = time.perf_counter()
         h = model.fit(
             xb,

@@ -31,6 +31,17 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("ser_daemon.training")
 
 
+def _share(text: str) -> float:
+    """A number in [0, 1] (argparse turns the error into exit 2)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a number in [0, 1], not {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"takes a number in [0, 1], not {text!r}")
+    return v
+
+
 def _warp_range(text: str) -> tuple[float, float]:
     """``LO,HI`` for --mel-warp (argparse turns the error into exit 2)."""
     try:
@@ -74,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mel-warp", default=None, metavar="LO,HI", type=_warp_range,
                    help="per-window stretch of the mel axis drawn from [LO, HI] every epoch (default 1,1: none); "
                         "makes the training voices more varied")
+    p.add_argument("--mix-speakers", type=_share, default=None, metavar="SHARE",
+                   help="share of windows averaged each epoch with a same-emotion window of another speaker "
+                        "(default 0: none)")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
     p.add_argument("--edge", type=float, default=None,
                    help="how far training windows may reach past the speech, as a fraction of a window "
@@ -104,6 +118,8 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         cfg = replace(cfg, model=replace(cfg.model, **mo))
     if args.copies is not None:
         cfg = replace(cfg, augment=replace(cfg.augment, copies=args.copies))
+    if args.mix_speakers is not None:
+        cfg = replace(cfg, augment=replace(cfg.augment, mix_speakers=args.mix_speakers))
     if args.mel_warp is not None:
         cfg = replace(cfg, augment=replace(cfg.augment, mel_warp=args.mel_warp))
     return cfg
