@@ -48,13 +48,7 @@ async def _drive(devtools: str, url: str, shot: Path, limit_s: float) -> tuple[l
 
     async with connect(devtools, max_size=64 << 20, open_timeout=timeout(10)) as ws:
         cdp = Cdp(ws)
-        target = (await cdp.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        session = (await cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            await cdp.call(f"{domain}.enable", {}, session)
-        await cdp.call("Emulation.setDeviceMetricsOverride",
-                       {"width": 1000, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
-        await cdp.call("Page.navigate", {"url": url}, session)
+        session = await cdp.open_page(url, 1000, 900)
         seen: list[dict] = []
         end = time.monotonic() + timeout(limit_s)
 

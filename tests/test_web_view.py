@@ -103,6 +103,17 @@ class Cdp:
                 self.events.append(reply)
         raise TimeoutError(f"no answer to {method} within {limit_s} s")
 
+    async def open_page(self, url: str, width: int, height: int) -> str:
+        """A new tab of ``width`` x ``height`` CSS pixels navigating to ``url``; its session id."""
+        target = (await self.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
+        session = (await self.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            await self.call(f"{domain}.enable", {}, session)
+        await self.call("Emulation.setDeviceMetricsOverride",
+                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+        await self.call("Page.navigate", {"url": url}, session)
+        return session
+
     async def evaluate(self, session: str, expression: str) -> Any:
         res = await self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
         if "exceptionDetails" in res:
@@ -229,13 +240,7 @@ async def _watch_page(devtools: str, url: str, shot_path: Path, restart: Callabl
 
     async with connect(devtools, max_size=64 << 20, open_timeout=timeout(10)) as ws:
         cdp = Cdp(ws)
-        target = (await cdp.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        session = (await cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            await cdp.call(f"{domain}.enable", {}, session)
-        await cdp.call("Emulation.setDeviceMetricsOverride",
-                       {"width": 1000, "height": 820, "deviceScaleFactor": 1, "mobile": False}, session)
-        await cdp.call("Page.navigate", {"url": url}, session)
+        session = await cdp.open_page(url, 1000, 820)
 
         samples: list[dict] = []
         after: list[dict] = []
