@@ -172,38 +172,37 @@ def _heldout_score(head: LinearHead, emb: np.ndarray, y: np.ndarray) -> float:
 
 
 def choose_head_l2(
-    take_embeddings: Sequence[tuple[int, np.ndarray]],
-    take_labels: Sequence[int],
+    takes: Sequence[tuple[int, np.ndarray]],
     prior: LinearHead,
     grid: Sequence[float] = HEAD_L2_GRID,
 ) -> tuple[float | None, dict[str, float]]:
     """The pull toward ``prior`` that predicts held-out takes best, or None if ``prior`` itself does.
 
-    ``take_embeddings[i]`` is ``(label index, embeddings of take i's windows)``;
-    ``take_labels[i]`` its label.  Two folds: the even-numbered takes of each label
-    against the odd-numbered ones, and back; labels with one take only always
-    train.  Returns ``(HEAD_L2, {})`` when fewer than two labels have two takes
-    (nothing to hold out).  Ties go to the stiffer pull.
+    ``takes[i]`` is ``(label index, embeddings of take i's windows)``.  Two
+    folds: the even-numbered takes of each label against the odd-numbered ones,
+    and back; labels with one take only always train.  Returns ``(HEAD_L2, {})``
+    when fewer than two labels have two takes (nothing to hold out).  Ties go to
+    the stiffer pull.
     """
-    order: dict[int, int] = {}
+    seen: Counter[int] = Counter()
     fold = []
-    for lab in take_labels:
-        fold.append(order.get(lab, 0) % 2)
-        order[lab] = order.get(lab, 0) + 1
-    checkable = {lab for lab, n in order.items() if n >= 2}
+    for lab, _ in takes:
+        fold.append(seen[lab] % 2)
+        seen[lab] += 1
+    checkable = {lab for lab, n in seen.items() if n >= 2}
     if len(checkable) < MIN_HEAD_LABELS:
         return HEAD_L2, {}
+
+    def stack(indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        emb = np.concatenate([takes[i][1] for i in indices])
+        return emb, np.concatenate([np.full(len(takes[i][1]), takes[i][0], np.int64) for i in indices])
+
     scores = {str(l2): 0.0 for l2 in grid}
     scores["shipped"] = 0.0
     for f in (0, 1):
-        held = [i for i, lab in enumerate(take_labels) if lab in checkable and fold[i] == f]
-        train = [i for i in range(len(take_labels)) if i not in set(held)]
-        parts = [(take_embeddings[i][1], np.full(len(take_embeddings[i][1]), take_embeddings[i][0])) for i in train]
-        tests = [(take_embeddings[i][1], np.full(len(take_embeddings[i][1]), take_embeddings[i][0])) for i in held]
-        e_tr = np.concatenate([p[0] for p in parts])
-        y_tr = np.concatenate([p[1] for p in parts]).astype(np.int64)
-        e_te = np.concatenate([p[0] for p in tests])
-        y_te = np.concatenate([p[1] for p in tests]).astype(np.int64)
+        held = {i for i, (lab, _) in enumerate(takes) if lab in checkable and fold[i] == f}
+        e_tr, y_tr = stack([i for i in range(len(takes)) if i not in held])
+        e_te, y_te = stack(sorted(held))
         if len(e_te) == 0 or len(np.unique(y_tr)) < MIN_HEAD_LABELS:
             return HEAD_L2, {}
         scores["shipped"] += _heldout_score(prior, e_te, y_te)
@@ -314,7 +313,7 @@ def fit_profile(
             raise ProfileError("the takes hold no voiced window: record longer takes")
         if l2 is None:
             per_take = [(index[t.label], _embed(classifier, streamed_windows(t.audio, bundle, ref))) for t in takes]
-            l2, scores = choose_head_l2(per_take, [index[t.label] for t in takes], bundle.head)
+            l2, scores = choose_head_l2(per_take, bundle.head)
             if scores:
                 log.info("personal head: held-out takes scored %s; %s", {k: round(v, 3) for k, v in scores.items()},
                          "keeping the shipped head" if l2 is None else f"pull {l2}")

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["SpeakerNormSettings", "SpeakerNormalizer", "voiced_frames", "speaker_reference"]
+__all__ = ["SpeakerNormSettings", "SpeakerNormalizer", "voiced_frames", "frame_log_energy", "speaker_reference"]
 
 # Frames quieter than the loudest frame of a push by more than this are not speech
 # (breaths, room tone between words) and do not update the reference.
@@ -85,8 +85,13 @@ def voiced_frames(frames: np.ndarray) -> np.ndarray:
     f = np.asarray(frames, dtype=np.float32)
     if len(f) == 0:
         return f
-    energy = np.log(np.exp(f.astype(np.float64)).sum(axis=1))
+    energy = frame_log_energy(f)
     return f[energy >= energy.max() - _VOICED_RANGE_DB * LOG_PER_DB]
+
+
+def frame_log_energy(frames: np.ndarray) -> np.ndarray:
+    """Each log-mel frame's total power, in the same natural-log units (float64)."""
+    return np.log(np.exp(np.asarray(frames, dtype=np.float64)).sum(axis=-1))
 
 
 def speaker_reference(frame_sets: Sequence[np.ndarray]) -> np.ndarray:

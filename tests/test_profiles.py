@@ -134,10 +134,9 @@ def test_fit_head_stays_at_the_prior_when_pulled_hard_and_learns_when_free() -> 
         fit_head(e[:, :3], y, prior)
 
 
-def _takes(rng: np.random.Generator, pattern: list[tuple[int, list[float]]]) -> tuple[list, list[int]]:
+def _takes(rng: np.random.Generator, pattern: list[tuple[int, list[float]]]) -> list[tuple[int, np.ndarray]]:
     """Per take: (label, centre of its window embeddings); 8 noisy windows each."""
-    out = [(lab, rng.normal(0, 0.3, (8, 4)) + np.array(c)) for lab, c in pattern]
-    return out, [lab for lab, _ in pattern]
+    return [(lab, rng.normal(0, 0.3, (8, 4)) + np.array(c)) for lab, c in pattern]
 
 
 def test_held_out_takes_choose_a_personal_head_only_when_it_predicts_them_better() -> None:
@@ -145,17 +144,17 @@ def test_held_out_takes_choose_a_personal_head_only_when_it_predicts_them_better
     prior = LinearHead(np.array([[1.5, -1.5], [0, 0], [0, 0], [0, 0]]), np.zeros(2))  # reads dimension 0
     # This voice shows its classes on dimension 1, and on dimension 0 the other way round:
     # the shipped head is wrong for it, every take agrees, so a personal head wins.
-    takes, labels = _takes(rng, [(0, [-1, 2, 0, 0]), (0, [-1, 2, 0, 0]), (1, [1, -2, 0, 0]), (1, [1, -2, 0, 0])])
-    l2, scores = choose_head_l2(takes, labels, prior)
+    takes = _takes(rng, [(0, [-1, 2, 0, 0]), (0, [-1, 2, 0, 0]), (1, [1, -2, 0, 0]), (1, [1, -2, 0, 0])])
+    l2, scores = choose_head_l2(takes, prior)
     assert l2 is not None and scores[str(l2)] > scores["shipped"]
     # Here dimension 0 is right and what dimension 1 says flips from take to take: a head fitted
     # on half the takes learns the flip and predicts the other half worse, so the shipped head stays.
-    takes, labels = _takes(rng, [(0, [1, 2, 0, 0]), (0, [1, -2, 0, 0]), (1, [-1, -2, 0, 0]), (1, [-1, 2, 0, 0])])
-    l2, scores = choose_head_l2(takes, labels, prior)
+    takes = _takes(rng, [(0, [1, 2, 0, 0]), (0, [1, -2, 0, 0]), (1, [-1, -2, 0, 0]), (1, [-1, 2, 0, 0])])
+    l2, scores = choose_head_l2(takes, prior)
     assert l2 is None and scores["shipped"] >= max(scores.values())
     # One take per label leaves nothing to hold out: the default pull, no scores.
-    takes, labels = _takes(rng, [(0, [-1, 2, 0, 0]), (1, [1, -2, 0, 0])])
-    assert choose_head_l2(takes, labels, prior) == (HEAD_L2, {})
+    takes = _takes(rng, [(0, [-1, 2, 0, 0]), (1, [1, -2, 0, 0])])
+    assert choose_head_l2(takes, prior) == (HEAD_L2, {})
 
 
 # -- takes ----------------------------------------------------------------------------------------

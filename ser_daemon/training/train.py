@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..features import FeatureConfig, log_mel
-from ..speaker_norm import LOG_PER_DB, voiced_frames
+from ..speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, mix_speakers, spec_augment
 from .datasets import Clip
@@ -300,10 +300,7 @@ def speaker_references(
 
 def _speech_level(windows: np.ndarray) -> float:
     """The 95th percentile of per-frame log energy over ``windows``: the level of the speech, not the gaps."""
-    f = windows[:, ::2].astype(np.float32).reshape(-1, windows.shape[-1])
-    top = f.max(axis=1, keepdims=True)
-    energy = top[:, 0] + np.log(np.exp(f - top).sum(axis=1))
-    return float(np.percentile(energy, 95))
+    return float(np.percentile(frame_log_energy(windows[:, ::2].reshape(-1, windows.shape[-1])), 95))
 
 
 def apply_speaker_norm(
@@ -327,6 +324,7 @@ def apply_speaker_norm(
     live estimate is never exact, least of all while it leaves the prior).
     """
     rng = np.random.default_rng(seed + 11)
+    clean_level: dict[int, float | None] = {}  # per clip, for match_gain
     full = speaker_references(fs)
     prior = np.mean(np.stack(list(full.values())), axis=0).astype(np.float32)
     by_speaker: dict[str, list[int]] = {}
@@ -353,9 +351,11 @@ def apply_speaker_norm(
             ref = speaker_references(fs, {spk: pick}).get(spk, full[spk])
         rows = np.nonzero(inverse == u)[0]
         if match_gain and ver != 0:
-            clean_rows = np.nonzero((fs.clip == ci) & (fs.version == 0))[0]
-            if len(clean_rows):
-                shift = _speech_level(fs.x[rows]) - _speech_level(fs.x[clean_rows])
+            if ci not in clean_level:
+                clean_rows = np.nonzero((fs.clip == ci) & (fs.version == 0))[0]
+                clean_level[ci] = _speech_level(fs.x[clean_rows]) if len(clean_rows) else None
+            if clean_level[ci] is not None:
+                shift = _speech_level(fs.x[rows]) - clean_level[ci]
                 shift += rng.uniform(-gain_jitter_db, gain_jitter_db) * LOG_PER_DB
                 ref = ref + np.float32(shift)
         x[rows] = (fs.x[rows].astype(np.float32) - ref[None, None, :]).astype(np.float16)
@@ -418,11 +418,12 @@ def fit_model(
         val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
     history: list[dict[str, float]] = []
     rng = np.random.default_rng(cfg.seed + 7)
+    speakers = train.speakers() if cfg.augment.mix_speakers > 0 else None
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train.y))
         xb = train.x[order]
-        if cfg.augment.mix_speakers > 0:
-            xb = mix_speakers(xb, train.y[order], train.speakers()[order], rng, cfg.augment.mix_speakers)
+        if speakers is not None:
+            xb = mix_speakers(xb, train.y[order], speakers[order], rng, cfg.augment.mix_speakers)
         xb = spec_augment(xb, rng, cfg.augment)
         t0 = time.perf_counter()
         h = model.fit(
