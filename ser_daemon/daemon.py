@@ -1,8 +1,8 @@
 """Wires sources, the pipeline and the broadcasters together, and stops cleanly.
 
 Threads: the sound card's callback (or a file replay thread) writes into a
-ring per stream; one processing thread reads the rings, runs the pipeline
-and the batched model, sends OSC and hands states to the asyncio loop in the
+ring per stream; one processing thread runs the :class:`~ser_daemon.engine.Engine`
+(rings in, states out), sends OSC and hands states to the asyncio loop in the
 main thread, which serves WebSocket clients and handles signals.  Shutdown
 order follows uvicorn: audio first, then processing (which emits a final
 neutral state per stream), then the servers, all bounded in time.
@@ -14,27 +14,22 @@ import asyncio
 import json
 import logging
 import os
-import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TextIO
 
-import numpy as np
-
 from .config import OSC_DEFAULT_PORTS, DaemonConfig, Endpoint, is_loopback
+from .engine import Engine
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
-from .memory import Trimmer
 from .messages import dumps, hello_json, state_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .outputs import ConsoleOutput, StageStats, format_state
 from .osc_profiles import GenericProfile, VRChatProfile, make_profile
-from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
 from .profiles import Profile
 
 if TYPE_CHECKING:
@@ -56,17 +51,6 @@ RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread wakes on each message)
 INGEST_MESSAGE_BYTES = 256 * 1024  # > 1 s of 48 kHz stereo 16-bit: more would not fit the ring anyway
 VRCHAT_PORT = OSC_DEFAULT_PORTS["vrchat"]
-
-
-@dataclass(eq=False)
-class _Stream:
-    name: str
-    source: FileSource | DeviceSource | IngestSource
-    ring: AudioRing
-    proc: StreamProcessor
-    fast: bool
-    done: bool = False
-    remove_when_done: bool = False
 
 
 class Daemon:
@@ -99,13 +83,15 @@ class Daemon:
         self.profile_path = profile_path
         self.profile_name = config.profile if profile is not None else None
         self.calibration: Calibration | None = None  # the web page's Calibrate (with --web)
-        self._profile_swaps: queue.SimpleQueue[tuple[str, Profile]] = queue.SimpleQueue()
         self.bundle = bundle
         self.classifier = classifier
         self.out = out if out is not None else sys.stdout
         self.status_out = status_out if status_out is not None else sys.stderr
         self.clock = clock
-        self.analyzer = Analyzer(classifier)
+        self.engine = Engine(bundle, classifier, config.analysis, self._emit, clock=clock, profile=profile,
+                             keep_running=config.ingest is not None)
+        self.engine.on_status = self._on_status
+        self.engine.on_profile_applied = self._on_profile_applied
         self.stats = StageStats()
         self.mapping: ExpressionMapping = load_mapping(config.mapping, bundle.labels)
         self.osc = (
@@ -128,14 +114,8 @@ class Daemon:
                        config.vrchat_prefix + "Enabled") if self.osc is not None else "SER_Enabled"
         self.vrchat_input = VRChatInput(enabled, honour_mute=not config.vrchat_ignore_mute)
         self.ws: WsBroadcaster | None = None
-        self.streams: list[_Stream] = []
         self.exit_code = 0
-        self._wake = threading.Event()
-        self._statuses: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
-        self._new_streams: queue.SimpleQueue[_Stream] = queue.SimpleQueue()
-        self._live_names: set[str] = set()
         self.ingest: IngestServer | None = None
-        self._stop_processing = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requests = 0
@@ -145,9 +125,13 @@ class Daemon:
         # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
         self.left_work_behind = False
         self.console = ConsoleOutput(self.out, self.status_out, quiet=config.quiet, on_closed=self._on_output_closed)
-        self._trimmer = Trimmer()
         self._build_streams()
         self._configure_profiles()
+
+    @property
+    def streams(self) -> list:
+        """The engine's streams (the processing thread owns the list)."""
+        return self.engine.streams
 
     # -- set-up -------------------------------------------------------------
     def _build_streams(self) -> None:
@@ -169,10 +153,10 @@ class Daemon:
             name = unique(Path(path).stem or "file")
             src = FileSource(samples, rate, ring, block, loop=cfg.loop, name=name)
             files.append(src)
-            self.streams.append(_Stream(name, src, ring, self._processor(name, rate, personal=True), fast=cfg.fast))
+            self.engine.add(name, src, ring, rate, fast=cfg.fast)
             log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
         # All paced files share one clock thread, as the channels of one sound card would.
-        self._replay = PacedReplay(files, cfg.block_ms / 1000.0, self._wake.set) if files and not cfg.fast else None
+        self._replay = PacedReplay(files, cfg.block_ms / 1000.0, self.engine.wake.set) if files and not cfg.fast else None
         if isinstance(cfg.device, tuple):
             devices: tuple = cfg.device
         else:
@@ -181,19 +165,16 @@ class Daemon:
             dev = resolve_device(wanted, cfg.host_api)
             name = unique("mic")
             src = DeviceSource(
-                dev, RING_SECONDS, self._wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
-                block_ms=cfg.block_ms, on_status=lambda status, detail, n=name: self._on_input_status(n, status, detail),
+                dev, RING_SECONDS, self.engine.wake.set, samplerate=cfg.samplerate, channels=cfg.channels,
+                block_ms=cfg.block_ms,
+                on_status=lambda status, detail, n=name: self.engine.report_status(n, status, detail),
             )
-            self.streams.append(_Stream(name, src, src.ring, self._processor(name, src.rate, personal=True), fast=False))
+            self.engine.add(name, src, src.ring, src.rate)
             log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
-        self._live_names = {st.name for st in self.streams}
 
     def _add_ingest_stream(self, source: IngestSource) -> None:
         """A remote client started a stream (event loop thread): hand it to the processing thread."""
-        self._live_names.add(source.name)
-        st = _Stream(source.name, source, source.ring, self._processor(source.name, source.rate), fast=False,
-                     remove_when_done=True)
-        self._new_streams.put(st)
+        self.engine.add_remote(source.name, source, source.ring, source.rate)
         log.info("ingest stream %s: %d Hz, %d ch", source.name, source.rate, source.channels)
 
     def _configure_profiles(self) -> None:
@@ -209,42 +190,12 @@ class Daemon:
                 p.follow_stream = first
 
     def _warm_up(self) -> None:
-        """Run the model once per batch size the streams can need, before audio flows.
+        """Every batch size the streams can need, built before audio flows (see :meth:`Engine.warm_up`)."""
+        self.engine.warm_up(max(len(self.streams), min(self.config.max_streams, 8) if self.config.ingest is not None else 1))
 
-        The first call of a batch size builds LiteRT buffers or traces the Keras graph
-        (milliseconds to a second); doing it now keeps it out of the first decisions.
-        """
-        n = max(len(self.streams), min(self.config.max_streams, 8) if self.config.ingest is not None else 1)
-        n = min(n, MAX_BATCH)
-        shape = self.bundle.input_shape
-        b = 1
-        while True:
-            self.classifier.predict(np.zeros((min(b, n), *shape), dtype=np.float32))
-            if b >= n:
-                break
-            b *= 2
-
-    def _on_input_status(self, stream: str, status: str, detail: str) -> None:
-        """From a device supervisor thread: hand over to the processing thread."""
-        self._statuses.put((stream, status, detail))
-        self._wake.set()
-
-    def _processor(self, name: str, rate: int, personal: bool = False) -> StreamProcessor:
-        b = self.bundle
-        return StreamProcessor(name, b.labels, b.features, b.window_s, self.config.analysis, rate, clock=self.clock,
-                               speaker_norm=b.speaker_norm, profile=self.profile if personal else None)
-
-    def speaker_estimate(self) -> tuple[np.ndarray, float] | None:
-        """The live speaker baseline of the local input that heard most voice, with its weight.
-
-        None when no local input heard voice (nothing learned worth saving).
-        """
-        local = [st.proc.speaker for st in self.streams
-                 if not st.remove_when_done and st.proc.speaker is not None and st.proc.speaker.voiced_frames_seen]
-        if not local:
-            return None
-        best = max(local, key=lambda sp: sp.voiced_frames_seen)
-        return best.reference, best.weight_frames
+    def speaker_estimate(self) -> tuple[Any, float] | None:
+        """The live speaker baseline of the local input that heard most voice (see :meth:`Engine.speaker_estimate`)."""
+        return self.engine.speaker_estimate()
 
     def hello(self) -> dict:
         a = self.config.analysis
@@ -297,8 +248,8 @@ class Daemon:
             if cfg.ingest is not None:
                 policy = AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=max(cfg.max_message_bytes, INGEST_MESSAGE_BYTES),
                                       token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
-                self.ingest = IngestServer(policy, self._add_ingest_stream, lambda n: n in self._live_names,
-                                           self._wake.set, ring_seconds=INGEST_RING_SECONDS,
+                self.ingest = IngestServer(policy, self._add_ingest_stream, self.engine.is_live,
+                                           self.engine.wake.set, ring_seconds=INGEST_RING_SECONDS,
                                            max_streams=cfg.max_streams)
                 await self.ingest.start(cfg.ingest)
             if not self._stop.is_set():
@@ -344,40 +295,30 @@ class Daemon:
         from .inference import load_classifier
 
         assert self.ws is not None and self._loop is not None
-        local = [st for st in self.streams if not st.remove_when_done]
+        local = [st for st in self.streams if st.local]
         first = local[0] if local else None
         self.calibration = Calibration(
             self.bundle, first.name if first else None, first.proc.in_rate if first else 0, self._loop,
             self.ws.send_to, self._use_calibrated_profile,
             lambda: load_classifier(self.bundle, self.config.backend, num_threads=1),
         )
+        self.engine.on_samples = self.calibration.feed
         self.ws.controls["calibrate"] = self.calibration.handle
         self.ws.on_client_gone = self.calibration.client_gone
 
     def _use_calibrated_profile(self, profile: Profile, path: Path, name: str, stream: str) -> None:
         """A profile the page just made (event loop thread): the processing thread switches the stream to it."""
         self.profile, self.profile_path, self.profile_name = profile, path, name
-        self._profile_swaps.put((stream, profile))
-        self._wake.set()
+        self.engine.swap_profile(stream, profile)
 
-    def _apply_profile_swaps(self) -> None:
-        """Processing thread: from the next window on, the stream reads with the user's baseline and head."""
-        from .speaker_norm import SpeakerNormalizer
-
-        while not self._profile_swaps.empty():
-            stream, profile = self._profile_swaps.get_nowait()
-            for st in self.streams:
-                if st.name == stream and not st.remove_when_done:
-                    if self.bundle.speaker_norm is not None:
-                        st.proc.speaker = SpeakerNormalizer(self.bundle.speaker_norm, start=profile.baseline,
-                                                            start_frames=profile.baseline_frames)
-                    st.proc.head = profile.head
-                    log.info("stream %s now uses profile %s", stream, self.profile_name)
-                    if self._loop is not None:
-                        try:
-                            self._loop.call_soon_threadsafe(self._announce_profile, stream)
-                        except RuntimeError:
-                            pass
+    def _on_profile_applied(self, stream: str) -> None:
+        """Processing thread: the stream reads with the new profile from now on; tell the clients."""
+        log.info("stream %s now uses profile %s", stream, self.profile_name)
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._announce_profile, stream)
+            except RuntimeError:
+                pass
 
     def _announce_profile(self, stream: str) -> None:
         """Event loop thread: new clients' hello names the profile; every client hears of the switch."""
@@ -448,15 +389,14 @@ class Daemon:
             self._replay.stop()
         for st in self.streams:
             st.source.stop()
-        self._stop_processing.set()
-        self._wake.set()
+        self.engine.stop()
         if processing is not None:
             await asyncio.to_thread(processing.join, 1.0)
             if processing.is_alive():
                 log.warning("processing thread did not stop within 1 s")
         elif not self._processing_started:
             # Stopped before audio flowed: the outputs exist, so they still get the final state.
-            self._emit_final_states()
+            self.engine.emit_final_states()
         if self.ingest is not None:
             await self.ingest.close()
         if self.ws is not None:
@@ -472,88 +412,27 @@ class Daemon:
     # -- processing thread ----------------------------------------------------
     def _process_loop(self) -> None:
         try:
-            self._process_until_stopped()
+            self.engine.run()
         except Exception:
             log.exception("processing failed")
             self.exit_code = 1
         finally:
+            self.stop()
+
+    def _on_status(self, stream: str, status: str, detail: str) -> None:
+        """An input's health changed (relayed by the engine): every output hears of it."""
+        if self.osc is not None:
+            self.osc.send_status(stream, status)
+        if self.ws is not None and self._loop is not None:
+            msg = status_json(stream, status, detail, time.monotonic())
             try:
-                self._emit_final_states()
-            finally:
-                self.stop()
-
-    def _emit_final_states(self) -> None:
-        """The neutral state of every stream still running: avatars must not freeze on an emotion."""
-        for st in self.streams:
-            if not st.done:
-                st.done = True
-                try:
-                    self._emit(st.proc.final_state())
-                except Exception:
-                    log.exception("final state of %s", st.name)
-
-    def _process_until_stopped(self) -> None:
-        any_fast = any(st.fast for st in self.streams)
-        while not self._stop_processing.is_set():
-            if not any_fast:
-                self._wake.wait(0.05)
-                self._wake.clear()
-            self._drain_statuses()
-            self._apply_profile_swaps()
-            while not self._new_streams.empty():
-                self.streams.append(self._new_streams.get_nowait())
-            work = []
-            ended = []
-            for st in self.streams:
-                if st.done:
-                    continue
-                if st.fast:
-                    more = st.source.pump(1)  # type: ignore[union-attr]
-                    finished = not more
-                else:
-                    finished = st.source.finished.is_set()  # a device never finishes by itself
-                r = st.ring.read()
-                if self.calibration is not None and len(r.samples):
-                    self.calibration.feed(st.name, r.samples)
-                if len(r.samples) or r.lost:
-                    work.extend((st.proc, d) for d in st.proc.feed(r.samples, r.start_index, st.ring.arrival_time, r.lost))
-                if finished and st.ring.available == 0:
-                    ended.append(st)
-            for state in self.analyzer.decide(work):
-                self._emit(state)
-            for st in ended:
-                st.done = True
-                self._emit(st.proc.final_state())
-                if st.remove_when_done:  # ingest streams come and go: keep memory bounded
-                    self.streams.remove(st)
-                    self._live_names.discard(st.name)
-                    self._trimmer.streams_ended()
-            self._trimmer.maybe_trim()  # give freed buffers back to the OS (rate-limited)
-            if self.ingest is None and self.streams and all(st.done for st in self.streams):
-                return
-
-    def _drain_statuses(self) -> None:
-        while True:
-            try:
-                stream, status, detail = self._statuses.get_nowait()
-            except queue.Empty:
-                return
-            if status == "no_audio":
-                for st in self.streams:
-                    if st.name == stream:
-                        self._emit(st.proc.interrupt())  # relax the face now, not when audio returns
-            if self.osc is not None:
-                self.osc.send_status(stream, status)
-            if self.ws is not None and self._loop is not None:
-                msg = status_json(stream, status, detail, time.monotonic())
-                try:
-                    self._loop.call_soon_threadsafe(self.ws.broadcast_message, msg)
-                except RuntimeError:
-                    pass
-            if self.config.print_states:
-                self._print(f"[{stream}] status: {status} ({detail})")
-            if self.config.jsonl:
-                self._print(dumps(status_json(stream, status, detail, time.monotonic())))
+                self._loop.call_soon_threadsafe(self.ws.broadcast_message, msg)
+            except RuntimeError:
+                pass
+        if self.config.print_states:
+            self._print(f"[{stream}] status: {status} ({detail})")
+        if self.config.jsonl:
+            self._print(dumps(status_json(stream, status, detail, time.monotonic())))
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
@@ -596,10 +475,6 @@ class Daemon:
             "model": self.bundle.name,
             "decisions": self.stats.decisions,
             "stages": self.stats.summary(),
-            "streams": {
-                st.name: {"decisions": st.proc.seq, "dropped_windows": st.proc.dropped_windows,
-                          "late": st.proc.late_decisions, "overruns": st.proc.overruns}
-                for st in self.streams
-            },
+            "streams": self.engine.stream_stats(),
         }
         Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
