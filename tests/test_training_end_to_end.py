@@ -275,6 +275,8 @@ def test_front_end_settings_travel_with_the_model_to_the_streaming_pipeline(corp
     assert states and all(s.label in b.labels + ("unsure",) or s.label == "neutral" for s in states)
     assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--mel-bands", "0", *TINY]) == 2
     assert "n_mels must be positive" in capsys.readouterr().err
+    assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--speaker-adversary", "-1", *TINY]) == 2
+    assert "--speaker-adversary must be 0 or more" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
