@@ -85,3 +85,17 @@ def test_matched_gain_cancels_the_copy_gain() -> None:
                    - jittered.x[(fs.clip == ci) & clean].astype(np.float32)).mean()) for ci in (0, 1)]
     assert all(abs(o) <= 3.0 * LOG_PER_DB + 0.05 for o in offs)
     assert any(abs(o) > 0.01 for o in offs)
+
+
+def test_centred_window_ignores_the_gain_but_keeps_the_spread() -> None:
+    """--window-norm centre: a gain (an offset in log-mel) changes nothing; a flatter window does."""
+    x = _speechlike(np.random.default_rng(2), 3)
+    std = build_model((197, 64), 5, ModelConfig(width=4), seed=3)
+    centre = build_model((197, 64), 5, ModelConfig(width=4, window_norm="centre"), seed=3)
+    flat = x.mean(axis=(1, 2), keepdims=True) + 0.5 * (x - x.mean(axis=(1, 2), keepdims=True))
+    for model in (std, centre):
+        np.testing.assert_allclose(model.predict(x + 3.0, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(std.predict(flat, verbose=0), std.predict(x, verbose=0), atol=1e-4)
+    assert np.abs(centre.predict(flat, verbose=0) - centre.predict(x, verbose=0)).max() > 1e-3
+    with pytest.raises(ValueError, match="window_norm must be"):
+        build_model((197, 64), 5, ModelConfig(width=4, window_norm="none"))

@@ -315,3 +315,19 @@ def test_speaker_adversary_reverses_only_the_speaker_gradient_and_exports_the_pl
     exported = keras.saving.load_model(out / "model.keras")
     assert [t.shape[-1] for t in keras.tree.flatten(exported.outputs)] == [len(b.labels)]
     assert not any(layer.name.startswith("speaker") for layer in exported.layers)
+
+
+def test_centred_window_model_exports_to_litert_that_agrees_with_keras(corpus: Path, tmp_path: Path) -> None:
+    from ser_daemon.inference import load_classifier
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training.train_cli import main
+
+    out = tmp_path / "centre"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--window-norm", "centre", *TINY]) == 0
+    b = load_bundle(out)
+    assert b.metadata["training"]["config"]["model"]["window_norm"] == "centre"
+    x = np.random.default_rng(0).normal(-6, 3, (3, *b.input_shape)).astype(np.float32)
+    lite = load_classifier(b, backend="litert").predict(x)
+    np.testing.assert_allclose(lite, load_classifier(b, backend="keras").predict(x), atol=2e-3)
+    np.testing.assert_allclose(load_classifier(b, backend="litert").predict(x + 2.0), lite, atol=2e-3)

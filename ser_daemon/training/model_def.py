@@ -38,6 +38,10 @@ class ModelConfig:
             window relative to that reference (the input before the
             standardisation; silence does not dilute a maximum) and joins a
             small dense projection of it to the pooled CNN features.
+        window_norm: ``"standardise"`` (subtract the window's mean and divide by
+            its spread) or ``"centre"`` (subtract the mean only).  Either removes
+            the microphone gain; dividing by the spread also removes how much the
+            window's energy varies, which differs between lively and flat speech.
     """
 
     width: int = 16
@@ -47,6 +51,7 @@ class ModelConfig:
     spatial_dropout: float = 0.1
     l2: float = 1e-4
     level_units: int = 0
+    window_norm: str = "standardise"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +67,13 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
     init = keras.initializers.HeNormal(seed=seed)
     inp = keras.Input(shape=(frames, mels), name="log_mel")
     x = layers.Reshape((frames, mels, 1), name="add_channel")(inp)
-    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=1e-3, name="window_norm")(x)
+    if cfg.window_norm == "standardise":
+        x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=1e-3, name="window_norm")(x)
+    elif cfg.window_norm == "centre":
+        mean = layers.GlobalAveragePooling2D(keepdims=True, name="window_mean")(x)
+        x = layers.Subtract(name="window_norm")([x, mean])
+    else:
+        raise ValueError(f"window_norm must be 'standardise' or 'centre'. Received: window_norm={cfg.window_norm!r}")
     for b in range(cfg.blocks):
         ch = cfg.width * (2 ** min(b, 3))
         stride = cfg.stem_stride if b == 0 else 1

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix-speakers", type=_share, default=None, metavar="SHARE",
                    help="share of windows averaged each epoch with a same-emotion window of another speaker "
                         "(default 0: none)")
+    p.add_argument("--window-norm", choices=["standardise", "centre"], default=None,
+                   help="inside the model, per window: subtract the mean and divide by the spread (default), "
+                        "or only subtract the mean (keeps how much the energy varies)")
     p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
                    help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
                         "what names the speaker out of the CNN's features (default 0: none)")
@@ -123,8 +126,9 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
                                          "speaker_adversary")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
-    mo = {k: v for k, v in {"width": args.width, "dropout": args.dropout, "level_units": args.level_units}.items()
-          if v is not None}
+    model_args = {"width": args.width, "dropout": args.dropout, "level_units": args.level_units,
+                  "window_norm": args.window_norm}
+    mo = {k: v for k, v in model_args.items() if v is not None}
     if mo:
         cfg = replace(cfg, model=replace(cfg.model, **mo))
     if args.copies is not None:
