@@ -138,6 +138,8 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     cand = exp.get("tflite_candidates", {}).get(choice, {})
     timing = meta.get("_bench_timing") or cand.get("timing", {})
     labels = meta["labels"]
+    window_norm = ("Per-window centring (the window's mean is subtracted and its spread kept)"
+                   if cfg.get("model", {}).get("window_norm") == "centre" else "Per-window standardisation")
     lines = [
         f"# Model card: `{meta['name']}` speech-emotion CNN",
         "",
@@ -157,7 +159,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "  `ser_daemon.features.log_mel` (the daemon's own front end; settings in `ser_model.json`).",
         "  Output: softmax over the labels in `ser_model.json` order.",
         *_speaker_norm_lines(meta),
-        "- Per-window standardisation inside the model (gain-invariant), then 4 conv blocks "
+        f"- {window_norm} inside the model (gain-invariant), then 4 conv blocks "
         f"(width {cfg.get('model', {}).get('width')}, first conv strided), global average pooling, dropout, dense.",
         f"- Files: `model.keras` (Keras 3, stock layers only), `model.tflite` ({choice} LiteRT export,"
         f" {cand.get('bytes', 0) / 1024:.0f} KiB).",
