@@ -156,7 +156,6 @@ class VRChatProfile(_OnChangeProfile):
         targets: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(max_hz=max_hz)
-        self.labels = labels
         self.prefix = prefix
         self.default_plan, self.avatar_plans = plan_from_table(table, labels, preset=preset, prefix=prefix,
                                                                targets=targets)
@@ -164,7 +163,7 @@ class VRChatProfile(_OnChangeProfile):
 
     def set_avatar(self, avatar_id: str | None) -> None:
         """The avatar worn changed: use its parameter plan and send everything again."""
-        self.plan = self.avatar_plans.get(avatar_id or "", self.default_plan)
+        self.plan = self.avatar_plans.get(avatar_id, self.default_plan) if avatar_id else self.default_plan
         self.request_full_resend()
 
     def label_index(self, state: EmotionState) -> int:
@@ -182,13 +181,16 @@ class VRChatProfile(_OnChangeProfile):
 
 
 class VxpProfile(VRChatProfile):
-    """Drop-in parameters for avatars built for the VXP mod (the ``vxp`` preset on its own target)."""
+    """Drop-in parameters for avatars built for the VXP mod (the ``vxp`` preset on its own target).
+
+    VXP's names and numbering are its own, so neither the model's labels nor a ``[vrchat]``
+    table change them (``--vrchat-params vxp`` on a ``vrchat`` target is the renamable way).
+    """
 
     name = "vxp"
 
-    def __init__(self, max_hz: float = 5.0, labels: tuple[str, ...] = VXP_ORDER,
-                 table: Mapping[str, Any] | None = None) -> None:
-        super().__init__(labels, max_hz=max_hz, preset="vxp", table=table)
+    def __init__(self, max_hz: float = 5.0) -> None:
+        super().__init__(VXP_ORDER, max_hz=max_hz, preset="vxp")
 
     @staticmethod
     def expression(state: EmotionState) -> int:
@@ -238,5 +240,5 @@ def make_profile(
             import logging
 
             logging.getLogger(__name__).warning("vxp profile: classes %s have no VXP number; sent as 0", missing)
-        return VxpProfile(max_hz=max_hz, labels=labels)
+        return VxpProfile(max_hz=max_hz)
     raise ConfigError(f"unknown OSC profile {name!r}; choose one of {', '.join(PROFILES)}")

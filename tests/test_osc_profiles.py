@@ -225,3 +225,33 @@ def test_generic_weights_go_out_as_floats() -> None:
     msgs = {m.address: m for m in OscBundle(pkt)}
     assert msgs["/ser/vrm/happy"].params == [1.0] and tags(msgs["/ser/vrm/happy"]) == b"f"
     assert msgs["/ser/arkit/jawOpen"].params == [0.5]
+
+
+def test_make_profile_hands_the_vrchat_table_and_mapping_targets_to_the_avatar_plan() -> None:
+    mapping = load_mapping(None, LABELS)
+    table = {"add": {"Face/Smile": "arkit:mouthSmileLeft"}, "avatars": {"avtr_x": {"preset": "none"}}}
+    prof = make_profile("vrchat", LABELS, vrchat_table=table, targets=mapping.targets)
+    assert "Face/Smile" in [p.name for p in prof.plan.params]
+    prof.set_avatar("avtr_x")
+    assert list(prof.plan.params) == []
+    prof.set_avatar(None)  # no avatar reported: the default plan
+    assert "Face/Smile" in [p.name for p in prof.plan.params]
+    bad = {"add": {"X": "arkit:noSuchShape"}}
+    for build in (lambda: make_profile("vrchat", LABELS, vrchat_table=bad, targets=mapping.targets),
+                  lambda: VRChatProfile(LABELS, table=bad, targets=mapping.targets)):
+        with pytest.raises(ConfigError, match="no arkit target 'noSuchShape'"):
+            build()
+
+
+def test_an_avatar_with_an_empty_id_is_never_chosen_for_no_avatar() -> None:
+    prof = VRChatProfile(LABELS, table={"avatars": {"": {"preset": "none"}}})
+    prof.set_avatar(None)
+    assert prof.plan is prof.default_plan
+    prof.set_avatar("")
+    assert prof.plan is prof.default_plan
+
+
+def test_vxp_target_keeps_vxp_names_whatever_the_model_labels() -> None:
+    vx = make_profile("vxp", ("neutral", "happy"), max_hz=4.0)
+    assert [p.name for p in vx.plan.params] == ["VXP_Expression", "VXP_Confidence"]
+    assert vx.min_interval_s == 0.25
