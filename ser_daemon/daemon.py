@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TextIO
 
 from .config import OSC_DEFAULT_PORTS, DaemonConfig, Endpoint, is_loopback
-from .engine import Engine
+from .engine import Engine, Stream
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
 from .mapping import ExpressionMapping, load_mapping
@@ -129,7 +129,7 @@ class Daemon:
         self._configure_profiles()
 
     @property
-    def streams(self) -> list:
+    def streams(self) -> list[Stream]:
         """The engine's streams (the processing thread owns the list)."""
         return self.engine.streams
 
@@ -191,7 +191,8 @@ class Daemon:
 
     def _warm_up(self) -> None:
         """Every batch size the streams can need, built before audio flows (see :meth:`Engine.warm_up`)."""
-        self.engine.warm_up(max(len(self.streams), min(self.config.max_streams, 8) if self.config.ingest is not None else 1))
+        remote = min(self.config.max_streams, 8) if self.config.ingest is not None else 1
+        self.engine.warm_up(max(len(self.streams), remote))
 
     def speaker_estimate(self) -> tuple[Any, float] | None:
         """The live speaker baseline of the local input that heard most voice (see :meth:`Engine.speaker_estimate`)."""

@@ -40,7 +40,8 @@ def _file(engine: Engine, name: str, seconds: float, seed: int) -> None:
     engine.add(name, FileSource(samples, RATE, ring, 320, name=name), ring, RATE, fast=True)
 
 
-def _run_bounded(engine: Engine) -> threading.Thread:
+def _start(engine: Engine) -> threading.Thread:
+    """The engine's loop in a thread of its own; every caller joins it with a deadline."""
     t = threading.Thread(target=engine.run, daemon=True)
     t.start()
     return t
@@ -51,7 +52,7 @@ def test_local_streams_run_to_their_end_with_one_final_state_each(profile_bundle
     engine = _engine(profile_bundle, states)
     _file(engine, "a", 4.0, 1)
     _file(engine, "b", 3.0, 2)
-    t = _run_bounded(engine)
+    t = _start(engine)
     t.join(timeout(60))
     assert not t.is_alive(), "the engine must return once every input has ended"
     finals = Counter(s.stream for s in states if s.final)
@@ -73,7 +74,7 @@ def test_local_streams_run_to_their_end_with_one_final_state_each(profile_bundle
 def test_remote_streams_come_and_go_while_it_keeps_running(profile_bundle: Path) -> None:
     states: list[EmotionState] = []
     engine = _engine(profile_bundle, states, keep_running=True)
-    t = _run_bounded(engine)
+    t = _start(engine)
     try:
         src = IngestSource("guest", RATE, 1, 1.0)
         engine.add_remote("guest", src, src.ring, RATE)
@@ -107,7 +108,7 @@ def test_a_lost_device_relaxes_its_face_at_once_and_the_status_is_relayed(tiny_b
     engine.on_status = lambda *a: relayed.append(a)
     _file(engine, "mic", 0.5, 4)
     engine.report_status("mic", "no_audio", "device gone")
-    t = _run_bounded(engine)
+    t = _start(engine)
     for _ in range(400):
         if relayed:
             break

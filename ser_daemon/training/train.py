@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -152,15 +152,13 @@ class FeatureSet:
 
         Applied after the feature cache, so a merge needs no new features.
         """
-        from dataclasses import replace as _replace
-
         unknown = sorted(set(merge) - set(self.labels))
         if unknown:
             raise ValueError(f"cannot merge {unknown}: not among the labels {self.labels}")
         labels = sorted({merge.get(lab, lab) for lab in self.labels})
         index = {lab: labels.index(merge.get(lab, lab)) for lab in self.labels}
         remap = np.array([index[lab] for lab in self.labels], np.int32)
-        clips = [_replace(c, label=merge.get(c.label, c.label)) if c.label in merge else c for c in self.clips]
+        clips = [replace(c, label=merge.get(c.label, c.label)) if c.label in merge else c for c in self.clips]
         return FeatureSet(self.x, remap[self.y], self.clip, self.version, clips, labels,
                           self.clip_voiced_sum, self.clip_voiced_n)
 
@@ -414,9 +412,12 @@ def fit_model(
     weights = class_weights(train.y, n_labels) if cfg.balance else None
     y_onehot = np.eye(n_labels, dtype=np.float32)[train.y]
     val_data = None
-    fitted, strength, speaker_idx = model, None, None
+    speakers = train.speakers() if cfg.augment.mix_speakers > 0 or cfg.speaker_adversary > 0 else None
+    fitted, strength, speaker_idx, class_w = model, None, None, None
     if cfg.speaker_adversary > 0:
-        _, speaker_idx = np.unique(train.speakers(), return_inverse=True)
+        _, speaker_idx = np.unique(speakers, return_inverse=True)
+        if weights is not None:  # Keras takes class weights for one output only: per window instead
+            class_w = np.array([weights[i] for i in range(n_labels)], np.float32)
         fitted, strength = with_speaker_adversary(model, int(speaker_idx.max()) + 1, seed=cfg.seed)
         fitted.compile(
             optimizer=keras.optimizers.Adam(schedule),
@@ -430,43 +431,22 @@ def fit_model(
             val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
     history: list[dict[str, float]] = []
     rng = np.random.default_rng(cfg.seed + 7)
-    speakers = train.speakers() if cfg.augment.mix_speakers > 0 else None
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train.y))
         xb = train.x[order]
-        if speakers is not None:
+        if cfg.augment.mix_speakers > 0:
             xb = mix_speakers(xb, train.y[order], speakers[order], rng, cfg.augment.mix_speakers)
         xb = spec_augment(xb, rng, cfg.augment)
         t0 = time.perf_counter()
+        one_epoch = dict(batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0)
         if strength is None:
-            h = model.fit(
-                xb,
-                y_onehot[order],
-                batch_size=cfg.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,
-                class_weight=weights,
-                validation_data=val_data,
-                verbose=0,
-            )
+            h = model.fit(xb, y_onehot[order], class_weight=weights, validation_data=val_data, **one_epoch)
         else:
             # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
             # speaker head learns to name speakers before the CNN is pushed away from them.
             strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
-            sample_w = None
-            if weights is not None:
-                sample_w = np.array([weights[i] for i in range(n_labels)], np.float32)[train.y[order]]
-            h = fitted.fit(
-                xb,
-                (y_onehot[order], speaker_idx[order]),
-                batch_size=cfg.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,
-                sample_weight=sample_w,
-                verbose=0,
-            )
+            h = fitted.fit(xb, (y_onehot[order], speaker_idx[order]),
+                           sample_weight=None if class_w is None else class_w[train.y[order]], **one_epoch)
         row = {k: float(v[-1]) for k, v in h.history.items()}
         if "accuracy" not in row and "probs_accuracy" in row:
             row["accuracy"] = row["probs_accuracy"]

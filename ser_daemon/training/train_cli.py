@@ -21,10 +21,9 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
-
-from dataclasses import replace
 
 from ..errors import ConfigError
 from .cli_args import csv_list, label_map
@@ -119,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-
     from .train import TrainConfig
 
     cfg = TrainConfig()
