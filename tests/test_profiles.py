@@ -22,7 +22,8 @@ from helpers import REPO, daemon_cmd
 from tiny_model import tone, write_wav
 
 from ser_daemon.config import AnalysisSettings
-from ser_daemon.enroll import HEAD_L2, Take, check_take, choose_head_l2, fit_head, fit_profile, streamed_windows
+from ser_daemon.enroll import (HEAD_L2, Take, blend_heads, check_take, choose_head_l2, fit_head, fit_profile,
+                               head_trust, streamed_windows)
 from ser_daemon.errors import ConfigError, ModelError, ProfileError
 from ser_daemon.head import LinearHead, softmax
 from ser_daemon.inference import load_classifier
@@ -132,6 +133,32 @@ def test_fit_head_stays_at_the_prior_when_pulled_hard_and_learns_when_free() -> 
     assert np.abs(free.weights[2:, 1] - prior.weights[2:, 1]).max() < 0.05
     with pytest.raises(ProfileError):
         fit_head(e[:, :3], y, prior)
+
+
+def test_bias_only_fit_keeps_the_weights_and_moves_the_offsets() -> None:
+    """weights=False: a voice whose every window leans one way gets a bias that undoes the lean."""
+    rng = np.random.default_rng(2)
+    prior = LinearHead(np.array([[2.0, -2.0], [0.0, 0.0]]), np.array([3.0, -3.0]))  # leans to label 0
+    e = np.concatenate([rng.normal(0, 0.2, (30, 2)) + [1, 0], rng.normal(0, 0.2, (30, 2)) + [-1, 0]])
+    y = np.array([0] * 30 + [1] * 30)
+    assert (prior.probs(e[30:]).argmax(1) == 0).mean() > 0.9  # the lean: label 1's takes read as 0
+    head = fit_head(e, y, prior, l2=1e-3, weights=False)
+    np.testing.assert_array_equal(head.weights, prior.weights)
+    assert (head.probs(e).argmax(1) == y).mean() > 0.9
+    assert head.bias[1] - head.bias[0] > prior.bias[1] - prior.bias[0] + 2.0
+
+
+def test_trust_in_the_shipped_head_follows_its_accuracy_on_the_takes() -> None:
+    prior = LinearHead(np.array([[1.0, -1.0, 0.0, 0.0]]), np.zeros(4))  # tells 0 from 1, never says 2 or 3
+    e = np.array([[2.0], [2.0], [-2.0], [-2.0]])
+    assert head_trust(prior, e, np.array([0, 0, 1, 1])) == (1.0, 1.0)
+    acc, trust = head_trust(prior, np.concatenate([e, e]), np.array([0, 0, 1, 1, 2, 2, 3, 3]))
+    assert acc == 0.5 and trust == pytest.approx((0.5 - 0.25) / 0.75)
+    assert head_trust(prior, e, np.array([1, 1, 0, 0])) == (0.0, 0.0)  # worse than chance: no trust
+    a, b = LinearHead(np.ones((1, 2)), np.zeros(2)), LinearHead(np.zeros((1, 2)), np.ones(2))
+    mix = blend_heads(0.25, a, b)
+    np.testing.assert_allclose(mix.weights, [[0.25, 0.25]])
+    np.testing.assert_allclose(mix.bias, [0.75, 0.75])
 
 
 def _takes(rng: np.random.Generator, pattern: list[tuple[int, list[float]]]) -> list[tuple[int, np.ndarray]]:
