@@ -99,3 +99,43 @@ def test_centred_window_ignores_the_gain_but_keeps_the_spread() -> None:
     assert np.abs(centre.predict(flat, verbose=0) - centre.predict(x, verbose=0)).max() > 1e-3
     with pytest.raises(ValueError, match="window_norm must be"):
         build_model((197, 64), 5, ModelConfig(width=4, window_norm="none"))
+
+
+@pytest.mark.parametrize("pooling, width_of", [("mean", lambda c, f: c), ("meanmax", lambda c, f: 2 * c),
+                                               ("band", lambda c, f: f * c)])
+def test_pooling_sets_the_embedding_the_head_and_profiles_read(pooling: str, width_of) -> None:  # type: ignore[no-untyped-def]
+    """The head's input is the pooled vector: wider for mean+max and per-band pooling, found by name."""
+    from ser_daemon.inference import embedding_output
+
+    model = build_model((197, 64), 5, ModelConfig(width=4, window_norm="centre", pooling=pooling), seed=1)
+    channels = 4 * 8  # the last of 4 blocks has width x 8 channels
+    bands = 64 // 2 // 2 // 2 // 2  # strided stem, then three 2x2 pools
+    emb = embedding_output(model)
+    assert emb.shape[-1] == width_of(channels, bands)
+    assert model.get_layer("probs").input.shape[-1] == emb.shape[-1]
+    x = _speechlike(np.random.default_rng(4), 2)
+    np.testing.assert_allclose(model.predict(x + 3.0, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_mean_max_pooling_sees_a_short_burst_that_the_mean_dilutes() -> None:
+    """A burst in a tenth of the window moves the max half of the embedding as much as a burst 10x as long."""
+    import keras
+
+    from ser_daemon.inference import embedding_output
+
+    model = build_model((200, 64), 5, ModelConfig(width=4, window_norm="centre", pooling="meanmax"), seed=2)
+    emb = keras.Model(model.input, embedding_output(model))
+    quiet = np.full((1, 200, 64), -10.0, np.float32)
+    short, long = quiet.copy(), quiet.copy()
+    short[0, 90:110, 20:30] += 6.0
+    long[0, :, 20:30] += 6.0
+    e_q, e_s, e_l = (emb.predict(w, verbose=0)[0] for w in (quiet, short, long))
+    half = len(e_q) // 2
+    mean_moved = np.abs(e_s[:half] - e_q[:half]).sum() / np.abs(e_l[:half] - e_q[:half]).sum()
+    max_moved = np.abs(e_s[half:] - e_q[half:]).sum() / np.abs(e_l[half:] - e_q[half:]).sum()
+    assert max_moved > 2 * mean_moved
+
+
+def test_unknown_pooling_is_refused() -> None:
+    with pytest.raises(ValueError, match="pooling must be"):
+        build_model((197, 64), 5, ModelConfig(width=4, pooling="attention"))

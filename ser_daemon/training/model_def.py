@@ -42,6 +42,13 @@ class ModelConfig:
             its spread) or ``"centre"`` (subtract the mean only).  Either removes
             the microphone gain; dividing by the spread also removes how much the
             window's energy varies, which differs between lively and flat speech.
+        pooling: how the last conv block's map becomes the embedding.
+            ``"mean"``: the average over time and mel (where in the window and at
+            which pitch a pattern appeared is lost).  ``"meanmax"``: that average
+            beside the maximum, so a short emotional peak in a mostly flat
+            window is not averaged away.  ``"band"``: the average over time
+            only, per remaining mel band, so the embedding keeps which part of
+            the spectrum a pattern came from.
     """
 
     width: int = 16
@@ -52,6 +59,7 @@ class ModelConfig:
     l2: float = 1e-4
     level_units: int = 0
     window_norm: str = "standardise"
+    pooling: str = "mean"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +93,18 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
             x = layers.MaxPooling2D(2, name=f"pool{b + 1}")(x)
             if cfg.spatial_dropout > 0:
                 x = layers.SpatialDropout2D(cfg.spatial_dropout, seed=seed + b, name=f"sdrop{b + 1}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    pooled_name = "pooled" if cfg.level_units > 0 else "embedding"
+    if cfg.pooling == "mean":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    elif cfg.pooling == "meanmax":
+        x = layers.Concatenate(name=pooled_name)([layers.GlobalAveragePooling2D(name="gap")(x),
+                                                  layers.GlobalMaxPooling2D(name="gmp")(x)])
+    elif cfg.pooling == "band":
+        t, f, c = x.shape[1], x.shape[2], x.shape[3]
+        x = layers.AveragePooling2D(pool_size=(t, 1), name="time_mean")(x)
+        x = layers.Reshape((f * c,), name=pooled_name)(x)
+    else:
+        raise ValueError(f"pooling must be 'mean', 'meanmax' or 'band'. Received: pooling={cfg.pooling!r}")
     if cfg.level_units > 0:
         lvl = layers.AveragePooling1D(pool_size=8, strides=4, name="level_smooth")(inp)
         lvl = layers.GlobalMaxPooling1D(name="level_peak")(lvl)

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-norm", choices=["standardise", "centre"], default=None,
                    help="inside the model, per window: subtract the mean and divide by the spread (default), "
                         "or only subtract the mean (keeps how much the energy varies)")
+    p.add_argument("--pooling", choices=["mean", "meanmax", "band"], default=None,
+                   help="how the last conv block becomes the embedding: average over time and mel (default), "
+                        "average beside maximum, or average over time per mel band")
     p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
                    help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
                         "what names the speaker out of the CNN's features (default 0: none)")
@@ -125,7 +128,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                                          "speaker_adversary")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     model_args = {"width": args.width, "dropout": args.dropout, "level_units": args.level_units,
-                  "window_norm": args.window_norm}
+                  "window_norm": args.window_norm, "pooling": args.pooling}
     mo = {k: v for k, v in model_args.items() if v is not None}
     if mo:
         cfg = replace(cfg, model=replace(cfg.model, **mo))
