@@ -1,0 +1,109 @@
+"""Several models averaged into one graph: exact arithmetic, and a bundle the daemon and profiles take."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow", reason="building and exporting models needs TensorFlow")
+
+from ser_daemon.training.model_def import ModelConfig, build_model  # noqa: E402
+from ser_daemon.training.synthetic import write_synthetic_dataset  # noqa: E402
+
+pytestmark = pytest.mark.needs_tf
+
+TINY = ["--epochs", "1", "--width", "4", "--copies", "1", "--batch-size", "16", "--quantize", "float", "-q",
+        "--threads", "2", "--no-streaming"]
+
+
+def _logits(model, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    import keras
+
+    from ser_daemon.inference import embedding_output
+
+    emb = keras.Model(model.input, embedding_output(model)).predict(x, verbose=0)
+    w, b = model.get_layer("probs").get_weights()
+    return emb @ w + b
+
+
+def test_ensemble_is_the_softmax_of_the_members_mean_logits() -> None:
+    from ser_daemon.head import softmax
+    from ser_daemon.inference import embedding_output
+    from ser_daemon.training.ensemble import build_ensemble
+
+    a = build_model((197, 64), 4, ModelConfig(width=4, window_norm="centre"), seed=1)
+    b = build_model((197, 64), 4, ModelConfig(width=4, window_norm="centre", pooling="meanmax"), seed=2)
+    ens = build_ensemble([a, b])
+    x = np.random.default_rng(0).normal(-6, 3, (3, 197, 64)).astype(np.float32)
+    expected = softmax((_logits(a, x) + _logits(b, x)) / 2)
+    np.testing.assert_allclose(ens.predict(x, verbose=0), expected, atol=1e-5)
+    assert embedding_output(ens).shape[-1] == 32 + 64  # the members' embeddings side by side
+    with pytest.raises(ValueError, match="at least 2"):
+        build_ensemble([a])
+    with pytest.raises(ValueError, match="different numbers of labels"):
+        build_ensemble([a, build_model((197, 64), 3, ModelConfig(width=4), seed=3)])
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from ser_daemon.training.train_cli import main
+
+    corpus = write_synthetic_dataset(tmp_path_factory.mktemp("emovdb"), "emovdb", speakers=("bea", "sam", "jenie"),
+                                     clips_per=2)
+    out = []
+    for seed in (1, 2):
+        path = tmp_path_factory.mktemp("member") / f"m{seed}"
+        assert main(["--data", str(corpus), "--out", str(path), "--holdout-speakers", "jenie", "--seed", str(seed),
+                     *TINY]) == 0
+        out.append(path)
+    return out
+
+
+def test_ensemble_cli_writes_a_bundle_that_litert_and_profiles_use(members: list[Path], tmp_path: Path) -> None:
+    from ser_daemon.head import softmax
+    from ser_daemon.inference import load_classifier
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training.ensemble import main
+
+    out = tmp_path / "ens"
+    assert main([str(m) for m in members] + ["--out", str(out), "--quantize", "float"]) == 0
+    b = load_bundle(out)
+    parts = [load_bundle(m) for m in members]
+    x = np.random.default_rng(1).normal(-6, 3, (4, *b.input_shape)).astype(np.float32)
+    probs, emb = load_classifier(b, backend="litert").predict_embedded(x)
+    logits = []
+    for p in parts:
+        _, e = load_classifier(p, backend="litert").predict_embedded(x)
+        logits.append(e @ p.head.weights + p.head.bias)
+    np.testing.assert_allclose(probs, softmax(np.mean(logits, axis=0)), atol=1e-4)
+    # One head over the joined embedding, stored for personal profiles, giving the same probabilities.
+    assert b.head is not None and emb.shape == (4, sum(p.head.embedding_dim for p in parts))
+    np.testing.assert_allclose(b.head.probs(emb), probs, atol=1e-4)
+    assert b.speaker_norm == parts[0].speaker_norm and b.labels == parts[0].labels
+    assert [m["seed"] for m in b.metadata["training"]["ensemble"]] == [1, 2]
+    np.testing.assert_allclose(load_classifier(b, backend="keras").predict(x), probs, atol=1e-4)
+
+
+def test_ensemble_cli_refuses_members_that_read_windows_differently(members: list[Path], tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_daemon.training.ensemble import main
+
+    odd = tmp_path / "odd"
+    shutil.copytree(members[1], odd)
+    meta = json.loads((odd / "ser_model.json").read_text())
+    meta["speaker_norm"]["prior"] = [v + 1.0 for v in meta["speaker_norm"]["prior"]]
+    (odd / "ser_model.json").write_text(json.dumps(meta))
+    out = tmp_path / "ens"
+    assert main([str(members[0]), str(odd), "--out", str(out)]) == 2
+    assert "different speaker references" in capsys.readouterr().err
+    meta["speaker_norm"]["prior"] = [v - 1.0 for v in meta["speaker_norm"]["prior"]]
+    meta["labels"] = list(reversed(meta["labels"]))
+    (odd / "ser_model.json").write_text(json.dumps(meta))
+    assert main([str(members[0]), str(odd), "--out", str(out)]) == 2
+    assert "has labels" in capsys.readouterr().err
+    assert main([str(members[0]), "--out", str(out)]) == 2
+    assert not out.exists()
