@@ -107,3 +107,21 @@ def test_ensemble_cli_refuses_members_that_read_windows_differently(members: lis
     assert "has labels" in capsys.readouterr().err
     assert main([str(members[0]), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_model_card_names_the_members_their_commands_and_their_total_training_time() -> None:
+    from ser_daemon.training.report import render_model_card
+
+    members = [{"name": "a", "model": {"pooling": "mean"}, "seed": 1, "train_seconds": 600.0, "command": "ser-train A"},
+               {"name": "b", "model": {"pooling": "meanmax"}, "seed": 7, "train_seconds": 660.0,
+                "command": "ser-train B"}]
+    meta = {"name": "default", "labels": ["angry", "sad"], "input_shape": [197, 64],
+            "training": {"config": {"model": {"width": 16, "window_norm": "centre"}, "seed": 1, "epochs": 30},
+                         "command": "python -m ser_daemon.training.ensemble a b --out x", "train_seconds": 600.0,
+                         "ensemble": members}}
+    card = render_model_card(meta, None, None)
+    assert "**2 networks averaged**" in card
+    assert "`b` (global average and max pooling side by side, seed 7)" in card
+    reproduce = card.split("## Reproduce")[1]
+    assert reproduce.index("ser-train A") < reproduce.index("ser-train B") < reproduce.index("ensemble a b")
+    assert "about 21 min of training" in card and "seeds 1, 7." in card

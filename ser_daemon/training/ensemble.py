@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     training["ensemble"] = [
         {"name": b.name, "model": b.metadata.get("training", {}).get("config", {}).get("model", {}),
          "seed": b.metadata.get("training", {}).get("config", {}).get("seed"),
-         "train_seconds": b.metadata.get("training", {}).get("train_seconds")}
+         "train_seconds": b.metadata.get("training", {}).get("train_seconds"),
+         "command": b.metadata.get("training", {}).get("command")}
         for b in bundles
     ]
     training["command"] = "python -m ser_daemon.training.ensemble " + " ".join(

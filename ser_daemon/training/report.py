@@ -140,6 +140,25 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     labels = meta["labels"]
     window_norm = ("Per-window centring (the window's mean is subtracted and its spread kept)"
                    if cfg.get("model", {}).get("window_norm") == "centre" else "Per-window standardisation")
+    members = tr.get("ensemble") or []
+    pooling = {"mean": "global average pooling", "meanmax": "global average and max pooling side by side",
+               "band": "average over time per mel band"}
+    network = (f"- {window_norm} inside the model (gain-invariant), then 4 conv blocks "
+               f"(width {cfg.get('model', {}).get('width')}, first conv strided), "
+               f"{pooling.get(cfg.get('model', {}).get('pooling', 'mean'), 'pooling')}, dropout, dense.")
+    if members:
+        network = (
+            f"- **{len(members)} networks averaged** in one graph (the softmax of their mean logits; "
+            "`python -m ser_daemon.training.ensemble`), each: "
+            f"{window_norm.lower()} inside the model (gain-invariant), then 4 conv blocks "
+            f"(width {cfg.get('model', {}).get('width')}, first conv strided), pooling, dropout, dense. Members: "
+            + "; ".join(f"`{m.get('name')}` ({pooling.get((m.get('model') or {}).get('pooling', 'mean'), 'pooling')},"
+                        f" seed {m.get('seed')})" for m in members)
+            + ". Personal profiles refit the one head over their joined embeddings."
+        )
+    seeds = ", ".join(str(m.get("seed")) for m in members) if members else str(cfg.get("seed"))
+    train_seconds = sum(float(m.get("train_seconds") or 0.0) for m in members) if members \
+        else float(tr.get("train_seconds", 0) or 0.0)
     lines = [
         f"# Model card: `{meta['name']}` speech-emotion CNN",
         "",
@@ -159,8 +178,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "  `ser_daemon.features.log_mel` (the daemon's own front end; settings in `ser_model.json`).",
         "  Output: softmax over the labels in `ser_model.json` order.",
         *_speaker_norm_lines(meta),
-        f"- {window_norm} inside the model (gain-invariant), then 4 conv blocks "
-        f"(width {cfg.get('model', {}).get('width')}, first conv strided), global average pooling, dropout, dense.",
+        network,
         f"- Files: `model.keras` (Keras 3, stock layers only), `model.tflite` ({choice} LiteRT export,"
         f" {cand.get('bytes', 0) / 1024:.0f} KiB).",
         _export_choice_line(exp),
@@ -172,7 +190,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         f"{cfg.get('augment', {}).get('copies')} augmented copies per clip (speed 0.9-1.1, headset EQ,",
         "  synthetic room reverb, white/pink/brown noise at 5-30 dB SNR, gain -18..+6 dB, time shifts),",
         "  SpecAugment masks each epoch, class-balanced loss, label smoothing 0.1, "
-        f"{cfg.get('epochs')} epochs, seed {cfg.get('seed')}.",
+        f"{cfg.get('epochs')} epochs, seed{'s' if members else ''} {seeds}.",
         "",
         "## Speaker-independent figures",
         "",
@@ -285,6 +303,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "## Reproduce",
         "",
         "```",
+        *[m["command"] for m in members if m.get("command")],
         tr.get("command", "ser-train ..."),
     ]
     if cv:
@@ -299,7 +318,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "```",
         "",
         f"Runs on CPU with TensorFlow {tr.get('tensorflow', '')} (2 threads, about "
-        f"{tr.get('train_seconds', 0) / 60:.0f} min of training on 2 shared cores here). Seeds are fixed and TensorFlow"
+        f"{train_seconds / 60:.0f} min of training on 2 shared cores here). Seeds are fixed and TensorFlow"
         " op determinism is on; the test suite checks that the same seed gives bit-identical weights on a small"
         " fixture (same machine and library versions).",
     ]
