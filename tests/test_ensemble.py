@@ -84,7 +84,7 @@ def test_ensemble_cli_writes_a_bundle_that_litert_and_profiles_use(members: list
     assert b.head is not None and emb.shape == (4, sum(p.head.embedding_dim for p in parts))
     np.testing.assert_allclose(b.head.probs(emb), probs, atol=1e-4)
     assert b.speaker_norm == parts[0].speaker_norm and b.labels == parts[0].labels
-    assert [m["seed"] for m in b.metadata["training"]["ensemble"]] == [1, 2]
+    assert [(m["seed"], m["folder"]) for m in b.metadata["training"]["ensemble"]] == [(1, "m1"), (2, "m2")]
     np.testing.assert_allclose(load_classifier(b, backend="keras").predict(x), probs, atol=1e-4)
 
 

@@ -77,6 +77,10 @@ def check_members(bundles: Sequence[Any]) -> None:
                              "(different speakers or normalisation): their windows would not match")
 
 
+def _training(bundle: Any) -> dict[str, Any]:
+    return dict(bundle.metadata.get("training") or {})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the ensemble of the given bundles as a new bundle; exit 2 on members that do not match."""
     import keras
@@ -109,11 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     x = np.random.default_rng(0).normal(-6.0, 3.0, (64, *first.input_shape)).astype(np.float32)
     training = dict(first.metadata.get("training", {}))
     training["ensemble"] = [
-        {"name": b.name, "model": b.metadata.get("training", {}).get("config", {}).get("model", {}),
-         "seed": b.metadata.get("training", {}).get("config", {}).get("seed"),
-         "train_seconds": b.metadata.get("training", {}).get("train_seconds"),
-         "command": b.metadata.get("training", {}).get("command")}
-        for b in bundles
+        {"name": b.name, "folder": Path(m).name, "model": _training(b).get("config", {}).get("model", {}),
+         "seed": _training(b).get("config", {}).get("seed"), "train_seconds": _training(b).get("train_seconds"),
+         "command": _training(b).get("command")}
+        for b, m in zip(bundles, args.members)
     ]
     training["command"] = "python -m ser_daemon.training.ensemble " + " ".join(
         [*(str(Path(m)) for m in args.members), "--out", str(args.out), "--quantize", args.quantize]

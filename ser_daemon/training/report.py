@@ -152,7 +152,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
             "`python -m ser_daemon.training.ensemble`), each: "
             f"{window_norm.lower()} inside the model (gain-invariant), then 4 conv blocks "
             f"(width {cfg.get('model', {}).get('width')}, first conv strided), pooling, dropout, dense. Members: "
-            + "; ".join(f"`{m.get('name')}` ({pooling.get((m.get('model') or {}).get('pooling', 'mean'), 'pooling')},"
+            + "; ".join(f"`{m.get('folder') or m.get('name')}` ({pooling.get((m.get('model') or {}).get('pooling', 'mean'), 'pooling')},"
                         f" seed {m.get('seed')})" for m in members)
             + ". Personal profiles refit the one head over their joined embeddings."
         )
