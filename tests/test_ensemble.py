@@ -120,7 +120,7 @@ def test_model_card_names_the_members_their_commands_and_their_total_training_ti
                          "command": "python -m ser_daemon.training.ensemble a b --out x", "train_seconds": 600.0,
                          "ensemble": members}}
     card = render_model_card(meta, None, None)
-    assert "**2 networks averaged**" in card
+    assert "**2 networks averaged**" in card and card.splitlines()[2].startswith("2 small log-mel CNNs, averaged")
     assert "`b` (global average and max pooling side by side, seed 7)" in card
     reproduce = card.split("## Reproduce")[1]
     assert reproduce.index("ser-train A") < reproduce.index("ser-train B") < reproduce.index("ensemble a b")

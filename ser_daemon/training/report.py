@@ -162,7 +162,9 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     lines = [
         f"# Model card: `{meta['name']}` speech-emotion CNN",
         "",
-        "A small log-mel CNN that the ser-daemon loads by default. It classifies 2.0 s windows of 16 kHz",
+        (f"{len(members)} small log-mel CNNs, averaged in one graph, that the ser-daemon loads by default. "
+         "Together they classify 2.0 s windows of 16 kHz" if members else
+         "A small log-mel CNN that the ser-daemon loads by default. It classifies 2.0 s windows of 16 kHz"),
         f"mono speech into {len(labels)} acted emotions: {', '.join(labels)}.",
         "",
         "## Data and license",
