@@ -330,6 +330,7 @@ def fit_profile(
         s["takes"] += 1
         s["voice_s"] = round(s["voice_s"] + len(v) * hop_s, 2)
     personal = None
+    head_fit: dict[str, float | None] = {}
     if head and len(Counter(t.label for t in takes)) >= MIN_HEAD_LABELS:
         if getattr(classifier, "embedding_dim", None) != bundle.head.embedding_dim:
             raise ProfileError(f"model {bundle.name!r}'s runtime gives no embedding of the head's width: re-export it")
@@ -352,6 +353,7 @@ def fit_profile(
         acc, trust = head_trust(bundle.head, emb, y)
         offsets_only = fit_head(emb, y, bundle.head, BIAS_L2, weights=False)
         personal = blend_heads(trust, offsets_only, refit)
+        head_fit = {"shipped_accuracy": round(acc, 4), "bias_share": round(trust, 4), "pull": l2}
         log.info("personal head: the shipped head reads %.0f%% of the takes' windows right; "
                  "%.0f%% bias refit, %.0f%% full refit", 100 * acc, 100 * trust, 100 * (1 - trust))
     return Profile(
@@ -363,5 +365,6 @@ def fit_profile(
         baseline_frames=frames,
         head=personal,
         takes=summary,
+        head_fit=head_fit,
     )
 

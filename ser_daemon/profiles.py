@@ -72,6 +72,10 @@ class Profile:
             live estimate starts with this weight.
         head: the personal classifier head, or None (baseline only).
         takes: per label, how many takes and seconds of voice went in.
+        head_fit: how the personal head was fitted: ``shipped_accuracy`` (how
+            well the shipped head read the takes), ``bias_share`` (the share of
+            the head that is a bias-only refit) and ``pull`` (the full refit's
+            penalty, None when the shipped weights were kept); empty without a head.
         created, updated: ISO 8601 times (UTC).
     """
 
@@ -83,6 +87,7 @@ class Profile:
     baseline_frames: float
     head: LinearHead | None = None
     takes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    head_fit: Mapping[str, float | None] = field(default_factory=dict)
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
 
@@ -127,6 +132,7 @@ class Profile:
             "baseline_frames": float(self.baseline_frames),
             "head": self.head.to_dict() if self.head is not None else None,
             "takes": {k: dict(v) for k, v in self.takes.items()},
+            "head_fit": dict(self.head_fit),
             "created": self.created,
             "updated": self.updated,
         }
@@ -149,8 +155,9 @@ class Profile:
             model = data["model"]
             head = LinearHead.from_dict(data["head"]) if data.get("head") is not None else None
             takes = data.get("takes") or {}
-            if not isinstance(model, dict) or not isinstance(takes, dict) or not isinstance(data["features"], dict):
-                raise TypeError("model, features and takes must be tables")
+            head_fit = data.get("head_fit") or {}
+            if not all(isinstance(x, dict) for x in (model, takes, data["features"], head_fit)):
+                raise TypeError("model, features, takes and head_fit must be tables")
             return cls(
                 model_name=str(model["name"]),
                 model_fingerprint=str(model["fingerprint"]),
@@ -160,6 +167,7 @@ class Profile:
                 baseline_frames=float(data["baseline_frames"]),
                 head=head,
                 takes={str(k): {str(a): float(b) for a, b in dict(v).items()} for k, v in takes.items()},
+                head_fit={str(k): None if v is None else float(v) for k, v in head_fit.items()},
                 created=str(data.get("created", "")),
                 updated=str(data.get("updated", "")),
             )

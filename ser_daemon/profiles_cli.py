@@ -128,6 +128,9 @@ def summary_line(path: Path, profile: Any, n_takes: int, fit_s: float, model_nam
     voice = sum(v["voice_s"] for v in profile.takes.values())
     what = (f"personal head for {', '.join(sorted(profile.takes))}" if profile.head is not None
             else "voice baseline only")
+    shipped = profile.head_fit.get("shipped_accuracy") if profile.head is not None else None
+    if shipped is not None:
+        what += f" (the shipped model read your takes right {shipped:.0%} of the time)"
     return (f"profile {path}: {n_takes} takes, {voice:.1f} s of voice; {what}; fitted in {fit_s:.2f} s "
             f"for model {model_name!r}")
 
@@ -164,6 +167,11 @@ def _profiles(args: argparse.Namespace) -> int:
                                                  else "  NOT this model")))
         print(f"  baseline   {len(profile.baseline)} bands, weight {profile.baseline_frames:g} voiced frames")
         print(f"  head       {'personal, ' + str(profile.head.embedding_dim) + ' inputs' if profile.head else 'none'}")
+        fit = profile.head_fit
+        if profile.head is not None and fit.get("shipped_accuracy") is not None:
+            pull = "shipped weights kept" if fit.get("pull") is None else f"full refit pulled by {fit['pull']:g}"
+            print(f"  fitted     the shipped model read the takes right {fit['shipped_accuracy']:.0%} of the time; "
+                  f"{fit.get('bias_share') or 0:.0%} bias-only refit, the rest {pull}")
         for lab, v in sorted(profile.takes.items()):
             print(f"  takes      {lab}: {int(v.get('takes', 0))}, {v.get('voice_s', 0):.1f} s of voice")
         print(f"  created    {d['created']}, updated {d['updated']}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def test_profile_round_trip_holds_numbers_not_audio(tmp_path, swapped_profile, b
     path = save_profile(tmp_path / "me.json", swapped_profile)
     data = json.loads(path.read_text())
     assert set(data) == {"format", "format_version", "note", "model", "labels", "features", "baseline",
-                         "baseline_frames", "head", "takes", "created", "updated"}
+                         "baseline_frames", "head", "takes", "head_fit", "created", "updated"}
     assert data["format_version"] == FORMAT_VERSION and data["model"]["fingerprint"] == bundle.fingerprint
     assert path.stat().st_size < 20_000  # 10 s of takes as 16-bit audio would be 320 kB
     back, where = load_profile(path, bundle)
@@ -227,6 +228,16 @@ def test_profile_round_trip_holds_numbers_not_audio(tmp_path, swapped_profile, b
     np.testing.assert_allclose(back.baseline, swapped_profile.baseline, atol=1e-5)
     np.testing.assert_allclose(back.head.weights, swapped_profile.head.weights, atol=1e-6)
     assert back.labels == bundle.labels and back.takes == swapped_profile.takes
+    # How the head was fitted: the happy takes read as angry, the calm ones as calm.
+    fit = back.head_fit
+    assert fit == swapped_profile.head_fit and set(fit) == {"shipped_accuracy", "bias_share", "pull"}
+    assert 0.3 <= fit["shipped_accuracy"] <= 0.7
+    chance = 1 / len(bundle.labels)
+    assert fit["bias_share"] == pytest.approx((fit["shipped_accuracy"] - chance) / (1 - chance), abs=1e-3)
+    # A profile written before head_fit existed (same format version) still loads, with none.
+    del data["head_fit"]
+    (tmp_path / "older.json").write_text(json.dumps(data))
+    assert read_profile(tmp_path / "older.json").head_fit == {}
 
 
 def test_profile_of_another_version_or_model_or_damaged_is_refused(tmp_path, swapped_profile, bundle,
@@ -354,6 +365,9 @@ def test_enroll_from_files_then_use_and_update_the_profile(profile_bundle, takes
               "--label", "calm", str(d / "calm0.wav"), str(d / "calm1.wav")], env)
     assert r.returncode == 0, r.stderr
     assert "4 takes" in r.stdout and "personal head for calm, happy" in r.stdout
+    assert re.search(r"the shipped model read your takes right \d+% of the time", r.stdout), r.stdout
+    shown = _run(["profiles", "show", "me"], env)
+    assert shown.returncode == 0 and re.search(r"fitted +the shipped model read the takes right \d+%", shown.stdout)
     listing = _run(["profiles"], env)
     assert listing.returncode == 0 and listing.stdout.startswith("me ") and "fits this model" in listing.stdout
 
