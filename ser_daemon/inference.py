@@ -28,8 +28,9 @@ __all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier
 
 # The layer whose output the classifier head reads (training.model_def names it):
 # "embedding" where the model has a level branch joined to the pooled CNN
-# features, else the pooling layer "gap" (models from before the branch).
-EMBEDDING_LAYERS = ("embedding", "gap")
+# features (or, in models trained before 2026-11-26 10:30, mean+max or per-band
+# pooling), else the pooled features: "pooled", or "gap" for mean pooling.
+EMBEDDING_LAYERS = ("embedding", "pooled", "gap")
 
 
 def embedding_output(model: Any) -> Any:

@@ -139,3 +139,15 @@ def test_mean_max_pooling_sees_a_short_burst_that_the_mean_dilutes() -> None:
 def test_unknown_pooling_is_refused() -> None:
     with pytest.raises(ValueError, match="pooling must be"):
         build_model((197, 64), 5, ModelConfig(width=4, pooling="attention"))
+
+
+@pytest.mark.parametrize("pooling, width", [("mean", 32), ("meanmax", 64), ("band", 4 * 32)])
+@pytest.mark.parametrize("level_units", [0, 8])
+def test_speaker_adversary_reads_the_whole_pooled_features_for_every_pooling(pooling: str, width: int,
+                                                                             level_units: int) -> None:
+    """The adversary sits on the pooled CNN features, never on the level branch, whatever the pooling."""
+    from ser_daemon.training.model_def import with_speaker_adversary
+
+    model = build_model((197, 64), 5, ModelConfig(width=4, pooling=pooling, level_units=level_units), seed=1)
+    train, _ = with_speaker_adversary(model, 3)
+    assert train.get_layer("speaker_hidden").input.shape[-1] == width

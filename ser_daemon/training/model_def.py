@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ModelConfig", "build_model", "with_speaker_adversary"]
+__all__ = ["ModelConfig", "build_model", "pooled_features", "with_speaker_adversary"]
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,17 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
             x = layers.MaxPooling2D(2, name=f"pool{b + 1}")(x)
             if cfg.spatial_dropout > 0:
                 x = layers.SpatialDropout2D(cfg.spatial_dropout, seed=seed + b, name=f"sdrop{b + 1}")(x)
-    pooled_name = "pooled" if cfg.level_units > 0 else "embedding"
+    # The pooled CNN features are the layer "pooled" ("gap" for mean pooling, its name since the
+    # first model); "embedding" is only ever the level branch joined to them (see pooled_features).
     if cfg.pooling == "mean":
         x = layers.GlobalAveragePooling2D(name="gap")(x)
     elif cfg.pooling == "meanmax":
-        x = layers.Concatenate(name=pooled_name)([layers.GlobalAveragePooling2D(name="gap")(x),
-                                                  layers.GlobalMaxPooling2D(name="gmp")(x)])
+        x = layers.Concatenate(name="pooled")([layers.GlobalAveragePooling2D(name="gap_mean")(x),
+                                               layers.GlobalMaxPooling2D(name="gmp")(x)])
     elif cfg.pooling == "band":
         t, f, c = x.shape[1], x.shape[2], x.shape[3]
         x = layers.AveragePooling2D(pool_size=(t, 1), name="time_mean")(x)
-        x = layers.Reshape((f * c,), name=pooled_name)(x)
+        x = layers.Reshape((f * c,), name="pooled")(x)
     else:
         raise ValueError(f"pooling must be 'mean', 'meanmax' or 'band'. Received: pooling={cfg.pooling!r}")
     if cfg.level_units > 0:
@@ -117,6 +118,12 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
     out = layers.Dense(n_labels, activation="softmax", kernel_regularizer=reg,
                        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 101), name="probs")(x)
     return keras.Model(inp, out, name="ser_cnn")
+
+
+def pooled_features(model: Any) -> Any:
+    """The pooled CNN features of a model from :func:`build_model` (without any level branch)."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer("pooled" if "pooled" in names else "gap").output
 
 
 def with_speaker_adversary(model: Any, n_speakers: int, seed: int = 0) -> tuple[Any, Any]:
@@ -144,7 +151,7 @@ def with_speaker_adversary(model: Any, n_speakers: int, seed: int = 0) -> tuple[
             s = ops.cast(strength, x.dtype)
             return ops.stop_gradient(x) * (1.0 + s) - s * x
 
-    pooled = model.get_layer("gap").output
+    pooled = pooled_features(model)
     h = GradientReversal(name="reverse_gradient")(pooled)
     h = layers.Dense(64, activation="relu", kernel_initializer=keras.initializers.HeNormal(seed=seed + 200),
                      name="speaker_hidden")(h)
