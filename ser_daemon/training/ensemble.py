@@ -77,8 +77,12 @@ def check_members(bundles: Sequence[Any]) -> None:
                              "(different speakers or normalisation): their windows would not match")
 
 
-def _training(bundle: Any) -> dict[str, Any]:
-    return dict(bundle.metadata.get("training") or {})
+def _member_record(bundle: Any, folder: str | Path) -> dict[str, Any]:
+    """What the card and a reader need of a member: its name, folder, network, seed, time and command."""
+    tr = dict(bundle.metadata.get("training") or {})
+    cfg = tr.get("config", {})
+    return {"name": bundle.name, "folder": Path(folder).name, "model": cfg.get("model", {}), "seed": cfg.get("seed"),
+            "train_seconds": tr.get("train_seconds"), "command": tr.get("command")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,12 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = bundles[0]
     x = np.random.default_rng(0).normal(-6.0, 3.0, (64, *first.input_shape)).astype(np.float32)
     training = dict(first.metadata.get("training", {}))
-    training["ensemble"] = [
-        {"name": b.name, "folder": Path(m).name, "model": _training(b).get("config", {}).get("model", {}),
-         "seed": _training(b).get("config", {}).get("seed"), "train_seconds": _training(b).get("train_seconds"),
-         "command": _training(b).get("command")}
-        for b, m in zip(bundles, args.members)
-    ]
+    training["ensemble"] = [_member_record(b, m) for b, m in zip(bundles, args.members)]
     training["command"] = "python -m ser_daemon.training.ensemble " + " ".join(
         [*(str(Path(m)) for m in args.members), "--out", str(args.out), "--quantize", args.quantize]
         + (["--name", args.name] if args.name else []))

@@ -143,17 +143,19 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     members = tr.get("ensemble") or []
     pooling = {"mean": "global average pooling", "meanmax": "global average and max pooling side by side",
                "band": "average over time per mel band"}
-    network = (f"- {window_norm} inside the model (gain-invariant), then 4 conv blocks "
-               f"(width {cfg.get('model', {}).get('width')}, first conv strided), "
-               f"{pooling.get(cfg.get('model', {}).get('pooling', 'mean'), 'pooling')}, dropout, dense.")
+    def pooled(model_cfg: Mapping[str, Any] | None) -> str:
+        return pooling.get((model_cfg or {}).get("pooling", "mean"), "pooling")
+
+    trunk = (f"inside the model (gain-invariant), then 4 conv blocks (width {cfg.get('model', {}).get('width')}, "
+             "first conv strided)")
+    network = f"- {window_norm} {trunk}, {pooled(cfg.get('model'))}, dropout, dense."
     if members:
         network = (
             f"- **{len(members)} networks averaged** in one graph (the softmax of their mean logits; "
-            "`python -m ser_daemon.training.ensemble`), each: "
-            f"{window_norm.lower()} inside the model (gain-invariant), then 4 conv blocks "
-            f"(width {cfg.get('model', {}).get('width')}, first conv strided), pooling, dropout, dense. Members: "
-            + "; ".join(f"`{m.get('folder') or m.get('name')}` ({pooling.get((m.get('model') or {}).get('pooling', 'mean'), 'pooling')},"
-                        f" seed {m.get('seed')})" for m in members)
+            f"`python -m ser_daemon.training.ensemble`), each: {window_norm.lower()} {trunk}, pooling, dropout, "
+            "dense. Members: "
+            + "; ".join(f"`{m.get('folder') or m.get('name')}` ({pooled(m.get('model'))}, seed {m.get('seed')})"
+                        for m in members)
             + ". Personal profiles refit the one head over their joined embeddings."
         )
     seeds = ", ".join(str(m.get("seed")) for m in members) if members else str(cfg.get("seed"))
