@@ -102,7 +102,7 @@ def test_centred_window_ignores_the_gain_but_keeps_the_spread() -> None:
 
 
 @pytest.mark.parametrize("pooling, width_of", [("mean", lambda c, f: c), ("meanmax", lambda c, f: 2 * c),
-                                               ("band", lambda c, f: f * c)])
+                                               ("band", lambda c, f: f * c), ("attention", lambda c, f: c)])
 def test_pooling_sets_the_embedding_the_head_and_profiles_read(pooling: str, width_of) -> None:  # type: ignore[no-untyped-def]
     """The head's input is the pooled vector: wider for mean+max and per-band pooling, found by name."""
     from ser_daemon.inference import embedding_output
@@ -136,12 +136,27 @@ def test_mean_max_pooling_sees_a_short_burst_that_the_mean_dilutes() -> None:
     assert max_moved > 2 * mean_moved
 
 
+def test_attention_pooling_is_a_weighted_mean_of_the_frames() -> None:
+    """The weights are a distribution over time, and the pooled vector is their mix of the frames."""
+    import keras
+
+    model = build_model((197, 64), 5, ModelConfig(width=4, window_norm="centre", pooling="attention"), seed=3)
+    probe = keras.Model(model.input, [model.get_layer("attention_weight").output, model.get_layer("frames").output,
+                                      model.get_layer("pooled").output])
+    x = _speechlike(np.random.default_rng(5), 3)
+    weight, frames, pooled = probe.predict(x, verbose=0)
+    assert weight.shape == (3, frames.shape[1], 1)
+    np.testing.assert_allclose(weight.sum(axis=1), 1.0, atol=1e-5)
+    assert (weight >= 0).all() and weight.std(axis=1).max() > 0  # not a plain mean
+    np.testing.assert_allclose(pooled, (weight * frames).sum(axis=1), rtol=1e-4, atol=1e-5)
+
+
 def test_unknown_pooling_is_refused() -> None:
     with pytest.raises(ValueError, match="pooling must be"):
-        build_model((197, 64), 5, ModelConfig(width=4, pooling="attention"))
+        build_model((197, 64), 5, ModelConfig(width=4, pooling="unknown"))
 
 
-@pytest.mark.parametrize("pooling, width", [("mean", 32), ("meanmax", 64), ("band", 4 * 32)])
+@pytest.mark.parametrize("pooling, width", [("mean", 32), ("meanmax", 64), ("band", 4 * 32), ("attention", 32)])
 @pytest.mark.parametrize("level_units", [0, 8])
 def test_speaker_adversary_reads_the_whole_pooled_features_for_every_pooling(pooling: str, width: int,
                                                                              level_units: int) -> None:

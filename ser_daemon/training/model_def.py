@@ -48,7 +48,10 @@ class ModelConfig:
             beside the maximum, so a short emotional peak in a mostly flat
             window is not averaged away.  ``"band"``: the average over time
             only, per remaining mel band, so the embedding keeps which part of
-            the spectrum a pattern came from.
+            the spectrum a pattern came from.  ``"attention"``: the average over
+            mel, then a mean over time weighted by learned per-frame scores
+            (a softmax over time), so the frames that carry the emotion weigh
+            more than pauses and flat stretches of the 2 s window.
     """
 
     width: int = 16
@@ -104,8 +107,17 @@ def build_model(input_shape: tuple[int, int], n_labels: int, cfg: ModelConfig = 
         t, f, c = x.shape[1], x.shape[2], x.shape[3]
         x = layers.AveragePooling2D(pool_size=(t, 1), name="time_mean")(x)
         x = layers.Reshape((f * c,), name="pooled")(x)
+    elif cfg.pooling == "attention":
+        t, f, c = x.shape[1], x.shape[2], x.shape[3]
+        seq = layers.Reshape((t, c), name="frames")(layers.AveragePooling2D(pool_size=(1, f), name="mel_mean")(x))
+        score = layers.Dense(32, activation="tanh", kernel_regularizer=reg, kernel_initializer=init,
+                             name="attention_hidden")(seq)
+        score = layers.Dense(1, kernel_initializer=init, name="attention_score")(score)
+        weight = layers.Softmax(axis=1, name="attention_weight")(score)
+        x = layers.Flatten(name="pooled")(layers.Dot(axes=1, name="attention_mean")([weight, seq]))
     else:
-        raise ValueError(f"pooling must be 'mean', 'meanmax' or 'band'. Received: pooling={cfg.pooling!r}")
+        raise ValueError(
+            f"pooling must be 'mean', 'meanmax', 'band' or 'attention'. Received: pooling={cfg.pooling!r}")
     if cfg.level_units > 0:
         lvl = layers.AveragePooling1D(pool_size=8, strides=4, name="level_smooth")(inp)
         lvl = layers.GlobalMaxPooling1D(name="level_peak")(lvl)

@@ -142,7 +142,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
                    if cfg.get("model", {}).get("window_norm") == "centre" else "Per-window standardisation")
     members = tr.get("ensemble") or []
     pooling = {"mean": "global average pooling", "meanmax": "global average and max pooling side by side",
-               "band": "average over time per mel band"}
+               "band": "average over time per mel band", "attention": "attention-weighted average over time"}
     def pooled(model_cfg: Mapping[str, Any] | None) -> str:
         return pooling.get((model_cfg or {}).get("pooling", "mean"), "pooling")
 

@@ -93,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-norm", choices=["standardise", "centre"], default=None,
                    help="inside the model, per window: subtract the mean and divide by the spread (default), "
                         "or only subtract the mean (keeps how much the energy varies)")
-    p.add_argument("--pooling", choices=["mean", "meanmax", "band"], default=None,
+    p.add_argument("--pooling", choices=["mean", "meanmax", "band", "attention"], default=None,
                    help="how the last conv block becomes the embedding: average over time and mel (default), "
-                        "average beside maximum, or average over time per mel band")
+                        "average beside maximum, average over time per mel band, or a learned weighting of the "
+                        "frames over time (attention)")
     p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
                    help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
                         "what names the speaker out of the CNN's features (default 0: none)")
