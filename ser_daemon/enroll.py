@@ -260,6 +260,12 @@ def streamed_windows(audio: np.ndarray, bundle: ModelBundle, reference: np.ndarr
     A window of faint noise goes first, as a microphone delivers before
     someone speaks, so even a take shorter than a window gives decisions.
     """
+    return _streamed(audio, bundle, reference, settings)[0]
+
+
+def _streamed(audio: np.ndarray, bundle: ModelBundle, reference: np.ndarray,
+              settings: AnalysisSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`streamed_windows` and, per window, the sample of ``audio`` at its centre (may be < 0)."""
     from .pipeline import StreamProcessor
 
     settings = dataclasses.replace(settings or AnalysisSettings(), drop_stale=False)
@@ -269,11 +275,31 @@ def streamed_windows(audio: np.ndarray, bundle: ModelBundle, reference: np.ndarr
     proc = StreamProcessor("enroll", bundle.labels, bundle.features, bundle.window_s, settings, sr,
                            clock=lambda: 0.0)
     block = max(1, sr // 50)
-    windows = [d.window for start in range(0, len(x), block)
-               for d in proc.feed(x[start : start + block], start, lambda i: 0.0) if d.voice_active]
-    if not windows:
-        return np.zeros((0, *bundle.input_shape), np.float32)
-    return (np.stack(windows) - reference[None, None, :]).astype(np.float32)
+    due = [d for start in range(0, len(x), block)
+           for d in proc.feed(x[start : start + block], start, lambda i: 0.0) if d.voice_active]
+    if not due:
+        return np.zeros((0, *bundle.input_shape), np.float32), np.zeros(0, np.int64)
+    centres = np.array([d.end_sample - bundle.window_samples // 2 - len(lead) for d in due], np.int64)
+    return (np.stack([d.window for d in due]) - reference[None, None, :]).astype(np.float32), centres
+
+
+def _streamed_by_take(takes: Sequence[Take], bundle: ModelBundle, reference: np.ndarray) -> list[np.ndarray]:
+    """The streamed windows of every take, each label's takes played back to back in one stream.
+
+    One pass per label, as a user reading them in a row would sound; each window
+    goes to the take its centre falls in, so the held-out check of the pull and
+    the fit share the same windows.
+    """
+    out: list[np.ndarray] = [np.zeros((0, *bundle.input_shape), np.float32) for _ in takes]
+    for label in dict.fromkeys(t.label for t in takes):
+        members = [i for i, t in enumerate(takes) if t.label == label]
+        audio = [np.asarray(takes[i].audio, np.float32) for i in members]
+        windows, centres = _streamed(np.concatenate(audio), bundle, reference)
+        bounds = np.cumsum([len(a) for a in audio])
+        owner = np.minimum(np.searchsorted(bounds, np.maximum(centres, 0), side="right"), len(members) - 1)
+        for j, i in enumerate(members):
+            out[i] = windows[owner == j]
+    return out
 
 
 def _embed(classifier: Any, x: np.ndarray) -> np.ndarray:
@@ -336,15 +362,12 @@ def fit_profile(
             raise ProfileError(f"model {bundle.name!r}'s runtime gives no embedding of the head's width: re-export it")
         index = {lab: i for i, lab in enumerate(bundle.labels)}
         ref = baseline.astype(np.float32)
-        runs = {lab: np.concatenate([t.audio for t in takes if t.label == lab]) for lab in sorted(summary)}
-        xs = {lab: streamed_windows(audio, bundle, ref) for lab, audio in runs.items()}
-        y = np.concatenate([np.full(len(w), index[lab]) for lab, w in xs.items()])
-        x = np.concatenate(list(xs.values()))
-        if len(x) == 0:
+        per_take = [(index[t.label], _embed(classifier, w)) for t, w in zip(takes, _streamed_by_take(takes, bundle, ref))]
+        y = np.concatenate([np.full(len(e), lab) for lab, e in per_take])
+        if len(y) == 0:
             raise ProfileError("the takes hold no voiced window: record longer takes")
-        emb = _embed(classifier, x)
+        emb = np.concatenate([e for _, e in per_take])
         if l2 is None:
-            per_take = [(index[t.label], _embed(classifier, streamed_windows(t.audio, bundle, ref))) for t in takes]
             l2, scores = choose_head_l2(per_take, bundle.head)
             if scores:
                 log.info("personal head: held-out takes scored %s; %s", {k: round(v, 3) for k, v in scores.items()},

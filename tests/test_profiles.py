@@ -23,8 +23,8 @@ from helpers import REPO, daemon_cmd
 from tiny_model import tone, write_wav
 
 from ser_daemon.config import AnalysisSettings
-from ser_daemon.enroll import (HEAD_L2, Take, blend_heads, check_take, choose_head_l2, fit_head, fit_profile,
-                               head_trust, streamed_windows)
+from ser_daemon.enroll import (HEAD_L2, Take, _streamed, _streamed_by_take, blend_heads, check_take, choose_head_l2,
+                               fit_head, fit_profile, head_trust, streamed_windows)
 from ser_daemon.errors import ConfigError, ModelError, ProfileError
 from ser_daemon.head import LinearHead, softmax
 from ser_daemon.inference import load_classifier
@@ -86,6 +86,32 @@ def test_exported_model_gives_embedding_and_the_stored_head_reproduces_its_proba
     np.testing.assert_allclose(probs, clf.predict(x), atol=1e-6)
     np.testing.assert_allclose(bundle.head.probs(emb), probs, atol=1e-4)
     assert [bundle.labels[i] for i in probs.argmax(1)] == ["calm", "happy", "angry"]
+
+
+def test_each_labels_takes_are_streamed_once_and_every_window_goes_to_the_take_it_centres_on(bundle) -> None:
+    """The fit sees a label's takes as one stream; the held-out check splits those same windows by take."""
+    ref = np.zeros(64, np.float32)
+    takes = [Take("calm", voice(200, seed=1)), Take("happy", voice(3000, seed=2)), Take("calm", voice(1200, seed=3))]
+    split = _streamed_by_take(takes, bundle, ref)
+    calm_run = streamed_windows(np.concatenate([takes[0].audio, takes[2].audio]), bundle, ref)
+    np.testing.assert_array_equal(np.concatenate([split[0], split[2]]), calm_run)
+    np.testing.assert_array_equal(split[1], streamed_windows(takes[1].audio, bundle, ref))
+    _, centres = _streamed(np.concatenate([takes[0].audio, takes[2].audio]), bundle, ref)
+    assert len(split[0]) == int((centres < len(takes[0].audio)).sum()) > 2 and len(split[2]) > 2
+
+
+def test_a_streamed_windows_centre_is_where_its_audio_is_centred(bundle) -> None:
+    """Each window equals the features of the audio span centred on the sample reported for it."""
+    from ser_daemon.audio_prep import cut_windows, features_of
+
+    audio = np.concatenate([voice(200, seed=4), voice(3000, seed=5)])
+    windows, centres = _streamed(audio, bundle, np.zeros(64, np.float32))
+    half = bundle.window_samples // 2
+    inside = [i for i, c in enumerate(centres) if half <= c <= len(audio) - half]
+    assert len(inside) >= 3 and np.all(np.diff(centres) > 0)
+    for i in inside:
+        span = features_of(cut_windows(audio, np.array([centres[i] - half]), bundle.window_samples), bundle.features)
+        np.testing.assert_allclose(windows[i], span[0], atol=1e-4)
 
 
 def test_model_exported_before_profiles_has_no_embedding(tiny_bundle) -> None:
