@@ -95,6 +95,29 @@ def test_same_seed_same_model(corpus: Path) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_per_epoch_augmentations_reuse_the_feature_cache(corpus: Path, tmp_path: Path) -> None:
+    """Stretching, speaker mixing and backwards play act on cached features: one cache file serves them all."""
+    from dataclasses import replace
+
+    from ser_daemon.features import FeatureConfig
+    from ser_daemon.training.datasets import load_dataset
+    from ser_daemon.training.train import TrainConfig, build_feature_set
+
+    cfg = TrainConfig(epochs=1)
+    cfg = replace(cfg, augment=replace(cfg.augment, copies=1))
+    clips = load_dataset(corpus)
+    labels = sorted({c.label for c in clips})
+    base = build_feature_set(clips, labels, FeatureConfig(), cfg, cache_dir=tmp_path, progress=None)
+    for change in ({"time_reverse": 0.5}, {"mel_warp": (0.9, 1.1)}, {"mix_speakers": 0.5}):
+        other = replace(cfg, augment=replace(cfg.augment, **change))
+        again = build_feature_set(clips, labels, FeatureConfig(), other, cache_dir=tmp_path, progress=None)
+        np.testing.assert_array_equal(again.x, base.x)
+    assert len(list(tmp_path.glob("features-*.npz"))) == 1
+    build_feature_set(clips, labels, FeatureConfig(), replace(cfg, augment=replace(cfg.augment, copies=2)),
+                      cache_dir=tmp_path, progress=None)
+    assert len(list(tmp_path.glob("features-*.npz"))) == 2  # what does shape the features gets its own entry
+
+
 @pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="JAX not installed")
 def test_keras_file_loads_under_jax(bundle: Path, tmp_path: Path) -> None:
     import os

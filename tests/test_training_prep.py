@@ -76,6 +76,20 @@ def test_mel_warp_moves_formants_and_nothing_else() -> None:
     assert AugmentConfig.from_dict(warped.to_dict()) == warped
 
 
+def test_time_reverse_plays_a_share_of_windows_backwards() -> None:
+    batch = np.random.default_rng(0).standard_normal((200, 197, 64)).astype(np.float32)
+    every = spec_augment(batch, np.random.default_rng(1), AugmentConfig(time_masks=0, freq_masks=0, time_reverse=1.0))
+    np.testing.assert_array_equal(every, batch[:, ::-1, :])
+    half = spec_augment(batch, np.random.default_rng(1), AugmentConfig(time_masks=0, freq_masks=0, time_reverse=0.5))
+    backwards = np.array([np.array_equal(h, b[::-1]) for h, b in zip(half, batch)])
+    kept = np.array([np.array_equal(h, b) for h, b in zip(half, batch)])
+    assert np.all(backwards ^ kept) and 70 < backwards.sum() < 130
+    cfg = AugmentConfig(time_reverse=0.5)
+    assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
+    assert AugmentConfig.from_dict({k: v for k, v in AugmentConfig().to_dict().items() if k != "time_reverse"}) \
+        == AugmentConfig()  # bundles written before the option load unchanged
+
+
 def test_mix_speakers_blends_the_same_emotion_across_voices_only() -> None:
     x = np.concatenate([np.full((4, 3, 2), 1.0), np.full((4, 3, 2), 3.0), np.full((2, 3, 2), 10.0)]).astype(np.float16)
     labels = np.array([0] * 8 + [1] * 2)

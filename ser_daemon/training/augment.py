@@ -64,6 +64,7 @@ class AugmentConfig:
     freq_mask_bands: int = 8
     mel_warp: tuple[float, float] = (1.0, 1.0)
     mix_speakers: float = 0.0
+    time_reverse: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +169,9 @@ def spec_augment(batch: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
     n, frames, mels = out.shape
     if cfg.mel_warp[0] != cfg.mel_warp[1] or cfg.mel_warp[0] != 1.0:
         out = warp_mels(out, rng.uniform(cfg.mel_warp[0], cfg.mel_warp[1], n))
+    if cfg.time_reverse > 0:
+        backwards = rng.random(n) < cfg.time_reverse
+        out[backwards] = out[backwards, ::-1, :]
     fill = out.mean(axis=(1, 2))
     for i in range(n):
         for _ in range(cfg.time_masks):

@@ -233,8 +233,8 @@ def build_feature_set(
     labels = list(labels)
     copies = cfg.augment.copies if augment else 0
     cfg_key = cfg.to_dict()
-    for k in ("mel_warp", "mix_speakers"):  # act per epoch on the cached features, not part of them
-        del cfg_key["augment"][k]
+    for k in ("mel_warp", "mix_speakers", "time_reverse"):  # act per epoch on the cached features
+        cfg_key["augment"].pop(k, None)
     key_src = json.dumps(
         {
             "clips": [[str(c.path), c.label, c.speaker] for c in clips],

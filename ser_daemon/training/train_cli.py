@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix-speakers", type=_share, default=None, metavar="SHARE",
                    help="share of windows averaged each epoch with a same-emotion window of another speaker "
                         "(default 0: none)")
+    p.add_argument("--time-reverse", type=_share, default=None, metavar="SHARE",
+                   help="share of windows played backwards each epoch (default 0: none): the voice without "
+                        "the words of any language")
     p.add_argument("--window-norm", choices=["standardise", "centre"], default=None,
                    help="inside the model, per window: subtract the mean and divide by the spread (default), "
                         "or only subtract the mean (keeps how much the energy varies)")
@@ -139,6 +142,8 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         cfg = replace(cfg, augment=replace(cfg.augment, mix_speakers=args.mix_speakers))
     if args.mel_warp is not None:
         cfg = replace(cfg, augment=replace(cfg.augment, mel_warp=args.mel_warp))
+    if args.time_reverse is not None:
+        cfg = replace(cfg, augment=replace(cfg.augment, time_reverse=args.time_reverse))
     return cfg
 
 
