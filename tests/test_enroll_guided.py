@@ -205,3 +205,21 @@ def test_the_benchmark_still_runs(bundle) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout)
     assert result["blocks"] == 100 and result["verdict"] == "accepted"
+
+
+@pytest.mark.needs_tf
+def test_enroll_fit_benchmark_smoke() -> None:
+    """The profile-fitting benchmark runs: one full fit (with a personal head) and one baseline-only fit."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import timeout
+    from helpers import REPO
+
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "enroll_fit.py"), "--smoke"], capture_output=True,
+                       text=True, timeout=timeout(120), cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["takes"] == 4 and result["takes_audio_s"] == 8.0 and result["head"] is True
+    assert result["full_fit_ms"]["n"] == 1 and result["baseline_only_ms"]["median"] > 0
