@@ -17,7 +17,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
 from _util import default_model, demo_audio, git_rev, machine, save, stats_ms
 
 

@@ -296,7 +296,7 @@ def _streamed_by_take(takes: Sequence[Take], bundle: ModelBundle, reference: np.
         audio = [np.asarray(takes[i].audio, np.float32) for i in members]
         windows, centres = _streamed(np.concatenate(audio), bundle, reference)
         bounds = np.cumsum([len(a) for a in audio])
-        owner = np.minimum(np.searchsorted(bounds, np.maximum(centres, 0), side="right"), len(members) - 1)
+        owner = np.minimum(np.searchsorted(bounds, centres, side="right"), len(members) - 1)
         for j, i in enumerate(members):
             out[i] = windows[owner == j]
     return out
@@ -362,7 +362,8 @@ def fit_profile(
             raise ProfileError(f"model {bundle.name!r}'s runtime gives no embedding of the head's width: re-export it")
         index = {lab: i for i, lab in enumerate(bundle.labels)}
         ref = baseline.astype(np.float32)
-        per_take = [(index[t.label], _embed(classifier, w)) for t, w in zip(takes, _streamed_by_take(takes, bundle, ref))]
+        windows = _streamed_by_take(takes, bundle, ref)
+        per_take = [(index[t.label], _embed(classifier, w)) for t, w in zip(takes, windows)]
         y = np.concatenate([np.full(len(e), lab) for lab, e in per_take])
         if len(y) == 0:
             raise ProfileError("the takes hold no voiced window: record longer takes")
