@@ -500,5 +500,38 @@ def test_enroll_evaluation_measures_the_gain_of_a_profile(bundle, clf) -> None:
     # K=1 takes one clip per label; neutral-only two more neutral ones (one neutral is always kept to score).
     assert rows["K=1"]["clips_scored"] == rows["K=0"]["clips_scored"] == len(clips) - 4 - 2
     assert rows["K=1"]["fit_s_max"] < 5.0
+    assert rows["K=1"]["per_speaker_timeline_gain"] == {"u1": rows["K=1"]["timeline_gain"]}
     text = format_enrollment(result, "tiny")
-    assert "K=1" in text and "neutral-only" in text
+    assert "K=1" in text and "neutral-only" in text and "gain sd" not in text
+
+
+def test_enroll_evaluation_over_draws_is_the_mean_of_single_draws(bundle, clf) -> None:
+    from ser_daemon.training.enroll_eval import evaluate_enrollment, format_enrollment
+
+    pitch = {"neutral": 700.0, "calm": 200.0, "happy": 3000.0, "angry": 1200.0}
+    clips = _clips("u1", 3) + _clips("u2", 3)
+    audio = {str(c.path): voice(pitch[c.label] * (1.1 if c.speaker == "u2" else 1.0), seconds=2.0, seed=i)
+             for i, c in enumerate(clips)}
+
+    def run(seed: int, draws: int) -> dict:
+        return evaluate_enrollment(clips, clf, 1, seed=seed, draws=draws, load=lambda c: audio[str(c.path)],
+                                   progress=None)
+
+    one, two, both = run(5, 1), run(6, 1), run(5, 2)
+    assert both["draws"] == 2 and both["seed"] == 5
+    for name in ("K=0", "K=1", "neutral-only"):
+        a, b, m = one["settings"][name], two["settings"][name], both["settings"][name]
+        for key in ("timeline_settled_accuracy", "clip_accuracy", "timeline_gain", "clip_gain"):
+            assert m[key] == pytest.approx((a[key] + b[key]) / 2)
+        assert m["timeline_gain_per_draw"] == pytest.approx([a["timeline_gain"], b["timeline_gain"]])
+        assert m["timeline_gain_sd"] == pytest.approx(abs(a["timeline_gain"] - b["timeline_gain"]) / 2)
+        for spk in ("u1", "u2"):
+            assert m["per_speaker_timeline_gain"][spk] == pytest.approx(
+                (a["per_speaker_timeline_gain"][spk] + b["per_speaker_timeline_gain"][spk]) / 2)
+    # Another seed draws other enrollment clips: the two single draws must differ somewhere.
+    assert one["settings"]["K=1"]["per_speaker_timeline"] != two["settings"]["K=1"]["per_speaker_timeline"] or \
+        one["settings"]["K=1"]["clip_accuracy"] != two["settings"]["K=1"]["clip_accuracy"]
+    text = format_enrollment(both, "tiny")
+    assert "means over 2 draws" in text and "gain sd" in text and "u2" in text
+    with pytest.raises(ValueError, match="draws"):
+        evaluate_enrollment(clips, clf, 1, draws=0, load=lambda c: audio[str(c.path)], progress=None)

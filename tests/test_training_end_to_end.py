@@ -73,6 +73,17 @@ def test_eval_writes_json_and_png(bundle: Path, corpus: Path, tmp_path: Path) ->
     assert "macro-F1" in (out / "report.txt").read_text()
 
 
+def test_eval_refuses_fewer_than_one_enrollment_draw(bundle: Path, corpus: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_daemon.training.eval_cli import main
+
+    out = tmp_path / "eval"
+    assert main(["--model", str(bundle), "--data", str(corpus), "--out", str(out), "--enroll", "1",
+                 "--enroll-draws", "0", "-q"]) == 2
+    assert "--enroll-draws must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_same_seed_same_model(corpus: Path) -> None:
     from dataclasses import replace
 

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "neutral clips only, score the speaker's other clips (timeline and clip) against no profile")
     p.add_argument("--enroll-l2", type=float, default=None, metavar="X",
                    help="with --enroll: pull of the personal head toward the shipped one (default: the daemon's)")
+    p.add_argument("--enroll-draws", type=int, default=1, metavar="N",
+                   help="with --enroll: repeat with N draws of enrollment clips (seeds from --timeline-seed) and "
+                        "report means and the gain's spread (one draw of four speakers moves by about 3 points)")
     p.add_argument("--cv", type=int, default=0, help="speaker k-fold of the training recipe instead (trains K models)")
     p.add_argument("--epochs", type=int, default=None, help="with --cv: epochs per fold")
     p.add_argument("--cache", default=None, help="with --cv: feature cache folder")
@@ -113,6 +116,9 @@ def _run_cv(args: argparse.Namespace, clips: list, argv: Sequence[str] | None) -
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.enroll_draws < 1:
+        print(f"ser-eval: --enroll-draws must be at least 1, not {args.enroll_draws}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
@@ -204,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             enroll = evaluate_enrollment(clips, clf, args.enroll, settings=settings, seed=args.timeline_seed,
-                                         settle_s=args.settle_s, merge=args.merge, l2=args.enroll_l2,
+                                         draws=args.enroll_draws, settle_s=args.settle_s, merge=args.merge,
+                                         l2=args.enroll_l2,
                                          progress=progress)
         except SerError as exc:
             print(f"ser-eval: {exc}", file=sys.stderr)
