@@ -273,6 +273,34 @@ def test_fake_model_gives_the_exact_expected_scores(tmp_path: Path) -> None:
     assert score.extra["speakers"] == ["s1"] and score.extra["audio_s"] == pytest.approx(12.0)
 
 
+def test_draws_replay_other_segment_orders_and_summarise_them(tmp_path: Path) -> None:
+    from ser_daemon.training.timeline import evaluate_timeline_draws, summarize_draws
+
+    # Pauses between clips and a smoother with memory: the segment order changes what is shown.
+    clips = clips_for(tmp_path, "s1", {"happy": 3, "sad": 3, "angry": 3}, seconds=1.2, pad_s=0.3)
+    clf = ToneClassifier(confuse={"sad": "happy"}, sure=0.55)
+    settings = AnalysisSettings(vad=STEADY_VAD)
+    singles = [evaluate_timeline(clips, clf, settings=settings, seed=s, progress=None)[0] for s in (2, 3, 4)]
+    score = evaluate_timeline_draws(clips, clf, 3, settings=settings, seed=2, progress=None)
+    assert score.settled_accuracy == singles[0].settled_accuracy and score.extra["seed"] == 2
+    draws = score.extra["draws"]
+    assert draws["n"] == 3 and draws["seeds"] == [2, 3, 4]
+    acc = [s.settled_accuracy for s in singles]
+    assert len(set(acc)) > 1  # the orders do differ here, so the summary has something to summarise
+    assert draws["settled_accuracy"]["per_draw"] == pytest.approx(acc)
+    assert draws["settled_accuracy"]["mean"] == pytest.approx(np.mean(acc))
+    assert draws["settled_accuracy"]["sd"] == pytest.approx(np.std(acc))
+    assert draws["flicker_per_min"]["max"] == pytest.approx(max(s.flicker_per_min for s in singles))
+    assert len({tuple(s.extra["segment_labels"].items()) for s in singles}) == 1  # the same clips every time
+    text = format_timeline(json.loads(json.dumps(score.to_dict())), "draws")
+    assert "over 3 segment orders (seeds 2-4" in text and f"mean {np.mean(acc):.3f}" in text
+    assert "segment orders" not in format_timeline(singles[0], "one")
+    with pytest.raises(ValueError, match="at least 1"):
+        evaluate_timeline_draws(clips, clf, 0, settings=settings, progress=None)
+    with pytest.raises(ValueError, match="no timeline"):
+        summarize_draws([])
+
+
 def test_pauses_reach_the_gate_and_the_face_relaxes_in_them(tmp_path: Path) -> None:
     # 0.8 s of silence around each 1.5 s tone: with a 500 ms hold the label goes neutral in the
     # pauses, so some decisions are unvoiced and not scored, and voice resumes each clip.

@@ -73,7 +73,7 @@ def test_eval_writes_json_and_png(bundle: Path, corpus: Path, tmp_path: Path) ->
     assert "macro-F1" in (out / "report.txt").read_text()
 
 
-def test_eval_refuses_fewer_than_one_enrollment_draw(bundle: Path, corpus: Path, tmp_path: Path,
+def test_eval_refuses_fewer_than_one_draw(bundle: Path, corpus: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from ser_daemon.training.eval_cli import main
 
@@ -81,6 +81,9 @@ def test_eval_refuses_fewer_than_one_enrollment_draw(bundle: Path, corpus: Path,
     assert main(["--model", str(bundle), "--data", str(corpus), "--out", str(out), "--enroll", "1",
                  "--enroll-draws", "0", "-q"]) == 2
     assert "--enroll-draws must be at least 1" in capsys.readouterr().err
+    assert main(["--model", str(bundle), "--data", str(corpus), "--out", str(out), "--timeline",
+                 "--timeline-draws", "-1", "-q"]) == 2
+    assert "--timeline-draws must be at least 1, not -1" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", action="store_true",
                    help="also replay conversation-like recordings per speaker and score what the face shows")
     p.add_argument("--timeline-seed", type=int, default=0, help="with --timeline: seed of the segment order")
+    p.add_argument("--timeline-draws", type=int, default=1, metavar="N",
+                   help="with --timeline: also replay N segment orders (seeds from --timeline-seed) and report "
+                        "the headline figures' mean, spread and range")
     p.add_argument("--settle-s", type=float, default=2.0,
                    help="with --timeline: decisions this far into a segment (and voiced) are scored")
     p.add_argument("--merge", type=label_map, default={},
@@ -116,9 +119,10 @@ def _run_cv(args: argparse.Namespace, clips: list, argv: Sequence[str] | None) -
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if args.enroll_draws < 1:
-        print(f"ser-eval: --enroll-draws must be at least 1, not {args.enroll_draws}", file=sys.stderr)
-        return 2
+    for flag, value in (("--enroll-draws", args.enroll_draws), ("--timeline-draws", args.timeline_draws)):
+        if value < 1:
+            print(f"ser-eval: {flag} must be at least 1, not {value}", file=sys.stderr)
+            return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
@@ -200,10 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports["streaming"] = streaming_eval(clips, clf, labels, sample_rate=bundle.features.sample_rate,
                                               settings=settings, progress=progress)
     if args.timeline:
-        from .timeline import evaluate_timeline
+        from .timeline import evaluate_timeline_draws
 
-        score, _ = evaluate_timeline(clips, clf, settings=settings, seed=args.timeline_seed,
-                                     settle_s=args.settle_s, merge=args.merge, progress=progress)
+        score = evaluate_timeline_draws(clips, clf, args.timeline_draws, settings=settings, seed=args.timeline_seed,
+                                        settle_s=args.settle_s, merge=args.merge, progress=progress)
         reports["timeline"] = score.to_dict()
     if args.enroll is not None:
         from .enroll_eval import evaluate_enrollment
