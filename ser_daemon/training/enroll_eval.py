@@ -116,42 +116,43 @@ def evaluate_enrollment(
     speakers = sorted({c.speaker for c in clips})
     names = ["K=0"] + [f"K={k}" for k in range(1, k_max + 1)] + ["neutral-only"]
     t0 = time.perf_counter()
-    per_draw: list[dict[str, dict[str, Any]]] = []
-    for d in range(draws):
-        runs: dict[str, list[tuple[Any, Any]]] = {s: [] for s in names}
-        by_speaker: dict[str, dict[str, float]] = {s: {} for s in names}
-        clip_counts = {s: [0, 0] for s in names}
-        enroll_info: dict[str, dict[str, list[float]]] = {s: {"seconds": [], "fit_s": []} for s in names[1:]}
-        for n, spk in enumerate(speakers):
-            own = [c for c in clips if c.speaker == spk]
-            audio = {str(c.path): load(c) for c in own}
+    runs: list[dict[str, list[tuple[Any, Any]]]] = [{s: [] for s in names} for _ in range(draws)]
+    by_speaker: list[dict[str, dict[str, float]]] = [{s: {} for s in names} for _ in range(draws)]
+    clip_counts = [{s: [0, 0] for s in names} for _ in range(draws)]
+    enroll_info: dict[str, dict[str, list[float]]] = {s: {"seconds": [], "fit_s": []} for s in names[1:]}
+    for n, spk in enumerate(speakers):
+        own = [c for c in clips if c.speaker == spk]
+        audio = {str(c.path): load(c) for c in own}  # once per speaker, whatever the number of draws
+        for d in range(draws):
             for name, (states, segments, right, total, info) in _one_speaker(
                     own, audio, classifier, k_max, seed + d, settings, l2, names).items():
-                runs[name].append((states, segments))
+                runs[d][name].append((states, segments))
                 spk_score = score_timelines([(states, segments)], bundle.labels, sample_rate=rate,
                                             settle_s=settle_s, merge=merge)
-                by_speaker[name][spk] = spk_score.to_dict()["settled_accuracy"]
-                clip_counts[name][0] += right
-                clip_counts[name][1] += total
+                by_speaker[d][name][spk] = spk_score.settled_accuracy
+                clip_counts[d][name][0] += right
+                clip_counts[d][name][1] += total
                 for key, value in info.items():
                     enroll_info[name][key].append(value)
-            if progress is not None:
-                progress.write(f"enroll eval: draw {d + 1}/{draws}, {n + 1}/{len(speakers)} speakers, "
-                               f"{time.perf_counter() - t0:.0f} s\n")
-                progress.flush()
+        if progress is not None:
+            progress.write(f"enroll eval: {n + 1}/{len(speakers)} speakers ({draws} draws), "
+                           f"{time.perf_counter() - t0:.0f} s\n")
+            progress.flush()
+    per_draw: list[dict[str, dict[str, Any]]] = []
+    for d in range(draws):
         rows: dict[str, dict[str, Any]] = {}
         for name in names:
-            score = score_timelines(runs[name], bundle.labels, sample_rate=rate, settle_s=settle_s, merge=merge)
+            score = score_timelines(runs[d][name], bundle.labels, sample_rate=rate, settle_s=settle_s, merge=merge)
             sd = score.to_dict()
             rows[name] = {
                 "timeline_settled_accuracy": sd["settled_accuracy"],
                 "timeline_macro_f1": sd["macro_f1"],
                 "neutral_share_emotional": sd["neutral_share_emotional"],
                 "flicker_per_min": sd["flicker_per_min"],
-                "clip_accuracy": clip_counts[name][0] / max(1, clip_counts[name][1]),
-                "clips_scored": clip_counts[name][1],
+                "clip_accuracy": clip_counts[d][name][0] / max(1, clip_counts[d][name][1]),
+                "clips_scored": clip_counts[d][name][1],
                 "per_class_recall": {lab: m["recall"] for lab, m in sd["per_class"].items()},
-                "per_speaker_timeline": by_speaker[name],
+                "per_speaker_timeline": by_speaker[d][name],
             }
             if name in enroll_info:
                 rows[name]["enroll_audio_s_mean"] = float(np.mean(enroll_info[name]["seconds"]))
