@@ -122,7 +122,7 @@ def test_per_epoch_augmentations_reuse_the_feature_cache(corpus: Path, tmp_path:
     clips = load_dataset(corpus)
     labels = sorted({c.label for c in clips})
     base = build_feature_set(clips, labels, FeatureConfig(), cfg, cache_dir=tmp_path, progress=None)
-    for change in ({"time_reverse": 0.5}, {"mel_warp": (0.9, 1.1)}, {"mix_speakers": 0.5}):
+    for change in ({"time_reverse": 0.5}, {"mel_warp": (0.9, 1.1)}, {"mix_speakers": 0.5}, {"mixup": 0.4}):
         other = replace(cfg, augment=replace(cfg.augment, **change))
         again = build_feature_set(clips, labels, FeatureConfig(), other, cache_dir=tmp_path, progress=None)
         np.testing.assert_array_equal(again.x, base.x)
@@ -314,6 +314,47 @@ def test_front_end_settings_travel_with_the_model_to_the_streaming_pipeline(corp
     assert "n_mels must be positive" in capsys.readouterr().err
     assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), "--speaker-adversary", "-1", *TINY]) == 2
     assert "--speaker-adversary must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_weight_averaging_keeps_the_mean_of_the_last_epochs_and_mixup_trains(
+        corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    from ser_daemon.features import FeatureConfig
+    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.training import train as train_mod
+    from ser_daemon.training.datasets import load_dataset
+    from ser_daemon.training.model_def import ModelConfig
+    from ser_daemon.training.train import TrainConfig, build_feature_set, configure_tensorflow, fit_model
+    from ser_daemon.training.train_cli import main
+
+    configure_tensorflow(2)
+    cfg = TrainConfig(epochs=3, batch_size=16, model=ModelConfig(width=4), swa_epochs=2)
+    cfg = replace(cfg, augment=replace(cfg.augment, copies=1, mixup=0.4))
+    clips = load_dataset(corpus)
+    fs = build_feature_set(clips, sorted({c.label for c in clips}), FeatureConfig(), cfg, progress=None)
+    seen: list[list[np.ndarray]] = []
+    real_add = train_mod.WeightAverage.add
+    monkeypatch.setattr(train_mod.WeightAverage, "add",
+                        lambda self, w: (seen.append([np.array(a) for a in w]), real_add(self, w))[1])
+    model, history = fit_model(fs, cfg, verbose=0)
+    assert len(history) == 3 and len(seen) == 2  # the last two epochs' ends
+    assert not all(np.array_equal(a, b) for a, b in zip(*seen))  # the epochs did move the weights
+    for got, first, second in zip(model.get_weights(), *seen):
+        np.testing.assert_allclose(got, (first.astype(np.float64) + second) / 2, rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
+
+    out = tmp_path / "swa"
+    assert main(["--data", str(corpus), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--mixup", "0.4", "--swa-epochs", "1", *TINY]) == 0
+    stored = load_bundle(out).metadata["training"]["config"]
+    assert stored["swa_epochs"] == 1 and stored["augment"]["mixup"] == 0.4
+    for bad, message in ((["--swa-epochs", "2"], "--swa-epochs must be between 0 and --epochs (1)"),
+                         (["--mixup", "-1"], "--mixup must be 0 or more"),
+                         (["--mixup", "0.4", "--speaker-adversary", "0.5"], "cannot go with --speaker-adversary")):
+        assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), *bad, *TINY]) == 2
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from ser_daemon.features import FeatureConfig, frames_for_samples
 from ser_daemon.training.audio_prep import cut_windows, features_of, speech_bounds, window_starts
-from ser_daemon.training.augment import (AugmentConfig, augment_waveform, colored_noise, mix_speakers, spec_augment,
-                                         warp_mels)
+from ser_daemon.training.augment import (AugmentConfig, augment_waveform, colored_noise, mix_speakers, mixup,
+                                         spec_augment, warp_mels)
 from ser_daemon.training.evaluate import classification_report, clip_level, map_labels
 from ser_daemon.training.datasets import Clip
 from ser_daemon.training.synthetic import synth_clip
@@ -103,6 +103,52 @@ def test_mix_speakers_blends_the_same_emotion_across_voices_only() -> None:
     np.testing.assert_array_equal(c, 10.0)  # no other speaker has label 1: left alone
     assert np.all(out[:, 0] == out[:, 2])  # one weight per window
     np.testing.assert_array_equal(mix_speakers(x, labels, speakers, np.random.default_rng(0), share=0.0), before)
+
+
+def test_mixup_mixes_windows_and_targets_by_one_weight_with_the_own_label_largest() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 300, 4
+    x = (np.arange(n, dtype=np.float32)[:, None, None] * np.ones((n, 5, 3), np.float32))  # window i is all i
+    labels = np.arange(n) % k
+    y = np.eye(k, dtype=np.float32)[labels]
+    before = (x.copy(), y.copy())
+    mx, my = mixup(x, y, rng, alpha=0.4)
+    np.testing.assert_array_equal(x, before[0])  # copies
+    np.testing.assert_array_equal(y, before[1])
+    np.testing.assert_allclose(my.sum(axis=1), 1.0, atol=1e-6)
+    own = my[np.arange(n), labels]
+    assert np.all(own >= 0.5 - 1e-6) and np.all(my.argmax(axis=1)[own > 0.5 + 1e-6] == labels[own > 0.5 + 1e-6])
+    assert np.all(mx == mx[:, :1, :1])  # one weight per window: a constant window stays constant
+    # Each window's value is lam * i + (1 - lam) * partner, with the same lam as its target.
+    partners_differ = own < 1 - 1e-4
+    assert partners_differ.sum() > n // 2  # alpha 0.4: most windows really are mixed
+    lam = own[partners_differ]
+    partner = (mx[partners_differ, 0, 0] - lam * np.arange(n)[partners_differ]) / (1 - lam)
+    np.testing.assert_allclose(partner, np.round(partner), atol=0.05)  # a real window of the batch
+    same, same_y = mixup(x, y, rng, alpha=0.0)
+    np.testing.assert_array_equal(same, x)
+    np.testing.assert_array_equal(same_y, y)
+    cfg = AugmentConfig(mixup=0.4)
+    assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_weight_average_is_the_mean_in_the_original_dtypes() -> None:
+    import pytest
+
+    from ser_daemon.training.train import WeightAverage
+
+    avg = WeightAverage()
+    with pytest.raises(ValueError, match="no weights"):
+        avg.result([])
+    snapshots = [[np.full((2, 3), v, np.float32), np.array([v * 10], np.float32)] for v in (1.0, 2.0, 6.0)]
+    for w in snapshots:
+        avg.add(w)
+    out = avg.result(snapshots[0])
+    assert avg.count == 3 and [o.dtype for o in out] == [np.float32, np.float32]
+    np.testing.assert_allclose(out[0], 3.0)
+    np.testing.assert_allclose(out[1], [30.0])
+    with pytest.raises(ValueError, match="shape"):
+        avg.add([np.zeros((3, 2)), np.zeros(1)])
 
 
 def test_metrics_and_clip_voting() -> None:

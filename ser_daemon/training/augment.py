@@ -48,6 +48,12 @@ class AugmentConfig:
             domain, the window itself weighing 0.5-1) with a window of the same
             emotion from another speaker: a voice no training speaker has,
             saying the same emotion, so what is left to learn is the emotion.
+        mixup: Beta(alpha, alpha) parameter of mixup, every epoch (0: none):
+            each window is averaged with another window of the batch, any
+            emotion and speaker, and its target with that window's target by
+            the same weight (the window itself weighing at least half, so its
+            own label stays the largest).  Soft targets between emotions keep
+            the network from being sure of the training voices' quirks.
     """
 
     copies: int = 3
@@ -65,6 +71,7 @@ class AugmentConfig:
     mel_warp: tuple[float, float] = (1.0, 1.0)
     mix_speakers: float = 0.0
     time_reverse: float = 0.0
+    mixup: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,6 +212,26 @@ def warp_mels(batch: np.ndarray, factors: np.ndarray, chunk: int = 1024) -> np.n
         hi = np.take_along_axis(x, i1[:, None, :], axis=2)
         out[a:b] = lo + w * (hi - lo)
     return out
+
+
+def mixup(batch: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
+          alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018) of windows and their targets, in the log-mel domain.
+
+    Each window ``i`` becomes ``lam_i * x_i + (1 - lam_i) * x_p(i)`` for a random
+    partner ``p(i)`` of the batch, its target likewise; ``lam_i`` is drawn from
+    Beta(alpha, alpha) and folded into [0.5, 1].  Returns copies.
+    """
+    x = np.asarray(batch, dtype=np.float32)
+    y = np.asarray(targets, dtype=np.float32)
+    if alpha <= 0:
+        return x.copy(), y.copy()
+    partner = rng.permutation(len(x))
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1.0 - lam)
+    mixed_x = lam[:, None, None] * x + (1.0 - lam[:, None, None]) * x[partner]
+    mixed_y = lam[:, None] * y + (1.0 - lam[:, None]) * y[partner]
+    return mixed_x.astype(np.float32), mixed_y.astype(np.float32)
 
 
 def mix_speakers(batch: np.ndarray, labels: np.ndarray, speakers: np.ndarray, rng: np.random.Generator,

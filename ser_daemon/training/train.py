@@ -33,7 +33,7 @@ import numpy as np
 from ..features import FeatureConfig, log_mel
 from ..speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
-from .augment import AugmentConfig, augment_waveform, mix_speakers, spec_augment
+from .augment import AugmentConfig, augment_waveform, mix_speakers, mixup, spec_augment
 from .datasets import Clip
 from .model_def import ModelConfig, build_model, with_speaker_adversary
 
@@ -83,6 +83,9 @@ class TrainConfig:
         speaker_adversary: loss weight of a speaker classifier trained through
             a gradient reversal on the pooled features (0: none); see
             :func:`~ser_daemon.training.model_def.with_speaker_adversary`.
+        swa_epochs: average the weights at the end of the last this many
+            epochs (0: keep the last epoch's), a flatter solution that may
+            carry better to new voices.
     """
 
     seed: int = 1234
@@ -99,6 +102,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     trim: TrimConfig = field(default_factory=TrimConfig)
     speaker_adversary: float = 0.0
+    swa_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -233,7 +237,7 @@ def build_feature_set(
     labels = list(labels)
     copies = cfg.augment.copies if augment else 0
     cfg_key = cfg.to_dict()
-    for k in ("mel_warp", "mix_speakers", "time_reverse"):  # act per epoch on the cached features
+    for k in ("mel_warp", "mix_speakers", "time_reverse", "mixup"):  # act per epoch on the cached features
         cfg_key["augment"].pop(k, None)
     key_src = json.dumps(
         {
@@ -429,18 +433,26 @@ def fit_model(
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=emotion_loss, metrics=["accuracy"])
         if val is not None and len(val.y):
             val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
+    if cfg.augment.mixup > 0 and strength is not None:
+        raise ValueError("mixup and the speaker adversary cannot be combined (the adversary's targets are not mixed)")
+    if not 0 <= cfg.swa_epochs <= cfg.epochs:
+        raise ValueError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
     history: list[dict[str, float]] = []
+    averaged = WeightAverage()
     rng = np.random.default_rng(cfg.seed + 7)
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train.y))
         xb = train.x[order]
+        yb = y_onehot[order]
         if cfg.augment.mix_speakers > 0:
             xb = mix_speakers(xb, train.y[order], speakers[order], rng, cfg.augment.mix_speakers)
         xb = spec_augment(xb, rng, cfg.augment)
+        if cfg.augment.mixup > 0:  # class weights follow each window's own (largest) label
+            xb, yb = mixup(xb, yb, rng, cfg.augment.mixup)
         t0 = time.perf_counter()
         one_epoch = dict(batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0)
         if strength is None:
-            h = model.fit(xb, y_onehot[order], class_weight=weights, validation_data=val_data, **one_epoch)
+            h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
         else:
             # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
             # speaker head learns to name speakers before the CNN is pushed away from them.
@@ -460,7 +472,34 @@ def fit_model(
             sys.stderr.flush()
         if log_fn is not None:
             log_fn(json.dumps(row))
+        if cfg.swa_epochs and epoch >= cfg.epochs - cfg.swa_epochs:
+            averaged.add(model.get_weights())
+    if averaged.count:
+        # Batch-norm statistics are averaged with the weights: close enough when the
+        # averaged epochs are the last, low-learning-rate ones.
+        model.set_weights(averaged.result(model.get_weights()))
     return model, history
+
+
+class WeightAverage:
+    """The running mean of successive lists of weight arrays (stochastic weight averaging)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._mean: list[np.ndarray] = []
+
+    def add(self, weights: Sequence[np.ndarray]) -> None:
+        current = [np.asarray(w, np.float64) for w in weights]
+        if self.count and [w.shape for w in current] != [w.shape for w in self._mean]:
+            raise ValueError("weights of another shape than those averaged so far")
+        self.count += 1
+        self._mean = current if self.count == 1 else [m + (c - m) / self.count for m, c in zip(self._mean, current)]
+
+    def result(self, like: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The mean, each array in the dtype of its counterpart in ``like``."""
+        if not self.count:
+            raise ValueError("no weights averaged")
+        return [m.astype(np.asarray(w).dtype) for m, w in zip(self._mean, like)]
 
 
 def keras_predictor(model: Any, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:

@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix-speakers", type=_share, default=None, metavar="SHARE",
                    help="share of windows averaged each epoch with a same-emotion window of another speaker "
                         "(default 0: none)")
+    p.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                   help="mixup every epoch with weights from Beta(ALPHA, ALPHA) (default 0: none): windows and "
+                        "targets of any two emotions averaged, the window itself weighing at least half")
+    p.add_argument("--swa-epochs", type=int, default=None, metavar="N",
+                   help="average the weights of the last N epochs (default 0: keep the last epoch's)")
     p.add_argument("--time-reverse", type=_share, default=None, metavar="SHARE",
                    help="share of windows played backwards each epoch (default 0: none): the voice without "
                         "the words of any language")
@@ -129,7 +134,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     cfg = TrainConfig()
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
-                                         "speaker_adversary")}
+                                         "speaker_adversary", "swa_epochs")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     model_args = {"width": args.width, "dropout": args.dropout, "level_units": args.level_units,
                   "window_norm": args.window_norm, "pooling": args.pooling}
@@ -144,6 +149,8 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         cfg = replace(cfg, augment=replace(cfg.augment, mel_warp=args.mel_warp))
     if args.time_reverse is not None:
         cfg = replace(cfg, augment=replace(cfg.augment, time_reverse=args.time_reverse))
+    if args.mixup is not None:
+        cfg = replace(cfg, augment=replace(cfg.augment, mixup=args.mixup))
     return cfg
 
 
@@ -196,6 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if cfg.speaker_adversary < 0:
         print(f"ser-train: --speaker-adversary must be 0 or more, not {cfg.speaker_adversary}", file=sys.stderr)
+        return 2
+    if cfg.augment.mixup < 0 or (cfg.augment.mixup > 0 and cfg.speaker_adversary > 0):
+        print(f"ser-train: --mixup must be 0 or more and cannot go with --speaker-adversary "
+              f"(given {cfg.augment.mixup})", file=sys.stderr)
+        return 2
+    if not 0 <= cfg.swa_epochs <= cfg.epochs:
+        print(f"ser-train: --swa-epochs must be between 0 and --epochs ({cfg.epochs}), not {cfg.swa_epochs}",
+              file=sys.stderr)
         return 2
     try:
         feature_cfg = _feature_config(args)
