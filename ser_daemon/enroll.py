@@ -296,7 +296,9 @@ def _streamed_by_take(takes: Sequence[Take], bundle: ModelBundle, reference: np.
         audio = [np.asarray(takes[i].audio, np.float32) for i in members]
         windows, centres = _streamed(np.concatenate(audio), bundle, reference)
         bounds = np.cumsum([len(a) for a in audio])
-        owner = np.minimum(np.searchsorted(bounds, centres, side="right"), len(members) - 1)
+        # Every centre lies before the run's end (half a window before it at most), so
+        # every window has an owner; centres before the start belong to the first take.
+        owner = np.searchsorted(bounds, centres, side="right")
         for j, i in enumerate(members):
             out[i] = windows[owner == j]
     return out

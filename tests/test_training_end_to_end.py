@@ -74,7 +74,7 @@ def test_eval_writes_json_and_png(bundle: Path, corpus: Path, tmp_path: Path) ->
 
 
 def test_eval_refuses_fewer_than_one_draw(bundle: Path, corpus: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     from ser_daemon.training.eval_cli import main
 
     out = tmp_path / "eval"

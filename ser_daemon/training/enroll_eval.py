@@ -119,7 +119,8 @@ def evaluate_enrollment(
     runs: list[dict[str, list[tuple[Any, Any]]]] = [{s: [] for s in names} for _ in range(draws)]
     by_speaker: list[dict[str, dict[str, float]]] = [{s: {} for s in names} for _ in range(draws)]
     clip_counts = [{s: [0, 0] for s in names} for _ in range(draws)]
-    enroll_info: dict[str, dict[str, list[float]]] = {s: {"seconds": [], "fit_s": []} for s in names[1:]}
+    enroll_info: list[dict[str, dict[str, list[float]]]] = [{s: {"seconds": [], "fit_s": []} for s in names[1:]}
+                                                            for _ in range(draws)]
     for n, spk in enumerate(speakers):
         own = [c for c in clips if c.speaker == spk]
         audio = {str(c.path): load(c) for c in own}  # once per speaker, whatever the number of draws
@@ -133,7 +134,7 @@ def evaluate_enrollment(
                 clip_counts[d][name][0] += right
                 clip_counts[d][name][1] += total
                 for key, value in info.items():
-                    enroll_info[name][key].append(value)
+                    enroll_info[d][name][key].append(value)
         if progress is not None:
             progress.write(f"enroll eval: {n + 1}/{len(speakers)} speakers ({draws} draws), "
                            f"{time.perf_counter() - t0:.0f} s\n")
@@ -154,9 +155,9 @@ def evaluate_enrollment(
                 "per_class_recall": {lab: m["recall"] for lab, m in sd["per_class"].items()},
                 "per_speaker_timeline": by_speaker[d][name],
             }
-            if name in enroll_info:
-                rows[name]["enroll_audio_s_mean"] = float(np.mean(enroll_info[name]["seconds"]))
-                rows[name]["fit_s_max"] = float(np.max(enroll_info[name]["fit_s"]))
+            if name in enroll_info[d]:
+                rows[name]["enroll_audio_s_mean"] = float(np.mean(enroll_info[d][name]["seconds"]))
+                rows[name]["fit_s_max"] = float(np.max(enroll_info[d][name]["fit_s"]))
         per_draw.append(rows)
     out: dict[str, Any] = {"speakers": speakers, "k_max": k_max, "seed": seed, "draws": draws,
                            "settings": _mean_over_draws(per_draw, names)}

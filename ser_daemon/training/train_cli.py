@@ -141,16 +141,10 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     mo = {k: v for k, v in model_args.items() if v is not None}
     if mo:
         cfg = replace(cfg, model=replace(cfg.model, **mo))
-    if args.copies is not None:
-        cfg = replace(cfg, augment=replace(cfg.augment, copies=args.copies))
-    if args.mix_speakers is not None:
-        cfg = replace(cfg, augment=replace(cfg.augment, mix_speakers=args.mix_speakers))
-    if args.mel_warp is not None:
-        cfg = replace(cfg, augment=replace(cfg.augment, mel_warp=args.mel_warp))
-    if args.time_reverse is not None:
-        cfg = replace(cfg, augment=replace(cfg.augment, time_reverse=args.time_reverse))
-    if args.mixup is not None:
-        cfg = replace(cfg, augment=replace(cfg.augment, mixup=args.mixup))
+    aug = {k: getattr(args, k) for k in ("copies", "mix_speakers", "mel_warp", "time_reverse", "mixup")}
+    au = {k: v for k, v in aug.items() if v is not None}
+    if au:
+        cfg = replace(cfg, augment=replace(cfg.augment, **au))
     return cfg
 
 
