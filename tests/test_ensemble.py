@@ -125,3 +125,31 @@ def test_model_card_names_the_members_their_commands_and_their_total_training_ti
     reproduce = card.split("## Reproduce")[1]
     assert reproduce.index("ser-train A") < reproduce.index("ser-train B") < reproduce.index("ensemble a b")
     assert "about 21 min of training" in card and "seeds 1, 7." in card
+
+
+def test_model_card_of_weights_trained_on_every_speaker_says_whose_figures_it_quotes() -> None:
+    """Shipped weights that learned the held-out speakers too must not pass their twin's figures off as theirs."""
+    from ser_daemon.training.report import render_model_card
+
+    def bundle(name: str, speakers: list[str], tag: str) -> dict:
+        members = [{"name": f"{tag}1", "model": {}, "seed": 1, "train_seconds": 60.0, "command": f"ser-train {tag}1"},
+                   {"name": f"{tag}2", "model": {}, "seed": 7, "train_seconds": 60.0, "command": f"ser-train {tag}2"}]
+        return {"name": name, "labels": ["angry", "sad"], "input_shape": [197, 64],
+                "training": {"config": {"model": {"width": 16}, "epochs": 30}, "train_speakers": speakers,
+                             "command": f"python -m ser_daemon.training.ensemble {tag}", "ensemble": members}}
+
+    labels = ["angry", "sad"]
+    level = {"accuracy": 0.5, "macro_f1": 0.5, "n": 4}
+    heldout = {"speakers": ["C"], "window": level,
+               "clip": {**level, "labels": labels, "confusion": [[1, 1], [1, 1]],
+                        "per_class": {lab: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+                                      for lab in labels}}}
+    card = render_model_card(bundle("default", ["A", "B", "C"], "all"), heldout, None,
+                             heldout_meta=bundle("heldout", ["A", "B"], "twin"))
+    assert "**These held-out figures come from a separate model**, `heldout`" in card
+    assert "trained on A, B only" in card and "trained on all 3 speakers, the held-out ones included" in card
+    reproduce = card.split("## Reproduce")[1]
+    # Both sets of weights can be rebuilt: the twin's members and its average, then the shipped ones.
+    for command in ("ser-train all1", "ser-train twin1", "ser-train twin2", "ensemble twin"):
+        assert command in reproduce
+    assert reproduce.index("ser-train twin1") < reproduce.index("ensemble twin")

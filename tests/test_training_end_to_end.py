@@ -73,6 +73,21 @@ def test_eval_writes_json_and_png(bundle: Path, corpus: Path, tmp_path: Path) ->
     assert "macro-F1" in (out / "report.txt").read_text()
 
 
+def test_eval_of_only_trained_on_speakers_names_them_and_scores_them_only_when_asked(
+        bundle: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_daemon.training.eval_cli import main
+
+    out = tmp_path / "eval"
+    args = ["--model", str(bundle), "--data", str(corpus), "--out", str(out), "--speakers", "bea,sam",
+            "--no-streaming", "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the model trained on bea, sam" in err and "--include-train-speakers" in err
+    assert not out.exists()
+    assert main([*args, "--include-train-speakers"]) == 0
+    assert json.loads((out / "report.json").read_text())["speakers"] == ["bea", "sam"]
+
+
 def test_eval_refuses_fewer_than_one_draw(bundle: Path, corpus: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     from ser_daemon.training.eval_cli import main

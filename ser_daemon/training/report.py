@@ -272,12 +272,15 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
                       "figures above come from the model trained without the held-out actors.", ""]
         if heldout_meta is not None:
             htr = heldout_meta.get("training", {})
+            shipped = tr.get("train_speakers", [])
             lines += [
-                "**These held-out figures come from a separate model** trained with the same recipe and seed on",
-                f"actors {', '.join(htr.get('train_speakers', []))} only (command below). The shipped weights were",
-                "then trained on all 20 actors, held-out ones included, so no unseen-speaker figure exists for",
-                "the shipped weights themselves beyond these estimates; on new speakers expect figures like the",
-                "ones above (the 25 % more training speakers may help a little).",
+                f"**These held-out figures come from a separate model**, `{heldout_meta.get('name')}`: the same",
+                f"recipe{' and seeds' if members else ' and seed'}, trained on "
+                f"{', '.join(htr.get('train_speakers', []))} only (commands below).",
+                f"The shipped weights were then trained on all {len(shipped)} speakers, the held-out ones included,",
+                "so no unseen-speaker figure exists for the shipped weights themselves beyond these estimates;",
+                "on new speakers expect figures like the ones above (the added training speakers may help a",
+                "little).",
                 "",
             ]
     if heldout:
@@ -313,7 +316,9 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     if cv:
         lines.append(cv.get("command", "ser-eval --cv 4 ..."))
     if heldout_meta is not None:
-        lines.append(heldout_meta.get("training", {}).get("command", "ser-train ... --holdout-speakers ..."))
+        htr = heldout_meta.get("training", {})
+        lines += [m["command"] for m in htr.get("ensemble") or [] if m.get("command")]
+        lines.append(htr.get("command", "ser-train ... --holdout-speakers ..."))
     if heldout and heldout.get("command"):
         lines.append(heldout["command"])
     lines += list(meta.get("_extra_commands", []))
