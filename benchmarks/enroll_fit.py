@@ -17,6 +17,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from ser_daemon.math_threads import limit_math_threads  # noqa: E402
+
+limit_math_threads()  # one BLAS thread, as the ser-daemon command sets before numpy loads
+
 from _util import default_model, demo_audio, git_rev, machine, save, stats_ms
 
 

@@ -15,11 +15,14 @@ except KeyboardInterrupt:  # Ctrl-C in the millisecond before ours can be in: Py
 
 
 def main() -> int:
-    """Install the start-up signal handlers, then run the CLI."""
+    """Install the start-up signal handlers, limit BLAS to one thread, then run the CLI."""
     try:
         install_startup_handlers()
     except KeyboardInterrupt:
         os._exit(130)
+    from .math_threads import limit_math_threads
+
+    limit_math_threads()  # before the CLI imports numpy: the BLAS pool reads it once, at load
     from .cli import main as cli_main
 
     return cli_main()
