@@ -182,8 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = "all speakers seen in training, or unknown labels"
         if seen:
             # The shipped weights learned every speaker in ../shared; their held-out twin did not.
-            why = (f"the model trained on {', '.join(seen)}; score a model trained without them"
-                   " (models/heldout: the shipped recipe without RAVDESS 17-20 and EMOVO f3, m3)"
+            why = (f"the model trained on {', '.join(seen)}; score a model trained without them (for the"
+                   " shipped model: models/heldout, its recipe without RAVDESS 17-20 and EMOVO f3, m3)"
                    " or pass --include-train-speakers")
         print(f"ser-eval: no clips left to score ({why})", file=sys.stderr)
         return 2
