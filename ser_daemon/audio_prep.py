@@ -16,9 +16,10 @@ import scipy.signal
 
 from .features import FeatureConfig, log_mel
 from .resample import downmix
+from .errors import AudioInputError
 from .sources import read_wav
 
-__all__ = ["TrimConfig", "load_audio", "speech_bounds", "window_starts", "cut_windows", "features_of"]
+__all__ = ["TrimConfig", "COMPRESSED_SUFFIXES", "read_compressed", "load_audio", "speech_bounds", "window_starts", "cut_windows", "features_of"]
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,41 @@ class TrimConfig:
     margin_ms: float = 100.0
 
 
+COMPRESSED_SUFFIXES = (".opus", ".ogg", ".oga", ".flac")
+
+
+def read_compressed(path: str | Path) -> tuple[np.ndarray, int]:
+    """Float32 ``(n, channels)`` samples and rate of an Ogg Opus/Vorbis or FLAC file.
+
+    Corpora that would not fit the shared folder as WAV (nEMO) come as Opus;
+    libsndfile reads them, and the wheels of ``soundfile`` bundle a libsndfile
+    built with Opus, so no system codec is needed.
+
+    Raises:
+        AudioInputError: ``soundfile`` is missing, or the file is unreadable or empty.
+    """
+    try:
+        import soundfile
+    except ImportError as exc:  # the train/test extras install it
+        raise AudioInputError(
+            f"{path}: reading {Path(path).suffix} files needs the soundfile package "
+            "(pip install 'ser-daemon[train]' or pip install soundfile)"
+        ) from exc
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError for broken files
+        raise AudioInputError(f"{path}: not a readable audio file ({type(exc).__name__}: {exc})") from None
+    if data.shape[0] == 0:
+        raise AudioInputError(f"{path}: the file holds no audio (0 samples)")
+    if not np.all(np.isfinite(data)):
+        raise AudioInputError(f"{path}: samples are NaN or infinite")
+    return data, int(rate)
+
+
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 audio of ``path`` at ``sample_rate`` Hz."""
-    data, rate = read_wav(path)
+    """Mono float32 audio of ``path`` at ``sample_rate`` Hz (WAV, or Opus/Vorbis/FLAC via soundfile)."""
+    compressed = Path(path).suffix.lower() in COMPRESSED_SUFFIXES
+    data, rate = read_compressed(path) if compressed else read_wav(path)
     x = downmix(data) if data.ndim == 2 else data
     x = np.asarray(x, dtype=np.float32).reshape(-1)
     if rate != sample_rate:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -41,12 +41,14 @@ __all__ = [
     "RAVDESS_EMOTIONS",
     "detect_layout",
     "load_dataset",
+    "corpus_name",
+    "corpus_labels",
     "summarize",
 ]
 
 Layout = Literal["manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"]
 LAYOUTS: tuple[str, ...] = ("manifest", "ravdess", "emovdb", "emovdb-sorted", "folders")
-AUDIO_SUFFIXES = (".wav",)
+AUDIO_SUFFIXES = (".wav", ".opus", ".ogg", ".flac")
 UNKNOWN_SPEAKER = "unknown"
 
 RAVDESS_EMOTIONS = {
@@ -74,11 +76,15 @@ class Clip:
         path: the audio file.
         label: class name (lower case).
         speaker: speaker id; ``"unknown"`` when the layout does not say.
+        corpus: the data folder's name (set by :func:`load_dataset`).  Corpora
+            differ in their class sets; training masks the classes a clip's
+            corpus never records instead of teaching that they never occur.
     """
 
     path: Path
     label: str
     speaker: str
+    corpus: str = ""
 
 
 def _norm_label(name: str) -> str:
@@ -226,7 +232,22 @@ def load_dataset(root: str | Path, layout: str = "auto") -> list[Clip]:
     missing = [c.path for c in clips if not c.path.is_file()]
     if missing:
         raise ConfigError(f"{root}: {len(missing)} listed files are missing, e.g. {missing[0]}")
-    return sorted(clips, key=lambda c: (c.speaker, c.label, str(c.path)))
+    corpus = corpus_name(root)
+    return sorted((replace(c, corpus=corpus) for c in clips), key=lambda c: (c.speaker, c.label, str(c.path)))
+
+
+def corpus_name(root: str | Path) -> str:
+    """The name a corpus goes by: its folder's name (a manifest's folder for a CSV)."""
+    root = Path(root).expanduser()
+    return (root.parent if root.is_file() else root).resolve().name
+
+
+def corpus_labels(clips: Iterable[Clip]) -> dict[str, frozenset[str]]:
+    """The labels each corpus records at all, from its clips."""
+    out: dict[str, set[str]] = {}
+    for c in clips:
+        out.setdefault(c.corpus, set()).add(c.label)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def summarize(clips: Iterable[Clip]) -> dict[str, dict[str, int]]:

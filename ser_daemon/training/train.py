@@ -34,7 +34,7 @@ from ..features import FeatureConfig, log_mel
 from ..speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, mix_speakers, mixup, spec_augment
-from .datasets import Clip
+from .datasets import Clip, corpus_labels
 from .model_def import ModelConfig, build_model, with_speaker_adversary
 
 __all__ = [
@@ -86,6 +86,9 @@ class TrainConfig:
         swa_epochs: average the weights at the end of the last this many
             epochs (0: keep the last epoch's), a flatter solution that may
             carry better to new voices.
+        class_mask: a window's loss covers only the classes its corpus records
+            (see :func:`emotion_targets`), so a corpus without ``calm`` does not
+            teach that calm never occurs.
     """
 
     seed: int = 1234
@@ -103,6 +106,7 @@ class TrainConfig:
     trim: TrimConfig = field(default_factory=TrimConfig)
     speaker_adversary: float = 0.0
     swa_epochs: int = 0
+    class_mask: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +117,7 @@ class TrainConfig:
         d["model"] = ModelConfig(**d.get("model", {}))
         d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
         d["trim"] = TrimConfig(**d.get("trim", {}))
+        d.setdefault("class_mask", False)  # recipes stored before masking existed trained without it
         return cls(**d)
 
 
@@ -382,6 +387,56 @@ def configure_tensorflow(threads: int = 2, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def corpus_class_mask(fs: FeatureSet) -> np.ndarray:
+    """``(windows, labels)`` bool: the classes each window's corpus records.
+
+    Computed from ``fs.clips`` after any merge, so a merged class counts as
+    recorded wherever one of its sources was.
+    """
+    recorded = corpus_labels(fs.clips)
+    index = {lab: i for i, lab in enumerate(fs.labels)}
+    per_corpus = {}
+    for name, labs in recorded.items():
+        row = np.zeros(len(fs.labels), bool)
+        row[[index[lab] for lab in labs]] = True
+        per_corpus[name] = row
+    per_clip = np.stack([per_corpus[c.corpus] for c in fs.clips]) if fs.clips else np.zeros((0, len(fs.labels)), bool)
+    return per_clip[fs.clip]
+
+
+def emotion_targets(y: np.ndarray, mask: np.ndarray | None, n_labels: int, label_smoothing: float) -> np.ndarray:
+    """Training targets: label-smoothed one-hot rows, ``-1`` where a class is masked.
+
+    The smoothing spreads over the classes a window's corpus records only, and
+    :func:`masked_crossentropy` renormalises the prediction over those same
+    classes, so a masked class's logit gets no gradient from that window: nothing
+    pushes ``calm`` down on Italian or Polish speech that was never labelled calm.
+    """
+    onehot = np.eye(n_labels, dtype=np.float32)[y]
+    if mask is None:
+        mask = np.ones_like(onehot, dtype=bool)
+    if not mask[np.arange(len(y)), y].all():
+        raise ValueError("a window's own label is masked for its corpus")
+    present = mask.sum(axis=1, keepdims=True).astype(np.float32)
+    smoothed = onehot * (1.0 - label_smoothing) + label_smoothing / present
+    return np.where(mask, smoothed, -1.0).astype(np.float32)
+
+
+def masked_crossentropy(y_true: Any, y_pred: Any) -> Any:
+    """Cross-entropy over the classes with a target >= 0 (see :func:`emotion_targets`).
+
+    With no class masked this is Keras's categorical cross-entropy on
+    probabilities: the renormalising term is ``log 1``.
+    """
+    from keras import ops
+
+    keep = ops.cast(ops.greater_equal(y_true, 0.0), y_pred.dtype)
+    target = ops.maximum(y_true, 0.0)
+    p = ops.clip(y_pred, 1e-7, 1.0)
+    log_norm = ops.log(ops.sum(p * keep, axis=-1, keepdims=True))
+    return -ops.sum(target * (ops.log(p) - log_norm), axis=-1)
+
+
 def class_weights(y: np.ndarray, n_labels: int) -> dict[int, float]:
     counts = np.bincount(y, minlength=n_labels).astype(np.float64)
     w = np.where(counts > 0, len(y) / (n_labels * np.maximum(counts, 1)), 0.0)
@@ -412,9 +467,12 @@ def fit_model(
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate / 10, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate, warmup_steps=warmup
     )
-    emotion_loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    emotion_loss = masked_crossentropy
     weights = class_weights(train.y, n_labels) if cfg.balance else None
-    y_onehot = np.eye(n_labels, dtype=np.float32)[train.y]
+    class_mask = corpus_class_mask(train) if cfg.class_mask else None
+    if class_mask is not None and cfg.augment.mixup > 0 and not class_mask.all():
+        raise ValueError("mixup cannot mix targets of corpora with different class sets; use --no-class-mask")
+    y_onehot = emotion_targets(train.y, class_mask, n_labels, cfg.label_smoothing)
     val_data = None
     speakers = train.speakers() if cfg.augment.mix_speakers > 0 or cfg.speaker_adversary > 0 else None
     fitted, strength, speaker_idx, class_w = model, None, None, None
@@ -432,7 +490,7 @@ def fit_model(
     else:
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=emotion_loss, metrics=["accuracy"])
         if val is not None and len(val.y):
-            val_data = (val.x.astype(np.float32), np.eye(n_labels, dtype=np.float32)[val.y])
+            val_data = (val.x.astype(np.float32), emotion_targets(val.y, None, n_labels, cfg.label_smoothing))
     if cfg.augment.mixup > 0 and strength is not None:
         raise ValueError("mixup and the speaker adversary cannot be combined (the adversary's targets are not mixed)")
     if not 0 <= cfg.swa_epochs <= cfg.epochs:

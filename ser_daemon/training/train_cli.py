@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
                    help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
                         "what names the speaker out of the CNN's features (default 0: none)")
+    p.add_argument("--no-class-mask", dest="class_mask", action="store_false", default=None,
+                   help="score every window against every class, also the classes its corpus never records "
+                        "(default: a corpus without calm or disgust teaches nothing about them)")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
     p.add_argument("--mel-bands", type=int, default=None,
                    help="mel bands of the front end (default 64); stored in the bundle, the daemon follows it")
@@ -134,7 +137,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     cfg = TrainConfig()
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
-                                         "speaker_adversary", "swa_epochs")}
+                                         "speaker_adversary", "swa_epochs", "class_mask")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     model_args = {"width": args.width, "dropout": args.dropout, "level_units": args.level_units,
                   "window_norm": args.window_norm, "pooling": args.pooling}

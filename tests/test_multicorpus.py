@@ -1,0 +1,141 @@
+"""Training on several corpora with different class sets, and reading Opus (nEMO's format).
+
+Fixtures are generated here (never the shared corpora): a manifest corpus written as
+Ogg Opus with 3 classes, and a RAVDESS-named WAV corpus with 4.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_daemon.audio_prep import load_audio
+from ser_daemon.errors import AudioInputError
+from ser_daemon.training.datasets import corpus_labels, load_dataset
+from ser_daemon.training.synthetic import write_synthetic_dataset
+from ser_daemon.training.train import FeatureSet, corpus_class_mask, emotion_targets
+
+soundfile = pytest.importorskip("soundfile", reason="pip install soundfile (the train and test extras have it)")
+
+RATE = 16000
+
+
+def _tone(seconds: float, hz: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def _opus_corpus(root: Path, labels: tuple[str, ...] = ("angry", "neutral", "sad")) -> Path:
+    root.mkdir(parents=True)
+    rows = []
+    for spk in ("PL1", "PL2"):
+        (root / spk).mkdir()
+        for i, lab in enumerate(labels):
+            rel = f"{spk}/{spk}_{lab}_{i}.opus"
+            soundfile.write(str(root / rel), _tone(1.0, 220.0 + 40 * i), RATE, format="OGG", subtype="OPUS")
+            rows.append({"path": rel, "speaker": spk, "emotion": lab, "duration_s": "1.0"})
+    with (root / "manifest.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "speaker", "emotion", "duration_s"])
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+def test_opus_reads_at_the_model_rate(tmp_path: Path) -> None:
+    path = tmp_path / "tone.opus"
+    tone = _tone(1.5, 440.0)
+    soundfile.write(str(path), tone, RATE, format="OGG", subtype="OPUS")
+    x = load_audio(path, RATE)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(len(x) - len(tone)) <= RATE // 50  # Opus pre-skip/padding: within 20 ms
+    spectrum = np.abs(np.fft.rfft(x[:RATE]))
+    assert abs(np.argmax(spectrum) * 1.0 - 440.0) <= 2.0  # 1 Hz bins: the tone survives the codec
+    assert 0.15 < float(np.sqrt(np.mean(x**2))) < 0.3  # the level too (0.3 peak sine: RMS 0.21)
+    y = load_audio(path, 8000)  # resampled like a WAV would be
+    assert abs(len(y) - len(x) // 2) <= 2
+
+
+def test_broken_opus_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.opus"
+    bad.write_bytes(b"OggS" + b"\0" * 60)
+    with pytest.raises(AudioInputError, match="bad.opus: not a readable audio file"):
+        load_audio(bad, RATE)
+
+
+def test_corpora_keep_their_names_and_class_sets(tmp_path: Path) -> None:
+    polish = _opus_corpus(tmp_path / "nemo")
+    english = write_synthetic_dataset(tmp_path / "ravdess", "ravdess",
+                                      labels=("neutral", "calm", "angry", "sad"), clips_per=1)
+    clips = [c for root in (english, polish) for c in load_dataset(root)]
+    assert {c.corpus for c in clips} == {"ravdess", "nemo"}
+    assert all(c.path.suffix == ".opus" for c in clips if c.corpus == "nemo")
+    assert corpus_labels(clips) == {"ravdess": frozenset({"neutral", "calm", "angry", "sad"}),
+                                    "nemo": frozenset({"angry", "neutral", "sad"})}
+    # A manifest given as its CSV file is named for its folder, like the folder itself.
+    assert {c.corpus for c in load_dataset(polish / "manifest.csv")} == {"nemo"}
+    assert len(load_audio(clips[-1].path, RATE)) > RATE // 2
+
+
+def _feature_set(clips: list, labels: list[str], per_clip: int = 2) -> FeatureSet:
+    n = len(clips) * per_clip
+    index = {lab: i for i, lab in enumerate(labels)}
+    clip_idx = np.repeat(np.arange(len(clips)), per_clip).astype(np.int32)
+    y = np.array([index[clips[i].label] for i in clip_idx], np.int32)
+    return FeatureSet(np.zeros((n, 4, 3), np.float16), y, clip_idx, np.zeros(n, np.int16), clips, labels)
+
+
+def test_class_mask_follows_each_windows_corpus(tmp_path: Path) -> None:
+    polish = _opus_corpus(tmp_path / "nemo")
+    english = write_synthetic_dataset(tmp_path / "ravdess", "ravdess",
+                                      labels=("neutral", "calm", "angry", "sad"), clips_per=1)
+    clips = [c for root in (english, polish) for c in load_dataset(root)]
+    labels = sorted({c.label for c in clips})  # angry, calm, neutral, sad
+    fs = _feature_set(clips, labels)
+    mask = corpus_class_mask(fs)
+    calm = labels.index("calm")
+    polish_rows = np.array([clips[i].corpus == "nemo" for i in fs.clip])
+    assert mask.shape == (len(fs.y), 4)
+    assert not mask[polish_rows, calm].any() and mask[~polish_rows].all()
+    assert mask[polish_rows][:, [0, 2, 3]].all()
+    # Merged into neutral, calm is recorded wherever neutral was: nothing is masked any more.
+    assert corpus_class_mask(fs.merged({"calm": "neutral"})).all()
+
+
+def test_targets_smooth_over_recorded_classes_only() -> None:
+    y = np.array([0, 2])
+    mask = np.array([[True, False, True, True], [True, True, True, True]])
+    t = emotion_targets(y, mask, 4, 0.1)
+    np.testing.assert_allclose(t[0], [0.9 + 0.1 / 3, -1.0, 0.1 / 3, 0.1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(t[1], [0.025, 0.025, 0.925, 0.025], rtol=1e-6)
+    np.testing.assert_allclose(t[0][mask[0]].sum(), 1.0, rtol=1e-6)  # a distribution over what is recorded
+    np.testing.assert_allclose(emotion_targets(y, None, 4, 0.0), np.eye(4)[y])
+    with pytest.raises(ValueError, match="own label is masked"):
+        emotion_targets(np.array([1]), mask[:1], 4, 0.1)
+
+
+@pytest.mark.needs_tf
+def test_masked_class_gets_no_gradient() -> None:
+    """A Polish window (no calm) must not push calm's logit down; an English one must."""
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from ser_daemon.training.train import masked_crossentropy
+
+    logits = tf.Variable([[0.5, 1.0, -0.2, 0.3], [0.5, 1.0, -0.2, 0.3]])
+    mask = np.array([[True, False, True, True], [True, True, True, True]])
+    targets = tf.constant(emotion_targets(np.array([0, 0]), mask, 4, 0.1))
+    with tf.GradientTape() as tape:
+        loss = masked_crossentropy(targets, tf.nn.softmax(logits))
+    grad = tape.gradient(loss, logits).numpy()
+    assert abs(grad[0, 1]) < 1e-6  # masked: untouched
+    assert grad[1, 1] > 0.1  # recorded and wrong: pushed down
+    assert grad[0, 0] < 0 and grad[1, 0] < 0  # the true class is pulled up either way
+    # With nothing masked it is Keras's own label-smoothed cross-entropy.
+    import keras
+
+    ref = keras.losses.CategoricalCrossentropy(label_smoothing=0.1, reduction=None)(
+        tf.one_hot([0], 4), tf.nn.softmax(logits[1:]))
+    np.testing.assert_allclose(loss.numpy()[1], ref.numpy()[0], rtol=1e-5)
