@@ -38,6 +38,7 @@ from .resample import StreamingResampler, downmix
 from .smoothing import NEUTRAL, Smoother
 from .speaker_norm import SpeakerNormalizer, SpeakerNormSettings
 from .state import EmotionState
+from .utterance import UtteranceTracker
 from .vad import VoiceActivityGate
 
 __all__ = ["DueWindow", "StreamProcessor", "Analyzer", "replay_audio", "MAX_BATCH"]
@@ -47,6 +48,10 @@ __all__ = ["DueWindow", "StreamProcessor", "Analyzer", "replay_audio", "MAX_BATC
 MAX_BATCH = 64
 
 Clock = Callable[[], float]
+
+# Audio kept before an utterance's first speech frame when older audio is masked: the
+# gate opens a little after the voice does (training trims clips with the same margin).
+ONSET_MARGIN_MS = 100.0
 
 
 @dataclass
@@ -118,6 +123,12 @@ class StreamProcessor:
         self._resampler = StreamingResampler(self.in_rate, sr)
         self._mel = StreamingLogMel(features, self.window_frames)
         self._vad = VoiceActivityGate(features, settings.vad)
+        self._utterance: UtteranceTracker | None = None
+        gap_ms = settings.smoothing.utterance_gap_ms
+        if gap_ms > 0 and settings.mask_previous_utterance:
+            frame_ms = 1000.0 * features.hop_length / sr
+            self._utterance = UtteranceTracker(max(1, int(round(gap_ms / frame_ms))),
+                                               int(round(ONSET_MARGIN_MS / frame_ms)))
         self.speaker: SpeakerNormalizer | None = None
         if speaker_norm is not None:
             start = (profile.baseline, profile.baseline_frames) if profile is not None else (None, None)
@@ -146,6 +157,8 @@ class StreamProcessor:
         """Start the front end afresh at input index ``in_index`` (after a gap)."""
         self._resampler.reset()
         self._mel.reset()
+        if self._utterance is not None:
+            self._utterance.reset()
         self._unpushed = []
         self._unpushed_len = 0
         self._in_base = in_index
@@ -185,6 +198,8 @@ class StreamProcessor:
             self._unpushed.append(y[pos:cut])
             self._push_features()
             window = self._mel.window()
+            if self._utterance is not None:
+                window = self._utterance.mask(window, self._mel.frames_total)
             if self.speaker is not None:
                 window = self.speaker.normalize(window)
             voice = self._vad.active
@@ -226,6 +241,8 @@ class StreamProcessor:
         if len(y):
             frames = self._mel.push(y)
             self._vad.update(frames)
+            if self._utterance is not None:
+                self._utterance.update(frames, self._vad.frame_speech, self._vad.active)
             if self.speaker is not None:
                 self.speaker.update(frames, self._vad.active)
 

@@ -72,6 +72,7 @@ class Smoother:
         self._since_change_s = math.inf
         self._silent_s = math.inf
         self._below_floor = False
+        self._utterance_windows = 0  # voiced windows of the current utterance
 
     def _confidence(self, label: str) -> float:
         if label in self.labels:
@@ -92,9 +93,14 @@ class Smoother:
         dt_s = max(0.0, float(dt_s))
         self._since_change_s += dt_s
         if voice_active and raw is not None:
+            if s.utterance_gap_ms > 0 and self._silent_s * 1000.0 >= s.utterance_gap_ms:
+                self._utterance_windows = 0  # a new utterance: its own evidence soon outweighs the last one's
             self._silent_s = 0.0
+            self._utterance_windows += 1
             p = np.asarray(raw, dtype=np.float64)
             alpha = 1.0 if s.ema_ms <= 0 else 1.0 - math.exp(-dt_s * 1000.0 / s.ema_ms)
+            if s.utterance_gap_ms > 0:
+                alpha = max(alpha, 1.0 / (s.utterance_prior + self._utterance_windows))
             self.probs = self.probs + alpha * (p - self.probs)
         else:
             self._silent_s += dt_s

@@ -67,6 +67,7 @@ class VoiceActivityGate:
         self._frames_seen = 0
         self.last_level_db = -math.inf
         self.active = False
+        self.frame_speech = np.zeros(0, dtype=bool)  # per-frame verdicts of the last update (before hangover)
 
     def update(self, frames: np.ndarray) -> bool:
         """Take new log-mel frames (``(k, n_mels)``); return whether a voice is active now."""
@@ -89,6 +90,7 @@ class VoiceActivityGate:
             else:
                 self._recent[idx] = speech
             self._frames_seen += len(level)
+            self.frame_speech = speech
             self.noise_floor_db = float(floors[-1])
             self.last_level_db = float(level[-1])
         self.active = bool(np.count_nonzero(self._recent) >= self._min_speech_frames)
