@@ -133,7 +133,8 @@ def test_assemble_keeps_pauses_and_marks_boundaries() -> None:
             ("sad", [Clip(Path("b1"), "sad", "s")])]
     rec = assemble("s", plan, lambda c: audio[str(c.path)], 10)
     assert np.array_equal(rec.samples, np.concatenate([a, a * 2, b]))  # nothing trimmed, nothing added
-    assert rec.segments == (Segment("happy", 0, 18, ("a1", "a2")), Segment("sad", 18, 23, ("b1",)))
+    # Onsets: the first clip's own leading silence skipped (speech at 3, kept with a 0.1 s margin).
+    assert rec.segments == (Segment("happy", 0, 18, ("a1", "a2"), onset=2), Segment("sad", 18, 23, ("b1",), onset=18))
     assert rec.duration_s == 2.3
 
 
@@ -142,7 +143,20 @@ def test_assemble_merges_forced_neighbours_of_one_label() -> None:
     plan = plan_timeline(fake_clips("s", {"happy": 4}), min_clips=2, max_clips=3)["s"]
     assert [lab for lab, _ in plan] == ["happy", "happy"]  # nothing else to put between them
     rec = assemble("s", plan, lambda c: x, 4)
-    assert rec.segments == (Segment("happy", 0, 16, tuple(str(c.path) for _, cs in plan for c in cs)),)
+    assert rec.segments == (Segment("happy", 0, 16, tuple(str(c.path) for _, cs in plan for c in cs), onset=0),)
+
+
+def test_time_to_right_counts_from_the_speech_onset_not_the_pause() -> None:
+    """A new mood's segment starts with its first clip's silence; the face cannot react to silence."""
+    decisions, segments = hand_case()
+    late_speech = [segments[0], Segment("sad", 24, 48, onset=30)]  # 1.5 s of pause before the first word
+    s = score_timeline(decisions, late_speech, ("neutral", "happy", "sad"), sample_rate=4, settle_s=2.0)
+    assert s.median_time_to_right_s == pytest.approx((1.5 + 1.5) / 2)  # sad: right at 36, 6 samples after 30
+    before = [Segment("happy", 0, 24, onset=8), segments[1]]  # right at 6, before the onset: no reaction time
+    s = score_timeline(decisions, before, ("neutral", "happy", "sad"), sample_rate=4, settle_s=2.0)
+    assert s.median_time_to_right_s == pytest.approx((0.0 + 3.0) / 2)
+    # Everything else is scored as before: settling still counts from the segment's start.
+    assert s.n_settled == 17 and s.settled_accuracy == pytest.approx(13 / 17)
 
 
 # ----------------------------------------------------------------------------- scorer, by hand

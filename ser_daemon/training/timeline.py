@@ -32,9 +32,11 @@ ends at least ``settle_s`` into the segment and a voice is heard.
   voiced, settled decisions of one segment, per minute of voiced settled time
   (decisions x hop); ``flicker_guess_per_min`` counts the best guess alone.  Relaxing to neutral in a pause is by design and not counted as such;
   but if the face has not come back when the voice resumes, that counts.
-- time to right: from a segment's start (its first clip's first sample) to the
-  end of the window of its first decision that shows the truth; the median
-  over segments, and how many segments never showed it.
+- time to right: from a segment's speech onset (its first clip's first
+  speech sample, the clip's own leading silence skipped: the pause before a
+  new mood is not reaction time) to the end of the window of its first
+  decision that shows the truth; the median over segments, and how many
+  segments never showed it.
 
 Cheap smoothing sweeps (:func:`resmooth`, :func:`sweep_smoothing`): the
 model's raw probabilities, the voice flags and the window ends do not depend
@@ -95,12 +97,19 @@ class Segment:
         start: first sample (at the recording's rate).
         end: one past the last sample.
         clips: the files it was made of (for the report).
+        onset: first sample of speech (its first clip's leading silence
+            skipped); reaction is timed from here.  None: the segment's start.
     """
 
     label: str
     start: int
     end: int
     clips: tuple[str, ...] = ()
+    onset: int | None = None
+
+    @property
+    def speech_start(self) -> int:
+        return self.start if self.onset is None else self.onset
 
 
 @dataclass(frozen=True)
@@ -226,21 +235,26 @@ def assemble(
     Args:
         load: mono float32 audio of a clip at ``sample_rate``.
     """
+    from ..audio_prep import speech_bounds
+
     parts: list[np.ndarray] = []
     segments: list[Segment] = []
     pos = 0
     for label, seg_clips in plan:
         start = pos
+        onset = None
         for c in seg_clips:
             x = np.asarray(load(c), dtype=np.float32).reshape(-1)
+            if onset is None and len(x):
+                onset = pos + speech_bounds(x, sample_rate)[0]
             parts.append(x)
             pos += len(x)
         names = tuple(str(c.path) for c in seg_clips)
         if segments and segments[-1].label == label:
             prev = segments[-1]
-            segments[-1] = Segment(label, prev.start, pos, prev.clips + names)
+            segments[-1] = Segment(label, prev.start, pos, prev.clips + names, prev.onset)
         elif pos > start:
-            segments.append(Segment(label, start, pos, names))
+            segments.append(Segment(label, start, pos, names, onset))
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return Recording(speaker, samples, int(sample_rate), tuple(segments))
 
@@ -358,7 +372,7 @@ def score_timelines(
                 shown = UNSURE if d.uncertain else guess
                 into = d.end_sample - seg.start
                 if reached is None and shown == truth:
-                    reached = into / sample_rate
+                    reached = max(0, d.end_sample - seg.speech_start) / sample_rate
                 if into < settle or not d.voice_active:
                     continue
                 n_settled += 1
