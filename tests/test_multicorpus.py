@@ -139,3 +139,28 @@ def test_masked_class_gets_no_gradient() -> None:
     ref = keras.losses.CategoricalCrossentropy(label_smoothing=0.1, reduction=None)(
         tf.one_hot([0], 4), tf.nn.softmax(logits[1:]))
     np.testing.assert_allclose(loss.numpy()[1], ref.numpy()[0], rtol=1e-5)
+
+
+@pytest.mark.needs_tf
+def test_an_epoch_in_chunks_trains_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunking an epoch bounds its memory; the batches and SpecAugment's draws stay the same."""
+    pytest.importorskip("tensorflow")
+    from ser_daemon.training import train as tr
+    from ser_daemon.training.datasets import Clip
+    from ser_daemon.training.model_def import ModelConfig
+
+    tr.configure_tensorflow(1)
+    n, labels = 96, ["angry", "calm", "sad"]
+    clips = [Clip(Path(f"c{i}.wav"), labels[i], "s1", corpus="a" if i < 2 else "b") for i in range(3)]
+    y = np.array([i % 2 for i in range(n)], np.int32)  # windows of clips 0 and 1 (corpus a)
+    x = np.random.default_rng(0).normal(-8, 2, (n, 40, 16)).astype(np.float16)
+    fs = FeatureSet(x, y, y.copy(), np.zeros(n, np.int16), clips, labels)
+    cfg = tr.TrainConfig(epochs=2, batch_size=16, seed=3, model=ModelConfig(width=4))
+    weights = []
+    for batches in (1, 1000):  # six chunks of one batch, or the whole epoch at once
+        monkeypatch.setattr(tr, "EPOCH_CHUNK_BATCHES", batches)
+        model, history = tr.fit_model(fs, cfg, verbose=0)
+        weights.append(model.get_weights())
+        assert len(history) == 2 and np.isfinite(history[-1]["loss"])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -138,6 +138,24 @@ def test_assemble_keeps_pauses_and_marks_boundaries() -> None:
     assert rec.duration_s == 2.3
 
 
+def test_assemble_adds_only_the_pause_a_clip_lacks() -> None:
+    """Clips cut at the speech (nEMO) get silence between them; clips with their own pauses keep them."""
+    speech = np.ones(10, np.float32)
+    padded = np.concatenate([np.zeros(6), np.ones(10), np.zeros(6)]).astype(np.float32)
+    audio = {"a1": speech, "a2": speech, "b1": padded}
+    plan = [("happy", [Clip(Path("a1"), "happy", "s"), Clip(Path("a2"), "happy", "s")]),
+            ("sad", [Clip(Path("b1"), "sad", "s")])]
+    rec = assemble("s", plan, lambda c: audio[str(c.path)], 10, min_pause_s=1.0)
+    # a1 | 10 quiet | a2 | 5 quiet (b1 brings 5 of its own: 6 less the 0.1 s margin) | b1
+    assert len(rec.samples) == 10 + 10 + 10 + 5 + 22
+    assert np.abs(rec.samples[10:20]).max() < 1e-3 and rec.samples[20:30].min() == 1.0
+    assert rec.segments == (Segment("happy", 0, 30, ("a1", "a2"), onset=0),
+                            Segment("sad", 30, 57, ("b1",), onset=30 + 5 + 5))
+    same = assemble("s", plan, lambda c: audio[str(c.path)], 10, min_pause_s=1.0)
+    assert np.array_equal(same.samples, rec.samples)  # seeded: a speaker's recording is reproducible
+    assert len(assemble("s", plan, lambda c: audio[str(c.path)], 10).samples) == 42  # default: nothing added
+
+
 def test_assemble_merges_forced_neighbours_of_one_label() -> None:
     x = np.ones(4, np.float32)
     plan = plan_timeline(fake_clips("s", {"happy": 4}), min_clips=2, max_clips=3)["s"]

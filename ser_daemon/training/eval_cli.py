@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline-draws", type=int, default=1, metavar="N",
                    help="with --timeline: also replay N segment orders (seeds from --timeline-seed) and report "
                         "the headline figures' mean, spread and range")
+    p.add_argument("--timeline-pause-s", type=float, default=0.0, metavar="S",
+                   help="with --timeline: at least this much silence between two clips' speech, added where a "
+                        "clip's own silence is shorter (default 0: clips as they are; nEMO's are cut at the speech)")
     p.add_argument("--settle-s", type=float, default=2.0,
                    help="with --timeline: decisions this far into a segment (and voiced) are scored")
     p.add_argument("--merge", type=label_map, default={},
@@ -123,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value < 1:
             print(f"ser-eval: {flag} must be at least 1, not {value}", file=sys.stderr)
             return 2
+    if not 0.0 <= args.timeline_pause_s <= 60.0:
+        print(f"ser-eval: --timeline-pause-s must be between 0 and 60 seconds, not {args.timeline_pause_s}",
+              file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
@@ -214,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .timeline import evaluate_timeline_draws
 
         score = evaluate_timeline_draws(clips, clf, args.timeline_draws, settings=settings, seed=args.timeline_seed,
-                                        settle_s=args.settle_s, merge=args.merge, progress=progress)
+                                        settle_s=args.settle_s, merge=args.merge, progress=progress,
+                                        min_pause_s=args.timeline_pause_s)
         reports["timeline"] = score.to_dict()
     if args.enroll is not None:
         from .enroll_eval import evaluate_enrollment

@@ -226,6 +226,7 @@ def assemble(
     plan: Sequence[tuple[str, Sequence[Clip]]],
     load: Callable[[Clip], np.ndarray],
     sample_rate: int,
+    min_pause_s: float = 0.0,
 ) -> Recording:
     """Concatenate the planned clips as they are (pauses kept) and record the segments.
 
@@ -234,19 +235,32 @@ def assemble(
 
     Args:
         load: mono float32 audio of a clip at ``sample_rate``.
+        min_pause_s: at least this much silence between two clips' speech: a
+            corpus whose clips are cut at the speech (nEMO) would otherwise play
+            as one breathless monologue, unlike a conversation.  What a clip's
+            own silence lacks is added as faint noise (-80 dBFS, seeded) before it.
     """
     from ..audio_prep import speech_bounds
 
     parts: list[np.ndarray] = []
     segments: list[Segment] = []
     pos = 0
+    trailing = None  # samples of silence after the previous clip's speech
+    quiet_rng = np.random.default_rng(zlib.crc32(speaker.encode()))
     for label, seg_clips in plan:
         start = pos
         onset = None
         for c in seg_clips:
             x = np.asarray(load(c), dtype=np.float32).reshape(-1)
+            lo, hi = speech_bounds(x, sample_rate) if len(x) else (0, 0)
+            if trailing is not None and min_pause_s > 0:
+                missing = int(round(min_pause_s * sample_rate)) - trailing - lo
+                if missing > 0:
+                    parts.append((quiet_rng.standard_normal(missing) * 1e-4).astype(np.float32))
+                    pos += missing
             if onset is None and len(x):
-                onset = pos + speech_bounds(x, sample_rate)[0]
+                onset = pos + lo
+            trailing = len(x) - hi
             parts.append(x)
             pos += len(x)
         names = tuple(str(c.path) for c in seg_clips)
@@ -487,6 +501,7 @@ def replay_timelines(
     max_clips: int = 4,
     load: Callable[[Clip], np.ndarray] | None = None,
     progress: TextIO | None = None,
+    min_pause_s: float = 0.0,
 ) -> list[TimelineRun]:
     """Build every speaker's timeline and replay it through :func:`ser_daemon.pipeline.replay_audio`.
 
@@ -494,6 +509,7 @@ def replay_timelines(
         classifier: a loaded model with its ``bundle`` (from ``load_classifier``).
         settings: the daemon's analysis settings (default: the daemon's defaults).
         load: clip -> mono audio at the model's rate (default: read the file).
+        min_pause_s: silence between clips' speech at least (see :func:`assemble`).
     """
     from ..pipeline import replay_audio
 
@@ -509,7 +525,7 @@ def replay_timelines(
     plans = plan_timeline(clips, seed, min_clips, max_clips)
     t0 = time.perf_counter()
     for k, (speaker, plan) in enumerate(plans.items()):
-        rec = assemble(speaker, plan, load, rate)
+        rec = assemble(speaker, plan, load, rate, min_pause_s)
         states = replay_audio(rec.samples, rate, classifier, settings, stream=speaker)
         runs.append(TimelineRun(speaker, rec.segments, tuple(states), rec.duration_s))
         if progress is not None:
@@ -561,11 +577,12 @@ def evaluate_timeline(
     max_clips: int = 4,
     load: Callable[[Clip], np.ndarray] | None = None,
     progress: TextIO | None = sys.stderr,
+    min_pause_s: float = 0.0,
 ) -> tuple[TimelineScore, list[TimelineRun]]:
     """Build, replay and score; returns the score and the runs (for :func:`sweep_smoothing`)."""
     t0 = time.perf_counter()
     runs = replay_timelines(clips, classifier, settings=settings, seed=seed, min_clips=min_clips,
-                            max_clips=max_clips, load=load, progress=progress)
+                            max_clips=max_clips, load=load, progress=progress, min_pause_s=min_pause_s)
     rate = classifier.bundle.features.sample_rate
     score = score_timelines([(r.states, r.segments) for r in runs], classifier.bundle.labels,
                             sample_rate=rate, settle_s=settle_s, merge=merge)
@@ -576,6 +593,7 @@ def evaluate_timeline(
         "segments_per_speaker": {r.speaker: len(r.segments) for r in runs},
         "segment_labels": dict(sorted(Counter(s.label for r in runs for s in r.segments).items())),
         "merge": dict(merge or {}),
+        "min_pause_s": float(min_pause_s),
         "settings": dataclasses.asdict(settings if settings is not None else AnalysisSettings()),
         "wall_s": time.perf_counter() - t0,
     }

@@ -287,6 +287,7 @@ def build_feature_set(
 
 
 REFERENCE_CLASSES = ("neutral", "calm")
+EPOCH_CHUNK_BATCHES = 128  # batches augmented at once in an epoch (see fit_model)
 
 
 def speaker_references(
@@ -498,20 +499,29 @@ def fit_model(
     history: list[dict[str, float]] = []
     averaged = WeightAverage()
     rng = np.random.default_rng(cfg.seed + 7)
+    # Windows that are augmented on their own (no mixing across windows) go through an epoch in
+    # chunks: the float32 copy SpecAugment makes is then a chunk, not the whole training set
+    # (pooling three corpora gives 120k windows: 6 GB per copy, and Keras adds its own).
+    chunked = strength is None and cfg.augment.mix_speakers == 0 and cfg.augment.mixup == 0
+    chunk = cfg.batch_size * EPOCH_CHUNK_BATCHES
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train.y))
-        xb = train.x[order]
-        yb = y_onehot[order]
-        if cfg.augment.mix_speakers > 0:
-            xb = mix_speakers(xb, train.y[order], speakers[order], rng, cfg.augment.mix_speakers)
-        xb = spec_augment(xb, rng, cfg.augment)
-        if cfg.augment.mixup > 0:  # class weights follow each window's own (largest) label
-            xb, yb = mixup(xb, yb, rng, cfg.augment.mixup)
         t0 = time.perf_counter()
         one_epoch = dict(batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0)
-        if strength is None:
-            h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
+        if chunked:
+            h = _fit_chunks(model, train.x, y_onehot, order, chunk, rng, cfg, weights, val_data, one_epoch)
+            xb = None
         else:
+            xb = train.x[order]
+            yb = y_onehot[order]
+            if cfg.augment.mix_speakers > 0:
+                xb = mix_speakers(xb, train.y[order], speakers[order], rng, cfg.augment.mix_speakers)
+            xb = spec_augment(xb, rng, cfg.augment)
+            if cfg.augment.mixup > 0:  # class weights follow each window's own (largest) label
+                xb, yb = mixup(xb, yb, rng, cfg.augment.mixup)
+        if xb is not None and strength is None:
+            h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
+        elif xb is not None:
             # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
             # speaker head learns to name speakers before the CNN is pushed away from them.
             strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
@@ -537,6 +547,32 @@ def fit_model(
         # averaged epochs are the last, low-learning-rate ones.
         model.set_weights(averaged.result(model.get_weights()))
     return model, history
+
+
+class _History:
+    def __init__(self, history: dict[str, list[float]]) -> None:
+        self.history = history
+
+
+def _fit_chunks(model: Any, x: np.ndarray, targets: np.ndarray, order: np.ndarray, chunk: int,
+                rng: np.random.Generator, cfg: TrainConfig, weights: dict[int, float] | None,
+                val_data: Any, one_epoch: dict[str, Any]) -> _History:
+    """One epoch over ``order`` in chunks of whole batches; the epoch's loss and accuracy are window-weighted means."""
+    sums: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for a in range(0, len(order), chunk):
+        idx = order[a : a + chunk]
+        final = a + chunk >= len(order)
+        h = model.fit(spec_augment(x[idx], rng, cfg.augment), targets[idx], class_weight=weights,
+                      validation_data=val_data if final else None, **one_epoch)
+        for k, v in h.history.items():
+            if k.startswith("val_"):
+                last[k] = float(v[-1])
+            else:
+                sums[k] = sums.get(k, 0.0) + float(v[-1]) * len(idx)
+    out = {k: [v / len(order)] for k, v in sums.items()}
+    out.update({k: [v] for k, v in last.items()})
+    return _History(out)
 
 
 class WeightAverage:
