@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mask", action="store_true", help="replay without masking the previous utterance")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pause-s", type=float, default=1.0, help="silence between clips' speech at least")
+    p.add_argument("--fit-bias", action="store_true",
+                   help="then fit per-class logit offsets (macro recall) with the chosen candidate")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
@@ -63,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         merge = {"calm": "neutral"} if not any(c.label == "calm" for c in clips) else {}
         corpora.append((Path(folder).name, clips, merge))
     rows = []
+    replays_by_gap = {}
     for gap in args.gaps:
         base = SmoothingSettings(utterance_gap_ms=gap)
         settings = AnalysisSettings(smoothing=base, mask_previous_utterance=not args.no_mask)
         replays = [(name, replay_timelines(clips, clf, settings=settings, seed=args.seed,
                                                     min_pause_s=args.pause_s), merge)
                    for name, clips, merge in corpora]
+        replays_by_gap[gap] = (settings, replays)
         priors = args.priors if gap > 0 else [1.0]
         cands = [dataclasses.replace(base, utterance_prior=pr, ema_ms=e, hysteresis=h, min_dwell_ms=d)
                  for pr, e, h, d in itertools.product(priors, args.ema, args.hysteresis, args.dwell)]
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             vals = list(row["corpora"].values())
             row["mean"] = {k: float(np.mean([v[k] for v in vals])) for k in ("acc", "react_s", "flicker", "never",
                                                                               "min_recall")}
+            row["settings"] = dataclasses.asdict(cand)
             rows.append(row)
             m = row["mean"]
             per = "  ".join(f"{n} {v['acc']:.3f}/{v['react_s']:.2f}s/{v['flicker']:.1f}" for n, v in
@@ -96,9 +101,33 @@ def main(argv: list[str] | None = None) -> int:
                   f"dwell {cand.min_dwell_ms:5.0f} | mean acc {m['acc']:.3f} react {m['react_s']:.2f}s "
                   f"flicker {m['flicker']:.1f}/min never {m['never']:.3f} minrec {m['min_recall']:.2f} | {per}",
                   flush=True)
+    chosen = choose(rows)
+    print(f"chosen (fastest within 1 point of the best accuracy, flicker not above the first row's): "
+          f"{json.dumps({k: chosen[k] for k in ('gap_ms', 'prior', 'ema_ms', 'hysteresis', 'dwell_ms')})} "
+          f"mean {json.dumps({k: round(v, 3) for k, v in chosen['mean'].items()})}", flush=True)
+    result = {"rows": rows, "chosen": chosen}
+    if args.fit_bias:
+        from ser_daemon.training.class_bias import fit_class_bias
+
+        settings, replays = replays_by_gap[chosen["gap_ms"]]
+        smoothing = SmoothingSettings(**chosen["settings"])
+        bias, scores = fit_class_bias([(runs, merge) for _, runs, merge in replays], labels, smoothing,
+                                      hop_samples=int(round(settings.hop_ms * rate / 1000)), sample_rate=rate,
+                                      log=lambda m: print(m, flush=True))
+        result["bias"] = {"offsets": dict(zip(labels, [round(float(b), 3) for b in bias])), **scores}
+        print(f"bias: {json.dumps(result['bias'])}", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=1))
+        Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
+
+
+def choose(rows: list[dict]) -> dict:
+    """The rule fixed before any run: the fastest candidate whose mean accuracy is within one point of
+    the best and whose mean flicker is not above that of the first row (the daemon's old defaults)."""
+    base_flicker = rows[0]["mean"]["flicker"]
+    best_acc = max(r["mean"]["acc"] for r in rows)
+    ok = [r for r in rows if r["mean"]["acc"] >= best_acc - 0.01 and r["mean"]["flicker"] <= base_flicker]
+    return min(ok or rows[:1], key=lambda r: (r["mean"]["react_s"], -r["mean"]["acc"]))
 
 
 if __name__ == "__main__":
