@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not use OSCQuery/mDNS (127.0.0.1 only) to find VRChat and be found by it; "
                         "listen on --vrchat-listen at once and send to the --osc address as given")
     g.add_argument("--vrchat-params", choices=("compact", "full", "vxp", "none"),
-                   help="VRChat parameter set: compact (SER_Label int + SER_Intensity float, 16 synced bits; default), "
+                   help="VRChat parameter set: compact (SER_Label int + SER_Intensity float + SER_Voice bool, 17 synced bits; default), "
                         "full (also a float per class, confidence, voice), vxp, none; the mapping's [vrchat] table "
                         "renames, drops and adds (see README)")
     g.add_argument("--vrchat-table", action="store_true",

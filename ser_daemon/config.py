@@ -256,7 +256,7 @@ class DaemonConfig:
         vrchat_prefix: prefix of the VRChat avatar parameter names.
         vrchat_max_hz: most VRChat/VXP parameter updates per second.
         vrchat_listen: UDP port on 127.0.0.1 where VRChat's /avatar/change is heard (0: off).
-        vrchat_params: the VRChat parameter set: compact (Label + Intensity, 16 synced
+        vrchat_params: the VRChat parameter set: compact (Label + Intensity + Voice, 17 synced
             bits), full, vxp or none; the mapping's [vrchat] table edits it.
         vrchat_ignore_mute: keep broadcasting while VRChat reports MuteSelf.
         oscquery: advertise the VRChat listener over mDNS/OSCQuery on a free port (127.0.0.1
