@@ -120,9 +120,41 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
+class _StoreOnce(argparse._StoreAction):
+    """A single-valued option given twice (``--web 8080 --web 8081``) is an error, not "the last one wins".
+
+    Options that take several values say so (``action="append"``); the config file is not
+    a second value: flags win over it (it is merged after parsing).
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if hasattr(namespace, self.dest):  # argument_default=SUPPRESS: only set once given
+            parser.error(f"{option_string} was given twice; it takes one value "
+                         f"({getattr(namespace, self.dest)!r} and {values!r})")
+        setattr(namespace, self.dest, values)
+
+
+SUBCOMMANDS = (
+    ("enroll", "teach it your voice: record a few takes, make a personal profile"),
+    ("profiles", "list, show or delete personal profiles"),
+    ("cluster", "serve --ingest from a Ray Serve application on many machines"),
+)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps the description as usual, keeps the epilog's lines (the subcommand list) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(super(_HelpFormatter, self)._fill_text(part, width, indent) if not part.startswith("  ")
+                         else part for part in text.split("\n"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ser-daemon",
+        usage="ser-daemon [options]\n       ser-daemon {enroll,profiles,cluster} ...  (each has its own --help)",
+        formatter_class=_HelpFormatter,
         description=(
             "Streaming speech-emotion daemon for VR avatars: listens to a microphone (or replays a WAV), "
             "classifies how the speaker sounds several times a second, smooths it, and broadcasts it over "
@@ -132,11 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Every option can also be set in a TOML file given with --config; its keys are the option names "
             "with underscores (latency_budget_ms = 120, osc = [\"127.0.0.1:9000\"]). Flags win over the file. "
-            "'ser-daemon cluster' serves the --ingest protocol from a Ray Serve application over many machines "
-            "(pip install 'ser-daemon[cluster]'; 'ser-daemon cluster --help')."
+            "'ser-daemon cluster' needs pip install 'ser-daemon[cluster]'.\n\nsubcommands:\n"
+            + "\n".join(f"  {name:<10s} {text}" for name, text in SUBCOMMANDS)
         ),
         argument_default=argparse.SUPPRESS,
     )
+    p.register("action", None, _StoreOnce)  # the default action, for every option group
+    p.register("action", "store", _StoreOnce)
     g = p.add_argument_group("input")
     g.add_argument("--device", action="append", type=_device, metavar="N|NAME",
                    help="capture from this input device: index or part of its name (see --list-devices); "
