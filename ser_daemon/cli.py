@@ -199,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not save the voice baseline learned while running back into the profile at exit")
 
     g = p.add_argument_group("outputs")
-    g.add_argument("--osc", action="append", metavar="[PROFILE@]HOST:PORT|PROFILE",
+    g.add_argument("--osc", action="append", metavar="[PROFILE@]HOST:PORT|PROFILE[:PORT]",
                    help=f"send OSC (UDP) here, repeatable; a profile name alone uses its default port "
-                        f"(vrchat/vxp 127.0.0.1:9000, vmc 127.0.0.1:39539) (default {DEFAULT_OSC})")
+                        f"(vrchat/vxp 127.0.0.1:9000, vmc 127.0.0.1:39539), PROFILE:PORT another port on "
+                        f"127.0.0.1 (default {DEFAULT_OSC})")
     g.add_argument("--osc-profile", choices=("generic", "vrchat", "vmc", "vxp"),
                    help="profile of --osc targets given without one: generic (ser-daemon's scheme), vrchat "
                         "(avatar parameters), vmc (VMC protocol blendshapes), vxp (VXP mod parameters)")

@@ -84,22 +84,22 @@ def format_state(state: EmotionState) -> str:
     )
 
 
-def status_text(state: EmotionState, clients: int, note: str = "", width: int = STATUS_MAX_COLUMNS) -> str:
-    """The live status line, at most ``width`` characters.
+def status_text(state: EmotionState, clients: int, note: str = "", width: int = STATUS_MAX_COLUMNS - 1) -> str:
+    """The live status line, at most ``width`` characters (the last column of a terminal would wrap).
 
-    Emotion, confidence, voice and latency always; then, as room allows, ``note``
-    (what is up with VRChat), drops and overruns, WebSocket clients.
+    Emotion, confidence, voice and latency always, and ``note`` (what is up with
+    VRChat) before the stream's full name; then, as room allows, drops and
+    overruns, WebSocket clients.
     """
     label = "unsure" if state.uncertain and not state.final else state.label
-    parts = [
-        f"{state.stream[:14]}: {label:<9s} {state.confidence:4.2f}",
-        f"voice {'on ' if state.voice_active else 'off'}",
-        f"latency {state.latency_ms:5.1f} ms",
-    ]
-    optional = [note, f"dropped {state.dropped_windows}/{state.overruns}", f"ws {clients}"]
-    text = "  ".join(parts)
-    for extra in optional:
-        if extra and len(text) + 2 + len(extra) <= width:
+    body = (f"{label:<9s} {state.confidence:4.2f} voice {'on ' if state.voice_active else 'off'} "
+            f"latency {state.latency_ms:4.0f} ms")
+    if note:
+        body += "  " + note
+    room = max(3, width - len(body) - 2)
+    text = f"{state.stream[:room]}: {body}"
+    for extra in (f"dropped {state.dropped_windows}/{state.overruns}", f"ws {clients}"):
+        if len(text) + 2 + len(extra) <= width:
             text += "  " + extra
     return text[:width]
 

@@ -74,7 +74,7 @@ class VRChatFacts:
         if not self.enabled:
             return f"VRChat: {self.enabled_param} off"
         if self.avatar_has_params is False:
-            return f"VRChat: avatar has no {self.prefix} params"
+            return f"VRChat: no {self.prefix} params on avatar"
         return "VRChat: found" if self.connected else "VRChat: not found"
 
     def to_json(self) -> dict[str, Any]:
