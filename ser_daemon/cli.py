@@ -173,9 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.register("action", "store", _StoreOnce)
     g = p.add_argument_group("input")
     g.add_argument("--device", action="append", type=_device, metavar="N|NAME",
-                   help="capture from this input device: index or part of its name (see --list-devices); "
+                   help="capture from this input device: index or part of its name (see --list-devices; on Linux also "
+                        "a PulseAudio/PipeWire source by part of its name or description); "
                         "repeatable: one stream per device")
-    g.add_argument("--list-devices", action="store_true", help="list input devices, grouped by host API, and exit")
+    g.add_argument("--list-devices", action="store_true",
+                   help="list input devices, grouped by host API (on Linux also the sound server's sources), and exit")
     g.add_argument("--host-api", metavar="NAME",
                    help="take devices from this PortAudio host API (part of its name: wasapi, mme, directsound, "
                         "core audio, alsa, jack); default: WASAPI on Windows, Core Audio on macOS, PortAudio's on Linux")
@@ -419,9 +421,14 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
 
 def _list_devices() -> int:
     from . import platform
+    from .sound_server import format_sources, list_sources
     from .sources import format_device_list, list_input_devices
 
     print(format_device_list(list_input_devices(), platform.default_host_api()))
+    if sys.platform.startswith("linux"):
+        sources = list_sources()
+        if sources:
+            print("\n" + format_sources(sources))
     return 0
 
 

@@ -164,7 +164,7 @@ class Daemon:
                 on_status=lambda status, detail, n=name: self.engine.report_status(n, status, detail),
             )
             self.engine.add(name, src, src.ring, src.rate)
-            log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
+            log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.label, src.rate, src.channels)
 
     def _add_ingest_stream(self, source: IngestSource) -> None:
         """A remote client started a stream (event loop thread): hand it to the processing thread."""
