@@ -167,7 +167,7 @@ class VRChatProfile(_OnChangeProfile):
         self.request_full_resend()
 
     def label_index(self, state: EmotionState) -> int:
-        """0 while no voice or unsure, else 1 + the class's index in the model's labels."""
+        """0 while the model is unsure, else 1 + the index of the shown class (held through pauses)."""
         return label_index(state)
 
     def _params(self, state: EmotionState, weights: Weights) -> list[tuple[str, str, Any]]:
