@@ -80,7 +80,11 @@ class VRChatSession:
     async def start(self) -> None:
         """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""
         cfg = self.config
-        if not self.active or not cfg.vrchat_listen:
+        if not self.active:
+            return
+        if not cfg.vrchat_listen:
+            self.note(f"VRChat: avatar parameters go to {self.status.facts.target}; not listening for VRChat "
+                      "(--vrchat-listen 0)")
             return
         self._loop = asyncio.get_running_loop()
         wanted = ("/avatar/change", "/avatar/parameters/MuteSelf", "/avatar/parameters/" + self.input.enabled_param)

@@ -78,3 +78,4 @@ def test_status_line_alone_fits_80_columns_and_says_vrchat(tiny_bundle, tmp_path
     assert max(len(r) for r in status) < 80, max(status, key=len)
     assert all("VRChat: not found" in r for r in status if r), status
     assert "OSC: VRChat avatar parameters to 127.0.0.1:9" in shown
+    assert "VRChat: avatar parameters go to 127.0.0.1:9; not listening for VRChat (--vrchat-listen 0)" in shown
