@@ -129,7 +129,8 @@ class _StoreOnce(argparse._StoreAction):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
-        if hasattr(namespace, self.dest):  # argument_default=SUPPRESS: only set once given
+        # Unset, the attribute is absent (argument_default=SUPPRESS) or the option's own default object.
+        if getattr(namespace, self.dest, self.default) is not self.default:
             parser.error(f"{option_string} was given twice; it takes one value "
                          f"({getattr(namespace, self.dest)!r} and {values!r})")
         setattr(namespace, self.dest, values)
