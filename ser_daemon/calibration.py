@@ -33,16 +33,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
 from .config import is_loopback
-from .enroll_guided import Event, GuidedSession, MonoTap, plan_steps
 from .errors import SerError
 from .messages import PROTOCOL_VERSION
 from .model_bundle import ModelBundle
 from .profiles import Profile
+
+if TYPE_CHECKING:  # imported when a calibration starts: enroll brings scipy.signal (about 50 MB resident)
+    from .enroll_guided import Event, GuidedSession, MonoTap
 
 __all__ = ["ACTIONS", "CalibrateRequest", "parse_request", "event_json", "active_json", "Calibration"]
 
@@ -206,8 +208,9 @@ class Calibration:
         self._deliver(events)
 
     def _start(self, client: Any, req: CalibrateRequest) -> None:
-        from .profiles import check_writable, is_profile_name, profile_path
         from .enroll import check_take
+        from .enroll_guided import GuidedSession, MonoTap, plan_steps
+        from .profiles import check_writable, is_profile_name, profile_path
 
         try:
             if self.stream is None:

@@ -120,9 +120,42 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
+class _StoreOnce(argparse._StoreAction):
+    """A single-valued option given twice (``--web 8080 --web 8081``) is an error, not "the last one wins".
+
+    Options that take several values say so (``action="append"``); the config file is not
+    a second value: flags win over it (it is merged after parsing).
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        # Unset, the attribute is absent (argument_default=SUPPRESS) or the option's own default object.
+        if getattr(namespace, self.dest, self.default) is not self.default:
+            parser.error(f"{option_string} was given twice; it takes one value "
+                         f"({getattr(namespace, self.dest)!r} and {values!r})")
+        setattr(namespace, self.dest, values)
+
+
+SUBCOMMANDS = (
+    ("enroll", "teach it your voice: record a few takes, make a personal profile"),
+    ("profiles", "list, show or delete personal profiles"),
+    ("cluster", "serve --ingest from a Ray Serve application on many machines"),
+)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps the description as usual, keeps the epilog's lines (the subcommand list) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(super(_HelpFormatter, self)._fill_text(part, width, indent) if not part.startswith("  ")
+                         else part for part in text.split("\n"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ser-daemon",
+        usage="ser-daemon [options]\n       ser-daemon {enroll,profiles,cluster} ...  (each has its own --help)",
+        formatter_class=_HelpFormatter,
         description=(
             "Streaming speech-emotion daemon for VR avatars: listens to a microphone (or replays a WAV), "
             "classifies how the speaker sounds several times a second, smooths it, and broadcasts it over "
@@ -132,16 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Every option can also be set in a TOML file given with --config; its keys are the option names "
             "with underscores (latency_budget_ms = 120, osc = [\"127.0.0.1:9000\"]). Flags win over the file. "
-            "'ser-daemon cluster' serves the --ingest protocol from a Ray Serve application over many machines "
-            "(pip install 'ser-daemon[cluster]'; 'ser-daemon cluster --help')."
+            "'ser-daemon cluster' needs pip install 'ser-daemon[cluster]'.\n\nsubcommands:\n"
+            + "\n".join(f"  {name:<10s} {text}" for name, text in SUBCOMMANDS)
         ),
         argument_default=argparse.SUPPRESS,
     )
+    p.register("action", None, _StoreOnce)  # the default action, for every option group
+    p.register("action", "store", _StoreOnce)
     g = p.add_argument_group("input")
     g.add_argument("--device", action="append", type=_device, metavar="N|NAME",
-                   help="capture from this input device: index or part of its name (see --list-devices); "
+                   help="capture from this input device: index or part of its name (see --list-devices; on Linux also "
+                        "a PulseAudio/PipeWire source by part of its name or description); "
                         "repeatable: one stream per device")
-    g.add_argument("--list-devices", action="store_true", help="list input devices, grouped by host API, and exit")
+    g.add_argument("--list-devices", action="store_true",
+                   help="list input devices, grouped by host API (on Linux also the sound server's sources), and exit")
     g.add_argument("--host-api", metavar="NAME",
                    help="take devices from this PortAudio host API (part of its name: wasapi, mme, directsound, "
                         "core audio, alsa, jack); default: WASAPI on Windows, Core Audio on macOS, PortAudio's on Linux")
@@ -165,9 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not save the voice baseline learned while running back into the profile at exit")
 
     g = p.add_argument_group("outputs")
-    g.add_argument("--osc", action="append", metavar="[PROFILE@]HOST:PORT|PROFILE",
+    g.add_argument("--osc", action="append", metavar="[PROFILE@]HOST:PORT|PROFILE[:PORT]",
                    help=f"send OSC (UDP) here, repeatable; a profile name alone uses its default port "
-                        f"(vrchat/vxp 127.0.0.1:9000, vmc 127.0.0.1:39539) (default {DEFAULT_OSC})")
+                        f"(vrchat/vxp 127.0.0.1:9000, vmc 127.0.0.1:39539), PROFILE:PORT another port on "
+                        f"127.0.0.1 (default {DEFAULT_OSC})")
     g.add_argument("--osc-profile", choices=("generic", "vrchat", "vmc", "vxp"),
                    help="profile of --osc targets given without one: generic (ser-daemon's scheme), vrchat "
                         "(avatar parameters), vmc (VMC protocol blendshapes), vxp (VXP mod parameters)")
@@ -184,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not use OSCQuery/mDNS (127.0.0.1 only) to find VRChat and be found by it; "
                         "listen on --vrchat-listen at once and send to the --osc address as given")
     g.add_argument("--vrchat-params", choices=("compact", "full", "vxp", "none"),
-                   help="VRChat parameter set: compact (SER_Label int + SER_Intensity float, 16 synced bits; default), "
+                   help="VRChat parameter set: compact (SER_Label int + SER_Intensity float + SER_Voice bool, 17 synced bits; default), "
                         "full (also a float per class, confidence, voice), vxp, none; the mapping's [vrchat] table "
                         "renames, drops and adds (see README)")
     g.add_argument("--vrchat-table", action="store_true",
@@ -384,9 +422,14 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
 
 def _list_devices() -> int:
     from . import platform
+    from .sound_server import format_sources, list_sources
     from .sources import format_device_list, list_input_devices
 
     print(format_device_list(list_input_devices(), platform.default_host_api()))
+    if sys.platform.startswith("linux"):
+        sources = list_sources()
+        if sources:
+            print("\n" + format_sources(sources))
     return 0
 
 

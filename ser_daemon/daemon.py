@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TextIO
 
-from .config import OSC_DEFAULT_PORTS, DaemonConfig, Endpoint, is_loopback
+from .config import OSC_DEFAULT_PORTS, DaemonConfig
 from .engine import Engine, Stream
 from .inference import Classifier
 from .ingest import IngestServer, IngestSource
@@ -29,7 +29,7 @@ from .messages import dumps, hello_json, state_json, status_json
 from .model_bundle import ModelBundle
 from .osc_out import OscSender
 from .outputs import ConsoleOutput, StageStats, format_state
-from .osc_profiles import GenericProfile, VRChatProfile, make_profile
+from .osc_profiles import GenericProfile, make_profile
 from .profiles import Profile
 
 if TYPE_CHECKING:
@@ -38,9 +38,9 @@ from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
 from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
 from .state import EmotionState
-from .oscquery import VRChatService
-from .vrchat import VRChatInput, silenced
-from .vrchat_link import VRChatLink
+from .vrchat import silenced
+from .vrchat_session import VRChatSession
+from .vrchat_status import VRChatFacts
 from .ws_server import AccessPolicy, WsBroadcaster
 
 __all__ = ["Daemon", "StageStats", "format_state"]
@@ -105,14 +105,7 @@ class Daemon:
             if config.osc
             else None
         )
-        self.vrchat_link: VRChatLink | None = None
-        self._follows_vrchat = [
-            i for i, t in enumerate(config.osc)
-            if t.profile in ("vrchat", "vxp") and is_loopback(t.endpoint.host) and t.endpoint.port == VRCHAT_PORT
-        ]
-        enabled = next((p.plan.enabled_param for p in self.osc.profiles if isinstance(p, VRChatProfile)),
-                       config.vrchat_prefix + "Enabled") if self.osc is not None else "SER_Enabled"
-        self.vrchat_input = VRChatInput(enabled, honour_mute=not config.vrchat_ignore_mute)
+        self.vrchat = VRChatSession(config, self.osc, VRCHAT_PORT, self._note, self._on_vrchat_change)
         self.ws: WsBroadcaster | None = None
         self.exit_code = 0
         self.ingest: IngestServer | None = None
@@ -124,7 +117,8 @@ class Daemon:
         # A start-up step given up for a stop (an mDNS announcement half done) still runs in a thread
         # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
         self.left_work_behind = False
-        self.console = ConsoleOutput(self.out, self.status_out, quiet=config.quiet, on_closed=self._on_output_closed)
+        self.console = ConsoleOutput(self.out, self.status_out, quiet=config.quiet, on_closed=self._on_output_closed,
+                                     lines_on_out=config.print_states or config.jsonl)
         self._build_streams()
         self._configure_profiles()
 
@@ -170,7 +164,7 @@ class Daemon:
                 on_status=lambda status, detail, n=name: self.engine.report_status(n, status, detail),
             )
             self.engine.add(name, src, src.ring, src.rate)
-            log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.name, src.rate, src.channels)
+            log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.label, src.rate, src.channels)
 
     def _add_ingest_stream(self, source: IngestSource) -> None:
         """A remote client started a stream (event loop thread): hand it to the processing thread."""
@@ -200,7 +194,7 @@ class Daemon:
 
     def hello(self) -> dict:
         a = self.config.analysis
-        return hello_json(
+        msg = hello_json(
             labels=self.bundle.labels,
             model=self.bundle.name,
             sample_rate=self.bundle.features.sample_rate,
@@ -209,6 +203,9 @@ class Daemon:
             streams=[s.name for s in self.streams],
             profile=self.profile_name,
         )
+        if self.vrchat.active:
+            msg["vrchat"] = self.vrchat.status.facts.to_json()
+        return msg
 
     # -- running ------------------------------------------------------------
     def run(self) -> int:
@@ -225,6 +222,7 @@ class Daemon:
         processing: threading.Thread | None = None
         try:
             cfg = self.config
+            self._announce_osc()
             if cfg.ws is not None or cfg.web is not None:
                 policy = AccessPolicy(
                     max_clients=cfg.max_clients,
@@ -241,8 +239,7 @@ class Daemon:
                 if cfg.web is not None:
                     port = await self.ws.start(cfg.web, web=True)
                     self._offer_calibration()
-                    if not cfg.quiet:
-                        print(f"web view: http://{cfg.web.host}:{port}/", file=self.status_out, flush=True)
+                    self._note(f"web view: http://{cfg.web.host}:{port}/")
                 if self.config.wait_clients:
                     log.info("waiting for %d WebSocket client(s)", self.config.wait_clients)
                     await self._unless_stopped(self.ws.wait_for_clients(self.config.wait_clients))
@@ -254,7 +251,7 @@ class Daemon:
                                            max_streams=cfg.max_streams)
                 await self.ingest.start(cfg.ingest)
             if not self._stop.is_set():
-                await self._unless_stopped(self._listen_for_avatar_changes())  # OSCQuery: ~3 s of mDNS probing
+                await self._unless_stopped(self.vrchat.start())  # OSCQuery: ~3 s of mDNS probing
             if not self._stop.is_set():
                 await asyncio.to_thread(self._warm_up)
                 if cfg.jsonl:
@@ -329,41 +326,28 @@ class Daemon:
             self.ws.hello_text = dumps(self.hello())
             self.ws.broadcast_message(active_json(self.profile_name or "", stream))
 
-    async def _listen_for_avatar_changes(self) -> None:
-        """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""
-        cfg = self.config
-        if not cfg.vrchat_listen or self.osc is None:
-            return
-        if not any(p.name in ("vrchat", "vxp") for p in self.osc.profiles):
-            return
-        wanted = ("/avatar/change", "/avatar/parameters/MuteSelf",
-                  "/avatar/parameters/" + self.vrchat_input.enabled_param)
-        self.vrchat_link = VRChatLink(self.on_vrchat_datagram, self._on_vrchat_found, fallback_port=cfg.vrchat_listen,
-                                      use_oscquery=cfg.oscquery, wanted=wanted)
-        await self.vrchat_link.start()
-
-    def _on_vrchat_found(self, svc: VRChatService) -> None:
-        """VRChat announced where it receives OSC: avatar targets given as the usual 127.0.0.1:9000 follow it."""
+    def _announce_osc(self) -> None:
+        """Start-up: one line per OSC target, saying where it goes (VRChat's own line follows once known)."""
         if self.osc is None:
+            self._note("OSC: off")
             return
-        for i in self._follows_vrchat:
-            if self.osc.targets[i] != Endpoint(svc.host, svc.osc_port):
-                log.info("sending %s parameters to %s at %s:%d", self.osc.profiles[i].name, svc.name, svc.host,
-                         svc.osc_port)
-                self.osc.retarget(i, Endpoint(svc.host, svc.osc_port))
-            self.osc.profiles[i].request_full_resend()
+        for target, p in zip(self.osc.targets, self.osc.profiles):
+            what = {"vrchat": "VRChat avatar parameters", "vxp": "VXP avatar parameters", "vmc": "VMC blendshapes",
+                    }.get(p.name, "OSC (generic scheme)")
+            self._note(f"OSC: {what} to {target}")
 
-    def on_vrchat_datagram(self, data: bytes) -> None:
-        """One datagram from VRChat (any thread): switch avatar plans, open or close the gate."""
-        for kind, value in self.vrchat_input.feed(data):
-            if kind == "avatar":
-                log.info("VRChat avatar changed to %s: re-sending the full state", value)
-                for p in self.osc.profiles if self.osc is not None else ():
-                    if isinstance(p, VRChatProfile):
-                        p.set_avatar(value)
-            elif kind == "gate":
-                log.info("VRChat: %s", "broadcasting again" if value else
-                         "muted or switched off: the face is neutral and nothing about the voice is sent")
+    def _note(self, line: str) -> None:
+        """One line for people on the status terminal (start-up facts); never on stdout, nothing with --quiet."""
+        if not self.config.quiet:
+            self.console.note(line)
+
+    def _on_vrchat_change(self, facts: VRChatFacts) -> None:
+        """What is known about VRChat changed (event loop thread): tell the web view's clients."""
+        if self.ws is not None:
+            self.ws.hello_text = dumps(self.hello())
+            self.ws.broadcast_message(facts.to_json())
+        if self.config.jsonl:
+            self._print(dumps(facts.to_json()))
 
     def stop(self) -> None:
         """Ask the daemon to stop (thread-safe; harmless once it has stopped)."""
@@ -405,8 +389,7 @@ class Daemon:
             await self.ws.close()
         if self.osc is not None:
             self.osc.close()
-        if self.vrchat_link is not None:
-            await self.vrchat_link.close()
+        await self.vrchat.close()
         self.console.end_status()
         self._stopped.set()
 
@@ -437,7 +420,7 @@ class Daemon:
 
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
-        if not self.vrchat_input.open:
+        if not self.vrchat.input.open:
             state = silenced(state)
         weights = self.mapping.all_weights(state.smoothed)
         if self.osc is not None:
@@ -467,7 +450,8 @@ class Daemon:
         self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
-        self.console.status(state, len(self.ws.clients) if self.ws is not None else 0)
+        note = self.vrchat.status.facts.short() if self.vrchat.active else ""
+        self.console.status(state, len(self.ws.clients) if self.ws is not None else 0, note)
 
     def write_stats(self, path: str | Path) -> None:
         """Write the per-stage timing summary as JSON."""

@@ -4,7 +4,7 @@
   mapped weights as ``/ser/vrm/<name> f`` and ``/ser/arkit/<name> f``.
 - ``vrchat``: VRChat avatar parameters ``/avatar/parameters/<Name>``, a parameter
   set from :mod:`ser_daemon.vrchat` (compact: ``SER_Label`` int + ``SER_Intensity``
-  float, 16 synced bits; full: also a float per class, confidence, voice).
+  float + ``SER_Voice`` bool, 17 synced bits; full: also a float per class, confidence, voice).
   Sent on change only (floats compared at VRChat's network step of 1/127) and
   throttled, because VRChat drops updates that come too fast while it switches
   avatars.  ``request_full_resend`` makes the next packet carry every parameter
@@ -138,7 +138,7 @@ class VRChatProfile(_OnChangeProfile):
         labels: the model's classes (``SER_Label`` numbers them in this order).
         prefix: prefix of the preset names.
         max_hz: most updates per second.
-        preset: ``compact`` (Label + Intensity, 16 synced bits), ``full``, ``vxp`` or ``none``.
+        preset: ``compact`` (Label + Intensity + Voice, 17 synced bits), ``full``, ``vxp`` or ``none``.
         table: the mapping file's ``[vrchat]`` table (renames, drops, additions, per avatar).
         targets: the mapping's target names, to check ``vrm:``/``arkit:`` sources.
     """
@@ -167,7 +167,7 @@ class VRChatProfile(_OnChangeProfile):
         self.request_full_resend()
 
     def label_index(self, state: EmotionState) -> int:
-        """0 while no voice or unsure, else 1 + the class's index in the model's labels."""
+        """0 while the model is unsure, else 1 + the index of the shown class (held through pauses)."""
         return label_index(state)
 
     def _params(self, state: EmotionState, weights: Weights) -> list[tuple[str, str, Any]]:

@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 from .errors import SerError, import_failure
 
-__all__ = ["OscQueryUnavailable", "VRChatService", "Advertisement", "VRChatBrowser", "advertise", "VRCHAT_PREFIX"]
+__all__ = ["OscQueryUnavailable", "VRChatService", "Advertisement", "VRChatBrowser", "advertise", "VRCHAT_PREFIX",
+           "fetch_avatar_paths", "tree_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ OSC_TYPE = "_osc._udp.local."
 OSCJSON_TYPE = "_oscjson._tcp.local."
 LOOPBACK = "127.0.0.1"
 HTTP_POLL_S = 0.05  # how often the OSCQuery HTTP server checks for shutdown
+MAX_TREE_BYTES = 4 * 1024 * 1024  # VRChat's /avatar tree: a few hundred parameters are ~100 kB
+MAX_TREE_DEPTH = 32
 
 
 class OscQueryUnavailable(SerError, ImportError):
@@ -62,6 +65,7 @@ class VRChatService:
     name: str
     host: str
     osc_port: int
+    kind: str = "osc"  # "osc": osc_port is where it receives OSC; "query": its OSCQuery HTTP port
 
 
 class Advertisement:
@@ -151,9 +155,11 @@ class VRChatBrowser:
                 browser._seen(zc, type_, name)
 
             def remove_service(self, zc: Any, type_: str, name: str) -> None:
-                browser.found.pop(name, None)
+                browser.found.pop(type_ + name, None)
 
-        self._browser = zeroconf.ServiceBrowser(self._zc, OSC_TYPE, _Listener())
+        # Both of VRChat's services: _osc._udp says where it receives OSC, _oscjson._tcp where its
+        # OSCQuery tree is (the worn avatar's parameters: see fetch_avatar_paths).
+        self._browser = zeroconf.ServiceBrowser(self._zc, [OSC_TYPE, OSCJSON_TYPE], _Listener())
 
     def _seen(self, zc: Any, type_: str, name: str) -> None:
         if not name.startswith(self.prefix):
@@ -161,12 +167,17 @@ class VRChatBrowser:
         info = zc.get_service_info(type_, name, timeout=1000)
         if info is None or not info.parsed_addresses():
             return
-        svc = VRChatService(name.split(".", 1)[0], info.parsed_addresses()[0], int(info.port))
-        if self.found.get(name) == svc:
+        kind = "query" if type_ == OSCJSON_TYPE else "osc"
+        svc = VRChatService(name.split(".", 1)[0], info.parsed_addresses()[0], int(info.port), kind)
+        key = type_ + name
+        if self.found.get(key) == svc:
             return
-        self.found[name] = svc
-        log.info("OSCQuery: found %s receiving OSC on %s:%d", svc.name, svc.host, svc.osc_port)
-        self.first.set()
+        self.found[key] = svc
+        if kind == "osc":
+            log.info("OSCQuery: found %s receiving OSC on %s:%d", svc.name, svc.host, svc.osc_port)
+            self.first.set()
+        else:
+            log.info("OSCQuery: found %s's parameter tree at http://%s:%d/", svc.name, svc.host, svc.osc_port)
         self._on_found(svc)
 
     def close(self) -> None:
@@ -174,3 +185,48 @@ class VRChatBrowser:
             self._browser.cancel()
         finally:
             self._zc.close()
+
+
+def tree_paths(node: Any, depth: int = 0) -> set[str]:
+    """Every ``FULL_PATH`` in an OSCQuery JSON tree (nodes nest under ``CONTENTS``); bounded in depth."""
+    out: set[str] = set()
+    if not isinstance(node, dict) or depth > MAX_TREE_DEPTH:
+        return out
+    path = node.get("FULL_PATH")
+    if isinstance(path, str):
+        out.add(path)
+    contents = node.get("CONTENTS")
+    if isinstance(contents, dict):
+        for child in contents.values():
+            out |= tree_paths(child, depth + 1)
+    return out
+
+
+def fetch_avatar_paths(svc: VRChatService, timeout_s: float = 2.0) -> set[str] | None:
+    """The OSC paths under ``/avatar`` that VRChat's OSCQuery tree lists (the worn avatar's parameters).
+
+    Only a VRChat on this machine is asked (127.0.0.1).  None when it cannot be read (no
+    answer, not JSON, too large): the caller then knows nothing, rather than "no parameters".
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    if svc.kind != "query" or svc.host != LOOPBACK:
+        return None
+    url = f"http://{LOOPBACK}:{svc.osc_port}/avatar"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 (loopback, http only)
+            body = r.read(MAX_TREE_BYTES + 1)
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        log.info("OSCQuery: could not read %s (%s)", url, exc)
+        return None
+    if len(body) > MAX_TREE_BYTES:
+        log.info("OSCQuery: %s is larger than %d bytes; not read", url, MAX_TREE_BYTES)
+        return None
+    try:
+        tree = json.loads(body)
+    except (ValueError, RecursionError):
+        log.info("OSCQuery: %s is not JSON", url)
+        return None
+    return tree_paths(tree)

@@ -8,8 +8,10 @@ of also knowing how a closed pipe or a Windows console behaves.  Network outputs
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
+import threading
 import time
 from typing import Callable, TextIO
 
@@ -17,7 +19,9 @@ import numpy as np
 
 from .state import EmotionState
 
-__all__ = ["StageStats", "format_state", "ConsoleOutput"]
+__all__ = ["StageStats", "format_state", "status_text", "ConsoleOutput", "STATUS_MAX_COLUMNS"]
+
+STATUS_MAX_COLUMNS = 80  # the status line fits the classic terminal width, even on a wider one
 
 
 class StageStats:
@@ -80,8 +84,54 @@ def format_state(state: EmotionState) -> str:
     )
 
 
+def status_text(state: EmotionState, clients: int, note: str = "", width: int = STATUS_MAX_COLUMNS - 1) -> str:
+    """The live status line, at most ``width`` characters (the last column of a terminal would wrap).
+
+    Emotion, confidence, voice and latency always, and ``note`` (what is up with
+    VRChat) before the stream's full name; then, as room allows, drops and
+    overruns, WebSocket clients.
+    """
+    label = "unsure" if state.uncertain and not state.final else state.label
+    body = (f"{label:<9s} {state.confidence:4.2f} voice {'on ' if state.voice_active else 'off'} "
+            f"latency {state.latency_ms:4.0f} ms")
+    if note:
+        body += "  " + note
+    room = max(3, width - len(body) - 2)
+    text = f"{state.stream[:room]}: {body}"
+    for extra in (f"dropped {state.dropped_windows}/{state.overruns}", f"ws {clients}"):
+        if len(text) + 2 + len(extra) <= width:
+            text += "  " + extra
+    return text[:width]
+
+
+def _same_file(a: TextIO, b: TextIO) -> bool:
+    """Whether two streams write to the same file or terminal."""
+    try:
+        sa, sb = os.fstat(a.fileno()), os.fstat(b.fileno())
+    except (OSError, ValueError, AttributeError):
+        return a is b
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
+
+
+class _EraseStatusFirst(logging.Filter):
+    """Before a log record is written to the status line's terminal, clear that line (no shared rows)."""
+
+    def __init__(self, console: "ConsoleOutput") -> None:
+        super().__init__()
+        self.console = console
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.console.clear_status()
+        return True
+
+
 class ConsoleOutput:
     """Lines on stdout and the status line on stderr (a terminal only).
+
+    The status line goes only to a terminal that nothing else prints lines to:
+    when ``--print``/``--jsonl`` lines go to the same terminal (the demo's
+    default) there is none, since a line printed after it would continue its row.
+    Log records and :meth:`note` lines clear it first.
 
     A reader that goes away (``ser-daemon --print | head``) must stop the daemon
     cleanly, not with a traceback: the first failed write points stdout at
@@ -89,7 +139,7 @@ class ConsoleOutput:
     """
 
     def __init__(self, out: TextIO, status_out: TextIO, *, quiet: bool,
-                 on_closed: Callable[[BaseException], None]) -> None:
+                 on_closed: Callable[[BaseException], None], lines_on_out: bool = False) -> None:
         self.out = out
         self.status_out = status_out
         self.quiet = quiet
@@ -97,6 +147,49 @@ class ConsoleOutput:
         self.broken = False
         self._last_status = 0.0
         self._status_len = 0
+        self._lock = threading.RLock()  # the processing thread draws, the event loop and loggers clear
+        try:
+            tty = status_out.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        self.show_status = tty and not quiet and not (lines_on_out and _same_file(out, status_out))
+        self._filter: _EraseStatusFirst | None = None
+        if self.show_status:
+            self._filter = _EraseStatusFirst(self)
+            for h in logging.getLogger().handlers:
+                if getattr(h, "stream", None) is status_out:
+                    h.addFilter(self._filter)
+
+    def _columns(self) -> int:
+        try:
+            columns = os.get_terminal_size(self.status_out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+        if columns <= 0:  # a terminal that does not say its size (a bare pty): assume the classic width
+            columns = STATUS_MAX_COLUMNS
+        return max(20, min(STATUS_MAX_COLUMNS, columns) - 1)  # the last column would wrap on some terminals
+
+    def note(self, text: str) -> None:
+        """One line for people on the status terminal (stderr), on a row of its own."""
+        with self._lock:
+            self.clear_status()
+            try:
+                self.status_out.write(text + "\n")
+                self.status_out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def clear_status(self) -> None:
+        """Blank the status line's row and put the cursor at its start (it is redrawn at the next state)."""
+        with self._lock:
+            if not self.show_status or not self._status_len:
+                return
+            try:
+                self.status_out.write("\r" + " " * self._status_len + "\r")
+                self.status_out.flush()
+            except (OSError, ValueError):
+                pass
+            self._status_len = 0
 
     def line(self, text: str) -> None:
         """One line on stdout (``--print``, ``--jsonl``)."""
@@ -123,30 +216,31 @@ class ConsoleOutput:
             pass
         self.on_closed(exc)
 
-    def status(self, state: EmotionState, clients: int) -> None:
+    def status(self, state: EmotionState, clients: int, note: str = "") -> None:
         """Rewrite the live status line, at most 5 times a second (and for the final state)."""
-        if self.quiet or not self.status_out.isatty():
+        if not self.show_status:
             return
         now = time.monotonic()
         if now - self._last_status < 0.2 and not state.final:
             return
         self._last_status = now
-        text = (
-            f"{state.stream}: {state.label:<9s} {state.confidence:4.2f}  "
-            f"voice {'on ' if state.voice_active else 'off'}  latency {state.latency_ms:5.1f} ms  "
-            f"dropped {state.dropped_windows}  overruns {state.overruns}  ws clients {clients}"
-        )
+        text = status_text(state, clients, note, self._columns())
         # Carriage return and spaces over the old line instead of an ANSI erase: the classic
         # Windows console prints escape codes literally unless a program switches them on.
-        pad = " " * max(0, self._status_len - len(text))
-        self._status_len = len(text)
-        self.status_out.write("\r" + text + pad)
-        self.status_out.flush()
+        with self._lock:
+            pad = " " * max(0, self._status_len - len(text))
+            self._status_len = len(text)
+            self.status_out.write("\r" + text + pad)
+            self.status_out.flush()
 
     def end_status(self) -> None:
         """End the status line so the shell prompt starts on a fresh line."""
-        if self.status_out.isatty() and not self.quiet:
+        if self._filter is not None:
+            for h in logging.getLogger().handlers:
+                h.removeFilter(self._filter)
+        if self.show_status and self._status_len:
             try:
                 self.status_out.write("\n")
             except (OSError, ValueError):
                 pass
+            self._status_len = 0

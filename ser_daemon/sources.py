@@ -11,8 +11,10 @@ files replay on machines without PortAudio.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -228,6 +230,12 @@ class InputDevice:
     default_samplerate: float
     hostapi: str
     hostapi_default: bool = False  # the default input device of its host API
+    sound_source: str = ""  # Linux: the sound server's source recorded through this ("pulse") device
+
+    @property
+    def label(self) -> str:
+        """How people know it: the source's name when it goes through the sound server."""
+        return f"{self.name}: {self.sound_source}" if self.sound_source else self.name
 
 
 def input_devices_from(devices: Sequence[Mapping[str, Any]], hostapis: Sequence[Mapping[str, Any]]) -> list[InputDevice]:
@@ -360,6 +368,10 @@ def resolve_device(device: int | str | None, host_api: str | None = None) -> Inp
     from . import platform
 
     devices = list_input_devices()
+    if isinstance(device, str) and not device.strip().isdigit() and host_api is None:
+        routed = _through_sound_server(devices, device)
+        if routed is not None:
+            return routed
     pa_default = -1
     if device is None:
         try:
@@ -368,6 +380,33 @@ def resolve_device(device: int | str | None, host_api: str | None = None) -> Inp
             pa_default = -1
     return choose_device(devices, device, host_api=host_api,
                          preference=platform.host_api_preference(), portaudio_default=pa_default)
+
+
+def _through_sound_server(devices: Sequence[InputDevice], wanted: str) -> InputDevice | None:
+    """Linux: the sound server's source ``wanted`` names, as PortAudio's ``pulse`` device recording it.
+
+    None when this is not Linux, PortAudio has no ``pulse`` device, ``wanted`` is a
+    PortAudio device's exact name (``pulse``, ``default``), or no source matches.
+    """
+    from .sound_server import PULSE_DEVICE, list_sources, match_source
+
+    if not sys.platform.startswith("linux"):
+        return None
+    want = wanted.strip().lower()
+    if any(d.name.lower() == want for d in devices):
+        return None
+    pulse = [d for d in devices if d.name == PULSE_DEVICE]
+    if not pulse:
+        return None
+    source = match_source(list_sources(), wanted)
+    if source is None:
+        return None
+    log.info("--device %r: sound server source %s (%s), through PortAudio's %r device", wanted, source.name,
+             source.description, PULSE_DEVICE)
+    return dataclasses.replace(pulse[0], sound_source=source.name)
+
+
+_PULSE_SOURCE_LOCK = threading.Lock()  # PULSE_SOURCE is read when a stream opens: one open at a time
 
 
 class DeviceSource:
@@ -430,29 +469,32 @@ class DeviceSource:
 
     def _open(self) -> None:
         sd = import_sounddevice()
-        try:
-            stream = sd.InputStream(
-                device=self.device.index,
-                samplerate=self.rate,
-                channels=self.channels,
-                blocksize=self.block_frames,
-                dtype="float32",
-                callback=self._callback,
-            )
-            self.opened_at = time.monotonic()
-            self.last_callback = 0.0
-            stream.start()
-        except Exception as exc:  # sd.PortAudioError and ValueError for bad settings
-            raise AudioInputError(
-                f"cannot open input device {self.device.index} ({self.device.name}) at {self.rate} Hz, "
-                f"{self.channels} ch: {exc}"
-            ) from None
+        with _PULSE_SOURCE_LOCK:
+            if self.device.sound_source:  # the ALSA pulse plugin records the source this names
+                os.environ["PULSE_SOURCE"] = self.device.sound_source
+            try:
+                stream = sd.InputStream(
+                    device=self.device.index,
+                    samplerate=self.rate,
+                    channels=self.channels,
+                    blocksize=self.block_frames,
+                    dtype="float32",
+                    callback=self._callback,
+                )
+                self.opened_at = time.monotonic()
+                self.last_callback = 0.0
+                stream.start()
+            except Exception as exc:  # sd.PortAudioError and ValueError for bad settings
+                raise AudioInputError(
+                    f"cannot open input device {self.device.index} ({self.device.label}) at {self.rate} Hz, "
+                    f"{self.channels} ch: {exc}"
+                ) from None
         self._stream = stream
 
     def start(self) -> None:
         """Open the device (errors here are the user's to see) and start supervising it."""
         self._open()
-        self._set_status("capturing", f"{self.device.name} at {self.rate} Hz")
+        self._set_status("capturing", f"{self.device.label} at {self.rate} Hz")
         self._supervisor = threading.Thread(target=self._supervise, name=f"mic-{self.device.index}", daemon=True)
         self._supervisor.start()
 
@@ -517,7 +559,7 @@ class DeviceSource:
         matches = [d for d in list_input_devices() if d.name == self.device.name and d.hostapi == self.device.hostapi]
         if not matches:
             raise AudioInputError(f"input device {self.device.name!r} is not there")
-        self.device = matches[0]
+        self.device = dataclasses.replace(matches[0], sound_source=self.device.sound_source)
         self._open()
 
     def _close_stream(self) -> None:

@@ -4,8 +4,8 @@ VRChat syncs at most 256 bits of avatar parameters per avatar to other
 players (Int and Float cost 8 bits each, Bool 1).  A face that only you see
 is not much use, so the parameter *sets* here are designed to be synced:
 
-- ``compact`` (the default): ``SER_Label`` (Int) and ``SER_Intensity``
-  (Float): 16 bits for any number of classes.
+- ``compact`` (the default): ``SER_Label`` (Int), ``SER_Intensity``
+  (Float) and ``SER_Voice`` (Bool, "talking"): 17 bits for any number of classes.
 - ``full``: compact plus ``SER_Voice`` (Bool), ``SER_Confidence`` and one
   Float per model class: 89 bits for the shipped 8-class model.
 - ``vxp``: the names of the VXP voice-expression mod (``VXP_Expression``,
@@ -19,8 +19,12 @@ Each parameter is a *name* and a *source*: ``label``, ``intensity``,
 mapped expression weights).
 
 ``SER_Label`` numbers the model's own classes in the model's own order (the
-one announced in the WebSocket hello): 0 means no voice or unsure, ``k``
-means ``labels[k - 1]``.  :func:`parameter_table_markdown` writes the table the
+one announced in the WebSocket hello): 0 means unsure, ``k`` means
+``labels[k - 1]``.  It follows the smoother's label, like every other output:
+through a pause shorter than ``--hold-ms`` it keeps the emotion, then it turns
+to neutral (0 for a model without a neutral class).  Whether a voice is heard
+is ``SER_Voice``'s job, not the label's: a face that blinked back to neutral
+at every breath was the bug this replaced.  :func:`parameter_table_markdown` writes the table the
 README shows, from the same code that sends the values.
 
 Also here: :class:`VRChatInput`, which reads what VRChat sends back
@@ -126,7 +130,7 @@ def _class_param_name(prefix: str, label: str) -> str:
 def preset_params(preset: str, labels: Sequence[str], prefix: str = "SER_") -> dict[str, str]:
     """Parameter name -> source of a preset (see the module docstring)."""
     if preset == "compact":
-        return {prefix + "Label": "label", prefix + "Intensity": "intensity"}
+        return {prefix + "Label": "label", prefix + "Intensity": "intensity", prefix + "Voice": "voice"}
     if preset == "full":
         out = {_class_param_name(prefix, c): f"prob:{c}" for c in labels}
         out.update({prefix + "Confidence": "confidence", prefix + "Label": "label",
@@ -245,15 +249,20 @@ def plan_from_table(
 
 
 def label_index(state: EmotionState) -> int:
-    """0 while no voice is heard or the model is unsure, else 1 + the class's index in the model's labels."""
-    if not state.voice_active or state.uncertain or state.label not in state.labels:
+    """0 while the model is unsure, else 1 + the index of the smoother's label in the model's labels.
+
+    Silence alone does not make it 0: the smoother holds the label through short pauses
+    (``hold_ms``) and then relaxes it to neutral, and the avatar follows that, as the web view,
+    VMC and ``--print`` do.  A model without a neutral class gives 0 at rest.
+    """
+    if state.uncertain or state.label not in state.labels:
         return 0
     return 1 + state.labels.index(state.label)
 
 
 def vxp_expression(state: EmotionState) -> int:
-    """VXP's numbering (RAVDESS order, 0 "Default (unsure)")."""
-    if not state.voice_active or state.uncertain or state.label not in VXP_ORDER:
+    """VXP's numbering (RAVDESS order, 0 "Default (unsure)"); follows the smoother like :func:`label_index`."""
+    if state.uncertain or state.label not in VXP_ORDER:
         return 0
     return 1 + VXP_ORDER.index(state.label)
 
@@ -280,11 +289,11 @@ def param_value(p: Param, state: EmotionState, weights: Mapping[str, Mapping[str
 
 
 _MEANING = {
-    "label": "0 no voice or unsure (the state's `uncertain` flag), else 1 + the class's index in the model's "
-             "labels (table below)",
+    "label": "0 unsure (the state's `uncertain` flag), else 1 + the index of the shown class in the model's "
+             "labels (table below); held through pauses shorter than `--hold-ms`, then neutral",
     "intensity": "confidence of the label while it is shown (0..1), 0 when the label is 0",
     "confidence": "smoothed probability of the current label, of the best guess while unsure (0..1)",
-    "voice": "a voice is heard",
+    "voice": "a voice is heard (talking)",
     "vxp_expression": "VXP numbering: 0 unsure, 1 neutral ... 8 surprised",
     "vxp_confidence": "confidence, 0 when unsure",
 }
@@ -305,7 +314,7 @@ def parameter_table_markdown(plan: ParamPlan) -> str:
 
 def label_table_markdown(labels: Sequence[str], param: str = "SER_Label") -> str:
     """The README's table of ``SER_Label`` values for a model's labels."""
-    rows = [f"| `{param}` | class |", "|---|---|", "| 0 | no voice, or unsure |"]
+    rows = [f"| `{param}` | class |", "|---|---|", "| 0 | unsure (or at rest, for a model without a neutral class) |"]
     rows += [f"| {i} | {c} |" for i, c in enumerate(labels, start=1)]
     return "\n".join(rows)
 

@@ -80,9 +80,13 @@ class VRChatLink:
         use_oscquery: bool = True,
         wait_s: float = 3.0,
         wanted: tuple[str, ...] = ("/avatar/change", "/avatar/parameters/MuteSelf"),
+        on_query: Callable[[VRChatService], None] | None = None,
+        on_fallback: Callable[[int | None], None] | None = None,
     ) -> None:
         self.on_datagram = on_datagram
         self.on_vrchat = on_vrchat
+        self.on_query = on_query  # VRChat's OSCQuery tree was found (its HTTP port)
+        self.on_fallback = on_fallback  # listening on the classic port now (None: it could not be bound)
         self.fallback_port = fallback_port
         self.use_oscquery = use_oscquery
         self.wait_s = wait_s
@@ -136,6 +140,10 @@ class VRChatLink:
             pass  # loop closed during shutdown
 
     def _on_found(self, svc: VRChatService) -> None:
+        if svc.kind == "query":
+            if self.on_query is not None:
+                self.on_query(svc)
+            return
         self._found.set()
         if self._fallback is not None:
             log.info("VRChat found over OSCQuery: releasing port %d for other apps", self.fallback_port)
@@ -161,6 +169,8 @@ class VRChatLink:
                 "cannot listen for VRChat on 127.0.0.1:%d (%s: another OSC app has it?); avatar changes will be "
                 "picked up at the next parameter change instead", self.fallback_port, exc.strerror or exc,
             )
+        if self.on_fallback is not None:
+            self.on_fallback(self.fallback_port if self._fallback is not None else None)
 
     async def _close_oscquery(self) -> None:
         if self._browser is not None:

@@ -135,6 +135,37 @@ def wait_for_stop_handlers(proc: subprocess.Popen, limit_s: float = 20.0) -> Non
         time.sleep(0.001)
 
 
+def on_a_terminal(args: list[str], env: dict[str, str], *, stdout_too: bool = False, limit_s: float = 60.0) -> str:
+    """Run the CLI with stderr (and stdout) on a pseudo-terminal; return what the terminal showed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(daemon_cmd(*args), stdin=subprocess.DEVNULL,
+                            stdout=slave if stdout_too else subprocess.DEVNULL, stderr=slave, cwd=REPO, env=env)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout(limit_s)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=timeout(10))
+    finally:
+        proc.kill()
+        os.close(master)
+    return out.decode("utf-8", "replace")
+
+
 def daemon_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ser_daemon", *args]
 

@@ -95,7 +95,7 @@ def test_vrchat_profile_and_avatar_change(tiny_bundle, tmp_path) -> None:
             assert tag == b"f"
     labels = [m.params[0] for m in msgs if m.address.endswith("Label")]
     assert 4 in labels  # angry = 1 + its index in (neutral, calm, happy, angry)
-    assert labels[-1] == 0  # final: no voice
+    assert labels[-1] == 1  # final: the neutral face (1 + neutral's index)
     times = sorted({round(t, 3) for t, _ in rx.packets})
     bursts = [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 0.05]
     gaps = np.diff(bursts[:-1])  # the final state (on SIGTERM) is never throttled: leave it out
@@ -120,4 +120,4 @@ def test_vxp_profile_on_a_real_receiver(tiny_bundle, tmp_path) -> None:
     expr = [m.params[0] for m in msgs if m.address.endswith("Expression")]
     assert all(m.dgram.split(b",", 1)[1][:1] == b"i" for m in msgs if m.address.endswith("Expression"))
     assert 2 in expr  # calm is 2 in VXP's numbering
-    assert expr[-1] == 0  # silence / final: "Default (unsure)"
+    assert expr[-1] == 1  # silence past the hold / final: neutral

@@ -38,17 +38,37 @@ def _missing() -> str | None:
     return None
 
 
-def _start_pulse(env: dict[str, str]) -> subprocess.Popen:
+def private_pulse_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a PulseAudio of the test's own (runtime dir and home under ``tmp_path``).
+
+    Skips (or fails, with SER_REQUIRE_PULSE=1) when PulseAudio or PortAudio is missing.
+    """
+    reason = _missing()
+    if reason:
+        if os.environ.get("SER_REQUIRE_PULSE") == "1":
+            pytest.fail(f"SER_REQUIRE_PULSE=1 but {reason}")
+        pytest.skip(reason)
+    runtime = tmp_path / "xdg"
+    home = tmp_path / "home"
+    runtime.mkdir(mode=0o700)
+    home.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(home), **extra}
+    env.pop("PULSE_SERVER", None)
+    return env
+
+
+def _start_pulse(env: dict[str, str], sink: str = "sink_name=vmic rate=48000 channels=2",
+                 more: tuple[str, ...] = (), wait_for: str = "vmic.monitor") -> subprocess.Popen:
     daemon = subprocess.Popen(
         ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
-         "--load=module-null-sink sink_name=vmic rate=48000 channels=2",
+         f"--load=module-null-sink {sink}", *(f"--load={m}" for m in more),
          "--load=module-native-protocol-unix"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + timeout(15)
     while True:
         ok = subprocess.run(["pactl", "list", "short", "sources"], env=env, capture_output=True, text=True)
-        if ok.returncode == 0 and "vmic.monitor" in ok.stdout:
+        if ok.returncode == 0 and "vmic.monitor" in ok.stdout and wait_for in ok.stdout:
             return daemon
         if daemon.poll() is not None or time.monotonic() > deadline:
             daemon.kill()
@@ -85,17 +105,7 @@ class Pulse:
 
 @pytest.fixture
 def pulse_server(tmp_path: Path):
-    reason = _missing()
-    if reason:
-        if os.environ.get("SER_REQUIRE_PULSE") == "1":
-            pytest.fail(f"SER_REQUIRE_PULSE=1 but {reason}")
-        pytest.skip(reason)
-    runtime = tmp_path / "xdg"
-    home = tmp_path / "home"
-    runtime.mkdir(mode=0o700)
-    home.mkdir()
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(home), "PULSE_SOURCE": "vmic.monitor"}
-    env.pop("PULSE_SERVER", None)
+    env = private_pulse_env(tmp_path, PULSE_SOURCE="vmic.monitor")
     server = Pulse(env)
     try:
         yield server

@@ -18,7 +18,7 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
 from conftest import require_reference, timeout
-from helpers import REPO, OscDump, UdpReceiver, daemon_cmd, free_port, start_daemon, ws_collect
+from helpers import REPO, OscDump, UdpReceiver, daemon_cmd, free_port, on_a_terminal, start_daemon, ws_collect
 from tiny_model import tone, write_wav
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
@@ -276,36 +276,11 @@ def test_file_input_does_not_import_tensorflow_or_sounddevice(tiny_bundle, scene
 
 def test_live_status_line_on_a_terminal(tiny_bundle, tmp_path) -> None:
     """On a terminal, one self-overwriting line: emotion, confidence, voice, latency; none with --quiet."""
-    import pty
-    import select
-
     wav = write_wav(tmp_path / "s.wav", tone(3000, 2.0))
+    env = {**os.environ, "SER_MODEL_DIR": str(tiny_bundle)}
 
     def run(*extra: str) -> str:
-        master, slave = pty.openpty()
-        proc = subprocess.Popen(
-            daemon_cmd("--input", str(wav), "--no-ws", "--no-osc", *extra),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=REPO,
-            env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
-        )
-        os.close(slave)
-        out = b""
-        deadline = time.monotonic() + timeout(30)
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            elif proc.poll() is not None:
-                break
-        proc.wait(timeout=timeout(5))
-        os.close(master)
-        return out.decode("utf-8", "replace")
+        return on_a_terminal(["--input", str(wav), "--no-ws", "--no-osc", *extra], env, limit_s=30)
 
     shown = run()
     lines = [seg for seg in shown.split("\r") if "voice" in seg]

@@ -106,15 +106,20 @@ def test_vxp_numbers_follow_ravdess_order() -> None:
                         raw=(0.125,) * 8, confidence=1.0)
     prof.request_full_resend()
     msgs = {m.address: m for m in decode(prof.encode(silent, {}, now=100.0))}
-    assert msgs["/avatar/parameters/VXP_Expression"].params == [0]  # "Default (unsure)"
+    assert msgs["/avatar/parameters/VXP_Expression"].params == [1]  # at rest after a pause: neutral
 
 
 def test_vxp_confidence_is_zero_while_unsure() -> None:
     """VXP reads "Default (unsure)" with a confidence; a full confidence there would show a face."""
     prof = VxpProfile()
-    silent = make_state(labels=LABELS, label="happy", voice_active=False, confidence=0.9)
-    msgs = {m.address: m.params for m in decode(prof.encode(silent, {}, now=0.0))}
+    unsure = make_state(labels=LABELS, label="happy", confidence=0.9, uncertain=True)
+    msgs = {m.address: m.params for m in decode(prof.encode(unsure, {}, now=0.0))}
     assert msgs == {"/avatar/parameters/VXP_Expression": [0], "/avatar/parameters/VXP_Confidence": [0.0]}
+    prof.request_full_resend()
+    held = make_state(labels=LABELS, label="happy", voice_active=False, confidence=0.9)  # a pause within the hold
+    msgs = {m.address: m.params for m in decode(prof.encode(held, {}, now=0.5))}
+    assert msgs["/avatar/parameters/VXP_Expression"] == [3]
+    assert msgs["/avatar/parameters/VXP_Confidence"][0] == pytest.approx(0.9)
     prof.request_full_resend()
     unknown = make_state(labels=("bored", "happy"), label="bored", smoothed=(0.9, 0.1), raw=(0.9, 0.1), confidence=0.9)
     msgs = {m.address: m.params for m in decode(prof.encode(unknown, {}, now=1.0))}
@@ -124,7 +129,7 @@ def test_vxp_confidence_is_zero_while_unsure() -> None:
 def test_vrchat_label_and_voice_while_silent_or_unsure() -> None:
     prof = VRChatProfile(LABELS, preset="full")
     assert prof.label_index(make_state(label="angry")) == 3
-    assert prof.label_index(make_state(label="angry", voice_active=False)) == 0
+    assert prof.label_index(make_state(label="angry", voice_active=False)) == 3  # held through a pause
     no_neutral = VRChatProfile(("happy", "angry"), preset="full")
     assert no_neutral.label_index(make_state(labels=("happy", "angry"), label="neutral")) == 0
     silent = make_state(voice_active=False)

@@ -29,6 +29,8 @@ from ser_daemon.oscquery import advertise  # noqa: E402
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
 
+NEUTRAL, ANGRY = 1, 4  # SER_Label of the tiny model's classes (1 + index in tiny_model.LABELS)
+
 
 def _find_daemon(limit_s: float) -> tuple[str, int, int]:
     """Browse mDNS on loopback like VRChat does: the daemon's OSC port and OSCQuery HTTP port."""
@@ -101,7 +103,7 @@ def test_found_by_and_finding_vrchat_beside_other_osc_apps(tiny_bundle, tmp_path
     app_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         # 1. The daemon found "VRChat" over OSCQuery and sends to the port it advertised (not 9000).
-        assert _collect_until(vrchat_rx, lambda: any(v > 0 for v in _labels(vrchat_rx)), 20), _labels(vrchat_rx)
+        assert _collect_until(vrchat_rx, lambda: ANGRY in _labels(vrchat_rx), 20), _labels(vrchat_rx)
         # 2. VRChat finds the daemon: an OSC port and an OSCQuery HTTP server that lists /avatar.
         name, osc_port, http_port = _find_daemon(10)
         assert osc_port != fallback
@@ -114,7 +116,7 @@ def test_found_by_and_finding_vrchat_beside_other_osc_apps(tiny_bundle, tmp_path
         # 3. What VRChat sends to that port is heard: MuteSelf silences the face.
         _send(osc_port, "/avatar/parameters/MuteSelf", (True, "T"))
         n = len(_labels(vrchat_rx))
-        assert _collect_until(vrchat_rx, lambda: len(_labels(vrchat_rx)) > n and _labels(vrchat_rx)[-1] == 0, 5)
+        assert _collect_until(vrchat_rx, lambda: len(_labels(vrchat_rx)) > n and _labels(vrchat_rx)[-1] == NEUTRAL, 5)
         # 4. Another OSC app started now can have the classic port: the daemon never takes it, not even
         #    after its fallback delay (3 s) ran out, because VRChat answered over OSCQuery.
         vrchat_rx.collect(time.monotonic() + 3.5)
@@ -143,7 +145,7 @@ def test_no_oscquery_peer_falls_back_to_the_classic_port(tiny_bundle, tmp_path) 
              "SER_VRCHAT_SERVICE_PREFIX": f"VRChat-Client-Nobody{secrets.token_hex(3)}"},
     )
     try:
-        assert _collect_until(rx, lambda: any(v > 0 for v in _labels(rx)), 20)
+        assert _collect_until(rx, lambda: ANGRY in _labels(rx), 20)
 
         def taken() -> bool:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -156,7 +158,7 @@ def test_no_oscquery_peer_falls_back_to_the_classic_port(tiny_bundle, tmp_path) 
         assert _collect_until(rx, taken, 10), "the daemon did not fall back to the classic port"
         _send(fallback, "/avatar/parameters/MuteSelf", (True, "T"))
         n = len(_labels(rx))
-        assert _collect_until(rx, lambda: len(_labels(rx)) > n and _labels(rx)[-1] == 0, 5)
+        assert _collect_until(rx, lambda: len(_labels(rx)) > n and _labels(rx)[-1] == NEUTRAL, 5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=timeout(10))
     finally:

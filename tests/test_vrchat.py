@@ -37,20 +37,23 @@ def test_shipped_model_is_numbered_in_its_own_order() -> None:
     st = make_state(labels=labels, label="neutral", smoothed=tuple(0.75 if c == "neutral" else 0.03 for c in labels))
     assert label_index(st) == 1 + labels.index("neutral")
     assert labels[label_index(st) - 1] == "neutral"
-    assert label_index(make_state(voice_active=False)) == 0  # 0 stays reserved for "no voice or unsure"
+    # 0 is reserved for "unsure"; a pause (no voice, label held by the smoother) keeps the label.
+    assert label_index(make_state(voice_active=False)) == 1 + make_state().labels.index(make_state().label)
+    assert label_index(make_state(uncertain=True)) == 0
 
 
-@pytest.mark.parametrize("preset, bits", [("compact", 16), ("full", 8 * 8 + 8 + 8 + 8 + 1), ("vxp", 16), ("none", 0)])
+@pytest.mark.parametrize("preset, bits", [("compact", 17), ("full", 8 * 8 + 8 + 8 + 8 + 1), ("vxp", 16), ("none", 0)])
 def test_bit_cost_of_each_set_fits_vrchats_budget(preset: str, bits: int) -> None:
     plan, _ = plan_from_table(None, SHIPPED, preset=preset)
     assert plan.bits == bits <= VRC_BIT_BUDGET
 
 
-def test_compact_is_the_default_label_and_intensity() -> None:
+def test_compact_is_the_default_label_intensity_and_voice() -> None:
     prof = VRChatProfile(("neutral", "happy", "angry"))
     st = make_state()
     msgs = {OscMessage(d).address: OscMessage(d) for d in prof.encode(st, {}, now=0.0)}
-    assert set(msgs) == {"/avatar/parameters/SER_Label", "/avatar/parameters/SER_Intensity"}
+    assert set(msgs) == {"/avatar/parameters/SER_Label", "/avatar/parameters/SER_Intensity",
+                         "/avatar/parameters/SER_Voice"}
     assert msgs["/avatar/parameters/SER_Label"].params == [2]
     assert msgs["/avatar/parameters/SER_Intensity"].params[0] == pytest.approx(0.75)
 
@@ -63,7 +66,7 @@ def test_vrchat_table_renames_drops_adds_and_switches_per_avatar() -> None:
         "rename": {"SER_Label": "Face/Emotion", "SER_Enabled": "Face/On"},
         "drop": ["SER_Neutral", "SER_Confidence"],
         "add": {"Face/Smile": "arkit:mouthSmileLeft", "Face/Happy": "prob:happy"},
-        "avatars": {"avtr_small": {"preset": "compact", "drop": ["SER_Intensity"]}},
+        "avatars": {"avtr_small": {"preset": "compact", "drop": ["SER_Intensity", "SER_Voice"]}},
     }
     prof = VRChatProfile(labels, table=table, targets=mapping.targets)
     names = [p.name for p in prof.plan.params]
@@ -115,7 +118,7 @@ def test_mute_and_toggle_close_the_gate_and_avatar_change_reopens_the_toggle() -
 def test_silenced_state_says_nothing_about_the_voice() -> None:
     st = silenced(make_state())
     assert st.label == "neutral" and not st.voice_active and st.raw == ()
-    assert st.smoothed == (1.0, 0.0, 0.0) and label_index(st) == 0
+    assert st.smoothed == (1.0, 0.0, 0.0) and label_index(st) == 1 + st.labels.index("neutral")
 
 
 def _generated_blocks(text: str) -> list[tuple[str, str]]:

@@ -33,13 +33,13 @@
     calClose: $("cal-close"), calRun: $("cal-run"), calStep: $("cal-step"), calProgress: $("cal-progress"),
     calCue: $("cal-cue"), calSentence: $("cal-sentence"), calLevel: $("cal-level"), calTake: $("cal-take"),
     calRecord: $("cal-record"), calSkip: $("cal-skip"), calFinish: $("cal-finish"), calCancel: $("cal-cancel"),
-    calMessage: $("cal-message")
+    calMessage: $("cal-message"), vrchat: $("vrchat"), vrchatProblems: $("vrchat-problems")
   };
 
   var view = {
     connected: false, status: "connecting", hello: null, labels: [], streams: [], stream: null,
     label: null, confidence: 0, voice: false, latency_ms: null, probs: {}, weights: null,
-    seq: null, final: false, input: null, messages: 0, hellos: 0, connects: 0, face: {}, profile: null,
+    seq: null, final: false, input: null, vrchat: null, messages: 0, hellos: 0, connects: 0, face: {}, profile: null,
     calibrate: { state: "idle", step: null, steps: 0, label: null, sentence: null, accepted: 0, attempt: 1,
                  message: "", kind: null, events: [], levels: 0 }
   };
@@ -106,6 +106,7 @@
       else if (msg.type === "state") onState(msg);
       else if (msg.type === "status") onInputStatus(msg);
       else if (msg.type === "calibrate") onCalibrate(msg);
+      else if (msg.type === "vrchat") onVRChat(msg);
     };
     sock.onclose = function (ev) {
       if (ws !== sock) return;
@@ -144,6 +145,7 @@
     if (view.stream === null || streams.indexOf(view.stream) < 0) view.stream = streams.length ? streams[0] : null;
     el.model.textContent = msg.model ? String(msg.model) : "–";
     setProfile(msg.profile != null ? String(msg.profile) : null);
+    if (msg.vrchat && typeof msg.vrchat === "object") onVRChat(msg.vrchat);
     buildStreamSelect(streams);
     if (!sameLabels) {
       history = [];
@@ -151,6 +153,25 @@
     }
     setStatus("live", "live · " + (msg.model ? msg.model : "model") + " · hop " +
       (msg.hop_ms != null ? fmt(msg.hop_ms, 0) : "?") + " ms");
+  }
+
+  // What is up with VRChat (found or not, muted, toggle off, avatar without SER_ parameters):
+  // the short text, and each problem as a line of its own, in the daemon's words.
+  function onVRChat(msg) {
+    var problems = Array.isArray(msg.problems) ? msg.problems.map(String) : [];
+    view.vrchat = { found: !!msg.found, muted: !!msg.muted, enabled: msg.enabled !== false,
+                    avatar_has_params: msg.avatar_has_params, problems: problems, text: String(msg.text || "") };
+    var rows = document.querySelectorAll(".vrchat-row");
+    for (var i = 0; i < rows.length; i++) rows[i].classList.remove("hidden");
+    el.vrchat.textContent = msg.found ? "found" : "not found";
+    el.vrchat.classList.toggle("late", problems.length > 0);
+    var list = el.vrchatProblems;
+    while (list.firstChild) list.removeChild(list.firstChild);
+    problems.forEach(function (p) {
+      var li = document.createElement("li");
+      li.textContent = p;
+      list.appendChild(li);
+    });
   }
 
   function buildStreamSelect(streams) {
