@@ -234,9 +234,9 @@ def test_unity_scripts_compile_against_stubs(tmp_path, defines) -> None:
     _mcs(tmp_path / "SerDaemon.Bridge.dll", [*CORE, *UNITY, *VRM, *SAMPLE, *STUBS], target="library", defines=defines)
 
 
-def _selftest(exe: Path, tag: str, names: tuple[str, ...]) -> str:
+def _selftest(exe: Path, tag: str, names: tuple[str, ...], *args: str) -> str:
     """Run ``mono exe --selftest``; it must pass, and with each named check reported as "<tag> ok <name>"."""
-    r = subprocess.run(["mono", str(exe), "--selftest"], capture_output=True, text=True, timeout=timeout(90))
+    r = subprocess.run(["mono", str(exe), "--selftest", *args], capture_output=True, text=True, timeout=timeout(90))
     out = r.stdout + r.stderr
     assert r.returncode == 0 and f"{tag} PASS" in out, out
     for name in names:
@@ -249,6 +249,8 @@ def test_probe_selftest(probe_exe) -> None:
     out = _selftest(probe_exe, "SELFTEST", ("OscTests.FuzzNeverThrows", "OscTests.TruncationsRejected", "OscTests.DeepNestingRefused",
                  "MapperTests.Smoothing", "MapperTests.ScaleGainsAndCaseFallback", "MapperTests.MissingReportedOnceAndWritesOnlyOnChange",
                  "MapperTests.InfiniteOrNanGainNeverLeavesNaN", "MapperTests.SinkErrorsContained", "MapperTests.ResetPutsTheFaceAtRestAtOnce",
+                 "ShapingTests.DeadzoneMakesRestExactlyZero", "ShapingTests.GainAndNormalizeReachFullWeight",
+                 "ShapingTests.DominantOnlyWithHysteresis", "ShapingTests.BinaryTargetsWriteZeroOrOne",
                  "TransportTests.ReceiverSurvivesJunk", "TransportTests.ReceiverDisposeIsFast", "TransportTests.PortInUseFailsLoudly",
                  "TransportTests.ReceiverQueueBoundedByBytes", "TransportTests.WebSocketDisposeIsFast",
                  "JsonTests.DecoderAgreesWithTreeReader", "JsonTests.StreamsStatusAndHello", "DecoderTests.OneStatePerStream",
@@ -258,16 +260,45 @@ def test_probe_selftest(probe_exe) -> None:
     assert f"passed={declared} failed=0" in out, out
 
 
+HARNESS_CHECKS = (
+    "raw_driver_holds_against_vrm10_instance", "raw_driver_write_on_change_loses_it", "vrm10_driver_holds_emotion",
+    "vrm10_missing_expressions_warned_once", "vrm10_on_disable_resets", "vrm0_driver_holds_emotion",
+    "vrm0_on_disable_resets", "vrm0_driver_reads_vmc", "one_speaker_per_face", "no_audio_relaxes_face", "raw_on_disable_resets",
+    "smoothing_uses_unscaled_time", "infinite_gain_never_nan", "port_in_use_error", "close_does_not_stall",
+    "main_thread_frame_allocation_free",
+    # Real avatars: the sample recording replayed through the VRM 1.0 driver into UniVRM's validator rules.
+    "vrm10_rest_leaves_blink_and_mouth_alone", "vrm10_block_override_warned_once", "vrm10_binary_expression_shows",
+)
+
+
 def test_unity_components_on_stubs(harness_exe) -> None:
-    """Drivers hold an emotion for 300 frames while a stand-in UniVRM rewrites the blendshapes each frame."""
-    out = _selftest(harness_exe, "HARNESS", ("raw_driver_holds_against_vrm10_instance", "raw_driver_write_on_change_loses_it", "vrm10_driver_holds_emotion",
-                 "vrm10_missing_expressions_warned_once", "vrm10_on_disable_resets", "vrm0_driver_holds_emotion",
-                 "vrm0_on_disable_resets", "vrm0_driver_reads_vmc", "one_speaker_per_face", "no_audio_relaxes_face", "raw_on_disable_resets",
-                 "smoothing_uses_unscaled_time", "infinite_gain_never_nan", "port_in_use_error", "close_does_not_stall",
-                 "main_thread_frame_allocation_free"))
+    """Drivers hold an emotion for 300 frames while a stand-in UniVRM rewrites the blendshapes each frame;
+    on the recording, rest leaves blink and lip sync alone and IsBinary emotions show."""
+    out = _selftest(harness_exe, "HARNESS", HARNESS_CHECKS, "--recording", str(RECORDING))
     for line in out.splitlines():
-        if line.startswith(("HARNESS CLOSE", "HARNESS ALLOC")):
+        if line.startswith(("HARNESS CLOSE", "HARNESS ALLOC", "HARNESS FIGURE")):
             print(line)  # the figures, for -s runs and the report
+
+
+def test_components_through_univrm_validator(tmp_path) -> None:
+    """The same checks with UniVRM's own DefaultExpressionValidator.cs compiled in place of the stand-in.
+
+    UniVRM's code is not part of this repository: point SER_UNIVRM_SRC at a directory holding
+    DefaultExpressionValidator.cs from vrm-c/UniVRM (Packages/VRM10/Runtime/Components/Expression/,
+    v0.110+); skipped without it.
+    """
+    _need_mono()
+    src = os.environ.get("SER_UNIVRM_SRC")
+    if not src or not (Path(src) / "DefaultExpressionValidator.cs").is_file():
+        pytest.skip("SER_UNIVRM_SRC does not point at a directory with UniVRM's DefaultExpressionValidator.cs")
+    exe = tmp_path / "HarnessReal.exe"
+    _mcs(exe, [*CORE, *UNITY, *VRM, *SAMPLE, *STUBS, *HARNESS, Path(src) / "DefaultExpressionValidator.cs"],
+         defines=(FIND_FIRST, "-define:SERDAEMON_REAL_UNIVRM_VALIDATOR"))
+    out = _selftest(exe, "HARNESS", HARNESS_CHECKS, "--recording", str(RECORDING))
+    assert "validator: UniVRM's DefaultExpressionValidator" in out
+    for line in out.splitlines():
+        if line.startswith("HARNESS FIGURE"):
+            print(line)
 
 
 def test_sample_scene_scripts_replay_recording(harness_exe) -> None:

@@ -52,6 +52,9 @@ namespace SerDaemon.Bridge
         [Tooltip("Write every driven blendshape every frame, not only on change: keeps the expression when an Animator, UniVRM or another script writes the same blendshapes each frame.")]
         public bool writeEveryFrame = true;
 
+        [Tooltip("Deadzone (rest is exactly 0), gain, normalisation, dominant-only, IsBinary threshold: see the README, Faces on real avatars.")]
+        public FaceShaping shaping = new FaceShaping();
+
         readonly BlendshapeMapper mapper = new BlendshapeMapper();
         RendererSink sink;
         Mesh boundMesh;
@@ -118,6 +121,7 @@ namespace SerDaemon.Bridge
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = weightScale;
             mapper.WriteEveryFrame = writeEveryFrame;
+            shaping.ApplyTo(mapper);
             mapper.SetSources(SerDaemonScene.TargetValues(receiver, stream, SetName(source), relaxWhenStale));
             // Unscaled: a paused game (timeScale 0) or slow motion must not freeze or slow the face.
             mapper.Update(Time.unscaledDeltaTime);

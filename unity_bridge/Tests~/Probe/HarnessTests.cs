@@ -14,6 +14,8 @@ using UnityEngine;
 
 static class HarnessTests
 {
+    /// <summary>The sample's recorded state stream (DemoStates.txt), for the tests that replay it.</summary>
+    public static string Recording;
     static Action<string> log;
     static int passed, failed;
     static readonly List<string> logLines = new List<string>();
@@ -31,7 +33,8 @@ static class HarnessTests
         log = output;
         UnityEngine.Debug.Sink = line => { logLines.Add(line); output(line); };
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
-            NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame };
+            NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
+            Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -136,6 +139,7 @@ static class HarnessTests
         vrm.StubBind(mesh, UniVRM10.ExpressionKey.Sad, 2);
         var d = go.AddComponent<Vrm10EmotionDriver>();
         d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f; // raw values through: this test is about holding them
         d.StubInvoke("OnEnable"); // finds the receiver and the Vrm10Instance itself
         int warningsBefore = logLines.FindAll(l => l.StartsWith("WARNING Vrm10EmotionDriver")).Count;
         foreach (var n in new[] { "happy", "angry", "sad", "relaxed", "surprised", "neutral" }) Inject(r, EmotionState.SetVrm, n, 0f);
@@ -169,6 +173,7 @@ static class HarnessTests
         proxy.StubBind(mesh, VRM.BlendShapeKey.CreateUnknown("Surprised"), 2);
         var d = go.AddComponent<Vrm0EmotionDriver>();
         d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f;
         d.intensity = 0.5f;
         d.StubInvoke("OnEnable");
         Inject(r, EmotionState.SetVrm0, "Joy", 0.9f);
@@ -190,6 +195,7 @@ static class HarnessTests
         proxy2.StubBind(mesh2, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
         var d2 = vmc.AddComponent<Vrm0EmotionDriver>();
         d2.smoothingSeconds = 0f;
+        d2.shaping.deadzone = 0f;
         d2.receiver = r;
         d2.stream = "vmc-sender";
         d2.StubInvoke("OnEnable");
@@ -213,6 +219,7 @@ static class HarnessTests
             var d = go.AddComponent<SkinnedMeshEmotionDriver>();
             d.bindings = DefaultBindings.FromLabels("");
             d.smoothingSeconds = 0f;
+            d.shaping.deadzone = 0f; // routing only: the 0.05 and 0.02 must arrive as they are
             d.stream = sel;
             d.receiver = r;
             d.StubInvoke("OnEnable");
@@ -389,5 +396,152 @@ static class HarnessTests
         Check("main_thread_frame_allocation_free", measured >= 400 && perFrame == 0, perFrame + " bytes per frame over " + measured + " frames");
         d.StubInvoke("OnDisable");
         r.StubInvoke("OnDisable");
+    }
+
+    // ---------------------------------------------------------------- real avatars (UniVRM's validator)
+
+    /// <summary>The recording's states, decoded by the package's own WebSocket decoder.</summary>
+    static List<EmotionState> RecordedStates()
+    {
+        var states = new List<EmotionState>();
+        foreach (var line in System.IO.File.ReadAllLines(Recording))
+        {
+            WsMessage m;
+            string error;
+            if (WsMessage.TryDecode(line, out m, out error) && m.State != null) states.Add(m.State);
+        }
+        return states;
+    }
+
+    /// <summary>
+    /// A VRM 1.0 avatar like UniVRM's sample model: emotions, relaxed with overrideBlink and overrideMouth
+    /// "block", neutral, blink and aa; returns the driver, the instance and the mesh. Blendshape i = expression i.
+    /// </summary>
+    static Vrm10EmotionDriver SampleVrm10(SerDaemonReceiver r, out UniVRM10.Vrm10Instance vrm, out SkinnedMeshRenderer mesh, bool binaryEmotions)
+    {
+        var go = new GameObject("VRM1 sample avatar");
+        var keys = new[] { UniVRM10.ExpressionKey.Happy, UniVRM10.ExpressionKey.Angry, UniVRM10.ExpressionKey.Sad, UniVRM10.ExpressionKey.Relaxed,
+            UniVRM10.ExpressionKey.Surprised, UniVRM10.ExpressionKey.Neutral, UniVRM10.ExpressionKey.Blink, UniVRM10.ExpressionKey.Aa };
+        var names = new string[keys.Length];
+        for (int i = 0; i < keys.Length; i++) names[i] = "Face." + keys[i].Name;
+        mesh = Mesh(go, names);
+        vrm = go.AddComponent<UniVRM10.Vrm10Instance>();
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var clip = vrm.StubBind(mesh, keys[i], i);
+            if (keys[i].Equals(UniVRM10.ExpressionKey.Relaxed))
+            {
+                clip.OverrideBlink = UniGLTF.Extensions.VRMC_vrm.ExpressionOverrideType.block;
+                clip.OverrideMouth = UniGLTF.Extensions.VRMC_vrm.ExpressionOverrideType.block;
+            }
+            if (binaryEmotions && i < 5) clip.IsBinary = true;
+        }
+        var d = go.AddComponent<Vrm10EmotionDriver>();
+        d.receiver = r;
+        d.stream = "rec";
+        return d;
+    }
+
+    /// <summary>
+    /// Replays the recording at 4 states a second (60 fps), with an auto-blink and a lip-sync script setting
+    /// blink and aa to 1 every frame as UniVRM's do; returns frames in which blink was blocked (override rate
+    /// above 0), frames in which the mouth was, and the largest actual weight each expression reached.
+    /// </summary>
+    static int[] Replay(SerDaemonReceiver r, Vrm10EmotionDriver d, UniVRM10.Vrm10Instance vrm, Dictionary<string, float> peaks, out int frames)
+    {
+        var states = RecordedStates();
+        var expr = vrm.Runtime.Expression;
+        int blinkBlocked = 0, mouthBlocked = 0;
+        frames = 0;
+        foreach (var st in states)
+        {
+            var s = r.Streams.Get("rec");
+            s.ClearValues();
+            foreach (var kv in st.Values(EmotionState.SetVrm)) s.SetValue(EmotionState.SetVrm, kv.Key, kv.Value);
+            for (int f = 0; f < 15; f++)
+            {
+                s.UpdatedAt = Time.unscaledTime;
+                expr.SetWeight(UniVRM10.ExpressionKey.Blink, 1f); // auto blink, eyes shut this frame
+                expr.SetWeight(UniVRM10.ExpressionKey.Aa, 1f);    // lip sync, mouth open
+                StubPlayerLoop.Frame(1f / 60f, vrm, d, r);
+                frames++;
+                if (expr.BlinkOverrideRate > 0f) blinkBlocked++;
+                if (expr.MouthOverrideRate > 0f) mouthBlocked++;
+                foreach (var kv in expr.ActualWeights)
+                {
+                    float p;
+                    peaks.TryGetValue(kv.Key.Name, out p);
+                    if (kv.Value > p) peaks[kv.Key.Name] = kv.Value;
+                }
+            }
+        }
+        return new[] { blinkBlocked, mouthBlocked };
+    }
+
+    static void Vrm10RestLeavesBlinkAlone()
+    {
+        // The case: relaxed sits at 0.002-0.012 in the daemon's weights and its overrideBlink is
+        // "block", which UniVRM's validator turns into "blink off" for any weight above 0.
+        var results = new Dictionary<float, int[]>();
+        int frames = 0;
+        foreach (float deadzone in new[] { 0f, FaceShaping.DefaultDeadzone })
+        {
+            UnityEngine.Object.StubNewScene();
+            var r = NewReceiver();
+            UniVRM10.Vrm10Instance vrm;
+            SkinnedMeshRenderer mesh;
+            var d = SampleVrm10(r, out vrm, out mesh, false);
+            d.shaping.deadzone = deadzone;
+            int notesBefore = logLines.FindAll(l => l.Contains("blocks blink")).Count;
+            d.StubInvoke("OnEnable");
+            results[deadzone] = Replay(r, d, vrm, new Dictionary<string, float>(), out frames);
+            if (deadzone > 0f)
+            {
+                var notes = logLines.FindAll(l => l.Contains("blocks blink")).Count - notesBefore;
+                Check("vrm10_block_override_warned_once", notes == 1, notes + " warnings naming relaxed's block overrides");
+            }
+            d.StubInvoke("OnDisable");
+            r.StubInvoke("OnDisable");
+        }
+        int[] raw = results[0f], dz = results[FaceShaping.DefaultDeadzone];
+        log("HARNESS FIGURE blink_blocked_frames deadzone=0: " + raw[0] + "/" + frames + " deadzone=" + FaceShaping.DefaultDeadzone + ": " + dz[0] + "/" + frames +
+            "; mouth_blocked_frames " + raw[1] + " / " + dz[1] + " (validator: " + Validator() + ")");
+        Check("vrm10_rest_leaves_blink_and_mouth_alone", dz[0] == 0 && dz[1] == 0 && raw[0] > 0 && raw[1] > 0,
+            "blocked blink/mouth frames: " + dz[0] + "/" + dz[1] + " with the deadzone, " + raw[0] + "/" + raw[1] + " without, of " + frames);
+    }
+
+    static void Vrm10BinaryExpressionShows()
+    {
+        // The sample model's emotions are IsBinary: UniVRM rounds their weight, and the recording's angry
+        // peaks at 0.24, which rounds to 0. The driver decides on/off itself and writes exactly 0 or 1.
+        var r = NewReceiver();
+        UniVRM10.Vrm10Instance vrm;
+        SkinnedMeshRenderer mesh;
+        var d = SampleVrm10(r, out vrm, out mesh, true);
+        int notesBefore = logLines.FindAll(l => l.Contains("is IsBinary")).Count;
+        d.StubInvoke("OnEnable");
+        var peaks = new Dictionary<string, float>();
+        int frames;
+        Replay(r, d, vrm, peaks, out frames);
+        int notes = logLines.FindAll(l => l.Contains("is IsBinary")).Count - notesBefore;
+        float angry, happy;
+        peaks.TryGetValue("angry", out angry);
+        peaks.TryGetValue("happy", out happy);
+        float sent = 0f;
+        foreach (var st in RecordedStates()) sent = Math.Max(sent, st.Values(EmotionState.SetVrm)["angry"]);
+        log("HARNESS FIGURE binary_angry_peak_sent=" + F(sent) + " actual_peak=" + F(angry) + " happy_actual_peak=" + F(happy));
+        Check("vrm10_binary_expression_shows", angry == 1f && happy == 0f && notes == 5 && sent < 0.5f,
+            "angry reached " + F(angry) + " (the daemon sent at most " + F(sent) + "), happy " + F(happy) + "; " + notes + " IsBinary notes");
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static string Validator()
+    {
+#if SERDAEMON_REAL_UNIVRM_VALIDATOR
+        return "UniVRM's DefaultExpressionValidator";
+#else
+        return "stand-in";
+#endif
     }
 }

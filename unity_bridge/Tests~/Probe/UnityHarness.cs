@@ -63,6 +63,8 @@ static class UnityHarness
     static int Main(string[] args)
     {
         UnityEngine.Debug.Sink = Out;
+        int rec = Array.IndexOf(args, "--recording");
+        if (rec >= 0 && rec + 1 < args.Length) HarnessTests.Recording = args[rec + 1];
         if (Array.IndexOf(args, "--selftest") >= 0) return HarnessTests.Run(Out);
         int sample = Array.IndexOf(args, "--sample");
         if (sample >= 0 && sample + 1 < args.Length) return RunSample(args[sample + 1]);

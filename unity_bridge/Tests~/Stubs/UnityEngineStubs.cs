@@ -33,16 +33,31 @@ namespace UnityEngine
             return null;
         }
 
+        bool destroyed;
+
+        /// <summary>As Unity: the object is gone (a scene unloaded it or a script destroyed it); "== null" is true from then on.</summary>
+        public static void Destroy(Object o)
+        {
+            if (ReferenceEquals(o, null)) return;
+            o.destroyed = true;
+            All.Remove(o);
+            var go = o as GameObject;
+            if (go != null) foreach (var c in go.Components) { c.destroyed = true; All.Remove(c); }
+        }
+
+        static bool Gone(Object o) { return ReferenceEquals(o, null) || o.destroyed; }
+
+        // As Unity's CompareBaseObjects: a destroyed object equals null.
         public static bool operator ==(Object a, Object b)
         {
-            if (ReferenceEquals(a, null)) return ReferenceEquals(b, null);
-            return a.Equals(b);
+            if (Gone(a) || Gone(b)) return Gone(a) && Gone(b);
+            return ReferenceEquals(a, b);
         }
 
         public static bool operator !=(Object a, Object b) { return !(a == b); }
         public override bool Equals(object o) { return ReferenceEquals(this, o); }
         public override int GetHashCode() { return base.GetHashCode(); }
-        public static implicit operator bool(Object o) { return !ReferenceEquals(o, null); }
+        public static implicit operator bool(Object o) { return !Gone(o); }
     }
 
     public sealed class GameObject : Object
@@ -169,6 +184,8 @@ namespace UnityEngine
         public static float timeScale = 1f;
     }
 
+    public class ScriptableObject : Object { }
+
     public class TextAsset : Object
     {
         public string text = "";
@@ -189,6 +206,8 @@ namespace UnityEngine
     public static class Mathf
     {
         public static float Clamp01(float value) { return value < 0f ? 0f : (value > 1f ? 1f : value); }
+        /// <summary>As Unity (System.Math.Round: halves to even, so 0.5 rounds to 0).</summary>
+        public static float Round(float f) { return (float)Math.Round(f); }
     }
 
     public static class Application
