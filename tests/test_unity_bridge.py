@@ -268,6 +268,8 @@ HARNESS_CHECKS = (
     "main_thread_frame_allocation_free",
     # Real avatars: the sample recording replayed through the VRM 1.0 driver into UniVRM's validator rules.
     "vrm10_rest_leaves_blink_and_mouth_alone", "vrm10_block_override_warned_once", "vrm10_binary_expression_shows",
+    # Either VRM driver with generic OSC (with and without vrm0), VMC; one warning when nothing usable arrives.
+    "any_driver_any_scheme", "warns_when_stream_cannot_drive_the_driver",
 )
 
 
@@ -311,6 +313,10 @@ def test_sample_scene_scripts_replay_recording(harness_exe) -> None:
     assert int(m.group(1)) == int(m.group(2)) == int(m.group(3)) == len(states), out
     assert m.group(4) == states[-1]["label"]
     assert f"SAMPLE HUD {states[-1]['label']} " in out, out
+    # A VRM 0.x avatar in the same scene shows the recorded anger from the vrm0 values the replay sends
+    # (normalised: the recording's peak is 0.24).
+    m = re.search(r"^SAMPLE VRM0 Angry peak=([0-9.]+) set=(\w+)$", out, re.M)
+    assert m and float(m.group(1)) > 50 and m.group(2) == "vrm0", out
 
 
 def test_allocation_per_bundle_and_state(probe_exe) -> None:

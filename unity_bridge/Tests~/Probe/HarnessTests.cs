@@ -34,7 +34,7 @@ static class HarnessTests
         UnityEngine.Debug.Sink = line => { logLines.Add(line); output(line); };
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
             NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
-            Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows };
+            Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -543,5 +543,100 @@ static class HarnessTests
 #else
         return "stand-in";
 #endif
+    }
+
+    // ---------------------------------------------------------------- any driver with any daemon scheme
+
+    static Vrm10EmotionDriver Vrm10Face(SerDaemonReceiver r, out SkinnedMeshRenderer mesh)
+    {
+        var go = new GameObject("VRM1 face");
+        mesh = Mesh(go, "happy", "sad", "relaxed");
+        var vrm = go.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Happy, 0);
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Sad, 1);
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Relaxed, 2);
+        var d = go.AddComponent<Vrm10EmotionDriver>();
+        d.receiver = r;
+        d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f;
+        d.StubInvoke("OnEnable");
+        return d;
+    }
+
+    static Vrm0EmotionDriver Vrm0Face(SerDaemonReceiver r, out SkinnedMeshRenderer mesh)
+    {
+        var go = new GameObject("VRM0 face");
+        mesh = Mesh(go, "Joy", "Sorrow", "Fun");
+        var proxy = go.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Sorrow), 1);
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Fun), 2);
+        var d = go.AddComponent<Vrm0EmotionDriver>();
+        d.receiver = r;
+        d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f;
+        d.StubInvoke("OnEnable");
+        return d;
+    }
+
+    /// <summary>The daemon's generic bundle for one decision; vrm0 values only when given (an older daemon sent none).</summary>
+    static byte[] GenericBundle(float happy, float joy)
+    {
+        var m = new List<byte[]> { OscWriter.Message("/ser/state", "happy", 0.7f), OscWriter.Message("/ser/emotion/happy", 0.7f),
+            OscWriter.Message("/ser/voice", 1), OscWriter.Message("/ser/seq", 1), OscWriter.Message("/ser/vrm/happy", happy),
+            OscWriter.Message("/ser/vrm/sad", 0.1f), OscWriter.Message("/ser/vrm/relaxed", 0.2f) };
+        if (joy >= 0f) { m.Add(OscWriter.Message("/ser/vrm0/Joy", joy)); m.Add(OscWriter.Message("/ser/vrm0/Sorrow", 0.1f)); }
+        return OscWriter.Bundle(m.ToArray());
+    }
+
+    static void AnyDriverAnyScheme()
+    {
+        // Each case: a fresh receiver on real UDP, both drivers, one kind of traffic.
+        var cases = new[] { "generic", "generic-without-vrm0", "vmc" };
+        var got = new List<string>();
+        bool ok = true;
+        foreach (var kind in cases)
+        {
+            UnityEngine.Object.StubNewScene();
+            var r = NewReceiver();
+            SkinnedMeshRenderer m1, m0;
+            var d1 = Vrm10Face(r, out m1);
+            var d0 = Vrm0Face(r, out m0);
+            if (kind == "vmc")
+            {
+                Send(r.ListeningPort, OscWriter.Bundle(OscWriter.Message("/VMC/Ext/Blend/Val", "Joy", 0.6f), OscWriter.Message("/VMC/Ext/Blend/Val", "Fun", 0.3f),
+                    OscWriter.Message("/VMC/Ext/Blend/Apply")));
+            }
+            else Send(r.ListeningPort, GenericBundle(0.7f, kind == "generic" ? 0.9f : -1f));
+            FramesUntil(() => r.Streams.Count == 1 && r.Streams[0].Version > 0, r, d1, d0);
+            StubPlayerLoop.Frame(0.01f, r, d1, d0);
+            var expr = d1.GetComponent<UniVRM10.Vrm10Instance>().Runtime.Expression; // the weights the driver set, before UniVRM's LateUpdate
+            float happy = expr.GetWeight(UniVRM10.ExpressionKey.Happy) * 100f, relaxed = expr.GetWeight(UniVRM10.ExpressionKey.Relaxed) * 100f, joy = m0.GetBlendShapeWeight(0), fun = m0.GetBlendShapeWeight(2);
+            got.Add(kind + ": vrm10 happy=" + F(happy) + " relaxed=" + F(relaxed) + " (" + d1.ValueSetInUse + "), vrm0 Joy=" + F(joy) + " Fun=" + F(fun) + " (" + d0.ValueSetInUse + ")");
+            if (kind == "generic") ok &= Near(happy, 70f) && Near(joy, 90f) && d1.ValueSetInUse == "vrm" && d0.ValueSetInUse == "vrm0";
+            if (kind == "generic-without-vrm0") ok &= Near(happy, 70f) && Near(joy, 70f) && Near(fun, 20f) && d0.ValueSetInUse == "vrm";
+            if (kind == "vmc") ok &= Near(happy, 60f) && Near(relaxed, 30f) && Near(joy, 60f) && d1.ValueSetInUse == "vmc";
+            d1.StubInvoke("OnDisable");
+            d0.StubInvoke("OnDisable");
+            r.StubInvoke("OnDisable");
+        }
+        Check("any_driver_any_scheme", ok, string.Join("; ", got.ToArray()));
+    }
+
+    static bool Near(float a, float b) { return Math.Abs(a - b) < 1e-3f; }
+
+    static void WarnsWhenNothingDrives()
+    {
+        // A stream with probabilities only (e.g. a third-party sender): the VRM driver cannot show anything and says why, once.
+        var r = NewReceiver();
+        SkinnedMeshRenderer mesh;
+        var d = Vrm0Face(r, out mesh);
+        int before = logLines.Count;
+        for (int f = 0; f < 30; f++) { Inject(r, EmotionState.SetProbs, "happy", 0.8f); StubPlayerLoop.Frame(0.01f, r, d); }
+        var warnings = logLines.GetRange(before, logLines.Count - before).FindAll(l => l.StartsWith("WARNING Vrm0EmotionDriver") && l.Contains("carries probs"));
+        Check("warns_when_stream_cannot_drive_the_driver", warnings.Count == 1 && warnings[0].Contains("none of vrm0, vmc, vrm") && mesh.GetBlendShapeWeight(0) == 0f,
+            warnings.Count > 0 ? warnings[0] : "(no warning)");
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
     }
 }
