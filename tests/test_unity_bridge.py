@@ -44,7 +44,7 @@ CORE = sorted((BRIDGE / "Runtime" / "Core").glob("*.cs"))
 UNITY = sorted((BRIDGE / "Runtime" / "Unity").glob("*.cs"))
 VRM = sorted((BRIDGE / "Runtime" / "Vrm10").glob("*.cs")) + sorted((BRIDGE / "Runtime" / "Vrm0").glob("*.cs"))
 SAMPLE_DIR = BRIDGE / "Samples~" / "BasicAvatar"
-SAMPLE = sorted(SAMPLE_DIR.glob("*.cs"))
+SAMPLE = sorted((BRIDGE / "Samples~").glob("*/*.cs"))  # BasicAvatar, RuntimeVrm
 RECORDING = SAMPLE_DIR / "DemoStates.txt"
 STUBS = sorted((BRIDGE / "Tests~" / "Stubs").glob("*.cs"))
 TESTS = sorted((BRIDGE / "Tests" / "Runtime").glob("*.cs"))
@@ -212,6 +212,14 @@ def test_package_layout_for_unity() -> None:
     assert len(guids) == len(set(guids)), "duplicate GUIDs in .meta files"
     sample = pkg["samples"][0]
     assert (BRIDGE / sample["path"]) == SAMPLE_DIR
+    # The runtime-loading sample compiles only with UniVRM 1.0, gated like the VRM 1.0 driver.
+    runtime_vrm = BRIDGE / "Samples~" / "RuntimeVrm"
+    assert [s["path"] for s in pkg["samples"]] == ["Samples~/BasicAvatar", "Samples~/RuntimeVrm"]
+    sasm = json.loads((runtime_vrm / "SerDaemon.Bridge.Samples.RuntimeVrm.asmdef").read_text())
+    vrm10 = json.loads((BRIDGE / "Runtime" / "Vrm10" / "SerDaemon.Bridge.Vrm10.asmdef").read_text())
+    assert sasm["defineConstraints"] == vrm10["defineConstraints"] and sasm["versionDefines"] == vrm10["versionDefines"]
+    assert {"VRM10", vrm10["name"]} <= set(sasm["references"])
+    shipped += list(runtime_vrm.iterdir())
     # The scene's MonoBehaviours point at real scripts (package or sample) by GUID; its recording too.
     scene = (SAMPLE_DIR / "BasicAvatar.unity").read_text()
     assert scene.startswith("%YAML 1.1\n%TAG !u! tag:unity3d.com,2011:\n")
@@ -270,6 +278,10 @@ HARNESS_CHECKS = (
     "vrm10_rest_leaves_blink_and_mouth_alone", "vrm10_block_override_warned_once", "vrm10_binary_expression_shows",
     # Either VRM driver with generic OSC (with and without vrm0), VMC; one warning when nothing usable arrives.
     "any_driver_any_scheme", "warns_when_stream_cannot_drive_the_driver",
+    # Rebinding by itself: another/reloaded/replaced avatar, a new BlendShapeAvatar, a receiver after a scene change;
+    # the RuntimeVrm sample loading two avatars in turn.
+    "vrm10_new_avatar_rebinds_next_frame", "vrm0_new_blendshape_avatar_rebinds", "receiver_found_after_scene_change",
+    "runtime_vrm_load_example",
 )
 
 

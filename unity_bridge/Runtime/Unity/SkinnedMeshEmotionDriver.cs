@@ -58,6 +58,7 @@ namespace SerDaemon.Bridge
         readonly BlendshapeMapper mapper = new BlendshapeMapper();
         RendererSink sink;
         Mesh boundMesh;
+        float nextReceiverLookup;
 
         /// <summary>The mapper (for scripts that want the current weights).</summary>
         public BlendshapeMapper Mapper { get { return mapper; } }
@@ -115,6 +116,8 @@ namespace SerDaemon.Bridge
 
         void LateUpdate()
         {
+            receiver = SerDaemonScene.Reacquire(receiver, ref nextReceiverLookup); // a scene change destroyed it
+            if (targetRenderer == null && sink != null) { targetRenderer = GetComponent<SkinnedMeshRenderer>(); Rebind(); } // replaced
             if (targetRenderer != null && targetRenderer.sharedMesh != boundMesh) Rebind();
             if (bindings != null && bindings.Count != mapper.Bindings.Count) Rebind();
             mapper.PassThrough = passThroughUnbound;

@@ -33,7 +33,7 @@ namespace SerDaemon.Bridge
 
         protected override bool AvatarChanged()
         {
-            if (!ReferenceEquals(proxy, boundProxy) || (boundProxy != null && boundProxy == null)) return true;
+            if (!ReferenceEquals(proxy, boundProxy) || (!ReferenceEquals(boundProxy, null) && boundProxy == null)) return true;
             return proxy != null && !ReferenceEquals(proxy.BlendShapeAvatar, boundAvatar);
         }
 

@@ -31,7 +31,7 @@ namespace SerDaemon.Bridge
         protected override bool AvatarChanged()
         {
             // A destroyed or replaced instance, or a new runtime (the model was loaded again).
-            if (!ReferenceEquals(vrmInstance, boundInstance) || (boundInstance != null && boundInstance == null)) return true;
+            if (!ReferenceEquals(vrmInstance, boundInstance) || (!ReferenceEquals(boundInstance, null) && boundInstance == null)) return true;
             return vrmInstance != null && !ReferenceEquals(vrmInstance.Runtime, boundRuntime);
         }
 

@@ -34,7 +34,8 @@ static class HarnessTests
         UnityEngine.Debug.Sink = line => { logLines.Add(line); output(line); };
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
             NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
-            Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives };
+            Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives,
+            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -638,5 +639,116 @@ static class HarnessTests
             warnings.Count > 0 ? warnings[0] : "(no warning)");
         d.StubInvoke("OnDisable");
         r.StubInvoke("OnDisable");
+    }
+
+    // ---------------------------------------------------------------- rebinding
+
+    static void NewAvatarRebinds()
+    {
+        // The case: a new vrmInstance stayed at 0 for 200 frames until Rebind() was called by hand.
+        var r = NewReceiver();
+        SkinnedMeshRenderer mesh;
+        var d = Vrm10Face(r, out mesh);
+        var first = d.vrmInstance;
+        Inject(r, EmotionState.SetVrm, "happy", 0.8f);
+        StubPlayerLoop.Frame(0.01f, r, d);
+        // 1. Another avatar assigned to the field.
+        var other = new GameObject("second avatar");
+        var mesh2 = Mesh(other, "happy");
+        var vrm2 = other.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm2.StubBind(mesh2, UniVRM10.ExpressionKey.Happy, 0);
+        d.vrmInstance = vrm2;
+        StubPlayerLoop.Frame(0.01f, r, d);
+        float swapped = vrm2.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        // 2. The same instance reloaded (a new runtime, e.g. the model loaded again).
+        vrm2.StubBind(mesh2, UniVRM10.ExpressionKey.Sad, 0);
+        StubPlayerLoop.Frame(0.01f, r, d);
+        float reloaded = vrm2.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        // 3. The avatar destroyed (the field now reads as null) and a new one added next to the driver.
+        UnityEngine.Object.Destroy(vrm2);
+        UnityEngine.Object.Destroy(first);
+        var vrm3 = d.gameObject.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm3.StubBind(mesh, UniVRM10.ExpressionKey.Happy, 0);
+        StubPlayerLoop.Frame(0.01f, r, d);
+        float replaced = vrm3.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        Check("vrm10_new_avatar_rebinds_next_frame", Near(swapped, 0.8f) && Near(reloaded, 0.8f) && Near(replaced, 0.8f) && first != vrm3,
+            "assigned " + F(swapped) + ", reloaded " + F(reloaded) + ", replaced " + F(replaced));
+        // VRM 0.x: a new BlendShapeAvatar on the proxy (another model's clips).
+        SkinnedMeshRenderer m0;
+        var d0 = Vrm0Face(r, out m0);
+        Inject(r, EmotionState.SetVrm0, "Joy", 0.5f);
+        StubPlayerLoop.Frame(0.01f, r, d0);
+        var proxy = d0.GetComponent<VRM.VRMBlendShapeProxy>();
+        proxy.BlendShapeAvatar = new VRM.BlendShapeAvatar();
+        proxy.StubBind(m0, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 2); // Joy now on blendshape 2
+        StubPlayerLoop.Frame(0.01f, r, d0);
+        Check("vrm0_new_blendshape_avatar_rebinds", Near(m0.GetBlendShapeWeight(2), 50f), "Joy on the new binding: " + F(m0.GetBlendShapeWeight(2)));
+        d.StubInvoke("OnDisable");
+        d0.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void ReceiverFoundAfterSceneChange()
+    {
+        // A DontDestroyOnLoad avatar: the scene with its receiver unloads, the next scene brings a new receiver.
+        var r1 = NewReceiver();
+        SkinnedMeshRenderer m1, mRaw;
+        var d = Vrm10Face(r1, out m1);
+        var rawGo = new GameObject("raw face");
+        mRaw = Mesh(rawGo, "Joy");
+        var raw = rawGo.AddComponent<SkinnedMeshEmotionDriver>();
+        raw.bindings = DefaultBindings.FromLabels("");
+        raw.smoothingSeconds = 0f;
+        raw.shaping.deadzone = 0f;
+        raw.StubInvoke("OnEnable");
+        r1.StubInvoke("OnDisable");
+        UnityEngine.Object.Destroy(r1.gameObject); // scene unloaded
+        var r2 = NewReceiver();                    // the next scene's receiver
+        Inject(r2, EmotionState.SetVrm, "happy", 0.6f);
+        Inject(r2, EmotionState.SetProbs, "happy", 0.7f);
+        StubPlayerLoop.Frame(0.01f, r2, d, raw);
+        float happy = d.vrmInstance.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        Check("receiver_found_after_scene_change", d.receiver == r2 && raw.receiver == r2 && Near(happy, 0.6f) && Near(mRaw.GetBlendShapeWeight(0), 70f),
+            "vrm10 happy " + F(happy) + ", raw Joy " + F(mRaw.GetBlendShapeWeight(0)));
+        d.StubInvoke("OnDisable");
+        raw.StubInvoke("OnDisable");
+        r2.StubInvoke("OnDisable");
+    }
+
+    static void RuntimeVrmLoadExample()
+    {
+        // The RuntimeVrm sample: Vrm10.LoadPathAsync, driver attached, a second load replaces the first avatar.
+        var r = NewReceiver();
+        var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "serdaemon-vrm-" + Guid.NewGuid().ToString("N"));
+        System.IO.Directory.CreateDirectory(dir);
+        var a = System.IO.Path.Combine(dir, "alice.vrm");
+        var b = System.IO.Path.Combine(dir, "bob.vrm");
+        System.IO.File.WriteAllText(a, "happy\nangry\nrelaxed\nneutral\n");
+        System.IO.File.WriteAllText(b, "angry\nhappy\n");
+        var loader = new GameObject("Loader").AddComponent<SerDaemon.Bridge.Samples.RuntimeVrmLoader>();
+        loader.receiver = r;
+        loader.stream = "mic";
+        var d1 = loader.Load(a).Result;
+        d1.StubInvoke("OnEnable"); // Unity runs it inside AddComponent
+        var v1 = loader.Loaded;
+        Inject(r, EmotionState.SetVrm, "angry", 0.3f);
+        Inject(r, EmotionState.SetVrm, "happy", 0.12f);
+        Inject(r, EmotionState.SetVrm, "neutral", 0.7f);
+        for (int f = 0; f < 60; f++) StubPlayerLoop.Frame(1f / 60f, r, v1, d1);
+        var face1 = v1.GetComponent<SkinnedMeshRenderer>();
+        float angry1 = face1.GetBlendShapeWeight(1), happy1 = face1.GetBlendShapeWeight(0);
+        var d2 = loader.Load(b).Result;
+        d2.StubInvoke("OnEnable");
+        var v2 = loader.Loaded;
+        for (int f = 0; f < 60; f++) StubPlayerLoop.Frame(1f / 60f, r, v2, d2);
+        float angry2 = v2.GetComponent<SkinnedMeshRenderer>().GetBlendShapeWeight(0);
+        int errors = logLines.Count;
+        var missing = loader.Load(System.IO.Path.Combine(dir, "nope.vrm")).Result;
+        bool errorLogged = logLines.GetRange(errors, logLines.Count - errors).Exists(l => l.StartsWith("ERROR RuntimeVrmLoader: cannot load"));
+        Check("runtime_vrm_load_example", angry1 > 99f && happy1 == 0f && v1 == null && angry2 > 99f && missing == null && errorLogged && loader.Loaded == v2,
+            "first avatar angry=" + F(angry1) + " happy=" + F(happy1) + " (dominant, full weight); first destroyed=" + (v1 == null) + "; second angry=" + F(angry2) + "; missing file logged=" + errorLogged);
+        d2.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+        System.IO.Directory.Delete(dir, true);
     }
 }

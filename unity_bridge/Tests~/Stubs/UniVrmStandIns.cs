@@ -248,6 +248,38 @@ namespace UniVRM10
         }
     }
 
+    public enum ControlRigGenerationOption { None, Generate }
+
+    /// <summary>
+    /// UniVRM's loader entry point (v0.11x-0.13x: LoadPathAsync(path, canLoadVrm0X, controlRigGenerationOption or
+    /// normalizeTransform, showMeshes, awaitCaller, ..., ct); the sample passes only path and canLoadVrm0X by name,
+    /// which fits every one of them). Stand-in "file": one expression preset name per line; it builds a
+    /// GameObject with a face mesh and a Vrm10Instance whose expressions drive the blendshapes of those names.
+    /// </summary>
+    public static class Vrm10
+    {
+        public static System.Threading.Tasks.Task<Vrm10Instance> LoadPathAsync(string path, bool canLoadVrm0X = true,
+            ControlRigGenerationOption controlRigGenerationOption = ControlRigGenerationOption.Generate, bool showMeshes = true,
+            System.Threading.CancellationToken ct = default(System.Threading.CancellationToken))
+        {
+            var lines = System.IO.File.ReadAllLines(path); // throws for a missing file, as UniVRM's File.ReadAllBytes does
+            var go = new GameObject(System.IO.Path.GetFileNameWithoutExtension(path));
+            var mesh = new Mesh { name = go.name + " face" };
+            foreach (var l in lines) if (l.Trim().Length > 0) mesh.StubAddBlendShape(l.Trim());
+            var face = go.AddComponent<SkinnedMeshRenderer>();
+            face.sharedMesh = mesh;
+            var vrm = go.AddComponent<Vrm10Instance>();
+            int i = 0;
+            foreach (var l in lines)
+            {
+                if (l.Trim().Length == 0) continue;
+                var preset = (ExpressionPreset)Enum.Parse(typeof(ExpressionPreset), l.Trim());
+                vrm.StubBind(face, ExpressionKey.CreateFromPreset(preset), i++);
+            }
+            return System.Threading.Tasks.Task.FromResult(vrm);
+        }
+    }
+
     public sealed class Vrm10Runtime
     {
         public Vrm10RuntimeExpression Expression { get; private set; }

@@ -42,7 +42,7 @@ namespace UnityEngine
             o.destroyed = true;
             All.Remove(o);
             var go = o as GameObject;
-            if (go != null) foreach (var c in go.Components) { c.destroyed = true; All.Remove(c); }
+            if (!ReferenceEquals(go, null)) foreach (var c in go.Components) { c.destroyed = true; All.Remove(c); }
         }
 
         static bool Gone(Object o) { return ReferenceEquals(o, null) || o.destroyed; }
@@ -82,7 +82,7 @@ namespace UnityEngine
         public T GetComponent<T>() where T : Component
         {
             if (gameObject == null) return null;
-            foreach (var c in gameObject.Components) if (c is T) return (T)c;
+            foreach (var c in gameObject.Components) if (c is T && c) return (T)c; // a destroyed component is skipped, as in Unity
             return null;
         }
     }
