@@ -259,6 +259,7 @@ def test_probe_selftest(probe_exe) -> None:
                  "MapperTests.InfiniteOrNanGainNeverLeavesNaN", "MapperTests.SinkErrorsContained", "MapperTests.ResetPutsTheFaceAtRestAtOnce",
                  "ShapingTests.DeadzoneMakesRestExactlyZero", "ShapingTests.GainAndNormalizeReachFullWeight",
                  "ShapingTests.DominantOnlyWithHysteresis", "ShapingTests.BinaryTargetsWriteZeroOrOne",
+                 "BoundsTests.LongAddressesAndNamesAreNotRetained", "BoundsTests.StreamsEvictLeastRecentlyHeard",
                  "TransportTests.ReceiverSurvivesJunk", "TransportTests.ReceiverDisposeIsFast", "TransportTests.PortInUseFailsLoudly",
                  "TransportTests.ReceiverQueueBoundedByBytes", "TransportTests.WebSocketDisposeIsFast",
                  "JsonTests.DecoderAgreesWithTreeReader", "JsonTests.StreamsStatusAndHello", "DecoderTests.OneStatePerStream",
