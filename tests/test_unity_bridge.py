@@ -273,7 +273,7 @@ HARNESS_CHECKS = (
     "raw_driver_holds_against_vrm10_instance", "raw_driver_write_on_change_loses_it", "vrm10_driver_holds_emotion",
     "vrm10_missing_expressions_warned_once", "vrm10_on_disable_resets", "vrm0_driver_holds_emotion",
     "vrm0_on_disable_resets", "vrm0_driver_reads_vmc", "one_speaker_per_face", "no_audio_relaxes_face", "raw_on_disable_resets",
-    "smoothing_uses_unscaled_time", "infinite_gain_never_nan", "port_in_use_error", "close_does_not_stall",
+    "smoothing_uses_unscaled_time", "infinite_gain_never_nan", "port_in_use_error", "port_open_retried_with_backoff", "close_does_not_stall",
     "main_thread_frame_allocation_free",
     # Real avatars: the sample recording replayed through the VRM 1.0 driver into UniVRM's validator rules.
     "vrm10_rest_leaves_blink_and_mouth_alone", "vrm10_block_override_warned_once", "vrm10_binary_expression_shows",

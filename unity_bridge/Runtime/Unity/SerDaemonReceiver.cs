@@ -81,6 +81,14 @@ namespace SerDaemon.Bridge
         public double LastCloseMilliseconds { get; private set; }
         /// <summary>Why the transport could not open (e.g. the UDP port is in use), or null.</summary>
         public string OpenError { get; private set; }
+        /// <summary>Tries to open the transport since the last OnEnable/Reconnect (1 when it opened at once).</summary>
+        public int OpenAttempts { get; private set; }
+        /// <summary>Seconds until the next try while the transport could not open (back-off 1, 2, 4 ... 30 s), else -1.</summary>
+        public float NextRetryInSeconds { get { return IsListening || retryAt < 0f ? -1f : Math.Max(0f, retryAt - Time.unscaledTime); } }
+
+        /// <summary>Longest wait between two tries to open a port that is in use.</summary>
+        public const float MaxRetrySeconds = 30f;
+        float retryAt = -1f, retryDelay;
 
         /// <summary>True when this stream's state is older than staleAfterSeconds (or null).</summary>
         public bool IsStateStale(EmotionState state)
@@ -104,10 +112,23 @@ namespace SerDaemon.Bridge
         void Open()
         {
             OpenError = null;
+            OpenAttempts = 0;
+            retryAt = -1f;
+            retryDelay = 0f;
             streams.Clear();
             oscDecoder = new OscStateDecoder(streams);
             wsDecoder = new WsStateDecoder(streams);
             for (int i = 0; i < seenVersions.Length; i++) seenVersions[i] = 0;
+            TryOpen();
+        }
+
+        /// <summary>
+        /// One try at opening the transport. A failure (a port in use: VRChat, another receiver that may
+        /// close soon) is logged once and tried again with back-off (1, 2, 4 ... 30 s) from Update.
+        /// </summary>
+        void TryOpen()
+        {
+            OpenAttempts++;
             try
             {
                 if (transport == Transport.Osc)
@@ -124,10 +145,17 @@ namespace SerDaemon.Bridge
             catch (Exception e)
             {
                 // Loud, once: a port already in use must not look like "no data".
+                if (OpenError == null)
+                    Debug.LogError("SerDaemonReceiver: cannot open " + transport + ": " + e.Message + " (trying again with back-off, up to every " + MaxRetrySeconds + " s)", this);
                 OpenError = e.Message;
-                Debug.LogError("SerDaemonReceiver: cannot open " + transport + ": " + e.Message, this);
                 Close();
+                retryDelay = retryDelay <= 0f ? 1f : Math.Min(MaxRetrySeconds, retryDelay * 2f);
+                retryAt = Time.unscaledTime + retryDelay;
+                return;
             }
+            if (OpenError != null) Debug.Log("SerDaemonReceiver: " + transport + " open after " + OpenAttempts + " tries", this);
+            OpenError = null;
+            retryAt = -1f;
         }
 
         void Close()
@@ -140,6 +168,7 @@ namespace SerDaemon.Bridge
 
         void Update()
         {
+            if (retryAt >= 0f && !IsListening && Time.unscaledTime >= retryAt) TryOpen();
             int max = Math.Max(1, maxPacketsPerFrame);
             bool any = false;
             double now = Time.unscaledTime;

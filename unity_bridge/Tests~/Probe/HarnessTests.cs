@@ -318,6 +318,21 @@ static class HarnessTests
         var error = logLines.GetRange(errors, logLines.Count - errors).Find(l => l.StartsWith("ERROR SerDaemonReceiver"));
         Check("port_in_use_error", !second.IsListening && second.OpenError != null && error != null && error.Contains("already in use"),
             error ?? "(no error logged)");
+        // The first one keeps the port for 5 s; the second tries again after 1, 2, 4 ... s, quietly, and
+        // listens once the port is free (before: it stayed dead until re-enabled).
+        var tries = new List<string>();
+        int lastAttempts = second.OpenAttempts;
+        float start = Time.unscaledTime;
+        for (int f = 0; f < 200 && !second.IsListening; f++)
+        {
+            if (Time.unscaledTime - start >= 5f && first.IsListening) first.StubInvoke("OnDisable");
+            StubPlayerLoop.Frame(0.1f, first, second);
+            if (second.OpenAttempts != lastAttempts) { lastAttempts = second.OpenAttempts; tries.Add(F(Time.unscaledTime - start)); }
+        }
+        int errorsLogged = logLines.GetRange(errors, logLines.Count - errors).FindAll(l => l.StartsWith("ERROR SerDaemonReceiver")).Count;
+        Check("port_open_retried_with_backoff", second.IsListening && second.OpenError == null && errorsLogged == 1 && tries.Count == 3,
+            "tries at +" + string.Join(" s, +", tries.ToArray()) + " s; listening=" + second.IsListening + "; errors logged " + errorsLogged);
+        second.StubInvoke("OnDisable");
         first.StubInvoke("OnDisable");
     }
 
