@@ -35,7 +35,7 @@ static class HarnessTests
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
             NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
             Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives,
-            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample };
+            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample, Vrm0MissingClipWarned };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -765,5 +765,31 @@ static class HarnessTests
         d2.StubInvoke("OnDisable");
         r.StubInvoke("OnDisable");
         System.IO.Directory.Delete(dir, true);
+    }
+
+    static void Vrm0MissingClipWarned()
+    {
+        // UniVRM's proxy ignores a clip its BlendShapeAvatar lacks without a word; the driver says so, once per clip.
+        var r = NewReceiver();
+        var go = new GameObject("VRM0 without Sorrow");
+        var mesh = Mesh(go, "Joy");
+        var proxy = go.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0).IsBinary = true;
+        var d = go.AddComponent<Vrm0EmotionDriver>();
+        d.smoothingSeconds = 0f;
+        d.StubInvoke("OnEnable");
+        int before = logLines.Count;
+        Inject(r, EmotionState.SetVrm0, "Joy", 0.4f);
+        Inject(r, EmotionState.SetVrm0, "Sorrow", 0.3f);
+        Inject(r, EmotionState.SetVrm0, "Surprised", 0.1f);
+        for (int f = 0; f < 100; f++) StubPlayerLoop.Frame(0.01f, r, d);
+        var lines = logLines.GetRange(before, logLines.Count - before);
+        var missing = lines.FindAll(l => l.StartsWith("WARNING Vrm0EmotionDriver") && l.Contains("not found on"));
+        var binary = lines.FindAll(l => l.Contains("clip 'Joy' is IsBinary"));
+        Check("vrm0_missing_clip_warned_once", missing.Count == 2 && missing.Exists(l => l.Contains("'Sorrow'")) && missing.Exists(l => l.Contains("'Surprised'"))
+            && binary.Count == 1 && mesh.GetBlendShapeWeight(0) == 100f,
+            missing.Count + " missing-clip warnings (" + string.Join(" | ", missing.ToArray()) + "); " + binary.Count + " IsBinary note; Joy " + F(mesh.GetBlendShapeWeight(0)));
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
     }
 }
