@@ -28,6 +28,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -172,10 +173,15 @@ def test_package_layout_for_unity() -> None:
     assert pkg["displayName"] and pkg["description"] and pkg["author"]["name"] and pkg["license"] == "MIT"
     assert not pkg.get("dependencies"), "no third-party Unity packages"
     tag = f"unity-v{pkg['version']}"
-    # One tag scheme everywhere: the documentation URL, the README's install URL, the changelog's top entry.
-    assert re.fullmatch(rf"https://github\.com/[^/]+/ser-daemon/blob/{re.escape(tag)}/unity_bridge/README\.md", pkg["documentationUrl"])
+    # No public home yet: no URL may point at a placeholder or a tag that does not exist. The README gives
+    # the tarball install (works as written) and the git URL form with the real path query, to fill in.
+    for text in ((BRIDGE / "package.json").read_text(), (BRIDGE / "README.md").read_text(), (REPO / "README.md").read_text()):
+        assert "OWNER" not in text
+    assert not any(k.endswith("Url") for k in pkg) and "url" not in pkg["author"]
     readme = (BRIDGE / "README.md").read_text()
-    assert f"ser-daemon.git?path=unity_bridge#{tag}" in readme
+    assert "https://github.com/<owner>/<repo>.git?path=/unity_bridge#<revision>" in readme
+    assert "python tools/pack_unity_bridge.py" in readme and f"com.serdaemon.bridge-{pkg['version']}.tgz" in readme
+    assert f"`{tag}` once a maintainer has pushed that tag" in readme
     changelog = (BRIDGE / "CHANGELOG.md").read_text()
     assert re.search(rf"^## \[{re.escape(pkg['version'])}\] - \d{{4}}-\d\d-\d\d$", changelog, re.M), "dated entry for this version"
     assert (BRIDGE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
@@ -232,6 +238,43 @@ def test_package_layout_for_unity() -> None:
     assert json.loads(lines[0])["type"] == "hello" and sum(json.loads(ln)["type"] == "state" for ln in lines) >= 30
 
 
+def test_tarball_for_add_package_from_tarball(tmp_path) -> None:
+    """tools/pack_unity_bridge.py: npm-pack layout (package/...), every shipped file with its .meta, no Tests~,
+    the same bytes twice (reproducible), one-line error and exit 2 for an unusable --out."""
+    import tarfile
+
+    outs = []
+    for n in range(2):
+        r = subprocess.run([sys.executable, str(REPO / "tools" / "pack_unity_bridge.py"), "--out", str(tmp_path / f"d{n}")],
+                           capture_output=True, text=True, timeout=timeout(60), cwd=REPO)
+        assert r.returncode == 0, r.stderr
+        outs.append(Path(r.stdout.split()[0]))
+    pkg = json.loads((BRIDGE / "package.json").read_text())
+    assert outs[0].name == f"{pkg['name']}-{pkg['version']}.tgz"
+    assert outs[0].read_bytes() == outs[1].read_bytes(), "reproducible"
+    with tarfile.open(outs[0], "r:gz") as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        assert all(n.startswith("package/") and m.isfile() and m.uid == 0 for n, m in zip(names, members))
+        assert json.loads(tar.extractfile("package/package.json").read()) == pkg
+    rel = {n[len("package/"):] for n in names}
+    assert not any(n.startswith("Tests~") or "__pycache__" in n for n in rel)
+    for must in ("Runtime/SerDaemon.Bridge.asmdef", "Runtime/Vrm10/Vrm10EmotionDriver.cs", "Samples~/BasicAvatar/BasicAvatar.unity",
+                 "Samples~/RuntimeVrm/RuntimeVrmLoader.cs", "Tests/Runtime/SerDaemon.Bridge.Tests.asmdef", "LICENSE", "CHANGELOG.md"):
+        assert must in rel, must
+    # Unity ignores an asset without its .meta in an immutable package: every shipped asset outside Samples~ has one.
+    for n in rel:
+        if not n.endswith(".meta") and not n.startswith("Samples~/"):
+            assert n + ".meta" in rel, n
+    tracked = subprocess.run(["git", "ls-files", "unity_bridge"], capture_output=True, text=True, cwd=REPO).stdout.split()
+    assert {t[len("unity_bridge/"):] for t in tracked if not t.startswith("unity_bridge/Tests~")} == rel, "exactly the tracked files"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "pack_unity_bridge.py"), "--out", str(blocker)],
+                       capture_output=True, text=True, timeout=timeout(60), cwd=REPO)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "not a folder" in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------------------------------------- compile
 
 
@@ -285,6 +328,8 @@ HARNESS_CHECKS = (
     "runtime_vrm_load_example",
     # VRM 0.x: a clip the avatar lacks is warned about once (UniVRM ignores it silently); IsBinary clips noted.
     "vrm0_missing_clip_warned_once",
+    # The receiver's UnityEvents for the Inspector.
+    "inspector_unity_events",
 )
 
 

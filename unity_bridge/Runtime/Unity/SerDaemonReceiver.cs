@@ -2,6 +2,7 @@
 using System;
 using System.Diagnostics;
 using UnityEngine;
+using UnityEngine.Events;
 using Debug = UnityEngine.Debug;
 
 namespace SerDaemon.Bridge
@@ -45,6 +46,18 @@ namespace SerDaemon.Bridge
 
         /// <summary>Raised on the main thread for each stream whose state changed this frame.</summary>
         public event Action<EmotionState> StateChanged;
+
+        /// <summary>A UnityEvent with the changed stream's state (wire it in the Inspector).</summary>
+        [Serializable] public sealed class StateEvent : UnityEvent<EmotionState> { }
+        /// <summary>A UnityEvent with a label ("happy", "neutral", "unsure", ...).</summary>
+        [Serializable] public sealed class LabelEvent : UnityEvent<string> { }
+
+        [Header("Events (Inspector hooks)")]
+        [Tooltip("Each frame, once per stream whose state changed (main thread), like the StateChanged C# event.")]
+        public StateEvent onStateChanged = new StateEvent();
+        [Tooltip("When the label of the first stream (the daemon's first, or the first heard) changes: e.g. play a sound or switch an animation on \"angry\".")]
+        public LabelEvent onLabelChanged = new LabelEvent();
+        string lastLabel;
 
         readonly StreamStates streams = new StreamStates();
         readonly OscPacket packet = new OscPacket();
@@ -113,6 +126,7 @@ namespace SerDaemon.Bridge
         {
             OpenError = null;
             OpenAttempts = 0;
+            lastLabel = null;
             retryAt = -1f;
             retryDelay = 0f;
             streams.Clear();
@@ -198,8 +212,22 @@ namespace SerDaemon.Bridge
                 seenVersions[i] = s.Version;
                 if (logStates) Debug.Log("SerDaemonReceiver: " + (s.Stream.Length > 0 ? s.Stream + " " : "") + s, this);
                 var handler = StateChanged;
-                if (handler == null) continue;
-                try { handler(s); }
+                if (handler != null)
+                {
+                    try { handler(s); }
+                    catch (Exception e) { Debug.LogException(e, this); }
+                }
+                if (onStateChanged != null)
+                {
+                    try { onStateChanged.Invoke(s); }
+                    catch (Exception e) { Debug.LogException(e, this); }
+                }
+            }
+            var first = State;
+            if (onLabelChanged != null && first.Version > 0 && !string.Equals(first.Label, lastLabel, StringComparison.Ordinal))
+            {
+                lastLabel = first.Label;
+                try { onLabelChanged.Invoke(first.Label); }
                 catch (Exception e) { Debug.LogException(e, this); }
             }
         }

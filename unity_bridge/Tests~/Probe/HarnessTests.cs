@@ -35,7 +35,7 @@ static class HarnessTests
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
             NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
             Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives,
-            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample, Vrm0MissingClipWarned };
+            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample, Vrm0MissingClipWarned, InspectorEvents };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -790,6 +790,25 @@ static class HarnessTests
             && binary.Count == 1 && mesh.GetBlendShapeWeight(0) == 100f,
             missing.Count + " missing-clip warnings (" + string.Join(" | ", missing.ToArray()) + "); " + binary.Count + " IsBinary note; Joy " + F(mesh.GetBlendShapeWeight(0)));
         d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void InspectorEvents()
+    {
+        // The receiver's UnityEvents (wired in the Inspector in a real project): per changed stream, and per label change.
+        var r = NewReceiver();
+        var states = new List<string>();
+        var labels = new List<string>();
+        r.onStateChanged.AddListener(s => states.Add(s.Stream + ":" + s.Label));
+        r.onLabelChanged.AddListener(l => labels.Add(l));
+        foreach (var label in new[] { "calm", "calm", "angry", "angry", "neutral" })
+        {
+            long before = r.Frames;
+            Send(r.ListeningPort, OscWriter.Bundle(OscWriter.Message("/ser/state", label, 0.6f), OscWriter.Message("/ser/seq", (int)before)));
+            FramesUntil(() => r.Frames > before, r);
+        }
+        Check("inspector_unity_events", states.Count == 5 && string.Join(",", labels.ToArray()) == "calm,angry,neutral",
+            "onStateChanged " + states.Count + "x, onLabelChanged " + string.Join(",", labels.ToArray()));
         r.StubInvoke("OnDisable");
     }
 }

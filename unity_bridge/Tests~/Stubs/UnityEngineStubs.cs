@@ -256,3 +256,18 @@ namespace UnityEngine
         public int order { get; private set; }
     }
 }
+
+namespace UnityEngine.Events
+{
+    /// <summary>Stand-in for Unity's UnityEvent&lt;T0&gt;: listeners added in code (persistent ones come from the Inspector).</summary>
+    public delegate void UnityAction<T0>(T0 arg0);
+
+    [Serializable]
+    public abstract class UnityEvent<T0>
+    {
+        readonly List<UnityAction<T0>> listeners = new List<UnityAction<T0>>();
+        public void AddListener(UnityAction<T0> call) { listeners.Add(call); }
+        public void RemoveListener(UnityAction<T0> call) { listeners.Remove(call); }
+        public void Invoke(T0 arg0) { for (int i = 0; i < listeners.Count; i++) listeners[i](arg0); }
+    }
+}
