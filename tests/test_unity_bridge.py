@@ -303,6 +303,7 @@ def test_probe_selftest(probe_exe) -> None:
                  "ShapingTests.DeadzoneMakesRestExactlyZero", "ShapingTests.GainAndNormalizeReachFullWeight",
                  "ShapingTests.DominantOnlyWithHysteresis", "ShapingTests.BinaryTargetsWriteZeroOrOne",
                  "BoundsTests.LongAddressesAndNamesAreNotRetained", "BoundsTests.StreamsEvictLeastRecentlyHeard",
+                 "AllocationGapTests.BlobArgumentsDoNotAllocate", "AllocationGapTests.EscapedStreamIdsDecodedOnce",
                  "TransportTests.ReceiverSurvivesJunk", "TransportTests.ReceiverDisposeIsFast", "TransportTests.PortInUseFailsLoudly",
                  "TransportTests.ReceiverQueueBoundedByBytes", "TransportTests.WebSocketDisposeIsFast",
                  "JsonTests.DecoderAgreesWithTreeReader", "JsonTests.StreamsStatusAndHello", "DecoderTests.OneStatePerStream",

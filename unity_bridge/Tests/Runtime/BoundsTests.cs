@@ -67,3 +67,58 @@ namespace SerDaemon.Bridge.Tests
         }
     }
 }
+
+namespace SerDaemon.Bridge.Tests
+{
+    [TestFixture]
+    public class AllocationGapTests
+    {
+        [Test]
+        public void BlobArgumentsDoNotAllocate()
+        {
+            var blob = new byte[1000];
+            for (int i = 0; i < blob.Length; i++) blob[i] = (byte)i;
+            var data = OscWriter.Message("/ser/blob", blob, 0.5f);
+            var packet = new OscPacket();
+            var strings = new Utf8StringCache();
+            string error;
+            long allocated = 0;
+            for (int k = 0; k < 1100; k++)
+            {
+                long a = GC.GetAllocatedBytesForCurrentThread();
+                Assert.IsTrue(OscPacket.TryParseInto(data, data.Length, packet, strings, out error), error);
+                long b = GC.GetAllocatedBytesForCurrentThread();
+                if (k >= 100) allocated += b - a;
+            }
+            var arg = packet.Messages[0].Args[0];
+            Assert.AreEqual('b', arg.Kind);
+            Assert.AreEqual(1000, arg.BlobBytes.Count);
+            Assert.AreEqual((byte)(999 % 256), arg.BlobBytes.Array[arg.BlobBytes.Offset + 999]);
+            Assert.AreEqual((byte)7, arg.Blob[7], "the copying accessor still works");
+            Console.WriteLine("GAPS blob_packet_bytes_per_parse=" + allocated / 1000);
+            Assert.AreEqual(0L, allocated / 1000, "before: a new byte[] per blob, per packet");
+        }
+
+        [Test]
+        public void EscapedStreamIdsDecodedOnce()
+        {
+            // The daemon's JSON escapes non-ASCII (json.dumps): stream "mikrofon-ü" arrives as "mikrofon-\u00fc".
+            var d = new WsStateDecoder();
+            var json = System.Text.Encoding.UTF8.GetBytes(
+                "{\"type\":\"state\",\"stream\":\"mikrofon-\\u00fc\",\"seq\":1,\"label\":\"happy\",\"confidence\":0.7,\"voice\":true," +
+                "\"probs\":{\"happy\":0.7,\"neutral\":0.3},\"weights\":{\"vrm\":{\"happy\":0.6}},\"final\":false}");
+            long allocated = 0;
+            for (int k = 0; k < 1100; k++)
+            {
+                long a = GC.GetAllocatedBytesForCurrentThread();
+                Assert.IsTrue(d.Decode(json, json.Length), d.LastError);
+                long b = GC.GetAllocatedBytesForCurrentThread();
+                if (k >= 100) allocated += b - a;
+            }
+            Assert.AreEqual("mikrofon-\u00fc", d.LastState.Stream);
+            Assert.AreEqual(1, d.Streams.Count);
+            Console.WriteLine("GAPS escaped_stream_id_bytes_per_state=" + allocated / 1000);
+            Assert.AreEqual(0L, allocated / 1000, "before: a new string per escaped id, per state (the review measured 128 B)");
+        }
+    }
+}
