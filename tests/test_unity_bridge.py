@@ -53,6 +53,9 @@ NUNIT = sorted((BRIDGE / "Tests~" / "NUnit").glob("*.cs"))
 PROBE_DIR = BRIDGE / "Tests~" / "Probe"
 PROBE = [PROBE_DIR / "Probe.cs", PROBE_DIR / "TestRunner.cs", PROBE_DIR / "AllocBench.cs"]
 HARNESS = [PROBE_DIR / "UnityHarness.cs", PROBE_DIR / "HarnessTests.cs"]
+VRCHAT_EDITOR = sorted((BRIDGE / "Editor" / "VRChat").glob("*.cs"))
+# UnityEditor and VRChat SDK stand-ins: only for the Editor tool, so the runtime never compiles against them.
+EDITOR_STUBS = sorted((BRIDGE / "Tests~" / "EditorStubs").glob("*.cs"))
 # Unity 2021.3.18+/2022.2+ define this through the asmdef's versionDefines; the stubs then mark
 # FindObjectOfType obsolete, so -warnaserror proves it is not called there.
 FIND_FIRST = "-define:SERDAEMON_HAS_FIND_FIRST"
@@ -226,6 +229,12 @@ def test_package_layout_for_unity() -> None:
     assert sasm["defineConstraints"] == vrm10["defineConstraints"] and sasm["versionDefines"] == vrm10["versionDefines"]
     assert {"VRM10", vrm10["name"]} <= set(sasm["references"])
     shipped += list(runtime_vrm.iterdir())
+    # The VRChat tool: Editor-only, compiled only when the VRChat Avatars SDK package is there.
+    vrc = json.loads((BRIDGE / "Editor" / "VRChat" / "SerDaemon.Bridge.VRChat.Editor.asmdef").read_text())
+    assert vrc["includePlatforms"] == ["Editor"] and vrc["defineConstraints"] == ["SERDAEMON_VRCSDK3_AVATARS"]
+    assert [(v["name"], v["define"]) for v in vrc["versionDefines"]] == [("com.vrchat.avatars", "SERDAEMON_VRCSDK3_AVATARS")]
+    assert core["name"] in vrc["references"] and runtime["name"] not in vrc["references"]
+    shipped += [BRIDGE / "Editor", *(BRIDGE / "Editor").rglob("*")]
     # The scene's MonoBehaviours point at real scripts (package or sample) by GUID; its recording too.
     scene = (SAMPLE_DIR / "BasicAvatar.unity").read_text()
     assert scene.startswith("%YAML 1.1\n%TAG !u! tag:unity3d.com,2011:\n")
@@ -362,6 +371,24 @@ def test_components_through_univrm_validator(tmp_path) -> None:
     for line in out.splitlines():
         if line.startswith("HARNESS FIGURE"):
             print(line)
+
+
+def test_vrchat_one_click_setup(tmp_path) -> None:
+    """Editor/VRChat on stand-ins with the VRChat SDK's and UnityEditor's signatures: parameters, FX slot, menu
+    toggle; the generated layer's states, Any State transitions (walked as the Animator picks them), blend
+    trees and clips; a second run replaces rather than duplicates; a full menu, a parameter of another type
+    or an over-budget avatar are refused before anything changes."""
+    _need_mono()
+    exe = tmp_path / "VrchatSetup.exe"
+    _mcs(exe, [*CORE, *UNITY, *VRCHAT_EDITOR, BRIDGE / "Tests~" / "Stubs" / "UnityEngineStubs.cs", *EDITOR_STUBS,
+               PROBE_DIR / "VrchatSetupTests.cs"], defines=("-r:System.Core.dll",))
+    r = subprocess.run(["mono", str(exe)], capture_output=True, text=True, timeout=timeout(60))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "VRCHAT PASS" in out, out
+    for name in ("parameters", "fx_slot", "menu_toggle", "controller_parameters", "states", "transitions", "walk",
+                 "blend_trees_and_clips", "rerun_is_idempotent", "rerun_replaces_its_clips", "missing_blendshape_noted",
+                 "refuses_menu_full_wrong_type_over_budget"):
+        assert re.search(rf"^VRCHAT ok {name}( |$)", out, re.M), f"{name}:\n{out}"
 
 
 def test_sample_scene_scripts_replay_recording(harness_exe) -> None:

@@ -36,6 +36,8 @@ namespace UnityEngine
         bool destroyed;
 
         /// <summary>As Unity: the object is gone (a scene unloaded it or a script destroyed it); "== null" is true from then on.</summary>
+        public static void DestroyImmediate(Object o, bool allowDestroyingAssets) { Destroy(o); }
+
         public static void Destroy(Object o)
         {
             if (ReferenceEquals(o, null)) return;
@@ -63,7 +65,15 @@ namespace UnityEngine
     public sealed class GameObject : Object
     {
         internal readonly List<Component> Components = new List<Component>();
-        public GameObject(string name) { this.name = name; }
+        public readonly Transform transform;
+        public GameObject(string name)
+        {
+            this.name = name;
+            transform = new Transform();
+            transform.gameObject = this;
+            transform.name = name;
+            Components.Add(transform);
+        }
 
         public T AddComponent<T>() where T : Component, new()
         {
@@ -73,17 +83,48 @@ namespace UnityEngine
             Components.Add(c);
             return c;
         }
+
+        public T GetComponent<T>() where T : Component { return transform.GetComponent<T>(); }
     }
 
     public class Component : Object
     {
         public GameObject gameObject;
+        public Transform transform { get { return gameObject != null ? gameObject.transform : null; } }
 
         public T GetComponent<T>() where T : Component
         {
             if (gameObject == null) return null;
             foreach (var c in gameObject.Components) if (c is T && c) return (T)c; // a destroyed component is skipped, as in Unity
             return null;
+        }
+
+        public T[] GetComponentsInChildren<T>(bool includeInactive) where T : Component
+        {
+            var found = new List<T>();
+            Collect(transform, found);
+            return found.ToArray();
+        }
+
+        static void Collect<T>(Transform t, List<T> into) where T : Component
+        {
+            if (t == null) return;
+            foreach (var c in t.gameObject.Components) if (c is T && c) into.Add((T)c);
+            foreach (var child in t.Children) Collect(child, into);
+        }
+    }
+
+    public sealed class Transform : Component
+    {
+        internal readonly List<Transform> Children = new List<Transform>();
+        Transform parentTransform;
+        public Transform parent { get { return parentTransform; } }
+
+        public void SetParent(Transform p)
+        {
+            if (parentTransform != null) parentTransform.Children.Remove(this);
+            parentTransform = p;
+            if (p != null) p.Children.Add(this);
         }
     }
 
@@ -184,7 +225,10 @@ namespace UnityEngine
         public static float timeScale = 1f;
     }
 
-    public class ScriptableObject : Object { }
+    public class ScriptableObject : Object
+    {
+        public static T CreateInstance<T>() where T : ScriptableObject, new() { return new T(); }
+    }
 
     public class TextAsset : Object
     {
