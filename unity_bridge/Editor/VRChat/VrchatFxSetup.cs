@@ -48,6 +48,11 @@ namespace SerDaemon.Bridge.VRChat
             public string[] Prefixes = { "", "Fcl_ALL_", "vrc.", "Face." };
             /// <summary>Transition time between faces, seconds: the face eases instead of snapping.</summary>
             public float TransitionSeconds = 0.2f;
+            /// <summary>
+            /// Write Defaults of the generated states. Off by default (the rest clip sets every driven blendshape
+            /// itself); set it to match the rest of your FX controller, since mixing both in one controller misbehaves.
+            /// </summary>
+            public bool WriteDefaults = false;
             /// <summary>Folder for the generated assets (created if missing).</summary>
             public string Folder = "Assets/SerDaemon/VRChat";
         }
@@ -233,10 +238,10 @@ namespace SerDaemon.Bridge.VRChat
             var shapes = ResolveShapes(face, s, result);
             var rest = Clip(controller, "SER rest", path, shapes, null, s.Bindings);
             var restState = sm.AddState(RestState, new Vector3(300, 0, 0));
-            Prepare(restState, rest);
+            Prepare(restState, rest, s);
             sm.defaultState = restState;
             var off = sm.AddState(OffState, new Vector3(300, -80, 0));
-            Prepare(off, rest);
+            Prepare(off, rest, s);
             var toOff = sm.AddAnyStateTransition(off);
             Configure(toOff, s);
             toOff.AddCondition(AnimatorConditionMode.IfNot, 0f, EnabledParameter);
@@ -256,7 +261,7 @@ namespace SerDaemon.Bridge.VRChat
                 tree.AddChild(rest, 0f);
                 tree.AddChild(face1, 1f);
                 var state = sm.AddState("SER " + k + " " + label, new Vector3(600, 60 * (k - 1), 0));
-                Prepare(state, tree);
+                Prepare(state, tree, s);
                 Enter(sm, state, k, s);
             }
             EditorUtility.SetDirty(controller);
@@ -274,11 +279,11 @@ namespace SerDaemon.Bridge.VRChat
             c.AddParameter(new AnimatorControllerParameter { name = name, type = type, defaultBool = defaultBool });
         }
 
-        /// <summary>Write Defaults off: every state's motion sets every driven blendshape itself (the rest clip sets them to 0).</summary>
-        static void Prepare(AnimatorState state, Motion motion)
+        /// <summary>Every state's motion sets every driven blendshape itself (the rest clip sets them to 0), so either Write Defaults works.</summary>
+        static void Prepare(AnimatorState state, Motion motion, Settings s)
         {
             state.motion = motion;
-            state.writeDefaultValues = false;
+            state.writeDefaultValues = s.WriteDefaults;
         }
 
         static void Configure(AnimatorStateTransition t, Settings s)
