@@ -284,6 +284,74 @@ def test_tarball_for_add_package_from_tarball(tmp_path) -> None:
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "not a folder" in r.stderr, r.stderr
 
 
+def test_minimal_vrm_is_a_valid_vrm1_file(tmp_path) -> None:
+    """tools/make_minimal_vrm.py: a GLB whose JSON and binary chunk follow the glTF 2.0 and VRM 1.0 rules
+    UniVRM relies on (required humanoid bones, translation-only rest pose, bone hierarchy, accessors in
+    range with POSITION min/max, expressions bound to existing morph targets); deterministic."""
+    import struct
+
+    out = tmp_path / "face.vrm"
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "make_minimal_vrm.py"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=timeout(60))
+    assert r.returncode == 0, r.stderr
+    data = out.read_bytes()
+    r2 = subprocess.run([sys.executable, str(REPO / "tools" / "make_minimal_vrm.py"), "--out", str(tmp_path / "again.vrm")],
+                        capture_output=True, text=True, timeout=timeout(60))
+    assert r2.returncode == 0 and (tmp_path / "again.vrm").read_bytes() == data, "deterministic"
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    assert (magic, version, total) == (b"glTF", 2, len(data))
+    jlen, jtype = struct.unpack_from("<I4s", data, 12)
+    assert jtype == b"JSON" and jlen % 4 == 0
+    gltf = json.loads(data[20:20 + jlen])
+    blen, btype = struct.unpack_from("<I4s", data, 20 + jlen)
+    assert btype == b"BIN\0" and blen % 4 == 0 and 28 + jlen + blen == len(data)
+    binary = data[28 + jlen:]
+    assert gltf["asset"]["version"] == "2.0" and gltf["buffers"] == [{"byteLength": blen}]
+    vrm = gltf["extensions"]["VRMC_vrm"]
+    assert "VRMC_vrm" in gltf["extensionsUsed"] and vrm["specVersion"] == "1.0"
+    assert vrm["meta"]["name"] and vrm["meta"]["authors"] and vrm["meta"]["licenseUrl"] == "https://vrm.dev/licenses/1.0/"
+    nodes = gltf["nodes"]
+    parent = {c: i for i, n in enumerate(nodes) for c in n.get("children", [])}
+    bones = {name: b["node"] for name, b in vrm["humanoid"]["humanBones"].items()}
+    required = {"hips", "spine", "head", "leftUpperArm", "leftLowerArm", "leftHand", "rightUpperArm", "rightLowerArm", "rightHand",
+                "leftUpperLeg", "leftLowerLeg", "leftFoot", "rightUpperLeg", "rightLowerLeg", "rightFoot"}
+    assert required <= set(bones) and len(set(bones.values())) == len(bones)
+
+    def ancestors(i: int) -> set[int]:
+        seen = set()
+        while i in parent:
+            i = parent[i]
+            seen.add(i)
+        return seen
+
+    for child, anc in (("spine", "hips"), ("head", "spine"), ("leftUpperArm", "spine"), ("rightUpperArm", "spine"),
+                       ("leftLowerArm", "leftUpperArm"), ("leftHand", "leftLowerArm"), ("rightHand", "rightLowerArm"),
+                       ("leftUpperLeg", "hips"), ("leftFoot", "leftLowerLeg"), ("rightFoot", "rightLowerLeg")):
+        assert bones[anc] in ancestors(bones[child]), (child, anc)
+    assert all("rotation" not in n and "scale" not in n and "matrix" not in n for n in nodes), "VRM 1.0: rest pose by translation only"
+    assert len(parent) == len(nodes) - 1 and gltf["scenes"][0]["nodes"] == [0], "one tree"
+    for a in gltf["accessors"]:
+        v = gltf["bufferViews"][a["bufferView"]]
+        size = {"VEC3": 12, "SCALAR": 2}[a["type"]]
+        assert v["byteOffset"] + v["byteLength"] <= blen and a["count"] * size <= v["byteLength"]
+        if a["type"] == "VEC3":
+            pts = [struct.unpack_from("<3f", binary, v["byteOffset"] + 12 * k) for k in range(a["count"])]
+            assert a["min"] == pytest.approx([min(p[i] for p in pts) for i in range(3)]) and a["max"] == pytest.approx([max(p[i] for p in pts) for i in range(3)])
+    prim = gltf["meshes"][0]["primitives"][0]
+    face = next(i for i, n in enumerate(nodes) if n.get("mesh") == 0)
+    assert bones["head"] in ancestors(face)
+    presets = vrm["expressions"]["preset"]
+    assert set(presets) == {"happy", "angry", "sad", "relaxed", "surprised", "blink"}
+    for name, e in presets.items():
+        (bind,) = e["morphTargetBinds"]
+        assert bind["node"] == face and 0 <= bind["index"] < len(prim["targets"]) and bind["weight"] == 1.0
+        assert {e["overrideBlink"], e["overrideLookAt"], e["overrideMouth"]} <= {"none", "block", "blend"}
+    assert presets["relaxed"]["overrideBlink"] == "block", "like many real models: shows the deadzone at work"
+    r3 = subprocess.run([sys.executable, str(REPO / "tools" / "make_minimal_vrm.py"), "--out", str(tmp_path)],
+                        capture_output=True, text=True, timeout=timeout(60))
+    assert r3.returncode == 2 and len(r3.stderr.strip().splitlines()) == 1, r3.stderr
+
+
 # ---------------------------------------------------------------------------------------------- compile
 
 
