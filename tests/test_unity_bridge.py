@@ -454,7 +454,7 @@ def test_vrchat_one_click_setup(tmp_path) -> None:
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "VRCHAT PASS" in out, out
     for name in ("parameters", "fx_slot", "menu_toggle", "controller_parameters", "states", "transitions", "walk",
-                 "blend_trees_and_clips", "rerun_is_idempotent", "rerun_replaces_its_clips", "missing_blendshape_noted",
+                 "blend_trees_and_clips", "rerun_is_idempotent", "rerun_leaves_no_orphans", "missing_blendshape_noted",
                  "refuses_menu_full_wrong_type_over_budget"):
         assert re.search(rf"^VRCHAT ok {name}( |$)", out, re.M), f"{name}:\n{out}"
 

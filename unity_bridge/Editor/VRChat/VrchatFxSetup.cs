@@ -225,8 +225,12 @@ namespace SerDaemon.Bridge.VRChat
 
             // Running it again replaces the layer (its clips and trees stay as sub-assets; they are replaced too).
             var kept = new List<AnimatorControllerLayer>();
-            foreach (var l in controller.layers) if (l.name != LayerName) kept.Add(l);
-            if (kept.Count != controller.layers.Length) result.Notes.Add("replaced the existing '" + LayerName + "' layer");
+            foreach (var l in controller.layers)
+            {
+                if (l.name != LayerName) { kept.Add(l); continue; }
+                DestroyLayer(l);
+                result.Notes.Add("replaced the existing '" + LayerName + "' layer");
+            }
             RemoveOwnSubAssets(controller);
 
             var sm = new AnimatorStateMachine { name = LayerName };
@@ -302,6 +306,22 @@ namespace SerDaemon.Bridge.VRChat
             t.AddCondition(AnimatorConditionMode.If, 0f, EnabledParameter);
         }
 
+        /// <summary>A previous run's layer: its transitions and states are nameless or generic sub-assets, removed one by one.</summary>
+        static void DestroyLayer(AnimatorControllerLayer layer)
+        {
+            var sm = layer.stateMachine;
+            if (sm == null) return;
+            foreach (var t in sm.anyStateTransitions) UnityEngine.Object.DestroyImmediate(t, true);
+            foreach (var child in sm.states)
+            {
+                if (child.state == null) continue;
+                foreach (var t in child.state.transitions) UnityEngine.Object.DestroyImmediate(t, true);
+                UnityEngine.Object.DestroyImmediate(child.state, true);
+            }
+            UnityEngine.Object.DestroyImmediate(sm, true);
+        }
+
+        /// <summary>A previous run's clips and blend trees (named "SER ..."), which no layer uses any more.</summary>
         static void RemoveOwnSubAssets(AnimatorController controller)
         {
             string path = AssetDatabase.GetAssetPath(controller);

@@ -140,6 +140,13 @@ namespace UnityEditor
             return "";
         }
 
+        /// <summary>Stand-in: the main asset of the file that holds this object.</summary>
+        public static UnityEngine.Object StubMainAsset(UnityEngine.Object o)
+        {
+            foreach (var kv in assets) if (kv.Value.Contains(o)) return kv.Value[0];
+            return null;
+        }
+
         public static UnityEngine.Object[] LoadAllAssetsAtPath(string assetPath)
         {
             List<UnityEngine.Object> list;
@@ -208,11 +215,18 @@ namespace UnityEditor.Animations
         public ChildAnimatorState[] states { get { return list.ToArray(); } }
         public AnimatorStateTransition[] anyStateTransitions { get { return any.ToArray(); } }
 
+        // As Unity: states and transitions made on a state machine stored in an asset become sub-assets of it.
+        void Persist(UnityEngine.Object o)
+        {
+            if (AssetDatabase.GetAssetPath(this) != "") AssetDatabase.AddObjectToAsset(o, AssetDatabase.StubMainAsset(this));
+        }
+
         public AnimatorState AddState(string name, Vector3 position)
         {
             var s = new AnimatorState { name = name };
             list.Add(new ChildAnimatorState { state = s, position = position });
             if (defaultState == null) defaultState = s;
+            Persist(s);
             return s;
         }
 
@@ -220,6 +234,7 @@ namespace UnityEditor.Animations
         {
             var t = new AnimatorStateTransition { destinationState = destinationState };
             any.Add(t);
+            Persist(t);
             return t;
         }
     }

@@ -186,7 +186,8 @@ static class VrchatSetupTests
             && mine.parameters.Length == 4 && Layer(mine).stateMachine.states.Length == 10,
             "layers " + string.Join(",", names) + "; parameters " + avatar.expressionParameters.parameters.Length + "; menu " + avatar.expressionsMenu.controls.Count);
         var subAssets = AssetDatabase.LoadAllAssetsAtPath("Assets/Mine/FX.controller").Length;
-        Check("rerun_replaces_its_clips", subAssets == 1 + 1 + 1 + 9 + 8, subAssets + " assets in the controller file (controller, 2 state machines, 9 clips, 8 trees)");
+        Check("rerun_leaves_no_orphans", subAssets == 1 + 1 + 1 + 10 + 10 + 9 + 8,
+            subAssets + " objects in the controller file after two runs (controller, 2 state machines, 10 states, 10 transitions, 9 clips, 8 trees)");
         Check("missing_blendshape_noted", first.Notes.Any(n => n.Contains("'Surprised'")) && first.Notes.Count(n => n.StartsWith("no blendshape")) == 1,
             string.Join(" | ", first.Notes.ToArray()));
     }
