@@ -115,7 +115,7 @@ namespace SerDaemon.Bridge
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = intensity;
             mapper.WriteEveryFrame = true; // SDKs may reset what is not written again this frame
-            shaping.ApplyTo(mapper);
+            if (shaping != null) shaping.ApplyTo(mapper);
             mapper.SetSources(ReadValues());
             mapper.Update(Time.unscaledDeltaTime);
             SafeCommit();
@@ -145,9 +145,11 @@ namespace SerDaemon.Bridge
             if (warnedNoValues || receiver == null) return;
             var s = receiver.GetState(stream);
             if (s == null || s.NoAudio || receiver.IsStateStale(s)) return;
+            bool any = false;
+            foreach (var kv in s.Sets) any |= kv.Value.Count > 0; // no allocation on the frames that do not warn
+            if (!any) return; // nothing but the label yet
             var present = new List<string>();
             foreach (var kv in s.Sets) if (kv.Value.Count > 0) present.Add(kv.Key);
-            if (present.Count == 0) return; // nothing but the label yet
             warnedNoValues = true;
             Debug.LogWarning(GetType().Name + " on " + name + ": stream '" + (s.Stream.Length > 0 ? s.Stream : stream) + "' carries " +
                 string.Join(", ", present.ToArray()) + " but none of " + string.Join(", ", ValueSets) +

@@ -124,7 +124,7 @@ namespace SerDaemon.Bridge
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = weightScale;
             mapper.WriteEveryFrame = writeEveryFrame;
-            shaping.ApplyTo(mapper);
+            if (shaping != null) shaping.ApplyTo(mapper);
             mapper.SetSources(SerDaemonScene.TargetValues(receiver, stream, SetName(source), relaxWhenStale));
             // Unscaled: a paused game (timeScale 0) or slow motion must not freeze or slow the face.
             mapper.Update(Time.unscaledDeltaTime);

@@ -35,7 +35,7 @@ static class HarnessTests
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
             NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
             Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives,
-            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample, Vrm0MissingClipWarned, InspectorEvents };
+            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample, Vrm0MissingClipWarned, InspectorEvents, VrmDriversAllocationFree };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -809,6 +809,46 @@ static class HarnessTests
         }
         Check("inspector_unity_events", states.Count == 5 && string.Join(",", labels.ToArray()) == "calm,angry,neutral",
             "onStateChanged " + states.Count + "x, onLabelChanged " + string.Join(",", labels.ToArray()));
+        r.StubInvoke("OnDisable");
+    }
+
+    static void VrmDriversAllocationFree()
+    {
+        // Both VRM drivers per frame with every shaping step on and the VRM 0.x one renaming "vrm" values:
+        // bound delegates, so the harness's reflection does not count.
+        var r = NewReceiver();
+        SkinnedMeshRenderer m1, m0;
+        var d1 = Vrm10Face(r, out m1);
+        var d0 = Vrm0Face(r, out m0);
+        foreach (var d in new ExpressionDriverBase[] { d1, d0 })
+        {
+            d.shaping.deadzone = 0.1f; d.shaping.gain = 2f; d.shaping.normalizeToPeak = true; d.shaping.dominantOnly = true;
+        }
+        Func<object, Action> late = o => (Action)Delegate.CreateDelegate(typeof(Action), o,
+            typeof(ExpressionDriverBase).GetMethod("LateUpdate", BindingFlags.Instance | BindingFlags.NonPublic));
+        var l1 = late(d1);
+        var l0 = late(d0);
+        long total = 0, vrm10 = 0;
+        int frames = 0;
+        for (int f = 0; f < 700; f++)
+        {
+            var s = Inject(r, EmotionState.SetVrm, "happy", (f / 50) % 2 == 0 ? 0.6f : 0.1f);
+            s.SetValue(EmotionState.SetVrm, "sad", (f / 50) % 2 == 0 ? 0.1f : 0.5f);
+            s.SetValue(EmotionState.SetVrm, "relaxed", 0.05f);
+            Time.unscaledDeltaTime = 0.011f;
+            Time.unscaledTime += 0.011f;
+            long a = GC.GetAllocatedBytesForCurrentThread();
+            l1();
+            long mid = GC.GetAllocatedBytesForCurrentThread();
+            l0();
+            long b = GC.GetAllocatedBytesForCurrentThread();
+            if (f >= 200) { total += b - a; frames++; vrm10 += mid - a; }
+        }
+        log("HARNESS ALLOC vrm_drivers_per_frame=" + total / frames + " (vrm10 " + vrm10 / frames + ") frames=" + frames);
+        Check("vrm_drivers_frame_allocation_free", total == 0 && m0.GetBlendShapeWeight(1) > 0f,
+            total + " bytes over " + frames + " frames (VRM 1.0 + VRM 0.x renaming vrm); Sorrow " + F(m0.GetBlendShapeWeight(1)));
+        d1.StubInvoke("OnDisable");
+        d0.StubInvoke("OnDisable");
         r.StubInvoke("OnDisable");
     }
 }

@@ -331,7 +331,14 @@ namespace VRM
 
         BlendShapeKey(string name, BlendShapePreset preset) { Name = name; Preset = preset; }
 
-        public static BlendShapeKey CreateFromPreset(BlendShapePreset preset) { return new BlendShapeKey(preset.ToString(), preset); }
+        static readonly Dictionary<BlendShapePreset, string> presetNames = new Dictionary<BlendShapePreset, string>();
+        // UniVRM caches the preset's name too (Enum.ToString allocates).
+        public static BlendShapeKey CreateFromPreset(BlendShapePreset preset)
+        {
+            string n;
+            if (!presetNames.TryGetValue(preset, out n)) { n = preset.ToString(); presetNames[preset] = n; }
+            return new BlendShapeKey(n, preset);
+        }
         public static BlendShapeKey CreateUnknown(string name) { return new BlendShapeKey(name, BlendShapePreset.Unknown); }
 
         public bool Equals(BlendShapeKey other) { return Preset == other.Preset && (Preset != BlendShapePreset.Unknown || Name == other.Name); }
@@ -381,10 +388,22 @@ namespace VRM
             return clip;
         }
 
-        /// <summary>As UniVRM's merger: clips the avatar lacks are ignored; an IsBinary clip's value is rounded.</summary>
+        readonly Dictionary<BlendShapeKey, BlendShapeClip> clipMap = new Dictionary<BlendShapeKey, BlendShapeClip>();
+        BlendShapeAvatar mapped;
+        int mappedCount = -1;
+
+        /// <summary>As UniVRM's merger: clips the avatar lacks are ignored (a map of the avatar's clips); an IsBinary clip's value is rounded.</summary>
         public void AccumulateValue(BlendShapeKey key, float value)
         {
-            var clip = BlendShapeAvatar != null ? BlendShapeAvatar.GetClip(key) : null;
+            if (!ReferenceEquals(mapped, BlendShapeAvatar) || (BlendShapeAvatar != null && BlendShapeAvatar.Clips.Count != mappedCount))
+            {
+                clipMap.Clear();
+                mapped = BlendShapeAvatar;
+                mappedCount = BlendShapeAvatar != null ? BlendShapeAvatar.Clips.Count : -1;
+                if (BlendShapeAvatar != null) foreach (var c in BlendShapeAvatar.Clips) clipMap[c.Key] = c;
+            }
+            BlendShapeClip clip;
+            clipMap.TryGetValue(key, out clip);
             if (clip == null) return;
             if (clip.IsBinary) value = Mathf.Round(value);
             float v;
