@@ -568,6 +568,7 @@ def test_daemon_to_csharp_probes(probe_exe, harness_exe, tiny_bundle, tmp_path) 
     assert seqs == list(range(len(labels)))
     assert any(ln.startswith("OSC /ser/voice i:1") for ln in gen_lines)
     assert any(ln.startswith("OSC /ser/vrm/angry f:") for ln in gen_lines)
+    assert any(ln.startswith("OSC /ser/vrm0/Angry f:") for ln in gen_lines), "generic OSC carries the mapping's vrm0 clips too"
     weights = [ln for ln in gen_lines if ln.startswith("WEIGHT ")]
     assert max(float(w.split()[2]) for w in weights if w.startswith("WEIGHT Angry ")) > 60  # 0..100 scale
     assert any(w.startswith("WEIGHT Fun ") and float(w.split()[2]) > 0 for w in weights)
