@@ -1,7 +1,7 @@
 """OSC output profiles: what each kind of receiver gets for a state (pure, no sockets).
 
 - ``generic``: ser-daemon's own scheme (see :mod:`ser_daemon.messages`) plus the
-  mapped weights as ``/ser/vrm/<name> f`` and ``/ser/arkit/<name> f``.
+  mapped weights as ``/ser/vrm/<name> f``, ``/ser/vrm0/<name> f`` and ``/ser/arkit/<name> f``.
 - ``vrchat``: VRChat avatar parameters ``/avatar/parameters/<Name>``, a parameter
   set from :mod:`ser_daemon.vrchat` (compact: ``SER_Label`` int + ``SER_Intensity``
   float + ``SER_Voice`` bool, 17 synced bits; full: also a float per class, confidence, voice).
@@ -82,7 +82,8 @@ class GenericProfile(OscProfile):
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
         prefix = self._prefix(state.stream)
         msgs = generic_osc_messages(state, prefix)
-        for target_set in ("vrm", "arkit"):
+        # vrm0 too, so a VRM 0.x avatar on generic OSC gets the mapping's own [vrm0] rows.
+        for target_set in ("vrm", "vrm0", "arkit"):
             for name, w in weights.get(target_set, {}).items():
                 msgs.append(osc_message(f"{prefix}/{target_set}/{osc_name(name)}", ("f", w)))
         return osc_packets(msgs, self.bundle)

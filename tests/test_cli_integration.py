@@ -87,10 +87,10 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
         addrs = [m.address for m in bundle]
         assert addrs[:7] == ["/ser/state", "/ser/emotion/neutral", "/ser/emotion/calm", "/ser/emotion/happy",
                              "/ser/emotion/angry", "/ser/voice", "/ser/seq"]
-        # Then the mapped weights: the six VRM 1.0 presets and the 52 ARKit blendshapes.
+        # Then the mapped weights: the six VRM 1.0 presets, the VRM 0.x clips of this model's classes, the 52 ARKit blendshapes.
         weights = {m.address: m.params[0] for m in bundle[7:]}
-        assert len(weights) == 6 + 52
-        for target_set in ("vrm", "arkit"):
+        assert len(weights) == 6 + len(st["weights"]["vrm0"]) + 52 and len(st["weights"]["vrm0"]) >= 4
+        for target_set in ("vrm", "vrm0", "arkit"):
             for name, w in st["weights"][target_set].items():
                 assert weights[f"/ser/{target_set}/{name}"] == pytest.approx(w, abs=1e-3)
         assert bundle[0].params[0] == ("unsure" if st["uncertain"] else st["label"])

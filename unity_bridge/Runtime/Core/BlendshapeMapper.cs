@@ -14,6 +14,17 @@ namespace SerDaemon.Bridge
         void SetWeight(int index, float weight);
     }
 
+    /// <summary>
+    /// Optional, for sinks that know more about their expressions than a name (the VRM drivers): whether
+    /// one is IsBinary (the avatar SDK rounds its weight to 0 or 1) and a one-line note worth a warning
+    /// (e.g. "blocks blink while it shows"), or null.
+    /// </summary>
+    public interface IExpressionInfo
+    {
+        bool IsBinary(int index);
+        string Note(int index);
+    }
+
     /// <summary>One source value driving one blendshape: weight += Gain * source.</summary>
     [Serializable]
     public class BlendshapeBinding
@@ -39,6 +50,12 @@ namespace SerDaemon.Bridge
     /// (a step reaches 63% after one time constant), so a jittery stream still moves the face smoothly.
     /// Names the sink lacks are tried case-insensitively, else reported once through MissingName and
     /// skipped. Update never throws: a failing sink is reported once through Error.
+    ///
+    /// Between the sum and the smoothing each target's value is shaped, in this order (see the fields):
+    /// Deadzone (values at or below it become exactly 0, the rest is stretched back to 0..1, so an avatar
+    /// SDK that treats any weight above 0 as "showing", like UniVRM's `block` overrides, sees rest as rest),
+    /// Gain, NormalizeToPeak, DominantOnly. Targets an IExpressionInfo sink marks IsBinary are written as
+    /// exactly 0 or 1 (see BinaryThreshold) instead of a fraction the SDK would round away.
     /// </summary>
     public sealed class BlendshapeMapper
     {
@@ -58,6 +75,31 @@ namespace SerDaemon.Bridge
         public Action<string> MissingName;
         /// <summary>Called once per distinct failure of the sink (exceptions are caught).</summary>
         public Action<string> Error;
+        /// <summary>Called once per target with an IExpressionInfo note (IsBinary, override settings).</summary>
+        public Action<string> Notice;
+
+        /// <summary>
+        /// Values (0..1, after the bindings' sum) at or below this become exactly 0; above it they are
+        /// stretched back to 0..1, (v - Deadzone) / (1 - Deadzone), so nothing jumps. The daemon's weights
+        /// never reach exactly 0 at rest (0.003-0.06): without a deadzone they keep an expression "showing".
+        /// </summary>
+        public float Deadzone;
+        /// <summary>Multiplies every value after the deadzone (then clamped to 1): the daemon's weights for a clear emotion are often 0.2-0.4.</summary>
+        public float Gain = 1f;
+        /// <summary>
+        /// Scale the emotion targets (every target except one named "neutral", any case) so the strongest reaches 1,
+        /// whenever it is above the deadzone: a confident emotion shows at full weight whatever its raw size.
+        /// </summary>
+        public bool NormalizeToPeak;
+        /// <summary>Show only the strongest emotion target (not "neutral"); the others go to 0. A new leader takes over when it beats the current one by DominantMargin.</summary>
+        public bool DominantOnly;
+        /// <summary>Hysteresis of DominantOnly and of IsBinary targets' leader (0..1 units), so two close emotions do not flicker.</summary>
+        public float DominantMargin = 0.05f;
+        /// <summary>
+        /// IsBinary targets: written as 1 while the target is the strongest emotion target and its smoothed
+        /// value is at least this, else 0 (off again below half of it). 0..1 units, after deadzone and gain.
+        /// </summary>
+        public float BinaryThreshold = 0.1f;
 
         IBlendshapeSink sink;
         readonly Dictionary<string, float> sources = new Dictionary<string, float>(StringComparer.Ordinal);
@@ -71,7 +113,11 @@ namespace SerDaemon.Bridge
             public int Index = -2; // -2 unresolved, -1 missing
             public float Goal, Value;
             public float LastWritten = float.NaN;
+            public bool Binary, BinaryOn, Rest;
         }
+
+        Target dominant; // DominantOnly's current leader
+        Target binaryLeader; // the strongest emotion target, for IsBinary ones
 
         public BlendshapeMapper(IBlendshapeSink sink = null) { this.sink = sink; }
 
@@ -84,8 +130,9 @@ namespace SerDaemon.Bridge
         /// <summary>Forget resolved indices and reported names (after the mesh or bindings change).</summary>
         public void Rebind()
         {
-            foreach (var t in targets.Values) { t.Index = -2; t.LastWritten = float.NaN; }
+            foreach (var t in targets.Values) { t.Index = -2; t.LastWritten = float.NaN; t.Binary = false; t.BinaryOn = false; }
             reported.Clear();
+            dominant = null;
         }
 
         public void SetSource(string name, float value)
@@ -157,7 +204,12 @@ namespace SerDaemon.Bridge
         Target GetTarget(string name)
         {
             Target t;
-            if (!targets.TryGetValue(name, out t)) { t = new Target(); targets[name] = t; }
+            if (!targets.TryGetValue(name, out t))
+            {
+                t = new Target();
+                t.Rest = string.Equals(name, "neutral", StringComparison.OrdinalIgnoreCase);
+                targets[name] = t;
+            }
             return t;
         }
 
@@ -182,17 +234,70 @@ namespace SerDaemon.Bridge
                 foreach (var kv in sources)
                     if (!bound.Contains(kv.Key) && kv.Key.Length > 0) GetTarget(kv.Key).Goal += kv.Value;
 
+            Shape();
+
             float alpha = SmoothingSeconds > 1e-6f ? 1f - (float)Math.Exp(-dt / SmoothingSeconds) : 1f;
             if (float.IsNaN(alpha)) alpha = 1f; // SmoothingSeconds infinite or NaN: no smoothing rather than a NaN face
             foreach (var kv in targets)
             {
                 var t = kv.Value;
-                float goal = EmotionState.Sanitize(t.Goal); // NaN -> 0, clamped to 0..1
+                float goal = t.Goal; // shaped: finite, 0..1
                 if (float.IsNaN(t.Value) || float.IsInfinity(t.Value)) t.Value = 0f;
                 t.Value += (goal - t.Value) * alpha;
                 if (Math.Abs(goal - t.Value) < SnapDistance) t.Value = goal; // settle exactly (0.05 on a 0..100 scale)
-                Write(kv.Key, t);
             }
+            binaryLeader = Leader(binaryLeader, true);
+            foreach (var kv in targets) Write(kv.Key, kv.Value);
+        }
+
+        static float Finite(float v, float fallback) { return float.IsNaN(v) || float.IsInfinity(v) ? fallback : v; }
+
+        /// <summary>Deadzone, gain, normalisation and dominant-only on every target's goal (allocation-free).</summary>
+        void Shape()
+        {
+            float dz = Finite(Deadzone, 0f);
+            dz = dz < 0f ? 0f : (dz > 0.999f ? 0.999f : dz);
+            float gain = Finite(Gain, 0f);
+            if (gain < 0f) gain = 0f;
+            float peak = 0f;
+            foreach (var t in targets.Values)
+            {
+                float g = EmotionState.Sanitize(t.Goal); // NaN -> 0, clamped to 0..1
+                g = g <= dz ? 0f : (g - dz) / (1f - dz);
+                g = EmotionState.Sanitize(g * gain);
+                t.Goal = g;
+                if (!t.Rest && g > peak) peak = g;
+            }
+            if (NormalizeToPeak && peak > 0f)
+                foreach (var t in targets.Values) if (!t.Rest) t.Goal = EmotionState.Sanitize(t.Goal / peak);
+            if (DominantOnly)
+            {
+                dominant = Leader(dominant, false);
+                foreach (var t in targets.Values) if (!t.Rest && t != dominant) t.Goal = 0f;
+            }
+        }
+
+        /// <summary>
+        /// The strongest emotion target (not "neutral") by goal, or by smoothed value; the current one stays
+        /// unless another beats it by DominantMargin. Null when every emotion target is at 0.
+        /// </summary>
+        Target Leader(Target current, bool byValue)
+        {
+            Target best = null;
+            float bestV = 0f;
+            foreach (var t in targets.Values)
+            {
+                if (t.Rest) continue;
+                float v = byValue ? t.Value : t.Goal;
+                if (v > bestV) { best = t; bestV = v; }
+            }
+            if (best == null) return null;
+            if (current != null && current != best)
+            {
+                float cv = byValue ? current.Value : current.Goal;
+                if (cv > 0f && bestV - cv < Finite(DominantMargin, 0f)) return current;
+            }
+            return best;
         }
 
         void Write(string name, Target t)
@@ -200,9 +305,20 @@ namespace SerDaemon.Bridge
             if (sink == null) return;
             try
             {
-                if (t.Index == -2) t.Index = Resolve(name);
+                if (t.Index == -2) { t.Index = Resolve(name); Describe(name, t); }
                 if (t.Index < 0) return;
-                float w = Scale(t.Value);
+                float v = t.Value;
+                if (t.Binary)
+                {
+                    // The SDK rounds a binary expression's weight (UniVRM: Mathf.Round, so 0.24 shows as 0):
+                    // decide on or off here, with hysteresis, and write exactly 0 or 1.
+                    float on = Finite(BinaryThreshold, 0.1f);
+                    if (on < 1e-4f) on = 1e-4f;
+                    bool leads = t == binaryLeader || t.Rest;
+                    t.BinaryOn = leads && (t.BinaryOn ? v >= on * 0.5f : v >= on);
+                    v = t.BinaryOn ? 1f : 0f;
+                }
+                float w = Scale(v);
                 if (!WriteEveryFrame && !float.IsNaN(t.LastWritten) && Math.Abs(w - t.LastWritten) < 1e-4f) return;
                 sink.SetWeight(t.Index, w);
                 t.LastWritten = w;
@@ -212,6 +328,15 @@ namespace SerDaemon.Bridge
                 t.Index = -1; // stop touching this one
                 Report("error:" + name, Error, "blendshape '" + name + "': " + e.GetType().Name + ": " + e.Message);
             }
+        }
+
+        void Describe(string name, Target t)
+        {
+            var info = sink as IExpressionInfo;
+            if (info == null || t.Index < 0) return;
+            t.Binary = info.IsBinary(t.Index);
+            string note = info.Note(t.Index);
+            if (note != null) Report("note:" + name, Notice, note);
         }
 
         int Resolve(string name)

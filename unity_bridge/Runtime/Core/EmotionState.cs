@@ -55,10 +55,16 @@ namespace SerDaemon.Bridge
         /// <summary>Most names kept per set and most sets (a sender inventing names cannot grow memory without bound).</summary>
         public const int MaxNames = 512;
         public const int MaxSets = 16;
+        /// <summary>
+        /// Longest set, value or stream name kept, in characters (the daemon's longest is an ARKit name of 19;
+        /// stream ids are file stems or device names). Longer ones are ignored, so a sender cannot park
+        /// 60 KB names in the tables.
+        /// </summary>
+        public const int MaxNameLength = 128;
 
         public void SetValue(string set, string name, float value)
         {
-            if (set == null || name == null) return;
+            if (set == null || name == null || name.Length > MaxNameLength || set.Length > MaxNameLength) return;
             Dictionary<string, float> d;
             if (!Sets.TryGetValue(set, out d))
             {
@@ -75,6 +81,17 @@ namespace SerDaemon.Bridge
             var d = Values(SetProbs);
             float v;
             return d != null && d.TryGetValue(label, out v) ? v : 0f;
+        }
+
+        /// <summary>
+        /// Make this the fresh state of another stream (its slot was reused): values emptied, fields back to
+        /// their defaults; Version keeps counting, so whoever compares it sees a change.
+        /// </summary>
+        public void Reset(string stream)
+        {
+            Stream = stream ?? ""; Seq = -1; Label = "neutral"; Confidence = 0f; Voice = false; Final = false; LatencyMs = 0f;
+            Status = null; UpdatedAt = double.NegativeInfinity; Version++;
+            ClearValues();
         }
 
         /// <summary>Empty every value set, keeping the dictionaries (and their capacity) for reuse.</summary>
@@ -116,7 +133,9 @@ namespace SerDaemon.Bridge
 
     /// <summary>
     /// One EmotionState per daemon stream (one per speaker), in the order they were first heard. A face
-    /// follows one of them: Select("first") or Select("mic"). Bounded to MaxStreams.
+    /// follows one of them: Select("first") or Select("mic"). Bounded to MaxStreams: a new stream id beyond
+    /// that takes the slot of the least recently heard stream (its state is reset and reused, so slot
+    /// indices stay valid), so a sender cycling through ids cannot lock out the stream a face follows.
     /// </summary>
     public sealed class StreamStates
     {
@@ -125,20 +144,40 @@ namespace SerDaemon.Bridge
         public const string First = "first";
 
         readonly List<EmotionState> list = new List<EmotionState>();
+        readonly List<long> heard = new List<long>();
         readonly List<string> preferred = new List<string>();
+        long tick;
 
         public int Count { get { return list.Count; } }
         public EmotionState this[int index] { get { return list[index]; } }
+        /// <summary>Streams pushed out to make room for a new one.</summary>
+        public long Evicted { get; private set; }
 
-        /// <summary>The state of this stream id, created on first use (null beyond MaxStreams).</summary>
+        /// <summary>
+        /// The state of this stream id, created on first use; beyond MaxStreams the least recently heard
+        /// stream's slot is reused. Null for an id longer than EmotionState.MaxNameLength. Each call counts as
+        /// hearing the stream.
+        /// </summary>
         public EmotionState Get(string stream)
         {
             stream = stream ?? "";
-            for (int i = 0; i < list.Count; i++) if (list[i].Stream == stream) return list[i];
-            if (list.Count >= MaxStreams) return null;
-            var s = new EmotionState { Stream = stream };
-            list.Add(s);
-            return s;
+            if (stream.Length > EmotionState.MaxNameLength) return null;
+            tick++;
+            for (int i = 0; i < list.Count; i++) if (list[i].Stream == stream) { heard[i] = tick; return list[i]; }
+            if (list.Count < MaxStreams)
+            {
+                var s = new EmotionState { Stream = stream };
+                list.Add(s);
+                heard.Add(tick);
+                return s;
+            }
+            int oldest = 0;
+            for (int i = 1; i < list.Count; i++) if (heard[i] < heard[oldest]) oldest = i;
+            var e = list[oldest];
+            e.Reset(stream);
+            heard[oldest] = tick;
+            Evicted++;
+            return e;
         }
 
         /// <summary>The daemon's stream order from its WebSocket hello ("streams"): "first" means its first.</summary>
@@ -184,6 +223,7 @@ namespace SerDaemon.Bridge
         public void Clear()
         {
             list.Clear();
+            heard.Clear();
             preferred.Clear();
         }
     }
@@ -245,7 +285,8 @@ namespace SerDaemon.Bridge
             {
                 if (m.Args.Count >= 2 && (m.Args[0].Kind == 's' || m.Args[0].Kind == 'S') && m.Args[0].String != null)
                 {
-                    if (pendingVmc.Count < EmotionState.MaxNames || pendingVmc.ContainsKey(m.Args[0].String))
+                    if (m.Args[0].String.Length <= EmotionState.MaxNameLength &&
+                        (pendingVmc.Count < EmotionState.MaxNames || pendingVmc.ContainsKey(m.Args[0].String)))
                         pendingVmc[m.Args[0].String] = EmotionState.Sanitize(m.Args[1].AsFloat());
                     return true;
                 }
@@ -286,9 +327,17 @@ namespace SerDaemon.Bridge
             return true;
         }
 
+        /// <summary>Longest address decoded, in characters (the daemon's longest is about 40 plus the stream id); longer ones are ignored and never cached.</summary>
+        public const int MaxAddressLength = 5 + EmotionState.MaxNameLength + 1 + 8 + 1 + EmotionState.MaxNameLength; // /ser/<stream>/<set>/<name>
+        static readonly Route TooLong = new Route();
+
+        /// <summary>Distinct addresses remembered (at most MaxRoutes, each at most MaxAddressLength long).</summary>
+        public int RouteCount { get { return routes.Count; } }
+
         Route Resolve(string a)
         {
             Route r;
+            if (a.Length > MaxAddressLength) return TooLong; // Kind.Ignore
             if (routes.TryGetValue(a, out r)) return r;
             r = Parse(a);
             if (routes.Count < MaxRoutes) routes[a] = r;

@@ -17,7 +17,23 @@ namespace SerDaemon.Bridge
         public long Long;
         public double Double;
         public string String;
-        public byte[] Blob;
+        /// <summary>
+        /// A blob ('b'): a window on the datagram's own buffer, no copy per packet. It is valid until that
+        /// buffer is reused (the receiver's, by the next TryDequeue); copy it (Blob) to keep it.
+        /// </summary>
+        public ArraySegment<byte> BlobBytes;
+
+        /// <summary>A copy of the blob's bytes (allocates on each call), or null for no blob.</summary>
+        public byte[] Blob
+        {
+            get
+            {
+                if (BlobBytes.Array == null) return null;
+                var copy = new byte[BlobBytes.Count];
+                Buffer.BlockCopy(BlobBytes.Array, BlobBytes.Offset, copy, 0, BlobBytes.Count);
+                return copy;
+            }
+        }
 
         public bool IsNumber { get { return Kind == 'i' || Kind == 'f' || Kind == 'h' || Kind == 'd'; } }
 
@@ -57,7 +73,7 @@ namespace SerDaemon.Bridge
                 case 'h': return "h:" + Long.ToString(CultureInfo.InvariantCulture);
                 case 'd': return "d:" + Double.ToString("F4", CultureInfo.InvariantCulture);
                 case 's': case 'S': return Kind + ":" + String;
-                case 'b': return "b:" + (Blob == null ? 0 : Blob.Length) + "bytes";
+                case 'b': return "b:" + BlobBytes.Count + "bytes";
                 case 'T': return "T";
                 case 'F': return "F";
                 case 'N': return "N";
@@ -265,8 +281,7 @@ namespace SerDaemon.Bridge
                         if (n < 0 || n > end - pos) { error = "blob size out of range"; return false; }
                         int padded = (n + 3) & ~3;
                         if (padded > end - pos) { error = "blob padding past the end"; return false; }
-                        a.Blob = new byte[n];
-                        Buffer.BlockCopy(d, pos, a.Blob, 0, n);
+                        a.BlobBytes = new ArraySegment<byte>(d, pos, n); // no copy: the packet is valid until its buffer is reused
                         pos += padded; break;
                     case 'T': case 'F': case 'N': case 'I':
                         break; // no data
@@ -337,6 +352,14 @@ namespace SerDaemon.Bridge
                 else if (a is float) { tags.Append('f'); WriteFloat(data, (float)a); }
                 else if (a is string) { tags.Append('s'); WriteString(data, (string)a); }
                 else if (a is bool) { tags.Append((bool)a ? 'T' : 'F'); }
+                else if (a is byte[])
+                {
+                    var b = (byte[])a;
+                    tags.Append('b');
+                    WriteInt32(data, b.Length);
+                    data.AddRange(b);
+                    while (data.Count % 4 != 0) data.Add(0);
+                }
                 else throw new ArgumentException("unsupported OSC argument type");
             }
             WriteString(buf, tags.ToString());

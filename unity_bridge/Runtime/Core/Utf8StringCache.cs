@@ -28,8 +28,18 @@ namespace SerDaemon.Bridge
 
         public string Get(byte[] data, int offset, int length)
         {
-            if (length == 0) return "";
-            if (length > MaxBytes) return Encoding.UTF8.GetString(data, offset, length);
+            return Lookup(data, offset, length, null);
+        }
+
+        /// <summary>
+        /// The string cached for these bytes, else <paramref name="decoded"/> (or the bytes decoded as UTF-8
+        /// when it is null), cached for next time. For byte runs that are not plain UTF-8 of their string,
+        /// e.g. a JSON string with \u escapes: the raw bytes are the key, the unescaped text the value.
+        /// </summary>
+        public string Lookup(byte[] data, int offset, int length, string decoded)
+        {
+            if (length == 0) return decoded ?? "";
+            if (length > MaxBytes) return decoded ?? Encoding.UTF8.GetString(data, offset, length);
             int h = Hash(data, offset, length);
             int slot = (h & 0x7fffffff) % Slots;
             for (int probe = 0; probe < Slots; probe++)
@@ -37,7 +47,7 @@ namespace SerDaemon.Bridge
                 var k = keys[slot];
                 if (k == null)
                 {
-                    string s = Encoding.UTF8.GetString(data, offset, length);
+                    string s = decoded ?? Encoding.UTF8.GetString(data, offset, length);
                     if (count >= MaxEntries) return s;
                     var copy = new byte[length];
                     Buffer.BlockCopy(data, offset, copy, 0, length);
@@ -48,7 +58,24 @@ namespace SerDaemon.Bridge
                 if (hashes[slot] == h && Same(k, data, offset, length)) return values[slot];
                 slot = slot + 1 == Slots ? 0 : slot + 1;
             }
-            return Encoding.UTF8.GetString(data, offset, length);
+            return decoded ?? Encoding.UTF8.GetString(data, offset, length);
+        }
+
+        /// <summary>The string cached for exactly these bytes, without adding anything.</summary>
+        public bool TryGet(byte[] data, int offset, int length, out string value)
+        {
+            value = null;
+            if (length == 0 || length > MaxBytes) return false;
+            int h = Hash(data, offset, length);
+            int slot = (h & 0x7fffffff) % Slots;
+            for (int probe = 0; probe < Slots; probe++)
+            {
+                var k = keys[slot];
+                if (k == null) return false;
+                if (hashes[slot] == h && Same(k, data, offset, length)) { value = values[slot]; return true; }
+                slot = slot + 1 == Slots ? 0 : slot + 1;
+            }
+            return false;
         }
 
         static int Hash(byte[] d, int off, int len)

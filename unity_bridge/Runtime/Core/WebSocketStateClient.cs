@@ -131,9 +131,12 @@ namespace SerDaemon.Bridge
                 Interlocked.Increment(ref connects);
                 int length = 0;
                 bool tooBig = false;
+                var memory = new Memory<byte>(buffer);
                 while (ws.State == WebSocketState.Open && !ct.IsCancellationRequested)
                 {
-                    var r = await ws.ReceiveAsync(new ArraySegment<byte>(buffer), ct).ConfigureAwait(false);
+                    // The Memory<byte> overload returns a ValueTask of a struct: no Task or result object per
+                    // receive, unlike the ArraySegment one (.NET Standard 2.1, in both of Unity 2021.3's profiles).
+                    var r = await ws.ReceiveAsync(memory, ct).ConfigureAwait(false);
                     if (r.MessageType == WebSocketMessageType.Close)
                     {
                         try { await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", ct).ConfigureAwait(false); }

@@ -345,13 +345,19 @@ namespace SerDaemon.Bridge
                 pos++;
                 return true;
             }
-            // Escapes (rare in the daemon's output): decode into a reused char buffer.
+            // Escapes: the daemon's JSON writes every non-ASCII character as \uXXXX, so a stream id like
+            // "mikrofon-ü" arrives escaped in every state. The raw bytes up to the closing quote are the
+            // cache key: decoded once, then found again without allocating.
+            int close = pos;
+            while (close < end && d[close] != '"') close += d[close] == '\\' ? 2 : 1;
+            string cached;
+            if (close < end && strings.TryGet(d, start, close - start, out cached)) { s = cached; pos = close + 1; return true; }
             pos = start;
             int n = 0;
             while (pos < end)
             {
                 byte c = d[pos];
-                if (c == '"') { pos++; s = new string(chars, 0, n); return true; }
+                if (c == '"') { s = strings.Lookup(d, start, pos - start, new string(chars, 0, n)); pos++; return true; }
                 if (n + 2 > chars.Length) Array.Resize(ref chars, chars.Length * 2);
                 if (c != '\\')
                 {

@@ -10,7 +10,12 @@ namespace SerDaemon.Bridge
     /// to named expressions through an IBlendshapeSink, every frame, with this package's smoothing.
     /// Subclasses supply the sink (the avatar SDK's expression API) and, if the SDK needs it, a commit step.
     /// Names pass through unchanged (happy drives the expression "happy") unless bindings say otherwise.
-    /// OnDisable relaxes every driven expression to 0.
+    /// Reads the first of its ValueSets that arrives; values named for the other VRM version are
+    /// translated (Joy = happy, Sorrow = sad, Fun = relaxed), so either driver works with generic OSC,
+    /// VMC and WebSocket. When the followed stream carries none of them, one warning says what it carries.
+    /// Rebinds by itself when the avatar component is replaced, destroyed or reloaded (a new runtime), and
+    /// finds a receiver again when its receiver is destroyed or disabled (a scene change under a
+    /// DontDestroyOnLoad avatar). OnDisable relaxes every driven expression to 0.
     /// </summary>
     public abstract class ExpressionDriverBase : MonoBehaviour
     {
@@ -31,19 +36,29 @@ namespace SerDaemon.Bridge
         [Tooltip("Relax to neutral when nothing came from the stream for the receiver's staleAfterSeconds.")]
         public bool relaxWhenStale = true;
 
+        [Tooltip("Deadzone (rest is exactly 0), gain, normalisation, dominant-only, IsBinary threshold: see the README, Faces on real avatars.")]
+        public FaceShaping shaping = new FaceShaping();
+
         protected readonly BlendshapeMapper mapper = new BlendshapeMapper();
         IBlendshapeSink sink;
-        bool warnedNoSink;
-        float nextTry;
+        bool warnedNoSink, warnedNoValues;
+        float nextTry, nextReceiverLookup;
+        readonly Dictionary<string, float> translated = new Dictionary<string, float>(StringComparer.Ordinal);
 
         /// <summary>The mapper (current weights, for scripts and tests).</summary>
         public BlendshapeMapper Mapper { get { return mapper; } }
 
-        /// <summary>The value set of the receiver's state this driver reads ("vrm", "vrm0").</summary>
-        protected abstract string ValueSet { get; }
+        /// <summary>The value sets this driver reads, best first (the first one present is used).</summary>
+        protected abstract string[] ValueSets { get; }
 
-        /// <summary>A value set to read when ValueSet has not arrived (e.g. VMC's "vmc" for VRM 0.x clips), or null.</summary>
-        protected virtual string FallbackValueSet { get { return null; } }
+        /// <summary>True when the avatar's expressions are named like VRM 1.0 presets (happy), false for VRM 0.x clips (Joy).</summary>
+        protected abstract bool UsesVrm1Names { get; }
+
+        /// <summary>True when the avatar the current sink was made for is gone or replaced (checked every frame; must be cheap).</summary>
+        protected abstract bool AvatarChanged();
+
+        /// <summary>The value set the last frame read (null when none arrived).</summary>
+        public string ValueSetInUse { get; private set; }
 
         /// <summary>The SDK's expression API as a sink, or null while the avatar is not ready (retried each frame).</summary>
         protected abstract IBlendshapeSink CreateSink();
@@ -57,6 +72,7 @@ namespace SerDaemon.Bridge
             if (receiver == null) Debug.LogWarning(GetType().Name + ": no SerDaemonReceiver in the scene", this);
             mapper.MissingName = n => Debug.LogWarning(GetType().Name + ": expression '" + n + "' not found on " + name + "; it is skipped", this);
             mapper.Error = e => Debug.LogWarning(GetType().Name + ": " + e, this);
+            mapper.Notice = n => Debug.LogWarning(GetType().Name + " on " + name + ": " + n, this);
             Rebind();
         }
 
@@ -73,6 +89,7 @@ namespace SerDaemon.Bridge
         {
             mapper.Bindings.Clear();
             if (bindings != null) mapper.Bindings.AddRange(bindings);
+            warnedNoValues = false;
             sink = null;
             try { sink = CreateSink(); }
             catch (Exception e)
@@ -86,6 +103,8 @@ namespace SerDaemon.Bridge
         protected virtual void LateUpdate()
         {
             if (bindings != null && bindings.Count != mapper.Bindings.Count) Rebind();
+            if (sink != null && AvatarChanged()) Rebind();
+            receiver = SerDaemonScene.Reacquire(receiver, ref nextReceiverLookup);
             if (sink == null && Time.unscaledTime >= nextTry)
             {
                 nextTry = Time.unscaledTime + 1f; // an avatar still loading: look again once a second, not every frame
@@ -96,11 +115,46 @@ namespace SerDaemon.Bridge
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = intensity;
             mapper.WriteEveryFrame = true; // SDKs may reset what is not written again this frame
-            var values = SerDaemonScene.TargetValues(receiver, stream, ValueSet, relaxWhenStale);
-            if (values == null && FallbackValueSet != null) values = SerDaemonScene.TargetValues(receiver, stream, FallbackValueSet, relaxWhenStale);
-            mapper.SetSources(values);
+            if (shaping != null) shaping.ApplyTo(mapper);
+            mapper.SetSources(ReadValues());
             mapper.Update(Time.unscaledDeltaTime);
             SafeCommit();
+        }
+
+        /// <summary>The first of ValueSets present on the followed stream, under this avatar's names; null to relax.</summary>
+        Dictionary<string, float> ReadValues()
+        {
+            var sets = ValueSets;
+            ValueSetInUse = null;
+            for (int i = 0; i < sets.Length; i++)
+            {
+                var values = SerDaemonScene.TargetValues(receiver, stream, sets[i], relaxWhenStale);
+                if (values == null) continue;
+                ValueSetInUse = sets[i];
+                if (ExpressionNames.IsVrm0Set(sets[i]) == !UsesVrm1Names) return values;
+                ExpressionNames.Translate(values, translated, UsesVrm1Names);
+                return translated;
+            }
+            WarnIfNothingUsable();
+            return null;
+        }
+
+        /// <summary>Once: the followed stream is live but carries none of the value sets this driver reads.</summary>
+        void WarnIfNothingUsable()
+        {
+            if (warnedNoValues || receiver == null) return;
+            var s = receiver.GetState(stream);
+            if (s == null || s.NoAudio || receiver.IsStateStale(s)) return;
+            bool any = false;
+            foreach (var kv in s.Sets) any |= kv.Value.Count > 0; // no allocation on the frames that do not warn
+            if (!any) return; // nothing but the label yet
+            var present = new List<string>();
+            foreach (var kv in s.Sets) if (kv.Value.Count > 0) present.Add(kv.Key);
+            warnedNoValues = true;
+            Debug.LogWarning(GetType().Name + " on " + name + ": stream '" + (s.Stream.Length > 0 ? s.Stream : stream) + "' carries " +
+                string.Join(", ", present.ToArray()) + " but none of " + string.Join(", ", ValueSets) +
+                ", which this driver reads: the face stays at rest. Send the daemon's expression weights (its default mapping sends " +
+                "vrm and vrm0 over --osc, vrm0 over --osc vmc, all of them over --ws), or use a Skinned Mesh Emotion Driver with Source Probabilities.", this);
         }
 
         void SafeCommit()

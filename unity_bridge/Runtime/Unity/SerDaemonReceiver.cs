@@ -2,6 +2,7 @@
 using System;
 using System.Diagnostics;
 using UnityEngine;
+using UnityEngine.Events;
 using Debug = UnityEngine.Debug;
 
 namespace SerDaemon.Bridge
@@ -46,6 +47,18 @@ namespace SerDaemon.Bridge
         /// <summary>Raised on the main thread for each stream whose state changed this frame.</summary>
         public event Action<EmotionState> StateChanged;
 
+        /// <summary>A UnityEvent with the changed stream's state (wire it in the Inspector).</summary>
+        [Serializable] public sealed class StateEvent : UnityEvent<EmotionState> { }
+        /// <summary>A UnityEvent with a label ("happy", "neutral", "unsure", ...).</summary>
+        [Serializable] public sealed class LabelEvent : UnityEvent<string> { }
+
+        [Header("Events (Inspector hooks)")]
+        [Tooltip("Each frame, once per stream whose state changed (main thread), like the StateChanged C# event.")]
+        public StateEvent onStateChanged = new StateEvent();
+        [Tooltip("When the label of the first stream (the daemon's first, or the first heard) changes: e.g. play a sound or switch an animation on \"angry\".")]
+        public LabelEvent onLabelChanged = new LabelEvent();
+        string lastLabel;
+
         readonly StreamStates streams = new StreamStates();
         readonly OscPacket packet = new OscPacket();
         OscStateDecoder oscDecoder;
@@ -81,6 +94,14 @@ namespace SerDaemon.Bridge
         public double LastCloseMilliseconds { get; private set; }
         /// <summary>Why the transport could not open (e.g. the UDP port is in use), or null.</summary>
         public string OpenError { get; private set; }
+        /// <summary>Tries to open the transport since the last OnEnable/Reconnect (1 when it opened at once).</summary>
+        public int OpenAttempts { get; private set; }
+        /// <summary>Seconds until the next try while the transport could not open (back-off 1, 2, 4 ... 30 s), else -1.</summary>
+        public float NextRetryInSeconds { get { return IsListening || retryAt < 0f ? -1f : Math.Max(0f, retryAt - Time.unscaledTime); } }
+
+        /// <summary>Longest wait between two tries to open a port that is in use.</summary>
+        public const float MaxRetrySeconds = 30f;
+        float retryAt = -1f, retryDelay;
 
         /// <summary>True when this stream's state is older than staleAfterSeconds (or null).</summary>
         public bool IsStateStale(EmotionState state)
@@ -104,10 +125,24 @@ namespace SerDaemon.Bridge
         void Open()
         {
             OpenError = null;
+            OpenAttempts = 0;
+            lastLabel = null;
+            retryAt = -1f;
+            retryDelay = 0f;
             streams.Clear();
             oscDecoder = new OscStateDecoder(streams);
             wsDecoder = new WsStateDecoder(streams);
             for (int i = 0; i < seenVersions.Length; i++) seenVersions[i] = 0;
+            TryOpen();
+        }
+
+        /// <summary>
+        /// One try at opening the transport. A failure (a port in use: VRChat, another receiver that may
+        /// close soon) is logged once and tried again with back-off (1, 2, 4 ... 30 s) from Update.
+        /// </summary>
+        void TryOpen()
+        {
+            OpenAttempts++;
             try
             {
                 if (transport == Transport.Osc)
@@ -124,10 +159,17 @@ namespace SerDaemon.Bridge
             catch (Exception e)
             {
                 // Loud, once: a port already in use must not look like "no data".
+                if (OpenError == null)
+                    Debug.LogError("SerDaemonReceiver: cannot open " + transport + ": " + e.Message + " (trying again with back-off, up to every " + MaxRetrySeconds + " s)", this);
                 OpenError = e.Message;
-                Debug.LogError("SerDaemonReceiver: cannot open " + transport + ": " + e.Message, this);
                 Close();
+                retryDelay = retryDelay <= 0f ? 1f : Math.Min(MaxRetrySeconds, retryDelay * 2f);
+                retryAt = Time.unscaledTime + retryDelay;
+                return;
             }
+            if (OpenError != null) Debug.Log("SerDaemonReceiver: " + transport + " open after " + OpenAttempts + " tries", this);
+            OpenError = null;
+            retryAt = -1f;
         }
 
         void Close()
@@ -140,6 +182,7 @@ namespace SerDaemon.Bridge
 
         void Update()
         {
+            if (retryAt >= 0f && !IsListening && Time.unscaledTime >= retryAt) TryOpen();
             int max = Math.Max(1, maxPacketsPerFrame);
             bool any = false;
             double now = Time.unscaledTime;
@@ -169,8 +212,22 @@ namespace SerDaemon.Bridge
                 seenVersions[i] = s.Version;
                 if (logStates) Debug.Log("SerDaemonReceiver: " + (s.Stream.Length > 0 ? s.Stream + " " : "") + s, this);
                 var handler = StateChanged;
-                if (handler == null) continue;
-                try { handler(s); }
+                if (handler != null)
+                {
+                    try { handler(s); }
+                    catch (Exception e) { Debug.LogException(e, this); }
+                }
+                if (onStateChanged != null)
+                {
+                    try { onStateChanged.Invoke(s); }
+                    catch (Exception e) { Debug.LogException(e, this); }
+                }
+            }
+            var first = State;
+            if (onLabelChanged != null && first.Version > 0 && !string.Equals(first.Label, lastLabel, StringComparison.Ordinal))
+            {
+                lastLabel = first.Label;
+                try { onLabelChanged.Invoke(first.Label); }
                 catch (Exception e) { Debug.LogException(e, this); }
             }
         }

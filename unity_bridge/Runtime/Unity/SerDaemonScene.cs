@@ -19,6 +19,21 @@ namespace SerDaemon.Bridge
         }
 
         /// <summary>
+        /// The receiver a driver should use now: <paramref name="current"/> while it is alive and enabled, else
+        /// the scene's (a scene change destroyed it; a DontDestroyOnLoad avatar then finds the new scene's
+        /// receiver on its next frame). A failed search waits a second before the next, so this stays cheap.
+        /// </summary>
+        public static SerDaemonReceiver Reacquire(SerDaemonReceiver current, ref float nextLookup)
+        {
+            if (current != null && current.isActiveAndEnabled) return current;
+            if (Time.unscaledTime < nextLookup) return current;
+            var found = FindReceiver();
+            if (found != null && found.isActiveAndEnabled) return found;
+            nextLookup = Time.unscaledTime + 1f;
+            return current;
+        }
+
+        /// <summary>
         /// The values a face following <paramref name="stream"/> should show now, from value set
         /// <paramref name="set"/>; null means "relax to rest": no receiver, stream not heard yet, its input
         /// device gone ("no_audio" status), or (with relaxWhenStale) nothing from it for the receiver's

@@ -52,9 +52,13 @@ namespace SerDaemon.Bridge
         [Tooltip("Write every driven blendshape every frame, not only on change: keeps the expression when an Animator, UniVRM or another script writes the same blendshapes each frame.")]
         public bool writeEveryFrame = true;
 
+        [Tooltip("Deadzone (rest is exactly 0), gain, normalisation, dominant-only, IsBinary threshold: see the README, Faces on real avatars.")]
+        public FaceShaping shaping = new FaceShaping();
+
         readonly BlendshapeMapper mapper = new BlendshapeMapper();
         RendererSink sink;
         Mesh boundMesh;
+        float nextReceiverLookup;
 
         /// <summary>The mapper (for scripts that want the current weights).</summary>
         public BlendshapeMapper Mapper { get { return mapper; } }
@@ -112,12 +116,15 @@ namespace SerDaemon.Bridge
 
         void LateUpdate()
         {
+            receiver = SerDaemonScene.Reacquire(receiver, ref nextReceiverLookup); // a scene change destroyed it
+            if (targetRenderer == null && sink != null) { targetRenderer = GetComponent<SkinnedMeshRenderer>(); Rebind(); } // replaced
             if (targetRenderer != null && targetRenderer.sharedMesh != boundMesh) Rebind();
             if (bindings != null && bindings.Count != mapper.Bindings.Count) Rebind();
             mapper.PassThrough = passThroughUnbound;
             mapper.SmoothingSeconds = smoothingSeconds;
             mapper.WeightScale = weightScale;
             mapper.WriteEveryFrame = writeEveryFrame;
+            if (shaping != null) shaping.ApplyTo(mapper);
             mapper.SetSources(SerDaemonScene.TargetValues(receiver, stream, SetName(source), relaxWhenStale));
             // Unscaled: a paused game (timeScale 0) or slow motion must not freeze or slow the face.
             mapper.Update(Time.unscaledDeltaTime);

@@ -11,9 +11,10 @@ namespace SerDaemon.Bridge
     /// Drives a VRM 0.x avatar's BlendShape clips (Joy, Angry, Sorrow, Fun, Neutral, and others by name)
     /// from the daemon's "vrm0" weights: every frame it accumulates each weight on the avatar's
     /// VRMBlendShapeProxy and calls Apply once, the way UniVRM asks scripts that share the face (lip sync,
-    /// blink) to do it. Put it on the avatar root (next to VRMBlendShapeProxy). UniVRM ignores clips the
-    /// avatar lacks. Reads the WebSocket's "vrm0" weights, or the VMC protocol's clips ("vmc") when the
-    /// receiver listens to ser-daemon --osc vmc.
+    /// blink) to do it. Put it on the avatar root (next to VRMBlendShapeProxy). A clip the avatar's
+    /// BlendShapeAvatar lacks is warned about once (UniVRM itself ignores it silently). Reads the daemon's
+    /// "vrm0" weights (OSC /ser/vrm0/..., WebSocket), the VMC protocol's clips ("vmc") when the receiver
+    /// listens to ser-daemon --osc vmc, or the "vrm" weights renamed to VRM 0.x clips.
     /// </summary>
     [AddComponentMenu("SER Daemon/VRM 0.x Emotion Driver")]
     [DefaultExecutionOrder(SkinnedMeshEmotionDriver.ExecutionOrder)]
@@ -22,14 +23,25 @@ namespace SerDaemon.Bridge
         [Tooltip("The avatar's proxy (this GameObject's when left empty).")]
         public VRMBlendShapeProxy proxy;
 
-        protected override string ValueSet { get { return EmotionState.SetVrm0; } }
+        static readonly string[] Sets = { EmotionState.SetVrm0, EmotionState.SetVmc, EmotionState.SetVrm };
+        /// <summary>"vrm0", else VMC's "vmc" (the same clips), else "vrm" renamed (happy = Joy, sad = Sorrow, relaxed = Fun).</summary>
+        protected override string[] ValueSets { get { return Sets; } }
+        protected override bool UsesVrm1Names { get { return false; } }
 
-        /// <summary>Over VMC (ser-daemon --osc vmc) the same clips arrive as the "vmc" set.</summary>
-        protected override string FallbackValueSet { get { return EmotionState.SetVmc; } }
+        VRMBlendShapeProxy boundProxy;
+        BlendShapeAvatar boundAvatar;
+
+        protected override bool AvatarChanged()
+        {
+            if (!ReferenceEquals(proxy, boundProxy) || (!ReferenceEquals(boundProxy, null) && boundProxy == null)) return true;
+            return proxy != null && !ReferenceEquals(proxy.BlendShapeAvatar, boundAvatar);
+        }
 
         protected override IBlendshapeSink CreateSink()
         {
             if (proxy == null) proxy = GetComponent<VRMBlendShapeProxy>();
+            boundProxy = proxy;
+            boundAvatar = proxy != null ? proxy.BlendShapeAvatar : null;
             return proxy != null ? new ProxySink(proxy) : null;
         }
 
@@ -52,11 +64,12 @@ namespace SerDaemon.Bridge
             }
         }
 
-        sealed class ProxySink : IBlendshapeSink
+        sealed class ProxySink : IBlendshapeSink, IExpressionInfo
         {
             readonly VRMBlendShapeProxy proxy;
             readonly List<BlendShapeKey> keys = new List<BlendShapeKey>();
             readonly List<string> names = new List<string>();
+            readonly List<BlendShapeClip> clips = new List<BlendShapeClip>();
 
             public ProxySink(VRMBlendShapeProxy proxy) { this.proxy = proxy; }
 
@@ -64,9 +77,24 @@ namespace SerDaemon.Bridge
             {
                 int i = names.IndexOf(name);
                 if (i >= 0) return i;
-                keys.Add(KeyFor(name)); // made once per name, reused every frame
+                var key = KeyFor(name);
+                // UniVRM ignores a clip the avatar lacks without a word: look it up, so the mapper warns once.
+                var avatar = proxy.BlendShapeAvatar;
+                var clip = avatar != null ? avatar.GetClip(key) : null;
+                if (avatar != null && clip == null) return -1;
+                keys.Add(key); // made once per name, reused every frame
                 names.Add(name);
+                clips.Add(clip);
                 return names.Count - 1;
+            }
+
+            public bool IsBinary(int index) { return clips[index] != null && clips[index].IsBinary; }
+
+            public string Note(int index)
+            {
+                return IsBinary(index)
+                    ? "clip '" + names[index] + "' is IsBinary (UniVRM rounds its value to 0 or 1): the driver writes it as 1 while it leads the emotions and reaches Binary Threshold, else 0"
+                    : null;
             }
 
             public int Count { get { return names.Count; } }

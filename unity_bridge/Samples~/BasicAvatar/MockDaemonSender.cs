@@ -88,7 +88,7 @@ namespace SerDaemon.Bridge.Samples
                 msgs.Add(OscWriter.Message("/ser/voice", MiniJson.Bool(json, "voice") ? 1 : 0));
                 msgs.Add(OscWriter.Message("/ser/seq", (int)MiniJson.Num(json, "seq")));
                 var weights = MiniJson.Obj(json, "weights");
-                foreach (var set in new[] { "vrm", "arkit" })
+                foreach (var set in new[] { "vrm", "vrm0", "arkit" }) // as the daemon sends them over generic OSC
                 {
                     var w = MiniJson.Obj(weights, set);
                     if (w != null) foreach (var kv in w) if (kv.Value is double) msgs.Add(OscWriter.Message("/ser/" + set + "/" + kv.Key, (float)(double)kv.Value));

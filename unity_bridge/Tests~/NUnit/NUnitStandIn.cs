@@ -44,6 +44,7 @@ namespace NUnit.Framework
         }
 
         public static void Less(double a, double b, string message = "") { if (!(a < b)) Fail("expected " + a + " < " + b + ". " + message); }
+        public static void LessOrEqual(double a, double b, string message = "") { if (!(a <= b)) Fail("expected " + a + " <= " + b + ". " + message); }
         public static void Greater(double a, double b, string message = "") { if (!(a > b)) Fail("expected " + a + " > " + b + ". " + message); }
 
         public static T Throws<T>(TestDelegate code, string message = "") where T : Exception

@@ -14,6 +14,8 @@ using UnityEngine;
 
 static class HarnessTests
 {
+    /// <summary>The sample's recorded state stream (DemoStates.txt), for the tests that replay it.</summary>
+    public static string Recording;
     static Action<string> log;
     static int passed, failed;
     static readonly List<string> logLines = new List<string>();
@@ -31,7 +33,9 @@ static class HarnessTests
         log = output;
         UnityEngine.Debug.Sink = line => { logLines.Add(line); output(line); };
         var tests = new Action[] { RawDriverAgainstVrm10Instance, Vrm10DriverHolds, Vrm0DriverHolds, OneSpeakerPerFace,
-            NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame };
+            NoAudioRelaxes, UnscaledTime, InfiniteGain, PortInUse, CloseTimes, AllocationPerFrame,
+            Vrm10RestLeavesBlinkAlone, Vrm10BinaryExpressionShows, AnyDriverAnyScheme, WarnsWhenNothingDrives,
+            NewAvatarRebinds, ReceiverFoundAfterSceneChange, RuntimeVrmLoadExample, Vrm0MissingClipWarned, InspectorEvents, VrmDriversAllocationFree };
         foreach (var t in tests)
         {
             UnityEngine.Object.StubNewScene();
@@ -136,6 +140,7 @@ static class HarnessTests
         vrm.StubBind(mesh, UniVRM10.ExpressionKey.Sad, 2);
         var d = go.AddComponent<Vrm10EmotionDriver>();
         d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f; // raw values through: this test is about holding them
         d.StubInvoke("OnEnable"); // finds the receiver and the Vrm10Instance itself
         int warningsBefore = logLines.FindAll(l => l.StartsWith("WARNING Vrm10EmotionDriver")).Count;
         foreach (var n in new[] { "happy", "angry", "sad", "relaxed", "surprised", "neutral" }) Inject(r, EmotionState.SetVrm, n, 0f);
@@ -169,6 +174,7 @@ static class HarnessTests
         proxy.StubBind(mesh, VRM.BlendShapeKey.CreateUnknown("Surprised"), 2);
         var d = go.AddComponent<Vrm0EmotionDriver>();
         d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f;
         d.intensity = 0.5f;
         d.StubInvoke("OnEnable");
         Inject(r, EmotionState.SetVrm0, "Joy", 0.9f);
@@ -190,6 +196,7 @@ static class HarnessTests
         proxy2.StubBind(mesh2, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
         var d2 = vmc.AddComponent<Vrm0EmotionDriver>();
         d2.smoothingSeconds = 0f;
+        d2.shaping.deadzone = 0f;
         d2.receiver = r;
         d2.stream = "vmc-sender";
         d2.StubInvoke("OnEnable");
@@ -213,6 +220,7 @@ static class HarnessTests
             var d = go.AddComponent<SkinnedMeshEmotionDriver>();
             d.bindings = DefaultBindings.FromLabels("");
             d.smoothingSeconds = 0f;
+            d.shaping.deadzone = 0f; // routing only: the 0.05 and 0.02 must arrive as they are
             d.stream = sel;
             d.receiver = r;
             d.StubInvoke("OnEnable");
@@ -310,6 +318,21 @@ static class HarnessTests
         var error = logLines.GetRange(errors, logLines.Count - errors).Find(l => l.StartsWith("ERROR SerDaemonReceiver"));
         Check("port_in_use_error", !second.IsListening && second.OpenError != null && error != null && error.Contains("already in use"),
             error ?? "(no error logged)");
+        // The first one keeps the port for 5 s; the second tries again after 1, 2, 4 ... s, quietly, and
+        // listens once the port is free (before: it stayed dead until re-enabled).
+        var tries = new List<string>();
+        int lastAttempts = second.OpenAttempts;
+        float start = Time.unscaledTime;
+        for (int f = 0; f < 200 && !second.IsListening; f++)
+        {
+            if (Time.unscaledTime - start >= 5f && first.IsListening) first.StubInvoke("OnDisable");
+            StubPlayerLoop.Frame(0.1f, first, second);
+            if (second.OpenAttempts != lastAttempts) { lastAttempts = second.OpenAttempts; tries.Add(F(Time.unscaledTime - start)); }
+        }
+        int errorsLogged = logLines.GetRange(errors, logLines.Count - errors).FindAll(l => l.StartsWith("ERROR SerDaemonReceiver")).Count;
+        Check("port_open_retried_with_backoff", second.IsListening && second.OpenError == null && errorsLogged == 1 && tries.Count == 3,
+            "tries at +" + string.Join(" s, +", tries.ToArray()) + " s; listening=" + second.IsListening + "; errors logged " + errorsLogged);
+        second.StubInvoke("OnDisable");
         first.StubInvoke("OnDisable");
     }
 
@@ -388,6 +411,444 @@ static class HarnessTests
         log("HARNESS ALLOC main_thread_per_frame_with_bundle=" + perFrame + " frames=" + measured);
         Check("main_thread_frame_allocation_free", measured >= 400 && perFrame == 0, perFrame + " bytes per frame over " + measured + " frames");
         d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    // ---------------------------------------------------------------- real avatars (UniVRM's validator)
+
+    /// <summary>The recording's states, decoded by the package's own WebSocket decoder.</summary>
+    static List<EmotionState> RecordedStates()
+    {
+        var states = new List<EmotionState>();
+        foreach (var line in System.IO.File.ReadAllLines(Recording))
+        {
+            WsMessage m;
+            string error;
+            if (WsMessage.TryDecode(line, out m, out error) && m.State != null) states.Add(m.State);
+        }
+        return states;
+    }
+
+    /// <summary>
+    /// A VRM 1.0 avatar like UniVRM's sample model: emotions, relaxed with overrideBlink and overrideMouth
+    /// "block", neutral, blink and aa; returns the driver, the instance and the mesh. Blendshape i = expression i.
+    /// </summary>
+    static Vrm10EmotionDriver SampleVrm10(SerDaemonReceiver r, out UniVRM10.Vrm10Instance vrm, out SkinnedMeshRenderer mesh, bool binaryEmotions)
+    {
+        var go = new GameObject("VRM1 sample avatar");
+        var keys = new[] { UniVRM10.ExpressionKey.Happy, UniVRM10.ExpressionKey.Angry, UniVRM10.ExpressionKey.Sad, UniVRM10.ExpressionKey.Relaxed,
+            UniVRM10.ExpressionKey.Surprised, UniVRM10.ExpressionKey.Neutral, UniVRM10.ExpressionKey.Blink, UniVRM10.ExpressionKey.Aa };
+        var names = new string[keys.Length];
+        for (int i = 0; i < keys.Length; i++) names[i] = "Face." + keys[i].Name;
+        mesh = Mesh(go, names);
+        vrm = go.AddComponent<UniVRM10.Vrm10Instance>();
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var clip = vrm.StubBind(mesh, keys[i], i);
+            if (keys[i].Equals(UniVRM10.ExpressionKey.Relaxed))
+            {
+                clip.OverrideBlink = UniGLTF.Extensions.VRMC_vrm.ExpressionOverrideType.block;
+                clip.OverrideMouth = UniGLTF.Extensions.VRMC_vrm.ExpressionOverrideType.block;
+            }
+            if (binaryEmotions && i < 5) clip.IsBinary = true;
+        }
+        var d = go.AddComponent<Vrm10EmotionDriver>();
+        d.receiver = r;
+        d.stream = "rec";
+        return d;
+    }
+
+    /// <summary>
+    /// Replays the recording at 4 states a second (60 fps), with an auto-blink and a lip-sync script setting
+    /// blink and aa to 1 every frame as UniVRM's do; returns frames in which blink was blocked (override rate
+    /// above 0), frames in which the mouth was, and the largest actual weight each expression reached.
+    /// </summary>
+    static int[] Replay(SerDaemonReceiver r, Vrm10EmotionDriver d, UniVRM10.Vrm10Instance vrm, Dictionary<string, float> peaks, out int frames)
+    {
+        var states = RecordedStates();
+        var expr = vrm.Runtime.Expression;
+        int blinkBlocked = 0, mouthBlocked = 0;
+        frames = 0;
+        foreach (var st in states)
+        {
+            var s = r.Streams.Get("rec");
+            s.ClearValues();
+            foreach (var kv in st.Values(EmotionState.SetVrm)) s.SetValue(EmotionState.SetVrm, kv.Key, kv.Value);
+            for (int f = 0; f < 15; f++)
+            {
+                s.UpdatedAt = Time.unscaledTime;
+                expr.SetWeight(UniVRM10.ExpressionKey.Blink, 1f); // auto blink, eyes shut this frame
+                expr.SetWeight(UniVRM10.ExpressionKey.Aa, 1f);    // lip sync, mouth open
+                StubPlayerLoop.Frame(1f / 60f, vrm, d, r);
+                frames++;
+                if (expr.BlinkOverrideRate > 0f) blinkBlocked++;
+                if (expr.MouthOverrideRate > 0f) mouthBlocked++;
+                foreach (var kv in expr.ActualWeights)
+                {
+                    float p;
+                    peaks.TryGetValue(kv.Key.Name, out p);
+                    if (kv.Value > p) peaks[kv.Key.Name] = kv.Value;
+                }
+            }
+        }
+        return new[] { blinkBlocked, mouthBlocked };
+    }
+
+    static void Vrm10RestLeavesBlinkAlone()
+    {
+        // The case: relaxed sits at 0.002-0.012 in the daemon's weights and its overrideBlink is
+        // "block", which UniVRM's validator turns into "blink off" for any weight above 0.
+        var results = new Dictionary<float, int[]>();
+        int frames = 0;
+        foreach (float deadzone in new[] { 0f, FaceShaping.DefaultDeadzone })
+        {
+            UnityEngine.Object.StubNewScene();
+            var r = NewReceiver();
+            UniVRM10.Vrm10Instance vrm;
+            SkinnedMeshRenderer mesh;
+            var d = SampleVrm10(r, out vrm, out mesh, false);
+            d.shaping.deadzone = deadzone;
+            int notesBefore = logLines.FindAll(l => l.Contains("blocks blink")).Count;
+            d.StubInvoke("OnEnable");
+            results[deadzone] = Replay(r, d, vrm, new Dictionary<string, float>(), out frames);
+            if (deadzone > 0f)
+            {
+                var notes = logLines.FindAll(l => l.Contains("blocks blink")).Count - notesBefore;
+                Check("vrm10_block_override_warned_once", notes == 1, notes + " warnings naming relaxed's block overrides");
+            }
+            d.StubInvoke("OnDisable");
+            r.StubInvoke("OnDisable");
+        }
+        int[] raw = results[0f], dz = results[FaceShaping.DefaultDeadzone];
+        log("HARNESS FIGURE blink_blocked_frames deadzone=0: " + raw[0] + "/" + frames + " deadzone=" + FaceShaping.DefaultDeadzone + ": " + dz[0] + "/" + frames +
+            "; mouth_blocked_frames " + raw[1] + " / " + dz[1] + " (validator: " + Validator() + ")");
+        Check("vrm10_rest_leaves_blink_and_mouth_alone", dz[0] == 0 && dz[1] == 0 && raw[0] > 0 && raw[1] > 0,
+            "blocked blink/mouth frames: " + dz[0] + "/" + dz[1] + " with the deadzone, " + raw[0] + "/" + raw[1] + " without, of " + frames);
+    }
+
+    static void Vrm10BinaryExpressionShows()
+    {
+        // The sample model's emotions are IsBinary: UniVRM rounds their weight, and the recording's angry
+        // peaks at 0.24, which rounds to 0. The driver decides on/off itself and writes exactly 0 or 1.
+        var r = NewReceiver();
+        UniVRM10.Vrm10Instance vrm;
+        SkinnedMeshRenderer mesh;
+        var d = SampleVrm10(r, out vrm, out mesh, true);
+        int notesBefore = logLines.FindAll(l => l.Contains("is IsBinary")).Count;
+        d.StubInvoke("OnEnable");
+        var peaks = new Dictionary<string, float>();
+        int frames;
+        Replay(r, d, vrm, peaks, out frames);
+        int notes = logLines.FindAll(l => l.Contains("is IsBinary")).Count - notesBefore;
+        float angry, happy;
+        peaks.TryGetValue("angry", out angry);
+        peaks.TryGetValue("happy", out happy);
+        float sent = 0f;
+        foreach (var st in RecordedStates()) sent = Math.Max(sent, st.Values(EmotionState.SetVrm)["angry"]);
+        log("HARNESS FIGURE binary_angry_peak_sent=" + F(sent) + " actual_peak=" + F(angry) + " happy_actual_peak=" + F(happy));
+        Check("vrm10_binary_expression_shows", angry == 1f && happy == 0f && notes == 5 && sent < 0.5f,
+            "angry reached " + F(angry) + " (the daemon sent at most " + F(sent) + "), happy " + F(happy) + "; " + notes + " IsBinary notes");
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static string Validator()
+    {
+#if SERDAEMON_REAL_UNIVRM_VALIDATOR
+        return "UniVRM's DefaultExpressionValidator";
+#else
+        return "stand-in";
+#endif
+    }
+
+    // ---------------------------------------------------------------- any driver with any daemon scheme
+
+    static Vrm10EmotionDriver Vrm10Face(SerDaemonReceiver r, out SkinnedMeshRenderer mesh)
+    {
+        var go = new GameObject("VRM1 face");
+        mesh = Mesh(go, "happy", "sad", "relaxed");
+        var vrm = go.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Happy, 0);
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Sad, 1);
+        vrm.StubBind(mesh, UniVRM10.ExpressionKey.Relaxed, 2);
+        var d = go.AddComponent<Vrm10EmotionDriver>();
+        d.receiver = r;
+        d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f;
+        d.StubInvoke("OnEnable");
+        return d;
+    }
+
+    static Vrm0EmotionDriver Vrm0Face(SerDaemonReceiver r, out SkinnedMeshRenderer mesh)
+    {
+        var go = new GameObject("VRM0 face");
+        mesh = Mesh(go, "Joy", "Sorrow", "Fun");
+        var proxy = go.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0);
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Sorrow), 1);
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Fun), 2);
+        var d = go.AddComponent<Vrm0EmotionDriver>();
+        d.receiver = r;
+        d.smoothingSeconds = 0f;
+        d.shaping.deadzone = 0f;
+        d.StubInvoke("OnEnable");
+        return d;
+    }
+
+    /// <summary>The daemon's generic bundle for one decision; vrm0 values only when given (an older daemon sent none).</summary>
+    static byte[] GenericBundle(float happy, float joy)
+    {
+        var m = new List<byte[]> { OscWriter.Message("/ser/state", "happy", 0.7f), OscWriter.Message("/ser/emotion/happy", 0.7f),
+            OscWriter.Message("/ser/voice", 1), OscWriter.Message("/ser/seq", 1), OscWriter.Message("/ser/vrm/happy", happy),
+            OscWriter.Message("/ser/vrm/sad", 0.1f), OscWriter.Message("/ser/vrm/relaxed", 0.2f) };
+        if (joy >= 0f) { m.Add(OscWriter.Message("/ser/vrm0/Joy", joy)); m.Add(OscWriter.Message("/ser/vrm0/Sorrow", 0.1f)); }
+        return OscWriter.Bundle(m.ToArray());
+    }
+
+    static void AnyDriverAnyScheme()
+    {
+        // Each case: a fresh receiver on real UDP, both drivers, one kind of traffic.
+        var cases = new[] { "generic", "generic-without-vrm0", "vmc" };
+        var got = new List<string>();
+        bool ok = true;
+        foreach (var kind in cases)
+        {
+            UnityEngine.Object.StubNewScene();
+            var r = NewReceiver();
+            SkinnedMeshRenderer m1, m0;
+            var d1 = Vrm10Face(r, out m1);
+            var d0 = Vrm0Face(r, out m0);
+            if (kind == "vmc")
+            {
+                Send(r.ListeningPort, OscWriter.Bundle(OscWriter.Message("/VMC/Ext/Blend/Val", "Joy", 0.6f), OscWriter.Message("/VMC/Ext/Blend/Val", "Fun", 0.3f),
+                    OscWriter.Message("/VMC/Ext/Blend/Apply")));
+            }
+            else Send(r.ListeningPort, GenericBundle(0.7f, kind == "generic" ? 0.9f : -1f));
+            FramesUntil(() => r.Streams.Count == 1 && r.Streams[0].Version > 0, r, d1, d0);
+            StubPlayerLoop.Frame(0.01f, r, d1, d0);
+            var expr = d1.GetComponent<UniVRM10.Vrm10Instance>().Runtime.Expression; // the weights the driver set, before UniVRM's LateUpdate
+            float happy = expr.GetWeight(UniVRM10.ExpressionKey.Happy) * 100f, relaxed = expr.GetWeight(UniVRM10.ExpressionKey.Relaxed) * 100f, joy = m0.GetBlendShapeWeight(0), fun = m0.GetBlendShapeWeight(2);
+            got.Add(kind + ": vrm10 happy=" + F(happy) + " relaxed=" + F(relaxed) + " (" + d1.ValueSetInUse + "), vrm0 Joy=" + F(joy) + " Fun=" + F(fun) + " (" + d0.ValueSetInUse + ")");
+            if (kind == "generic") ok &= Near(happy, 70f) && Near(joy, 90f) && d1.ValueSetInUse == "vrm" && d0.ValueSetInUse == "vrm0";
+            if (kind == "generic-without-vrm0") ok &= Near(happy, 70f) && Near(joy, 70f) && Near(fun, 20f) && d0.ValueSetInUse == "vrm";
+            if (kind == "vmc") ok &= Near(happy, 60f) && Near(relaxed, 30f) && Near(joy, 60f) && d1.ValueSetInUse == "vmc";
+            d1.StubInvoke("OnDisable");
+            d0.StubInvoke("OnDisable");
+            r.StubInvoke("OnDisable");
+        }
+        Check("any_driver_any_scheme", ok, string.Join("; ", got.ToArray()));
+    }
+
+    static bool Near(float a, float b) { return Math.Abs(a - b) < 1e-3f; }
+
+    static void WarnsWhenNothingDrives()
+    {
+        // A stream with probabilities only (e.g. a third-party sender): the VRM driver cannot show anything and says why, once.
+        var r = NewReceiver();
+        SkinnedMeshRenderer mesh;
+        var d = Vrm0Face(r, out mesh);
+        int before = logLines.Count;
+        for (int f = 0; f < 30; f++) { Inject(r, EmotionState.SetProbs, "happy", 0.8f); StubPlayerLoop.Frame(0.01f, r, d); }
+        var warnings = logLines.GetRange(before, logLines.Count - before).FindAll(l => l.StartsWith("WARNING Vrm0EmotionDriver") && l.Contains("carries probs"));
+        Check("warns_when_stream_cannot_drive_the_driver", warnings.Count == 1 && warnings[0].Contains("none of vrm0, vmc, vrm") && mesh.GetBlendShapeWeight(0) == 0f,
+            warnings.Count > 0 ? warnings[0] : "(no warning)");
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    // ---------------------------------------------------------------- rebinding
+
+    static void NewAvatarRebinds()
+    {
+        // The case: a new vrmInstance stayed at 0 for 200 frames until Rebind() was called by hand.
+        var r = NewReceiver();
+        SkinnedMeshRenderer mesh;
+        var d = Vrm10Face(r, out mesh);
+        var first = d.vrmInstance;
+        Inject(r, EmotionState.SetVrm, "happy", 0.8f);
+        StubPlayerLoop.Frame(0.01f, r, d);
+        // 1. Another avatar assigned to the field.
+        var other = new GameObject("second avatar");
+        var mesh2 = Mesh(other, "happy");
+        var vrm2 = other.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm2.StubBind(mesh2, UniVRM10.ExpressionKey.Happy, 0);
+        d.vrmInstance = vrm2;
+        StubPlayerLoop.Frame(0.01f, r, d);
+        float swapped = vrm2.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        // 2. The same instance reloaded (a new runtime, e.g. the model loaded again).
+        vrm2.StubBind(mesh2, UniVRM10.ExpressionKey.Sad, 0);
+        StubPlayerLoop.Frame(0.01f, r, d);
+        float reloaded = vrm2.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        // 3. The avatar destroyed (the field now reads as null) and a new one added next to the driver.
+        UnityEngine.Object.Destroy(vrm2);
+        UnityEngine.Object.Destroy(first);
+        var vrm3 = d.gameObject.AddComponent<UniVRM10.Vrm10Instance>();
+        vrm3.StubBind(mesh, UniVRM10.ExpressionKey.Happy, 0);
+        StubPlayerLoop.Frame(0.01f, r, d);
+        float replaced = vrm3.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        Check("vrm10_new_avatar_rebinds_next_frame", Near(swapped, 0.8f) && Near(reloaded, 0.8f) && Near(replaced, 0.8f) && first != vrm3,
+            "assigned " + F(swapped) + ", reloaded " + F(reloaded) + ", replaced " + F(replaced));
+        // VRM 0.x: a new BlendShapeAvatar on the proxy (another model's clips).
+        SkinnedMeshRenderer m0;
+        var d0 = Vrm0Face(r, out m0);
+        Inject(r, EmotionState.SetVrm0, "Joy", 0.5f);
+        StubPlayerLoop.Frame(0.01f, r, d0);
+        var proxy = d0.GetComponent<VRM.VRMBlendShapeProxy>();
+        proxy.BlendShapeAvatar = new VRM.BlendShapeAvatar();
+        proxy.StubBind(m0, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 2); // Joy now on blendshape 2
+        StubPlayerLoop.Frame(0.01f, r, d0);
+        Check("vrm0_new_blendshape_avatar_rebinds", Near(m0.GetBlendShapeWeight(2), 50f), "Joy on the new binding: " + F(m0.GetBlendShapeWeight(2)));
+        d.StubInvoke("OnDisable");
+        d0.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void ReceiverFoundAfterSceneChange()
+    {
+        // A DontDestroyOnLoad avatar: the scene with its receiver unloads, the next scene brings a new receiver.
+        var r1 = NewReceiver();
+        SkinnedMeshRenderer m1, mRaw;
+        var d = Vrm10Face(r1, out m1);
+        var rawGo = new GameObject("raw face");
+        mRaw = Mesh(rawGo, "Joy");
+        var raw = rawGo.AddComponent<SkinnedMeshEmotionDriver>();
+        raw.bindings = DefaultBindings.FromLabels("");
+        raw.smoothingSeconds = 0f;
+        raw.shaping.deadzone = 0f;
+        raw.StubInvoke("OnEnable");
+        r1.StubInvoke("OnDisable");
+        UnityEngine.Object.Destroy(r1.gameObject); // scene unloaded
+        var r2 = NewReceiver();                    // the next scene's receiver
+        Inject(r2, EmotionState.SetVrm, "happy", 0.6f);
+        Inject(r2, EmotionState.SetProbs, "happy", 0.7f);
+        StubPlayerLoop.Frame(0.01f, r2, d, raw);
+        float happy = d.vrmInstance.Runtime.Expression.GetWeight(UniVRM10.ExpressionKey.Happy);
+        Check("receiver_found_after_scene_change", d.receiver == r2 && raw.receiver == r2 && Near(happy, 0.6f) && Near(mRaw.GetBlendShapeWeight(0), 70f),
+            "vrm10 happy " + F(happy) + ", raw Joy " + F(mRaw.GetBlendShapeWeight(0)));
+        d.StubInvoke("OnDisable");
+        raw.StubInvoke("OnDisable");
+        r2.StubInvoke("OnDisable");
+    }
+
+    static void RuntimeVrmLoadExample()
+    {
+        // The RuntimeVrm sample: Vrm10.LoadPathAsync, driver attached, a second load replaces the first avatar.
+        var r = NewReceiver();
+        var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "serdaemon-vrm-" + Guid.NewGuid().ToString("N"));
+        System.IO.Directory.CreateDirectory(dir);
+        var a = System.IO.Path.Combine(dir, "alice.vrm");
+        var b = System.IO.Path.Combine(dir, "bob.vrm");
+        System.IO.File.WriteAllText(a, "happy\nangry\nrelaxed\nneutral\n");
+        System.IO.File.WriteAllText(b, "angry\nhappy\n");
+        var loader = new GameObject("Loader").AddComponent<SerDaemon.Bridge.Samples.RuntimeVrmLoader>();
+        loader.receiver = r;
+        loader.stream = "mic";
+        var d1 = loader.Load(a).Result;
+        d1.StubInvoke("OnEnable"); // Unity runs it inside AddComponent
+        var v1 = loader.Loaded;
+        Inject(r, EmotionState.SetVrm, "angry", 0.3f);
+        Inject(r, EmotionState.SetVrm, "happy", 0.12f);
+        Inject(r, EmotionState.SetVrm, "neutral", 0.7f);
+        for (int f = 0; f < 60; f++) StubPlayerLoop.Frame(1f / 60f, r, v1, d1);
+        var face1 = v1.GetComponent<SkinnedMeshRenderer>();
+        float angry1 = face1.GetBlendShapeWeight(1), happy1 = face1.GetBlendShapeWeight(0);
+        var d2 = loader.Load(b).Result;
+        d2.StubInvoke("OnEnable");
+        var v2 = loader.Loaded;
+        for (int f = 0; f < 60; f++) StubPlayerLoop.Frame(1f / 60f, r, v2, d2);
+        float angry2 = v2.GetComponent<SkinnedMeshRenderer>().GetBlendShapeWeight(0);
+        int errors = logLines.Count;
+        var missing = loader.Load(System.IO.Path.Combine(dir, "nope.vrm")).Result;
+        bool errorLogged = logLines.GetRange(errors, logLines.Count - errors).Exists(l => l.StartsWith("ERROR RuntimeVrmLoader: cannot load"));
+        Check("runtime_vrm_load_example", angry1 > 99f && happy1 == 0f && v1 == null && angry2 > 99f && missing == null && errorLogged && loader.Loaded == v2,
+            "first avatar angry=" + F(angry1) + " happy=" + F(happy1) + " (dominant, full weight); first destroyed=" + (v1 == null) + "; second angry=" + F(angry2) + "; missing file logged=" + errorLogged);
+        d2.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+        System.IO.Directory.Delete(dir, true);
+    }
+
+    static void Vrm0MissingClipWarned()
+    {
+        // UniVRM's proxy ignores a clip its BlendShapeAvatar lacks without a word; the driver says so, once per clip.
+        var r = NewReceiver();
+        var go = new GameObject("VRM0 without Sorrow");
+        var mesh = Mesh(go, "Joy");
+        var proxy = go.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy.StubBind(mesh, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Joy), 0).IsBinary = true;
+        var d = go.AddComponent<Vrm0EmotionDriver>();
+        d.smoothingSeconds = 0f;
+        d.StubInvoke("OnEnable");
+        int before = logLines.Count;
+        Inject(r, EmotionState.SetVrm0, "Joy", 0.4f);
+        Inject(r, EmotionState.SetVrm0, "Sorrow", 0.3f);
+        Inject(r, EmotionState.SetVrm0, "Surprised", 0.1f);
+        for (int f = 0; f < 100; f++) StubPlayerLoop.Frame(0.01f, r, d);
+        var lines = logLines.GetRange(before, logLines.Count - before);
+        var missing = lines.FindAll(l => l.StartsWith("WARNING Vrm0EmotionDriver") && l.Contains("not found on"));
+        var binary = lines.FindAll(l => l.Contains("clip 'Joy' is IsBinary"));
+        Check("vrm0_missing_clip_warned_once", missing.Count == 2 && missing.Exists(l => l.Contains("'Sorrow'")) && missing.Exists(l => l.Contains("'Surprised'"))
+            && binary.Count == 1 && mesh.GetBlendShapeWeight(0) == 100f,
+            missing.Count + " missing-clip warnings (" + string.Join(" | ", missing.ToArray()) + "); " + binary.Count + " IsBinary note; Joy " + F(mesh.GetBlendShapeWeight(0)));
+        d.StubInvoke("OnDisable");
+        r.StubInvoke("OnDisable");
+    }
+
+    static void InspectorEvents()
+    {
+        // The receiver's UnityEvents (wired in the Inspector in a real project): per changed stream, and per label change.
+        var r = NewReceiver();
+        var states = new List<string>();
+        var labels = new List<string>();
+        r.onStateChanged.AddListener(s => states.Add(s.Stream + ":" + s.Label));
+        r.onLabelChanged.AddListener(l => labels.Add(l));
+        foreach (var label in new[] { "calm", "calm", "angry", "angry", "neutral" })
+        {
+            long before = r.Frames;
+            Send(r.ListeningPort, OscWriter.Bundle(OscWriter.Message("/ser/state", label, 0.6f), OscWriter.Message("/ser/seq", (int)before)));
+            FramesUntil(() => r.Frames > before, r);
+        }
+        Check("inspector_unity_events", states.Count == 5 && string.Join(",", labels.ToArray()) == "calm,angry,neutral",
+            "onStateChanged " + states.Count + "x, onLabelChanged " + string.Join(",", labels.ToArray()));
+        r.StubInvoke("OnDisable");
+    }
+
+    static void VrmDriversAllocationFree()
+    {
+        // Both VRM drivers per frame with every shaping step on and the VRM 0.x one renaming "vrm" values:
+        // bound delegates, so the harness's reflection does not count.
+        var r = NewReceiver();
+        SkinnedMeshRenderer m1, m0;
+        var d1 = Vrm10Face(r, out m1);
+        var d0 = Vrm0Face(r, out m0);
+        foreach (var d in new ExpressionDriverBase[] { d1, d0 })
+        {
+            d.shaping.deadzone = 0.1f; d.shaping.gain = 2f; d.shaping.normalizeToPeak = true; d.shaping.dominantOnly = true;
+        }
+        Func<object, Action> late = o => (Action)Delegate.CreateDelegate(typeof(Action), o,
+            typeof(ExpressionDriverBase).GetMethod("LateUpdate", BindingFlags.Instance | BindingFlags.NonPublic));
+        var l1 = late(d1);
+        var l0 = late(d0);
+        long total = 0, vrm10 = 0;
+        int frames = 0;
+        for (int f = 0; f < 700; f++)
+        {
+            var s = Inject(r, EmotionState.SetVrm, "happy", (f / 50) % 2 == 0 ? 0.6f : 0.1f);
+            s.SetValue(EmotionState.SetVrm, "sad", (f / 50) % 2 == 0 ? 0.1f : 0.5f);
+            s.SetValue(EmotionState.SetVrm, "relaxed", 0.05f);
+            Time.unscaledDeltaTime = 0.011f;
+            Time.unscaledTime += 0.011f;
+            long a = GC.GetAllocatedBytesForCurrentThread();
+            l1();
+            long mid = GC.GetAllocatedBytesForCurrentThread();
+            l0();
+            long b = GC.GetAllocatedBytesForCurrentThread();
+            if (f >= 200) { total += b - a; frames++; vrm10 += mid - a; }
+        }
+        log("HARNESS ALLOC vrm_drivers_per_frame=" + total / frames + " (vrm10 " + vrm10 / frames + ") frames=" + frames);
+        Check("vrm_drivers_frame_allocation_free", total == 0 && m0.GetBlendShapeWeight(1) > 0f,
+            total + " bytes over " + frames + " frames (VRM 1.0 + VRM 0.x renaming vrm); Sorrow " + F(m0.GetBlendShapeWeight(1)));
+        d1.StubInvoke("OnDisable");
+        d0.StubInvoke("OnDisable");
         r.StubInvoke("OnDisable");
     }
 }

@@ -46,13 +46,29 @@ static class UnityHarness
         sender.loop = false;
         sender.StubInvoke("OnEnable");
         var hud = new GameObject("HUD").AddComponent<SerDaemon.Bridge.Samples.EmotionHud>();
+        // A VRM 0.x avatar following the same stream (the sample's replay carries vrm0 as the daemon does).
+        var avatar = new GameObject("VRM0 avatar");
+        var mesh = new Mesh { name = "Face" };
+        mesh.StubAddBlendShape("Angry");
+        var face = avatar.AddComponent<SkinnedMeshRenderer>();
+        face.sharedMesh = mesh;
+        var proxy = avatar.AddComponent<VRM.VRMBlendShapeProxy>();
+        proxy.StubBind(face, VRM.BlendShapeKey.CreateFromPreset(VRM.BlendShapePreset.Angry), 0);
+        var vrm0 = avatar.AddComponent<Vrm0EmotionDriver>();
+        vrm0.shaping.normalizeToPeak = true;
+        vrm0.StubInvoke("OnEnable");
+        float angryPeak = 0f;
+        string setUsed = null;
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < 20 && (sender.Sent < sender.Loaded || receiver.Frames < sender.Loaded))
         {
             Thread.Sleep(5);
-            StubPlayerLoop.Frame(0.02f, receiver, sender, hud);
+            StubPlayerLoop.Frame(0.02f, receiver, sender, hud, vrm0);
             hud.StubInvoke("OnGUI");
+            angryPeak = Math.Max(angryPeak, face.GetBlendShapeWeight(0));
+            if (vrm0.ValueSetInUse != null) setUsed = vrm0.ValueSetInUse;
         }
+        Out("SAMPLE VRM0 Angry peak=" + F(angryPeak) + " set=" + setUsed);
         Out("SAMPLE loaded=" + sender.Loaded + " sent=" + sender.Sent + " frames=" + receiver.Frames + " label=" + receiver.State.Label);
         Out("SAMPLE HUD " + (UnityEngine.GUI.StubLastLabel ?? "").Split('\n')[0]);
         sender.StubInvoke("OnDisable");
@@ -63,6 +79,8 @@ static class UnityHarness
     static int Main(string[] args)
     {
         UnityEngine.Debug.Sink = Out;
+        int rec = Array.IndexOf(args, "--recording");
+        if (rec >= 0 && rec + 1 < args.Length) HarnessTests.Recording = args[rec + 1];
         if (Array.IndexOf(args, "--selftest") >= 0) return HarnessTests.Run(Out);
         int sample = Array.IndexOf(args, "--sample");
         if (sample >= 0 && sample + 1 < args.Length) return RunSample(args[sample + 1]);

@@ -33,22 +33,47 @@ namespace UnityEngine
             return null;
         }
 
+        bool destroyed;
+
+        /// <summary>As Unity: the object is gone (a scene unloaded it or a script destroyed it); "== null" is true from then on.</summary>
+        public static void DestroyImmediate(Object o, bool allowDestroyingAssets) { Destroy(o); }
+
+        public static void Destroy(Object o)
+        {
+            if (ReferenceEquals(o, null)) return;
+            o.destroyed = true;
+            All.Remove(o);
+            var go = o as GameObject;
+            if (!ReferenceEquals(go, null)) foreach (var c in go.Components) { c.destroyed = true; All.Remove(c); }
+        }
+
+        static bool Gone(Object o) { return ReferenceEquals(o, null) || o.destroyed; }
+
+        // As Unity's CompareBaseObjects: a destroyed object equals null.
         public static bool operator ==(Object a, Object b)
         {
-            if (ReferenceEquals(a, null)) return ReferenceEquals(b, null);
-            return a.Equals(b);
+            if (Gone(a) || Gone(b)) return Gone(a) && Gone(b);
+            return ReferenceEquals(a, b);
         }
 
         public static bool operator !=(Object a, Object b) { return !(a == b); }
         public override bool Equals(object o) { return ReferenceEquals(this, o); }
         public override int GetHashCode() { return base.GetHashCode(); }
-        public static implicit operator bool(Object o) { return !ReferenceEquals(o, null); }
+        public static implicit operator bool(Object o) { return !Gone(o); }
     }
 
     public sealed class GameObject : Object
     {
         internal readonly List<Component> Components = new List<Component>();
-        public GameObject(string name) { this.name = name; }
+        public readonly Transform transform;
+        public GameObject(string name)
+        {
+            this.name = name;
+            transform = new Transform();
+            transform.gameObject = this;
+            transform.name = name;
+            Components.Add(transform);
+        }
 
         public T AddComponent<T>() where T : Component, new()
         {
@@ -58,17 +83,48 @@ namespace UnityEngine
             Components.Add(c);
             return c;
         }
+
+        public T GetComponent<T>() where T : Component { return transform.GetComponent<T>(); }
     }
 
     public class Component : Object
     {
         public GameObject gameObject;
+        public Transform transform { get { return gameObject != null ? gameObject.transform : null; } }
 
         public T GetComponent<T>() where T : Component
         {
             if (gameObject == null) return null;
-            foreach (var c in gameObject.Components) if (c is T) return (T)c;
+            foreach (var c in gameObject.Components) if (c is T && c) return (T)c; // a destroyed component is skipped, as in Unity
             return null;
+        }
+
+        public T[] GetComponentsInChildren<T>(bool includeInactive) where T : Component
+        {
+            var found = new List<T>();
+            Collect(transform, found);
+            return found.ToArray();
+        }
+
+        static void Collect<T>(Transform t, List<T> into) where T : Component
+        {
+            if (t == null) return;
+            foreach (var c in t.gameObject.Components) if (c is T && c) into.Add((T)c);
+            foreach (var child in t.Children) Collect(child, into);
+        }
+    }
+
+    public sealed class Transform : Component
+    {
+        internal readonly List<Transform> Children = new List<Transform>();
+        Transform parentTransform;
+        public Transform parent { get { return parentTransform; } }
+
+        public void SetParent(Transform p)
+        {
+            if (parentTransform != null) parentTransform.Children.Remove(this);
+            parentTransform = p;
+            if (p != null) p.Children.Add(this);
         }
     }
 
@@ -169,6 +225,11 @@ namespace UnityEngine
         public static float timeScale = 1f;
     }
 
+    public class ScriptableObject : Object
+    {
+        public static T CreateInstance<T>() where T : ScriptableObject, new() { return new T(); }
+    }
+
     public class TextAsset : Object
     {
         public string text = "";
@@ -189,6 +250,8 @@ namespace UnityEngine
     public static class Mathf
     {
         public static float Clamp01(float value) { return value < 0f ? 0f : (value > 1f ? 1f : value); }
+        /// <summary>As Unity (System.Math.Round: halves to even, so 0.5 rounds to 0).</summary>
+        public static float Round(float f) { return (float)Math.Round(f); }
     }
 
     public static class Application
@@ -235,5 +298,20 @@ namespace UnityEngine
     {
         public DefaultExecutionOrder(int order) { this.order = order; }
         public int order { get; private set; }
+    }
+}
+
+namespace UnityEngine.Events
+{
+    /// <summary>Stand-in for Unity's UnityEvent&lt;T0&gt;: listeners added in code (persistent ones come from the Inspector).</summary>
+    public delegate void UnityAction<T0>(T0 arg0);
+
+    [Serializable]
+    public abstract class UnityEvent<T0>
+    {
+        readonly List<UnityAction<T0>> listeners = new List<UnityAction<T0>>();
+        public void AddListener(UnityAction<T0> call) { listeners.Add(call); }
+        public void RemoveListener(UnityAction<T0> call) { listeners.Remove(call); }
+        public void Invoke(T0 arg0) { for (int i = 0; i < listeners.Count; i++) listeners[i](arg0); }
     }
 }
