@@ -10,6 +10,7 @@ of the swap are recorded: a profile never relabels a label that has no takes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -221,6 +222,17 @@ def test_a_profile_of_some_labels_leaves_the_others_shipped(bundle, clf) -> None
     grid, default = pull_grid(3, 8)
     assert min(grid) >= PARTIAL_MIN_L2 and default >= PARTIAL_MIN_L2
     assert pull_grid(8, 8) == (HEAD_L2_GRID, HEAD_L2)
+
+
+def test_a_profile_that_moved_unrecorded_labels_is_recognised(bundle, swapped_profile) -> None:
+    assert swapped_profile.moved_unrecorded(bundle) == []  # neutral has no takes and kept the shipped column
+    w, b = swapped_profile.head.weights.copy(), swapped_profile.head.bias.copy()
+    b[0] -= 2.0
+    old = dataclasses.replace(swapped_profile, head=LinearHead(w, b))
+    assert old.moved_unrecorded(bundle) == ["neutral"]
+    w[:, 2] += 1.0  # happy has takes: moving it is what a profile is for
+    assert dataclasses.replace(swapped_profile, head=LinearHead(w, swapped_profile.head.bias)).moved_unrecorded(bundle) == []
+    assert dataclasses.replace(swapped_profile, head=None).moved_unrecorded(bundle) == []
 
 
 def test_bias_only_fit_keeps_the_weights_and_moves_the_offsets() -> None:
@@ -457,6 +469,15 @@ def test_enroll_from_files_then_use_and_update_the_profile(profile_bundle, takes
     assert re.search(r"the shipped model read your takes right \d+% of the time", r.stdout), r.stdout
     shown = _run(["profiles", "show", "me"], env)
     assert shown.returncode == 0 and re.search(r"fitted +the shipped model read the takes right \d+%", shown.stdout)
+    assert "refitted   angry, calm, happy" in shown.stdout and "shipped    neutral (no takes" in shown.stdout
+    assert "WARNING" not in shown.stdout
+    # A profile from a version that refitted every label from the takes of some is pointed out.
+    mine = read_profile(profile_path("me"))
+    w = mine.head.weights.copy()
+    w[:, 0] -= 0.5  # neutral, never recorded, pushed away as the old refit did
+    save_profile(tmp_path / "older.json", dataclasses.replace(mine, head=LinearHead(w, mine.head.bias)))
+    older = _run(["profiles", "show", str(tmp_path / "older.json")], env)
+    assert older.returncode == 0 and "older version that also moved neutral" in older.stdout, older.stdout
     listing = _run(["profiles"], env)
     assert listing.returncode == 0 and listing.stdout.startswith("me ") and "fits this model" in listing.stdout
 
@@ -475,7 +496,17 @@ def test_enroll_from_files_then_use_and_update_the_profile(profile_bundle, takes
     assert sum(s["label"] == "happy" for s in voiced) > 0.7 * len(voiced)
     assert read_profile(profile_path("me")).updated == before.updated
 
-    used = _run(run + ["--profile", "me"], env)
+    # A file is usually someone else's voice: it uses the profile but leaves it alone unless asked.
+    kept = _run(run + ["--profile", "me"], env)
+    assert kept.returncode == 0, kept.stderr
+    voiced = [s for s in _states(kept.stdout) if s["voice"] and not s["final"]]
+    assert sum(s["label"] == "happy" for s in voiced) > 0.7 * len(voiced)
+    assert read_profile(profile_path("me")).updated == before.updated
+    both = _run(run + ["--profile", "me", "--profile-update", "--no-profile-update"], env)
+    assert both.returncode == 2 and "contradict" in both.stderr and len(both.stderr.strip().splitlines()) == 1
+
+    # Asked for on the command line, the update happens, over the config file's opposite.
+    used = _run(run + ["--config", str(config), "--profile-update"], env)
     assert used.returncode == 0, used.stderr
     after = read_profile(profile_path("me"))
     assert after.baseline_frames > before.baseline_frames or not np.allclose(after.baseline, before.baseline)
@@ -515,6 +546,17 @@ def test_bad_enrollment_input_exits_2_with_one_line_and_writes_nothing(profile_b
     shipped = _run(run + ["--profile", "me", "--model", str(REPO / "models" / "default")], env)
     assert shipped.returncode == 2, shipped.stderr
     assert "made for model 'tiny-test-profiles'" in shipped.stderr and "this model 'default'" in shipped.stderr
+
+
+def test_only_microphones_update_a_profile_unless_asked(tmp_path) -> None:
+    from ser_daemon.config import DaemonConfig
+
+    wav = tmp_path / "someone.wav"
+    assert DaemonConfig(device=(3,), profile="me").updates_profile
+    assert not DaemonConfig(inputs=(wav,), profile="me").updates_profile
+    assert not DaemonConfig(profile="me").updates_profile  # no local input at all (ingest only)
+    assert DaemonConfig(inputs=(wav,), profile="me", profile_update=True).updates_profile
+    assert not DaemonConfig(device=(3,), profile="me", profile_update=False).updates_profile
 
 
 # -- ser-eval --enroll -------------------------------------------------------------------------------
