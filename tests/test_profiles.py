@@ -640,3 +640,40 @@ def test_enroll_evaluation_over_draws_is_the_mean_of_single_draws(bundle, clf) -
     assert "means over 2 draws" in text and "gain sd" in text and "u2" in text
     with pytest.raises(ValueError, match="draws"):
         evaluate_enrollment(clips, clf, 1, draws=0, load=lambda c: audio[str(c.path)], progress=None)
+
+
+def test_enroll_evaluation_of_some_labels_reports_the_recorded_and_the_unrecorded(bundle, clf) -> None:
+    from ser_daemon.training.enroll_eval import class_groups, evaluate_enrollment, format_enrollment
+
+    pitch = {"neutral": 700.0, "calm": 200.0, "happy": 3000.0, "angry": 1200.0}
+    clips = _clips("u1", 3)
+    audio = {str(c.path): voice(pitch[c.label], seconds=2.0, seed=i) for i, c in enumerate(clips)}
+    result = evaluate_enrollment(clips, clf, 1, enroll_labels=["happy", "calm"], load=lambda c: audio[str(c.path)],
+                                 progress=None)
+    assert result["enroll_labels"] == ["happy", "calm"]
+    rows, classes = result["settings"], result["classes"]
+    # Only happy and calm were enrolled (one clip each), yet the scored clips are those of a full enrollment.
+    assert rows["K=1"]["enroll_audio_s_mean"] == pytest.approx(2 * (2.0 + 0.8))
+    assert rows["K=1"]["clips_scored"] == rows["K=0"]["clips_scored"] == len(clips) - 4 - 1
+    assert set(rows["K=1"]["clip_per_class_recall"]) == {"neutral", "calm", "happy", "angry"}
+    k1 = classes["K=1"]
+    assert k1["recorded_labels"] == ["happy", "calm"] and classes["neutral-only"]["recorded_labels"] == ["neutral"]
+    for short, key in (("timeline", "per_class_recall"), ("clip", "clip_per_class_recall")):
+        assert set(k1[short]["kept"]) == {"neutral", "angry"}
+        recall = rows["K=1"][key]
+        assert k1[short]["recorded"] == pytest.approx((recall["happy"] + recall["calm"]) / 2)
+        assert k1[short]["unrecorded"] == pytest.approx((recall["neutral"] + recall["angry"]) / 2)
+        kept = [v for v in k1[short]["kept"].values() if v is not None]
+        assert k1[short]["kept_min"] == (min(kept) if kept else None)
+    assert classes["K=0"]["clip"]["kept_min"] in (1.0, None)
+    # The grouping itself, on made-up rows: what an unrecorded class kept of its recall without a profile.
+    made = {"K=0": {"per_class_recall": {"a": 0.5, "b": 0.8, "c": 0.0}, "clip_per_class_recall": {"a": 1.0, "b": 0.5}},
+            "K=1": {"per_class_recall": {"a": 0.9, "b": 0.4, "c": 0.2}, "clip_per_class_recall": {"a": 1.0, "b": 0.25}}}
+    got = class_groups(made, ["a"])["K=1"]
+    assert got["timeline"] == {"recorded": 0.9, "unrecorded": pytest.approx(0.3), "kept": {"b": 0.5, "c": None},
+                               "kept_min": 0.5}
+    assert got["clip"]["kept"] == {"b": 0.5} and got["clip"]["recorded"] == 1.0
+    text = format_enrollment(result, "tiny")
+    assert "recall per class (K-clip profiles from happy, calm only" in text and "unrec." in text
+    with pytest.raises(ProfileError, match="'bored'|bored"):
+        evaluate_enrollment(clips, clf, 1, enroll_labels=["bored"], load=lambda c: audio[str(c.path)], progress=None)
