@@ -402,7 +402,7 @@ def test_list_and_delete(tmp_path, monkeypatch, swapped_profile) -> None:
 
 
 def test_profile_makes_the_pipeline_show_what_the_user_means(bundle, clf, swapped_profile) -> None:
-    x = voice(3000, seconds=4.0, seed=7)
+    x = voice(3000, seconds=8.0, seed=7)
     without = replay_audio(x, RATE, clf)
     with_profile = replay_audio(x, RATE, clf, profile=swapped_profile)
     assert _label_share(without, "angry") > 0.7
@@ -418,7 +418,7 @@ def test_profile_is_per_stream_and_starts_the_speaker_reference_at_the_baseline(
     np.testing.assert_allclose(mine.speaker.reference, swapped_profile.baseline.astype(np.float32))
     assert mine.speaker.weight_frames == swapped_profile.baseline_frames
     np.testing.assert_allclose(other.speaker.reference, np.float32(-10.0))
-    x = voice(3000, seconds=3.0, seed=3)
+    x = voice(3000, seconds=8.0, seed=3)
     analyzer = Analyzer(clf)
     got: dict[str, list] = {"me": [], "guest": []}
     for start in range(0, len(x), 320):
@@ -449,7 +449,7 @@ def takes_dir(tmp_path) -> Path:
         write_wav(d / f"angry{i}.wav", voice(1000, seed=20 + i))
         write_wav(d / f"calm{i}.wav", voice(200, seed=10 + i))
     write_wav(d / "silence.wav", np.zeros(3 * RATE, np.float32))
-    write_wav(d / "scene.wav", voice(3000, seconds=4.0, seed=5))
+    write_wav(d / "scene.wav", voice(3000, seconds=8.0, seed=5))
     return d
 
 
