@@ -177,8 +177,8 @@ def _profiles(args: argparse.Namespace) -> int:
             print(f"  refitted   {', '.join(sorted(profile.takes))} (the labels with takes)")
             unrecorded = [lab for lab in profile.labels if lab not in profile.takes]
             # Checked against the model it was made for only; [] when that model is not at hand.
-            moved = profile.moved_unrecorded(bundle) if bundle is not None and profile.model_fingerprint == fingerprint \
-                else []
+            same_model = bundle is not None and profile.model_fingerprint == fingerprint
+            moved = profile.moved_unrecorded(bundle) if same_model else []
             if moved:
                 print(f"  WARNING    made by an older version that also moved {', '.join(moved)} without takes "
                       "of them: enroll again")

@@ -70,7 +70,8 @@ def clf(bundle):
 @pytest.fixture(scope="module")
 def swapped_profile(bundle, clf) -> Profile:
     """A user whose "happy" sounds like what the model calls angry, and the other way round."""
-    takes = ([Take("happy", voice(3000, seed=i)) for i in range(2)] + [Take("angry", voice(1000, seed=i)) for i in range(2)]
+    takes = ([Take("happy", voice(3000, seed=i)) for i in range(2)]
+             + [Take("angry", voice(1000, seed=i)) for i in range(2)]
              + [Take("calm", voice(200, seed=i)) for i in range(2)])
     return fit_profile(bundle, clf, takes)
 
@@ -231,7 +232,8 @@ def test_a_profile_that_moved_unrecorded_labels_is_recognised(bundle, swapped_pr
     old = dataclasses.replace(swapped_profile, head=LinearHead(w, b))
     assert old.moved_unrecorded(bundle) == ["neutral"]
     w[:, 2] += 1.0  # happy has takes: moving it is what a profile is for
-    assert dataclasses.replace(swapped_profile, head=LinearHead(w, swapped_profile.head.bias)).moved_unrecorded(bundle) == []
+    happy_moved = dataclasses.replace(swapped_profile, head=LinearHead(w, swapped_profile.head.bias))
+    assert happy_moved.moved_unrecorded(bundle) == []
     assert dataclasses.replace(swapped_profile, head=None).moved_unrecorded(bundle) == []
 
 

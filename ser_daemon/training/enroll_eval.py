@@ -212,7 +212,8 @@ def _one_speaker(own: Sequence[Clip], audio: Mapping[str, np.ndarray], classifie
         profile = None
         info: dict[str, float] = {}
         if name != "K=0":
-            chosen = [c for c in sets[name] if enroll_labels is None or name == "neutral-only" or c.label in enroll_labels]
+            chosen = [c for c in sets[name]
+                      if enroll_labels is None or name == "neutral-only" or c.label in enroll_labels]
             takes = [Take(c.label, audio[str(c.path)], str(c.path)) for c in chosen]
             t1 = time.perf_counter()
             kw = {"l2": l2} if l2 is not None else {}
@@ -300,7 +301,8 @@ def _format_classes(result: Mapping[str, Any]) -> list[str]:
             fmt = lambda v: f"{v:.3f}" if v is not None else "-"  # noqa: E731
             per = settings[name][key]
             lines.append(f"  {'':<8} {name:<13} {fmt(g['recorded']):>8} {fmt(g['unrecorded']):>7} "
-                         f"{fmt(g['kept_min']):>6}  " + " ".join(f"{per.get(lab, float('nan')):7.3f}" for lab in labels))
+                         f"{fmt(g['kept_min']):>6}  "
+                         + " ".join(f"{per.get(lab, float('nan')):7.3f}" for lab in labels))
     return lines
 
 
