@@ -72,6 +72,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "backend": ("str", str),
     "threads": ("int", None),
     "profile": ("str", str),
+    "profile_update": ("bool", None),
     "no_profile_update": ("bool", None),
     "osc": ("list", str),
     "osc_profile": ("str", str),
@@ -198,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--profile", metavar="NAME|PATH",
                    help="use your personal profile (made with 'ser-daemon enroll') for the microphone and file "
                         "inputs; a name is kept in the per-user data folder ('ser-daemon profiles' lists them)")
+    g.add_argument("--profile-update", action="store_true",
+                   help="save the voice baseline learned while running back into the profile at exit, also for "
+                        "--input files (by default only microphones update it: a file is usually someone else's voice)")
     g.add_argument("--no-profile-update", action="store_true",
                    help="do not save the voice baseline learned while running back into the profile at exit")
 
@@ -401,7 +405,9 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
         )
         if k in opts
     }
-    kw["profile_update"] = not opts.get("no_profile_update", False)
+    if opts.get("profile_update") and opts.get("no_profile_update"):
+        raise ConfigError("--profile-update and --no-profile-update contradict each other; give one")
+    kw["profile_update"] = True if opts.get("profile_update") else False if opts.get("no_profile_update") else None
     return DaemonConfig(
         inputs=inputs,
         model=model,
@@ -536,6 +542,9 @@ def _main(argv: Sequence[str] | None) -> int:
             log.info("reading the per-user config file %s", config_file)
         if config_file is not None:
             opts.update(_from_toml(load_toml(config_file), str(config_file)))
+        for flag, other in (("profile_update", "no_profile_update"), ("no_profile_update", "profile_update")):
+            if flag in args:  # a flag overrides the config file's opposite, as flags override the file
+                opts.pop(other, None)
         opts.update({k: v for k, v in args.items() if k not in _NOT_OPTIONS})
         if "log_level" in opts:
             logging.getLogger().setLevel(getattr(logging, str(opts["log_level"]).upper()))
@@ -566,6 +575,11 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
         from .profiles import load_profile
 
         profile, profile_path = load_profile(config.profile, bundle)
+        moved = profile.moved_unrecorded(bundle)
+        if moved:
+            print(f"ser-daemon: warning: profile {profile_path} was made by an older version that also moved "
+                  f"{', '.join(moved)} without takes of them, so the face may rarely show them: enroll again",
+                  file=sys.stderr)
     classifier = load_classifier(bundle, config.backend, num_threads=config.threads)
     if profile is not None and profile.head is not None and classifier.embedding_dim != profile.head.embedding_dim:
         raise ModelError(f"the {classifier.backend} model of {bundle.name!r} gives no embedding for the profile's head")
@@ -575,7 +589,7 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
     if stats_json:
         daemon.write_stats(stats_json)
     # The profile may have changed while running (the web page's Calibrate): save into the one in use.
-    if daemon.profile is not None and daemon.profile_path is not None and config.profile_update:
+    if daemon.profile is not None and daemon.profile_path is not None and config.updates_profile:
         _save_learned_baseline(daemon, daemon.profile, daemon.profile_path)
     if daemon.left_work_behind:  # stopped during start-up: a library's exit hook would only delay the end
         _exit_now(code)

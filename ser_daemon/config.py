@@ -306,7 +306,9 @@ class DaemonConfig:
         jsonl: write every message (hello, states, statuses) as one JSON line on stdout.
         profile: the user's personal profile (a name or a path), used for the local
             inputs (microphones and files, not ingest streams), or None.
-        profile_update: save the live speaker baseline back into the profile at exit.
+        profile_update: save the live speaker baseline back into the profile at exit: True
+            always, False never, None (the default) only when the inputs are microphones,
+            never for files (usually someone else's voice); see :attr:`updates_profile`.
         ws: WebSocket listen address, or None for none.
         web: listen address of the live web view (page + WebSocket at /ws), or None.
         ingest: listen address where remote clients stream 16-bit PCM over WebSocket, or None.
@@ -346,7 +348,7 @@ class DaemonConfig:
     host_api: str | None = None
     jsonl: bool = False
     profile: str | None = None
-    profile_update: bool = True
+    profile_update: bool | None = None
     ws: Endpoint | None = None
     web: Endpoint | None = None
     ingest: Endpoint | None = None
@@ -362,6 +364,18 @@ class DaemonConfig:
     quiet: bool = False
     log_level: str = "warning"
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+    @property
+    def updates_profile(self) -> bool:
+        """Whether the voice baseline learned while running goes back into the profile at exit.
+
+        Asked for (``profile_update``) or not, otherwise only for microphones:
+        a file (``--input``, the demo recording) is usually someone else's voice,
+        and would move the user's baseline toward it.
+        """
+        if self.profile_update is not None:
+            return self.profile_update
+        return self.device not in (None, ()) and not self.inputs
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "litert", "keras"):

@@ -120,6 +120,20 @@ class Profile:
         if dict(self.features) != bundle.features.to_dict() or len(self.baseline) != bundle.features.n_mels:
             raise ProfileError(f"{source}: its feature settings differ from model {bundle.name!r}'s: enroll again")
 
+    def moved_unrecorded(self, bundle: ModelBundle) -> list[str]:
+        """The labels without takes whose head columns differ from ``bundle``'s shipped head.
+
+        Empty for a profile made by this version (the labels without takes keep
+        the shipped head, see :func:`ser_daemon.enroll.fit_head`) and for one
+        without a head.  Older versions refitted every label from the takes of
+        a few, which can erase the others: such a profile should be made again.
+        """
+        if self.head is None or bundle.head is None or self.head.weights.shape != bundle.head.weights.shape:
+            return []
+        return [lab for i, lab in enumerate(self.labels) if lab not in self.takes
+                and not (np.allclose(self.head.weights[:, i], bundle.head.weights[:, i], rtol=0, atol=1e-6)
+                         and abs(self.head.bias[i] - bundle.head.bias[i]) <= 1e-6)]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,

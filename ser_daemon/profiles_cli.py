@@ -154,9 +154,10 @@ def _profiles(args: argparse.Namespace) -> int:
         print(f"deleted {delete_profile(args.name)}")
         return 0
     try:
-        fingerprint = _bundle(args.model).fingerprint
+        bundle = _bundle(args.model)
     except SerError:
-        fingerprint = None
+        bundle = None
+    fingerprint = bundle.fingerprint if bundle is not None else None
     if args.action == "show":
         path = profile_path(args.name)
         profile = read_profile(path)
@@ -172,6 +173,17 @@ def _profiles(args: argparse.Namespace) -> int:
             pull = "shipped weights kept" if fit.get("pull") is None else f"full refit pulled by {fit['pull']:g}"
             print(f"  fitted     the shipped model read the takes right {fit['shipped_accuracy']:.0%} of the time; "
                   f"{fit.get('bias_share') or 0:.0%} bias-only refit, the rest {pull}")
+        if profile.head is not None:
+            print(f"  refitted   {', '.join(sorted(profile.takes))} (the labels with takes)")
+            unrecorded = [lab for lab in profile.labels if lab not in profile.takes]
+            # Checked against the model it was made for only; [] when that model is not at hand.
+            same_model = bundle is not None and profile.model_fingerprint == fingerprint
+            moved = profile.moved_unrecorded(bundle) if same_model else []
+            if moved:
+                print(f"  WARNING    made by an older version that also moved {', '.join(moved)} without takes "
+                      "of them: enroll again")
+            elif unrecorded:
+                print(f"  shipped    {', '.join(unrecorded)} (no takes: as the shipped model reads them)")
         for lab, v in sorted(profile.takes.items()):
             print(f"  takes      {lab}: {int(v.get('takes', 0))}, {v.get('voice_s', 0):.1f} s of voice")
         print(f"  created    {d['created']}, updated {d['updated']}")

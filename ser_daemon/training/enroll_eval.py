@@ -25,6 +25,7 @@ import numpy as np
 from ..audio_prep import load_audio
 from ..config import AnalysisSettings
 from ..enroll import Take, fit_profile
+from ..errors import ProfileError
 from ..pipeline import replay_audio
 from ..profiles import Profile
 from ..speaker_norm import voiced_frames
@@ -32,7 +33,7 @@ from ..features import log_mel
 from .datasets import Clip
 from .timeline import assemble, plan_timeline, score_timelines
 
-__all__ = ["pick_enrollment", "evaluate_enrollment", "format_enrollment", "NEUTRAL_ONLY_S"]
+__all__ = ["pick_enrollment", "evaluate_enrollment", "format_enrollment", "class_groups", "NEUTRAL_ONLY_S"]
 
 NEUTRAL_ONLY_S = 30.0  # neutral-only enrollment: up to this much audio of neutral clips
 
@@ -69,20 +70,22 @@ def pick_enrollment(
 
 
 def _clip_accuracy(classifier: Any, audio: Mapping[str, np.ndarray], clips: Sequence[Clip],
-                   reference: np.ndarray, profile: Profile | None) -> tuple[int, int]:
+                   reference: np.ndarray, profile: Profile | None) -> dict[str, tuple[int, int]]:
+    """Per label of the scored clips: ``(clips right, clips scored)``."""
     from ..enroll import clip_windows
 
     bundle = classifier.bundle
     index = {lab: i for i, lab in enumerate(bundle.labels)}
-    right = 0
+    counts: dict[str, tuple[int, int]] = {}
     for c in clips:
         x = clip_windows(audio[str(c.path)], bundle, reference)
         if profile is not None and profile.head is not None:
             probs = profile.head.probs(classifier.predict_embedded(x)[1])
         else:
             probs = classifier.predict(x)
-        right += int(np.argmax(probs.mean(axis=0)) == index[c.label])
-    return right, len(clips)
+        right, total = counts.get(c.label, (0, 0))
+        counts[c.label] = (right + int(np.argmax(probs.mean(axis=0)) == index[c.label]), total + 1)
+    return counts
 
 
 def evaluate_enrollment(
@@ -96,6 +99,7 @@ def evaluate_enrollment(
     settle_s: float = 2.0,
     merge: Mapping[str, str] | None = None,
     l2: float | None = None,
+    enroll_labels: Sequence[str] | None = None,
     load: Callable[[Clip], np.ndarray] | None = None,
     progress: TextIO | None = sys.stderr,
 ) -> dict[str, Any]:
@@ -107,10 +111,23 @@ def evaluate_enrollment(
     each row also carries the spread of its gain.  With four speakers one draw
     moves the gain by about 3 points (validation speakers), as much as many of
     the choices it is used to judge, so the model card quotes ten.
+
+    ``enroll_labels``: the classes the K-clip profiles are made from (None:
+    all); the rows then carry :func:`class_groups` figures.
+
+    Raises:
+        ValueError: ``draws`` below 1.
+        ProfileError: an ``enroll_labels`` entry the model does not know.
     """
     if draws < 1:
         raise ValueError(f"draws must be at least 1, not {draws}")
     bundle = classifier.bundle
+    if enroll_labels is not None:
+        enroll_labels = list(dict.fromkeys(enroll_labels))
+        unknown = [lab for lab in enroll_labels if lab not in bundle.labels]
+        if unknown or not enroll_labels:
+            raise ProfileError(f"--enroll-labels {','.join(unknown) or '(none)'}: not labels of model "
+                               f"{bundle.name!r} ({', '.join(bundle.labels)})")
     rate = bundle.features.sample_rate
     load = load or (lambda c: load_audio(c.path, rate))
     speakers = sorted({c.speaker for c in clips})
@@ -118,21 +135,23 @@ def evaluate_enrollment(
     t0 = time.perf_counter()
     runs: list[dict[str, list[tuple[Any, Any]]]] = [{s: [] for s in names} for _ in range(draws)]
     by_speaker: list[dict[str, dict[str, float]]] = [{s: {} for s in names} for _ in range(draws)]
-    clip_counts = [{s: [0, 0] for s in names} for _ in range(draws)]
+    clip_counts: list[dict[str, dict[str, list[int]]]] = [{s: {} for s in names} for _ in range(draws)]
     enroll_info: list[dict[str, dict[str, list[float]]]] = [{s: {"seconds": [], "fit_s": []} for s in names[1:]}
                                                             for _ in range(draws)]
     for n, spk in enumerate(speakers):
         own = [c for c in clips if c.speaker == spk]
         audio = {str(c.path): load(c) for c in own}  # once per speaker, whatever the number of draws
         for d in range(draws):
-            for name, (states, segments, right, total, info) in _one_speaker(
-                    own, audio, classifier, k_max, seed + d, settings, l2, names).items():
+            for name, (states, segments, per_label, info) in _one_speaker(
+                    own, audio, classifier, k_max, seed + d, settings, l2, names, enroll_labels).items():
                 runs[d][name].append((states, segments))
                 spk_score = score_timelines([(states, segments)], bundle.labels, sample_rate=rate,
                                             settle_s=settle_s, merge=merge)
                 by_speaker[d][name][spk] = spk_score.settled_accuracy
-                clip_counts[d][name][0] += right
-                clip_counts[d][name][1] += total
+                for lab, (right, total) in per_label.items():
+                    got = clip_counts[d][name].setdefault(lab, [0, 0])
+                    got[0] += right
+                    got[1] += total
                 for key, value in info.items():
                     enroll_info[d][name][key].append(value)
         if progress is not None:
@@ -145,14 +164,17 @@ def evaluate_enrollment(
         for name in names:
             score = score_timelines(runs[d][name], bundle.labels, sample_rate=rate, settle_s=settle_s, merge=merge)
             sd = score.to_dict()
+            right = sum(r for r, _ in clip_counts[d][name].values())
+            scored = sum(t for _, t in clip_counts[d][name].values())
             rows[name] = {
                 "timeline_settled_accuracy": sd["settled_accuracy"],
                 "timeline_macro_f1": sd["macro_f1"],
                 "neutral_share_emotional": sd["neutral_share_emotional"],
                 "flicker_per_min": sd["flicker_per_min"],
-                "clip_accuracy": clip_counts[d][name][0] / max(1, clip_counts[d][name][1]),
-                "clips_scored": clip_counts[d][name][1],
+                "clip_accuracy": right / max(1, scored),
+                "clips_scored": scored,
                 "per_class_recall": {lab: m["recall"] for lab, m in sd["per_class"].items()},
+                "clip_per_class_recall": {lab: r / t for lab, (r, t) in sorted(clip_counts[d][name].items())},
                 "per_speaker_timeline": by_speaker[d][name],
             }
             if name in enroll_info[d]:
@@ -161,14 +183,22 @@ def evaluate_enrollment(
         per_draw.append(rows)
     out: dict[str, Any] = {"speakers": speakers, "k_max": k_max, "seed": seed, "draws": draws,
                            "settings": _mean_over_draws(per_draw, names)}
+    if enroll_labels is not None:
+        out["enroll_labels"] = enroll_labels
+        out["classes"] = class_groups(out["settings"], enroll_labels)
     out["wall_s"] = time.perf_counter() - t0
     return out
 
 
 def _one_speaker(own: Sequence[Clip], audio: Mapping[str, np.ndarray], classifier: Any, k_max: int, seed: int,
-                 settings: AnalysisSettings | None, l2: float | None,
-                 names: Sequence[str]) -> dict[str, tuple[Any, Any, int, int, dict[str, float]]]:
-    """One speaker, one draw: per setting, the replay's states and segments, clips right / scored, fit info."""
+                 settings: AnalysisSettings | None, l2: float | None, names: Sequence[str],
+                 enroll_labels: Sequence[str] | None = None,
+                 ) -> dict[str, tuple[Any, Any, dict[str, tuple[int, int]], dict[str, float]]]:
+    """One speaker, one draw: per setting, the replay's states and segments, clips right / scored per label, fit info.
+
+    With ``enroll_labels`` the K-clip sets keep only those classes' clips; the
+    scored clips are the same as without (the others' enrollment clips are not scored).
+    """
     bundle = classifier.bundle
     rate = bundle.features.sample_rate
     spk = own[0].speaker
@@ -182,15 +212,16 @@ def _one_speaker(own: Sequence[Clip], audio: Mapping[str, np.ndarray], classifie
         profile = None
         info: dict[str, float] = {}
         if name != "K=0":
-            takes = [Take(c.label, audio[str(c.path)], str(c.path)) for c in sets[name]]
+            chosen = [c for c in sets[name]
+                      if enroll_labels is None or name == "neutral-only" or c.label in enroll_labels]
+            takes = [Take(c.label, audio[str(c.path)], str(c.path)) for c in chosen]
             t1 = time.perf_counter()
             kw = {"l2": l2} if l2 is not None else {}
             profile = fit_profile(bundle, classifier, takes, **kw)
-            info = {"fit_s": time.perf_counter() - t1, "seconds": sum(durations[str(c.path)] for c in sets[name])}
+            info = {"fit_s": time.perf_counter() - t1, "seconds": sum(durations[str(c.path)] for c in chosen)}
         states = replay_audio(rec.samples, rate, classifier, settings, stream=spk, profile=profile)
         ref = profile.baseline if profile is not None else oracle
-        right, total = _clip_accuracy(classifier, audio, scored, ref, profile)
-        out[name] = (states, rec.segments, right, total, info)
+        out[name] = (states, rec.segments, _clip_accuracy(classifier, audio, scored, ref, profile), info)
     return out
 
 
@@ -225,6 +256,56 @@ def _mean_over_draws(per_draw: Sequence[Mapping[str, Mapping[str, Any]]],
     return rows
 
 
+def class_groups(rows: Mapping[str, Mapping[str, Any]], recorded: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per setting: mean recall of the recorded and of the unrecorded classes, and what each unrecorded class kept.
+
+    For the timeline (``per_class_recall``) and the clips (``clip_per_class_recall``):
+    ``recorded`` and ``unrecorded`` are means over the classes scored;
+    ``kept`` is, per unrecorded class, its recall over its recall without a
+    profile (``K=0``; None where that was 0), and ``kept_min`` the least of
+    them.  Neutral-only profiles record only neutral; the K-clip ones ``recorded``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    base = rows["K=0"]
+    for name, row in rows.items():
+        mine = ["neutral"] if name == "neutral-only" else list(recorded)
+        entry: dict[str, Any] = {"recorded_labels": mine}
+        for key, short in (("per_class_recall", "timeline"), ("clip_per_class_recall", "clip")):
+            recall, without = row[key], base[key]
+            rec = [recall[lab] for lab in mine if lab in recall]
+            unrec = {lab: r for lab, r in recall.items() if lab not in mine}
+            kept = {lab: (r / without[lab] if without.get(lab) else None) for lab, r in unrec.items()}
+            known = [k for k in kept.values() if k is not None]
+            entry[short] = {
+                "recorded": float(np.mean(rec)) if rec else None,
+                "unrecorded": float(np.mean(list(unrec.values()))) if unrec else None,
+                "kept": kept,
+                "kept_min": min(known) if known else None,
+            }
+        out[name] = entry
+    return out
+
+
+def _format_classes(result: Mapping[str, Any]) -> list[str]:
+    """The recorded / unrecorded recall table of a run with ``enroll_labels``."""
+    classes = result["classes"]
+    settings = result["settings"]
+    labels = list(settings["K=0"]["per_class_recall"])
+    lines = [f"recall per class (K-clip profiles from {', '.join(result['enroll_labels'])} only; "
+             "kept: least share of its recall without a profile that an unrecorded class keeps):"]
+    for short, key in (("timeline", "per_class_recall"), ("clip", "clip_per_class_recall")):
+        lines.append(f"  {short:<8} {'enrollment':<13} {'recorded':>8} {'unrec.':>7} {'kept':>6}  "
+                     + " ".join(f"{lab[:7]:>7}" for lab in labels))
+        for name, entry in classes.items():
+            g = entry[short]
+            fmt = lambda v: f"{v:.3f}" if v is not None else "-"  # noqa: E731
+            per = settings[name][key]
+            lines.append(f"  {'':<8} {name:<13} {fmt(g['recorded']):>8} {fmt(g['unrecorded']):>7} "
+                         f"{fmt(g['kept_min']):>6}  "
+                         + " ".join(f"{per.get(lab, float('nan')):7.3f}" for lab in labels))
+    return lines
+
+
 def format_enrollment(result: Mapping[str, Any], title: str) -> str:
     """The per-setting table as text; with several draws, the gain's spread over them and per speaker."""
     draws = int(result.get("draws", 1))
@@ -249,4 +330,6 @@ def format_enrollment(result: Mapping[str, Any], title: str) -> str:
         if name != "K=0":
             per = ", ".join(f"{spk} {g:+.3f}" for spk, g in r["per_speaker_timeline_gain"].items())
             lines.append(f"  {name:<13} {per}")
+    if "classes" in result:
+        lines.extend(_format_classes(result))
     return "\n".join(lines)

@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "neutral clips only, score the speaker's other clips (timeline and clip) against no profile")
     p.add_argument("--enroll-l2", type=float, default=None, metavar="X",
                    help="with --enroll: pull of the personal head toward the shipped one (default: the daemon's)")
+    p.add_argument("--enroll-labels", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=None,
+                   metavar="L1,L2,...",
+                   help="with --enroll: make the K-clip profiles from these classes only (e.g. neutral,happy,angry, "
+                        "the README's example) and report the recall of the recorded and the unrecorded classes")
     p.add_argument("--enroll-draws", type=int, default=1, metavar="N",
                    help="with --enroll: repeat with N draws of enrollment clips (seeds from --timeline-seed) and "
                         "report means and the gain's spread (one draw of four speakers moves by about 3 points)")
@@ -230,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             enroll = evaluate_enrollment(clips, clf, args.enroll, settings=settings, seed=args.timeline_seed,
                                          draws=args.enroll_draws, settle_s=args.settle_s, merge=args.merge,
-                                         l2=args.enroll_l2,
+                                         l2=args.enroll_l2, enroll_labels=args.enroll_labels,
                                          progress=progress)
         except SerError as exc:
             print(f"ser-eval: {exc}", file=sys.stderr)
