@@ -284,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
         "decay_ms": f"then relax toward neutral with this time constant (default {_SMOOTH.decay_ms:g})",
         "min_confidence": "below this smoothed probability the state is uncertain (shown as unsure; "
                           f"default {_SMOOTH.min_confidence:g})",
+        "utterance_gap_ms": "a voice back after this much closed gate starts a new utterance: the window "
+                            "forgets the last one and the average restarts (default 0: off; faster, but "
+                            "flickers more on validation speakers)",
+        "utterance_prior": "at a new utterance the shown state weighs like this many of its windows "
+                           f"(default {_SMOOTH.utterance_prior:g})",
     }
     for name, text in vad_help.items():
         g.add_argument("--" + name.replace("_", "-"), type=_float, metavar="X", help=text)

@@ -155,7 +155,7 @@ def test_an_epoch_in_chunks_trains_the_same_model(monkeypatch: pytest.MonkeyPatc
     y = np.array([i % 2 for i in range(n)], np.int32)  # windows of clips 0 and 1 (corpus a)
     x = np.random.default_rng(0).normal(-8, 2, (n, 40, 16)).astype(np.float16)
     fs = FeatureSet(x, y, y.copy(), np.zeros(n, np.int16), clips, labels)
-    cfg = tr.TrainConfig(epochs=2, batch_size=16, seed=3, model=ModelConfig(width=4))
+    cfg = tr.TrainConfig(epochs=2, batch_size=16, seed=3, model=ModelConfig(width=4), class_mask=True)
     weights = []
     for batches in (1, 1000):  # six chunks of one batch, or the whole epoch at once
         monkeypatch.setattr(tr, "EPOCH_CHUNK_BATCHES", batches)

@@ -108,9 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
                    help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
                         "what names the speaker out of the CNN's features (default 0: none)")
-    p.add_argument("--no-class-mask", dest="class_mask", action="store_false", default=None,
-                   help="score every window against every class, also the classes its corpus never records "
-                        "(default: a corpus without calm or disgust teaches nothing about them)")
+    p.add_argument("--class-mask", dest="class_mask", action="store_true", default=None,
+                   help="score each window only against the classes its corpus records, so a corpus without "
+                        "calm or disgust teaches nothing about them (default off: with nEMO pooled it let calm "
+                        "and disgust take over the other corpora's voices; see the model card)")
+    p.add_argument("--no-class-mask", dest="class_mask", action="store_false",
+                   help="every window against every class (the default)")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
     p.add_argument("--mel-bands", type=int, default=None,
                    help="mel bands of the front end (default 64); stored in the bundle, the daemon follows it")
