@@ -478,4 +478,6 @@ class Daemon:
             "stages": self.stats.summary(),
             "streams": self.engine.stream_stats(),
         }
+        if self.vrchat_link is not None:
+            data["vrchat_listener"] = self.vrchat_link.stats()
         Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
