@@ -186,9 +186,10 @@ class Engine:
                     log.exception("final state of %s", st.name)
 
     def _run_until_stopped(self) -> None:
-        any_fast = any(st.fast for st in self.streams)
         while not self._stop.is_set():
-            if not any_fast:
+            # A --fast file is pumped as fast as it goes; once it has ended (an ingest server may keep
+            # the daemon running) the loop waits for work again instead of spinning a core.
+            if not any(st.fast and not st.done for st in self.streams):
                 self.wake.wait(0.05)
                 self.wake.clear()
             self._relay_statuses()

@@ -1,0 +1,55 @@
+"""Issue 32, second hardening round: each case through the real CLI, sockets or files.
+
+Every refusal is one line naming the cause and exit 2 (or the documented close code), never a
+traceback; what must keep working keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import timeout
+from helpers import REPO, daemon_cmd, free_port
+
+pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_daemon_does_not_burn_a_core_after_its_fast_file_ends(tiny_bundle, tmp_path) -> None:
+    from tiny_model import tone, write_wav
+
+    wav = write_wav(tmp_path / "ok.wav", tone(3000, 3.0))
+    proc = subprocess.Popen(
+        daemon_cmd("--input", str(wav), "--fast", "--ingest", f"127.0.0.1:{free_port()}", "--no-osc", "--no-ws",
+                   "--print", "--quiet"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+    )
+    try:
+        deadline = time.monotonic() + timeout(30)
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the file's last state: it has ended, the ingest server stays up
+            if line.rstrip().endswith(" final") or time.monotonic() > deadline:
+                break
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.5)
+        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(2.0)
+        share = (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=timeout(10))
+    finally:
+        proc.kill()
+    assert share < 0.25, f"the idle daemon used {share:.0%} of a core"  # it used 100% before
+    assert proc.returncode == 0
