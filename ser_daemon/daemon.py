@@ -85,7 +85,7 @@ class Daemon:
         self.calibration: Calibration | None = None  # the web page's Calibrate (with --web)
         self.bundle = bundle
         self.classifier = classifier
-        self.out = out if out is not None else sys.stdout
+        self.out = out if out is not None else sys.stdout  # None where the process has no stdout (>&-)
         self.status_out = status_out if status_out is not None else sys.stderr
         self.clock = clock
         self.engine = Engine(bundle, classifier, config.analysis, self._emit, clock=clock, profile=profile,
@@ -125,6 +125,8 @@ class Daemon:
         # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
         self.left_work_behind = False
         self.console = ConsoleOutput(self.out, self.status_out, quiet=config.quiet, on_closed=self._on_output_closed)
+        if config.print_states or config.jsonl:
+            self.console.check_writable()
         self._build_streams()
         self._configure_profiles()
 
@@ -459,11 +461,19 @@ class Daemon:
     def _print(self, line: str) -> None:
         self.console.line(line)
 
-    def _on_output_closed(self, exc: BaseException) -> None:
-        """The ``--print``/``--jsonl`` reader went away (``| head``): stop with the documented code."""
-        log.info("stdout closed (%s): stopping", type(exc).__name__)
+    def _on_output_closed(self, exc: BaseException, reader_gone: bool) -> None:
+        """The ``--print``/``--jsonl`` reader went away (``| head``), or stdout failed (a full disk): stop.
+
+        A reader that went away is the documented 141; a stdout that fails is one error line and exit 1.
+        """
+        if reader_gone:
+            log.info("stdout closed (%s): stopping", type(exc).__name__)
+            code = EXIT_BROKEN_PIPE
+        else:
+            log.error("cannot write to stdout (%s): stopping", getattr(exc, "strerror", None) or exc)
+            code = 1
         if self.exit_code == 0:
-            self.exit_code = EXIT_BROKEN_PIPE
+            self.exit_code = code
         self.stop()
 
     def _status_line(self, state: EmotionState) -> None:

@@ -53,3 +53,19 @@ def test_an_idle_daemon_does_not_burn_a_core_after_its_fast_file_ends(tiny_bundl
         proc.kill()
     assert share < 0.25, f"the idle daemon used {share:.0%} of a core"  # it used 100% before
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("redirect, code, cause", [
+    (">&-", 2, "stdout is closed"),  # checked at start-up, before any output opens
+    ("> /dev/full", 1, "cannot write to stdout (No space left on device)"),  # fails mid-run: one line, a clean stop
+])
+def test_jsonl_to_a_closed_or_full_stdout_is_one_line(tiny_bundle, redirect: str, code: int, cause: str) -> None:
+    import shlex
+
+    cmd = " ".join(shlex.quote(a) for a in daemon_cmd("--input", str(REPO / "ser_daemon/data/demo.wav"), "--fast",
+                                                        "--jsonl", "--no-osc", "--no-ws", "--quiet"))
+    r = subprocess.run(["bash", "-c", f"exec {cmd} {redirect}"], capture_output=True, text=True, cwd=REPO,
+                       timeout=timeout(60), env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)})
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+    assert cause in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
