@@ -246,3 +246,43 @@ def test_streams_beyond_max_streams_are_refused_with_1013() -> None:
 
     code, reason, ok = run(main())
     assert code == 1013 and "max-streams" in reason and ok == "started"
+
+
+def test_started_streams_that_send_nothing_are_closed_and_free_their_place() -> None:
+    """Issue 32: 8 streams that started and never sent audio blocked --max-streams 8 for good."""
+    async def main():
+        ing = IngestServer(AccessPolicy(), lambda s: None, lambda n: False, lambda: None, max_streams=2,
+                           idle_timeout_s=0.5)
+        port = await ing.start(Endpoint("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{port}"
+        try:
+            silent = []
+            for i in range(2):
+                c = await connect(url)
+                await c.send(json.dumps({"type": "start", "stream": f"idle{i}", "sample_rate": 16000}))
+                assert json.loads(await c.recv())["type"] == "started"
+                silent.append(c)
+            talker = await connect(url)
+            await talker.send(json.dumps({"type": "start", "stream": "talker", "sample_rate": 16000}))
+            with pytest.raises(ConnectionClosed) as full:
+                await asyncio.wait_for(talker.recv(), timeout(5))
+            closes = []
+            for c in silent:
+                with pytest.raises(ConnectionClosed) as err:
+                    await asyncio.wait_for(c.recv(), timeout(5))
+                closes.append((err.value.rcvd.code, err.value.rcvd.reason))
+            again = await connect(url)  # the idle ones are gone: a real stream gets in
+            await again.send(json.dumps({"type": "start", "stream": "talker", "sample_rate": 16000}))
+            ok = json.loads(await asyncio.wait_for(again.recv(), timeout(5)))["type"]
+            for _ in range(3):  # audio keeps a stream open past the idle time
+                await again.send(b"\x00\x00" * 1600)
+                await asyncio.sleep(0.3)
+            assert again.state.name == "OPEN"
+            await again.close()
+            return full.value.rcvd.code, closes, ok
+        finally:
+            await ing.close()
+
+    full, closes, ok = run(main())
+    assert full == 1013 and ok == "started"
+    assert closes == [(1008, "no audio within 0.5 s")] * 2, closes
