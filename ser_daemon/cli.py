@@ -423,13 +423,19 @@ def _write_config(path: str) -> int:
     from .config_template import config_template
 
     target = Path(path).expanduser() if path else user_config_path()
-    if target.exists():
-        raise ConfigError(f"{target} exists already; edit it, or delete it to write a fresh one")
+    shown = str(target) if len(str(target)) <= 120 else f"{str(target)[:120]}... ({len(str(target))} characters)"
     try:
+        if target.is_symlink():  # also a dangling one: never write through a link
+            raise ConfigError(f"{shown} is a symbolic link; not writing through it")
+        if target.exists():
+            raise ConfigError(f"{shown} exists already; edit it, or delete it to write a fresh one")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(config_template(build_parser()), encoding="utf-8")
+        # O_EXCL: created here or refused, even if a link appeared meanwhile (O_EXCL never follows one).
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(config_template(build_parser()))
     except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc}") from None
+        raise ConfigError(f"cannot write {shown}: {exc.strerror or exc}") from None
     print(target)
     return 0
 
@@ -511,6 +517,10 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
     from .inference import load_classifier
     from .model_bundle import load_bundle
 
+    if stats_json:
+        from .outputs import check_output_file
+
+        check_output_file(stats_json, "--stats-json")
     model_dir = _model_dir(config)
     if config.device not in (None, ()):
         from .sources import resolve_device

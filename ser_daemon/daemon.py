@@ -490,4 +490,7 @@ class Daemon:
         }
         if self.vrchat_link is not None:
             data["vrchat_listener"] = self.vrchat_link.stats()
-        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:  # checked at start-up; a full disk now costs the statistics, not the exit
+            log.error("cannot write the statistics to %s: %s", path, exc.strerror or exc)

@@ -155,9 +155,14 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
             is unreadable or inconsistent.
     """
     p = Path(path).expanduser()
-    if not p.exists():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as exc:  # a name over the file-name limit (ENAMETOOLONG), a loop of links
+        text = str(p)
+        raise ModelError(f"model {text[:120]!r}{'...' if len(text) > 120 else ''}: {exc.strerror or exc}") from None
+    if not exists:
         raise ModelError(f"model not found: {p}")
-    if p.is_dir():
+    if is_dir:
         directory = p
     else:
         check_regular_file(p, "model", MAX_MODEL_FILE_BYTES, ModelError)  # not a FIFO or a device

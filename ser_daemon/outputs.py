@@ -11,6 +11,7 @@ import errno
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Callable, TextIO
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from .errors import OutputError
 from .state import EmotionState
 
-__all__ = ["StageStats", "format_state", "ConsoleOutput"]
+__all__ = ["StageStats", "format_state", "ConsoleOutput", "check_output_file"]
 
 
 class StageStats:
@@ -170,3 +171,28 @@ class ConsoleOutput:
                 self.status_out.write("\n")
             except (OSError, ValueError):
                 pass
+
+
+def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Refuse at start-up a file the daemon will write at exit that it cannot write.
+
+    Raises:
+        OutputError: the name is too long, its folder is missing or not writable, or it is a
+            folder, a FIFO or a device rather than a regular file.
+    """
+    text = os.fspath(path)
+    shown = text if len(text) <= 120 else f"{text[:120]}... ({len(text)} characters)"
+    p = Path(text).expanduser()
+    try:
+        folder = p.parent
+        if not folder.is_dir():
+            raise OutputError(f"{what} {shown}: the folder {folder} does not exist")
+        if p.is_dir():
+            raise OutputError(f"{what} {shown} is a folder, not a file")
+        if p.exists() and not p.is_file():
+            raise OutputError(f"{what} {shown} is not a regular file")
+        if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            raise OutputError(f"{what} {shown}: not writable")
+    except OSError as exc:  # over the file-name limit, a loop of links
+        raise OutputError(f"{what} {shown}: {exc.strerror or exc}") from None
+    return p
