@@ -113,6 +113,9 @@ for _cls in (VadSettings, SmoothingSettings):
 _SMOOTH = SmoothingSettings()  # the defaults --help states
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the full usage of ~60 options buries the message."""
 
@@ -257,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the WebSocket schema), for scripts and jq")
     g.add_argument("--print", action="store_true", help="print every decision on stdout (on by default for the demo)")
     g.add_argument("--quiet", action="store_true", help="no live status line")
-    g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="logging detail (default warning)")
+    g.add_argument("--log-level", choices=_LOG_LEVELS, help="logging detail (default warning)")
     g.add_argument("--stats-json", metavar="FILE", help="at exit, write per-stage timing statistics here")
     p.add_argument("--version", action="version", version=f"ser-daemon {__version__}")
     return p
@@ -278,7 +281,10 @@ def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
         elif kind == "num":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(f"{source}: {key} is out of range (a number of {len(str(value))} digits)") from None
         elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad
@@ -501,7 +507,10 @@ def _main(argv: Sequence[str] | None) -> int:
             opts.update(_from_toml(load_toml(config_file), str(config_file)))
         opts.update({k: v for k, v in args.items() if k not in _NOT_OPTIONS})
         if "log_level" in opts:
-            logging.getLogger().setLevel(getattr(logging, str(opts["log_level"]).upper()))
+            level = str(opts["log_level"]).lower()
+            if level not in _LOG_LEVELS:
+                raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}. Received: {level[:40]!r}")
+            logging.getLogger().setLevel(getattr(logging, level.upper()))
         config = config_from_options(opts)
         if args.get("vrchat_table"):
             return _vrchat_table(config)

@@ -217,3 +217,75 @@ def test_write_config_never_writes_through_a_link(tmp_path) -> None:
     assert not (tmp_path / "elsewhere").exists()
     r = run("--write-config", str(tmp_path / "fresh.toml"))
     assert r.returncode == 0 and (tmp_path / "fresh.toml").is_file(), r.stderr
+
+
+# -- config files --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, cause", [
+    ("a." * 5000 + "a = 1\n", "nested deeper than 32"),
+    ("[" + "a." * 5000 + "a]\nx = 1\n", "nested deeper than 32"),
+    ("a = " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+    ("hop_ms = " + "9" * 400 + "\n", "hop_ms is out of range"),
+    ('log_level = "VERBOSE"\n', "log_level must be one of debug, info, warning, error"),
+])
+def test_config_files_that_broke_the_parser_are_one_line(tmp_path, text: str, cause: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    one_line_error(run("--config", str(cfg), "--input", str(DEMO), "--fast", "--no-osc", "--no-ws", "--quiet"), cause)
+
+
+def real_config_lines() -> list[str]:
+    """The template --write-config writes, every option switched on."""
+    from ser_daemon.cli import build_parser
+    from ser_daemon.config_template import config_template
+
+    out = []
+    for line in config_template(build_parser()).splitlines():
+        if line.startswith("# ") and " = " in line and not line.startswith("## "):
+            line = line[2:]
+        out.append(line)
+    return out
+
+
+CONFIG_VALUES = st.one_of(
+    st.sampled_from(["9" * 400, "-" + "9" * 400, "nan", "inf", "-inf", '"VERBOSE"', "[" * 200 + "]" * 200,
+                     "{a = {b = {c = 1}}}", '"' + "x" * 5000 + '"', "true", "0", "-1", "1e400", '"\\u0000"',
+                     '"127.example.invalid:8765"', '"::1"', '"0.0.0.0:0"', "[]", "[1, 2]"]),
+    st.integers().map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.text(max_size=12).map(lambda t: json.dumps(t)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_random_corruptions_of_a_real_config_are_refused_or_load(tmp_path_factory, data) -> None:
+    from ser_daemon.cli import _from_toml, config_from_options
+    from ser_daemon.config import DaemonConfig, load_toml
+    from ser_daemon.errors import SerError
+
+    lines = real_config_lines()
+    keyed = [i for i, ln in enumerate(lines) if " = " in ln and not ln.startswith("#")]
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.sampled_from(keyed))
+        how = data.draw(st.sampled_from(["value", "key", "bytes"]))
+        key, _, _ = lines[i].partition(" = ")
+        if how == "value":
+            lines[i] = f"{key} = {data.draw(CONFIG_VALUES)}"
+        elif how == "key":
+            lines[i] = f"{'.'.join([key] * data.draw(st.integers(2, 60)))} = 1"
+        else:
+            raw = list(lines[i])
+            pos = data.draw(st.integers(0, max(0, len(raw) - 1)))
+            raw[pos:pos + 1] = data.draw(st.text(min_size=1, max_size=3))
+            lines[i] = "".join(raw)
+    f = tmp_path_factory.mktemp("cfg") / "c.toml"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    try:
+        opts = _from_toml(load_toml(f), str(f))
+        opts.setdefault("input", [str(DEMO)])
+        cfg = config_from_options(opts)
+    except SerError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert isinstance(cfg, DaemonConfig)
