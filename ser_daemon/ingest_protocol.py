@@ -181,7 +181,7 @@ def parse_start(text: str | bytes) -> StartRequest:
     stream = msg.get("stream")
     rate = msg.get("sample_rate")
     channels = msg.get("channels", 1)
-    if not isinstance(stream, str) or not _STREAM_RE.match(stream):
+    if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
         raise ProtocolError("stream must be 1-64 letters, digits, '_' or '-'")
     if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
         raise ProtocolError("sample_rate must be an integer in 8000..192000")

@@ -80,7 +80,7 @@ _WEIGHT_SETS = ("vrm", "vrm0", "arkit")
 
 def check_vrchat_name(name: str, what: str = "VRChat parameter name") -> str:
     """Refuse names VRChat would silently ignore (spaces, OSC pattern characters, empty parts)."""
-    if not isinstance(name, str) or not _VRC_NAME.match(name):
+    if not isinstance(name, str) or not _VRC_NAME.fullmatch(name):
         raise ConfigError(
             f"{what} {name!r} is not usable: VRChat parameter names must be letters, digits and underscores "
             "('/' between parts nests them); spaces or symbols make VRChat ignore the parameter silently"

@@ -29,12 +29,12 @@ logged at most once per ten seconds, and never holds the event loop.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import threading
 import time
 from typing import Any, Callable, TypeVar
 
+from .config import is_loopback
 from .osc_in import DropLog, OscRejected
 from .oscquery import Advertisement, OscQueryUnavailable, VRChatBrowser, VRChatService, advertise
 
@@ -80,13 +80,6 @@ async def _in_own_thread(fn: Callable[..., T], *args: Any, if_abandoned: Callabl
     return await fut
 
 
-def _is_loopback(addr: Any) -> bool:
-    try:
-        return ipaddress.ip_address(addr[0]).is_loopback
-    except (TypeError, ValueError, IndexError):
-        return False
-
-
 class VRChatLink:
     """Owns every socket and service the daemon uses to hear VRChat."""
 
@@ -128,7 +121,7 @@ class VRChatLink:
         t0 = time.perf_counter()
         self.datagrams += 1
         try:
-            if not _is_loopback(addr):
+            if not (isinstance(addr, tuple) and addr and is_loopback(addr[0])):
                 raise OscRejected("sender is not on this computer")
             self.on_datagram(data)
         except OscRejected as exc:

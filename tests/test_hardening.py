@@ -69,3 +69,12 @@ def test_jsonl_to_a_closed_or_full_stdout_is_one_line(tiny_bundle, redirect: str
     assert r.returncode == code, r.stderr
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
     assert cause in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--ws", "--web", "--ingest"])
+def test_a_name_that_starts_with_127_is_not_loopback(flag: str) -> None:
+    """Issue 32: '127.example.invalid' passed a prefix check, so no --allow-remote or token was asked for."""
+    r = subprocess.run(daemon_cmd(flag, "127.example.invalid:8765", "--input", str(REPO / "ser_daemon/data/demo.wav"),
+                                  "--fast", "--no-osc"), capture_output=True, text=True, cwd=REPO, timeout=timeout(60))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "refusing to listen on 127.example.invalid" in r.stderr, r.stderr

@@ -44,6 +44,39 @@ def test_start_message_parses_or_is_refused(msg) -> None:
         assert (req.stream, req.sample_rate, req.channels) == VALID_STARTS[msg]
 
 
+FIELD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10, 300000), st.floats(allow_nan=True),
+                         st.text(max_size=70), st.sampled_from(["nl\n", "a\n", "\na", "ok", "x" * 64, "x" * 65]),
+                         st.lists(st.integers(), max_size=2))
+
+
+def _field_ok(field: str, value: object) -> bool:
+    """The protocol's rule for one field of the start message (README, "Many speakers")."""
+    if field == "stream":
+        return isinstance(value, str) and 1 <= len(value) <= 64 and all(
+            c.isascii() and (c.isalnum() or c in "_-") for c in value)
+    lo, hi = {"sample_rate": (8000, 192000), "channels": (1, 8)}[field]
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["stream", "sample_rate", "channels"]), FIELD_VALUES)
+@example("sample_rate", 5)
+@example("sample_rate", 16000.0)
+@example("stream", "nl\n")
+@example("channels", True)
+def test_one_field_of_a_valid_start_message_mutated(field: str, value: object) -> None:
+    """Issue 32: the fuzz above never built a valid message with one bad field (a bad rate), nor 'nl\\n'."""
+    msg = {"type": "start", "stream": "alice", "sample_rate": 48000, "channels": 2}
+    msg[field] = value
+    try:
+        req = parse_start(json.dumps(msg))
+    except ProtocolError as exc:
+        assert exc.code == 1007 and not _field_ok(field, value), (field, value, exc)
+        return
+    assert _field_ok(field, value), (field, value)
+    assert getattr(req, field) == value
+
+
 VALID_STARTS = {
     '{"type": "start", "stream": "a", "sample_rate": 16000}': ("a", 16000, 1),
     '{"type": "start", "stream": "b-2", "sample_rate": 48000, "channels": 2}': ("b-2", 48000, 2),
@@ -175,6 +208,8 @@ def test_ingest_protocol_errors_close_with_clear_codes(tiny_bundle) -> None:
             "bad_rate": await close_code(json.dumps({"type": "start", "stream": "y", "sample_rate": 5})),
             "duplicate": await close_code(start),
             "odd_bytes": await close_code(json.dumps({"type": "start", "stream": "z", "sample_rate": 16000}), b"\x00"),
+            # "$" matched before a final newline: this one started (issue 32)
+            "newline_id": await close_code(json.dumps({"type": "start", "stream": "nl\n", "sample_rate": 16000})),
         }
         await holder.close()
         return codes
@@ -186,7 +221,8 @@ def test_ingest_protocol_errors_close_with_clear_codes(tiny_bundle) -> None:
         proc.wait(timeout=timeout(5))
     finally:
         proc.kill()
-    assert codes == {"not_json": 1007, "audio_first": 1008, "bad_rate": 1007, "duplicate": 1008, "odd_bytes": 1007}
+    assert codes == {"not_json": 1007, "audio_first": 1008, "bad_rate": 1007, "duplicate": 1008, "odd_bytes": 1007,
+                     "newline_id": 1007}
 
 
 @pytest.mark.needs_tf
