@@ -116,8 +116,9 @@ def test_methods_other_than_get_and_head_get_405(caplog, web) -> None:
         try:
             out = {}
             for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW"):
-                out[method] = await ask(port, f"{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
-            out["HEAD"] = await ask(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+                out[method] = await ask(port, f"{method} / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                              "Content-Length: 0\r\n\r\n".encode())
+            out["HEAD"] = await ask(port, f"HEAD / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
             return out
         finally:
             await ws.close()
@@ -142,7 +143,7 @@ def test_extra_bytes_after_a_request_are_not_an_assertion_error(caplog, path, la
         ws = WsBroadcaster({"type": "hello"})
         port = await ws.start(Endpoint("127.0.0.1", 0), web=True)
         try:
-            req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            req = f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
             junk = b"GARBAGE\x00\xff more bytes\r\n\r\nGET / HTTP/1.1\r\n\r\n"
             return await (ask(port, req, then=junk) if later else ask(port, req + junk))
         finally:
@@ -286,3 +287,27 @@ def test_started_streams_that_send_nothing_are_closed_and_free_their_place() -> 
     full, closes, ok = run(main())
     assert full == 1013 and ok == "started"
     assert closes == [(1008, "no audio within 0.5 s")] * 2, closes
+
+
+@pytest.mark.parametrize("host, code", [
+    ("rebind.example:{port}", 421), ("127.0.0.1:{other}", 421), ("127.example.invalid:{port}", 421),
+    ("127.0.0.1:{port}", 200), ("localhost:{port}", 200),
+])
+def test_the_web_page_answers_only_to_its_own_host_names(host: str, code: int) -> None:
+    """Issue 32: the page (and its per-run key) was served for any Host: a DNS-rebinding page could read it."""
+    async def main():
+        ws = WsBroadcaster({"type": "hello"})
+        port = await ws.start(Endpoint("127.0.0.1", 0), web=True)
+        try:
+            page = await ask(port, f"GET / HTTP/1.1\r\nHost: {host.format(port=port, other=port + 1)}\r\n\r\n".encode())
+            upgrade = b"" if code == 200 else await ask(
+                port, f"GET /ws HTTP/1.1\r\nHost: {host.format(port=port, other=port + 1)}\r\n".encode() + UPGRADE + b"\r\n")
+            return page, upgrade, ws.page_key
+        finally:
+            await ws.close()
+
+    page, upgrade, key = run(main())
+    assert status(page) == code, page[:200]
+    assert (key.encode() in page) is (code == 200)
+    if code != 200:
+        assert status(upgrade) == 421, upgrade[:200]  # the WebSocket handshake on that port too
