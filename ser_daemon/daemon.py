@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .calibration import Calibration
 from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
-from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
+from .sources import DeviceSource, FileSource, PacedReplay, open_wav, resolve_device
 from .state import EmotionState
 from .oscquery import VRChatService
 from .vrchat import VRChatInput, silenced
@@ -149,7 +149,7 @@ class Daemon:
 
         files: list[FileSource] = []
         for path in cfg.inputs:
-            samples, rate = read_wav(path)
+            samples, rate = open_wav(path)  # read a block at a time while it replays
             ring = AudioRing(int(rate * RING_SECONDS), samples.shape[1])
             block = int(round(rate * cfg.block_ms / 1000.0))
             name = unique(Path(path).stem or "file")

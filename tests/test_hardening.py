@@ -78,3 +78,17 @@ def test_a_name_that_starts_with_127_is_not_loopback(flag: str) -> None:
                                   "--fast", "--no-osc"), capture_output=True, text=True, cwd=REPO, timeout=timeout(60))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1 and "refusing to listen on 127.example.invalid" in r.stderr, r.stderr
+
+
+def test_a_long_wav_replays_without_loading_it(tiny_bundle) -> None:
+    """Issue 32: a 5-hour, 576 MB WAV peaked at 2.8 GB resident. The benchmark's one-hour smoke size
+    (115 MB of WAV: +541 MB before, when the file was converted whole to float32)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import replay_memory
+
+    res = replay_memory.measure(1.0, env={"SER_MODEL_DIR": str(tiny_bundle)})
+    assert res["short"]["exit_code"] == 0 and res["long"]["exit_code"] == 0, res
+    assert res["long"]["first_line"].startswith("[long]"), res
+    assert res["extra_peak_mb"] <= 200, res
