@@ -289,3 +289,65 @@ def test_random_corruptions_of_a_real_config_are_refused_or_load(tmp_path_factor
         assert "\n" not in str(exc)
         return
     assert isinstance(cfg, DaemonConfig)
+
+
+# -- model bundles ---------------------------------------------------------------------------------------
+
+
+def copy_shipped(folder: Path) -> Path:
+    import shutil
+
+    folder.mkdir(exist_ok=True)
+    for name in ("ser_model.json", "model.tflite", "model.keras"):
+        shutil.copy(SHIPPED / name, folder / name)
+    return folder
+
+
+def test_a_model_file_with_flipped_bytes_or_a_wrong_input_shape_is_refused(tmp_path) -> None:
+    """Issue 32: a .tflite with 4 KB of flipped bytes loaded and ran; a disagreeing input_shape was accepted."""
+    flipped = copy_shipped(tmp_path / "flipped")
+    raw = bytearray((flipped / "model.tflite").read_bytes())
+    for i in range(len(raw) // 2, len(raw) // 2 + 4096):
+        raw[i] ^= 0xFF
+    (flipped / "model.tflite").write_bytes(bytes(raw))
+    one_line_error(run("--model", str(flipped), "--input", str(DEMO), "--fast", "--no-osc", "--no-ws", "--quiet"),
+                   "does not match its SHA-256")
+    shaped = copy_shipped(tmp_path / "shaped")
+    meta = json.loads((shaped / "ser_model.json").read_text())
+    meta["input_shape"] = [100, 64]
+    (shaped / "ser_model.json").write_text(json.dumps(meta))
+    one_line_error(run("--model", str(shaped), "--input", str(DEMO), "--fast", "--no-osc", "--no-ws", "--quiet"),
+                   "input_shape [100, 64] disagrees")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_random_corruptions_of_a_real_model_bundle_are_refused_or_run(tmp_path_factory, data) -> None:
+    from ser_daemon.errors import SerError
+    from ser_daemon.inference import load_classifier
+
+    folder = copy_shipped(tmp_path_factory.mktemp("bundle"))
+    how = data.draw(st.sampled_from(["json_value", "json_bytes", "tflite_bytes"]))
+    if how == "json_value":
+        meta = json.loads((folder / "ser_model.json").read_text())
+        key = data.draw(st.sampled_from(sorted(meta)))
+        meta[key] = data.draw(st.one_of(st.none(), st.booleans(), st.integers(), st.just(HUGE),
+                                        st.floats(allow_nan=True), st.text(max_size=8), st.lists(st.integers(), max_size=3),
+                                        st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)))
+        (folder / "ser_model.json").write_text(json.dumps(meta))
+    else:
+        name = "ser_model.json" if how == "json_bytes" else "model.tflite"
+        raw = bytearray((folder / name).read_bytes())
+        for _ in range(data.draw(st.integers(1, 16))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        (folder / name).write_bytes(bytes(raw))
+    try:
+        bundle = load_bundle(folder)
+        clf = load_classifier(bundle, backend="litert")
+        probs = clf.predict(np.zeros((1, *bundle.input_shape), np.float32))
+    except SerError as exc:
+        assert "\n" not in str(exc).strip()
+        return
+    # It loaded: then it is the model it says it is (a changed model file never gets this far).
+    assert probs.shape == (1, len(bundle.labels)) and np.isfinite(probs).all()
+    assert how != "tflite_bytes" or (folder / "model.tflite").read_bytes() == (SHIPPED / "model.tflite").read_bytes()
