@@ -245,3 +245,64 @@ def test_several_inputs_are_several_streams(tiny_bundle, tmp_path) -> None:
     assert {m.address for m in addrs} == {"/ser/a/state", "/ser/b/state"}
     assert "angry" in [m.params[0] for m in addrs if m.address == "/ser/a/state"]
     assert "calm" in [m.params[0] for m in addrs if m.address == "/ser/b/state"]
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_stereo_ingest_end_to_end_counts_frames_not_samples(tiny_bundle) -> None:
+    """Issue 32: a frame size that ignored the channel count passed every ingest integration test.
+
+    3 s of 16 kHz stereo (the voice on the left only) must give the decisions of 3 s, not of 6 s,
+    and a message of 3 int16 samples (one and a half stereo frames) must close with 1007.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    ingest, ws_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        daemon_cmd("--ingest", f"127.0.0.1:{ingest}", "--ws", f"127.0.0.1:{ws_port}", "--ws-queue", "1000",
+                   "--no-osc", "--quiet"),
+        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=REPO,
+    )
+    left = tone(3000, 3.0)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+
+    async def main() -> tuple[list[dict], int | None, str]:
+        deadline = time.monotonic() + timeout(20)
+        while True:
+            try:
+                watcher = await connect(f"ws://127.0.0.1:{ws_port}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        msgs: list[dict] = []
+
+        async def watch() -> None:
+            while not any(m.get("final") for m in msgs):
+                msgs.append(json.loads(await asyncio.wait_for(watcher.recv(), timeout(20))))
+
+        w = asyncio.create_task(watch())
+        await _ingest_client(ingest, "duo", stereo, 16000, 2)
+        await asyncio.wait_for(w, timeout(10))
+        await watcher.close()
+        async with connect(f"ws://127.0.0.1:{ingest}") as ws:
+            await ws.send(json.dumps({"type": "start", "stream": "half", "sample_rate": 16000, "channels": 2}))
+            await ws.recv()
+            await ws.send(b"\x00\x00" * 3)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout(5))
+        return msgs, closed.value.rcvd.code, closed.value.rcvd.reason
+
+    try:
+        msgs, code, reason = asyncio.run(main())
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout(5))
+    finally:
+        proc.kill()
+    states = [m for m in msgs if m["type"] == "state" and m["stream"] == "duo"]
+    # The tiny model: 1 s window, a decision every 250 ms: (3 - 1) / 0.25 + 1 = 9, and the final one.
+    assert len(states) == 9 + 1, [s["seq"] for s in states]
+    assert "angry" in [s["label"] for s in states] and states[-1]["final"]
+    assert code == 1007 and "whole frames of 4 bytes" in reason
