@@ -148,20 +148,22 @@ def main(argv: Sequence[str]) -> int:
     os.set_blocking(write_fd, False)
     previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
+    def abandon_start(signum: int) -> None:
+        log.info("stopped during start-up: abandoning the half-started Ray")
+        if args["address"] is None:
+            abandon()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_code([signum]))  # Ray's atexit hook (and serve.shutdown) would wait for the start
+
     def watch_start() -> None:
         while True:
             data = os.read(read_fd, 16)
             if not data or not starting.is_set():
                 os.close(read_fd)
                 return
-            signum = data[0]
-            if signum in (signal.SIGINT, signal.SIGTERM):
-                log.info("stopped during start-up: abandoning the half-started Ray")
-                if args["address"] is None:
-                    abandon()
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(_exit_code([signum]))  # Ray's atexit hook would wait for the start
+            if data[0] in (signal.SIGINT, signal.SIGTERM):
+                abandon_start(data[0])
 
     threading.Thread(target=watch_start, name="cluster-start-signals", daemon=True).start()
     try:
@@ -174,8 +176,7 @@ def main(argv: Sequence[str]) -> int:
         except SystemExit as exc:  # ray.init's own SIGTERM handler, in the moment before ours is back
             if exc.code != signal.SIGTERM:
                 raise
-            stopped_by.append(signal.SIGTERM)
-            stop_event.set()
+            abandon_start(signal.SIGTERM)
         except Exception as exc:  # noqa: BLE001 - Ray or Serve refused (port taken, cluster address...)
             first = str(exc).splitlines()[0] if str(exc) else ""
             print(f"ser-daemon cluster: error: could not start: {type(exc).__name__}: {first}", file=sys.stderr)
