@@ -116,7 +116,13 @@ def _bad_models(tiny_bundle: Path, root: Path) -> dict[str, tuple[Path, str]]:
 
     d = copy("corrupt_tflite")
     (d / "model.tflite").write_bytes(b"\x00garbage" * 100)
-    cases["corrupt_tflite"] = (d, "cannot load LiteRT model")
+    cases["corrupt_tflite"] = (d, "does not match its SHA-256")  # the checksum in ser_model.json catches it
+    d = copy("corrupt_tflite_unchecked")  # a bundle from before the checksums: LiteRT's own check
+    (d / "model.tflite").write_bytes(b"\x00garbage" * 100)
+    meta = json.loads((d / "ser_model.json").read_text())
+    del meta["sha256"]
+    (d / "ser_model.json").write_text(json.dumps(meta))
+    cases["corrupt_tflite_unchecked"] = (d, "cannot load LiteRT model")
     d = copy("no_labels")
     meta = json.loads((d / "ser_model.json").read_text())
     del meta["labels"]
@@ -126,7 +132,13 @@ def _bad_models(tiny_bundle: Path, root: Path) -> dict[str, tuple[Path, str]]:
     meta = json.loads((d / "ser_model.json").read_text())
     meta["window_s"] = 2.0
     (d / "ser_model.json").write_text(json.dumps(meta))
-    cases["wrong_shape"] = (d, "does not match the metadata")
+    cases["wrong_shape"] = (d, "disagrees with the feature settings")  # the declared input_shape
+    d = copy("wrong_shape_undeclared")
+    meta = json.loads((d / "ser_model.json").read_text())
+    meta["window_s"] = 2.0
+    del meta["input_shape"]
+    (d / "ser_model.json").write_text(json.dumps(meta))
+    cases["wrong_shape_undeclared"] = (d, "does not match the metadata")  # the model file's own shape
     d = copy("label_count")
     meta = json.loads((d / "ser_model.json").read_text())
     meta["labels"] = ["a", "b", "c"]
