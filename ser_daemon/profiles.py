@@ -181,7 +181,7 @@ class Profile:
                 updated=_text(data.get("updated", ""), "updated"),
             )
         except ProfileError as exc:
-            raise ProfileError(f"{source}: {exc}") from None
+            raise ProfileError(f"{source} is a damaged profile: {exc}") from None
         except (KeyError, TypeError, ValueError, OverflowError, ConfigError) as exc:
             raise ProfileError(f"{source} is a damaged profile ({type(exc).__name__}: {exc})") from None
 
