@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, demo_audio, git_rev, machine, proc_cpu_seconds, save, stats_ms  # noqa: E402
 
-from ser_daemon.cluster.runner import loopback_ray_env  # noqa: E402  (imports no Ray)
+from ser_daemon.cluster.runner import descendants, loopback_ray_env  # noqa: E402  (imports no Ray)
 
 RATE = 16000
 BLOCK_S = 0.02
@@ -61,28 +61,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root`` (from /proc: parent links)."""
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out: set[int] = set()
-    todo = [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
 
 
 class CpuMeter:

@@ -151,11 +151,56 @@ def loads_json(text: str | bytes) -> Any:
         raise TooDeep("nested too deeply") from None
 
 
+MAX_TOML_DEPTH = 32  # tables within tables; a config or mapping file needs 4
+
+
+def _toml_key_depth(text: str) -> int:
+    """The most parts of a table header or dotted key in ``text``, by a line scan before parsing.
+
+    ``tomllib`` reads ``a.a.a...`` iteratively into a dict thousands of levels deep, which
+    anything recursive afterwards (flattening, printing) cannot walk.  Dots in quoted keys
+    count too: the bound errs on the safe side.
+    """
+    deepest = 0
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            key = line.strip("[").split("]", 1)[0]
+        elif "=" in line:
+            key = line.split("=", 1)[0]
+        else:
+            continue
+        deepest = max(deepest, key.count(".") + 1)
+    return deepest
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed tables and lists, without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        if isinstance(node, dict):
+            todo.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            todo.extend((v, d + 1) for v in node)
+    return deepest
+
+
 def loads_toml(text: str) -> dict[str, Any]:
-    """``tomllib.loads`` whose too-deep nesting is a ValueError (:class:`TooDeep`), not a RecursionError."""
+    """``tomllib.loads`` with nesting bounded: too deep is a ValueError (:class:`TooDeep`), never a RecursionError.
+
+    Table headers and dotted keys are bounded before parsing; inline tables and arrays (which
+    ``tomllib`` parses recursively) after, without recursion.
+    """
     import tomllib
 
+    if _toml_key_depth(text) > MAX_TOML_DEPTH:
+        raise TooDeep(f"keys nested deeper than {MAX_TOML_DEPTH} tables")
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except RecursionError:
         raise TooDeep("nested too deeply") from None
+    if _depth(data) > MAX_TOML_DEPTH:
+        raise TooDeep(f"nested deeper than {MAX_TOML_DEPTH} levels")
+    return data

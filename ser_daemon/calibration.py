@@ -180,6 +180,9 @@ class Calibration:
         if not getattr(client, "web", False) or not is_loopback(str(getattr(client, "host", ""))):
             self.send(client, _plain("error", "calibration is only offered to the web view on this machine"))
             return
+        if not getattr(client, "page_key", False):  # it writes the user's files: more than the state stream needs
+            self.send(client, _plain("error", "calibration needs the key of the web page (open the page) or the token"))
+            return
         with self._lock:
             busy = self._session is not None or self._fitting
             mine = client is self._owner

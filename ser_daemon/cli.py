@@ -114,6 +114,9 @@ for _cls in (VadSettings, SmoothingSettings):
 _SMOOTH = SmoothingSettings()  # the defaults --help states
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the full usage of ~60 options buries the message."""
 
@@ -304,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the WebSocket schema), for scripts and jq")
     g.add_argument("--print", action="store_true", help="print every decision on stdout (on by default for the demo)")
     g.add_argument("--quiet", action="store_true", help="no live status line")
-    g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="logging detail (default warning)")
+    g.add_argument("--log-level", choices=_LOG_LEVELS, help="logging detail (default warning)")
     g.add_argument("--stats-json", metavar="FILE", help="at exit, write per-stage timing statistics here")
     p.add_argument("--version", action="version", version=f"ser-daemon {__version__}")
     return p
@@ -325,7 +328,10 @@ def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
         elif kind == "num":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(f"{source}: {key} is out of range (a number of {len(str(value))} digits)") from None
         elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad
@@ -477,13 +483,19 @@ def _write_config(path: str) -> int:
     from .config_template import config_template
 
     target = Path(path).expanduser() if path else user_config_path()
-    if target.exists():
-        raise ConfigError(f"{target} exists already; edit it, or delete it to write a fresh one")
+    shown = str(target) if len(str(target)) <= 120 else f"{str(target)[:120]}... ({len(str(target))} characters)"
     try:
+        if target.is_symlink():  # also a dangling one: never write through a link
+            raise ConfigError(f"{shown} is a symbolic link; not writing through it")
+        if target.exists():
+            raise ConfigError(f"{shown} exists already; edit it, or delete it to write a fresh one")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(config_template(build_parser()), encoding="utf-8")
+        # O_EXCL: created here or refused, even if a link appeared meanwhile (O_EXCL never follows one).
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(config_template(build_parser()))
     except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc}") from None
+        raise ConfigError(f"cannot write {shown}: {exc.strerror or exc}") from None
     print(target)
     return 0
 
@@ -552,7 +564,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 opts.pop(other, None)
         opts.update({k: v for k, v in args.items() if k not in _NOT_OPTIONS})
         if "log_level" in opts:
-            logging.getLogger().setLevel(getattr(logging, str(opts["log_level"]).upper()))
+            level = str(opts["log_level"]).lower()
+            if level not in _LOG_LEVELS:
+                raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}. Received: {level[:40]!r}")
+            logging.getLogger().setLevel(getattr(logging, level.upper()))
         config = config_from_options(opts)
         if args.get("vrchat_table"):
             return _vrchat_table(config)
@@ -568,6 +583,10 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
     from .inference import load_classifier
     from .model_bundle import load_bundle
 
+    if stats_json:
+        from .outputs import check_output_file
+
+        check_output_file(stats_json, "--stats-json")
     model_dir = _model_dir(config)
     if config.device not in (None, ()):
         from .sources import resolve_device

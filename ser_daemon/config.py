@@ -8,6 +8,7 @@ config file and library users all get the same checks and the same messages.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def parse_endpoint(text: str, default_host: str = "127.0.0.1", what: str = "endp
         host, port_s = default_host, s
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not host or not _HOST_RE.match(host):
+    if not host or not _HOST_RE.fullmatch(host):
         raise ConfigError(f"{what}: bad host in {s!r}; expected HOST:PORT, e.g. 127.0.0.1:9000")
     try:
         port = int(port_s)
@@ -445,8 +446,19 @@ def check_token(token: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine."""
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """Whether ``host`` names only this machine: ``localhost`` or a loopback IP address.
+
+    The address is parsed, never judged by its prefix: ``127.example.invalid`` is a name that
+    any DNS server may point anywhere.
+    """
+    if not isinstance(host, str):
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .calibration import Calibration
 from .platform import EXIT_BROKEN_PIPE, StopRequest, install_stop_handlers
 from .ringbuffer import AudioRing
-from .sources import DeviceSource, FileSource, PacedReplay, read_wav, resolve_device
+from .sources import DeviceSource, FileSource, PacedReplay, open_wav, resolve_device
 from .state import EmotionState
 from .vrchat import silenced
 from .vrchat_session import VRChatSession
@@ -85,7 +85,7 @@ class Daemon:
         self.calibration: Calibration | None = None  # the web page's Calibrate (with --web)
         self.bundle = bundle
         self.classifier = classifier
-        self.out = out if out is not None else sys.stdout
+        self.out = out if out is not None else sys.stdout  # None where the process has no stdout (>&-)
         self.status_out = status_out if status_out is not None else sys.stderr
         self.clock = clock
         self.engine = Engine(bundle, classifier, config.analysis, self._emit, clock=clock, profile=profile,
@@ -119,6 +119,8 @@ class Daemon:
         self.left_work_behind = False
         self.console = ConsoleOutput(self.out, self.status_out, quiet=config.quiet, on_closed=self._on_output_closed,
                                      lines_on_out=config.print_states or config.jsonl)
+        if config.print_states or config.jsonl:
+            self.console.check_writable()
         self._build_streams()
         self._configure_profiles()
 
@@ -141,7 +143,7 @@ class Daemon:
 
         files: list[FileSource] = []
         for path in cfg.inputs:
-            samples, rate = read_wav(path)
+            samples, rate = open_wav(path)  # read a block at a time while it replays
             ring = AudioRing(int(rate * RING_SECONDS), samples.shape[1])
             block = int(round(rate * cfg.block_ms / 1000.0))
             name = unique(Path(path).stem or "file")
@@ -442,11 +444,19 @@ class Daemon:
     def _print(self, line: str) -> None:
         self.console.line(line)
 
-    def _on_output_closed(self, exc: BaseException) -> None:
-        """The ``--print``/``--jsonl`` reader went away (``| head``): stop with the documented code."""
-        log.info("stdout closed (%s): stopping", type(exc).__name__)
+    def _on_output_closed(self, exc: BaseException, reader_gone: bool) -> None:
+        """The ``--print``/``--jsonl`` reader went away (``| head``), or stdout failed (a full disk): stop.
+
+        A reader that went away is the documented 141; a stdout that fails is one error line and exit 1.
+        """
+        if reader_gone:
+            log.info("stdout closed (%s): stopping", type(exc).__name__)
+            code = EXIT_BROKEN_PIPE
+        else:
+            log.error("cannot write to stdout (%s): stopping", getattr(exc, "strerror", None) or exc)
+            code = 1
         if self.exit_code == 0:
-            self.exit_code = EXIT_BROKEN_PIPE
+            self.exit_code = code
         self.stop()
 
     def _status_line(self, state: EmotionState) -> None:
@@ -462,4 +472,9 @@ class Daemon:
             "stages": self.stats.summary(),
             "streams": self.engine.stream_stats(),
         }
-        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        if self.vrchat_link is not None:
+            data["vrchat_listener"] = self.vrchat_link.stats()
+        try:
+            Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:  # checked at start-up; a full disk now costs the statistics, not the exit
+            log.error("cannot write the statistics to %s: %s", path, exc.strerror or exc)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .config import AnalysisSettings
 from .inference import Classifier
-from .memory import Trimmer
+from .memory import Trimmer, collect_and_trim
 from .model_bundle import ModelBundle
 from .pipeline import MAX_BATCH, Analyzer, StreamProcessor
 from .profiles import Profile
@@ -112,7 +112,15 @@ class Engine:
         self._new_streams: queue.SimpleQueue[Stream] = queue.SimpleQueue()
         self._profile_swaps: queue.SimpleQueue[tuple[str, Profile]] = queue.SimpleQueue()
         self._live_names: set[str] = set()
-        self._trimmer = Trimmer()
+        self._trimmer = Trimmer(trim_fn=self._release_and_trim)
+
+    def _release_and_trim(self) -> bool:
+        """After a wave of stream ends: drop inference buffers sized for more streams than remain, give pages back."""
+        release = getattr(self.classifier, "release_batches_above", None)
+        if release is not None:
+            live = sum(1 for st in self.streams if not st.done)
+            release(1 << max(0, live - 1).bit_length())  # the bucket the remaining streams fill
+        return collect_and_trim()
 
     # -- set-up (before run) ---------------------------------------------------
     def processor(self, name: str, rate: int, local: bool = True) -> StreamProcessor:
@@ -186,9 +194,10 @@ class Engine:
                     log.exception("final state of %s", st.name)
 
     def _run_until_stopped(self) -> None:
-        any_fast = any(st.fast for st in self.streams)
         while not self._stop.is_set():
-            if not any_fast:
+            # A --fast file is pumped as fast as it goes; once it has ended (an ingest server may keep
+            # the daemon running) the loop waits for work again instead of spinning a core.
+            if not any(st.fast and not st.done for st in self.streams):
                 self.wake.wait(0.05)
                 self.wake.clear()
             self._relay_statuses()

@@ -22,6 +22,7 @@ __all__ = [
     "ModelError",
     "BackendUnavailable",
     "ProfileError",
+    "OutputError",
     "import_failure",
 ]
 
@@ -52,6 +53,10 @@ class BackendUnavailable(SerError, ImportError):
 
 class ProfileError(SerError):
     """A personal profile that cannot be made, read, used or written."""
+
+
+class OutputError(SerError):
+    """An output that cannot be written at all (stdout closed, a statistics file in a missing folder)."""
 
 
 def import_failure(exc: ImportError, package: str, missing_hint: str) -> str:

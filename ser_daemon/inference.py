@@ -183,6 +183,19 @@ class LiteRTClassifier:
             self._by_batch[batch] = interp
         return interp
 
+    def release_batches_above(self, batch: int) -> int:
+        """Drop the interpreters of batch buckets larger than ``batch``; return how many went.
+
+        Each bucket's interpreter holds its activations (tens of MB at 64 windows): after a
+        wave of streams has ended they would stay resident for good.  A later large batch
+        makes its interpreter again (a few milliseconds).
+        """
+        keep = min(self._by_batch)  # the first interpreter, made at load
+        drop = [b for b in self._by_batch if b > max(batch, keep)]
+        for b in drop:
+            del self._by_batch[b]
+        return len(drop)
+
     def _invoke(self, batch: np.ndarray):  # type: ignore[no-untyped-def]
         x, n = pad_to_bucket(batch)
         interp = self._interpreter(x.shape[0])

@@ -13,7 +13,8 @@ Protocol (``--ingest [HOST:]PORT``, same access rules as the state socket):
    state is broadcast for it).
 
 Bad control messages close the connection with 1007 (invalid data, also JSON
-nested too deeply) or 1008 (policy: duplicate stream id, audio before start); a
+nested too deeply) or 1008 (policy: duplicate stream id, audio before start, no
+message for ``IDLE_TIMEOUT_S`` after the start: a silent client sends silence); a
 frame that is not whole PCM frames closes with 1007.  A start message naming
 an OSC target (``"osc": "HOST:PORT"``, which ``ser-daemon cluster
 --allow-stream-osc`` serves) is refused here with 1008 and the cluster's own
@@ -48,6 +49,8 @@ from websockets.http11 import Request, Response
 
 from .config import Endpoint
 from .ingest_protocol import (
+    IDLE_TIMEOUT_REASON,
+    IDLE_TIMEOUT_S,
     START_TIMEOUT_REASON,
     START_TIMEOUT_S,
     Audio,
@@ -100,6 +103,7 @@ class IngestServer:
         on_stream: called in the event loop thread with each new :class:`IngestSource`.
         is_taken: whether a stream id is already in use.
         wake: wakes the processing thread after audio arrives.
+        idle_timeout_s: a started stream that sends nothing for this long is closed (1008).
     """
 
     def __init__(
@@ -110,8 +114,10 @@ class IngestServer:
         wake: Callable[[], None],
         ring_seconds: float = 1.0,
         max_streams: int = 64,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.policy = policy
+        self.idle_timeout_s = idle_timeout_s
         self.max_streams = max_streams
         self.active_streams = 0
         self.on_stream = on_stream
@@ -148,7 +154,12 @@ class IngestServer:
             self.active_streams += 1
             self.on_stream(source)
             await conn.send(event.reply)
-            async for message in conn:
+            while True:
+                try:
+                    message = await asyncio.wait_for(conn.recv(), timeout=self.idle_timeout_s)
+                except (asyncio.TimeoutError, TimeoutError):
+                    raise ProtocolError(IDLE_TIMEOUT_REASON.replace(f"{IDLE_TIMEOUT_S:g} s", f"{self.idle_timeout_s:g} s"),
+                                        CloseCode.POLICY_VIOLATION) from None
                 event = session.receive(message)
                 if isinstance(event, Audio):
                     source.write_mono(event.mono)

@@ -42,6 +42,8 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_TRY_AGAIN_LATER",
     "START_TIMEOUT_S",
+    "IDLE_TIMEOUT_S",
+    "IDLE_TIMEOUT_REASON",
     "ProtocolError",
     "StartRequest",
     "OscAllowlist",
@@ -63,6 +65,10 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 START_TIMEOUT_S = 10.0  # a connection that sends no start message in this time is closed (1008)
 START_TIMEOUT_REASON = "no start message within 10 s"
+# A started stream that sends nothing (no audio, no stop) for this long is closed (1008): it would
+# hold one of --max-streams for ever.  Clients send silence while the speaker is quiet.
+IDLE_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_REASON = "no audio within 10 s"
 STOP_REASON = "stopped"
 _MAX_REASON_CHARS = 120  # a close frame's reason must fit 123 bytes
 
@@ -175,7 +181,7 @@ def parse_start(text: str | bytes) -> StartRequest:
     stream = msg.get("stream")
     rate = msg.get("sample_rate")
     channels = msg.get("channels", 1)
-    if not isinstance(stream, str) or not _STREAM_RE.match(stream):
+    if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
         raise ProtocolError("stream must be 1-64 letters, digits, '_' or '-'")
     if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
         raise ProtocolError("sample_rate must be an integer in 8000..192000")

@@ -10,6 +10,8 @@ OSC, generic scheme (one bundle per decision, or the same messages unbundled)::
     /ser/emotion/<label> f    smoothed probability of each model class
     /ser/voice          i     1 while a voice is heard, else 0
     /ser/seq            i     decision number (contiguous per stream)
+    /ser/final          i     1, last in the stream's final state only (the generic profile adds it
+                              after the mapped weights)
 
 With a stream prefix (several streams in one daemon) the addresses become
 ``/ser/<stream>/state`` and so on.  While the smoother is uncertain the state

@@ -5,6 +5,8 @@ A bundle is what ``ser-train`` writes and what the daemon loads::
     <bundle>/
         ser_model.json   metadata (this module's MODEL_FILE): format, name, labels,
                          feature settings, window length, input shape, file names
+                         and their SHA-256 (checked at every load: a damaged or
+                         swapped model file is refused, not run)
         model.keras      Keras 3 model: input (batch, frames, n_mels) raw log-mel
                          from features.log_mel, output (batch, n_labels) softmax
         model.tflite     the same model for LiteRT (optional but expected)
@@ -40,6 +42,8 @@ __all__ = [
     "load_bundle",
     "write_metadata",
     "default_model_dir",
+    "file_checksums",
+    "sha256_of",
 ]
 
 MODEL_FILE = "ser_model.json"
@@ -113,6 +117,24 @@ class ModelBundle:
         return (self.window_frames, self.features.n_mels)
 
 
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_checksums(directory: str | os.PathLike[str], files: Mapping[str, str | None]) -> dict[str, str]:
+    """``{"keras": hex, "tflite": hex}`` of the bundle's model files that exist (stored in ``ser_model.json``)."""
+    out = {}
+    for key, name in files.items():
+        if name and (Path(directory) / name).is_file():
+            out[key] = sha256_of(Path(directory) / name)
+    return out
+
+
 def write_metadata(
     directory: str | os.PathLike[str],
     *,
@@ -140,6 +162,7 @@ def write_metadata(
     }
     if speaker_norm is not None:
         meta["speaker_norm"] = speaker_norm.to_dict()
+    meta["sha256"] = file_checksums(directory, meta["files"])
     if extra:
         meta.update({k: v for k, v in extra.items() if k not in meta})
     path = directory / MODEL_FILE
@@ -155,9 +178,14 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
             is unreadable or inconsistent.
     """
     p = Path(path).expanduser()
-    if not p.exists():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as exc:  # a name over the file-name limit (ENAMETOOLONG), a loop of links
+        text = str(p)
+        raise ModelError(f"model {text[:120]!r}{'...' if len(text) > 120 else ''}: {exc.strerror or exc}") from None
+    if not exists:
         raise ModelError(f"model not found: {p}")
-    if p.is_dir():
+    if is_dir:
         directory = p
     else:
         check_regular_file(p, "model", MAX_MODEL_FILE_BYTES, ModelError)  # not a FIFO or a device
@@ -195,6 +223,17 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     if not isinstance(files, dict):
         raise ModelError(f"{meta_path}: 'files' must be a table of file names. Received: {files!r}")
 
+    checksums = meta.get("sha256") or {}
+    if not isinstance(checksums, dict) or not all(
+            isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in checksums.values()):
+        raise ModelError(f"{meta_path}: 'sha256' must be a table of file kind = hex SHA-256")
+    declared = meta.get("input_shape")
+    if declared is not None:
+        expected = [frames_for_samples(int(round(float(window_s) * features.sample_rate)), features), features.n_mels]
+        if declared != expected:
+            raise ModelError(f"{meta_path}: input_shape {str(declared)[:60]} disagrees with the feature settings and "
+                             f"window_s, which give {expected}")
+
     def _file(key: str) -> Path | None:
         name = files.get(key)
         if not name:
@@ -203,6 +242,9 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         if not f.exists():
             return None
         check_regular_file(f, "model file", MAX_MODEL_FILE_BYTES, ModelError)
+        if key in checksums and sha256_of(f) != checksums[key]:
+            raise ModelError(f"{f} does not match its SHA-256 in {meta_path}: the file is damaged or was changed "
+                             "(install or export the model again)")
         return f
 
     keras_file = _file("keras")

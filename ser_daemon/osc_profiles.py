@@ -86,6 +86,8 @@ class GenericProfile(OscProfile):
         for target_set in ("vrm", "vrm0", "arkit"):
             for name, w in weights.get(target_set, {}).items():
                 msgs.append(osc_message(f"{prefix}/{target_set}/{osc_name(name)}", ("f", w)))
+        if state.final:  # the stream's last state (stop, end of file, stream closed): said, not guessed
+            msgs.append(osc_message(f"{prefix}/final", ("i", 1)))
         return osc_packets(msgs, self.bundle)
 
     def encode_status(self, stream: str, status: str) -> list[bytes]:

@@ -11,7 +11,9 @@ Both directions use ``zeroconf`` bound to **127.0.0.1 only**, as
 another network interface (emotion read from a voice is personal data, and
 VRChat on the same PC hears loopback announcements).  The OSCQuery HTTP
 server (the address-space JSON VRChat reads to decide what to send us) is
-``python-oscquery``'s, bound to 127.0.0.1 on a free port.
+our own (:mod:`ser_daemon.oscquery_http`: python-oscquery's handler served
+files from the working folder), bound to 127.0.0.1 on a free port; the
+documents it serves are python-oscquery's.
 
 Everything blocking (zeroconf threads, the HTTP server) runs in background
 threads; callbacks arrive from those threads.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import SerError, import_failure
+from .oscquery_http import OscQueryHttpServer
 
 __all__ = ["OscQueryUnavailable", "VRChatService", "Advertisement", "VRChatBrowser", "advertise", "VRCHAT_PREFIX",
            "fetch_avatar_paths", "tree_paths"]
@@ -71,9 +74,10 @@ class VRChatService:
 class Advertisement:
     """The daemon's own OSCQuery service; :meth:`close` withdraws it."""
 
-    def __init__(self, service: Any, http_thread: threading.Thread) -> None:
+    def __init__(self, service: Any, http_thread: threading.Thread, http: Any = None) -> None:
         self._service = service
         self._thread = http_thread
+        self._http = http
         self.name: str = service.server_name
         self.http_port: int = service.http_port
         self.osc_port: int = service.osc_port
@@ -84,6 +88,8 @@ class Advertisement:
         except Exception as exc:  # never fail a shutdown over an announcement
             log.debug("OSCQuery stop: %s", exc)
         self._thread.join(timeout=2.0)
+        if self._http is not None:
+            self._http.server_close()  # python-oscquery's stop() leaves the listening socket open
 
 
 def advertise(osc_port: int, name: str | None = None, wanted: tuple[str, ...] = ("/avatar/change",
@@ -108,9 +114,9 @@ def advertise(osc_port: int, name: str | None = None, wanted: tuple[str, ...] = 
         value: Any = "" if address.endswith("/change") else False
         space.add_node(OSCPathNode(address, access=OSCAccess.WRITEONLY_VALUE, value=value))
     server_name = name or f"ser-daemon-{secrets.token_hex(3)}"
-    # Our own HTTP server on loopback (the library's binds every interface), made before the
-    # service so its real port is announced.
-    http = oqs.OSCQueryHTTPServer(space, None, (LOOPBACK, 0), oqs.OSCQueryHTTPHandler)
+    # Our own HTTP server on loopback (the library's binds every interface and serves files),
+    # made before the service so its real port is announced.
+    http = OscQueryHttpServer(space, None, (LOOPBACK, 0))
     service = oqs.OSCQueryService(space, server_name, http.server_address[1], osc_port, osc_ip=LOOPBACK)
     http.host_info = service.host_info
     service.http_server = http  # start() then only announces
@@ -122,10 +128,11 @@ def advertise(osc_port: int, name: str | None = None, wanted: tuple[str, ...] = 
         service.start()
     except Exception:
         http.shutdown()
+        http.server_close()
         raise
     log.info("OSCQuery: advertising %s (OSC 127.0.0.1:%d, HTTP 127.0.0.1:%d)", server_name, osc_port,
              http.server_address[1])
-    return Advertisement(service, thread)
+    return Advertisement(service, thread, http)
 
 
 class VRChatBrowser:

@@ -13,13 +13,15 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable, TextIO
 
 import numpy as np
 
+from .errors import OutputError
 from .state import EmotionState
 
-__all__ = ["StageStats", "format_state", "status_text", "ConsoleOutput", "STATUS_MAX_COLUMNS"]
+__all__ = ["StageStats", "format_state", "status_text", "ConsoleOutput", "STATUS_MAX_COLUMNS", "check_output_file"]
 
 STATUS_MAX_COLUMNS = 80  # the status line fits the classic terminal width, even on a wider one
 
@@ -135,11 +137,13 @@ class ConsoleOutput:
 
     A reader that goes away (``ser-daemon --print | head``) must stop the daemon
     cleanly, not with a traceback: the first failed write points stdout at
-    nothing (Python flushes it again at exit) and calls ``on_closed`` once.
+    nothing (Python flushes it again at exit) and calls ``on_closed`` once, with
+    the error and whether it was the reader going away (a closed pipe) rather
+    than stdout failing (a full disk, an I/O error).
     """
 
-    def __init__(self, out: TextIO, status_out: TextIO, *, quiet: bool,
-                 on_closed: Callable[[BaseException], None], lines_on_out: bool = False) -> None:
+    def __init__(self, out: TextIO | None, status_out: TextIO, *, quiet: bool,
+                 on_closed: Callable[[BaseException, bool], None], lines_on_out: bool = False) -> None:
         self.out = out
         self.status_out = status_out
         self.quiet = quiet
@@ -196,25 +200,42 @@ class ConsoleOutput:
         if self.broken:
             return
         try:
+            if self.out is None:  # Python found no stdout at start (``>&-``)
+                raise OSError(errno.EBADF, "stdout is closed")
             self.out.write(text + "\n")
             self.out.flush()
         except (BrokenPipeError, ValueError) as exc:  # ValueError: stdout already closed
-            self._closed(exc)
-        except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.EINVAL):
-                raise
-            self._closed(exc)
+            self._closed(exc, True)
+        except OSError as exc:  # EPIPE / EINVAL: the reader went away; ENOSPC, EIO, EBADF: stdout failed
+            self._closed(exc, exc.errno in (errno.EPIPE, errno.EINVAL))
 
-    def _closed(self, exc: BaseException) -> None:
+    def check_writable(self) -> None:
+        """Refuse to start printing to a stdout that is closed (``>&-``).
+
+        Raises:
+            OutputError: no stdout, or its descriptor is not open.
+        """
+        if self.out is None:
+            raise OutputError("stdout is closed: --print / --jsonl have nowhere to write")
+        try:
+            fd = self.out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return  # not a file (a test's StringIO): nothing to check
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            raise OutputError(f"stdout is closed ({exc.strerror}): --print / --jsonl have nowhere to write") from None
+
+    def _closed(self, exc: BaseException, reader_gone: bool) -> None:
         self.broken = True
         try:
             if self.out is sys.stdout:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 os.close(devnull)
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             pass
-        self.on_closed(exc)
+        self.on_closed(exc, reader_gone)
 
     def status(self, state: EmotionState, clients: int, note: str = "") -> None:
         """Rewrite the live status line, at most 5 times a second (and for the final state)."""
@@ -244,3 +265,28 @@ class ConsoleOutput:
             except (OSError, ValueError):
                 pass
             self._status_len = 0
+
+
+def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Refuse at start-up a file the daemon will write at exit that it cannot write.
+
+    Raises:
+        OutputError: the name is too long, its folder is missing or not writable, or it is a
+            folder, a FIFO or a device rather than a regular file.
+    """
+    text = os.fspath(path)
+    shown = text if len(text) <= 120 else f"{text[:120]}... ({len(text)} characters)"
+    p = Path(text).expanduser()
+    try:
+        folder = p.parent
+        if not folder.is_dir():
+            raise OutputError(f"{what} {shown}: the folder {folder} does not exist")
+        if p.is_dir():
+            raise OutputError(f"{what} {shown} is a folder, not a file")
+        if p.exists() and not p.is_file():
+            raise OutputError(f"{what} {shown} is not a regular file")
+        if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            raise OutputError(f"{what} {shown}: not writable")
+    except OSError as exc:  # over the file-name limit, a loop of links
+        raise OutputError(f"{what} {shown}: {exc.strerror or exc}") from None
+    return p

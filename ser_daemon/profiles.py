@@ -51,7 +51,7 @@ __all__ = [
 FORMAT_NAME = "ser-daemon-profile"
 FORMAT_VERSION = 1
 PROFILE_FILE = "profile.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: "$" matches before a final newline
 
 
 def _now() -> str:
@@ -167,28 +167,81 @@ class Profile:
             )
         try:
             model = data["model"]
-            head = LinearHead.from_dict(data["head"]) if data.get("head") is not None else None
             takes = data.get("takes") or {}
             head_fit = data.get("head_fit") or {}
             if not all(isinstance(x, dict) for x in (model, takes, data["features"], head_fit)):
                 raise TypeError("model, features, takes and head_fit must be tables")
+            head = None
+            if data.get("head") is not None:
+                if not isinstance(data["head"], dict):
+                    raise TypeError("head must be a table")
+                head = LinearHead(_finite_array(data["head"].get("weights"), "head weights", 2),
+                                  _finite_array(data["head"].get("bias"), "head bias", 1))
+            labels = data["labels"]
+            if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+                raise TypeError("labels must be a list of names")
             return cls(
-                model_name=str(model["name"]),
-                model_fingerprint=str(model["fingerprint"]),
-                labels=tuple(str(x) for x in data["labels"]),
+                model_name=_text(model["name"], "model name"),
+                model_fingerprint=_text(model["fingerprint"], "model fingerprint"),
+                labels=tuple(labels),
                 features=dict(data["features"]),
-                baseline=np.asarray(data["baseline"], dtype=np.float64),
-                baseline_frames=float(data["baseline_frames"]),
+                baseline=_finite_array(data["baseline"], "baseline", 1),
+                baseline_frames=_finite_number(data["baseline_frames"], "baseline_frames", 0.0, 1e12),
                 head=head,
-                takes={str(k): {str(a): float(b) for a, b in dict(v).items()} for k, v in takes.items()},
-                head_fit={str(k): None if v is None else float(v) for k, v in head_fit.items()},
-                created=str(data.get("created", "")),
-                updated=str(data.get("updated", "")),
+                takes={_text(k, "a takes label"): _takes_entry(v) for k, v in takes.items()},
+                head_fit={_text(k, "a head_fit key"): None if v is None else _finite_number(v, f"head_fit.{k}", -1e6, 1e6)
+                          for k, v in head_fit.items()},
+                created=_text(data.get("created", ""), "created"),
+                updated=_text(data.get("updated", ""), "updated"),
             )
         except ProfileError as exc:
-            raise ProfileError(f"{source}: {exc}") from None
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ProfileError(f"{source} is a damaged profile: {exc}") from None
+        except (KeyError, TypeError, ValueError, OverflowError, ConfigError) as exc:
             raise ProfileError(f"{source} is a damaged profile ({type(exc).__name__}: {exc})") from None
+
+
+def _finite_number(value: Any, what: str, lo: float, hi: float) -> float:
+    """A JSON number (not a bool, not text) that is finite and within ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileError(f"{what} must be a number. Received: {str(value)[:40]!r}")
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ProfileError(f"{what} is out of range (a number of {len(str(value))} digits)") from None
+    if not (np.isfinite(v) and lo <= v <= hi):
+        raise ProfileError(f"{what} must be a finite number in [{lo:g}, {hi:g}]. Received: {v!r}")
+    return v
+
+
+def _finite_array(value: Any, what: str, ndim: int) -> np.ndarray:
+    """A list (of lists) of JSON numbers, ``ndim`` deep, non-empty, every value finite."""
+    try:
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "iufO" or raw.ndim != ndim or raw.size == 0:
+            raise ValueError
+        a = np.asarray(raw, dtype=np.float64)
+    except OverflowError:
+        raise ProfileError(f"{what} holds a number out of range") from None
+    except (TypeError, ValueError):
+        raise ProfileError(f"{what} must be a {'list' if ndim == 1 else 'table'} of numbers") from None
+    if raw.dtype.kind == "O" and not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw.flat):
+        raise ProfileError(f"{what} must hold numbers only")
+    if not np.isfinite(a).all():
+        raise ProfileError(f"{what} must hold finite numbers only")
+    return a
+
+
+def _text(value: Any, what: str, max_chars: int = 200) -> str:
+    if not isinstance(value, str) or len(value) > max_chars:
+        raise ProfileError(f"{what} must be text of at most {max_chars} characters")
+    return value
+
+
+def _takes_entry(value: Any) -> dict[str, float]:
+    """One label's ``{"takes": n, "voice_s": seconds}``: counts and seconds, finite and not negative."""
+    if not isinstance(value, dict):
+        raise ProfileError("each takes entry must be a table")
+    return {_text(k, "a takes field"): _finite_number(v, f"takes.{k}", 0.0, 1e9) for k, v in value.items()}
 
 
 def profiles_dir() -> Path:
@@ -209,19 +262,32 @@ def profile_path(spec: str | os.PathLike[str]) -> Path:
         raise ProfileError("--profile needs a name or a path")
     looks_like_path = os.sep in text or "/" in text or text.startswith(("~", ".")) or text.endswith(".json")
     if not looks_like_path:
-        if not _NAME.match(text):
+        if not _NAME.fullmatch(text):
             raise ProfileError(
                 f"profile name {text!r}: use letters, digits, '.', '_' or '-' (up to 64), or give a path"
             )
         return profiles_dir() / f"{text}.json"
     p = Path(text).expanduser()
-    if p.suffix == ".json" and not p.is_dir():
+    try:
+        is_dir = p.is_dir()
+    except OSError as exc:  # a name over the file-name limit: ENAMETOOLONG
+        raise ProfileError(f"profile path {_short(text)}: {exc.strerror or exc}") from None
+    if p.suffix == ".json" and not is_dir:
         return p
     return p / PROFILE_FILE
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """A path for a message: quoted, over-long ones cut with their length named."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def check_writable(path: Path, replace: bool) -> None:
     """Refuse before any work is done: an existing profile without --replace, or a folder we cannot write."""
+    try:
+        path.exists()
+    except OSError as exc:  # over the file-name limit
+        raise ProfileError(f"cannot write the profile {_short(str(path))}: {exc.strerror or exc}") from None
     if path.exists() and not replace:
         raise ProfileError(f"{path} exists already: pass --replace to overwrite it, or choose another name")
     if path.exists() and not path.is_file():
@@ -238,7 +304,7 @@ def check_writable(path: Path, replace: bool) -> None:
 
 def is_profile_name(text: str) -> bool:
     """Whether ``text`` is a profile name (kept in the per-user folder) rather than a path."""
-    return bool(_NAME.match(text))
+    return bool(_NAME.fullmatch(text))
 
 
 def read_profile(path: str | os.PathLike[str]) -> Profile:
@@ -248,7 +314,11 @@ def read_profile(path: str | os.PathLike[str]) -> Profile:
         ProfileError: missing, not a regular file, too large, not JSON, or not a profile.
     """
     p = Path(path)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except OSError as exc:
+        raise ProfileError(f"profile {_short(str(p))}: {exc.strerror or exc}") from None
+    if not exists:
         raise ProfileError(f"no profile at {p} (enroll one: ser-daemon enroll --profile ...)")
     text = read_text_bounded(p, "profile", MAX_PROFILE_BYTES, ProfileError)
     try:

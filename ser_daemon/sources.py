@@ -30,6 +30,8 @@ from .ringbuffer import AudioRing
 
 __all__ = [
     "read_wav",
+    "open_wav",
+    "WavFrames",
     "FileSource",
     "PacedReplay",
     "DeviceSource",
@@ -46,12 +48,82 @@ log = logging.getLogger(__name__)
 MAX_FILE_SECONDS = 6 * 3600  # refuse to load more than this into memory at once
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Load a WAV file as float32 ``(n, channels)`` in [-1, 1] and its rate.
+def _to_float32(data: np.ndarray) -> np.ndarray:
+    """Raw WAV samples (any supported integer or float type) as float32 in [-1, 1]."""
+    kind = data.dtype
+    if kind == np.uint8:
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if kind == np.int16:
+        return data.astype(np.float32) / 32768.0
+    if kind == np.int32:
+        return (data.astype(np.float64) / 2147483648.0).astype(np.float32)
+    x = data.astype(np.float32)
+    np.clip(x, -1.0, 1.0, out=x)  # float files: checked finite when opened; peaks over 1.0 warned about then
+    return x
 
-    The file must be a regular file of at most ``MAX_WAV_BYTES`` (checked before reading).
-    The samples are memory-mapped first, so a file longer than ``MAX_FILE_SECONDS`` is
-    refused from its header, before its audio is read.
+
+_SCAN_FRAMES = 1 << 20  # frames per step when an opened float file is checked
+
+
+class WavFrames:
+    """A WAV file's samples, read from disk and converted to float32 a block at a time.
+
+    Slicing (``frames[a:b]``) returns float32 ``(b - a, channels)``: a replay of a five-hour file
+    holds one block, not the file (loading it whole took 2.8 GB for 576 MB of WAV).  Files the
+    header maps directly are read from an open file (one reader: the replay); the few that cannot
+    be mapped (24-bit) are decoded into memory once, as before.
+    """
+
+    def __init__(self, path: Path, raw: np.ndarray) -> None:
+        self.path = path
+        self.dtype = raw.dtype
+        self.shape: tuple[int, int] = (int(raw.shape[0]), int(raw.shape[1]))
+        self._file: Any = None
+        self._raw: np.ndarray | None = None
+        offset = getattr(raw, "offset", None)
+        if isinstance(raw, np.memmap) and offset is not None and raw.flags.c_contiguous:
+            self._offset = int(offset)
+            self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        else:
+            self._raw = np.asarray(raw)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, step = key.indices(self.shape[0])
+        if step != 1:
+            raise ValueError("WavFrames reads contiguous blocks only")
+        return _to_float32(self.raw(start, stop))
+
+    def raw(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` in the file's own sample type."""
+        if self._raw is not None:
+            return self._raw[start:stop]
+        n = max(0, stop - start)
+        frame_bytes = self.shape[1] * self.dtype.itemsize
+        assert self._file is not None
+        self._file.seek(self._offset + start * frame_bytes)
+        data = self._file.read(n * frame_bytes)
+        usable = len(data) - len(data) % frame_bytes  # a file cut short after opening: what is there
+        return np.frombuffer(data[:usable], dtype=self.dtype).reshape(-1, self.shape[1])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def open_wav(path: str | Path) -> tuple[WavFrames, int]:
+    """Open a WAV file for block-wise reading: its frames (see :class:`WavFrames`) and rate.
+
+    The file must be a regular file of at most ``MAX_WAV_BYTES`` (checked before reading);
+    the header is read through a memory map, so a file longer than ``MAX_FILE_SECONDS`` is
+    refused before any of its audio is read.  A float file is checked for NaN/inf here, in
+    steps, so a bad sample is an error at start rather than in the middle of a replay.
 
     Raises:
         AudioInputError: the file is missing, not a regular file, too large, not a WAV,
@@ -85,24 +157,37 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     if data.shape[0] / rate > MAX_FILE_SECONDS:
         raise AudioInputError(f"{p}: longer than {MAX_FILE_SECONDS // 3600} hours; split it")
     kind = data.dtype
-    if kind == np.uint8:
-        x = (data.astype(np.float32) - 128.0) / 128.0
-    elif kind == np.int16:
-        x = data.astype(np.float32) / 32768.0
-    elif kind == np.int32:
-        x = (data.astype(np.float64) / 2147483648.0).astype(np.float32)
-    elif kind in (np.float32, np.float64):
-        x = data.astype(np.float32)
-        if not np.all(np.isfinite(x)):
-            bad = int(np.count_nonzero(~np.isfinite(x)))
+    if kind not in (np.uint8, np.int16, np.int32, np.float32, np.float64):
+        raise AudioInputError(f"{p}: unsupported sample format {kind}")
+    frames = WavFrames(p, data)
+    del data  # the map is not kept: blocks are read as needed
+    if kind in (np.float32, np.float64):
+        bad, peak = 0, 0.0
+        for start in range(0, len(frames), _SCAN_FRAMES):
+            block = frames.raw(start, start + _SCAN_FRAMES)
+            finite = np.isfinite(block)
+            bad += int(np.count_nonzero(~finite))
+            if finite.any():
+                peak = max(peak, float(np.max(np.abs(block[finite]))))
+        if bad:
+            frames.close()
             raise AudioInputError(f"{p}: {bad} samples are NaN or infinite")
-        peak = float(np.max(np.abs(x)))
         if peak > 1.0:
             log.warning("%s: float samples exceed 1.0 (peak %.2f); clipping", p, peak)
-            np.clip(x, -1.0, 1.0, out=x)
-    else:
-        raise AudioInputError(f"{p}: unsupported sample format {kind}")
-    return np.ascontiguousarray(x), int(rate)
+    return frames, int(rate)
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Load a whole WAV file as float32 ``(n, channels)`` in [-1, 1] and its rate (short files: takes, tests).
+
+    Raises:
+        AudioInputError: as :func:`open_wav`.
+    """
+    frames, rate = open_wav(path)
+    try:
+        return np.ascontiguousarray(frames[0:len(frames)]), rate
+    finally:
+        frames.close()
 
 
 class FileSource:
@@ -117,7 +202,7 @@ class FileSource:
 
     def __init__(
         self,
-        samples: np.ndarray,
+        samples: np.ndarray | WavFrames,
         rate: int,
         ring: AudioRing,
         block_frames: int,
@@ -141,6 +226,8 @@ class FileSource:
                 return None
             self._pos = 0
         block = self.samples[self._pos : self._pos + self.block_frames]
+        if not len(block):  # the file was cut short after it was opened: it ends here
+            return None
         self._pos += len(block)
         return block
 

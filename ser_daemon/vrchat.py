@@ -42,6 +42,7 @@ from typing import Any, Mapping, Sequence
 
 from .config import VRCHAT_PARAM_SETS as PRESETS
 from .errors import ConfigError
+from .osc_in import OscLimits, parse_osc
 from .smoothing import NEUTRAL
 from .state import EmotionState
 
@@ -83,7 +84,7 @@ _WEIGHT_SETS = ("vrm", "vrm0", "arkit")
 
 def check_vrchat_name(name: str, what: str = "VRChat parameter name") -> str:
     """Refuse names VRChat would silently ignore (spaces, OSC pattern characters, empty parts)."""
-    if not isinstance(name, str) or not _VRC_NAME.match(name):
+    if not isinstance(name, str) or not _VRC_NAME.fullmatch(name):
         raise ConfigError(
             f"{what} {name!r} is not usable: VRChat parameter names must be letters, digits and underscores "
             "('/' between parts nests them); spaces or symbols make VRChat ignore the parameter silently"
@@ -326,10 +327,13 @@ class VRChatInput:
         enabled_param: the avatar menu's on/off toggle (a Bool parameter).
         honour_mute: whether ``MuteSelf`` (VRChat's built-in, true while the
             user is muted in game) silences the outputs.
+        limits: what one datagram may cost to parse.
     """
 
-    def __init__(self, enabled_param: str = "SER_Enabled", honour_mute: bool = True) -> None:
+    def __init__(self, enabled_param: str = "SER_Enabled", honour_mute: bool = True,
+                 limits: OscLimits = OscLimits()) -> None:
         self.enabled_param = enabled_param
+        self.limits = limits
         self.honour_mute = honour_mute
         self.muted = False
         self.enabled = True
@@ -341,13 +345,15 @@ class VRChatInput:
         return self.enabled and not (self.honour_mute and self.muted)
 
     def feed(self, datagram: bytes) -> list[tuple[str, Any]]:
-        """Parse one datagram (message or bundle); return events ``("avatar", id)`` / ``("gate", open)``."""
-        from pythonosc.osc_packet import OscPacket, ParseError
+        """Parse one datagram (message or bundle); return events ``("avatar", id)`` / ``("gate", open)``.
 
-        try:
-            messages = [m.message for m in OscPacket(datagram).messages]
-        except (ParseError, ValueError, IndexError, TypeError):
-            return []  # not OSC, or malformed: VRChat never sends that; ignore quietly
+        The datagram may come from any local process: it is read by the bounded
+        parser of :mod:`ser_daemon.osc_in`, never by python-osc's.
+
+        Raises:
+            OscRejected: the datagram is not OSC, is malformed or is over a limit.
+        """
+        messages = parse_osc(datagram, self.limits)
         events: list[tuple[str, Any]] = []
         was_open = self.open
         for m in messages:

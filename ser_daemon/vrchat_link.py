@@ -15,6 +15,15 @@ Start-up, in order:
 
 With ``use_oscquery`` false (or the packages missing) the fallback port is
 bound at once, as before OSCQuery existed.
+
+Who may send: any process on this computer.  Both ports are bound to
+127.0.0.1, so only local processes reach them (a datagram from another
+address is dropped all the same); the sender is not pinned to VRChat, because
+VRChat advertises where it *receives* OSC, not the port it sends from.  A
+local process can therefore send ``MuteSelf`` or the avatar toggle, as it can
+to VRChat's own OSC port.  What it sends is parsed with bounds
+(:mod:`ser_daemon.osc_in`): a malformed datagram is dropped, counted and
+logged at most once per ten seconds, and never holds the event loop.
 """
 
 from __future__ import annotations
@@ -22,8 +31,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any, Callable, TypeVar
 
+from .config import is_loopback
+from .osc_in import DropLog, OscRejected
 from .oscquery import Advertisement, OscQueryUnavailable, VRChatBrowser, VRChatService, advertise
 
 __all__ = ["VRChatLink"]
@@ -99,6 +111,27 @@ class VRChatLink:
         self._browser: VRChatBrowser | None = None
         self._waiter: asyncio.Task | None = None
         self._found = asyncio.Event()
+        self.drops = DropLog(log, "the VRChat listen port")
+        self.datagrams = 0  # received on either port
+        self.worst_handling_s = 0.0  # longest time one datagram took to handle
+
+    def stats(self) -> dict[str, Any]:
+        """Datagrams heard, dropped, and the longest one took to handle (for ``--stats-json``)."""
+        return {"datagrams": self.datagrams, "dropped": self.drops.total,
+                "worst_handling_ms": round(self.worst_handling_s * 1000, 3)}
+
+    def _received(self, data: bytes, addr: Any) -> None:
+        """One datagram: hand it on if it is from this computer and is OSC; time and count it."""
+        t0 = time.perf_counter()
+        self.datagrams += 1
+        try:
+            if not (isinstance(addr, tuple) and addr and is_loopback(addr[0])):
+                raise OscRejected("sender is not on this computer")
+            self.on_datagram(data)
+        except OscRejected as exc:
+            self.drops.note(str(exc), addr[0] if isinstance(addr, tuple) and addr else addr)
+        finally:
+            self.worst_handling_s = max(self.worst_handling_s, time.perf_counter() - t0)
 
     async def _bind(self, port: int) -> asyncio.DatagramTransport:
         link = self
@@ -106,7 +139,7 @@ class VRChatLink:
 
         class _Proto(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple) -> None:
-                link.on_datagram(data)
+                link._received(data, addr)
 
         transport, _ = await self._loop.create_datagram_endpoint(_Proto, local_addr=("127.0.0.1", port))
         return transport

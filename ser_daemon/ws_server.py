@@ -12,6 +12,7 @@ import asyncio
 import collections
 import hmac
 import logging
+import secrets
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from .bounded import loads_json
-from .config import Endpoint
+from .config import Endpoint, is_loopback
 from .errors import ConfigError
 from .messages import dumps, state_json
+from .oscquery_http import host_allowed
 from .state import EmotionState
 
 __all__ = ["WsBroadcaster", "AccessPolicy", "LogLimiter", "check_request", "listen", "close_server"]
@@ -50,6 +52,7 @@ class _Client:
     closed: bool = False
     web: bool = False  # connected to the web view's endpoint (its page), not the plain --ws one
     host: str = "?"  # the peer's address
+    page_key: bool = False  # presented the page's per-run key (or the token): may use Calibrate
 
 
 # A control handler: (client, message) -> None; ValueError for a malformed message (closed with 1007).
@@ -311,6 +314,9 @@ class WsBroadcaster:
         self._own_origins: set[str] = set()
         self.log_limiter = LogLimiter()
         self._web_ports: set[int] = set()
+        self._web_hosts: dict[int, tuple[str, ...]] = {}  # loopback web port -> names its Host may give
+        # Written into the page each run; a client that shows it (or the token) may calibrate.
+        self.page_key = secrets.token_urlsafe(18)
         # Client messages of these types are commands (by "type"); all other JSON is ignored.
         self.controls: dict[str, ControlHandler] = {}
         self.on_client_gone: Callable[[_Client], None] | None = None
@@ -328,12 +334,19 @@ class WsBroadcaster:
             self._web_ports.add(port)
             for host in ("127.0.0.1", "localhost", endpoint.host):
                 self._own_origins.add(f"http://{host}:{port}")
+            if is_loopback(endpoint.host):  # DNS rebinding: only our own names (on another interface a token guards)
+                self._web_hosts[port] = ("127.0.0.1", "localhost", endpoint.host.strip("[]").lower())
         log.info("%s on %s:%s", "web view" if web else "WebSocket server", endpoint.host, port)
         return port
 
     def _make_gate(self, web: bool):  # type: ignore[no-untyped-def]
         def gate(conn: ServerConnection, request: Request) -> Response | None:
             path = request.path.partition("?")[0]
+            port = _local_port(conn)
+            if web and port in self._web_hosts and not host_allowed(request.headers.get("Host"), port,
+                                                                    self._web_hosts[port]):
+                self.refused["host"] += 1
+                return conn.respond(HTTPStatus.MISDIRECTED_REQUEST, "This server answers to 127.0.0.1 and localhost.\n")
             if web and "websocket" not in ",".join(request.headers.get_all("Upgrade")).lower():
                 if request.method not in ("GET", "HEAD"):
                     return method_not_allowed(conn, self.refused)
@@ -351,6 +364,9 @@ class WsBroadcaster:
             body = (resources.files("ser_daemon") / "web" / name).read_bytes()
         except FileNotFoundError:
             return conn.respond(HTTPStatus.NOT_FOUND, "Not found.\n")
+        if name == "index.html":
+            body = body.replace(b'<meta name="ser-page-key" content="">',
+                                f'<meta name="ser-page-key" content="{self.page_key}">'.encode())
         headers = Headers()
         headers["Content-Type"] = _CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
         headers["Content-Length"] = str(len(body))
@@ -364,7 +380,7 @@ class WsBroadcaster:
             await conn.close(CloseCode.TRY_AGAIN_LATER, "too many clients")
             return
         client = _Client(conn, collections.deque(maxlen=self.queue_len), web=_local_port(conn) in self._web_ports,
-                         host=_client(conn))
+                         host=_client(conn), page_key=self._shows_page_key(conn))
         client.queue.append(self.hello_text)
         client.ready.set()
         self.clients.add(client)
@@ -392,6 +408,15 @@ class WsBroadcaster:
             if self.on_client_gone is not None:
                 self.on_client_gone(client)
             self._count_changed.set()
+
+    def _shows_page_key(self, conn: ServerConnection) -> bool:
+        """Whether the handshake carried this run's page key, or the token (which then every client showed)."""
+        if self.policy.token is not None:
+            return True
+        request = getattr(conn, "request", None)
+        query = urllib.parse.parse_qs(request.path.partition("?")[2]) if request is not None else {}
+        given = (query.get("key") or [""])[0]
+        return hmac.compare_digest(given.encode("utf-8", "replace"), self.page_key.encode("utf-8"))
 
     async def _drain_incoming(self, client: _Client) -> None:
         """Text is ignored unless it is a control message (see ``controls``); binary or non-JSON closes (1003/1007).

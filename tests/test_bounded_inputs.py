@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import timeout
@@ -216,3 +217,24 @@ def test_profile_sized_reads_use_the_same_helper(tmp_path) -> None:
     p = tmp_path / "me.serprofile"
     p.write_bytes(b"x" * 10)
     assert bounded.read_bounded(p, "profile", bounded.MAX_PROFILE_BYTES) == b"x" * 10
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint8", "int32", "float32"])
+def test_wav_frames_read_in_blocks_equal_the_whole_file(tmp_path, dtype) -> None:
+    """open_wav reads a block at a time (issue 32: a long file was converted whole); the blocks are the file."""
+    from scipy.io import wavfile
+
+    from ser_daemon.sources import open_wav
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-0.9, 0.9, size=(5000, 2))
+    data = {"int16": (x * 32767).astype(np.int16), "uint8": (x * 127 + 128).astype(np.uint8),
+            "int32": (x * 2**31).astype(np.int32), "float32": x.astype(np.float32)}[dtype]
+    p = tmp_path / "x.wav"
+    wavfile.write(p, 16000, data)
+    whole, rate = read_wav(p)
+    frames, rate2 = open_wav(p)
+    blocks = np.concatenate([frames[i:i + 333] for i in range(0, len(frames), 333)])
+    frames.close()
+    assert rate == rate2 == 16000 and whole.shape == (5000, 2) and whole.dtype == np.float32
+    np.testing.assert_array_equal(blocks, whole)

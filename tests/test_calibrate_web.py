@@ -143,6 +143,17 @@ async def connect_when_up(url: str, proc: subprocess.Popen, limit_s: float = 30.
     raise AssertionError(f"the daemon did not accept WebSocket clients (exit code {proc.poll()})")
 
 
+def page_ws_url(port: int) -> str:
+    """What the page does: read this run's key from the served page, connect with it."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout(5)) as r:
+        key = re.search(rb'<meta name="ser-page-key" content="([^"]+)">', r.read())
+    assert key, "the page carries no key"
+    return f"ws://127.0.0.1:{port}/ws?key={key.group(1).decode()}"
+
+
 def test_calibrate_over_the_websocket(tmp_path) -> None:
     from websockets.exceptions import ConnectionClosed
 
@@ -155,9 +166,13 @@ def test_calibrate_over_the_websocket(tmp_path) -> None:
     proc, port = start_daemon(wav, data, tmp_path / "daemon.log", "--ws", f"127.0.0.1:{ws_port}")
 
     async def run() -> tuple[Client, dict]:
-        page = Client(await connect_when_up(f"ws://127.0.0.1:{port}/ws", proc))
+        keyless = Client(await connect_when_up(f"ws://127.0.0.1:{port}/ws", proc))
+        page = Client(await connect_when_up(page_ws_url(port), proc))
         hello = await page.wait(lambda m: m["type"] == "hello")
         assert "profile" not in hello
+        # A local client that did not read the page (no Origin, no token) may watch but not calibrate.
+        await keyless.send(action="start", profile="me", replace=True)
+        assert "needs the key of the web page" in (await keyless.wait(keyless.event("error")))["text"]
         # The plain --ws endpoint (Unity, scripts) may not calibrate; a bad name is refused.
         plain = Client(await connect_when_up(f"ws://127.0.0.1:{ws_port}", proc))
         await plain.send(action="start", profile="me")
@@ -173,7 +188,7 @@ def test_calibrate_over_the_websocket(tmp_path) -> None:
         step = await page.wait(page.event("step"))
         assert (step["step"], step["label"], step["attempt"]) == (0, "neutral", 1) and step["sentence"]
         # Another page cannot start a second one meanwhile.
-        other = Client(await connect_when_up(f"ws://127.0.0.1:{port}/ws", proc))
+        other = Client(await connect_when_up(page_ws_url(port), proc))
         await other.send(action="start", profile="you")
         assert "in another window" in (await other.wait(other.event("error")))["text"]
         # Record and stop at once: far too short, refused with the reason, the same step again.
@@ -203,7 +218,7 @@ def test_calibrate_over_the_websocket(tmp_path) -> None:
         assert active["profile"] == "me" and active["stream"] == "sentence"
         # The others hear of the switch too, and a new client's hello names the profile.
         assert (await other.wait(other.event("active")))["profile"] == "me"
-        later = Client(await connect_when_up(f"ws://127.0.0.1:{port}/ws", proc))
+        later = Client(await connect_when_up(page_ws_url(port), proc))
         hello2 = await later.wait(lambda m: m["type"] == "hello")
         # No overwriting without replace.
         await page.send(action="start", profile="me")
@@ -227,7 +242,7 @@ def test_calibrate_over_the_websocket(tmp_path) -> None:
         with pytest.raises(ConnectionClosed) as closed:
             await page.wait(lambda m: False, 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
-        for c in (plain, other):
+        for c in (plain, other, keyless):
             await c.ws.close()
         return page, hello2
 

@@ -87,9 +87,11 @@ def test_file_replay_to_osc_and_websocket(tiny_bundle, scene_wav) -> None:
         addrs = [m.address for m in bundle]
         assert addrs[:7] == ["/ser/state", "/ser/emotion/neutral", "/ser/emotion/calm", "/ser/emotion/happy",
                              "/ser/emotion/angry", "/ser/voice", "/ser/seq"]
-        # Then the mapped weights: the six VRM 1.0 presets, the VRM 0.x clips of this model's classes, the 52 ARKit blendshapes.
-        weights = {m.address: m.params[0] for m in bundle[7:]}
+        # Then the mapped weights: the six VRM 1.0 presets, the VRM 0.x clips of this model's classes, the 52
+        # ARKit blendshapes; a final state ends with /ser/final.
+        weights = {m.address: m.params[0] for m in bundle[7:] if m.address != "/ser/final"}
         assert len(weights) == 6 + len(st["weights"]["vrm0"]) + 52 and len(st["weights"]["vrm0"]) >= 4
+        assert (bundle[-1].address == "/ser/final") is bool(st["final"])
         for target_set in ("vrm", "vrm0", "arkit"):
             for name, w in st["weights"][target_set].items():
                 assert weights[f"/ser/{target_set}/{name}"] == pytest.approx(w, abs=1e-3)
@@ -175,6 +177,10 @@ def test_sigterm_stops_within_a_second_with_final_neutral_state(tiny_bundle, sce
     last = list(OscBundle(rx.packets[-1][1]))
     assert last[0].address == "/ser/state" and last[0].params[0] == "neutral"
     assert last[5].params == [0]
+    # The final state says so (issue 32: without a marker, a lost final state looked like any neutral one),
+    # and only it does.
+    assert (last[-1].address, last[-1].params) == ("/ser/final", [1])
+    assert not any(m.address == "/ser/final" for _, d in rx.packets[:-1] for m in OscBundle(d))
 
 
 @pytest.mark.parametrize(

@@ -94,3 +94,46 @@ def test_cluster_subcommand_serves_and_stops_cleanly() -> None:
         for pid in ray_pids:  # only what this test's subprocess started, by id
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("args, cause", [
+    (["--port", "99999"], "a port is 1-65535, got 99999"),
+    (["--model", "/nonexistent"], "model not found: /nonexistent"),
+    (["--num-cpus", "0", "--ingress-replicas", "1"], "Ray needs at least 1 CPU"),
+    (["--num-cpus", "1", "--ingress-replicas", "1"], "less than the replicas reserve"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_cluster_arguments_are_checked_before_ray_starts(args: list[str], cause: str) -> None:
+    """Issue 32: these started Ray (10-19 s), then exited 1 with a traceback or never became ready."""
+    r = subprocess.run(daemon_cmd("cluster", *args), capture_output=True, text=True, cwd=REPO,
+                       timeout=timeout(60), env={**os.environ, **loopback_ray_env()})
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) <= 2 and cause in lines[0], r.stderr  # the error, and at most a pointer to --help
+    assert "Traceback" not in r.stderr and "Started a local Ray instance" not in r.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_stop_signal_while_ray_starts_is_answered_at_once(sig: int, code: int) -> None:
+    """Issue 32: Ctrl-C during start-up waited 13 s for Ray and exited 0; now at once, 130, nothing left."""
+    proc = subprocess.Popen(
+        daemon_cmd("cluster", "--port", str(free_port()), "--num-cpus", "2", "--ingress-replicas", "1",
+                   "--ingress-cpus", "0.25", "--model-cpus", "0.25", "--backend", "litert"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, **loopback_ray_env()},
+    )
+    ray_pids: set[int] = set()
+    try:
+        assert wait_until(lambda: bool(ray_pids.update(_descendants(proc.pid)) or ray_pids) or proc.poll() is not None,
+                          60)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=timeout(5))
+        assert proc.returncode == code, err
+        assert "Traceback" not in err
+        assert wait_until(lambda: not any(_alive(p) for p in ray_pids), 10), "Ray processes outlived the stop"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in ray_pids:  # only what this test's subprocess started, by id
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -325,3 +325,14 @@ def test_vrchat_parameter_sets_and_one_stdout_writer() -> None:
     with pytest.raises(ConfigError) as err:
         DaemonConfig(jsonl=True, print_states=True)
     assert str(err.value) == "--jsonl and --print both write to stdout; choose one"
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("localhost", True), ("LocalHost", True), ("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
+    ("[::1]", True), ("127.example.invalid", False), ("127.0.0.1.nip.io", False), ("0.0.0.0", False),
+    ("::", False), ("192.168.1.2", False), ("", False),
+])
+def test_loopback_is_parsed_not_judged_by_its_prefix(host: str, loopback: bool) -> None:
+    from ser_daemon.config import is_loopback
+
+    assert is_loopback(host) is loopback

@@ -116,8 +116,9 @@ def test_methods_other_than_get_and_head_get_405(caplog, web) -> None:
         try:
             out = {}
             for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW"):
-                out[method] = await ask(port, f"{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
-            out["HEAD"] = await ask(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+                out[method] = await ask(port, f"{method} / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                              "Content-Length: 0\r\n\r\n".encode())
+            out["HEAD"] = await ask(port, f"HEAD / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
             return out
         finally:
             await ws.close()
@@ -142,7 +143,7 @@ def test_extra_bytes_after_a_request_are_not_an_assertion_error(caplog, path, la
         ws = WsBroadcaster({"type": "hello"})
         port = await ws.start(Endpoint("127.0.0.1", 0), web=True)
         try:
-            req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            req = f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
             junk = b"GARBAGE\x00\xff more bytes\r\n\r\nGET / HTTP/1.1\r\n\r\n"
             return await (ask(port, req, then=junk) if later else ask(port, req + junk))
         finally:
@@ -246,3 +247,67 @@ def test_streams_beyond_max_streams_are_refused_with_1013() -> None:
 
     code, reason, ok = run(main())
     assert code == 1013 and "max-streams" in reason and ok == "started"
+
+
+def test_started_streams_that_send_nothing_are_closed_and_free_their_place() -> None:
+    """Issue 32: 8 streams that started and never sent audio blocked --max-streams 8 for good."""
+    async def main():
+        ing = IngestServer(AccessPolicy(), lambda s: None, lambda n: False, lambda: None, max_streams=2,
+                           idle_timeout_s=0.5)
+        port = await ing.start(Endpoint("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{port}"
+        try:
+            silent = []
+            for i in range(2):
+                c = await connect(url)
+                await c.send(json.dumps({"type": "start", "stream": f"idle{i}", "sample_rate": 16000}))
+                assert json.loads(await c.recv())["type"] == "started"
+                silent.append(c)
+            talker = await connect(url)
+            await talker.send(json.dumps({"type": "start", "stream": "talker", "sample_rate": 16000}))
+            with pytest.raises(ConnectionClosed) as full:
+                await asyncio.wait_for(talker.recv(), timeout(5))
+            closes = []
+            for c in silent:
+                with pytest.raises(ConnectionClosed) as err:
+                    await asyncio.wait_for(c.recv(), timeout(5))
+                closes.append((err.value.rcvd.code, err.value.rcvd.reason))
+            again = await connect(url)  # the idle ones are gone: a real stream gets in
+            await again.send(json.dumps({"type": "start", "stream": "talker", "sample_rate": 16000}))
+            ok = json.loads(await asyncio.wait_for(again.recv(), timeout(5)))["type"]
+            for _ in range(3):  # audio keeps a stream open past the idle time
+                await again.send(b"\x00\x00" * 1600)
+                await asyncio.sleep(0.3)
+            assert again.state.name == "OPEN"
+            await again.close()
+            return full.value.rcvd.code, closes, ok
+        finally:
+            await ing.close()
+
+    full, closes, ok = run(main())
+    assert full == 1013 and ok == "started"
+    assert closes == [(1008, "no audio within 0.5 s")] * 2, closes
+
+
+@pytest.mark.parametrize("host, code", [
+    ("rebind.example:{port}", 421), ("127.0.0.1:{other}", 421), ("127.example.invalid:{port}", 421),
+    ("127.0.0.1:{port}", 200), ("localhost:{port}", 200),
+])
+def test_the_web_page_answers_only_to_its_own_host_names(host: str, code: int) -> None:
+    """Issue 32: the page (and its per-run key) was served for any Host: a DNS-rebinding page could read it."""
+    async def main():
+        ws = WsBroadcaster({"type": "hello"})
+        port = await ws.start(Endpoint("127.0.0.1", 0), web=True)
+        try:
+            page = await ask(port, f"GET / HTTP/1.1\r\nHost: {host.format(port=port, other=port + 1)}\r\n\r\n".encode())
+            upgrade = b"" if code == 200 else await ask(
+                port, f"GET /ws HTTP/1.1\r\nHost: {host.format(port=port, other=port + 1)}\r\n".encode() + UPGRADE + b"\r\n")
+            return page, upgrade, ws.page_key
+        finally:
+            await ws.close()
+
+    page, upgrade, key = run(main())
+    assert status(page) == code, page[:200]
+    assert (key.encode() in page) is (code == 200)
+    if code != 200:
+        assert status(upgrade) == 421, upgrade[:200]  # the WebSocket handshake on that port too

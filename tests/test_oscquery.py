@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -113,6 +114,11 @@ def test_found_by_and_finding_vrchat_beside_other_osc_apps(tiny_bundle, tmp_path
         for address in ("/avatar/change", "/avatar/parameters/MuteSelf", "/avatar/parameters/SER_Enabled"):
             with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{address}", timeout=5) as r:
                 assert json.loads(r.read())["FULL_PATH"] == address
+        # Only the tree is served: the daemon's working folder is not (HEAD was SimpleHTTPRequestHandler's).
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{http_port}/README.md", method="HEAD"),
+                                   timeout=5)
+        assert refused.value.code == 405
         # 3. What VRChat sends to that port is heard: MuteSelf silences the face.
         _send(osc_port, "/avatar/parameters/MuteSelf", (True, "T"))
         n = len(_labels(vrchat_rx))

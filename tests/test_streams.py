@@ -44,6 +44,39 @@ def test_start_message_parses_or_is_refused(msg) -> None:
         assert (req.stream, req.sample_rate, req.channels) == VALID_STARTS[msg]
 
 
+FIELD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10, 300000), st.floats(allow_nan=True),
+                         st.text(max_size=70), st.sampled_from(["nl\n", "a\n", "\na", "ok", "x" * 64, "x" * 65]),
+                         st.lists(st.integers(), max_size=2))
+
+
+def _field_ok(field: str, value: object) -> bool:
+    """The protocol's rule for one field of the start message (README, "Many speakers")."""
+    if field == "stream":
+        return isinstance(value, str) and 1 <= len(value) <= 64 and all(
+            c.isascii() and (c.isalnum() or c in "_-") for c in value)
+    lo, hi = {"sample_rate": (8000, 192000), "channels": (1, 8)}[field]
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["stream", "sample_rate", "channels"]), FIELD_VALUES)
+@example("sample_rate", 5)
+@example("sample_rate", 16000.0)
+@example("stream", "nl\n")
+@example("channels", True)
+def test_one_field_of_a_valid_start_message_mutated(field: str, value: object) -> None:
+    """Issue 32: the fuzz above never built a valid message with one bad field (a bad rate), nor 'nl\\n'."""
+    msg = {"type": "start", "stream": "alice", "sample_rate": 48000, "channels": 2}
+    msg[field] = value
+    try:
+        req = parse_start(json.dumps(msg))
+    except ProtocolError as exc:
+        assert exc.code == 1007 and not _field_ok(field, value), (field, value, exc)
+        return
+    assert _field_ok(field, value), (field, value)
+    assert getattr(req, field) == value
+
+
 VALID_STARTS = {
     '{"type": "start", "stream": "a", "sample_rate": 16000}': ("a", 16000, 1),
     '{"type": "start", "stream": "b-2", "sample_rate": 48000, "channels": 2}': ("b-2", 48000, 2),
@@ -175,6 +208,8 @@ def test_ingest_protocol_errors_close_with_clear_codes(tiny_bundle) -> None:
             "bad_rate": await close_code(json.dumps({"type": "start", "stream": "y", "sample_rate": 5})),
             "duplicate": await close_code(start),
             "odd_bytes": await close_code(json.dumps({"type": "start", "stream": "z", "sample_rate": 16000}), b"\x00"),
+            # "$" matched before a final newline: this one started (issue 32)
+            "newline_id": await close_code(json.dumps({"type": "start", "stream": "nl\n", "sample_rate": 16000})),
         }
         await holder.close()
         return codes
@@ -186,7 +221,8 @@ def test_ingest_protocol_errors_close_with_clear_codes(tiny_bundle) -> None:
         proc.wait(timeout=timeout(5))
     finally:
         proc.kill()
-    assert codes == {"not_json": 1007, "audio_first": 1008, "bad_rate": 1007, "duplicate": 1008, "odd_bytes": 1007}
+    assert codes == {"not_json": 1007, "audio_first": 1008, "bad_rate": 1007, "duplicate": 1008, "odd_bytes": 1007,
+                     "newline_id": 1007}
 
 
 @pytest.mark.needs_tf
@@ -209,3 +245,64 @@ def test_several_inputs_are_several_streams(tiny_bundle, tmp_path) -> None:
     assert {m.address for m in addrs} == {"/ser/a/state", "/ser/b/state"}
     assert "angry" in [m.params[0] for m in addrs if m.address == "/ser/a/state"]
     assert "calm" in [m.params[0] for m in addrs if m.address == "/ser/b/state"]
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_stereo_ingest_end_to_end_counts_frames_not_samples(tiny_bundle) -> None:
+    """Issue 32: a frame size that ignored the channel count passed every ingest integration test.
+
+    3 s of 16 kHz stereo (the voice on the left only) must give the decisions of 3 s, not of 6 s,
+    and a message of 3 int16 samples (one and a half stereo frames) must close with 1007.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    ingest, ws_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        daemon_cmd("--ingest", f"127.0.0.1:{ingest}", "--ws", f"127.0.0.1:{ws_port}", "--ws-queue", "1000",
+                   "--no-osc", "--quiet"),
+        env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=REPO,
+    )
+    left = tone(3000, 3.0)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+
+    async def main() -> tuple[list[dict], int | None, str]:
+        deadline = time.monotonic() + timeout(20)
+        while True:
+            try:
+                watcher = await connect(f"ws://127.0.0.1:{ws_port}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        msgs: list[dict] = []
+
+        async def watch() -> None:
+            while not any(m.get("final") for m in msgs):
+                msgs.append(json.loads(await asyncio.wait_for(watcher.recv(), timeout(20))))
+
+        w = asyncio.create_task(watch())
+        await _ingest_client(ingest, "duo", stereo, 16000, 2)
+        await asyncio.wait_for(w, timeout(10))
+        await watcher.close()
+        async with connect(f"ws://127.0.0.1:{ingest}") as ws:
+            await ws.send(json.dumps({"type": "start", "stream": "half", "sample_rate": 16000, "channels": 2}))
+            await ws.recv()
+            await ws.send(b"\x00\x00" * 3)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout(5))
+        return msgs, closed.value.rcvd.code, closed.value.rcvd.reason
+
+    try:
+        msgs, code, reason = asyncio.run(main())
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout(5))
+    finally:
+        proc.kill()
+    states = [m for m in msgs if m["type"] == "state" and m["stream"] == "duo"]
+    # The tiny model: 1 s window, a decision every 250 ms: (3 - 1) / 0.25 + 1 = 9, and the final one.
+    assert len(states) == 9 + 1, [s["seq"] for s in states]
+    assert "angry" in [s["label"] for s in states] and states[-1]["final"]
+    assert code == 1007 and "whole frames of 4 bytes" in reason

@@ -15,7 +15,7 @@ from ray.serve import Application
 
 from ..config import AnalysisSettings
 from ..errors import ConfigError, ModelError
-from ..model_bundle import default_model_dir
+from ..model_bundle import default_model_dir, load_bundle
 from .ingress import Ingress
 from .model import Model
 from .registry import Registry
@@ -48,7 +48,7 @@ def settings_from_args(args: Mapping[str, Any]) -> ClusterSettings:
 
     Raises:
         ConfigError: an unknown key or a value of the wrong type.
-        ModelError: no model folder given and no default model installed.
+        ModelError: no model folder given and no default model installed, or the folder is not a model.
     """
     fields = {f.name: f.type for f in dataclasses.fields(ClusterSettings)}
     opts: dict[str, Any] = {}
@@ -63,7 +63,12 @@ def settings_from_args(args: Mapping[str, Any]) -> ClusterSettings:
     model_dir = opts.get("model_dir") or default_model_dir()
     if model_dir is None:
         raise ModelError("no model: pass model_dir=DIR (a folder with ser_model.json, readable on every node)")
-    opts["model_dir"] = os.fspath(Path(model_dir).resolve())
+    try:
+        resolved = Path(model_dir).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"model folder {str(model_dir)[:200]!r}: {exc}") from None
+    load_bundle(resolved)  # its description and files, checked on the driver before any replica starts
+    opts["model_dir"] = os.fspath(resolved)
     opts["analysis"] = AnalysisSettings(**analysis)
     return ClusterSettings(**opts)
 

@@ -15,24 +15,46 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from ..errors import SerError
+from ..errors import ConfigError, SerError
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger(__name__)
 
 
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {v}")
+    return v
+
+
+def _cpus(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"Ray needs at least 1 CPU, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from ..cli import _Parser  # one-line errors, as the daemon's own options
+
+    p = _Parser(
         prog="ser-daemon cluster",
         description="Serve the --ingest WebSocket protocol from a Ray Serve application "
                     "(pip install 'ser-daemon[cluster]').",
     )
     p.add_argument("--host", default="127.0.0.1", help="address of Serve's HTTP/WebSocket proxy (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="its port (default 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="its port (default 8000)")
     p.add_argument("--address", default=None,
                    help="a running Ray cluster (e.g. auto or HEAD:6379); default: start a local one on loopback")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--num-cpus", type=_cpus, default=None, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--model", dest="model_dir", default=None, help="model bundle folder, readable on every node")
     p.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
     p.add_argument("--ingress-replicas", type=int, default=None,
@@ -66,6 +88,20 @@ def _settings_args(args: dict[str, Any]) -> dict[str, Any]:
     return {k: args[k] for k in _OPTION_KEYS if args.get(k) is not None}
 
 
+def _check_cpus(settings: Any, num_cpus: int | None) -> None:
+    """A local Ray with fewer CPUs than the replicas reserve never gets them ready: say so before starting it."""
+    if num_cpus is None:
+        return
+    ingress = settings.ingress_replicas or settings.min_ingress_replicas
+    need = ingress * settings.ingress_cpus + settings.model_replicas * settings.model_cpus
+    if need > num_cpus:
+        raise ConfigError(
+            f"--num-cpus {num_cpus} is less than the replicas reserve: {ingress} ingress x {settings.ingress_cpus:g} + "
+            f"{settings.model_replicas} model x {settings.model_cpus:g} = {need:g} CPUs; give more, or lower "
+            "--ingress-cpus / --model-cpus"
+        )
+
+
 def main(argv: Sequence[str]) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     args = vars(build_parser().parse_args(list(argv)))
@@ -83,31 +119,77 @@ def main(argv: Sequence[str]) -> int:
     except ImportError as exc:
         print(f"ser-daemon cluster: error: needs Ray Serve: pip install 'ser-daemon[cluster]' ({exc})", file=sys.stderr)
         return 2
-    from .runner import deploy, start_ray, stop
+    from .runner import abandon, deploy, start_ray, stop
 
     try:
         settings = settings_from_args(_settings_args(args))
+        if args["address"] is None:
+            _check_cpus(settings, args["num_cpus"])
     except SerError as exc:
         print(f"ser-daemon cluster: error: {exc}", file=sys.stderr)
         return 2
     stop_event = threading.Event()
+    stopped_by: list[int] = []
+    starting = threading.Event()
+    starting.set()
 
-    def on_signal(_signum: int, _frame: Any) -> None:
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopped_by.append(signum)
         stop_event.set()
 
     # This subcommand's own stop signals: Serve and Ray must be shut down, not abandoned.  Set
-    # before Ray starts (a signal meanwhile stops at the first chance) and again after, because
-    # ray.init installs its own SIGTERM handler in the driver.
+    # before Ray starts and again after each step, because ray.init installs its own SIGTERM
+    # handlers in the driver.  ray.init and serve.run block the main thread in native waits
+    # where no Python handler runs (a Ctrl-C waited 13 s), so the signal's byte on the wakeup
+    # fd is read by a thread of ours, which abandons the half-done start at once.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    start_ray(args["address"], args["num_cpus"])
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def abandon_start(signum: int) -> None:
+        log.info("stopped during start-up: abandoning the half-started Ray")
+        if args["address"] is None:
+            abandon()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_code([signum]))  # Ray's atexit hook (and serve.shutdown) would wait for the start
+
+    def watch_start() -> None:
+        while True:
+            data = os.read(read_fd, 16)
+            if not data or not starting.is_set():
+                os.close(read_fd)
+                return
+            if data[0] in (signal.SIGINT, signal.SIGTERM):
+                abandon_start(data[0])
+
+    threading.Thread(target=watch_start, name="cluster-start-signals", daemon=True).start()
     try:
-        if stop_event.is_set():
-            return 0
-        deploy(settings, args["host"], args["port"])
-        print(f"ser-daemon cluster: ingest on ws://{args['host']}:{args['port']}/", flush=True)
+        try:
+            start_ray(args["address"], args["num_cpus"])
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, on_signal)
+            if not stop_event.is_set():
+                deploy(settings, args["host"], args["port"])
+        except SystemExit as exc:  # ray.init's own SIGTERM handler, in the moment before ours is back
+            if exc.code != signal.SIGTERM:
+                raise
+            abandon_start(signal.SIGTERM)
+        except Exception as exc:  # noqa: BLE001 - Ray or Serve refused (port taken, cluster address...)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"ser-daemon cluster: error: could not start: {type(exc).__name__}: {first}", file=sys.stderr)
+            log.debug("start-up failed", exc_info=True)
+            return 1
+        finally:
+            starting.clear()
+            signal.set_wakeup_fd(previous_fd)
+            os.close(write_fd)  # the watcher reads EOF and ends
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+        if not stop_event.is_set():
+            print(f"ser-daemon cluster: ingest on ws://{args['host']}:{args['port']}/", flush=True)
         while not stop_event.wait(0.5):
             pass
     finally:
@@ -117,4 +199,9 @@ def main(argv: Sequence[str]) -> int:
             import ray
 
             ray.shutdown()  # the application stays on the cluster
-    return 0
+    return _exit_code(stopped_by)
+
+
+def _exit_code(stopped_by: list[int]) -> int:
+    """130 for Ctrl-C (SIGINT), as the daemon; 0 for SIGTERM or no signal."""
+    return 130 if stopped_by[:1] == [signal.SIGINT] else 0

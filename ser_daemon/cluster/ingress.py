@@ -45,6 +45,8 @@ from starlette.websockets import WebSocketDisconnect
 from ..ingest_protocol import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
+    IDLE_TIMEOUT_REASON,
+    IDLE_TIMEOUT_S,
     START_TIMEOUT_REASON,
     START_TIMEOUT_S,
     Audio,
@@ -254,7 +256,10 @@ class Ingress:
         try:
             index = 0
             while True:
-                message = await _receive(ws)
+                try:
+                    message = await asyncio.wait_for(_receive(ws), IDLE_TIMEOUT_S)
+                except (asyncio.TimeoutError, TimeoutError):
+                    raise ProtocolError(IDLE_TIMEOUT_REASON, CLOSE_POLICY) from None
                 if message is None:
                     return
                 _check_size(message)

@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["loopback_ray_env", "loopback_replicas", "start_ray", "deploy", "stop"]
+__all__ = ["loopback_ray_env", "loopback_replicas", "start_ray", "deploy", "stop", "descendants", "abandon"]
 
 log = logging.getLogger(__name__)
 
@@ -101,4 +101,47 @@ def stop() -> None:
             serve.shutdown()
         except Exception:  # noqa: BLE001 - Ray down already: nothing left to stop
             log.warning("serve.shutdown failed", exc_info=True)
-        ray.shutdown()
+    # Also when ray.init was interrupted half-way: shutdown() kills the processes it had started.
+    ray.shutdown()
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (from /proc: parent links; empty where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for d in entries:
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out: set[int] = set()
+    todo = [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def abandon() -> None:
+    """A stop during start-up: kill the processes a half-started local Ray has made below this one.
+
+    ``ray.init`` and ``serve.run`` block in native calls that a signal does not interrupt (a
+    Ctrl-C waited 13 s for them), and nothing is served yet, so the start is not waited for:
+    its processes are killed and the caller exits at once.
+    """
+    import signal
+
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass

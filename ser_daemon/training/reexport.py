@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model_bundle import MODEL_FILE, load_bundle
+from ..model_bundle import MODEL_FILE, file_checksums, load_bundle
 from .train import _convert, head_metadata, tflite_predictor, with_embedding_output
 
 __all__ = ["reexport"]
@@ -39,6 +39,7 @@ def reexport(directory: Path) -> float:
     change = float(np.max(np.abs(after - before)))
     tmp.replace(bundle.tflite_file)
     meta["head"] = head_metadata(model)
+    meta["sha256"] = file_checksums(directory, meta.get("files") or {})  # the .tflite was rewritten
     (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return change
 

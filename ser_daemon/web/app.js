@@ -77,7 +77,12 @@
   function wsUrl() {
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
     var token = new URLSearchParams(location.search).get("token");
-    return proto + "//" + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : "");
+    // The per-run key the daemon wrote into this page: Calibrate (which writes profiles) needs it.
+    var meta = document.querySelector('meta[name="ser-page-key"]');
+    var params = [];
+    if (token) params.push("token=" + encodeURIComponent(token));
+    if (meta && meta.content) params.push("key=" + encodeURIComponent(meta.content));
+    return proto + "//" + location.host + "/ws" + (params.length ? "?" + params.join("&") : "");
   }
 
   function connect() {
