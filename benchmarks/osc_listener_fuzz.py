@@ -98,9 +98,19 @@ def parse_times(datagrams: list[bytes]) -> dict[str, Any]:
 
 
 def measure(count: int, seed: int = 32, env: dict[str, str] | None = None, timeout_s: float = 120.0,
-            batch: int = 50) -> dict[str, Any]:
-    """Run the daemon, send ``count`` fuzzed datagrams to its listen port, then MuteSelf and SIGTERM."""
+            batch: int = 50, rest_label: int | None = None) -> dict[str, Any]:
+    """Run the daemon, send ``count`` fuzzed datagrams to its listen port, then MuteSelf and SIGTERM.
+
+    ``rest_label``: what ``SER_Label`` shows while muted (the neutral class's number); by default
+    read from the model the daemon loads.
+    """
     import os
+
+    if rest_label is None:
+        from ser_daemon.model_bundle import default_model_dir, load_bundle
+
+        model = (env or {}).get("SER_MODEL_DIR") or os.environ.get("SER_MODEL_DIR") or default_model_dir()
+        rest_label = 1 + list(load_bundle(model).labels).index("neutral")
 
     datagrams = fuzz_datagrams(count, seed)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -150,9 +160,9 @@ def measure(count: int, seed: int = 32, env: dict[str, str] | None = None, timeo
             time.sleep(0.5)
             s.sendto(mute(True), ("127.0.0.1", listen))
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not (len(labels) > states_before and labels[-1] == 0):
+            while time.monotonic() < deadline and not (len(labels) > states_before and labels[-1] == rest_label):
                 time.sleep(0.02)
-            out["mute_heard_after_fuzz"] = bool(len(labels) > states_before and labels[-1] == 0)
+            out["mute_heard_after_fuzz"] = bool(len(labels) > states_before and labels[-1] == rest_label)
             out["osc_states_during_fuzz"] = states_before
         t1 = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -472,8 +472,8 @@ class Daemon:
             "stages": self.stats.summary(),
             "streams": self.engine.stream_stats(),
         }
-        if self.vrchat_link is not None:
-            data["vrchat_listener"] = self.vrchat_link.stats()
+        if self.vrchat.link is not None:
+            data["vrchat_listener"] = self.vrchat.link.stats()
         try:
             Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:  # checked at start-up; a full disk now costs the statistics, not the exit

@@ -115,7 +115,7 @@ def apply_class_bias(directory: Path, bias: Mapping[str, float], note: str = "")
     """
     import keras
 
-    from ..model_bundle import MODEL_FILE, load_bundle
+    from ..model_bundle import MODEL_FILE, file_checksums, load_bundle
     from .train import _convert, head_metadata, keras_predictor, tflite_predictor, with_embedding_output
 
     bundle = load_bundle(directory)
@@ -139,6 +139,7 @@ def apply_class_bias(directory: Path, bias: Mapping[str, float], note: str = "")
     previous = meta.get("class_bias", {}).get("offsets", {})
     total = {lab: float(previous.get(lab, 0.0)) + float(bias.get(lab, 0.0)) for lab in bundle.labels}
     meta["class_bias"] = {"offsets": total, "note": note}
+    meta["sha256"] = file_checksums(directory, meta["files"])  # the rewritten files, or the bundle no longer loads
     (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return diff
 
