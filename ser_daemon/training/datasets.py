@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
+from ..audio_prep import COMPRESSED_SUFFIXES
 from ..errors import ConfigError
 
 __all__ = [
@@ -48,7 +49,7 @@ __all__ = [
 
 Layout = Literal["manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"]
 LAYOUTS: tuple[str, ...] = ("manifest", "ravdess", "emovdb", "emovdb-sorted", "folders")
-AUDIO_SUFFIXES = (".wav", ".opus", ".ogg", ".flac")
+AUDIO_SUFFIXES = (".wav",) + COMPRESSED_SUFFIXES  # what load_audio reads
 UNKNOWN_SPEAKER = "unknown"
 
 RAVDESS_EMOTIONS = {
@@ -77,8 +78,8 @@ class Clip:
         label: class name (lower case).
         speaker: speaker id; ``"unknown"`` when the layout does not say.
         corpus: the data folder's name (set by :func:`load_dataset`).  Corpora
-            differ in their class sets; training masks the classes a clip's
-            corpus never records instead of teaching that they never occur.
+            differ in their class sets; ``ser-train --class-mask`` scores a
+            clip only against the classes its corpus records.
     """
 
     path: Path

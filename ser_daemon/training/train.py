@@ -511,8 +511,7 @@ def fit_model(
         t0 = time.perf_counter()
         one_epoch = dict(batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0)
         if chunked:
-            h = _fit_chunks(model, train.x, y_onehot, order, chunk, rng, cfg, weights, val_data, one_epoch)
-            xb = None
+            epoch_history = _fit_chunks(model, train.x, y_onehot, order, chunk, rng, cfg, weights, val_data, one_epoch)
         else:
             xb = train.x[order]
             yb = y_onehot[order]
@@ -521,15 +520,16 @@ def fit_model(
             xb = spec_augment(xb, rng, cfg.augment)
             if cfg.augment.mixup > 0:  # class weights follow each window's own (largest) label
                 xb, yb = mixup(xb, yb, rng, cfg.augment.mixup)
-        if xb is not None and strength is None:
-            h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
-        elif xb is not None:
-            # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
-            # speaker head learns to name speakers before the CNN is pushed away from them.
-            strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
-            h = fitted.fit(xb, (y_onehot[order], speaker_idx[order]),
-                           sample_weight=None if class_w is None else class_w[train.y[order]], **one_epoch)
-        row = {k: float(v[-1]) for k, v in h.history.items()}
+            if strength is None:
+                h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
+            else:
+                # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
+                # speaker head learns to name speakers before the CNN is pushed away from them.
+                strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
+                h = fitted.fit(xb, (y_onehot[order], speaker_idx[order]),
+                               sample_weight=None if class_w is None else class_w[train.y[order]], **one_epoch)
+            epoch_history = {k: float(v[-1]) for k, v in h.history.items()}
+        row = dict(epoch_history)
         if "accuracy" not in row and "probs_accuracy" in row:
             row["accuracy"] = row["probs_accuracy"]
         row["epoch"] = epoch + 1
@@ -551,17 +551,15 @@ def fit_model(
     return model, history
 
 
-class _History:
-    def __init__(self, history: dict[str, list[float]]) -> None:
-        self.history = history
-
-
 def _fit_chunks(model: Any, x: np.ndarray, targets: np.ndarray, order: np.ndarray, chunk: int,
                 rng: np.random.Generator, cfg: TrainConfig, weights: dict[int, float] | None,
-                val_data: Any, one_epoch: dict[str, Any]) -> _History:
-    """One epoch over ``order`` in chunks of whole batches; the epoch's loss and accuracy are window-weighted means."""
-    sums: dict[str, float] = {}
-    last: dict[str, float] = {}
+                val_data: Any, one_epoch: dict[str, Any]) -> dict[str, float]:
+    """One epoch over ``order`` in chunks of whole batches; returns the epoch's figures.
+
+    Loss and accuracy are window-weighted means over the chunks; validation
+    figures come from the last chunk, after the whole epoch.
+    """
+    out: dict[str, float] = {}
     for a in range(0, len(order), chunk):
         idx = order[a : a + chunk]
         final = a + chunk >= len(order)
@@ -569,12 +567,10 @@ def _fit_chunks(model: Any, x: np.ndarray, targets: np.ndarray, order: np.ndarra
                       validation_data=val_data if final else None, **one_epoch)
         for k, v in h.history.items():
             if k.startswith("val_"):
-                last[k] = float(v[-1])
+                out[k] = float(v[-1])
             else:
-                sums[k] = sums.get(k, 0.0) + float(v[-1]) * len(idx)
-    out = {k: [v / len(order)] for k, v in sums.items()}
-    out.update({k: [v] for k, v in last.items()})
-    return _History(out)
+                out[k] = out.get(k, 0.0) + float(v[-1]) * len(idx) / len(order)
+    return out
 
 
 class WeightAverage:
