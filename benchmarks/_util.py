@@ -60,7 +60,7 @@ def save(name: str, data: dict[str, Any]) -> Path:
 
 
 def default_model() -> Path:
-    from ser_daemon.model_bundle import default_model_dir
+    from ser_daemon.model.bundle import default_model_dir
 
     d = default_model_dir()
     if d is None:
@@ -70,8 +70,8 @@ def default_model() -> Path:
 
 def demo_audio(seconds: float) -> np.ndarray:
     """The bundled speech recording, looped to ``seconds`` (16 kHz mono float32)."""
-    from ser_daemon.cli import demo_recording
-    from ser_daemon.sources import read_wav
+    from ser_daemon.app.options import demo_recording
+    from ser_daemon.audio.sources import read_wav
 
     x, rate = read_wav(demo_recording())
     assert rate == 16000

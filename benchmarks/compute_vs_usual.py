@@ -20,7 +20,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from ser_daemon.math_threads import limit_math_threads  # noqa: E402
+from ser_daemon.app.math_threads import limit_math_threads  # noqa: E402
 
 limit_math_threads()  # one BLAS thread, as the ser-daemon command sets before numpy loads
 
@@ -29,10 +29,11 @@ from _util import default_model, demo_audio, git_rev, machine, save, stats_ms
 
 
 def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0, profile=None) -> list[float]:
-    from ser_daemon.config import AnalysisSettings
-    from ser_daemon.mapping import load_mapping
-    from ser_daemon.messages import dumps, generic_osc_messages, osc_packets, state_json
-    from ser_daemon.pipeline import Analyzer, StreamProcessor
+    from ser_daemon.core.settings import AnalysisSettings
+    from ser_daemon.outputs.mapping import load_mapping
+    from ser_daemon.outputs.messages import dumps, generic_osc_messages, osc_packets, state_json
+    from ser_daemon.model.analyzer import Analyzer
+    from ser_daemon.core.pipeline import StreamProcessor
 
     settings = AnalysisSettings(hop_ms=hop_ms, drop_stale=False)
     proc = StreamProcessor("bench", bundle.labels, bundle.features, bundle.window_s, settings, 48000,
@@ -83,8 +84,8 @@ def main() -> None:
 
     from scipy.signal import resample_poly
 
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
 
     bundle = load_bundle(args.model or default_model())
     audio16 = demo_audio(args.seconds)
@@ -99,7 +100,7 @@ def main() -> None:
     # Keras row TensorFlow's idle worker threads put 4-5 ms stalls into its p99.
     if bundle.head is not None:
         # A personal profile (baseline + head) fitted on the demo audio itself: only its cost matters here.
-        from ser_daemon.enroll import Take, fit_profile
+        from ser_daemon.profiles.enroll import Take, fit_profile
 
         clf = load_classifier(bundle, "litert", num_threads=1)
         half = len(audio16) // 2

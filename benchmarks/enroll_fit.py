@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from ser_daemon.math_threads import limit_math_threads  # noqa: E402
+from ser_daemon.app.math_threads import limit_math_threads  # noqa: E402
 
 limit_math_threads()  # one BLAS thread, as the ser-daemon command sets before numpy loads
 
@@ -26,7 +26,7 @@ from _util import default_model, demo_audio, git_rev, machine, save, stats_ms
 
 def takes_from_demo(labels: list[str], per_label: int, seconds: float) -> list:
     """``per_label`` takes of ``seconds`` for every label, consecutive slices of the looped recording."""
-    from ser_daemon.enroll import Take
+    from ser_daemon.profiles.enroll import Take
 
     n = len(labels) * per_label
     audio = demo_audio(n * seconds)
@@ -41,9 +41,9 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model folder (default: the shipped one)")
     args = ap.parse_args()
 
-    from ser_daemon.enroll import fit_profile
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.profiles.enroll import fit_profile
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
 
     bundle = load_bundle(args.model or default_model())
     classifier = load_classifier(bundle, "litert", num_threads=1)

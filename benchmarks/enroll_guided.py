@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from ser_daemon.enroll import check_take
-from ser_daemon.enroll_guided import GuidedSession, MonoTap, plan_steps
-from ser_daemon.model_bundle import default_model_dir, load_bundle
+from ser_daemon.profiles.enroll import check_take
+from ser_daemon.profiles.guided import GuidedSession, MonoTap, plan_steps
+from ser_daemon.model.bundle import default_model_dir, load_bundle
 
 
 def main() -> None:

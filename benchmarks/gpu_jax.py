@@ -87,9 +87,9 @@ def daemon_path(model: Path, max_batch: int) -> dict:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from ser_daemon.inference import gpu_visible, load_classifier
-    from ser_daemon.model_bundle import load_bundle
-    from ser_daemon.pipeline import MAX_BATCH
+    from ser_daemon.model.inference import gpu_visible, load_classifier
+    from ser_daemon.model.bundle import load_bundle
+    from ser_daemon.core.pipeline import MAX_BATCH
 
     bundle = load_bundle(model)
     clf = load_classifier(bundle, "keras")  # what --backend auto takes where a GPU is visible

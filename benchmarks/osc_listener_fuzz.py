@@ -29,7 +29,7 @@ from typing import Any
 
 from _util import REPO, git_rev, machine, save, stats_ms
 
-from ser_daemon.osc_in import OscRejected, parse_osc
+from ser_daemon.net.osc_in import OscRejected, parse_osc
 
 NEGATIVE_ELEMENT = b"#bundle\0" + b"\0" * 8 + struct.pack(">i", -8) + b"x" * 8  # issue 32's packet
 
@@ -107,7 +107,7 @@ def measure(count: int, seed: int = 32, env: dict[str, str] | None = None, timeo
     import os
 
     if rest_label is None:
-        from ser_daemon.model_bundle import default_model_dir, load_bundle
+        from ser_daemon.model.bundle import default_model_dir, load_bundle
 
         model = (env or {}).get("SER_MODEL_DIR") or os.environ.get("SER_MODEL_DIR") or default_model_dir()
         rest_label = 1 + list(load_bundle(model).labels).index("neutral")

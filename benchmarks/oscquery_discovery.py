@@ -1,7 +1,7 @@
 """How long until the daemon's OSCQuery browser finds a VRChat client announced on 127.0.0.1.
 
 A python-oscquery service named like VRChat (``VRChat-Client-...``) is announced on loopback,
-then ``ser_daemon.oscquery.VRChatBrowser`` is started and the time to its first callback is
+then ``ser_daemon.vrchat.oscquery.VRChatBrowser`` is started and the time to its first callback is
 measured; repeated ``--runs`` times, each with fresh zeroconf instances.  Also the other way
 round: from ``advertise()`` returning to a plain zeroconf browser resolving the daemon's
 ``_osc._udp`` service, as VRChat would.  Loopback only.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import zeroconf
 
-from ser_daemon.oscquery import VRChatBrowser, advertise
+from ser_daemon.vrchat.oscquery import VRChatBrowser, advertise
 
 
 def _udp_port() -> int:

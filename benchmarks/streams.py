@@ -31,8 +31,8 @@ from _util import (REPO, default_model, git_rev, machine, proc_cpu_seconds, proc
 
 
 def batch_scaling(model: Path, backend: str, sizes=(1, 2, 4, 8, 16, 32, 64)) -> dict[str, dict]:
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
 
     bundle = load_bundle(model)
     clf = load_classifier(bundle, backend, num_threads=1)

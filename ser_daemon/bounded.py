@@ -204,3 +204,19 @@ def loads_toml(text: str) -> dict[str, Any]:
     if _depth(data) > MAX_TOML_DEPTH:
         raise TooDeep(f"nested deeper than {MAX_TOML_DEPTH} levels")
     return data
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into a one-line ConfigError naming ``what``.
+
+    The file must be a regular file of at most ``MAX_CONFIG_BYTES`` (checked before reading);
+    a UTF-8 byte-order mark is accepted; nesting too deep for the parser is an error, not a crash.
+    """
+    import tomllib
+
+    p = Path(path).expanduser()
+    text = read_text_bounded(p, what, MAX_CONFIG_BYTES)
+    try:
+        return loads_toml(text)
+    except (tomllib.TOMLDecodeError, TooDeep) as exc:
+        raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None

@@ -6,122 +6,43 @@ import argparse
 import logging
 import os
 import sys
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Sequence
 
 from . import __version__
-from .bounded import MAX_TOKEN_FILE_BYTES, read_text_bounded
-from .config import (
-    AnalysisSettings,
-    DaemonConfig,
-    SmoothingSettings,
-    VadSettings,
-    load_toml,
-    parse_endpoint,
-    parse_osc_target,
+from .app.config import DaemonConfig, load_toml
+from .app.options import (
+    _NOT_OPTIONS,
+    DEFAULT_OSC,
+    DEFAULT_WS,
+    _device,
+    _from_toml,
+    config_from_options,
 )
+from .app.startup import install_startup_handlers, restore_signals
+from .app.stop_requests import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
+from .arguments import OneLineParser, checked_float, checked_int
+from .core.settings import SmoothingSettings
 from .errors import ConfigError, SerError
-from .platform import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, user_config_path
-from .startup import install_startup_handlers, restore_signals
+from .os_defaults import user_config_path
 
-__all__ = ["main", "build_parser", "demo_recording", "analysis_settings_from_file"]
+__all__ = ["main", "build_parser"]
 
 log = logging.getLogger("ser_daemon")
 
-DEFAULT_WS = "127.0.0.1:8765"
-DEFAULT_OSC = "127.0.0.1:9000"
+_positive_int = checked_int(0)  # counts and ports: 0 and up
+_float = checked_float()
 
 
-def demo_recording() -> Path:
-    """The bundled demo recording (synthetic speech made with espeak-ng)."""
-    return Path(str(resources.files("ser_daemon") / "data" / "demo.wav"))
 
 
-def _device(text: str) -> int | str:
-    return int(text) if text.strip().isdigit() else text
 
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
-    return v
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-# name -> (kind, converter); kinds: "str", "num", "int", "bool", "list"
-_OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
-    "input": ("list", str),
-    "device": ("list", str),
-    "fast": ("bool", None),
-    "loop": ("bool", None),
-    "samplerate": ("int", None),
-    "channels": ("int", None),
-    "block_ms": ("num", None),
-    "model": ("str", str),
-    "backend": ("str", str),
-    "threads": ("int", None),
-    "profile": ("str", str),
-    "profile_update": ("bool", None),
-    "no_profile_update": ("bool", None),
-    "osc": ("list", str),
-    "osc_profile": ("str", str),
-    "mapping": ("str", str),
-    "vrchat_prefix": ("str", str),
-    "vrchat_max_hz": ("num", None),
-    "vrchat_listen": ("int", None),
-    "vrchat_params": ("str", str),
-    "vrchat_ignore_mute": ("bool", None),
-    "no_oscquery": ("bool", None),
-    "host_api": ("str", str),
-    "jsonl": ("bool", None),
-    "no_osc": ("bool", None),
-    "osc_format": ("str", str),
-    "ws": ("str", str),
-    "no_ws": ("bool", None),
-    "ws_queue": ("int", None),
-    "web": ("str", str),
-    "ingest": ("str", str),
-    "max_clients": ("int", None),
-    "max_message_bytes": ("int", None),
-    "ws_token": ("str", str),
-    "ws_token_file": ("str", str),
-    "max_streams": ("int", None),
-    "ws_allow_origin": ("list", str),
-    "allow_remote": ("bool", None),
-    "wait_clients": ("int", None),
-    "hop_ms": ("num", None),
-    "window_ms": ("num", None),
-    "latency_budget_ms": ("num", None),
-    "print": ("bool", None),
-    "quiet": ("bool", None),
-    "log_level": ("str", str),
-    "stats_json": ("str", str),
-}
-for _cls in (VadSettings, SmoothingSettings):
-    for _name in _cls.__dataclass_fields__:
-        _OPTIONS[_name] = ("num", None)
 _SMOOTH = SmoothingSettings()  # the defaults --help states
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: the full usage of ~60 options buries the message."""
-
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -156,7 +77,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="ser-daemon",
         usage="ser-daemon [options]\n       ser-daemon {enroll,profiles,cluster} ...  (each has its own --help)",
         formatter_class=_HelpFormatter,
@@ -313,136 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """Check a config file's values with the same rules as the flags."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in _OPTIONS or key in _NOT_OPTIONS:
-            known = ", ".join(sorted(_OPTIONS))
-            raise ConfigError(f"{source}: unknown option {key!r}. Known options: {known}")
-        kind, conv = _OPTIONS[key]
-        bad = ConfigError(f"{source}: {key} has the wrong type ({type(value).__name__}: {value!r})")
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise bad
-        elif kind == "num":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad
-            try:
-                value = float(value)
-            except OverflowError:
-                raise ConfigError(f"{source}: {key} is out of range (a number of {len(str(value))} digits)") from None
-        elif kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise bad
-        elif kind == "list":
-            if isinstance(value, (str, int)) and not isinstance(value, bool):
-                value = [value]
-            if key == "device" and isinstance(value, list):
-                value = [_device(str(v)) if isinstance(v, (str, int)) and not isinstance(v, bool) else v for v in value]
-                if all(isinstance(v, (str, int)) for v in value):
-                    out[key] = value
-                    continue
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise bad
-        elif kind == "str":
-            if key == "device" and isinstance(value, int) and not isinstance(value, bool):
-                pass
-            elif not isinstance(value, str):
-                raise bad
-            elif conv is not None:
-                value = conv(value)
-        out[key] = value
-    return out
-
-
-def _settings(opts: dict[str, Any]) -> AnalysisSettings:
-    vad = VadSettings(**{k: opts[k] for k in VadSettings.__dataclass_fields__ if k in opts})
-    smooth = SmoothingSettings(**{k: opts[k] for k in SmoothingSettings.__dataclass_fields__ if k in opts})
-    kw = {k: opts[k] for k in ("hop_ms", "window_ms", "latency_budget_ms") if k in opts}
-    return AnalysisSettings(vad=vad, smoothing=smooth, **kw)
-
-
-def analysis_settings_from_file(path: str | Path) -> AnalysisSettings:
-    """The analysis settings (hop, window, gate, smoothing) a daemon config file gives.
-
-    Lets ``ser-eval`` replay with exactly the settings a user runs the daemon
-    with; options of the file that are not analysis settings are checked and
-    ignored.
-
-    Raises:
-        ConfigError: the file is missing, not TOML, or holds a bad option.
-    """
-    return _settings(_from_toml(load_toml(path), str(path)))
-
-
-def _token(opts: dict[str, Any]) -> str | None:
-    """The WebSocket token: --ws-token, else --ws-token-file, else $SER_WS_TOKEN (checked by DaemonConfig)."""
-    if opts.get("ws_token"):
-        return str(opts["ws_token"])
-    if opts.get("ws_token_file"):
-        text = read_text_bounded(opts["ws_token_file"], "token file", MAX_TOKEN_FILE_BYTES)
-        lines = text.splitlines()
-        token = lines[0].strip() if lines else ""
-        if not token:
-            raise ConfigError(f"token file {opts['ws_token_file']} is empty")
-        return token
-    return os.environ.get("SER_WS_TOKEN") or None
-
-
-def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
-    """Turn merged option values (flags over file) into a validated config."""
-    inputs = tuple(Path(p) for p in opts.get("input", ()))
-    demo = not inputs and not opts.get("device") and "ingest" not in opts
-    if demo:
-        inputs = (demo_recording(),)
-    profile = opts.get("osc_profile", "generic")
-    osc_specs = opts.get("osc") or ([profile] if "osc_profile" in opts else [DEFAULT_OSC])
-    osc = () if opts.get("no_osc") else tuple(parse_osc_target(t, profile) for t in osc_specs)
-    ws = None if opts.get("no_ws") else parse_endpoint(opts.get("ws", DEFAULT_WS), what="--ws")
-    web = parse_endpoint(opts["web"], what="--web") if "web" in opts else None
-    ingest = parse_endpoint(opts["ingest"], what="--ingest") if "ingest" in opts else None
-    token = _token(opts)
-    model = Path(opts["model"]).expanduser() if "model" in opts else None
-    mapping = Path(opts["mapping"]).expanduser() if "mapping" in opts else None
-    kw: dict[str, Any] = {
-        k: opts[k]
-        for k in (
-            "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
-            "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
-            "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
-            "max_streams",
-            "vrchat_params", "vrchat_ignore_mute", "host_api", "jsonl", "profile",
-        )
-        if k in opts
-    }
-    if opts.get("profile_update") and opts.get("no_profile_update"):
-        raise ConfigError("--profile-update and --no-profile-update contradict each other; give one")
-    kw["profile_update"] = True if opts.get("profile_update") else False if opts.get("no_profile_update") else None
-    return DaemonConfig(
-        inputs=inputs,
-        model=model,
-        mapping=mapping,
-        device=tuple(opts["device"]) if opts.get("device") else None,
-        web=web,
-        ingest=ingest,
-        ws_token=token,
-        ws_allow_origin=tuple(opts.get("ws_allow_origin", ())),
-        oscquery=not opts.get("no_oscquery", False),
-        osc=osc,
-        ws=ws,
-        print_states=bool(opts.get("print", demo and not opts.get("jsonl"))),
-        analysis=_settings(opts),
-        **kw,
-    )
-
-
 def _list_devices() -> int:
-    from . import platform
-    from .sound_server import format_sources, list_sources
-    from .sources import format_device_list, list_input_devices
+    from .audio.sound_server import format_sources, list_sources
+    from .audio.sources import format_device_list, list_input_devices
+    from .os_defaults import default_host_api
 
-    print(format_device_list(list_input_devices(), platform.default_host_api()))
+    print(format_device_list(list_input_devices(), default_host_api()))
     if sys.platform.startswith("linux"):
         sources = list_sources()
         if sources:
@@ -450,20 +247,17 @@ def _list_devices() -> int:
     return 0
 
 
-_NOT_OPTIONS = ("config", "list_devices", "config_path", "write_config", "vrchat_table")
-
-
 def _model_dir(config: DaemonConfig) -> Path:
-    from .model_bundle import model_dir_or_default
+    from .model.bundle import model_dir_or_default
 
     return model_dir_or_default(config.model)
 
 
 def _vrchat_table(config: DaemonConfig) -> int:
     """The tables an avatar maker needs, from the code that sends the values (the README's come from here)."""
-    from .mapping import load_mapping
-    from .model_bundle import load_bundle
-    from .vrchat import label_table_markdown, parameter_table_markdown, plan_from_table
+    from .model.bundle import load_bundle
+    from .outputs.mapping import load_mapping
+    from .outputs.vrchat_params import label_table_markdown, parameter_table_markdown, plan_from_table
 
     bundle = load_bundle(_model_dir(config))
     mapping = load_mapping(config.mapping, bundle.labels)
@@ -480,7 +274,7 @@ def _vrchat_table(config: DaemonConfig) -> int:
 
 
 def _write_config(path: str) -> int:
-    from .config_template import config_template
+    from .app.config_template import config_template
 
     target = Path(path).expanduser() if path else user_config_path()
     shown = str(target) if len(str(target)) <= 120 else f"{str(target)[:120]}... ({len(str(target))} characters)"
@@ -531,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in ("enroll", "profiles"):
-        from .profiles_cli import main as profiles_main
+        from .profiles.cli import main as profiles_main
 
         return profiles_main(args_list)
     if args_list[:1] == ["cluster"]:  # the Ray Serve application (ser_daemon/cluster/), its own options
@@ -578,25 +372,25 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _run(config: DaemonConfig, stats_json: str | None) -> int:
-    from .daemon import Daemon
+    from .app.daemon import Daemon
     from .errors import ModelError
-    from .inference import load_classifier
-    from .model_bundle import load_bundle
+    from .model.bundle import load_bundle
+    from .model.inference import load_classifier
 
     if stats_json:
-        from .outputs import check_output_file
+        from .outputs.console import check_output_file
 
         check_output_file(stats_json, "--stats-json")
     model_dir = _model_dir(config)
     if config.device not in (None, ()):
-        from .sources import resolve_device
+        from .audio.sources import resolve_device
 
         for wanted in config.device if isinstance(config.device, tuple) else (config.device,):
             resolve_device(wanted, config.host_api)  # fail fast, before the model loads
     bundle = load_bundle(model_dir)
     profile = profile_path = None
     if config.profile is not None:
-        from .profiles import load_profile
+        from .profiles.store import load_profile
 
         profile, profile_path = load_profile(config.profile, bundle)
         moved = profile.moved_unrecorded(bundle)
@@ -622,7 +416,7 @@ def _run(config: DaemonConfig, stats_json: str | None) -> int:
 
 def _save_learned_baseline(daemon: Any, profile: Any, path: Path) -> None:
     """Keep what the live estimate learned about the voice (never the audio) for next time."""
-    from .profiles import save_profile
+    from .profiles.store import save_profile
 
     learned = daemon.speaker_estimate()
     if learned is None:

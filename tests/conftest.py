@@ -66,7 +66,8 @@ def _fresh_caches_per_mutant() -> Iterator[None]:
     tests.  Outside mutmut ($MUTANT_UNDER_TEST unset) this does nothing.
     """
     if "MUTANT_UNDER_TEST" in os.environ:
-        from ser_daemon import features, messages, vad
+        from ser_daemon.core import features, vad
+        from ser_daemon.outputs import messages
 
         features.mel_filterbank.cache_clear()
         features._window.cache_clear()

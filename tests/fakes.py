@@ -1,6 +1,6 @@
 """A stand-in model for fast tests of the pipeline and the daemon (no TensorFlow, no LiteRT).
 
-It is not a mock of an I/O edge but a real :class:`~ser_daemon.inference.Classifier`: a pure
+It is not a mock of an I/O edge but a real :class:`~ser_daemon.model.inference.Classifier`: a pure
 function of the log-mel window, so tests can predict exactly what it says.  Loud, high sound
 reads as ``angry``, anything else leans ``neutral``.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_daemon.features import FeatureConfig
-from ser_daemon.model_bundle import ModelBundle
+from ser_daemon.core.features import FeatureConfig
+from ser_daemon.model.bundle import ModelBundle
 
 LABELS = ("neutral", "happy", "angry")
 

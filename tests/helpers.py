@@ -111,7 +111,7 @@ def wait_until(condition: Any, limit_s: float, poll_s: float = 0.02) -> bool:
 def stop_handlers_in(pid: int) -> bool:
     """Whether the daemon's own stop-signal handlers are in: SIGTERM is caught (SigCgt bit 14).
 
-    ser-daemon installs them on its first line (``ser_daemon.startup``); before that Python
+    ser-daemon installs them on its first line (``ser_daemon.app.startup``); before that Python
     itself is starting and handles signals its own way (README, "Operations").
     """
     try:

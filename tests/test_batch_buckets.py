@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.inference import load_classifier, pad_to_bucket
-from ser_daemon.model_bundle import load_bundle
+from ser_daemon.model.inference import load_classifier, pad_to_bucket
+from ser_daemon.model.bundle import load_bundle
 
 
 @pytest.mark.parametrize("n,bucket", [(1, 1), (2, 2), (3, 4), (5, 8), (64, 64), (65, 128), (1000, 1024)])

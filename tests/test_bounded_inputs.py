@@ -23,8 +23,8 @@ from helpers import REPO, daemon_cmd
 from ser_daemon import bounded
 from ser_daemon.cli import main
 from ser_daemon.errors import AudioInputError, ConfigError, ModelError
-from ser_daemon.model_bundle import default_model_dir, load_bundle
-from ser_daemon.sources import MAX_FILE_SECONDS, read_wav
+from ser_daemon.model.bundle import default_model_dir, load_bundle
+from ser_daemon.audio.sources import MAX_FILE_SECONDS, read_wav
 
 DEEP = 5000  # far beyond Python's recursion limit
 
@@ -224,7 +224,7 @@ def test_wav_frames_read_in_blocks_equal_the_whole_file(tmp_path, dtype) -> None
     """open_wav reads a block at a time (issue 32: a long file was converted whole); the blocks are the file."""
     from scipy.io import wavfile
 
-    from ser_daemon.sources import open_wav
+    from ser_daemon.audio.sources import open_wav
 
     rng = np.random.default_rng(1)
     x = rng.uniform(-0.9, 0.9, size=(5000, 2))

@@ -26,7 +26,7 @@ import pytest
 
 from conftest import reference_module, timeout
 from helpers import REPO, daemon_cmd, free_port
-from ser_daemon.calibration import parse_request
+from ser_daemon.profiles.calibration import parse_request
 
 SENTENCE = "The train to the coast leaves at half past nine."
 

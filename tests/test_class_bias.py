@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.config import SmoothingSettings
+from ser_daemon.core.settings import SmoothingSettings
 from ser_daemon.training.class_bias import biased_runs, fit_class_bias
 from ser_daemon.training.timeline import Segment, TimelineRun
 
@@ -49,8 +49,8 @@ def test_sad_read_as_calm_is_pulled_back_by_an_offset() -> None:
 @pytest.mark.needs_tf
 def test_offsets_fold_into_the_bundle_for_litert_keras_and_profiles(profile_bundle: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.class_bias import apply_class_bias
 
     out = tmp_path / "b"

@@ -15,7 +15,8 @@ import pytest
 from conftest import timeout
 from helpers import REPO, daemon_cmd
 from ser_daemon import cli
-from ser_daemon.config_template import config_template
+from ser_daemon.app import options
+from ser_daemon.app.config_template import config_template
 from tiny_model import tone, write_wav
 
 
@@ -47,8 +48,8 @@ def test_every_line_of_the_written_config_is_valid_when_uncommented() -> None:
 
     for entry in entries:
         values = tomllib.loads(entry)
-        opts = cli._from_toml(values, "template")
-        cli.config_from_options(opts)  # raises ConfigError if the example does not hold
+        opts = options._from_toml(values, "template")
+        options.config_from_options(opts)  # raises ConfigError if the example does not hold
 
 
 def test_per_user_config_is_read_unless_config_is_given(tiny_bundle, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ ray = pytest.importorskip("ray", reason="Ray Serve is needed: pip install -e '.[
 
 from conftest import timeout  # noqa: E402
 from helpers import REPO, daemon_cmd, free_port  # noqa: E402
-from ser_daemon.sources import read_wav  # noqa: E402
+from ser_daemon.audio.sources import read_wav  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

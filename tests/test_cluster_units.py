@@ -10,9 +10,9 @@ import pytest
 
 from ser_daemon.cluster.leases import StreamLeases
 from ser_daemon.cluster.settings import MAX_BATCH_WAIT_S, ClusterSettings, batch_wait_s
-from ser_daemon.config import AnalysisSettings
+from ser_daemon.core.settings import AnalysisSettings
 from ser_daemon.errors import ConfigError
-from ser_daemon.ingest_protocol import Audio, IngestSession, ProtocolError, Started, Stop, decode_pcm
+from ser_daemon.net.ingest_protocol import Audio, IngestSession, ProtocolError, Started, Stop, decode_pcm
 
 START = json.dumps({"type": "start", "stream": "amy", "sample_rate": 48000, "channels": 2})
 

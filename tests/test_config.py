@@ -11,20 +11,11 @@ import re
 import pytest
 
 from ser_daemon import cli
-from ser_daemon.config import (
-    AnalysisSettings,
-    DaemonConfig,
-    Endpoint,
-    OscTarget,
-    SmoothingSettings,
-    VadSettings,
-    flatten_config,
-    is_loopback,
-    load_toml,
-    parse_endpoint,
-    parse_osc_target,
-    read_toml,
-)
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings, VadSettings
+from ser_daemon.app.config import DaemonConfig, flatten_config, load_toml
+from ser_daemon.net.endpoints import Endpoint, is_loopback, parse_endpoint
+from ser_daemon.outputs.osc_targets import OscTarget, parse_osc_target
+from ser_daemon.bounded import read_toml
 from ser_daemon.errors import ConfigError
 
 TOKEN = "s3cret-token-of-16+"
@@ -266,7 +257,7 @@ def test_more_messages_exactly() -> None:
     ("a" * 16, True), ("a" * 15, False), ("abcdefgh ijklmnop", False), ("\x01" * 16, False), ("ab\tcdefghijklmnop", False),
 ])
 def test_tokens(token: str, ok: bool) -> None:
-    from ser_daemon.config import check_token
+    from ser_daemon.net.endpoints import check_token
 
     hint = "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
     if ok:
@@ -279,7 +270,7 @@ def test_tokens(token: str, ok: bool) -> None:
 
 @pytest.mark.parametrize("origin", ["http://localhost:3000", "https://example.org", "app+x.y-z://host", "HTTP://Host:1"])
 def test_origins_accepted(origin: str) -> None:
-    from ser_daemon.config import parse_origin
+    from ser_daemon.net.endpoints import parse_origin
 
     assert parse_origin(origin) == origin
     assert DaemonConfig(ws_allow_origin=(origin,)).ws_allow_origin == (origin,)
@@ -291,7 +282,7 @@ def test_origins_accepted(origin: str) -> None:
     "http://a:99999", "http://", "localhost:3000",
 ])
 def test_origins_refused(origin: str) -> None:
-    from ser_daemon.config import parse_origin
+    from ser_daemon.net.endpoints import parse_origin
 
     with pytest.raises(ConfigError) as err:
         parse_origin(origin)
@@ -333,6 +324,6 @@ def test_vrchat_parameter_sets_and_one_stdout_writer() -> None:
     ("::", False), ("192.168.1.2", False), ("", False),
 ])
 def test_loopback_is_parsed_not_judged_by_its_prefix(host: str, loopback: bool) -> None:
-    from ser_daemon.config import is_loopback
+    from ser_daemon.net.endpoints import is_loopback
 
     assert is_loopback(host) is loopback

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from conftest import timeout
-from ser_daemon.config import AnalysisSettings
-from ser_daemon.engine import Engine
-from ser_daemon.inference import load_classifier
-from ser_daemon.ingest import IngestSource
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.ringbuffer import AudioRing
-from ser_daemon.sources import FileSource
-from ser_daemon.state import EmotionState
+from ser_daemon.core.settings import AnalysisSettings
+from ser_daemon.app.engine import Engine
+from ser_daemon.model.inference import load_classifier
+from ser_daemon.net.ingest import IngestSource
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.core.ringbuffer import AudioRing
+from ser_daemon.audio.sources import FileSource
+from ser_daemon.core.state import EmotionState
 
 RATE = 16000
 

@@ -9,11 +9,11 @@ import threading
 import numpy as np
 import pytest
 
-from ser_daemon.enroll import check_take
-from ser_daemon.enroll_guided import GuidedSession, MonoTap, RecorderSettings, event_line, meter_line, plan_steps
-from ser_daemon.enroll_mic import Display, record_session
+from ser_daemon.profiles.enroll import check_take
+from ser_daemon.profiles.guided import GuidedSession, MonoTap, RecorderSettings, event_line, meter_line, plan_steps
+from ser_daemon.profiles.mic import Display, record_session
 from ser_daemon.errors import ProfileError
-from ser_daemon.model_bundle import default_model_dir, load_bundle
+from ser_daemon.model.bundle import default_model_dir, load_bundle
 from tiny_model import tone
 
 LABELS = ("angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
@@ -132,7 +132,7 @@ def test_finish_keeps_accepted_takes_and_too_short_is_refused(bundle) -> None:
 
 
 def test_meter_and_lines() -> None:
-    from ser_daemon.enroll_guided import Progress, Step
+    from ser_daemon.profiles.guided import Progress, Step
 
     step = Step("happy", "The shop closes at six.", "as if you were delighted")
     line = meter_line(Progress("recording", 2, 4, 1, 1, -12.0, 3.25, 1.5), step, width=10)

@@ -23,7 +23,7 @@ TINY = ["--epochs", "1", "--width", "4", "--copies", "1", "--batch-size", "16", 
 def _logits(model, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     import keras
 
-    from ser_daemon.inference import embedding_output
+    from ser_daemon.model.inference import embedding_output
 
     emb = keras.Model(model.input, embedding_output(model)).predict(x, verbose=0)
     w, b = model.get_layer("probs").get_weights()
@@ -31,8 +31,8 @@ def _logits(model, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def test_ensemble_is_the_softmax_of_the_members_mean_logits() -> None:
-    from ser_daemon.head import softmax
-    from ser_daemon.inference import embedding_output
+    from ser_daemon.core.head import softmax
+    from ser_daemon.model.inference import embedding_output
     from ser_daemon.training.ensemble import build_ensemble
 
     a = build_model((197, 64), 4, ModelConfig(width=4, window_norm="centre"), seed=1)
@@ -64,9 +64,9 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def test_ensemble_cli_writes_a_bundle_that_litert_and_profiles_use(members: list[Path], tmp_path: Path) -> None:
-    from ser_daemon.head import softmax
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.core.head import softmax
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.ensemble import main
 
     out = tmp_path / "ens"

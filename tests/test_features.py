@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from conftest import reference_module
-from ser_daemon.cli import demo_recording
+from ser_daemon.app.options import demo_recording
 from ser_daemon.errors import ConfigError
-from ser_daemon.features import FeatureConfig, StreamingLogMel, frames_for_samples, log_mel, mel_filterbank
-from ser_daemon.sources import read_wav
+from ser_daemon.core.features import FeatureConfig, StreamingLogMel, frames_for_samples, log_mel, mel_filterbank
+from ser_daemon.audio.sources import read_wav
 
 CFG = FeatureConfig()
 

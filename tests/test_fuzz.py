@@ -12,10 +12,13 @@ import tomllib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ser_daemon.cli import _OPTIONS, _from_toml, config_from_options
-from ser_daemon.config import DaemonConfig, flatten_config, parse_endpoint, parse_osc_target, read_toml
+from ser_daemon.app.options import _OPTIONS, _from_toml, config_from_options
+from ser_daemon.app.config import DaemonConfig, flatten_config
+from ser_daemon.net.endpoints import parse_endpoint
+from ser_daemon.outputs.osc_targets import parse_osc_target
+from ser_daemon.bounded import read_toml
 from ser_daemon.errors import SerError
-from ser_daemon.mapping import mapping_from_dict
+from ser_daemon.outputs.mapping import mapping_from_dict
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True),
                       st.text(max_size=30))
@@ -141,9 +144,9 @@ def test_websocket_input_never_hurts_the_server(messages: list) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    from ser_daemon.config import Endpoint
-    from ser_daemon.state import EmotionState
-    from ser_daemon.ws_server import WsBroadcaster
+    from ser_daemon.net.endpoints import Endpoint
+    from ser_daemon.core.state import EmotionState
+    from ser_daemon.outputs.websocket import WsBroadcaster
 
     async def main() -> None:
         ws = WsBroadcaster({"type": "hello"})

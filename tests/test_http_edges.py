@@ -16,9 +16,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import timeout
-from ser_daemon.config import Endpoint
-from ser_daemon.ingest import IngestServer
-from ser_daemon.ws_server import AccessPolicy, LogLimiter, WsBroadcaster
+from ser_daemon.net.endpoints import Endpoint
+from ser_daemon.net.ingest import IngestServer
+from ser_daemon.net.websocket_server import AccessPolicy, LogLimiter
+from ser_daemon.outputs.websocket import WsBroadcaster
 
 TOKEN = "s3cret-token-0123456789"
 UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("keras", reason="the model definition needs Keras")
 
-from ser_daemon.speaker_norm import LOG_PER_DB  # noqa: E402
+from ser_daemon.core.speaker_norm import LOG_PER_DB  # noqa: E402
 from ser_daemon.training.datasets import Clip  # noqa: E402
 from ser_daemon.training.model_def import ModelConfig, build_model  # noqa: E402
 from ser_daemon.training.train import FeatureSet, apply_speaker_norm  # noqa: E402
@@ -31,7 +31,7 @@ def _speechlike(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def test_plain_cnn_ignores_a_level_shift_the_branch_sees_it() -> None:
-    from ser_daemon.inference import embedding_output
+    from ser_daemon.model.inference import embedding_output
 
     import keras
 
@@ -105,7 +105,7 @@ def test_centred_window_ignores_the_gain_but_keeps_the_spread() -> None:
                                                ("band", lambda c, f: f * c), ("attention", lambda c, f: c)])
 def test_pooling_sets_the_embedding_the_head_and_profiles_read(pooling: str, width_of) -> None:  # type: ignore[no-untyped-def]
     """The head's input is the pooled vector: wider for mean+max and per-band pooling, found by name."""
-    from ser_daemon.inference import embedding_output
+    from ser_daemon.model.inference import embedding_output
 
     model = build_model((197, 64), 5, ModelConfig(width=4, window_norm="centre", pooling=pooling), seed=1)
     channels = 4 * 8  # the last of 4 blocks has width x 8 channels
@@ -121,7 +121,7 @@ def test_mean_max_pooling_sees_a_short_burst_that_the_mean_dilutes() -> None:
     """A burst in a tenth of the window moves the max half of the embedding as much as a burst 10x as long."""
     import keras
 
-    from ser_daemon.inference import embedding_output
+    from ser_daemon.model.inference import embedding_output
 
     model = build_model((200, 64), 5, ModelConfig(width=4, window_norm="centre", pooling="meanmax"), seed=2)
     emb = keras.Model(model.input, embedding_output(model))

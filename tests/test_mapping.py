@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ser_daemon.errors import ConfigError
-from ser_daemon.mapping import ARKIT_BLENDSHAPES, VRM1_PRESETS, load_mapping, mapping_from_dict
+from ser_daemon.outputs.mapping import ARKIT_BLENDSHAPES, VRM1_PRESETS, load_mapping, mapping_from_dict
 
 RAVDESS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
@@ -228,7 +228,7 @@ def test_messages_name_the_file_and_the_fix(tmp_path) -> None:
 
 
 def test_a_mapping_built_in_code_may_leave_out_the_neutral_row() -> None:
-    from ser_daemon.mapping import ExpressionMapping
+    from ser_daemon.outputs.mapping import ExpressionMapping
 
     m = ExpressionMapping(("happy",), {"vrm": ("happy", "neutral")}, {"vrm": {"happy": {"happy": 1.0}}})
     assert m.weights([1.0]) == {"happy": 1.0, "neutral": 0.0}

@@ -1,4 +1,4 @@
-"""The daemon's process runs BLAS on one thread unless the user set a count (ser_daemon.math_threads)."""
+"""The daemon's process runs BLAS on one thread unless the user set a count (ser_daemon.app.math_threads)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ser_daemon.math_threads import MATH_THREAD_VARIABLES, limit_math_threads
+from ser_daemon.app.math_threads import MATH_THREAD_VARIABLES, limit_math_threads
 
 
 def test_unset_variables_get_one_thread_and_the_users_own_are_kept() -> None:

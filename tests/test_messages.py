@@ -7,8 +7,16 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
 from conftest import reference_module
-from ser_daemon.messages import dumps, generic_osc_messages, hello_json, osc_message, osc_name, osc_packets, state_json
-from ser_daemon.state import EmotionState
+from ser_daemon.outputs.messages import (
+    dumps,
+    generic_osc_messages,
+    hello_json,
+    osc_message,
+    osc_name,
+    osc_packets,
+    state_json,
+)
+from ser_daemon.core.state import EmotionState
 
 
 def make_state(**kw) -> EmotionState:
@@ -114,7 +122,7 @@ def test_bad_addresses_and_tags_are_refused() -> None:
 
 
 def test_header_cache_is_bounded() -> None:
-    from ser_daemon import messages
+    from ser_daemon.outputs import messages
 
     for k in range(messages._MAX_HEADERS + 10):
         osc_message(f"/cache/{k}", ("i", k))
@@ -145,7 +153,7 @@ def test_state_json_fields_exactly() -> None:
 
 def test_hello_and_status_messages_exactly() -> None:
     from ser_daemon import __version__
-    from ser_daemon.messages import status_json
+    from ser_daemon.outputs.messages import status_json
 
     assert hello_json(labels=("a", "b"), model="m", sample_rate=16000, window_ms=1000.12345, hop_ms=250.12345,
                       streams=("mic",)) == {
@@ -166,7 +174,7 @@ def test_silence_is_voice_zero_and_packets_are_bundled_by_default() -> None:
 
 
 def test_an_unsure_state_says_so_on_both_wires() -> None:
-    from ser_daemon.messages import UNSURE
+    from ser_daemon.outputs.messages import UNSURE
 
     st = make_state(uncertain=True)
     assert OscMessage(generic_osc_messages(st)[0]).params[0] == UNSURE

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.audio_prep import load_audio
+from ser_daemon.audio.clips import load_audio
 from ser_daemon.errors import AudioInputError
 from ser_daemon.training.datasets import corpus_labels, load_dataset
 from ser_daemon.training.synthetic import write_synthetic_dataset

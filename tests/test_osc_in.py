@@ -31,9 +31,9 @@ from tiny_model import LABELS, tone, write_wav
 
 # What SER_Label shows at rest and while muted: the neutral class's number (0 is only "unsure").
 REST_LABEL = 1 + LABELS.index("neutral")
-from ser_daemon.osc_in import DropLog, OscLimits, OscRejected, parse_osc
-from ser_daemon.vrchat import VRChatInput
-from ser_daemon.vrchat_link import VRChatLink
+from ser_daemon.net.osc_in import DropLog, OscLimits, OscRejected, parse_osc
+from ser_daemon.vrchat.input import VRChatInput
+from ser_daemon.vrchat.link import VRChatLink
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import osc_listener_fuzz  # noqa: E402

@@ -3,8 +3,8 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
 from ser_daemon.errors import ConfigError
-from ser_daemon.mapping import load_mapping
-from ser_daemon.osc_profiles import VmcProfile, VRChatProfile, VxpProfile, make_profile
+from ser_daemon.outputs.mapping import load_mapping
+from ser_daemon.outputs.osc_schemes import VmcProfile, VRChatProfile, VxpProfile, make_profile
 from test_messages import make_state
 
 LABELS = ("neutral", "happy", "angry")
@@ -161,7 +161,7 @@ def test_throttle_interval_boundary_and_float_step() -> None:
 
 
 def test_generic_profile_addresses_weights_and_status() -> None:
-    from ser_daemon.osc_profiles import GenericProfile
+    from ser_daemon.outputs.osc_schemes import GenericProfile
 
     st = make_state(stream="left ear")
     w = {"vrm": {"happy": 0.5}, "arkit": {"jawOpen": 0.25}, "vrm0": {"Joy": 1.0}}
@@ -178,18 +178,18 @@ def test_generic_profile_addresses_weights_and_status() -> None:
 
 
 def test_make_profile_by_name(caplog: pytest.LogCaptureFixture) -> None:
-    from ser_daemon.osc_profiles import GenericProfile
+    from ser_daemon.outputs.osc_schemes import GenericProfile
 
     assert isinstance(make_profile("generic", LABELS, bundle=False), GenericProfile)
     assert make_profile("generic", LABELS, bundle=False).bundle is False
     assert make_profile("vmc", LABELS, bundle=False).bundle is False
     vr = make_profile("vrchat", LABELS, vrchat_prefix="Face_", max_hz=2.0)
     assert isinstance(vr, VRChatProfile) and vr.prefix == "Face_" and vr.min_interval_s == 0.5
-    with caplog.at_level("WARNING", logger="ser_daemon.osc_profiles"):
+    with caplog.at_level("WARNING", logger="ser_daemon.outputs.osc_schemes"):
         vx = make_profile("vxp", ("neutral", "happy", "bored"), max_hz=2.0)
     assert isinstance(vx, VxpProfile) and vx.min_interval_s == 0.5
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
-        ("ser_daemon.osc_profiles", "vxp profile: classes ['bored'] have no VXP number; sent as 0")]
+        ("ser_daemon.outputs.osc_schemes", "vxp profile: classes ['bored'] have no VXP number; sent as 0")]
     caplog.clear()
     make_profile("vxp", ("neutral", "happy"))
     assert caplog.records == []
@@ -198,7 +198,7 @@ def test_make_profile_by_name(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_defaults_and_messages() -> None:
-    from ser_daemon.osc_profiles import GenericProfile, check_vrchat_name
+    from ser_daemon.outputs.osc_schemes import GenericProfile, check_vrchat_name
 
     assert VRChatProfile(LABELS).min_interval_s == 0.2 and VxpProfile().min_interval_s == 0.2  # 5 Hz
     vr = make_profile("vrchat", LABELS)
@@ -224,7 +224,7 @@ def test_defaults_and_messages() -> None:
 
 
 def test_generic_weights_go_out_as_floats() -> None:
-    from ser_daemon.osc_profiles import GenericProfile
+    from ser_daemon.outputs.osc_schemes import GenericProfile
 
     [pkt] = GenericProfile().encode(make_state(), {"vrm": {"happy": 1}, "arkit": {"jawOpen": 0.5}}, now=0.0)
     msgs = {m.address: m for m in OscBundle(pkt)}

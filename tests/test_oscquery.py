@@ -26,7 +26,7 @@ from helpers import REPO, UdpReceiver, daemon_cmd, free_port
 from tiny_model import tone, write_wav
 
 zeroconf = pytest.importorskip("zeroconf")
-from ser_daemon.oscquery import advertise  # noqa: E402
+from ser_daemon.vrchat.oscquery import advertise  # noqa: E402
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
 

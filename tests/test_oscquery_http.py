@@ -25,7 +25,7 @@ from pythonoscquery.shared.osc_address_space import OSCAddressSpace  # noqa: E40
 from pythonoscquery.shared.osc_host_info import OSCHostInfo  # noqa: E402
 from pythonoscquery.shared.osc_path_node import OSCPathNode  # noqa: E402
 
-from ser_daemon.oscquery_http import OscQueryHttpServer, host_allowed  # noqa: E402
+from ser_daemon.net.oscquery_http import OscQueryHttpServer, host_allowed  # noqa: E402
 
 
 @pytest.fixture

@@ -19,10 +19,13 @@ import pytest
 from conftest import timeout
 from fakes import StubClassifier, stub_bundle, tone
 from helpers import UdpReceiver
-from ser_daemon.config import AnalysisSettings, DaemonConfig, Endpoint, OscTarget
-from ser_daemon.ingest import IngestSource, ProtocolError
-from ser_daemon.osc_out import OscSender
-from ser_daemon.osc_profiles import GenericProfile
+from ser_daemon.core.settings import AnalysisSettings
+from ser_daemon.app.config import DaemonConfig
+from ser_daemon.net.endpoints import Endpoint
+from ser_daemon.outputs.osc_targets import OscTarget
+from ser_daemon.net.ingest import IngestSource, ProtocolError
+from ser_daemon.outputs.osc import OscSender
+from ser_daemon.outputs.osc_schemes import GenericProfile
 from tiny_model import write_wav
 
 
@@ -43,7 +46,7 @@ def test_osc_send_failures_are_counted_and_logged_once(caplog: pytest.LogCapture
     profile = _Packets([too_big, b"/ok\x00,\x00\x00\x00", too_big])
     sender = OscSender([(OscTarget(Endpoint("127.0.0.1", rx.port)), profile)])
     try:
-        with caplog.at_level(logging.WARNING, logger="ser_daemon.osc_out"):
+        with caplog.at_level(logging.WARNING, logger="ser_daemon.outputs.osc"):
             for _ in range(3):
                 sender.send_state(None, {}, 0.0)  # type: ignore[arg-type]
         assert (sender.sent, sender.errors) == (3, 6)
@@ -94,7 +97,7 @@ def test_final_state_reaches_the_client_flagged(tmp_path) -> None:
     """On stop the last state a client gets is flagged final (not merely neutral by smoothing)."""
     from websockets.asyncio.client import connect
 
-    from ser_daemon.daemon import Daemon
+    from ser_daemon.app.daemon import Daemon
 
     # Ends loud: without the final state the last state would be angry, with voice.
     wav = write_wav(tmp_path / "clip.wav", np.concatenate([np.zeros(8000, np.float32), tone(3000, 1.75)]))
@@ -138,7 +141,7 @@ def test_final_state_reaches_the_client_flagged(tmp_path) -> None:
 def test_stopping_a_daemon_that_has_ended_is_harmless(tmp_path) -> None:
     """stop() after the daemon ended on its own (its loop closed) must not raise: a caller racing
     the end of a --fast replay did get 'Event loop is closed' (1 in ~40 runs of the test above)."""
-    from ser_daemon.daemon import Daemon
+    from ser_daemon.app.daemon import Daemon
 
     wav = write_wav(tmp_path / "clip.wav", tone(3000, 1.25))
     bundle = stub_bundle()

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from ser_daemon.config import AnalysisSettings, SmoothingSettings
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
 from ser_daemon.errors import ConfigError
-from ser_daemon.inference import load_classifier
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.pipeline import Analyzer, StreamProcessor, replay_audio
+from ser_daemon.model.inference import load_classifier
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.model.analyzer import Analyzer, replay_audio
+from ser_daemon.core.pipeline import StreamProcessor
 from tiny_model import tone
 
 pytestmark = pytest.mark.needs_tf

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from fakes import LABELS, StubClassifier, stub_bundle, tone
-from ser_daemon.config import AnalysisSettings, SmoothingSettings
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
 from ser_daemon.errors import ConfigError
-from ser_daemon.pipeline import Analyzer, StreamProcessor, replay_audio
+from ser_daemon.model.analyzer import Analyzer, replay_audio
+from ser_daemon.core.pipeline import StreamProcessor
 
 BUNDLE = stub_bundle()
 SMOOTH = SmoothingSettings(ema_ms=1000.0, hysteresis=0.1, min_dwell_ms=0.0, hold_ms=500.0, decay_ms=1500.0,
@@ -190,7 +191,7 @@ def test_replay_uses_audio_time_and_every_hop() -> None:
 
 # -- more exact arithmetic -------------------------------------------------------------------
 
-from ser_daemon.features import log_mel  # noqa: E402
+from ser_daemon.core.features import log_mel  # noqa: E402
 
 
 @pytest.mark.parametrize("blocks", [[320], [1, 319, 4001, 7], [16000 * 3]])
@@ -317,7 +318,7 @@ class _Recording(StubClassifier):
 
 
 def test_speaker_normalisation_from_the_bundle_reaches_the_model() -> None:
-    from ser_daemon.speaker_norm import SpeakerNormSettings
+    from ser_daemon.core.speaker_norm import SpeakerNormSettings
 
     norm = SpeakerNormSettings(prior=(1.0,) * BUNDLE.features.n_mels)
     bundle = dataclasses.replace(BUNDLE, speaker_norm=norm)
@@ -329,7 +330,7 @@ def test_speaker_normalisation_from_the_bundle_reaches_the_model() -> None:
 
 
 def test_the_speaker_reference_learns_only_from_voiced_audio() -> None:
-    from ser_daemon.speaker_norm import SpeakerNormSettings
+    from ser_daemon.core.speaker_norm import SpeakerNormSettings
 
     norm = SpeakerNormSettings(prior=(0.0,) * BUNDLE.features.n_mels, prior_frames=10.0)
     proc = StreamProcessor("s", LABELS, BUNDLE.features, 1.0, SETTINGS, 16000, speaker_norm=norm)

@@ -2,7 +2,7 @@
 
 Windows has no ``loop.add_signal_handler`` (NotImplementedError), delivers Ctrl-C/Ctrl-Break
 as SIGINT/SIGBREAK through ``signal.signal`` and closing the console through a console
-control handler.  The seams of ``ser_daemon.platform`` let those paths run here; the signals
+control handler.  The seams of ``ser_daemon.app.stop_requests`` let those paths run here; the signals
 that can be real (SIGINT through ``signal.signal``, SIGHUP, SIGTERM) are real.
 """
 
@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from ser_daemon import platform as plat
-from ser_daemon.platform import StopRequest, install_stop_handlers
+from ser_daemon.app import stop_requests as plat
+from ser_daemon.app.stop_requests import StopRequest, install_stop_handlers
 
 
 def _not_implemented(*args: object) -> None:
@@ -188,7 +188,7 @@ def test_exit_codes(signum: int, windows: bool, code: int) -> None:
 
 
 def test_memory_trimmer_waits_for_the_wave_of_ends_to_be_over() -> None:
-    from ser_daemon.memory import Trimmer, trim
+    from ser_daemon.app.memory import Trimmer, trim
 
     now = [0.0]
     calls: list[float] = []

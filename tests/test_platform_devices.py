@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ser_daemon import platform
+from ser_daemon import os_defaults as platform
 from ser_daemon.errors import AudioInputError
-from ser_daemon.sources import choose_device, format_device_list, input_devices_from
+from ser_daemon.audio.sources import choose_device, format_device_list, input_devices_from
 
 # What sounddevice's query_hostapis() / query_devices() return on a Windows 11 PC with a USB headset
 # (the shape PortAudio gives: every device once per host API, MME names cut at 31 characters).

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.model_bundle import load_bundle
+from ser_daemon.model.bundle import load_bundle
 
 RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
 HELDOUT_TWIN = Path(__file__).resolve().parents[1] / "models" / "heldout"
@@ -39,11 +39,11 @@ def _recall(counts: dict[str, list[int]]) -> dict[str, float]:
 
 
 def test_a_profile_of_three_emotions_keeps_the_others_and_improves_its_own() -> None:
-    from ser_daemon.audio_prep import load_audio
-    from ser_daemon.enroll import Take, fit_profile
-    from ser_daemon.features import log_mel
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.speaker_norm import voiced_frames
+    from ser_daemon.audio.clips import load_audio
+    from ser_daemon.profiles.enroll import Take, fit_profile
+    from ser_daemon.core.features import log_mel
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.core.speaker_norm import voiced_frames
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.enroll_eval import _clip_accuracy, pick_enrollment
 

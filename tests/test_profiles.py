@@ -24,16 +24,30 @@ from conftest import timeout
 from helpers import REPO, daemon_cmd
 from tiny_model import tone, write_wav
 
-from ser_daemon.config import AnalysisSettings
-from ser_daemon.enroll import (HEAD_L2, HEAD_L2_GRID, PARTIAL_MIN_L2, Take, _streamed, _streamed_by_take, blend_heads,
-                               check_take, choose_head_l2, fit_head, fit_profile, head_trust, pull_grid,
-                               streamed_windows)
+from ser_daemon.core.settings import AnalysisSettings
+from ser_daemon.profiles.enroll import (
+    HEAD_L2,
+    HEAD_L2_GRID,
+    PARTIAL_MIN_L2,
+    Take,
+    _streamed,
+    _streamed_by_take,
+    blend_heads,
+    check_take,
+    choose_head_l2,
+    fit_head,
+    fit_profile,
+    head_trust,
+    pull_grid,
+    streamed_windows,
+)
 from ser_daemon.errors import ConfigError, ModelError, ProfileError
-from ser_daemon.head import LinearHead, softmax
-from ser_daemon.inference import load_classifier
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.pipeline import Analyzer, StreamProcessor, replay_audio
-from ser_daemon.profiles import (
+from ser_daemon.core.head import LinearHead, softmax
+from ser_daemon.model.inference import load_classifier
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.model.analyzer import Analyzer, replay_audio
+from ser_daemon.core.pipeline import StreamProcessor
+from ser_daemon.profiles.store import (
     FORMAT_VERSION,
     Profile,
     delete_profile,
@@ -107,7 +121,7 @@ def test_each_labels_takes_are_streamed_once_and_every_window_goes_to_the_take_i
 
 def test_a_streamed_windows_centre_is_where_its_audio_is_centred(bundle) -> None:
     """Each window equals the features of the audio span centred on the sample reported for it."""
-    from ser_daemon.audio_prep import cut_windows, features_of
+    from ser_daemon.audio.clips import cut_windows, features_of
 
     audio = np.concatenate([voice(200, seed=4), voice(3000, seed=5)])
     windows, centres = _streamed(audio, bundle, np.zeros(64, np.float32))
@@ -551,7 +565,7 @@ def test_bad_enrollment_input_exits_2_with_one_line_and_writes_nothing(profile_b
 
 
 def test_only_microphones_update_a_profile_unless_asked(tmp_path) -> None:
-    from ser_daemon.config import DaemonConfig
+    from ser_daemon.app.config import DaemonConfig
 
     wav = tmp_path / "someone.wav"
     assert DaemonConfig(device=(3,), profile="me").updates_profile

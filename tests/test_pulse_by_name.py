@@ -24,7 +24,7 @@ from test_capture_pulse import _start_pulse, _stop_pulse, private_pulse_env
 from tiny_model import tone, write_wav
 
 from ser_daemon.errors import AudioInputError
-from ser_daemon.sound_server import format_sources, match_source, parse_sources
+from ser_daemon.audio.sound_server import format_sources, match_source, parse_sources
 
 PACTL_LIST = """Source #0
 \tState: IDLE

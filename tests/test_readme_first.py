@@ -68,7 +68,7 @@ def test_windows_from_nothing() -> None:
 
 
 def test_linux_source_selection_is_described_as_the_cli_prints_it() -> None:
-    from ser_daemon.sound_server import format_sources
+    from ser_daemon.audio.sound_server import format_sources
 
     header = format_sources([]).splitlines()[0].split(":")[0]
     assert header in README and "--device \"USB Headset\"" in README
@@ -97,7 +97,7 @@ def test_the_web_view_costs_no_enrollment_code_until_a_calibration_starts() -> N
     """The README's --web figure: Calibrate's enrollment code (scipy.signal, ~50 MiB) loads on first use."""
     import sys
 
-    code = ("import sys, ser_daemon.daemon, ser_daemon.calibration, ser_daemon.ws_server; "
-            "print('scipy.signal' in sys.modules, 'ser_daemon.enroll' in sys.modules)")
+    code = ("import sys, ser_daemon.app.daemon, ser_daemon.profiles.calibration, ser_daemon.outputs.websocket; "
+            "print('scipy.signal' in sys.modules, 'ser_daemon.profiles.enroll' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout(60), cwd=REPO)
     assert r.stdout.split() == ["False", "False"], r.stderr

@@ -3,7 +3,7 @@ import pytest
 from scipy.signal import upfirdn
 
 from ser_daemon.errors import ConfigError
-from ser_daemon.resample import StreamingResampler, downmix
+from ser_daemon.core.resample import StreamingResampler, downmix
 
 
 @pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000, 16000])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ser_daemon.errors import ConfigError
-from ser_daemon.ringbuffer import AudioRing
+from ser_daemon.core.ringbuffer import AudioRing
 
 
 def ramp(start: int, n: int, channels: int = 1) -> np.ndarray:

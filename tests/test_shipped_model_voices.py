@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.inference import load_classifier
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.pipeline import replay_audio
+from ser_daemon.model.inference import load_classifier
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.model.analyzer import replay_audio
 
 RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
 HELDOUT_TWIN = Path(__file__).resolve().parents[1] / "models" / "heldout"

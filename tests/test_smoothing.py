@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ser_daemon.config import SmoothingSettings
+from ser_daemon.core.settings import SmoothingSettings
 from ser_daemon.errors import ConfigError
-from ser_daemon.smoothing import NEUTRAL, Smoother
+from ser_daemon.core.smoothing import NEUTRAL, Smoother
 
 LABELS = ("neutral", "happy", "sad", "angry")
 HOP = 0.25

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.config import AnalysisSettings
+from ser_daemon.core.settings import AnalysisSettings
 from ser_daemon.errors import ConfigError, ModelError
-from ser_daemon.features import FeatureConfig, log_mel
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.pipeline import StreamProcessor
-from ser_daemon.speaker_norm import SpeakerNormalizer, SpeakerNormSettings, speaker_reference, voiced_frames
+from ser_daemon.core.features import FeatureConfig, log_mel
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.core.pipeline import StreamProcessor
+from ser_daemon.core.speaker_norm import SpeakerNormalizer, SpeakerNormSettings, speaker_reference, voiced_frames
 from tiny_model import tone
 
 BANDS = 4

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import timeout
 from helpers import REPO
-from ser_daemon import startup
+from ser_daemon.app import startup
 from ser_daemon.errors import BackendUnavailable, import_failure
 
 
@@ -29,7 +29,7 @@ def test_the_entry_module_installs_handlers_before_anything_heavy_is_imported() 
     """The window in which Python (not we) handles a signal ends at ser-daemon's first line."""
     code = ("import sys, signal; import ser_daemon.__main__ as m; m.install_startup_handlers(); "
             "print(signal.getsignal(signal.SIGTERM).__name__, "
-            "sorted({'numpy', 'logging', 'typing', 'ser_daemon.cli', 'ser_daemon.platform'} & set(sys.modules)))")
+            "sorted({'numpy', 'logging', 'typing', 'ser_daemon.cli', 'ser_daemon.app.stop_requests'} & set(sys.modules)))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=timeout(30))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split(None, 1) == ["exit_at_once", "[]\n"]
@@ -103,7 +103,7 @@ class _Failing(importlib.abc.MetaPathFinder):
     (ModuleNotFoundError("No module named 'ai_edge_litert'"), BackendUnavailable),
 ])
 def test_litert_guard_passes_interrupts_through(monkeypatch, tmp_path, exc, expected) -> None:
-    from ser_daemon.inference import LiteRTClassifier
+    from ser_daemon.model.inference import LiteRTClassifier
 
     monkeypatch.delitem(sys.modules, "ai_edge_litert.interpreter", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_Failing(exc), *sys.meta_path])
@@ -116,7 +116,7 @@ def test_litert_guard_passes_interrupts_through(monkeypatch, tmp_path, exc, expe
 _IN_THE_IMPORT = textwrap.dedent("""
     import signal, sys, time
     import numpy  # the daemon has it loaded by then: what is left is LiteRT's own import
-    from ser_daemon.startup import install_startup_handlers
+    from ser_daemon.app.startup import install_startup_handlers
     install_startup_handlers([signal.SIGALRM])  # SIGALRM: the one signal a timer can send this precisely
     signal.setitimer(signal.ITIMER_REAL, float(sys.argv[1]))
     from ai_edge_litert.interpreter import Interpreter
@@ -167,7 +167,7 @@ def test_a_step_in_its_own_thread_is_given_up_without_holding_the_exit() -> None
     import threading
     import time
 
-    from ser_daemon.vrchat_link import _in_own_thread
+    from ser_daemon.vrchat.link import _in_own_thread
 
     release = threading.Event()
     closed: list[str] = []

@@ -14,10 +14,10 @@ from pythonosc.osc_bundle import OscBundle
 
 from ser_daemon.cluster.settings import ClusterSettings
 from ser_daemon.cluster.stream_osc import StreamOscOut
-from ser_daemon.config import Endpoint
+from ser_daemon.net.endpoints import Endpoint
 from ser_daemon.errors import ConfigError
-from ser_daemon.ingest_protocol import IngestSession, OscAllowlist, ProtocolError, Started, parse_start
-from ser_daemon.state import EmotionState
+from ser_daemon.net.ingest_protocol import IngestSession, OscAllowlist, ProtocolError, Started, parse_start
+from ser_daemon.core.state import EmotionState
 
 
 def _start(**extra: object) -> str:

@@ -17,7 +17,7 @@ from pythonosc.osc_bundle import OscBundle
 
 from conftest import timeout
 from helpers import REPO, UdpReceiver, daemon_cmd, free_port
-from ser_daemon.ingest import ProtocolError, parse_start
+from ser_daemon.net.ingest import ProtocolError, parse_start
 from tiny_model import tone, write_wav
 
 

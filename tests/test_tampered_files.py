@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from conftest import timeout
 from helpers import REPO, daemon_cmd
 from ser_daemon.errors import ProfileError
-from ser_daemon.head import LinearHead
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.profiles import Profile, profile_path, read_profile
-from ser_daemon.profiles_cli import _describe
+from ser_daemon.core.head import LinearHead
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.profiles.store import Profile, profile_path, read_profile
+from ser_daemon.profiles.cli import _describe
 
 pytestmark = pytest.mark.slow  # most cases run the CLI
 
@@ -238,7 +238,7 @@ def test_config_files_that_broke_the_parser_are_one_line(tmp_path, text: str, ca
 def real_config_lines() -> list[str]:
     """The template --write-config writes, every option switched on."""
     from ser_daemon.cli import build_parser
-    from ser_daemon.config_template import config_template
+    from ser_daemon.app.config_template import config_template
 
     out = []
     for line in config_template(build_parser()).splitlines():
@@ -260,8 +260,8 @@ CONFIG_VALUES = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_random_corruptions_of_a_real_config_are_refused_or_load(tmp_path_factory, data) -> None:
-    from ser_daemon.cli import _from_toml, config_from_options
-    from ser_daemon.config import DaemonConfig, load_toml
+    from ser_daemon.app.options import _from_toml, config_from_options
+    from ser_daemon.app.config import DaemonConfig, load_toml
     from ser_daemon.errors import SerError
 
     lines = real_config_lines()
@@ -324,7 +324,7 @@ def test_a_model_file_with_flipped_bytes_or_a_wrong_input_shape_is_refused(tmp_p
 @given(st.data())
 def test_random_corruptions_of_a_real_model_bundle_are_refused_or_run(tmp_path_factory, data) -> None:
     from ser_daemon.errors import SerError
-    from ser_daemon.inference import load_classifier
+    from ser_daemon.model.inference import load_classifier
 
     folder = copy_shipped(tmp_path_factory.mktemp("bundle"))
     how = data.draw(st.sampled_from(["json_value", "json_bytes", "tflite_bytes"]))

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.config import AnalysisSettings, SmoothingSettings, VadSettings
-from ser_daemon.features import FeatureConfig, mel_filterbank
-from ser_daemon.model_bundle import ModelBundle
-from ser_daemon.pipeline import replay_audio
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings, VadSettings
+from ser_daemon.core.features import FeatureConfig, mel_filterbank
+from ser_daemon.model.bundle import ModelBundle
+from ser_daemon.model.analyzer import replay_audio
 from ser_daemon.training.datasets import Clip
 from ser_daemon.training.timeline import (
     UNSURE,

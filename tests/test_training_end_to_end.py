@@ -34,8 +34,8 @@ def bundle(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_writes_a_loadable_bundle(bundle: Path) -> None:
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
 
     b = load_bundle(bundle)
     assert b.labels == ("angry", "neutral", "sleepy")
@@ -105,7 +105,7 @@ def test_eval_refuses_fewer_than_one_draw(bundle: Path, corpus: Path, tmp_path: 
 def test_same_seed_same_model(corpus: Path) -> None:
     from dataclasses import replace
 
-    from ser_daemon.features import FeatureConfig
+    from ser_daemon.core.features import FeatureConfig
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.model_def import ModelConfig
     from ser_daemon.training.train import TrainConfig, build_feature_set, configure_tensorflow, fit_model
@@ -128,7 +128,7 @@ def test_per_epoch_augmentations_reuse_the_feature_cache(corpus: Path, tmp_path:
     """Stretching, speaker mixing and backwards play act on cached features: one cache file serves them all."""
     from dataclasses import replace
 
-    from ser_daemon.features import FeatureConfig
+    from ser_daemon.core.features import FeatureConfig
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.train import TrainConfig, build_feature_set
 
@@ -192,8 +192,8 @@ def test_two_corpora_train_one_speaker_normalised_model(corpus: Path, tmp_path: 
     """Several --data folders (different layouts) make one model; speaker references go with it."""
     from dataclasses import replace
 
-    from ser_daemon.features import FeatureConfig
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.core.features import FeatureConfig
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.train import TrainConfig, apply_speaker_norm, build_feature_set, speaker_references
     from ser_daemon.training.train_cli import main
@@ -232,7 +232,7 @@ def test_two_corpora_train_one_speaker_normalised_model(corpus: Path, tmp_path: 
 
 
 def test_ser_train_without_speaker_norm_writes_none(corpus: Path, tmp_path: Path) -> None:
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.train_cli import main
 
     out = tmp_path / "plain"
@@ -242,8 +242,8 @@ def test_ser_train_without_speaker_norm_writes_none(corpus: Path, tmp_path: Path
 
 
 def test_level_branch_trains_exports_and_serves_its_embedding(corpus: Path, tmp_path: Path) -> None:
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.train_cli import main
 
     out = tmp_path / "level"
@@ -272,9 +272,9 @@ def test_level_branch_needs_speaker_norm(corpus: Path, tmp_path: Path, capsys: p
 def test_merge_trains_one_class_for_two_and_eval_and_enroll_follow(corpus: Path, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """--merge sleepy=neutral: the bundle has no "sleepy", sleepy clips are scored and enrolled as neutral."""
-    from ser_daemon import profiles_cli
-    from ser_daemon.model_bundle import load_bundle
-    from ser_daemon.profiles import load_profile
+    from ser_daemon.profiles import cli as profiles_cli
+    from ser_daemon.model.bundle import load_bundle
+    from ser_daemon.profiles.store import load_profile
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.eval_cli import main as eval_main
     from ser_daemon.training.train_cli import main
@@ -308,9 +308,9 @@ def test_front_end_settings_travel_with_the_model_to_the_streaming_pipeline(corp
     """--mel-bands/--frame-ms change the bundle's features; the daemon's own pipeline follows them."""
     import soundfile as sf
 
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
-    from ser_daemon.pipeline import replay_audio
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
+    from ser_daemon.model.analyzer import replay_audio
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.train_cli import main
 
@@ -336,8 +336,8 @@ def test_weight_averaging_keeps_the_mean_of_the_last_epochs_and_mixup_trains(
         corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from dataclasses import replace
 
-    from ser_daemon.features import FeatureConfig
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.core.features import FeatureConfig
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training import train as train_mod
     from ser_daemon.training.datasets import load_dataset
     from ser_daemon.training.model_def import ModelConfig
@@ -377,7 +377,7 @@ def test_speaker_adversary_reverses_only_the_speaker_gradient_and_exports_the_pl
         corpus: Path, tmp_path: Path) -> None:
     import keras
 
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.model_def import ModelConfig, build_model, with_speaker_adversary
     from ser_daemon.training.train_cli import main
 
@@ -411,8 +411,8 @@ def test_speaker_adversary_reverses_only_the_speaker_gradient_and_exports_the_pl
 
 
 def test_centred_window_model_exports_to_litert_that_agrees_with_keras(corpus: Path, tmp_path: Path) -> None:
-    from ser_daemon.inference import load_classifier
-    from ser_daemon.model_bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.train_cli import main
 
     out = tmp_path / "centre"

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser_daemon.features import FeatureConfig, frames_for_samples
+from ser_daemon.core.features import FeatureConfig, frames_for_samples
 from ser_daemon.training.audio_prep import cut_windows, features_of, speech_bounds, window_starts
-from ser_daemon.training.augment import (AugmentConfig, augment_waveform, colored_noise, mix_speakers, mixup,
-                                         spec_augment, warp_mels)
+from ser_daemon.training.augment import (
+    AugmentConfig,
+    augment_waveform,
+    colored_noise,
+    mix_speakers,
+    mixup,
+    spec_augment,
+    warp_mels,
+)
 from ser_daemon.training.evaluate import classification_report, clip_level, map_labels
 from ser_daemon.training.datasets import Clip
 from ser_daemon.training.synthetic import synth_clip

@@ -161,7 +161,7 @@ def _osc(address: str, *args) -> bytes:
 
 
 def _bundle(*msgs: bytes) -> bytes:
-    from ser_daemon.messages import osc_packets
+    from ser_daemon.outputs.messages import osc_packets
 
     return osc_packets(msgs, bundle=True)[0]
 

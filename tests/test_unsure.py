@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from ser_daemon.config import AnalysisSettings, SmoothingSettings
-from ser_daemon.features import FeatureConfig
-from ser_daemon.mapping import load_mapping
-from ser_daemon.messages import generic_osc_messages, state_json
-from ser_daemon.osc_profiles import VRChatProfile, VxpProfile
-from ser_daemon.pipeline import DueWindow, StreamProcessor
-from ser_daemon.smoothing import NEUTRAL, UNSURE, Smoother
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
+from ser_daemon.core.features import FeatureConfig
+from ser_daemon.outputs.mapping import load_mapping
+from ser_daemon.outputs.messages import generic_osc_messages, state_json
+from ser_daemon.outputs.osc_schemes import VRChatProfile, VxpProfile
+from ser_daemon.core.pipeline import DueWindow, StreamProcessor
+from ser_daemon.core.smoothing import NEUTRAL, UNSURE, Smoother
 from test_messages import make_state
 from test_osc_profiles import decode
 

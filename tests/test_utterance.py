@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from fakes import stub_bundle, tone
-from ser_daemon.config import AnalysisSettings, SmoothingSettings
-from ser_daemon.model_bundle import ModelBundle
-from ser_daemon.pipeline import replay_audio
-from ser_daemon.smoothing import Smoother
-from ser_daemon.utterance import UtteranceTracker
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
+from ser_daemon.model.bundle import ModelBundle
+from ser_daemon.model.analyzer import replay_audio
+from ser_daemon.core.smoothing import Smoother
+from ser_daemon.core.utterance import UtteranceTracker
 
 RATE = 16000
 LABELS = ("neutral", "sad", "angry")

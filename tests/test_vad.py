@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ser_daemon.config import VadSettings
-from ser_daemon.features import FeatureConfig, log_mel
-from ser_daemon.vad import VoiceActivityGate, frame_levels, _calibration_db
+from ser_daemon.core.settings import VadSettings
+from ser_daemon.core.features import FeatureConfig, log_mel
+from ser_daemon.core.vad import VoiceActivityGate, frame_levels, _calibration_db
 from test_features import speech
 
 CFG = FeatureConfig()

@@ -9,8 +9,9 @@ import pytest
 
 from conftest import timeout
 from helpers import REPO, daemon_cmd
-from ser_daemon.cli import build_parser, config_from_options, main
-from ser_daemon.config import parse_origin
+from ser_daemon.cli import build_parser, main
+from ser_daemon.app.options import config_from_options
+from ser_daemon.net.endpoints import parse_origin
 from ser_daemon.errors import ConfigError
 
 GOOD_TOKEN = "s3cret-token-0123456789"

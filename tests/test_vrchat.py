@@ -15,11 +15,12 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from helpers import REPO
 from ser_daemon import cli
 from ser_daemon.errors import ConfigError
-from ser_daemon.mapping import load_mapping
-from ser_daemon.model_bundle import load_bundle
-from ser_daemon.osc_in import OscRejected
-from ser_daemon.osc_profiles import VRChatProfile
-from ser_daemon.vrchat import VRC_BIT_BUDGET, VRChatInput, label_index, plan_from_table, silenced
+from ser_daemon.outputs.mapping import load_mapping
+from ser_daemon.model.bundle import load_bundle
+from ser_daemon.net.osc_in import OscRejected
+from ser_daemon.outputs.osc_schemes import VRChatProfile
+from ser_daemon.outputs.vrchat_params import VRC_BIT_BUDGET, label_index, plan_from_table
+from ser_daemon.vrchat.input import VRChatInput, silenced
 from test_messages import make_state
 
 SHIPPED = load_bundle(REPO / "models" / "default").labels

@@ -26,9 +26,9 @@ from conftest import timeout
 from helpers import REPO, UdpReceiver, daemon_cmd, free_port
 from tiny_model import tone, write_wav
 
-from ser_daemon.outputs import STATUS_MAX_COLUMNS, status_text
-from ser_daemon.oscquery import tree_paths
-from ser_daemon.vrchat_status import VRChatFacts, params_present
+from ser_daemon.outputs.console import STATUS_MAX_COLUMNS, status_text
+from ser_daemon.vrchat.oscquery import tree_paths
+from ser_daemon.vrchat.status import VRChatFacts, params_present
 
 
 # ---------------------------------------------------------------- words (pure)

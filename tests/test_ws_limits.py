@@ -14,9 +14,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import timeout
-from ser_daemon.config import Endpoint
-from ser_daemon.state import EmotionState
-from ser_daemon.ws_server import AccessPolicy, WsBroadcaster
+from ser_daemon.net.endpoints import Endpoint
+from ser_daemon.core.state import EmotionState
+from ser_daemon.net.websocket_server import AccessPolicy
+from ser_daemon.outputs.websocket import WsBroadcaster
 
 HELLO = {"type": "hello", "protocol": 1}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_daemon.features import FeatureConfig, mel_filterbank
-from ser_daemon.model_bundle import write_metadata
+from ser_daemon.core.features import FeatureConfig, mel_filterbank
+from ser_daemon.model.bundle import write_metadata
 
 LABELS = ("neutral", "calm", "happy", "angry")
 WINDOW_S = 1.0
@@ -60,8 +60,8 @@ def build_tiny_bundle(directory: Path, window_s: float = WINDOW_S, profiles: boo
     (directory / "model.tflite").write_bytes(tflite)
     extra, norm = None, None
     if profiles:
-        from ser_daemon.head import LinearHead
-        from ser_daemon.speaker_norm import SpeakerNormSettings
+        from ser_daemon.core.head import LinearHead
+        from ser_daemon.core.speaker_norm import SpeakerNormSettings
 
         extra = {"head": LinearHead(w, b).to_dict()}
         norm = SpeakerNormSettings(prior=(-10.0,) * cfg.n_mels)

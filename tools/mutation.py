@@ -31,9 +31,12 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Module paths below ser_daemon/: the sans-I/O core, and the pure modules it was measured with before the
+# layers became folders (the mapping, the wire formats, the OSC schemes, the option checks, the offline replay).
 CORE = (
-    "ringbuffer", "resample", "features", "vad", "smoothing",
-    "pipeline", "mapping", "messages", "osc_profiles", "config",
+    "core.ringbuffer", "core.resample", "core.features", "core.vad", "core.smoothing", "core.pipeline",
+    "core.settings", "model.analyzer", "outputs.mapping", "outputs.messages", "outputs.osc_schemes",
+    "outputs.osc_targets", "net.endpoints", "app.config",
 )
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
@@ -84,7 +87,14 @@ def statuses() -> dict[str, str]:
 
 
 def module_of(mutant: str) -> str:
-    return mutant.split(".")[1]
+    """``ser_daemon.core.vad.x_f__mutmut_3`` -> ``core.vad`` (the function part holds no dot)."""
+    return mutant.split(".", 1)[1].rsplit(".", 1)[0]
+
+
+def resolve(name: str) -> str:
+    """A module as given (``core.vad``) or by its last part alone (``vad``)."""
+    matches = [m for m in CORE if m == name or m.rsplit(".", 1)[-1] == name]
+    return matches[0] if len(matches) == 1 else name
 
 
 def report(modules: tuple[str, ...]) -> int:
@@ -106,7 +116,7 @@ def report(modules: tuple[str, ...]) -> int:
             by_module[m]["survived"] += 1
             unexplained.append(f"{name}: {status}")
     # score: killed / (killed + survived), equivalent mutants left out; raw: killed / all mutants.
-    print(f"{'module':<14} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>7} {'raw':>7}")
+    print(f"{'module':<20} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'score':>7} {'raw':>7}")
     tk = tn = tall = 0
     for m, c in by_module.items():
         total = sum(c.values())
@@ -115,9 +125,9 @@ def report(modules: tuple[str, ...]) -> int:
         raw = f"{100.0 * c['killed'] / total:.1f}%" if total else "-"
         tk, tn, tall = tk + c["killed"], tn + scored, tall + total
         extra = f"  ({c['not checked']} not checked)" if c["not checked"] else ""
-        print(f"{m:<14} {total:>7} {c['killed']:>7} {c['equivalent']:>7} {c['survived']:>8} {score:>7} {raw:>7}{extra}")
+        print(f"{m:<20} {total:>7} {c['killed']:>7} {c['equivalent']:>7} {c['survived']:>8} {score:>7} {raw:>7}{extra}")
     if tn:
-        print(f"{'core':<14} {tall:>7} {tk:>7} {tall - tn:>7} {tn - tk:>8} {100.0 * tk / tn:.1f}% "
+        print(f"{'core':<20} {tall:>7} {tk:>7} {tall - tn:>7} {tn - tk:>8} {100.0 * tk / tn:.1f}% "
               f"{100.0 * tk / tall:.1f}%")
     for line in unexplained:
         print("survived:", line)
@@ -131,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-children", type=int, default=2, help="parallel test processes (default 2)")
     ap.add_argument("--fresh", action="store_true", help="delete mutmut's cache (mutants/) first")
     args = ap.parse_args(argv)
-    modules = tuple(args.modules) or CORE
+    modules = tuple(resolve(m) for m in args.modules) or CORE
     unknown = [m for m in modules if m not in CORE]
     if unknown:
         ap.error(f"not a core module: {', '.join(unknown)}")

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_daemon.config import AnalysisSettings, SmoothingSettings
-from ser_daemon.inference import load_classifier
-from ser_daemon.model_bundle import load_bundle
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
+from ser_daemon.model.inference import load_classifier
+from ser_daemon.model.bundle import load_bundle
 from ser_daemon.training.datasets import load_dataset
 from ser_daemon.training.timeline import replay_timelines, sweep_smoothing
 

@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 from ray.serve import Application
 
-from ..config import AnalysisSettings
+from ..core.settings import AnalysisSettings
 from ..errors import ConfigError, ModelError
-from ..model_bundle import default_model_dir, load_bundle
+from ..model.bundle import default_model_dir, load_bundle
 from .ingress import Ingress
 from .model import Model
 from .registry import Registry

@@ -15,37 +15,23 @@ import sys
 import threading
 from typing import Any, Sequence
 
+from ..arguments import OneLineParser, checked_int
 from ..errors import ConfigError, SerError
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger(__name__)
 
-
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {v}")
-    return v
+_port = checked_int(1, 65535, parse_error="expected a port number, got {text!r}", range_error="a port is 1-65535, got {value}")
+_cpus = checked_int(1, range_error="Ray needs at least 1 CPU, got {value}")
 
 
-def _cpus(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"Ray needs at least 1 CPU, got {v}")
-    return v
+
+
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli import _Parser  # one-line errors, as the daemon's own options
-
-    p = _Parser(
+    p = OneLineParser(
         prog="ser-daemon cluster",
         description="Serve the --ingest WebSocket protocol from a Ray Serve application "
                     "(pip install 'ser-daemon[cluster]').",

@@ -1,12 +1,12 @@
 """The ingress deployment: the ``--ingest`` protocol over Ray Serve's WebSocket proxy.
 
 Each connection's per-stream state (front end, speaker statistics, smoother: a
-:class:`~ser_daemon.pipeline.StreamProcessor`) lives in the replica holding the
+:class:`~ser_daemon.core.pipeline.StreamProcessor`) lives in the replica holding the
 connection; the windows it makes go to the model deployment, which batches
 them with every other replica's; the states come back on the same connection
 as the single daemon's state messages (same JSON, same order, same values).
 
-The protocol rules are the daemon's own (:mod:`ser_daemon.ingest_protocol`),
+The protocol rules are the daemon's own (:mod:`ser_daemon.net.ingest_protocol`),
 so a bad start message is refused with the same close code and reason.  What
 differs from the daemon, and why:
 
@@ -42,7 +42,11 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocketDisconnect
 
-from ..ingest_protocol import (
+from ..core.pipeline import StreamProcessor
+from ..core.state import EmotionState
+from ..model.bundle import ModelBundle, load_bundle
+from ..net.endpoints import Endpoint
+from ..net.ingest_protocol import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
     IDLE_TIMEOUT_REASON,
@@ -57,12 +61,8 @@ from ..ingest_protocol import (
     close_reason,
     parse_start,
 )
-from ..config import Endpoint
-from ..mapping import ExpressionMapping, load_mapping
-from ..messages import dumps, state_json
-from ..model_bundle import ModelBundle, load_bundle
-from ..pipeline import StreamProcessor
-from ..state import EmotionState
+from ..outputs.mapping import ExpressionMapping, load_mapping
+from ..outputs.messages import dumps, state_json
 from .batcher import WindowBatcher
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
 from .stream_osc import StreamOscOut

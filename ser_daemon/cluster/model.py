@@ -4,7 +4,7 @@ Each call carries the windows one ingress replica gathered in one tick
 (``batcher.py``); ``@serve.batch`` merges the calls that arrive within the batch
 wait (derived from the latency budget, ``settings.py``) into one model call of
 up to ``MAX_BATCH`` windows, as the single daemon's ``Analyzer`` does per tick.  The runtime is the daemon's own choice
-(:func:`ser_daemon.inference.load_classifier`): LiteRT on CPU, Keras when the
+(:func:`ser_daemon.model.inference.load_classifier`): LiteRT on CPU, Keras when the
 replica was given a GPU and ``backend`` is ``auto``.
 """
 
@@ -16,9 +16,9 @@ import time
 import numpy as np
 from ray import serve
 
-from ..inference import load_classifier
-from ..model_bundle import load_bundle
-from ..pipeline import MAX_BATCH
+from ..core.pipeline import MAX_BATCH
+from ..model.bundle import load_bundle
+from ..model.inference import load_classifier
 from .settings import ClusterSettings
 
 __all__ = ["Model"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import AnalysisSettings
+from ..core.pipeline import MAX_BATCH
+from ..core.settings import AnalysisSettings
 from ..errors import ConfigError
-from ..ingest_protocol import OscAllowlist
-from ..pipeline import MAX_BATCH
+from ..net.ingest_protocol import OscAllowlist
 
 __all__ = ["ClusterSettings", "batch_wait_s", "INGEST_MESSAGE_BYTES"]
 

@@ -1,7 +1,7 @@
 """Per-stream OSC output of an ingress replica: one non-blocking UDP socket per address family.
 
 A start message may name an OSC target (``"osc": "HOST:PORT"``) that the operator
-allowed (``--allow-stream-osc``, checked by :mod:`ser_daemon.ingest_protocol`
+allowed (``--allow-stream-osc``, checked by :mod:`ser_daemon.net.ingest_protocol`
 before the stream is admitted).  Each of that stream's states then also goes
 there as the daemon's default OSC output does: the generic scheme, one bundle
 per state, with the mapping's weights.  UDP has no connection, so a failed send
@@ -16,8 +16,8 @@ import socket
 import time
 from typing import Callable
 
-from ..osc_profiles import GenericProfile, Weights
-from ..state import EmotionState
+from ..core.state import EmotionState
+from ..outputs.osc_schemes import GenericProfile, Weights
 
 __all__ = ["StreamOscOut"]
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import SmoothingSettings
+from ..core.settings import SmoothingSettings
 from .timeline import TimelineRun, resmooth, score_timelines
 
 __all__ = ["biased_runs", "fit_class_bias", "apply_class_bias"]
@@ -115,7 +115,7 @@ def apply_class_bias(directory: Path, bias: Mapping[str, float], note: str = "")
     """
     import keras
 
-    from ..model_bundle import MODEL_FILE, file_checksums, load_bundle
+    from ..model.bundle import MODEL_FILE, file_checksums, load_bundle
     from .train import _convert, head_metadata, keras_predictor, tflite_predictor, with_embedding_output
 
     bundle = load_bundle(directory)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
-from ..audio_prep import COMPRESSED_SUFFIXES
+from ..audio.clips import COMPRESSED_SUFFIXES
 from ..errors import ConfigError
 
 __all__ = [

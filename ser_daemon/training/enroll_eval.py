@@ -22,14 +22,14 @@ from typing import Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
 
-from ..audio_prep import load_audio
-from ..config import AnalysisSettings
-from ..enroll import Take, fit_profile
+from ..audio.clips import load_audio
+from ..core.features import log_mel
+from ..core.settings import AnalysisSettings
+from ..core.speaker_norm import voiced_frames
 from ..errors import ProfileError
-from ..pipeline import replay_audio
-from ..profiles import Profile
-from ..speaker_norm import voiced_frames
-from ..features import log_mel
+from ..model.analyzer import replay_audio
+from ..profiles.enroll import Take, fit_profile
+from ..profiles.store import Profile
 from .datasets import Clip
 from .timeline import assemble, plan_timeline, score_timelines
 
@@ -72,7 +72,7 @@ def pick_enrollment(
 def _clip_accuracy(classifier: Any, audio: Mapping[str, np.ndarray], clips: Sequence[Clip],
                    reference: np.ndarray, profile: Profile | None) -> dict[str, tuple[int, int]]:
     """Per label of the scored clips: ``(clips right, clips scored)``."""
-    from ..enroll import clip_windows
+    from ..profiles.enroll import clip_windows
 
     bundle = classifier.bundle
     index = {lab: i for i, lab in enumerate(bundle.labels)}

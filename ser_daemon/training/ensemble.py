@@ -35,7 +35,7 @@ def build_ensemble(members: Sequence[Any], name: str = "ser_cnn_ensemble") -> An
     import keras
     from keras import layers
 
-    from ..inference import embedding_output
+    from ..model.inference import embedding_output
 
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least 2 members. Received: {len(members)}")
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import keras
 
     from ..errors import ModelError
-    from ..model_bundle import load_bundle
+    from ..model.bundle import load_bundle
     from .train import configure_tensorflow, export_bundle
 
     p = argparse.ArgumentParser(prog="python -m ser_daemon.training.ensemble", description=__doc__.split("\n")[0])

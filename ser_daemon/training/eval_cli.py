@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_cv(args: argparse.Namespace, clips: list, argv: Sequence[str] | None) -> int:  # type: ignore[type-arg]
     from dataclasses import replace
 
-    from ..features import FeatureConfig
-    from ..model_bundle import load_bundle
+    from ..core.features import FeatureConfig
+    from ..model.bundle import load_bundle
     from .evaluate import write_json
     from .train import TrainConfig, build_feature_set, configure_tensorflow, cross_validate
 
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
 
     from ..errors import SerError
-    from ..model_bundle import default_model_dir, load_bundle
+    from ..model.bundle import default_model_dir, load_bundle
     from .datasets import load_dataset
 
     try:
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cv:
         return _run_cv(args, clips, argv)
 
-    from ..inference import load_classifier
+    from ..model.inference import load_classifier
     from .evaluate import evaluate_predictions, map_labels, streaming_eval, write_reports
     from .train import TrainConfig, TrimConfig, build_feature_set
 
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clf = load_classifier(bundle, backend=args.backend)
         settings = None
         if args.config:
-            from ..cli import analysis_settings_from_file
+            from ..app.options import analysis_settings_from_file
 
             settings = analysis_settings_from_file(args.config)
     except SerError as exc:

@@ -9,7 +9,7 @@ Clip level
     a clip's windows' log-probabilities are averaged and the argmax is the
     clip's prediction.
 Streaming
-    the clip is replayed through :func:`ser_daemon.pipeline.replay_audio`
+    the clip is replayed through :func:`ser_daemon.model.analyzer.replay_audio`
     (voice gate, hop-by-hop windows, smoothing) and the smoothed decision at
     the end of the voiced part is the clip's prediction; the settle time is
     how long after speech onset the decision turns to the right label and
@@ -188,7 +188,7 @@ def streaming_eval(
     onset (energy trim) to the end of the first window from which the
     decision is the true label for every later voiced state.
     """
-    from ..pipeline import replay_audio
+    from ..model.analyzer import replay_audio
     from .audio_prep import load_audio, speech_bounds
 
     index = {lab: i for i, lab in enumerate(labels)}

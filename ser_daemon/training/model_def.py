@@ -1,6 +1,6 @@
 """The emotion CNN, defined once with backend-neutral Keras 3 layers.
 
-Input: ``(batch, frames, n_mels)`` raw log-mel from :func:`ser_daemon.features.log_mel`.
+Input: ``(batch, frames, n_mels)`` raw log-mel from :func:`ser_daemon.core.features.log_mel`.
 Output: ``(batch, n_labels)`` softmax.  Normalisation happens inside the model:
 a parameter-free per-window standardisation (LayerNormalization over time and
 mel, no centre/scale), which removes the recording gain (an additive offset in

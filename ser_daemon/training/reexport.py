@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model_bundle import MODEL_FILE, file_checksums, load_bundle
+from ..model.bundle import MODEL_FILE, file_checksums, load_bundle
 from .train import _convert, head_metadata, tflite_predictor, with_embedding_output
 
 __all__ = ["reexport"]

@@ -179,7 +179,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         "## Model",
         "",
         f"- Input: `(batch, {meta['input_shape'][0]}, {meta['input_shape'][1]})` raw log-mel from",
-        "  `ser_daemon.features.log_mel` (the daemon's own front end; settings in `ser_model.json`).",
+        "  `ser_daemon.core.features.log_mel` (the daemon's own front end; settings in `ser_model.json`).",
         "  Output: softmax over the labels in `ser_model.json` order.",
         *_speaker_norm_lines(meta),
         network,

@@ -17,7 +17,7 @@ Building (:func:`plan_timeline`, :func:`assemble`)
     speakers are scored.
 
 Scoring (:func:`score_timeline`, :func:`score_timelines`), on any list of
-decisions (:class:`~ser_daemon.state.EmotionState` or :class:`Decision`) and
+decisions (:class:`~ser_daemon.core.state.EmotionState` or :class:`Decision`) and
 the segments' truth.  A decision belongs to the segment holding its window's
 newest sample (``start < end_sample <= end``); it is *settled* when its window
 ends at least ``settle_s`` into the segment and a voice is heard.
@@ -41,7 +41,7 @@ ends at least ``settle_s`` into the segment and a voice is heard.
 Cheap smoothing sweeps (:func:`resmooth`, :func:`sweep_smoothing`): the
 model's raw probabilities, the voice flags and the window ends do not depend
 on the smoother's settings, so a replay is done once and only the
-:class:`~ser_daemon.smoothing.Smoother` is run again over its ``raw`` outputs
+:class:`~ser_daemon.core.smoothing.Smoother` is run again over its ``raw`` outputs
 per candidate.  This equals a full replay with those smoothing settings (a
 test pins it); hop, window and voice-gate settings need a new replay.
 """
@@ -59,8 +59,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
-from ..config import AnalysisSettings, SmoothingSettings
-from ..smoothing import NEUTRAL, UNSURE, Smoother
+from ..core.settings import AnalysisSettings, SmoothingSettings
+from ..core.smoothing import NEUTRAL, UNSURE, Smoother
 from .datasets import Clip
 
 __all__ = [
@@ -240,7 +240,7 @@ def assemble(
             as one breathless monologue, unlike a conversation.  What a clip's
             own silence lacks is added as faint noise (-80 dBFS, seeded) before it.
     """
-    from ..audio_prep import speech_bounds
+    from ..audio.clips import speech_bounds
 
     parts: list[np.ndarray] = []
     segments: list[Segment] = []
@@ -503,7 +503,7 @@ def replay_timelines(
     progress: TextIO | None = None,
     min_pause_s: float = 0.0,
 ) -> list[TimelineRun]:
-    """Build every speaker's timeline and replay it through :func:`ser_daemon.pipeline.replay_audio`.
+    """Build every speaker's timeline and replay it through :func:`ser_daemon.model.analyzer.replay_audio`.
 
     Args:
         classifier: a loaded model with its ``bundle`` (from ``load_classifier``).
@@ -511,7 +511,7 @@ def replay_timelines(
         load: clip -> mono audio at the model's rate (default: read the file).
         min_pause_s: silence between clips' speech at least (see :func:`assemble`).
     """
-    from ..pipeline import replay_audio
+    from ..model.analyzer import replay_audio
 
     bundle = classifier.bundle
     rate = bundle.features.sample_rate

@@ -4,7 +4,7 @@ The pipeline (all seeded, so the same command gives the same model):
 
 1. :func:`build_feature_set` loads every clip, finds its speech, and for the
    clean clip plus ``AugmentConfig.copies`` headset-like versions cuts
-   windows of the daemon's length and computes :func:`ser_daemon.features.log_mel`.
+   windows of the daemon's length and computes :func:`ser_daemon.core.features.log_mel`.
    Each clip's randomness is derived from the seed and the clip's file name,
    so a clip gets the same windows whichever subset it is part of (k-fold
    runs reuse one cache).
@@ -12,7 +12,7 @@ The pipeline (all seeded, so the same command gives the same model):
    windows get fresh SpecAugment masks; classes are balanced with weights.
 3. :func:`export_bundle` writes ``model.keras``, ``model.tflite`` (float or
    dynamic-range quantized, chosen by measured agreement and speed) and
-   ``ser_model.json`` through :func:`ser_daemon.model_bundle.write_metadata`.
+   ``ser_model.json`` through :func:`ser_daemon.model.bundle.write_metadata`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..features import FeatureConfig, log_mel
-from ..speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
+from ..core.features import FeatureConfig, log_mel
+from ..core.speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
 from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, mix_speakers, mixup, spec_augment
 from .datasets import Clip, corpus_labels
@@ -136,7 +136,7 @@ class FeatureSet:
         clips: the clips, in index order.
         labels: class names, in label-index order.
         clip_voiced_sum: ``(n_clips, n_mels)`` sum of each clean clip's voiced
-            log-mel frames (see :func:`ser_daemon.speaker_norm.voiced_frames`).
+            log-mel frames (see :func:`ser_daemon.core.speaker_norm.voiced_frames`).
         clip_voiced_n: voiced frames per clip; with the sums they give any
             group of clips' speaker reference.
     """
@@ -665,12 +665,12 @@ def with_embedding_output(model: Any) -> Any:
     """The model with the classifier head's input as a second output.
 
     Personal profiles fit their own head on that embedding (see
-    :mod:`ser_daemon.profiles`); the probabilities are unchanged, so the daemon
+    :mod:`ser_daemon.profiles.store`); the probabilities are unchanged, so the daemon
     without a profile computes exactly what it did.
     """
     import keras
 
-    from ..inference import embedding_output
+    from ..model.inference import embedding_output
 
     gap = embedding_output(model)
     return keras.Model(model.input, [model.output, gap], name=model.name)
@@ -682,7 +682,7 @@ def head_metadata(model: Any) -> dict[str, Any]:
     Enrollment regularises a personal head toward these weights, so it needs
     them without loading Keras.
     """
-    from ..head import LinearHead
+    from ..core.head import LinearHead
 
     kernel, bias = model.get_layer("probs").get_weights()
     return LinearHead(kernel, bias).to_dict()
@@ -711,7 +711,7 @@ def export_bundle(
             dynamic-range quantized model only if it loses at most 0.5 points
             of window accuracy on ``check_x`` and is at least 20 % faster.
     """
-    from ..model_bundle import write_metadata
+    from ..model.bundle import write_metadata
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

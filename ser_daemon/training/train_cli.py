@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from ..arguments import checked_float
 from ..errors import ConfigError
 from .cli_args import csv_list, label_map
 
@@ -32,16 +33,11 @@ __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("ser_daemon.training")
 
+# A number in [0, 1] (argparse turns the error into exit 2).
+_share = checked_float(0.0, 1.0, parse_error="takes a number in [0, 1], not {text!r}",
+                       range_error="takes a number in [0, 1], not {text!r}")
 
-def _share(text: str) -> float:
-    """A number in [0, 1] (argparse turns the error into exit 2)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a number in [0, 1], not {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"takes a number in [0, 1], not {text!r}")
-    return v
+
 
 
 def _warp_range(text: str) -> tuple[float, float]:
@@ -155,7 +151,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _feature_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from ..features import FeatureConfig
+    from ..core.features import FeatureConfig
 
     cfg = FeatureConfig()
     if args.mel_bands is not None:
@@ -248,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("merged %s: labels %s", args.merge, summary["labels"])
     speaker_norm = None
     if args.speaker_norm == "on":
-        from ..speaker_norm import SpeakerNormSettings
+        from ..core.speaker_norm import SpeakerNormSettings
         from .train import apply_speaker_norm
 
         fs, prior = apply_speaker_norm(fs, cfg.seed, match_gain=cfg.model.level_units > 0)
@@ -324,8 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          check_x=check_x, check_y=check_y, quantize=args.quantize, extra=extra,
                          speaker_norm=speaker_norm)
     if holdout.any() and not args.no_streaming:
-        from ..inference import load_classifier
-        from ..model_bundle import load_bundle, write_metadata
+        from ..model.bundle import load_bundle, write_metadata
+        from ..model.inference import load_classifier
 
         # Streaming figures always come from a model that never heard these speakers.
         scored = out / "heldout_model" if args.final_on_all else out

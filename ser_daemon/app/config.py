@@ -1,0 +1,227 @@
+"""Everything the daemon was asked to do, as one frozen dataclass, and the config file reader.
+
+Every field here has a command-line flag and a TOML key of the same name
+(``latency_budget_ms`` is ``--latency-budget-ms``), so a config file is just
+the flags written down.  Parsing and validation live here so the CLI, the
+config file and library users all get the same checks and the same messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from ..bounded import read_toml
+from ..core.settings import AnalysisSettings, _check_range
+from ..errors import ConfigError
+from ..net.endpoints import Endpoint, check_token, is_loopback, parse_origin
+from ..outputs.osc_targets import OscTarget
+from ..outputs.vrchat_params import VRCHAT_PARAM_SETS
+
+__all__ = [
+    "DaemonConfig",
+    "load_toml",
+]
+
+Backend = Literal["auto", "litert", "keras"]
+OscFormat = Literal["bundle", "messages"]
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything ``ser-daemon`` was asked to do.
+
+    Attributes:
+        inputs: WAV files to replay (empty when a device is used or for the demo).
+        device: sound device index or name substring (a tuple for several devices), or None.
+        fast: replay files as fast as possible instead of at real time.
+        loop: replay files forever.
+        samplerate: device capture rate in Hertz, or None for the device default.
+        channels: device capture channels, or None for the device's own count (max 2).
+        block_ms: capture block length.
+        model: model bundle path, or None for the shipped default.
+        backend: inference runtime.
+        threads: CPU threads for LiteRT.
+        osc: OSC targets with their profiles.
+        osc_format: bundles, or single messages for receivers without bundle support.
+        mapping: expression mapping file (None: the shipped default).
+        vrchat_prefix: prefix of the VRChat avatar parameter names.
+        vrchat_max_hz: most VRChat/VXP parameter updates per second.
+        vrchat_listen: UDP port on 127.0.0.1 where VRChat's /avatar/change is heard (0: off).
+        vrchat_params: the VRChat parameter set: compact (Label + Intensity + Voice, 17 synced
+            bits), full, vxp or none; the mapping's [vrchat] table edits it.
+        vrchat_ignore_mute: keep broadcasting while VRChat reports MuteSelf.
+        oscquery: advertise the VRChat listener over mDNS/OSCQuery on a free port (127.0.0.1
+            only) and send to the VRChat client found that way; ``vrchat_listen`` is then
+            only the fallback when no VRChat answers.
+        host_api: PortAudio host API to take devices from (name substring), or None
+            for the platform's default (WASAPI on Windows, Core Audio on macOS).
+        jsonl: write every message (hello, states, statuses) as one JSON line on stdout.
+        profile: the user's personal profile (a name or a path), used for the local
+            inputs (microphones and files, not ingest streams), or None.
+        profile_update: save the live speaker baseline back into the profile at exit: True
+            always, False never, None (the default) only when the inputs are microphones,
+            never for files (usually someone else's voice); see :attr:`updates_profile`.
+        ws: WebSocket listen address, or None for none.
+        web: listen address of the live web view (page + WebSocket at /ws), or None.
+        ingest: listen address where remote clients stream 16-bit PCM over WebSocket, or None.
+        ws_queue: messages queued per WebSocket client before the oldest is dropped.
+        max_clients: WebSocket connections allowed at once (per daemon).
+        max_message_bytes: largest message a WebSocket client may send.
+        max_streams: ingest streams allowed at once; more are refused with close code 1013.
+        ws_token: secret clients must present; required for non-loopback addresses.
+        ws_allow_origin: browser origins (besides the web view's own) allowed to connect.
+        allow_remote: permit non-loopback listen addresses (then a token is required).
+        wait_clients: start audio only once this many WebSocket clients are connected.
+        print_states: print one line per decision on stdout.
+        quiet: no live status line.
+        log_level: logging level name.
+        analysis: the pipeline settings.
+    """
+
+    inputs: tuple[Path, ...] = ()
+    device: int | str | tuple[int | str, ...] | None = None
+    fast: bool = False
+    loop: bool = False
+    samplerate: int | None = None
+    channels: int | None = None
+    block_ms: float = 20.0
+    model: Path | None = None
+    backend: Backend = "auto"
+    threads: int = 1
+    osc: tuple[OscTarget, ...] = ()
+    osc_format: OscFormat = "bundle"
+    mapping: Path | None = None
+    vrchat_prefix: str = "SER_"
+    vrchat_max_hz: float = 5.0
+    vrchat_listen: int = 9001
+    vrchat_params: str = "compact"
+    vrchat_ignore_mute: bool = False
+    oscquery: bool = True
+    host_api: str | None = None
+    jsonl: bool = False
+    profile: str | None = None
+    profile_update: bool | None = None
+    ws: Endpoint | None = None
+    web: Endpoint | None = None
+    ingest: Endpoint | None = None
+    ws_queue: int = 64
+    max_clients: int = 64
+    max_message_bytes: int = 65536
+    max_streams: int = 64
+    ws_token: str | None = None
+    ws_allow_origin: tuple[str, ...] = ()
+    allow_remote: bool = False
+    wait_clients: int = 0
+    print_states: bool = False
+    quiet: bool = False
+    log_level: str = "warning"
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+    @property
+    def updates_profile(self) -> bool:
+        """Whether the voice baseline learned while running goes back into the profile at exit.
+
+        Asked for (``profile_update``) or not, otherwise only for microphones:
+        a file (``--input``, the demo recording) is usually someone else's voice,
+        and would move the user's baseline toward it.
+        """
+        if self.profile_update is not None:
+            return self.profile_update
+        return self.device not in (None, ()) and not self.inputs
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "litert", "keras"):
+            raise ConfigError(f"backend must be auto, litert or keras. Received: {self.backend!r}")
+        if self.osc_format not in ("bundle", "messages"):
+            raise ConfigError(f"osc_format must be bundle or messages. Received: {self.osc_format!r}")
+        if self.inputs and self.device not in (None, ()):
+            raise ConfigError("give either --input files or --device, not both")
+        _check_range("block_ms", self.block_ms, 2.0, 500.0)
+        if not 1 <= self.threads <= 64:
+            raise ConfigError(f"threads must be in 1..64. Received: {self.threads}")
+        if self.vrchat_params not in VRCHAT_PARAM_SETS:
+            raise ConfigError(
+                f"vrchat_params must be one of {', '.join(VRCHAT_PARAM_SETS)}. Received: {self.vrchat_params!r}"
+            )
+        if self.jsonl and self.print_states:
+            raise ConfigError("--jsonl and --print both write to stdout; choose one")
+        if not 0 <= self.vrchat_listen <= 65535:
+            raise ConfigError(f"vrchat_listen must be a port in 0..65535. Received: {self.vrchat_listen}")
+        if not 1 <= self.ws_queue <= 100000:
+            raise ConfigError(f"ws_queue must be in 1..100000. Received: {self.ws_queue}")
+        if not 0 <= self.wait_clients <= 10000:
+            raise ConfigError(f"wait_clients must be in 0..10000. Received: {self.wait_clients}")
+        if self.samplerate is not None and not 4000 <= self.samplerate <= 384000:
+            raise ConfigError(f"samplerate must be in 4000..384000 Hz. Received: {self.samplerate}")
+        if self.channels is not None and not 1 <= self.channels <= 64:
+            raise ConfigError(f"channels must be in 1..64. Received: {self.channels}")
+        if not 1 <= self.max_clients <= 100000:
+            raise ConfigError(f"max_clients must be in 1..100000. Received: {self.max_clients}")
+        if not 128 <= self.max_message_bytes <= 64 * 1024 * 1024:
+            raise ConfigError(f"max_message_bytes must be in 128..67108864. Received: {self.max_message_bytes}")
+        if not 1 <= self.max_streams <= 100000:
+            raise ConfigError(f"max_streams must be in 1..100000. Received: {self.max_streams}")
+        if not (isinstance(self.vrchat_max_hz, (int, float)) and math.isfinite(self.vrchat_max_hz)
+                and 0.1 <= self.vrchat_max_hz <= 1000.0):
+            raise ConfigError(f"vrchat_max_hz must be a rate in [0.1, 1000] per second. Received: {self.vrchat_max_hz!r}")
+        for origin in self.ws_allow_origin:
+            parse_origin(origin)
+        if self.ws_token is not None:
+            check_token(self.ws_token)
+        for ep in (self.ws, self.web, self.ingest):
+            if ep is None or is_loopback(ep.host):
+                continue
+            if not self.allow_remote:
+                raise ConfigError(
+                    f"refusing to listen on {ep.host}: emotion read from a voice is personal data. "
+                    "Use a loopback address, or pass --allow-remote (with --ws-token) to listen on other interfaces"
+                )
+            if self.ws_token is None:
+                raise ConfigError(
+                    f"listening on {ep.host} needs a token: pass --ws-token or set SER_WS_TOKEN (16+ characters)"
+                )
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a flat dict of option names (dashes become underscores).
+
+    Tables are flattened (``[vad] threshold_db`` is ``vad_threshold_db``), so
+    both spellings work.
+
+    Raises:
+        ConfigError: the file is missing or not valid TOML.
+    """
+    return flatten_config(read_toml(path, "config file"), source=str(path))
+
+
+def flatten_config(data: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """Flatten nested tables into ``table_key`` names with underscores."""
+    out: dict[str, Any] = {}
+
+    def option_name(name: str) -> str:
+        # Smoothing options have bare names ([smoothing] min_dwell_ms is min_dwell_ms); VAD
+        # options carry their prefix ([vad] threshold_db is vad_threshold_db, and so is
+        # [vad] vad_threshold_db).
+        if name.startswith("smoothing_"):
+            name = name[len("smoothing_") :]
+        if name.startswith("vad_vad_"):
+            name = name[len("vad_") :]
+        return name
+
+    def visit(prefix: str, node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            name = (prefix + "_" if prefix else "") + str(key).replace("-", "_")
+            if isinstance(value, Mapping):
+                visit(name, value)
+                continue
+            name = option_name(name)
+            if name in out:
+                raise ConfigError(f"{source}: {name} is given twice")
+            out[name] = value
+
+    visit("", data)
+    return out
+

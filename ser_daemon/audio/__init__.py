@@ -1,0 +1,1 @@
+"""Where audio comes from: sound devices, the sound server, WAV files and clips on disk."""

@@ -1,0 +1,189 @@
+"""WebSocket ingest: remote clients stream 16-bit PCM, each as its own stream.
+
+Protocol (``--ingest [HOST:]PORT``, same access rules as the state socket):
+
+1. The client sends one text message
+   ``{"type": "start", "stream": "alice", "sample_rate": 48000, "channels": 1}``
+   (stream: 1-64 letters, digits, ``_`` or ``-``; rate 8000-192000 Hz; 1-8 channels).
+   The server answers ``{"type": "started", "stream": "alice"}``.
+2. Then binary messages of little-endian int16 PCM, channels interleaved, a
+   whole number of frames each.  Audio is analysed as it arrives, so its
+   arrival time is the capture time for latency purposes.
+3. ``{"type": "stop"}`` or closing the socket ends the stream (a final neutral
+   state is broadcast for it).
+
+Bad control messages close the connection with 1007 (invalid data, also JSON
+nested too deeply) or 1008 (policy: duplicate stream id, audio before start, no
+message for ``IDLE_TIMEOUT_S`` after the start: a silent client sends silence); a
+frame that is not whole PCM frames closes with 1007.  A start message naming
+an OSC target (``"osc": "HOST:PORT"``, which ``ser-daemon cluster
+--allow-stream-osc`` serves) is refused here with 1008 and the cluster's own
+reason: this daemon sends OSC only to the operator's ``--osc`` targets.  More streams at once than
+``--max-streams`` are refused with 1013 (try again later).  States for ingest
+streams go out on the normal OSC and WebSocket outputs with the stream id.
+
+Audio messages may be up to 256 KiB (or ``--max-message-bytes`` if larger); at most
+4 unread ones are buffered per connection.
+
+Memory: each stream holds a ring of ``ring_seconds`` of mono float32 audio at its
+own rate (downmixed on arrival; 1 s at 48 kHz: 188 KiB) and its front-end state; the socket carries
+no compression state (PCM does not compress).  All of it is freed when the
+stream ends, and the daemon hands freed pages back to the OS (``memory.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from ..core.ringbuffer import AudioRing
+from .endpoints import Endpoint
+from .ingest_protocol import (
+    IDLE_TIMEOUT_REASON,
+    IDLE_TIMEOUT_S,
+    START_TIMEOUT_REASON,
+    START_TIMEOUT_S,
+    Audio,
+    IngestSession,
+    ProtocolError,
+    Started,
+    StartRequest,
+    close_reason,
+    decode_pcm,
+    parse_start,
+)
+from .websocket_server import AccessPolicy, LogLimiter, check_request, close_server, listen
+
+__all__ = ["IngestServer", "IngestSource", "ProtocolError", "StartRequest", "parse_start"]
+
+log = logging.getLogger(__name__)
+
+
+class IngestSource:
+    """The producer side of one remote stream (writes happen in the event loop thread)."""
+
+    def __init__(self, name: str, rate: int, channels: int, ring_seconds: float) -> None:
+        self.name = name
+        self.rate = rate
+        self.channels = channels
+        # Downmixed as it arrives (the analysis is mono anyway), so 8 channels cost what 1 does;
+        # arrival times of the last 512 messages: more than a ring's worth of 20 ms blocks.
+        self.ring = AudioRing(int(rate * ring_seconds), 1, max_blocks=512)
+        self.finished = threading.Event()
+        self.frames_received = 0
+
+    def write_pcm(self, data: bytes) -> None:
+        self.write_mono(decode_pcm(data, self.channels))
+
+    def write_mono(self, mono: np.ndarray) -> None:
+        """Decoded audio (see :func:`decode_pcm`) into the ring, stamped with its arrival time."""
+        self.ring.write(mono, time.monotonic())
+        self.frames_received += len(mono)
+
+    def stop(self) -> None:
+        self.finished.set()
+
+
+class IngestServer:
+    """Accepts ingest connections and hands new streams to the daemon.
+
+    Args:
+        policy: access rules (origin, token, connection count, message size).
+        on_stream: called in the event loop thread with each new :class:`IngestSource`.
+        is_taken: whether a stream id is already in use.
+        wake: wakes the processing thread after audio arrives.
+        idle_timeout_s: a started stream that sends nothing for this long is closed (1008).
+    """
+
+    def __init__(
+        self,
+        policy: AccessPolicy,
+        on_stream: Callable[[IngestSource], None],
+        is_taken: Callable[[str], bool],
+        wake: Callable[[], None],
+        ring_seconds: float = 1.0,
+        max_streams: int = 64,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
+        self.policy = policy
+        self.idle_timeout_s = idle_timeout_s
+        self.max_streams = max_streams
+        self.active_streams = 0
+        self.on_stream = on_stream
+        self.is_taken = is_taken
+        self.wake = wake
+        self.ring_seconds = ring_seconds
+        self.connections = 0
+        self.refused: collections.Counter[str] = collections.Counter()
+        self.log_limiter = LogLimiter()
+        self._server: Server | None = None
+        self.port: int | None = None
+
+    async def start(self, endpoint: Endpoint) -> int:
+        self._server, self.port = await listen(
+            self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None,
+            max_queue=4,  # at most 4 unread messages buffered per connection
+        )
+        log.info("ingest endpoint on %s:%s", endpoint.host, self.port)
+        return self.port
+
+    def _gate(self, conn: ServerConnection, request: Request) -> Response | None:
+        return check_request(conn, request, self.policy, self.connections, set(), self.refused, self.log_limiter)
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        self.connections += 1
+        source: IngestSource | None = None
+        session = IngestSession(self.is_taken, lambda: self.active_streams < self.max_streams,
+                                f"too many streams (--max-streams {self.max_streams})")
+        try:
+            event = session.receive(await asyncio.wait_for(conn.recv(), timeout=START_TIMEOUT_S))
+            assert isinstance(event, Started)
+            start = event.request
+            source = IngestSource(start.stream, start.sample_rate, start.channels, self.ring_seconds)
+            self.active_streams += 1
+            self.on_stream(source)
+            await conn.send(event.reply)
+            while True:
+                try:
+                    message = await asyncio.wait_for(conn.recv(), timeout=self.idle_timeout_s)
+                except (asyncio.TimeoutError, TimeoutError):
+                    raise ProtocolError(IDLE_TIMEOUT_REASON.replace(f"{IDLE_TIMEOUT_S:g} s", f"{self.idle_timeout_s:g} s"),
+                                        CloseCode.POLICY_VIOLATION) from None
+                event = session.receive(message)
+                if isinstance(event, Audio):
+                    source.write_mono(event.mono)
+                    self.wake()
+                    continue
+                await conn.close(CloseCode.NORMAL_CLOSURE, event.reason)  # Stop
+                break
+        except ProtocolError as exc:
+            if exc.code == CloseCode.TRY_AGAIN_LATER:
+                self.refused["streams_full"] += 1
+            else:
+                self.refused["protocol"] += 1
+            await conn.close(exc.code, close_reason(exc))
+        except (asyncio.TimeoutError, TimeoutError):
+            await conn.close(CloseCode.POLICY_VIOLATION, START_TIMEOUT_REASON)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections -= 1
+            if source is not None:
+                self.active_streams -= 1
+                source.stop()
+                self.wake()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await close_server(self._server, "ingest server")
+            self._server = None

@@ -1,0 +1,127 @@
+"""Sends OSC datagrams to the configured UDP targets.
+
+A thin adapter: the packets are built in :mod:`ser_daemon.outputs.messages`.  UDP has
+no connection, so a target that does not listen is not an error worth
+stopping for: failures are logged once per target and kind, then counted.
+A host name that does not resolve (a headset on Wi-Fi that is not up yet) is
+said once; the target is skipped and resolved again every
+:attr:`OscSender.RETRY_S` seconds in the background, never in a tight loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Iterable
+
+from ..core.state import EmotionState
+from ..net.endpoints import Endpoint
+from .osc_schemes import OscProfile, Weights
+from .osc_targets import OscTarget
+
+__all__ = ["OscSender"]
+
+log = logging.getLogger(__name__)
+
+
+class OscSender:
+    """Non-blocking UDP sender to several OSC targets, each with its profile."""
+
+    RETRY_S = 30.0
+
+    def __init__(self, targets: Iterable[tuple[OscTarget, OscProfile]]) -> None:
+        pairs = tuple(targets)
+        self.targets = tuple(t.endpoint for t, _ in pairs)
+        self.profiles = tuple(p for _, p in pairs)
+        # (endpoint, family, sockaddr); family 0 while the host does not resolve
+        self._addrs: list[tuple[Endpoint, int, tuple]] = []
+        self._socks: dict[int, socket.socket] = {}
+        unresolved = []
+        for i, t in enumerate(self.targets):
+            resolved = self._resolve(t)
+            if resolved is None:
+                log.warning("OSC target %s: cannot resolve host %r; skipping it and retrying every %.0f s",
+                            t, t.host, self.RETRY_S)
+                unresolved.append(i)
+                self._addrs.append((t, 0, ()))
+            else:
+                self._addrs.append((t, *resolved))
+        self.sent = 0
+        self.errors = 0
+        self._reported: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._retry: threading.Thread | None = None
+        if unresolved:
+            self._retry = threading.Thread(target=self._retry_loop, args=(unresolved,), name="osc-resolve", daemon=True)
+            self._retry.start()
+
+    def _resolve(self, t: Endpoint) -> tuple[int, tuple] | None:
+        try:
+            info = socket.getaddrinfo(t.host, t.port, type=socket.SOCK_DGRAM)
+        except (socket.gaierror, UnicodeError):
+            return None
+        family, _, _, _, sockaddr = info[0]
+        if family not in self._socks:
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            s.setblocking(False)
+            self._socks[family] = s
+        return family, sockaddr
+
+    def _retry_loop(self, pending: list[int]) -> None:
+        while pending and not self._stop.wait(self.RETRY_S):
+            for i in list(pending):
+                t = self._addrs[i][0]
+                resolved = self._resolve(t)
+                if resolved is not None:
+                    self._addrs[i] = (t, *resolved)  # one assignment: the sender sees old or new
+                    pending.remove(i)
+                    log.warning("OSC target %s resolves now; sending to it", t)
+
+    def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
+        """Encode ``state`` for each target's profile and send it."""
+        for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
+            if profile.follow_stream is not None and profile.follow_stream != state.stream:
+                continue
+            for pkt in profile.encode(state, weights, now):
+                self._sendto(pkt, target, family, sockaddr)
+
+    def send_status(self, stream: str, status: str) -> None:
+        for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
+            for pkt in profile.encode_status(stream, status):
+                self._sendto(pkt, target, family, sockaddr)
+
+    def retarget(self, index: int, endpoint: Endpoint) -> None:
+        """Send target ``index``'s packets to ``endpoint`` from now on (VRChat found over OSCQuery)."""
+        resolved = self._resolve(endpoint)
+        if resolved is None:
+            log.warning("OSC target %s: cannot resolve host %r; keeping %s", endpoint, endpoint.host, self.targets[index])
+            return
+        self._addrs[index] = (endpoint, *resolved)  # one assignment: the sender sees old or new
+        targets = list(self.targets)
+        targets[index] = endpoint
+        self.targets = tuple(targets)
+
+    def request_full_resend(self, profile_name: str) -> None:
+        for p in self.profiles:
+            if p.name == profile_name:
+                p.request_full_resend()
+
+    def _sendto(self, pkt: bytes, target: Endpoint, family: int, sockaddr: tuple) -> None:
+        if not family:
+            return  # not resolved (yet)
+        try:
+            self._socks[family].sendto(pkt, sockaddr)
+            self.sent += 1
+        except OSError as exc:
+            self.errors += 1
+            key = (str(target), type(exc).__name__ + str(exc.errno))
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("OSC to %s failed: %s (further failures of this kind are counted, not logged)", target, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in self._socks.values():
+            s.close()
+        self._socks.clear()

@@ -1,0 +1,1 @@
+"""Personal voice profiles: the store, enrollment (files, guided, microphone), calibration, their CLI."""
