@@ -262,7 +262,7 @@ def test_vrchat_found_muted_off_and_an_avatar_without_our_parameters(tiny_bundle
         vrchat_rx.close()
     assert proc.returncode == 0, err
     lines = err.splitlines()
-    assert f"OSC: VRChat avatar parameters to 127.0.0.1:9000" in lines, err
+    assert "OSC: VRChat avatar parameters to 127.0.0.1:9000" in lines, err
     assert any(ln.startswith(f"VRChat: found {prefix}A1B2C3 over OSCQuery; avatar parameters go to "
                              f"127.0.0.1:{vrchat_rx.port}") for ln in lines), err
     assert "has none of the parameters" in err  # the warning says the same in the log

@@ -95,7 +95,7 @@ def frames_for_samples(n_samples: int, cfg: FeatureConfig) -> int:
     return 1 + (n_samples - cfg.n_fft) // cfg.hop_length
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     # Slaney's auditory-toolbox scale (librosa's default, htk=False):
     # linear below 1 kHz, logarithmic above.
     hz = np.asarray(hz, dtype=np.float64)
@@ -154,7 +154,8 @@ def _frames_to_log_mel(frames: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     spectrum = scipy.fft.rfft(frames * _window(cfg), n=cfg.n_fft, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2
     mel = power.astype(np.float32) @ mel_filterbank(cfg)
-    return np.log(mel + np.float32(cfg.log_offset)).astype(np.float32)
+    log_mel_frames: np.ndarray = np.log(mel + np.float32(cfg.log_offset)).astype(np.float32)
+    return log_mel_frames
 
 
 def log_mel(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

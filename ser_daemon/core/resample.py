@@ -27,7 +27,8 @@ def downmix(frames: np.ndarray) -> np.ndarray:
         return frames.astype(np.float32, copy=False)
     if frames.shape[1] == 1:
         return frames[:, 0].astype(np.float32, copy=False)
-    return frames.mean(axis=1, dtype=np.float32)
+    mono: np.ndarray = frames.mean(axis=1, dtype=np.float32)
+    return mono
 
 
 class StreamingResampler:
@@ -133,4 +134,5 @@ def _lowpass(numtaps: int, cutoff: float, beta: float = 5.0) -> np.ndarray:
     """
     n = np.arange(numtaps) - (numtaps - 1) / 2.0
     h = cutoff * np.sinc(cutoff * n) * np.kaiser(numtaps, beta)
-    return h / h.sum()
+    taps: np.ndarray = h / h.sum()
+    return taps

@@ -86,12 +86,14 @@ def voiced_frames(frames: np.ndarray) -> np.ndarray:
     if len(f) == 0:
         return f
     energy = frame_log_energy(f)
-    return f[energy >= energy.max() - _VOICED_RANGE_DB * LOG_PER_DB]
+    voiced: np.ndarray = f[energy >= energy.max() - _VOICED_RANGE_DB * LOG_PER_DB]
+    return voiced
 
 
 def frame_log_energy(frames: np.ndarray) -> np.ndarray:
     """Each log-mel frame's total power, in the same natural-log units (float64)."""
-    return np.log(np.exp(np.asarray(frames, dtype=np.float64)).sum(axis=-1))
+    energy: np.ndarray = np.log(np.exp(np.asarray(frames, dtype=np.float64)).sum(axis=-1))
+    return energy
 
 
 def speaker_reference(frame_sets: Sequence[np.ndarray]) -> np.ndarray:
@@ -103,7 +105,8 @@ def speaker_reference(frame_sets: Sequence[np.ndarray]) -> np.ndarray:
     parts = [voiced_frames(f) for f in frame_sets if len(f)]
     if not parts:
         raise ConfigError("no frames to form a speaker reference from")
-    return np.concatenate(parts).mean(axis=0).astype(np.float32)
+    reference: np.ndarray = np.concatenate(parts).mean(axis=0).astype(np.float32)
+    return reference
 
 
 class SpeakerNormalizer:
@@ -154,4 +157,5 @@ class SpeakerNormalizer:
 
     def normalize(self, window: np.ndarray) -> np.ndarray:
         """``window`` (frames, bands) with the reference subtracted from every frame."""
-        return (np.asarray(window, dtype=np.float32) - self.reference[None, :]).astype(np.float32)
+        normalized: np.ndarray = (np.asarray(window, dtype=np.float32) - self.reference[None, :]).astype(np.float32)
+        return normalized

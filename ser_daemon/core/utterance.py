@@ -66,7 +66,8 @@ class UtteranceTracker:
                 hits = np.flatnonzero(np.asarray(frame_speech, dtype=bool)[:k])
                 first = before + (int(hits[0]) if len(hits) else 0)
                 self.onset_frame = max(0, first - self.margin_frames)
-                self._quiet = (self._pause_sum / self._pause_n) if self._pause_n else None
+                # _pause_n > 0 means _pause_sum holds the pause frames' sum (see below).
+                self._quiet = (self._pause_sum / self._pause_n) if self._pause_n else None  # type: ignore[operator,assignment]
                 began = True
             self._closed_frames = 0
             self._pause_sum, self._pause_n = None, 0
