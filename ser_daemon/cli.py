@@ -418,7 +418,7 @@ def _save_learned_baseline(daemon: Any, profile: Any, path: Path) -> None:
     """Keep what the live estimate learned about the voice (never the audio) for next time."""
     from .profiles.store import save_profile
 
-    learned = daemon.speaker_estimate()
+    learned = daemon.engine.speaker_estimate()
     if learned is None:
         return
     try:

@@ -153,3 +153,85 @@ def test_stopping_a_daemon_that_has_ended_is_harmless(tmp_path) -> None:
     assert not runner.is_alive() and daemon.exit_code == 0
     daemon.stop()
     daemon.stop()
+
+
+def _state(stream: str):  # type: ignore[no-untyped-def]
+    from ser_daemon.core.state import EmotionState
+
+    return EmotionState(stream=stream, seq=0, labels=("neutral", "happy"), label="neutral", confidence=1.0, raw=(1.0, 0.0),
+                        smoothed=(1.0, 0.0), voice_active=False, end_sample=0, audio_time=0.0, emitted_time=0.0)
+
+
+class _Recorder:
+    """An output that writes down what it hears, with the thread it heard it in."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log = name, log
+
+    def send_state(self, state, weights, now):  # type: ignore[no-untyped-def]
+        self.log.append((self.name, "state", state.stream, threading.current_thread().name))
+
+    def send_status(self, stream, status, detail, now):  # type: ignore[no-untyped-def]
+        self.log.append((self.name, "status", f"{stream}:{status}:{detail}", threading.current_thread().name))
+
+    def close(self) -> None:
+        self.log.append((self.name, "close", "", ""))
+
+
+def test_the_fan_out_gives_every_output_each_state_and_status_in_order_then_closes_them() -> None:
+    from ser_daemon.outputs.base import FanOut
+
+    heard: list = []
+    fan = FanOut([_Recorder("a", heard)])
+    fan.add(_Recorder("b", heard))
+    state = _state("mic")
+    fan.send_state(state, {}, 1.0)
+    fan.send_status("mic", "no_audio", "silent for 2 s", 2.0)
+    fan.close()
+    me = threading.current_thread().name
+    assert heard == [("a", "state", "mic", me), ("b", "state", "mic", me),
+                     ("a", "status", "mic:no_audio:silent for 2 s", me), ("b", "status", "mic:no_audio:silent for 2 s", me),
+                     ("a", "close", "", ""), ("b", "close", "", "")]
+
+
+def test_an_output_on_the_loop_hears_in_the_loop_thread_and_nothing_after_the_loop_closed() -> None:
+    from ser_daemon.outputs.base import OnLoop, post_to_loop
+
+    heard: list = []
+    loop = asyncio.new_event_loop()
+    ran = threading.Thread(target=loop.run_forever, name="the-loop")
+    ran.start()
+    try:
+        out = OnLoop(_Recorder("ws", heard), loop)
+        out.send_state(_state("s1"), {}, 0.0)
+        out.send_status("s1", "ok", "", 0.0)
+        done = threading.Event()
+        assert post_to_loop(loop, done.set)
+        assert done.wait(timeout(5))
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        ran.join(timeout(5))
+        loop.close()
+    assert heard == [("ws", "state", "s1", "the-loop"), ("ws", "status", "s1:ok:", "the-loop")]
+    assert post_to_loop(loop, heard.append, "late") is False and heard[-1] != "late"
+
+
+def test_the_registry_builds_only_the_outputs_the_config_asks_for() -> None:
+    from ser_daemon.app.outputs import OUTPUTS, OutputContext, build_outputs
+    from ser_daemon.outputs.console import ConsoleOutput, JsonLines, StatusLine
+    from ser_daemon.outputs.mapping import load_mapping
+
+    labels = ("neutral", "happy")
+    console = ConsoleOutput(io.StringIO(), io.StringIO(), quiet=True, on_closed=lambda exc, gone: None)
+    cfg = DaemonConfig(inputs=(), osc=(), jsonl=True, print_states=False, ws=None)
+    built = build_outputs(OutputContext(cfg, labels, load_mapping(None, labels), console, ("mic",),
+                                        lambda: 0, lambda: ""))
+    assert list(built) == ["jsonl", "status_line"] and list(OUTPUTS)[:2] == ["osc", "print"]
+    assert isinstance(built["jsonl"], JsonLines) and isinstance(built["status_line"], StatusLine)
+    cfg = DaemonConfig(inputs=(), osc=(OscTarget(Endpoint("127.0.0.1", 9), "generic"),), ws=None)
+    built = build_outputs(OutputContext(cfg, labels, load_mapping(None, labels), console, ("a", "b"),
+                                        lambda: 0, lambda: ""))
+    try:
+        assert isinstance(built["osc"], OscSender) and built["osc"].profiles[0].per_stream  # two streams
+    finally:
+        built["osc"].close()

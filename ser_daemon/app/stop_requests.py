@@ -22,13 +22,16 @@ are in ``ser_daemon/os_defaults.py``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
+from ..outputs.base import post_to_loop
 from .startup import EXIT_INTERRUPTED, SIGBREAK, exit_code_for, signal_name, stop_signals  # noqa: F401 (SIGBREAK: re-exported)
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "exit_code_for",
     "install_stop_handlers",
     "ConsoleEvents",
+    "unless_stopped",
+    "StopControl",
 ]
 
 log = logging.getLogger(__name__)
@@ -226,3 +231,75 @@ def _quiet(fn: Callable[..., Any], *args: Any) -> None:
         pass
 
 
+async def unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Await a start-up step, but drop it as soon as ``stop`` is set: every stop ends within 1 s.
+
+    Returns whether the step was given up while still running (its thread, if any, may linger).
+
+    Raises:
+        Exception: the step's own error, if it failed.
+    """
+    task, stopper = asyncio.ensure_future(step), asyncio.ensure_future(stop.wait())
+    left_behind = False
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            left_behind = True
+    if not task.cancelled():
+        task.result()  # its error, if it failed
+    return left_behind
+
+
+class StopControl:
+    """One daemon's stop: asked for from any thread, done once; a second request forces the exit.
+
+    Holds the exit code: the first reason to stop that carries one wins (an interrupt's 130, a
+    closed stdout's 141), except a failure of the processing thread, which is always 1.
+    """
+
+    def __init__(self) -> None:
+        self.exit_code = 0
+        self.requests = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+        self.done = threading.Event()  # set when the clean stop is done (a console handler waits on it)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+        """The running loop the stop is delivered to; returns the event a stop sets."""
+        self.loop, self.event = loop, asyncio.Event()
+        return self.event
+
+    def stop(self) -> None:
+        """Ask for the stop (thread-safe; harmless once the loop has closed)."""
+        if self.loop is not None and self.event is not None:
+            post_to_loop(self.loop, self.event.set)  # a closed loop: the daemon ended on its own meanwhile
+
+    def stop_with(self, code: int) -> None:
+        """Stop, ending with ``code`` unless an earlier reason gave one."""
+        if self.exit_code == 0:
+            self.exit_code = code
+        self.stop()
+
+    def stdout_closed(self, exc: BaseException, reader_gone: bool) -> None:
+        """The ``--print``/``--jsonl`` reader went away (``| head``: the documented 141), or stdout failed (exit 1)."""
+        if reader_gone:
+            log.info("stdout closed (%s): stopping", type(exc).__name__)
+        else:
+            log.error("cannot write to stdout (%s): stopping", getattr(exc, "strerror", None) or exc)
+        self.stop_with(EXIT_BROKEN_PIPE if reader_gone else 1)
+
+    def request(self, request: StopRequest) -> None:
+        """A signal or console event asks us to stop (event loop thread); a second one forces it."""
+        self.requests += 1
+        if self.requests > 1:
+            log.warning("%s again: exiting now", request.reason)
+            os._exit(request.exit_code or 1)
+        log.info("%s: stopping", request.reason)
+        if self.exit_code == 0:
+            self.exit_code = request.exit_code
+        assert self.event is not None
+        self.event.set()

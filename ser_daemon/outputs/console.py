@@ -8,20 +8,26 @@ of also knowing how a closed pipe or a Windows console behaves.  Network outputs
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
 from ..core.state import EmotionState
 from ..errors import OutputError
+from .base import Weights
+from .messages import dumps, state_json, status_json
 
-__all__ = ["StageStats", "format_state", "status_text", "ConsoleOutput", "STATUS_MAX_COLUMNS", "check_output_file"]
+__all__ = ["StageStats", "format_state", "status_text", "ConsoleOutput", "STATUS_MAX_COLUMNS", "check_output_file",
+           "PrintLines", "JsonLines", "StatusLine", "write_stats_json"]
+
+log = logging.getLogger(__name__)
 
 STATUS_MAX_COLUMNS = 80  # the status line fits the classic terminal width, even on a wider one
 
@@ -55,6 +61,14 @@ class StageStats:
             col = self._column(k)  # may grow the array: look it up first
             self._data[col, i] = v
         self.decisions += 1
+
+    def report(self, classifier: Any, model: str, streams: dict[str, Any], vrchat_listener: Any = None) -> dict[str, Any]:
+        """What ``--stats-json`` writes: the backend and model, the stage summary, each stream's counters."""
+        data = {"backend": getattr(classifier, "backend", "?"), "model": model, "decisions": self.decisions,
+                "stages": self.summary(), "streams": streams}
+        if vrchat_listener is not None:
+            data["vrchat_listener"] = vrchat_listener
+        return data
 
     def summary(self) -> dict[str, dict[str, float]]:
         n = min(self.decisions, self.max_items)
@@ -135,11 +149,12 @@ class ConsoleOutput:
     default) there is none, since a line printed after it would continue its row.
     Log records and :meth:`note` lines clear it first.
 
-    A reader that goes away (``ser-daemon --print | head``) must stop the daemon
-    cleanly, not with a traceback: the first failed write points stdout at
-    nothing (Python flushes it again at exit) and calls ``on_closed`` once, with
-    the error and whether it was the reader going away (a closed pipe) rather
-    than stdout failing (a full disk, an I/O error).
+    With ``lines_on_out`` (``--print``/``--jsonl``), a stdout that is closed is refused at once
+    (:class:`~ser_daemon.errors.OutputError`).  A reader that goes away (``ser-daemon --print |
+    head``) must stop the daemon cleanly, not with a traceback: the first failed write points
+    stdout at nothing (Python flushes it again at exit) and calls ``on_closed`` once, with the
+    error and whether it was the reader going away (a closed pipe) rather than stdout failing
+    (a full disk, an I/O error).
     """
 
     def __init__(self, out: TextIO | None, status_out: TextIO, *, quiet: bool,
@@ -156,6 +171,8 @@ class ConsoleOutput:
             tty = status_out.isatty()
         except (AttributeError, ValueError):
             tty = False
+        if lines_on_out:
+            self.check_writable()  # refuse at start a stdout that is closed
         self.show_status = tty and not quiet and not (lines_on_out and _same_file(out, status_out))
         self._filter: _EraseStatusFirst | None = None
         if self.show_status:
@@ -174,7 +191,12 @@ class ConsoleOutput:
         return max(20, min(STATUS_MAX_COLUMNS, columns) - 1)  # the last column would wrap on some terminals
 
     def note(self, text: str) -> None:
-        """One line for people on the status terminal (stderr), on a row of its own."""
+        """One line for people on the status terminal (stderr), on a row of its own; nothing with ``--quiet``.
+
+        Start-up facts (where OSC goes, the web view's address): never on stdout.
+        """
+        if self.quiet:
+            return
         with self._lock:
             self.clear_status()
             try:
@@ -265,6 +287,74 @@ class ConsoleOutput:
             except (OSError, ValueError):
                 pass
             self._status_len = 0
+
+
+class PrintLines:
+    """``--print``: one human-readable line per state and per input-status change, on stdout."""
+
+    def __init__(self, console: ConsoleOutput) -> None:
+        self.console = console
+
+    def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
+        self.console.line(format_state(state))
+
+    def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
+        self.console.line(f"[{stream}] status: {status} ({detail})")
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLines:
+    """``--jsonl``: every message as one JSON line on stdout, in the WebSocket schema."""
+
+    def __init__(self, console: ConsoleOutput) -> None:
+        self.console = console
+
+    def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
+        self.console.line(dumps(state_json(state, 0, weights)))
+
+    def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
+        self.console.line(dumps(status_json(stream, status, detail, now)))
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        """A message that is not a state (the hello, VRChat facts)."""
+        self.console.line(dumps(message))
+
+    def close(self) -> None:
+        pass
+
+
+class StatusLine:
+    """The live status line on a terminal: the newest state, the client count and a short note.
+
+    Args:
+        console: draws it (only on a terminal, at most 5 times a second).
+        clients: how many WebSocket clients are connected now.
+        note: a few words to add (what is known about VRChat), or "".
+    """
+
+    def __init__(self, console: ConsoleOutput, clients: Callable[[], int], note: Callable[[], str]) -> None:
+        self.console = console
+        self.clients = clients
+        self.note = note
+
+    def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
+        self.console.status(state, self.clients(), self.note())
+
+    def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
+        pass
+
+    def close(self) -> None:
+        self.console.end_status()
+
+
+def write_stats_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Write the statistics at exit; a full disk now costs the statistics (one error line), not the exit."""
+    try:
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:  # the path was checked at start-up (check_output_file)
+        log.error("cannot write the statistics to %s: %s", path, exc.strerror or exc)
 
 
 def check_output_file(path: str | os.PathLike[str], what: str) -> Path:

@@ -78,6 +78,15 @@ class OscSender:
                     pending.remove(i)
                     log.warning("OSC target %s resolves now; sending to it", t)
 
+    @staticmethod
+    def describe(sender: OscSender | None) -> list[str]:
+        """Start-up lines for people: where each OSC target goes ("OSC: off" without any)."""
+        if sender is None:
+            return ["OSC: off"]
+        kinds = {"vrchat": "VRChat avatar parameters", "vxp": "VXP avatar parameters", "vmc": "VMC blendshapes"}
+        return [f"OSC: {kinds.get(p.name, 'OSC (generic scheme)')} to {target}"
+                for target, p in zip(sender.targets, sender.profiles)]
+
     def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
         """Encode ``state`` for each target's profile and send it."""
         for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
@@ -86,7 +95,8 @@ class OscSender:
             for pkt in profile.encode(state, weights, now):
                 self._sendto(pkt, target, family, sockaddr)
 
-    def send_status(self, stream: str, status: str) -> None:
+    def send_status(self, stream: str, status: str, detail: str = "", now: float = 0.0) -> None:
+        """An input's health, in each scheme that carries it (``detail`` and ``now`` are not sent)."""
         for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
             for pkt in profile.encode_status(stream, status):
                 self._sendto(pkt, target, family, sockaddr)

@@ -41,9 +41,9 @@ from ..net.websocket_server import (
     method_not_allowed,
     warn_limited,
 )
-from .messages import dumps, state_json
+from .messages import dumps, state_json, status_json
 
-__all__ = ["WsBroadcaster"]
+__all__ = ["WsBroadcaster", "WsOutput"]
 
 log = logging.getLogger(__name__)
 
@@ -281,3 +281,23 @@ class WsBroadcaster:
     async def close(self) -> None:
         servers, self._servers = self._servers, []
         await asyncio.gather(*(close_server(s, "WebSocket server") for s in servers))
+
+
+class WsOutput:
+    """The broadcaster as an output: states and status messages to every client (event loop thread).
+
+    States arrive from the processing thread: wrap this in :class:`~ser_daemon.outputs.base.OnLoop`.
+    The broadcaster itself is closed with its servers (awaited), not here.
+    """
+
+    def __init__(self, broadcaster: WsBroadcaster) -> None:
+        self.broadcaster = broadcaster
+
+    def send_state(self, state: EmotionState, weights: Mapping[str, Mapping[str, float]], now: float) -> None:
+        self.broadcaster.broadcast(state, weights)
+
+    def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
+        self.broadcaster.broadcast_message(status_json(stream, status, detail, now))
+
+    def close(self) -> None:
+        pass

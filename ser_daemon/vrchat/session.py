@@ -21,10 +21,11 @@ import logging
 import threading
 from typing import Callable, Protocol
 
+from ..core.state import EmotionState
 from ..net.endpoints import Endpoint, is_loopback
 from ..outputs.osc import OscSender
 from ..outputs.osc_schemes import VRChatProfile
-from .input import VRChatInput
+from .input import VRChatInput, silenced
 from .link import VRChatLink
 from .oscquery import VRChatService, fetch_avatar_paths
 from .status import VRChatFacts, VRChatStatus, params_present
@@ -93,6 +94,14 @@ class VRChatSession:
         return bool(self.indices)
 
     # -- start and stop -------------------------------------------------------
+    def gate(self, state: EmotionState) -> EmotionState:
+        """``state`` as every output should get it: the neutral, silent one while VRChat mutes or disables us."""
+        return state if self.input.open else silenced(state)
+
+    def short(self) -> str:
+        """A few words for the status line (what is known about VRChat), or "" without VRChat."""
+        return self.status.facts.short() if self.active else ""
+
     async def start(self) -> None:
         """Hear what VRChat sends back (/avatar/change, MuteSelf, SER_Enabled); find it over OSCQuery."""
         cfg = self.config
