@@ -24,7 +24,9 @@ from .app.stop_requests import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
 from .arguments import OneLineParser, checked_float, checked_int
 from .core.settings import SmoothingSettings
 from .errors import ConfigError, SerError
+from .model.backends import BACKENDS, backend_choices
 from .os_defaults import user_config_path
+from .outputs.osc_targets import OSC_PROFILES
 
 __all__ = ["main", "build_parser"]
 
@@ -117,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="DIR", help="model bundle folder (default: the shipped model)")
-    g.add_argument("--backend", choices=("auto", "litert", "keras"),
-                   help="inference runtime: auto (GPU via Keras if visible, else LiteRT), litert, keras")
+    g.add_argument("--backend", choices=backend_choices(),
+                   help=f"inference runtime: auto (GPU via Keras if visible, else LiteRT), {', '.join(BACKENDS)}")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for LiteRT (default 1)")
     g.add_argument("--profile", metavar="NAME|PATH",
                    help="use your personal profile (made with 'ser-daemon enroll') for the microphone and file "
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"send OSC (UDP) here, repeatable; a profile name alone uses its default port "
                         f"(vrchat/vxp 127.0.0.1:9000, vmc 127.0.0.1:39539), PROFILE:PORT another port on "
                         f"127.0.0.1 (default {DEFAULT_OSC})")
-    g.add_argument("--osc-profile", choices=("generic", "vrchat", "vmc", "vxp"),
+    g.add_argument("--osc-profile", choices=OSC_PROFILES,
                    help="profile of --osc targets given without one: generic (ser-daemon's scheme), vrchat "
                         "(avatar parameters), vmc (VMC protocol blendshapes), vxp (VXP mod parameters)")
     g.add_argument("--mapping", metavar="FILE.toml",

@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping
 from ..bounded import read_toml
 from ..core.settings import AnalysisSettings, _check_range
 from ..errors import ConfigError
+from ..model.backends import backend_choices, or_list
 from ..net.endpoints import Endpoint, check_token, is_loopback, parse_origin
 from ..outputs.osc_targets import OscTarget
 from ..outputs.vrchat_params import VRCHAT_PARAM_SETS
@@ -25,7 +26,7 @@ __all__ = [
     "load_toml",
 ]
 
-Backend = Literal["auto", "litert", "keras"]
+Backend = str  # a name of model.backends (or "auto")
 OscFormat = Literal["bundle", "messages"]
 
 
@@ -133,8 +134,8 @@ class DaemonConfig:
         return self.device not in (None, ()) and not self.inputs
 
     def __post_init__(self) -> None:
-        if self.backend not in ("auto", "litert", "keras"):
-            raise ConfigError(f"backend must be auto, litert or keras. Received: {self.backend!r}")
+        if self.backend not in backend_choices():
+            raise ConfigError(f"backend must be {or_list(backend_choices())}. Received: {self.backend!r}")
         if self.osc_format not in ("bundle", "messages"):
             raise ConfigError(f"osc_format must be bundle or messages. Received: {self.osc_format!r}")
         if self.inputs and self.device not in (None, ()):

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ..arguments import OneLineParser, checked_int
 from ..errors import ConfigError, SerError
+from ..model.backends import AUTO, backend_choices
 
 __all__ = ["main", "build_parser"]
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a running Ray cluster (e.g. auto or HEAD:6379); default: start a local one on loopback")
     p.add_argument("--num-cpus", type=_cpus, default=None, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--model", dest="model_dir", default=None, help="model bundle folder, readable on every node")
-    p.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
+    p.add_argument("--backend", choices=backend_choices(), default=AUTO)
     p.add_argument("--ingress-replicas", type=int, default=None,
                    help="fixed number of ingress replicas (default: autoscale on open connections)")
     p.add_argument("--min-ingress-replicas", type=int, default=1)

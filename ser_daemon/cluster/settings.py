@@ -12,6 +12,7 @@ from typing import Any
 from ..core.pipeline import MAX_BATCH
 from ..core.settings import AnalysisSettings
 from ..errors import ConfigError
+from ..model.backends import backend_choices, or_list
 from ..net.ingest_protocol import OscAllowlist
 
 __all__ = ["ClusterSettings", "batch_wait_s", "INGEST_MESSAGE_BYTES"]
@@ -83,8 +84,8 @@ class ClusterSettings:
     def __post_init__(self) -> None:
         # Validated and written in one canonical form (raises ConfigError for a name or junk).
         object.__setattr__(self, "allow_stream_osc", tuple(sorted(OscAllowlist(self.allow_stream_osc).hosts)))
-        if self.backend not in ("auto", "litert", "keras"):
-            raise ConfigError(f"backend must be auto, litert or keras. Received: backend={self.backend!r}")
+        if self.backend not in backend_choices():
+            raise ConfigError(f"backend must be {or_list(backend_choices())}. Received: backend={self.backend!r}")
         for name in ("streams_per_replica", "max_streams_per_replica", "model_replicas", "min_ingress_replicas",
                      "max_ingress_replicas", "model_threads", "lease_s"):
             _positive(name, getattr(self, name))

@@ -71,7 +71,3 @@ class EmotionState:
     def latency_ms(self) -> float:
         """From the newest audio's arrival to this decision, milliseconds."""
         return (self.emitted_time - self.audio_time) * 1000.0
-
-    def probabilities(self) -> dict[str, float]:
-        """Smoothed probabilities by label."""
-        return dict(zip(self.labels, self.smoothed))

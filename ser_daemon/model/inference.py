@@ -21,6 +21,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError, import_failure
+from .backends import AUTO, BACKENDS, backend_choices, load_backend_class, or_list
 from .bundle import ModelBundle
 
 __all__ = ["Classifier", "LiteRTClassifier", "KerasClassifier", "load_classifier", "gpu_visible", "split_outputs",
@@ -221,7 +222,8 @@ class KerasClassifier:
 
     backend = "keras"
 
-    def __init__(self, path: Path, labels: tuple[str, ...], input_shape: tuple[int, int]) -> None:
+    def __init__(self, path: Path, labels: tuple[str, ...], input_shape: tuple[int, int], num_threads: int = 1) -> None:
+        """``num_threads`` is for LiteRT's sake (one call for every backend): Keras keeps its own pools."""
         try:
             import keras
         except ImportError as exc:
@@ -349,7 +351,7 @@ def load_classifier(bundle: ModelBundle, backend: str = "auto", num_threads: int
         ModelError: the bundle lacks the file that backend needs, or it is unusable.
         BackendUnavailable: the runtime is not installed.
     """
-    if backend == "auto":
+    if backend == AUTO:
         if bundle.keras_file is not None and gpu_visible() and _keras_importable():
             backend = "keras"
         elif bundle.tflite_file is not None:
@@ -357,15 +359,13 @@ def load_classifier(bundle: ModelBundle, backend: str = "auto", num_threads: int
         else:
             backend = "keras"
         log.info("backend auto: chose %s", backend)
-    if backend == "litert":
-        if bundle.tflite_file is None:
-            raise ModelError(f"{bundle.directory}: no .tflite model for the litert backend (try --backend keras)")
-        clf: Classifier = LiteRTClassifier(bundle.tflite_file, bundle.labels, bundle.input_shape, num_threads)
-    elif backend == "keras":
-        if bundle.keras_file is None:
-            raise ModelError(f"{bundle.directory}: no .keras model for the keras backend (try --backend litert)")
-        clf = KerasClassifier(bundle.keras_file, bundle.labels, bundle.input_shape)
-    else:
-        raise ModelError(f"unknown backend {backend!r}: choose auto, litert or keras")
+    entry = BACKENDS.get(backend)
+    if entry is None:
+        raise ModelError(f"unknown backend {backend!r}: choose {or_list(backend_choices())}")
+    path = getattr(bundle, entry.model_file)
+    if path is None:
+        raise ModelError(f"{bundle.directory}: no {entry.suffix} model for the {backend} backend "
+                         f"(try --backend {entry.instead})")
+    clf: Classifier = load_backend_class(entry)(path, bundle.labels, bundle.input_shape, num_threads)
     clf.bundle = bundle  # type: ignore[attr-defined]  # so replay_audio knows the front end
     return clf

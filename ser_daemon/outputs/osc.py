@@ -18,7 +18,7 @@ from typing import Iterable
 from ..core.state import EmotionState
 from ..net.endpoints import Endpoint
 from .osc_schemes import OscProfile, Weights
-from .osc_targets import OscTarget
+from .osc_targets import OSC_SCHEMES, OscTarget
 
 __all__ = ["OscSender"]
 
@@ -83,8 +83,7 @@ class OscSender:
         """Start-up lines for people: where each OSC target goes ("OSC: off" without any)."""
         if sender is None:
             return ["OSC: off"]
-        kinds = {"vrchat": "VRChat avatar parameters", "vxp": "VXP avatar parameters", "vmc": "VMC blendshapes"}
-        return [f"OSC: {kinds.get(p.name, 'OSC (generic scheme)')} to {target}"
+        return [f"OSC: {OSC_SCHEMES[p.name].says if p.name in OSC_SCHEMES else 'OSC (generic scheme)'} to {target}"
                 for target, p in zip(sender.targets, sender.profiles)]
 
     def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
@@ -111,11 +110,6 @@ class OscSender:
         targets = list(self.targets)
         targets[index] = endpoint
         self.targets = tuple(targets)
-
-    def request_full_resend(self, profile_name: str) -> None:
-        for p in self.profiles:
-            if p.name == profile_name:
-                p.request_full_resend()
 
     def _sendto(self, pkt: bytes, target: Endpoint, family: int, sockaddr: tuple) -> None:
         if not family:

@@ -19,18 +19,20 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..core.smoothing import NEUTRAL
 from ..core.state import EmotionState
 from ..errors import ConfigError
 from .messages import generic_osc_messages, osc_message, osc_name, osc_packets
-from .osc_targets import OSC_DEFAULT_PORTS, OSC_PROFILES
+from .osc_targets import OSC_PROFILES, OSC_SCHEMES, scheme_class
 from .vrchat_params import VXP_ORDER, check_vrchat_name, label_index, param_value, plan_from_table, vxp_expression
 
 __all__ = [
     "PROFILES",
-    "DEFAULT_PORTS",
+    "SchemeOptions",
     "OscProfile",
     "GenericProfile",
     "VRChatProfile",
@@ -41,10 +43,32 @@ __all__ = [
 ]
 
 PROFILES = OSC_PROFILES
-DEFAULT_PORTS = OSC_DEFAULT_PORTS
 VRC_FLOAT_STEP = 1.0 / 127.0
 
+log = logging.getLogger(__name__)
+
 Weights = Mapping[str, Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class SchemeOptions:
+    """What a scheme may be built from (each takes what it needs).
+
+    Attributes:
+        bundle: OSC bundles, or single messages for receivers without bundle support.
+        vrchat_prefix: prefix of the VRChat parameter names.
+        max_hz: most avatar-parameter updates per second.
+        vrchat_params: the VRChat parameter set (compact, full, vxp, none).
+        vrchat_table: the mapping file's ``[vrchat]`` table.
+        targets: the mapping's target names, to check ``vrm:``/``arkit:`` sources.
+    """
+
+    bundle: bool = True
+    vrchat_prefix: str = "SER_"
+    max_hz: float = 5.0
+    vrchat_params: str = "compact"
+    vrchat_table: Mapping[str, Any] | None = None
+    targets: Mapping[str, Sequence[str]] | None = None
 
 
 class OscProfile:
@@ -56,6 +80,11 @@ class OscProfile:
 
     name = "base"
     follow_stream: str | None = None
+
+    @classmethod
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> OscProfile:
+        """The scheme for a model with ``labels`` (see :data:`~ser_daemon.outputs.osc_targets.OSC_SCHEMES`)."""
+        raise NotImplementedError
 
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
         raise NotImplementedError
@@ -75,6 +104,10 @@ class GenericProfile(OscProfile):
         self.bundle = bundle
         self.prefix = prefix
         self.per_stream = per_stream  # several streams: /ser/<stream>/state and so on
+
+    @classmethod
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> GenericProfile:
+        return cls(bundle=options.bundle)
 
     def _prefix(self, stream: str) -> str:
         return f"{self.prefix}/{osc_name(stream)}" if self.per_stream else self.prefix
@@ -164,6 +197,11 @@ class VRChatProfile(_OnChangeProfile):
                                                                targets=targets)
         self.plan = self.default_plan
 
+    @classmethod
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VRChatProfile:
+        return cls(labels, prefix=options.vrchat_prefix, max_hz=options.max_hz, preset=options.vrchat_params,
+                   table=options.vrchat_table, targets=options.targets)
+
     def set_avatar(self, avatar_id: str | None) -> None:
         """The avatar worn changed: use its parameter plan and send everything again."""
         self.plan = self.avatar_plans.get(avatar_id, self.default_plan) if avatar_id else self.default_plan
@@ -195,6 +233,13 @@ class VxpProfile(VRChatProfile):
     def __init__(self, max_hz: float = 5.0) -> None:
         super().__init__(VXP_ORDER, max_hz=max_hz, preset="vxp")
 
+    @classmethod
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VxpProfile:
+        missing = [x for x in labels if x not in VXP_ORDER and x != NEUTRAL]
+        if missing:
+            log.warning("vxp profile: classes %s have no VXP number; sent as 0", missing)
+        return cls(max_hz=options.max_hz)
+
     @staticmethod
     def expression(state: EmotionState) -> int:
         return vxp_expression(state)
@@ -207,6 +252,10 @@ class VmcProfile(OscProfile):
 
     def __init__(self, bundle: bool = True) -> None:
         self.bundle = bundle
+
+    @classmethod
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VmcProfile:
+        return cls(bundle=options.bundle)
 
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
         msgs = [osc_message("/VMC/Ext/Blend/Val", ("s", name), ("f", w)) for name, w in weights.get("vrm0", {}).items()]
@@ -225,23 +274,13 @@ def make_profile(
     vrchat_table: Mapping[str, Any] | None = None,
     targets: Mapping[str, Sequence[str]] | None = None,
 ) -> OscProfile:
-    """Build a profile by name.
+    """Build a profile by name (registered in :data:`~ser_daemon.outputs.osc_targets.OSC_SCHEMES`).
 
     Raises:
         ConfigError: unknown profile, or VRChat names that VRChat would ignore.
     """
-    if name == "generic":
-        return GenericProfile(bundle=bundle)
-    if name == "vrchat":
-        return VRChatProfile(labels, prefix=vrchat_prefix, max_hz=max_hz, preset=vrchat_params,
-                             table=vrchat_table, targets=targets)
-    if name == "vmc":
-        return VmcProfile(bundle=bundle)
-    if name == "vxp":
-        missing = [x for x in labels if x not in VXP_ORDER and x != NEUTRAL]
-        if missing:
-            import logging
-
-            logging.getLogger(__name__).warning("vxp profile: classes %s have no VXP number; sent as 0", missing)
-        return VxpProfile(max_hz=max_hz)
-    raise ConfigError(f"unknown OSC profile {name!r}; choose one of {', '.join(PROFILES)}")
+    if name not in OSC_SCHEMES:
+        raise ConfigError(f"unknown OSC profile {name!r}; choose one of {', '.join(PROFILES)}")
+    options = SchemeOptions(bundle, vrchat_prefix, max_hz, vrchat_params, vrchat_table, targets)
+    profile: OscProfile = scheme_class(name).from_options(tuple(labels), options)
+    return profile

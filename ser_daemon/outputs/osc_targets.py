@@ -1,13 +1,24 @@
-"""Where OSC goes and in which scheme: ``--osc`` targets (``vrchat``, ``vmc@HOST:PORT``, ...)."""
+"""Where OSC goes and in which scheme: ``--osc`` targets (``vrchat``, ``vmc@HOST:PORT``, ...).
+
+:data:`OSC_SCHEMES` is the one place an OSC scheme is registered: ``--osc`` and
+``--osc-profile`` read their choices and default ports from it, the start-up lines their
+words, and :func:`~ser_daemon.outputs.osc_schemes.make_profile` the class that encodes it.
+Adding a scheme is its encoder class plus one entry here.  This module stays light (the
+command line reads it at start-up): the class is named as ``module:Class`` and imported
+when a scheme is built.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 from ..net.endpoints import Endpoint, parse_endpoint
 
-__all__ = ["OscTarget", "OSC_PROFILES", "OSC_DEFAULT_PORTS", "parse_osc_target"]
+__all__ = ["OscTarget", "SchemeEntry", "OSC_SCHEMES", "OSC_PROFILES", "OSC_DEFAULT_PORTS", "parse_osc_target",
+           "scheme_class"]
 
 
 @dataclass(frozen=True)
@@ -21,8 +32,37 @@ class OscTarget:
         return f"{self.profile}@{self.endpoint}"
 
 
-OSC_PROFILES = ("generic", "vrchat", "vmc", "vxp")
-OSC_DEFAULT_PORTS = {"generic": 9000, "vrchat": 9000, "vmc": 39539, "vxp": 9000}
+@dataclass(frozen=True)
+class SchemeEntry:
+    """One OSC scheme.
+
+    Attributes:
+        name: what ``--osc NAME`` and ``--osc-profile`` call it.
+        default_port: where on 127.0.0.1 it goes when no port is given.
+        says: what the start-up line calls its packets ("OSC: <says> to HOST:PORT").
+        encoder: ``module:Class`` of its encoder, built by ``Class.from_options(labels, options)``.
+    """
+
+    name: str
+    default_port: int
+    says: str
+    encoder: str
+
+
+OSC_SCHEMES: dict[str, SchemeEntry] = {
+    "generic": SchemeEntry("generic", 9000, "OSC (generic scheme)", "ser_daemon.outputs.osc_schemes:GenericProfile"),
+    "vrchat": SchemeEntry("vrchat", 9000, "VRChat avatar parameters", "ser_daemon.outputs.osc_schemes:VRChatProfile"),
+    "vmc": SchemeEntry("vmc", 39539, "VMC blendshapes", "ser_daemon.outputs.osc_schemes:VmcProfile"),
+    "vxp": SchemeEntry("vxp", 9000, "VXP avatar parameters", "ser_daemon.outputs.osc_schemes:VxpProfile"),
+}
+OSC_PROFILES = tuple(OSC_SCHEMES)
+OSC_DEFAULT_PORTS = {name: s.default_port for name, s in OSC_SCHEMES.items()}
+
+
+def scheme_class(name: str) -> Any:
+    """The encoder class of scheme ``name`` (KeyError for an unknown one)."""
+    module, _, cls = OSC_SCHEMES[name].encoder.partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def _profile_typo(word: str) -> str | None:

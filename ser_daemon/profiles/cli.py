@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from ..arguments import OneLineParser
 from ..errors import ProfileError, SerError
+from ..model.backends import AUTO, backend_choices
 
 __all__ = ["main", "build_parser"]
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--label", nargs="+", action="append", metavar=("LABEL", "FILE.wav"), default=[],
                    help="a label the model knows, then WAV files of you speaking that way; repeatable")
     e.add_argument("--model", metavar="DIR", help="model bundle folder (default: the shipped model)")
-    e.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto", help="inference runtime")
+    e.add_argument("--backend", choices=backend_choices(), default=AUTO, help="inference runtime")
     e.add_argument("--baseline-only", action="store_true",
                    help="learn the voice baseline only, no personal head (even with labelled takes)")
     e.add_argument("--replace", action="store_true", help="overwrite the profile if it exists")

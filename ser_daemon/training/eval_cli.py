@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..model.backends import backend_choices
 from .cli_args import csv_list, label_map
 
 __all__ = ["main", "build_parser"]
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-train-speakers", action="store_true",
                    help="also score speakers the model trained on (not speaker-independent!)")
     p.add_argument("--label-map", type=label_map, default={}, help="data_label=model_label,... renames")
-    p.add_argument("--backend", default="litert", choices=["litert", "keras"])
+    p.add_argument("--backend", default="litert", choices=backend_choices(auto=False))
     p.add_argument("--no-streaming", action="store_true", help="skip the per-clip streaming replay")
     p.add_argument("--config", default=None, metavar="FILE.toml",
                    help="replay with the hop, gate and smoothing settings of this daemon config file "
