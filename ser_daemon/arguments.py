@@ -46,6 +46,7 @@ def checked_int(
             raise argparse.ArgumentTypeError(range_error.format(text=text, value=value, lo=lo, hi=hi))
         return value
 
+    convert.kind = "int"  # type: ignore[attr-defined]  # what a config file must give (app.options)
     return convert
 
 
@@ -67,4 +68,5 @@ def checked_float(
             raise argparse.ArgumentTypeError(range_error.format(text=text, value=value, lo=lo, hi=hi))
         return value
 
+    convert.kind = "num"  # type: ignore[attr-defined]
     return convert

@@ -8,6 +8,8 @@ through :func:`analysis_settings_from_file`, without the command line.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 from importlib import resources
 from pathlib import Path
@@ -19,12 +21,11 @@ from ..errors import ConfigError
 from ..net.endpoints import parse_endpoint
 from ..outputs.osc_targets import parse_osc_target
 from .config import DaemonConfig, load_toml
+from .flags import DEFAULT_OSC, DEFAULT_WS, _device, build_parser
 
-__all__ = ["config_from_options", "analysis_settings_from_file", "demo_recording", "DEFAULT_WS", "DEFAULT_OSC"]
+__all__ = ["config_from_options", "analysis_settings_from_file", "demo_recording", "option_kinds"]
 
 
-DEFAULT_WS = "127.0.0.1:8765"
-DEFAULT_OSC = "127.0.0.1:9000"
 
 
 def demo_recording() -> Path:
@@ -32,62 +33,41 @@ def demo_recording() -> Path:
     return Path(str(resources.files("ser_daemon") / "data" / "demo.wav"))
 
 
-def _device(text: str) -> int | str:
-    return int(text) if text.strip().isdigit() else text
+
+def option_kinds(parser: argparse.ArgumentParser) -> dict[str, tuple[str, Callable[[Any], Any] | None]]:
+    """Each config-file key and its kind, read from the option declarations (the parser).
+
+    Kinds: "bool" (a switch), "list" (a repeatable flag), "int"/"num" (checked numbers), "str"
+    (anything else, with ``str`` as its converter).  Flags that only act and exit (``--config``,
+    ``--list-devices``, ...) are not config keys.
+    """
+    kinds: dict[str, tuple[str, Callable[[Any], Any] | None]] = {}
+    for action in parser._actions:  # argparse keeps no public list of its options
+        if not action.option_strings or action.dest in _NOT_OPTIONS or action.dest in ("help", "version"):
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            kinds[action.dest] = ("bool", None)
+        elif isinstance(action, argparse._AppendAction):
+            kinds[action.dest] = ("list", str)
+        elif getattr(action.type, "kind", None) in ("int", "num"):
+            kinds[action.dest] = (action.type.kind, None)
+        else:
+            kinds[action.dest] = ("str", str)
+    return kinds
 
 
-# name -> (kind, converter); kinds: "str", "num", "int", "bool", "list"
-_OPTIONS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
-    "input": ("list", str),
-    "device": ("list", str),
-    "fast": ("bool", None),
-    "loop": ("bool", None),
-    "samplerate": ("int", None),
-    "channels": ("int", None),
-    "block_ms": ("num", None),
-    "model": ("str", str),
-    "backend": ("str", str),
-    "threads": ("int", None),
-    "profile": ("str", str),
-    "profile_update": ("bool", None),
-    "no_profile_update": ("bool", None),
-    "osc": ("list", str),
-    "osc_profile": ("str", str),
-    "mapping": ("str", str),
-    "vrchat_prefix": ("str", str),
-    "vrchat_max_hz": ("num", None),
-    "vrchat_listen": ("int", None),
-    "vrchat_params": ("str", str),
-    "vrchat_ignore_mute": ("bool", None),
-    "no_oscquery": ("bool", None),
-    "host_api": ("str", str),
-    "jsonl": ("bool", None),
-    "no_osc": ("bool", None),
-    "osc_format": ("str", str),
-    "ws": ("str", str),
-    "no_ws": ("bool", None),
-    "ws_queue": ("int", None),
-    "web": ("str", str),
-    "ingest": ("str", str),
-    "max_clients": ("int", None),
-    "max_message_bytes": ("int", None),
-    "ws_token": ("str", str),
-    "ws_token_file": ("str", str),
-    "max_streams": ("int", None),
-    "ws_allow_origin": ("list", str),
-    "allow_remote": ("bool", None),
-    "wait_clients": ("int", None),
-    "hop_ms": ("num", None),
-    "window_ms": ("num", None),
-    "latency_budget_ms": ("num", None),
-    "print": ("bool", None),
-    "quiet": ("bool", None),
-    "log_level": ("str", str),
-    "stats_json": ("str", str),
-}
-for _cls in (VadSettings, SmoothingSettings):
-    for _name in _cls.__dataclass_fields__:
-        _OPTIONS[_name] = ("num", None)
+# Flags that act and exit: never config-file keys.
+_NOT_OPTIONS = ("config", "list_devices", "config_path", "write_config", "vrchat_table")
+
+# Config-file key -> (kind, converter), from the declarations (see option_kinds).
+_OPTIONS = option_kinds(build_parser())
+
+# DaemonConfig fields that take their option's value as it is; config_from_options turns the
+# others into their types (addresses, paths, OSC targets, the token, the analysis settings).
+_TURNED = ("osc", "ws", "web", "ingest", "model", "mapping", "device", "ws_token", "ws_allow_origin", "profile_update")
+_AS_GIVEN = tuple(f.name for f in dataclasses.fields(DaemonConfig) if f.name in _OPTIONS and f.name not in _TURNED)
+
+
 def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
     """Check a config file's values with the same rules as the flags."""
     out: dict[str, Any] = {}
@@ -180,17 +160,7 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     token = _token(opts)
     model = Path(opts["model"]).expanduser() if "model" in opts else None
     mapping = Path(opts["mapping"]).expanduser() if "mapping" in opts else None
-    kw: dict[str, Any] = {
-        k: opts[k]
-        for k in (
-            "fast", "loop", "samplerate", "channels", "block_ms", "backend", "threads",
-            "osc_format", "ws_queue", "allow_remote", "wait_clients", "quiet", "log_level",
-            "vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "max_clients", "max_message_bytes",
-            "max_streams",
-            "vrchat_params", "vrchat_ignore_mute", "host_api", "jsonl", "profile",
-        )
-        if k in opts
-    }
+    kw: dict[str, Any] = {k: opts[k] for k in _AS_GIVEN if k in opts}
     if opts.get("profile_update") and opts.get("no_profile_update"):
         raise ConfigError("--profile-update and --no-profile-update contradict each other; give one")
     kw["profile_update"] = True if opts.get("profile_update") else False if opts.get("no_profile_update") else None
@@ -212,4 +182,3 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     )
 
 
-_NOT_OPTIONS = ("config", "list_devices", "config_path", "write_config", "vrchat_table")
