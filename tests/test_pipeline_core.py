@@ -338,3 +338,41 @@ def test_the_speaker_reference_learns_only_from_voiced_audio() -> None:
     assert proc.speaker.voiced_frames_seen == 0  # silence: the gate is shut
     proc.feed(tone(3000, 2.0), 16000, lambda i: 0.0)
     assert proc.speaker.voiced_frames_seen > 0 and proc.speaker.reference.max() > 0.0
+
+
+def test_a_stream_from_a_bundle_takes_its_classes_window_and_speaker_normalisation() -> None:
+    from ser_daemon.core.speaker_norm import SpeakerNormSettings
+
+    norm = SpeakerNormSettings(prior=(0.5,) * BUNDLE.features.n_mels, prior_frames=10.0)
+    bundle = dataclasses.replace(BUNDLE, speaker_norm=norm)
+    proc = StreamProcessor.from_bundle("s", bundle, SETTINGS, 48000, clock=lambda: 7.0)
+    assert (proc.labels, proc.in_rate, proc.clock()) == (BUNDLE.labels, 48000, 7.0)
+    assert proc.window_samples == int(BUNDLE.window_s * BUNDLE.features.sample_rate) and proc.head is None
+    np.testing.assert_allclose(proc.speaker.reference, 0.5)
+    assert StreamProcessor.from_bundle("s", BUNDLE, SETTINGS, 16000).speaker is None  # the bundle has none
+
+
+def test_switching_to_a_profile_restarts_the_reference_from_its_baseline_and_reads_with_its_head() -> None:
+    from ser_daemon.core.head import LinearHead
+    from ser_daemon.core.speaker_norm import SpeakerNormSettings
+
+    n = BUNDLE.features.n_mels
+    norm = SpeakerNormSettings(prior=(0.0,) * n, prior_frames=10.0)
+    proc = StreamProcessor("s", LABELS, BUNDLE.features, 1.0, SETTINGS, 16000, speaker_norm=norm)
+    proc.feed(tone(3000, 2.0), 0, lambda i: 0.0)
+    assert proc.speaker.voiced_frames_seen > 0
+    head = LinearHead(np.zeros((4, len(LABELS)), np.float32), np.zeros(len(LABELS), np.float32))
+    profile = dataclasses.make_dataclass("P", ["baseline", "baseline_frames", "head"])(np.full(n, 2.0), 40.0, head)
+    proc.use_profile(profile)
+    assert proc.head is head and proc.speaker.voiced_frames_seen == 0 and proc.speaker.weight_frames == 40.0
+    np.testing.assert_allclose(proc.speaker.reference, 2.0)
+    plain = StreamProcessor("s", LABELS, BUNDLE.features, 1.0, SETTINGS, 16000)
+    plain.use_profile(profile)
+    assert plain.head is head and plain.speaker is None  # no speaker normalisation in the model: none added
+
+
+def test_a_streams_statistics_are_its_counters() -> None:
+    proc = processor()
+    assert proc.statistics() == {"decisions": 0, "dropped_windows": 0, "late": 0, "overruns": 0}
+    proc.seq, proc.dropped_windows, proc.late_decisions, proc.overruns = 5, 2, 1, 3
+    assert proc.statistics() == {"decisions": 5, "dropped_windows": 2, "late": 1, "overruns": 3}

@@ -32,7 +32,7 @@ def _clips(actor: str, codes: tuple[str, ...]) -> list[Path]:
 
 @pytest.mark.parametrize("actor", ["Actor_17", "Actor_18", "Actor_19", "Actor_20"])
 def test_neutral_for_a_minute_then_angry_shows_angry(actor: str) -> None:
-    from ser_daemon.training.audio_prep import load_audio
+    from ser_daemon.audio.clips import load_audio
 
     bundle = load_bundle(HELDOUT_TWIN)
     assert bundle.speaker_norm is not None

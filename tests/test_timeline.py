@@ -356,7 +356,7 @@ def test_resmoothing_equals_a_full_replay(tmp_path: Path, smoothing: SmoothingSe
     clf = ToneClassifier(confuse={"sad": "happy"}, sure=0.55)
     base = AnalysisSettings(vad=STEADY_VAD)
     [run] = replay_timelines(clips, clf, settings=base, seed=1)
-    from ser_daemon.training.audio_prep import load_audio
+    from ser_daemon.audio.clips import load_audio
     from ser_daemon.training.timeline import decisions_from_states
 
     full_settings = replace(base, smoothing=smoothing)

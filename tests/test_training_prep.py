@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ser_daemon.core.features import FeatureConfig, frames_for_samples
-from ser_daemon.training.audio_prep import cut_windows, features_of, speech_bounds, window_starts
+from ser_daemon.audio.clips import cut_windows, features_of, speech_bounds, window_starts
 from ser_daemon.training.augment import (
     AugmentConfig,
     augment_waveform,

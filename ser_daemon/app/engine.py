@@ -125,9 +125,8 @@ class Engine:
 
     # -- set-up (before run) ---------------------------------------------------
     def processor(self, name: str, rate: int, local: bool = True) -> StreamProcessor:
-        b = self.bundle
-        return StreamProcessor(name, b.labels, b.features, b.window_s, self.analysis, rate, clock=self.clock,
-                               speaker_norm=b.speaker_norm, profile=self.profile if local else None)
+        return StreamProcessor.from_bundle(name, self.bundle, self.analysis, rate, clock=self.clock,
+                                           profile=self.profile if local else None)
 
     def add(self, name: str, source: StreamSource, ring: AudioRing, rate: int, *, fast: bool = False) -> Stream:
         """A local input known at start-up."""
@@ -249,16 +248,11 @@ class Engine:
                 self.on_status(stream, status, detail)
 
     def _apply_profile_swaps(self) -> None:
-        from ..core.speaker_norm import SpeakerNormalizer
-
         while not self._profile_swaps.empty():
             stream, profile = self._profile_swaps.get_nowait()
             for st in self.streams:
                 if st.name == stream and st.local:
-                    if self.bundle.speaker_norm is not None:
-                        st.proc.speaker = SpeakerNormalizer(self.bundle.speaker_norm, start=profile.baseline,
-                                                            start_frames=profile.baseline_frames)
-                    st.proc.head = profile.head
+                    st.proc.use_profile(profile)
                     if self.on_profile_applied is not None:
                         self.on_profile_applied(stream)
 
@@ -276,8 +270,4 @@ class Engine:
         return best.reference, best.weight_frames
 
     def stream_stats(self) -> dict[str, dict[str, int]]:
-        return {
-            st.name: {"decisions": st.proc.seq, "dropped_windows": st.proc.dropped_windows,
-                      "late": st.proc.late_decisions, "overruns": st.proc.overruns}
-            for st in self.streams
-        }
+        return {st.name: st.proc.statistics() for st in self.streams}

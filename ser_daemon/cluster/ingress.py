@@ -247,9 +247,8 @@ class Ingress:
         req = started.request
         self.streams[req.stream] = ws
         self.metrics.streams.set(len(self.streams))
-        b = self.bundle
-        proc = StreamProcessor(req.stream, b.labels, b.features, b.window_s, self.settings.analysis, req.sample_rate,
-                               clock=time.monotonic, speaker_norm=b.speaker_norm)
+        proc = StreamProcessor.from_bundle(req.stream, self.bundle, self.settings.analysis, req.sample_rate,
+                                           clock=time.monotonic)
         await ws.send_text(started.reply)
         pending: asyncio.Queue = asyncio.Queue(maxsize=PENDING_DECISIONS)
         sender = asyncio.get_running_loop().create_task(self._send_states(ws, proc, pending, req.osc))

@@ -38,7 +38,23 @@ from .state import EmotionState
 from .utterance import UtteranceTracker
 from .vad import VoiceActivityGate
 
-__all__ = ["DueWindow", "StreamProcessor", "VoiceStart", "MAX_BATCH"]
+__all__ = ["DueWindow", "StreamProcessor", "VoiceStart", "FrontEnd", "MAX_BATCH"]
+
+
+class FrontEnd(Protocol):
+    """What a stream takes from a model bundle (``model.bundle.ModelBundle`` is one)."""
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+    @property
+    def features(self) -> FeatureConfig: ...
+
+    @property
+    def window_s(self) -> float: ...
+
+    @property
+    def speaker_norm(self) -> SpeakerNormSettings | None: ...
 
 
 class VoiceStart(Protocol):
@@ -143,6 +159,7 @@ class StreamProcessor:
             self._utterance = UtteranceTracker(max(1, int(round(gap_ms / frame_ms))),
                                                int(round(ONSET_MARGIN_MS / frame_ms)))
         self.speaker: SpeakerNormalizer | None = None
+        self._speaker_norm = speaker_norm
         if speaker_norm is not None:
             start = (profile.baseline, profile.baseline_frames) if profile is not None else (None, None)
             self.speaker = SpeakerNormalizer(speaker_norm, start=start[0], start_frames=start[1])
@@ -160,6 +177,25 @@ class StreamProcessor:
         self._acc_ms: dict[str, float] = {"resample": 0.0, "features": 0.0}
         self._unpushed: list[np.ndarray] = []  # resampled audio not yet turned into frames
         self._unpushed_len = 0
+
+    @classmethod
+    def from_bundle(cls, stream: str, bundle: FrontEnd, settings: AnalysisSettings, in_rate: int,
+                    clock: Clock = time.monotonic, profile: VoiceStart | None = None) -> StreamProcessor:
+        """A stream for the model of ``bundle``: its classes, front end, window and speaker normalisation."""
+        return cls(stream, bundle.labels, bundle.features, bundle.window_s, settings, in_rate, clock=clock,
+                   speaker_norm=bundle.speaker_norm, profile=profile)
+
+    def use_profile(self, profile: VoiceStart) -> None:
+        """Read with ``profile`` from now on: its head, and the speaker reference restarted from its baseline."""
+        if self._speaker_norm is not None:
+            self.speaker = SpeakerNormalizer(self._speaker_norm, start=profile.baseline,
+                                             start_frames=profile.baseline_frames)
+        self.head = profile.head
+
+    def statistics(self) -> dict[str, int]:
+        """Decisions made, windows skipped (superseded), decisions late, input frames lost to overruns."""
+        return {"decisions": self.seq, "dropped_windows": self.dropped_windows, "late": self.late_decisions,
+                "overruns": self.overruns}
 
     @property
     def samples_seen(self) -> int:

@@ -86,10 +86,8 @@ def replay_audio(
     settings = dataclasses.replace(settings if settings is not None else AnalysisSettings(), drop_stale=False)
     x = np.asarray(samples, dtype=np.float32)
     audio_clock = [0.0]
-    proc = StreamProcessor(
-        stream, bundle.labels, bundle.features, bundle.window_s, settings, sample_rate, clock=lambda: audio_clock[0],
-        speaker_norm=bundle.speaker_norm, profile=profile,
-    )
+    proc = StreamProcessor.from_bundle(stream, bundle, settings, sample_rate, clock=lambda: audio_clock[0],
+                                       profile=profile)
     analyzer = Analyzer(classifier)
     block = block_frames or max(1, int(sample_rate * 0.02))
 

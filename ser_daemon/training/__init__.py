@@ -4,7 +4,7 @@ Needs the ``train`` extra (TensorFlow, matplotlib); the daemon itself never
 imports this package.  Usage: ``USAGE.md`` beside this file.  Modules:
 
 - :mod:`.datasets`: find labelled clips in the supported folder layouts.
-- :mod:`.audio_prep`: load, trim silence, cut windows, compute features.
+- :mod:`ser_daemon.audio.clips` (outside this package): load, trim silence, cut windows, compute features.
 - :mod:`.augment`: waveform and SpecAugment augmentation (seeded).
 - :mod:`.model_def`: the CNN, defined once with backend-neutral Keras layers.
 - :mod:`.train`: features of augmented windows, the seeded fit, k-fold, bundle export.

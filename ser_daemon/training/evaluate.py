@@ -188,8 +188,8 @@ def streaming_eval(
     onset (energy trim) to the end of the first window from which the
     decision is the true label for every later voiced state.
     """
+    from ..audio.clips import load_audio, speech_bounds
     from ..model.analyzer import replay_audio
-    from .audio_prep import load_audio, speech_bounds
 
     index = {lab: i for i, lab in enumerate(labels)}
     y_true, y_pred, y_argmax, settle, never_voiced = [], [], [], [], 0

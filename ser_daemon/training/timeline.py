@@ -516,7 +516,7 @@ def replay_timelines(
     bundle = classifier.bundle
     rate = bundle.features.sample_rate
     if load is None:
-        from .audio_prep import load_audio
+        from ..audio.clips import load_audio
 
         def load(c: Clip) -> np.ndarray:
             return load_audio(c.path, rate)

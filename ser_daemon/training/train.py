@@ -30,9 +30,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..audio.clips import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from ..core.features import FeatureConfig, log_mel
 from ..core.speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
-from .audio_prep import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from .augment import AugmentConfig, augment_waveform, mix_speakers, mixup, spec_augment
 from .datasets import Clip, corpus_labels
 from .model_def import ModelConfig, build_model, with_speaker_adversary
