@@ -4,7 +4,7 @@ from pythonosc.osc_message import OscMessage
 
 from ser_daemon.errors import ConfigError
 from ser_daemon.outputs.mapping import load_mapping
-from ser_daemon.outputs.osc_schemes import VmcProfile, VRChatProfile, VxpProfile, make_profile
+from ser_daemon.outputs.osc_schemes import VmcScheme, VRChatScheme, VxpScheme, make_scheme
 from test_messages import make_state
 
 LABELS = ("neutral", "happy", "angry")
@@ -27,7 +27,7 @@ def weights_for(state):
 
 def test_vrchat_parameters_types_and_names() -> None:
     st = make_state()
-    prof = VRChatProfile(LABELS, preset="full")
+    prof = VRChatScheme(LABELS, preset="full")
     msgs = {m.address: m for m in decode(prof.encode(st, weights_for(st), now=0.0))}
     assert set(msgs) == {
         "/avatar/parameters/SER_Neutral", "/avatar/parameters/SER_Happy", "/avatar/parameters/SER_Angry",
@@ -46,7 +46,7 @@ def test_vrchat_parameters_types_and_names() -> None:
 
 def test_vrchat_sends_on_change_only_and_throttles() -> None:
     st = make_state()
-    prof = VRChatProfile(LABELS, max_hz=5.0, preset="full")
+    prof = VRChatScheme(LABELS, max_hz=5.0, preset="full")
     w = weights_for(st)
     assert prof.encode(st, w, now=0.0)
     assert prof.encode(st, w, now=1.0) == []  # nothing changed
@@ -69,30 +69,30 @@ def test_vrchat_sends_on_change_only_and_throttles() -> None:
 @pytest.mark.parametrize("prefix", ["SER ", "SER-", "Émo_", ""])
 def test_vrchat_names_with_spaces_or_symbols_are_refused(prefix: str) -> None:
     if prefix == "":
-        VRChatProfile(LABELS, prefix=prefix)  # an empty prefix is fine: Happy, Label, ...
+        VRChatScheme(LABELS, prefix=prefix)  # an empty prefix is fine: Happy, Label, ...
         return
     with pytest.raises(ConfigError, match="letters, digits and underscores"):
-        VRChatProfile(LABELS, prefix=prefix)
+        VRChatScheme(LABELS, prefix=prefix)
     with pytest.raises(ConfigError):
-        make_profile("vrchat", ("happy", "very angry"), vrchat_params="full")
+        make_scheme("vrchat", ("happy", "very angry"), vrchat_params="full")
 
 
 def test_vmc_bundle_values_then_apply() -> None:
     st = make_state(label="angry", smoothed=(0.05, 0.05, 0.9), confidence=0.9)
     w = weights_for(st)
-    [pkt] = VmcProfile().encode(st, w, now=0.0)
+    [pkt] = VmcScheme().encode(st, w, now=0.0)
     msgs = list(OscBundle(pkt))
     assert msgs[-1].address == "/VMC/Ext/Blend/Apply" and msgs[-1].params == []
     vals = {m.params[0]: m.params[1] for m in msgs[:-1]}
     assert all(m.address == "/VMC/Ext/Blend/Val" and tags(m) == b"sf" for m in msgs[:-1])
     assert set(vals) >= {"Joy", "Angry", "Sorrow", "Fun", "Neutral"}
     assert vals["Angry"] > 0.8 and vals["Joy"] < 0.1
-    plain = VmcProfile(bundle=False).encode(st, w, now=0.0)
+    plain = VmcScheme(bundle=False).encode(st, w, now=0.0)
     assert len(plain) == len(msgs) and OscMessage(plain[-1]).address == "/VMC/Ext/Blend/Apply"
 
 
 def test_vxp_numbers_follow_ravdess_order() -> None:
-    prof = VxpProfile()
+    prof = VxpScheme()
     labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
     for i, label in enumerate(labels):
         st = make_state(labels=labels, label=label, smoothed=tuple(0.9 if x == label else 0.0125 for x in labels),
@@ -111,7 +111,7 @@ def test_vxp_numbers_follow_ravdess_order() -> None:
 
 def test_vxp_confidence_is_zero_while_unsure() -> None:
     """VXP reads "Default (unsure)" with a confidence; a full confidence there would show a face."""
-    prof = VxpProfile()
+    prof = VxpScheme()
     unsure = make_state(labels=LABELS, label="happy", confidence=0.9, uncertain=True)
     msgs = {m.address: m.params for m in decode(prof.encode(unsure, {}, now=0.0))}
     assert msgs == {"/avatar/parameters/VXP_Expression": [0], "/avatar/parameters/VXP_Confidence": [0.0]}
@@ -127,10 +127,10 @@ def test_vxp_confidence_is_zero_while_unsure() -> None:
 
 
 def test_vrchat_label_and_voice_while_silent_or_unsure() -> None:
-    prof = VRChatProfile(LABELS, preset="full")
+    prof = VRChatScheme(LABELS, preset="full")
     assert prof.label_index(make_state(label="angry")) == 3
     assert prof.label_index(make_state(label="angry", voice_active=False)) == 3  # held through a pause
-    no_neutral = VRChatProfile(("happy", "angry"), preset="full")
+    no_neutral = VRChatScheme(("happy", "angry"), preset="full")
     assert no_neutral.label_index(make_state(labels=("happy", "angry"), label="neutral")) == 0
     silent = make_state(voice_active=False)
     msgs = {m.address: m for m in decode(prof.encode(silent, {}, now=0.0))}
@@ -141,14 +141,14 @@ def test_vrchat_label_and_voice_while_silent_or_unsure() -> None:
 @pytest.mark.parametrize("max_hz,ok", [(0.1, True), (100.0, True), (0.09, False), (100.5, False)])
 def test_send_rate_limits(max_hz: float, ok: bool) -> None:
     if ok:
-        assert VRChatProfile(LABELS, max_hz=max_hz).min_interval_s == pytest.approx(1.0 / max_hz)
+        assert VRChatScheme(LABELS, max_hz=max_hz).min_interval_s == pytest.approx(1.0 / max_hz)
     else:
         with pytest.raises(ConfigError, match="0.1..100 Hz"):
-            VRChatProfile(LABELS, max_hz=max_hz)
+            VRChatScheme(LABELS, max_hz=max_hz)
 
 
 def test_throttle_interval_boundary_and_float_step() -> None:
-    prof = VRChatProfile(LABELS, max_hz=4.0, preset="full")
+    prof = VRChatScheme(LABELS, max_hz=4.0, preset="full")
     assert prof.encode(make_state(smoothed=(0.1, 0.7, 0.2)), {}, now=10.0)
     assert prof.encode(make_state(smoothed=(0.2, 0.6, 0.2)), {}, now=10.249) == []
     sent = decode(prof.encode(make_state(smoothed=(0.2, 0.6, 0.2)), {}, now=10.25))  # exactly 1/max_hz later
@@ -161,72 +161,72 @@ def test_throttle_interval_boundary_and_float_step() -> None:
 
 
 def test_generic_profile_addresses_weights_and_status() -> None:
-    from ser_daemon.outputs.osc_schemes import GenericProfile
+    from ser_daemon.outputs.osc_schemes import GenericScheme
 
     st = make_state(stream="left ear")
     w = {"vrm": {"happy": 0.5}, "arkit": {"jawOpen": 0.25}, "vrm0": {"Joy": 1.0}}
-    prof = GenericProfile()
+    prof = GenericScheme()
     [pkt] = prof.encode(st, w, now=0.0)
     addrs = [m.address for m in OscBundle(pkt)]
     assert addrs[-3:] == ["/ser/vrm/happy", "/ser/vrm0/Joy", "/ser/arkit/jawOpen"]
-    per = GenericProfile(bundle=False, prefix="/x", per_stream=True)
+    per = GenericScheme(bundle=False, prefix="/x", per_stream=True)
     msgs = [OscMessage(p) for p in per.encode(st, w, now=0.0)]
     assert msgs[0].address == "/x/left_ear/state" and msgs[-1].address == "/x/left_ear/arkit/jawOpen"
     assert [OscMessage(p).address for p in per.encode_status("left ear", "no_audio")] == ["/x/left_ear/status"]
     assert OscMessage(prof.encode_status("mic", "capturing")[0]).params == ["capturing"]
-    assert VRChatProfile(LABELS).encode_status("mic", "no_audio") == []
+    assert VRChatScheme(LABELS).encode_status("mic", "no_audio") == []
 
 
 def test_make_profile_by_name(caplog: pytest.LogCaptureFixture) -> None:
-    from ser_daemon.outputs.osc_schemes import GenericProfile
+    from ser_daemon.outputs.osc_schemes import GenericScheme
 
-    assert isinstance(make_profile("generic", LABELS, bundle=False), GenericProfile)
-    assert make_profile("generic", LABELS, bundle=False).bundle is False
-    assert make_profile("vmc", LABELS, bundle=False).bundle is False
-    vr = make_profile("vrchat", LABELS, vrchat_prefix="Face_", max_hz=2.0)
-    assert isinstance(vr, VRChatProfile) and vr.prefix == "Face_" and vr.min_interval_s == 0.5
+    assert isinstance(make_scheme("generic", LABELS, bundle=False), GenericScheme)
+    assert make_scheme("generic", LABELS, bundle=False).bundle is False
+    assert make_scheme("vmc", LABELS, bundle=False).bundle is False
+    vr = make_scheme("vrchat", LABELS, vrchat_prefix="Face_", max_hz=2.0)
+    assert isinstance(vr, VRChatScheme) and vr.prefix == "Face_" and vr.min_interval_s == 0.5
     with caplog.at_level("WARNING", logger="ser_daemon.outputs.osc_schemes"):
-        vx = make_profile("vxp", ("neutral", "happy", "bored"), max_hz=2.0)
-    assert isinstance(vx, VxpProfile) and vx.min_interval_s == 0.5
+        vx = make_scheme("vxp", ("neutral", "happy", "bored"), max_hz=2.0)
+    assert isinstance(vx, VxpScheme) and vx.min_interval_s == 0.5
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
         ("ser_daemon.outputs.osc_schemes", "vxp profile: classes ['bored'] have no VXP number; sent as 0")]
     caplog.clear()
-    make_profile("vxp", ("neutral", "happy"))
+    make_scheme("vxp", ("neutral", "happy"))
     assert caplog.records == []
     with pytest.raises(ConfigError, match="unknown OSC profile 'osc'"):
-        make_profile("osc", LABELS)
+        make_scheme("osc", LABELS)
 
 
 def test_defaults_and_messages() -> None:
-    from ser_daemon.outputs.osc_schemes import GenericProfile, check_vrchat_name
+    from ser_daemon.outputs.osc_schemes import GenericScheme, check_vrchat_name
 
-    assert VRChatProfile(LABELS).min_interval_s == 0.2 and VxpProfile().min_interval_s == 0.2  # 5 Hz
-    vr = make_profile("vrchat", LABELS)
+    assert VRChatScheme(LABELS).min_interval_s == 0.2 and VxpScheme().min_interval_s == 0.2  # 5 Hz
+    vr = make_scheme("vrchat", LABELS)
     assert vr.prefix == "SER_" and vr.min_interval_s == 0.2
-    assert VRChatProfile(LABELS, prefix="Face_").prefix == "Face_"
-    assert make_profile("generic", LABELS).bundle is True and make_profile("vmc", LABELS).bundle is True
+    assert VRChatScheme(LABELS, prefix="Face_").prefix == "Face_"
+    assert make_scheme("generic", LABELS).bundle is True and make_scheme("vmc", LABELS).bundle is True
     with pytest.raises(ConfigError) as err:
         check_vrchat_name("a b")
     assert str(err.value).startswith("VRChat parameter name 'a b' is not usable: VRChat parameter names must be ")
     assert str(err.value).endswith("spaces or symbols make VRChat ignore the parameter silently")
     with pytest.raises(ConfigError, match="^VRChat parameter prefix 'SER X' is not usable"):
-        VRChatProfile(LABELS, prefix="SER ")
+        VRChatScheme(LABELS, prefix="SER ")
     with pytest.raises(ConfigError) as err:
-        make_profile("osc", LABELS)
+        make_scheme("osc", LABELS)
     assert str(err.value) == "unknown OSC profile 'osc'; choose one of generic, vrchat, vmc, vxp"
     assert check_vrchat_name("Ok_1") == "Ok_1"
     # Without weights the generic scheme and VMC still send their own messages.
     st = make_state()
-    [pkt] = GenericProfile().encode(st, {}, now=0.0)
+    [pkt] = GenericScheme().encode(st, {}, now=0.0)
     assert [m.address for m in OscBundle(pkt)][-1] == "/ser/seq"
-    [pkt] = VmcProfile().encode(st, {}, now=0.0)
+    [pkt] = VmcScheme().encode(st, {}, now=0.0)
     assert [m.address for m in OscBundle(pkt)] == ["/VMC/Ext/Blend/Apply"]
 
 
 def test_generic_weights_go_out_as_floats() -> None:
-    from ser_daemon.outputs.osc_schemes import GenericProfile
+    from ser_daemon.outputs.osc_schemes import GenericScheme
 
-    [pkt] = GenericProfile().encode(make_state(), {"vrm": {"happy": 1}, "arkit": {"jawOpen": 0.5}}, now=0.0)
+    [pkt] = GenericScheme().encode(make_state(), {"vrm": {"happy": 1}, "arkit": {"jawOpen": 0.5}}, now=0.0)
     msgs = {m.address: m for m in OscBundle(pkt)}
     assert msgs["/ser/vrm/happy"].params == [1.0] and tags(msgs["/ser/vrm/happy"]) == b"f"
     assert msgs["/ser/arkit/jawOpen"].params == [0.5]
@@ -235,21 +235,21 @@ def test_generic_weights_go_out_as_floats() -> None:
 def test_make_profile_hands_the_vrchat_table_and_mapping_targets_to_the_avatar_plan() -> None:
     mapping = load_mapping(None, LABELS)
     table = {"add": {"Face/Smile": "arkit:mouthSmileLeft"}, "avatars": {"avtr_x": {"preset": "none"}}}
-    prof = make_profile("vrchat", LABELS, vrchat_table=table, targets=mapping.targets)
+    prof = make_scheme("vrchat", LABELS, vrchat_table=table, targets=mapping.targets)
     assert "Face/Smile" in [p.name for p in prof.plan.params]
     prof.set_avatar("avtr_x")
     assert list(prof.plan.params) == []
     prof.set_avatar(None)  # no avatar reported: the default plan
     assert "Face/Smile" in [p.name for p in prof.plan.params]
     bad = {"add": {"X": "arkit:noSuchShape"}}
-    for build in (lambda: make_profile("vrchat", LABELS, vrchat_table=bad, targets=mapping.targets),
-                  lambda: VRChatProfile(LABELS, table=bad, targets=mapping.targets)):
+    for build in (lambda: make_scheme("vrchat", LABELS, vrchat_table=bad, targets=mapping.targets),
+                  lambda: VRChatScheme(LABELS, table=bad, targets=mapping.targets)):
         with pytest.raises(ConfigError, match="no arkit target 'noSuchShape'"):
             build()
 
 
 def test_an_avatar_with_an_empty_id_is_never_chosen_for_no_avatar() -> None:
-    prof = VRChatProfile(LABELS, table={"avatars": {"": {"preset": "none"}}})
+    prof = VRChatScheme(LABELS, table={"avatars": {"": {"preset": "none"}}})
     prof.set_avatar(None)
     assert prof.plan is prof.default_plan
     prof.set_avatar("")
@@ -257,6 +257,6 @@ def test_an_avatar_with_an_empty_id_is_never_chosen_for_no_avatar() -> None:
 
 
 def test_vxp_target_keeps_vxp_names_whatever_the_model_labels() -> None:
-    vx = make_profile("vxp", ("neutral", "happy"), max_hz=4.0)
+    vx = make_scheme("vxp", ("neutral", "happy"), max_hz=4.0)
     assert [p.name for p in vx.plan.params] == ["VXP_Expression", "VXP_Confidence"]
     assert vx.min_interval_s == 0.25

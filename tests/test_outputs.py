@@ -25,11 +25,11 @@ from ser_daemon.net.endpoints import Endpoint
 from ser_daemon.outputs.osc_targets import OscTarget
 from ser_daemon.net.ingest import IngestSource, ProtocolError
 from ser_daemon.outputs.osc import OscSender
-from ser_daemon.outputs.osc_schemes import GenericProfile
+from ser_daemon.outputs.osc_schemes import GenericScheme
 from tiny_model import write_wav
 
 
-class _Packets(GenericProfile):
+class _Packets(GenericScheme):
     """A profile that sends what it is given (to make the kernel refuse some datagrams)."""
 
     def __init__(self, packets: list[bytes]) -> None:

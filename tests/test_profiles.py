@@ -49,7 +49,7 @@ from ser_daemon.model.analyzer import Analyzer, replay_audio
 from ser_daemon.core.pipeline import StreamProcessor
 from ser_daemon.profiles.store import (
     FORMAT_VERSION,
-    Profile,
+    VoiceProfile,
     delete_profile,
     list_profiles,
     load_profile,
@@ -82,7 +82,7 @@ def clf(bundle):
 
 
 @pytest.fixture(scope="module")
-def swapped_profile(bundle, clf) -> Profile:
+def swapped_profile(bundle, clf) -> VoiceProfile:
     """A user whose "happy" sounds like what the model calls angry, and the other way round."""
     takes = ([Take("happy", voice(3000, seed=i)) for i in range(2)]
              + [Take("angry", voice(1000, seed=i)) for i in range(2)]
@@ -406,7 +406,7 @@ def test_list_and_delete(tmp_path, monkeypatch, swapped_profile) -> None:
     save_profile(profile_path("a"), swapped_profile)
     profile_path("junk").write_text("{}")
     names = [(n, type(p).__name__) for n, _, p in list_profiles()]
-    assert names == [("a", "Profile"), ("b", "Profile"), ("junk", "ProfileError")]
+    assert names == [("a", "VoiceProfile"), ("b", "VoiceProfile"), ("junk", "ProfileError")]
     delete_profile("a")
     assert not profile_path("a").exists()
     with pytest.raises(ProfileError):

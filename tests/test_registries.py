@@ -15,7 +15,7 @@ from ser_daemon.errors import ConfigError, ModelError
 from ser_daemon.model import backends
 from ser_daemon.model.inference import load_classifier
 from ser_daemon.outputs import osc_targets
-from ser_daemon.outputs.osc_schemes import GenericProfile, make_profile
+from ser_daemon.outputs.osc_schemes import GenericScheme, make_scheme
 from ser_daemon.profiles import cli as profiles_cli
 from ser_daemon.training import eval_cli
 
@@ -69,17 +69,32 @@ def test_a_new_backend_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_new_osc_scheme_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registered with its encoder, it is offered by --osc-profile, parsed by --osc and built."""
 
-    class Quiet(GenericProfile):
+    class Quiet(GenericScheme):
         name = "quiet"
 
-    entry = osc_targets.SchemeEntry("quiet", 9123, "quiet packets", "ser_daemon.outputs.osc_schemes:GenericProfile")
+    entry = osc_targets.SchemeEntry("quiet", 9123, "quiet packets", "ser_daemon.outputs.osc_schemes:GenericScheme")
     monkeypatch.setitem(osc_targets.OSC_SCHEMES, "quiet", entry)
     monkeypatch.setattr(osc_targets, "OSC_PROFILES", tuple(osc_targets.OSC_SCHEMES))
     monkeypatch.setattr(osc_targets, "OSC_DEFAULT_PORTS", {n: s.default_port for n, s in osc_targets.OSC_SCHEMES.items()})
     monkeypatch.setattr("ser_daemon.outputs.osc_schemes.scheme_class", lambda name: Quiet)
     target = osc_targets.parse_osc_target("quiet")
     assert (target.profile, target.endpoint.port) == ("quiet", 9123)
-    assert isinstance(make_profile("quiet", ("neutral",)), Quiet)
+    assert isinstance(make_scheme("quiet", ("neutral",)), Quiet)
     assert _choices(cli.build_parser(), "--osc-profile")[:4] == ("generic", "vrchat", "vmc", "vxp")
     with pytest.raises(ConfigError, match="unknown OSC profile 'nope'"):
-        make_profile("nope", ("neutral",))
+        make_scheme("nope", ("neutral",))
+
+
+def test_the_old_names_of_schemes_and_profiles_still_import_with_a_deprecation_warning() -> None:
+    from ser_daemon.outputs import osc_schemes
+    from ser_daemon.profiles import store
+
+    with pytest.warns(DeprecationWarning, match="is now GenericScheme"):
+        from ser_daemon.outputs.osc_schemes import GenericProfile
+    assert GenericProfile is osc_schemes.GenericScheme
+    with pytest.warns(DeprecationWarning, match="is now make_scheme"):
+        assert osc_schemes.make_profile is osc_schemes.make_scheme
+    with pytest.warns(DeprecationWarning, match="is now VoiceProfile"):
+        assert store.Profile is store.VoiceProfile
+    with pytest.raises(AttributeError):
+        osc_schemes.NoSuchScheme  # noqa: B018

@@ -24,7 +24,7 @@ from helpers import REPO, daemon_cmd
 from ser_daemon.errors import ProfileError
 from ser_daemon.core.head import LinearHead
 from ser_daemon.model.bundle import load_bundle
-from ser_daemon.profiles.store import Profile, profile_path, read_profile
+from ser_daemon.profiles.store import VoiceProfile, profile_path, read_profile
 from ser_daemon.profiles.cli import _describe
 
 pytestmark = pytest.mark.slow  # most cases run the CLI
@@ -39,7 +39,7 @@ def real_profile() -> dict[str, Any]:
     b = load_bundle(SHIPPED)
     rng = np.random.default_rng(0)
     n = len(b.labels)
-    p = Profile(model_name=b.name, model_fingerprint=b.fingerprint, labels=b.labels, features=b.features.to_dict(),
+    p = VoiceProfile(model_name=b.name, model_fingerprint=b.fingerprint, labels=b.labels, features=b.features.to_dict(),
                 baseline=rng.normal(size=b.features.n_mels), baseline_frames=1234.0,
                 head=LinearHead(rng.normal(size=(16, n)), rng.normal(size=n)),
                 takes={"neutral": {"takes": 3.0, "voice_s": 12.5}, "happy": {"takes": 2.0, "voice_s": 8.0}},

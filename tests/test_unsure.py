@@ -19,7 +19,7 @@ from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
 from ser_daemon.core.features import FeatureConfig
 from ser_daemon.outputs.mapping import load_mapping
 from ser_daemon.outputs.messages import generic_osc_messages, state_json
-from ser_daemon.outputs.osc_schemes import VRChatProfile, VxpProfile
+from ser_daemon.outputs.osc_schemes import VRChatScheme, VxpScheme
 from ser_daemon.core.pipeline import DueWindow, StreamProcessor
 from ser_daemon.core.smoothing import NEUTRAL, UNSURE, Smoother
 from test_messages import make_state
@@ -113,14 +113,14 @@ def test_generic_osc_says_unsure_and_json_carries_the_flag() -> None:
 def test_vrchat_label_and_vxp_expression_are_zero_while_unsure() -> None:
     sure = make_state()
     unsure = make_state(uncertain=True)
-    vrc = VRChatProfile(("neutral", "happy", "angry"), preset="full")
+    vrc = VRChatScheme(("neutral", "happy", "angry"), preset="full")
     assert vrc.label_index(sure) == 2 and vrc.label_index(unsure) == 0
     params = {m.address: m.params for m in decode(vrc.encode(unsure, {}, now=0.0))}
     assert params["/avatar/parameters/SER_Label"] == [0]
     assert params["/avatar/parameters/SER_Intensity"] == [0.0]  # compact avatars show neutral while unsure
     assert params["/avatar/parameters/SER_Voice"] == [True]  # a voice is heard; only the label is unsure
     assert params["/avatar/parameters/SER_Happy"][0] == pytest.approx(0.75)  # the evidence still goes out
-    vxp = VxpProfile()
+    vxp = VxpScheme()
     assert vxp.expression(sure) == 3 and vxp.expression(unsure) == 0
     params = {m.address: m.params for m in decode(vxp.encode(unsure, {}, now=0.0))}
     assert params["/avatar/parameters/VXP_Expression"] == [0]

@@ -18,7 +18,7 @@ from ser_daemon.errors import ConfigError
 from ser_daemon.outputs.mapping import load_mapping
 from ser_daemon.model.bundle import load_bundle
 from ser_daemon.net.osc_in import OscRejected
-from ser_daemon.outputs.osc_schemes import VRChatProfile
+from ser_daemon.outputs.osc_schemes import VRChatScheme
 from ser_daemon.outputs.vrchat_params import VRC_BIT_BUDGET, label_index, plan_from_table
 from ser_daemon.vrchat.input import VRChatInput, silenced
 from test_messages import make_state
@@ -51,7 +51,7 @@ def test_bit_cost_of_each_set_fits_vrchats_budget(preset: str, bits: int) -> Non
 
 
 def test_compact_is_the_default_label_intensity_and_voice() -> None:
-    prof = VRChatProfile(("neutral", "happy", "angry"))
+    prof = VRChatScheme(("neutral", "happy", "angry"))
     st = make_state()
     msgs = {OscMessage(d).address: OscMessage(d) for d in prof.encode(st, {}, now=0.0)}
     assert set(msgs) == {"/avatar/parameters/SER_Label", "/avatar/parameters/SER_Intensity",
@@ -70,7 +70,7 @@ def test_vrchat_table_renames_drops_adds_and_switches_per_avatar() -> None:
         "add": {"Face/Smile": "arkit:mouthSmileLeft", "Face/Happy": "prob:happy"},
         "avatars": {"avtr_small": {"preset": "compact", "drop": ["SER_Intensity", "SER_Voice"]}},
     }
-    prof = VRChatProfile(labels, table=table, targets=mapping.targets)
+    prof = VRChatScheme(labels, table=table, targets=mapping.targets)
     names = [p.name for p in prof.plan.params]
     assert "Face/Emotion" in names and "SER_Label" not in names and "SER_Neutral" not in names
     assert {"Face/Smile", "Face/Happy", "SER_Happy", "SER_Voice"} <= set(names)

@@ -16,7 +16,7 @@ from ..model.bundle import ModelBundle
 from ..outputs.base import post_to_loop
 from ..outputs.messages import dumps
 from ..outputs.websocket import WsBroadcaster
-from ..profiles.store import Profile
+from ..profiles.store import VoiceProfile
 from .engine import Engine
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class ActiveProfile:
     """The personal profile the local inputs read with: what, where it is kept, under which name."""
 
-    def __init__(self, profile: Profile | None, path: Path | None, name: str | None) -> None:
+    def __init__(self, profile: VoiceProfile | None, path: Path | None, name: str | None) -> None:
         self.profile, self.path, self.name = profile, path, name
 
 
@@ -49,7 +49,7 @@ def offer_calibration(bundle: ModelBundle, backend: str, engine: Engine, ws: WsB
         log.info("stream %s now uses profile %s", stream, active.name)
         post_to_loop(loop, announce, stream)
 
-    def use(profile: Profile, path: Path, name: str, stream: str) -> None:  # event loop thread
+    def use(profile: VoiceProfile, path: Path, name: str, stream: str) -> None:  # event loop thread
         active.profile, active.path, active.name = profile, path, name
         engine.swap_profile(stream, profile)
 

@@ -27,7 +27,7 @@ from ..outputs.messages import dumps, hello_json
 from ..outputs.osc import OscSender
 from ..outputs.osc_targets import OSC_DEFAULT_PORTS
 from ..outputs.websocket import WsOutput
-from ..profiles.store import Profile
+from ..profiles.store import VoiceProfile
 from ..vrchat.session import VRChatSession
 from ..vrchat.status import VRChatFacts
 from .calibrate import ActiveProfile, offer_calibration
@@ -58,7 +58,7 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, bundle: ModelBundle, classifier: Classifier, out: TextIO | None = None,
                  status_out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 profile: Profile | None = None, profile_path: Path | None = None) -> None:
+                 profile: VoiceProfile | None = None, profile_path: Path | None = None) -> None:
         self.config, self.bundle, self.classifier = config, bundle, classifier
         self.active = ActiveProfile(profile, profile_path, config.profile if profile is not None else None)
         self.engine = Engine(bundle, classifier, config.analysis, self._emit, clock=clock, profile=profile,

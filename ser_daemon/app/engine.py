@@ -30,7 +30,7 @@ from ..core.state import EmotionState
 from ..model.analyzer import Analyzer
 from ..model.bundle import ModelBundle
 from ..model.inference import Classifier
-from ..profiles.store import Profile
+from ..profiles.store import VoiceProfile
 from .memory import Trimmer, collect_and_trim
 
 __all__ = ["Engine", "Stream", "StreamSource"]
@@ -90,7 +90,7 @@ class Engine:
         emit: Callable[[EmotionState], None],
         *,
         clock: Callable[[], float] = time.monotonic,
-        profile: Profile | None = None,
+        profile: VoiceProfile | None = None,
         keep_running: bool = False,
     ) -> None:
         self.bundle = bundle
@@ -111,7 +111,7 @@ class Engine:
         self._stop = threading.Event()
         self._statuses: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
         self._new_streams: queue.SimpleQueue[Stream] = queue.SimpleQueue()
-        self._profile_swaps: queue.SimpleQueue[tuple[str, Profile]] = queue.SimpleQueue()
+        self._profile_swaps: queue.SimpleQueue[tuple[str, VoiceProfile]] = queue.SimpleQueue()
         self._live_names: set[str] = set()
         self._trimmer = Trimmer(trim_fn=self._release_and_trim)
 
@@ -165,7 +165,7 @@ class Engine:
         self._statuses.put((stream, status, detail))
         self.wake.set()
 
-    def swap_profile(self, stream: str, profile: Profile) -> None:
+    def swap_profile(self, stream: str, profile: VoiceProfile) -> None:
         """From the next window on, the local ``stream`` reads with this profile's baseline and head."""
         self.profile = profile
         self._profile_swaps.put((stream, profile))

@@ -15,7 +15,7 @@ from ..outputs.base import Output
 from ..outputs.console import ConsoleOutput, JsonLines, PrintLines, StatusLine
 from ..outputs.mapping import ExpressionMapping
 from ..outputs.osc import OscSender
-from ..outputs.osc_schemes import GenericProfile, make_profile
+from ..outputs.osc_schemes import GenericScheme, make_scheme
 from .config import DaemonConfig
 
 __all__ = ["OutputContext", "OUTPUTS", "build_outputs"]
@@ -49,7 +49,7 @@ def _osc(ctx: OutputContext) -> OscSender | None:
     if not cfg.osc:
         return None
     sender = OscSender(
-        (t, make_profile(t.profile, ctx.labels, bundle=cfg.osc_format == "bundle", vrchat_prefix=cfg.vrchat_prefix,
+        (t, make_scheme(t.profile, ctx.labels, bundle=cfg.osc_format == "bundle", vrchat_prefix=cfg.vrchat_prefix,
                          max_hz=cfg.vrchat_max_hz, vrchat_params=cfg.vrchat_params,
                          vrchat_table=ctx.mapping.vrchat, targets=ctx.mapping.targets))
         for t in cfg.osc
@@ -57,7 +57,7 @@ def _osc(ctx: OutputContext) -> OscSender | None:
     # With several streams: generic OSC carries the stream in its addresses; avatars follow the first.
     multi = len(ctx.streams) > 1 or cfg.ingest is not None
     for p in sender.profiles:
-        if isinstance(p, GenericProfile):
+        if isinstance(p, GenericScheme):
             p.per_stream = multi
         elif multi:
             p.follow_stream = ctx.streams[0] if ctx.streams else None

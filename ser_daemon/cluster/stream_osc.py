@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from ..core.state import EmotionState
-from ..outputs.osc_schemes import GenericProfile, Weights
+from ..outputs.osc_schemes import GenericScheme, Weights
 
 __all__ = ["StreamOscOut"]
 
@@ -34,7 +34,7 @@ class StreamOscOut:
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.profile = GenericProfile(bundle=True, prefix="/ser")  # stateless: one for every stream
+        self.profile = GenericScheme(bundle=True, prefix="/ser")  # stateless: one for every stream
         self.clock = clock
         self._socks: dict[int, socket.socket] = {}
         self.sent = 0

@@ -58,7 +58,7 @@ class FrontEnd(Protocol):
 
 
 class VoiceStart(Protocol):
-    """What a stream takes from a personal voice profile (``profiles.store.Profile`` is one).
+    """What a stream takes from a personal voice profile (``profiles.store.VoiceProfile`` is one).
 
     The core reads these three fields and nothing else, so it needs no profile store below it.
     """

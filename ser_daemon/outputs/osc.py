@@ -17,7 +17,7 @@ from typing import Iterable
 
 from ..core.state import EmotionState
 from ..net.endpoints import Endpoint
-from .osc_schemes import OscProfile, Weights
+from .osc_schemes import OscScheme, Weights
 from .osc_targets import OSC_SCHEMES, OscTarget
 
 __all__ = ["OscSender"]
@@ -30,7 +30,7 @@ class OscSender:
 
     RETRY_S = 30.0
 
-    def __init__(self, targets: Iterable[tuple[OscTarget, OscProfile]]) -> None:
+    def __init__(self, targets: Iterable[tuple[OscTarget, OscScheme]]) -> None:
         pairs = tuple(targets)
         self.targets = tuple(t.endpoint for t, _ in pairs)
         self.profiles = tuple(p for _, p in pairs)

@@ -1,4 +1,7 @@
-"""OSC output profiles: what each kind of receiver gets for a state (pure, no sockets).
+"""OSC output schemes: what each kind of receiver gets for a state (pure, no sockets).
+
+(``--osc-profile`` and ``PROFILE@HOST:PORT`` name them; in the code they are schemes, and a
+"profile" is a personal voice profile, :class:`~ser_daemon.profiles.store.VoiceProfile`.)
 
 - ``generic``: ser-daemon's own scheme (see :mod:`ser_daemon.outputs.messages`) plus the
   mapped weights as ``/ser/vrm/<name> f``, ``/ser/vrm0/<name> f`` and ``/ser/arkit/<name> f``.
@@ -20,6 +23,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -33,12 +37,12 @@ from .vrchat_params import VXP_ORDER, check_vrchat_name, label_index, param_valu
 __all__ = [
     "PROFILES",
     "SchemeOptions",
-    "OscProfile",
-    "GenericProfile",
-    "VRChatProfile",
-    "VmcProfile",
-    "VxpProfile",
-    "make_profile",
+    "OscScheme",
+    "GenericScheme",
+    "VRChatScheme",
+    "VmcScheme",
+    "VxpScheme",
+    "make_scheme",
     "check_vrchat_name",
 ]
 
@@ -71,7 +75,7 @@ class SchemeOptions:
     targets: Mapping[str, Sequence[str]] | None = None
 
 
-class OscProfile:
+class OscScheme:
     """Turns states into datagrams for one receiver.
 
     ``follow_stream`` limits a profile to one stream (an avatar has one face);
@@ -82,7 +86,7 @@ class OscProfile:
     follow_stream: str | None = None
 
     @classmethod
-    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> OscProfile:
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> OscScheme:
         """The scheme for a model with ``labels`` (see :data:`~ser_daemon.outputs.osc_targets.OSC_SCHEMES`)."""
         raise NotImplementedError
 
@@ -97,7 +101,7 @@ class OscProfile:
         return []
 
 
-class GenericProfile(OscProfile):
+class GenericScheme(OscScheme):
     name = "generic"
 
     def __init__(self, bundle: bool = True, prefix: str = "/ser", per_stream: bool = False) -> None:
@@ -106,7 +110,7 @@ class GenericProfile(OscProfile):
         self.per_stream = per_stream  # several streams: /ser/<stream>/state and so on
 
     @classmethod
-    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> GenericProfile:
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> GenericScheme:
         return cls(bundle=options.bundle)
 
     def _prefix(self, stream: str) -> str:
@@ -127,7 +131,7 @@ class GenericProfile(OscProfile):
         return [osc_message(f"{self._prefix(stream)}/status", ("s", status))]
 
 
-class _OnChangeProfile(OscProfile):
+class _OnChangeScheme(OscScheme):
     """Sends avatar parameters only when they change, at most ``max_hz`` times a second."""
 
     def __init__(self, max_hz: float = 5.0, bundle: bool = False) -> None:
@@ -167,7 +171,7 @@ class _OnChangeProfile(OscProfile):
         return osc_packets(msgs, self.bundle)
 
 
-class VRChatProfile(_OnChangeProfile):
+class VRChatScheme(_OnChangeScheme):
     """VRChat avatar parameters (see :mod:`ser_daemon.outputs.vrchat_params` and the README's VRChat section).
 
     Args:
@@ -198,7 +202,7 @@ class VRChatProfile(_OnChangeProfile):
         self.plan = self.default_plan
 
     @classmethod
-    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VRChatProfile:
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VRChatScheme:
         return cls(labels, prefix=options.vrchat_prefix, max_hz=options.max_hz, preset=options.vrchat_params,
                    table=options.vrchat_table, targets=options.targets)
 
@@ -221,7 +225,7 @@ class VRChatProfile(_OnChangeProfile):
         return out
 
 
-class VxpProfile(VRChatProfile):
+class VxpScheme(VRChatScheme):
     """Drop-in parameters for avatars built for the VXP mod (the ``vxp`` preset on its own target).
 
     VXP's names and numbering are its own, so neither the model's labels nor a ``[vrchat]``
@@ -234,7 +238,7 @@ class VxpProfile(VRChatProfile):
         super().__init__(VXP_ORDER, max_hz=max_hz, preset="vxp")
 
     @classmethod
-    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VxpProfile:
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VxpScheme:
         missing = [x for x in labels if x not in VXP_ORDER and x != NEUTRAL]
         if missing:
             log.warning("vxp profile: classes %s have no VXP number; sent as 0", missing)
@@ -245,7 +249,7 @@ class VxpProfile(VRChatProfile):
         return vxp_expression(state)
 
 
-class VmcProfile(OscProfile):
+class VmcScheme(OscScheme):
     """VMC protocol blendshapes (VRM 0.x clip names), applied once per decision."""
 
     name = "vmc"
@@ -254,7 +258,7 @@ class VmcProfile(OscProfile):
         self.bundle = bundle
 
     @classmethod
-    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VmcProfile:
+    def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VmcScheme:
         return cls(bundle=options.bundle)
 
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
@@ -263,7 +267,7 @@ class VmcProfile(OscProfile):
         return osc_packets(msgs, self.bundle)
 
 
-def make_profile(
+def make_scheme(
     name: str,
     labels: tuple[str, ...],
     *,
@@ -273,7 +277,7 @@ def make_profile(
     vrchat_params: str = "compact",
     vrchat_table: Mapping[str, Any] | None = None,
     targets: Mapping[str, Sequence[str]] | None = None,
-) -> OscProfile:
+) -> OscScheme:
     """Build a profile by name (registered in :data:`~ser_daemon.outputs.osc_targets.OSC_SCHEMES`).
 
     Raises:
@@ -282,5 +286,19 @@ def make_profile(
     if name not in OSC_SCHEMES:
         raise ConfigError(f"unknown OSC profile {name!r}; choose one of {', '.join(PROFILES)}")
     options = SchemeOptions(bundle, vrchat_prefix, max_hz, vrchat_params, vrchat_table, targets)
-    profile: OscProfile = scheme_class(name).from_options(tuple(labels), options)
+    profile: OscScheme = scheme_class(name).from_options(tuple(labels), options)
     return profile
+
+
+
+# The names before issue 29, when "profile" meant both an OSC scheme and a personal voice profile:
+# still importable, with a DeprecationWarning (``--osc-profile`` and ``PROFILE@HOST:PORT`` keep their words).
+_RENAMED = {"OscProfile": "OscScheme", "GenericProfile": "GenericScheme", "VRChatProfile": "VRChatScheme",
+            "VmcProfile": "VmcScheme", "VxpProfile": "VxpScheme", "make_profile": "make_scheme"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        warnings.warn(f"ser_daemon.outputs.osc_schemes.{name} is now {_RENAMED[name]}", DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

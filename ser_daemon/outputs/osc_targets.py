@@ -2,7 +2,7 @@
 
 :data:`OSC_SCHEMES` is the one place an OSC scheme is registered: ``--osc`` and
 ``--osc-profile`` read their choices and default ports from it, the start-up lines their
-words, and :func:`~ser_daemon.outputs.osc_schemes.make_profile` the class that encodes it.
+words, and :func:`~ser_daemon.outputs.osc_schemes.make_scheme` the class that encodes it.
 Adding a scheme is its encoder class plus one entry here.  This module stays light (the
 command line reads it at start-up): the class is named as ``module:Class`` and imported
 when a scheme is built.
@@ -50,10 +50,10 @@ class SchemeEntry:
 
 
 OSC_SCHEMES: dict[str, SchemeEntry] = {
-    "generic": SchemeEntry("generic", 9000, "OSC (generic scheme)", "ser_daemon.outputs.osc_schemes:GenericProfile"),
-    "vrchat": SchemeEntry("vrchat", 9000, "VRChat avatar parameters", "ser_daemon.outputs.osc_schemes:VRChatProfile"),
-    "vmc": SchemeEntry("vmc", 39539, "VMC blendshapes", "ser_daemon.outputs.osc_schemes:VmcProfile"),
-    "vxp": SchemeEntry("vxp", 9000, "VXP avatar parameters", "ser_daemon.outputs.osc_schemes:VxpProfile"),
+    "generic": SchemeEntry("generic", 9000, "OSC (generic scheme)", "ser_daemon.outputs.osc_schemes:GenericScheme"),
+    "vrchat": SchemeEntry("vrchat", 9000, "VRChat avatar parameters", "ser_daemon.outputs.osc_schemes:VRChatScheme"),
+    "vmc": SchemeEntry("vmc", 39539, "VMC blendshapes", "ser_daemon.outputs.osc_schemes:VmcScheme"),
+    "vxp": SchemeEntry("vxp", 9000, "VXP avatar parameters", "ser_daemon.outputs.osc_schemes:VxpScheme"),
 }
 OSC_PROFILES = tuple(OSC_SCHEMES)
 OSC_DEFAULT_PORTS = {name: s.default_port for name, s in OSC_SCHEMES.items()}

@@ -41,7 +41,7 @@ from ..errors import SerError
 from ..model.bundle import ModelBundle
 from ..net.endpoints import is_loopback
 from ..outputs.messages import PROTOCOL_VERSION
-from .store import Profile
+from .store import VoiceProfile
 
 if TYPE_CHECKING:  # imported when a calibration starts: enroll brings scipy.signal (about 50 MB resident)
     from .guided import Event, GuidedSession, MonoTap
@@ -154,7 +154,7 @@ class Calibration:
 
     def __init__(self, bundle: ModelBundle, stream: str | None, in_rate: int, loop: asyncio.AbstractEventLoop,
                  send: Callable[[Any, dict[str, Any]], None],
-                 use_profile: Callable[[Profile, Path, str, str], None],
+                 use_profile: Callable[[VoiceProfile, Path, str, str], None],
                  load_classifier: Callable[[], Any]) -> None:
         self.bundle = bundle
         self.stream = stream
@@ -281,7 +281,7 @@ class Calibration:
         assert self.stream is not None
         self.use_profile(profile, path, name, self.stream)
 
-    def _fit_and_save(self, session: GuidedSession, path: Path) -> tuple[Profile, str]:
+    def _fit_and_save(self, session: GuidedSession, path: Path) -> tuple[VoiceProfile, str]:
         """Worker thread: fit with a classifier of our own, write atomically."""
         from .enroll import fit_profile, summary_line
         from .store import save_profile

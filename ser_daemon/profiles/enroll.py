@@ -45,7 +45,7 @@ from ..core.speaker_norm import voiced_frames
 from ..core.vad import VoiceActivityGate
 from ..errors import ProfileError
 from ..model.bundle import ModelBundle
-from .store import Profile
+from .store import VoiceProfile
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ def fit_profile(
     *,
     l2: float | None = None,
     head: bool = True,
-) -> Profile:
+) -> VoiceProfile:
     """A profile from ``takes`` for ``bundle``'s model (loaded as ``classifier``).
 
     Args:
@@ -435,7 +435,7 @@ def fit_profile(
         head_fit = {"shipped_accuracy": round(acc, 4), "bias_share": round(trust, 4), "pull": l2}
         log.info("personal head: the shipped head reads %.0f%% of the takes' windows right; "
                  "%.0f%% bias refit, %.0f%% full refit", 100 * acc, 100 * trust, 100 * (1 - trust))
-    return Profile(
+    return VoiceProfile(
         model_name=bundle.name,
         model_fingerprint=bundle.fingerprint,
         labels=tuple(bundle.labels),

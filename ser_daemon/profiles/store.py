@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,7 +38,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "PROFILE_FILE",
-    "Profile",
+    "VoiceProfile",
     "profiles_dir",
     "profile_path",
     "check_writable",
@@ -60,7 +61,7 @@ def _now() -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class Profile:
+class VoiceProfile:
     """One user's voice, for one model.
 
     Attributes:
@@ -102,7 +103,7 @@ class Profile:
             raise ProfileError(f"the profile's head has {self.head.n_labels} outputs for {len(self.labels)} labels")
         object.__setattr__(self, "baseline", b)
 
-    def with_baseline(self, baseline: np.ndarray, frames: float) -> "Profile":
+    def with_baseline(self, baseline: np.ndarray, frames: float) -> "VoiceProfile":
         """The same profile with the live estimate's baseline (what the daemon saves at exit)."""
         return replace(self, baseline=np.asarray(baseline, dtype=np.float64), baseline_frames=float(frames),
                        updated=_now())
@@ -153,7 +154,7 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "profile") -> "Profile":
+    def from_dict(cls, data: Any, source: str = "profile") -> "VoiceProfile":
         """Parse a profile file's content.
 
         Raises:
@@ -199,6 +200,7 @@ class Profile:
             raise ProfileError(f"{source} is a damaged profile: {exc}") from None
         except (KeyError, TypeError, ValueError, OverflowError, ConfigError) as exc:
             raise ProfileError(f"{source} is a damaged profile ({type(exc).__name__}: {exc})") from None
+
 
 
 def _finite_number(value: Any, what: str, lo: float, hi: float) -> float:
@@ -308,7 +310,7 @@ def is_profile_name(text: str) -> bool:
     return bool(_NAME.fullmatch(text))
 
 
-def read_profile(path: str | os.PathLike[str]) -> Profile:
+def read_profile(path: str | os.PathLike[str]) -> VoiceProfile:
     """Read a profile file without checking which model it is for.
 
     Raises:
@@ -326,7 +328,7 @@ def read_profile(path: str | os.PathLike[str]) -> Profile:
         data = loads_json(text)
     except ValueError as exc:
         raise ProfileError(f"{p} is not a profile (not JSON: {exc})") from None
-    return Profile.from_dict(data, str(p))
+    return VoiceProfile.from_dict(data, str(p))
 
 
 def bundle_for(model: str | None) -> ModelBundle:
@@ -334,7 +336,7 @@ def bundle_for(model: str | None) -> ModelBundle:
     return load_bundle(model_dir_or_default(model))
 
 
-def load_profile(spec: str | os.PathLike[str], bundle: ModelBundle) -> tuple[Profile, Path]:
+def load_profile(spec: str | os.PathLike[str], bundle: ModelBundle) -> tuple[VoiceProfile, Path]:
     """The profile ``spec`` names, checked against ``bundle``; and its file."""
     path = profile_path(spec)
     profile = read_profile(path)
@@ -342,7 +344,7 @@ def load_profile(spec: str | os.PathLike[str], bundle: ModelBundle) -> tuple[Pro
     return profile, path
 
 
-def save_profile(path: str | os.PathLike[str], profile: Profile) -> Path:
+def save_profile(path: str | os.PathLike[str], profile: VoiceProfile) -> Path:
     """Write ``profile`` to ``path`` atomically (a temporary file, then a rename).
 
     Raises:
@@ -373,12 +375,12 @@ def save_profile(path: str | os.PathLike[str], profile: Profile) -> Path:
     return p
 
 
-def list_profiles(folder: Path | None = None) -> list[tuple[str, Path, Profile | ProfileError]]:
+def list_profiles(folder: Path | None = None) -> list[tuple[str, Path, VoiceProfile | ProfileError]]:
     """The profiles kept by name: ``(name, file, profile or why it cannot be read)``, sorted by name."""
     folder = folder if folder is not None else profiles_dir()
     if not folder.is_dir():
         return []
-    out: list[tuple[str, Path, Profile | ProfileError]] = []
+    out: list[tuple[str, Path, VoiceProfile | ProfileError]] = []
     for f in sorted(folder.glob("*.json")):
         try:
             out.append((f.stem, f, read_profile(f)))
@@ -400,3 +402,10 @@ def delete_profile(spec: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise ProfileError(f"cannot delete {path}: {exc.strerror or exc}") from None
     return path
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Profile":  # the name before issue 29, when "profile" also named the OSC schemes
+        warnings.warn("ser_daemon.profiles.store.Profile is now VoiceProfile", DeprecationWarning, stacklevel=2)
+        return VoiceProfile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ from ..core.speaker_norm import voiced_frames
 from ..errors import ProfileError
 from ..model.analyzer import replay_audio
 from ..profiles.enroll import Take, fit_profile
-from ..profiles.store import Profile
+from ..profiles.store import VoiceProfile
 from .datasets import Clip
 from .timeline import assemble, plan_timeline, score_timelines
 
@@ -70,7 +70,7 @@ def pick_enrollment(
 
 
 def _clip_accuracy(classifier: Any, audio: Mapping[str, np.ndarray], clips: Sequence[Clip],
-                   reference: np.ndarray, profile: Profile | None) -> dict[str, tuple[int, int]]:
+                   reference: np.ndarray, profile: VoiceProfile | None) -> dict[str, tuple[int, int]]:
     """Per label of the scored clips: ``(clips right, clips scored)``."""
     from ..profiles.enroll import clip_windows
 

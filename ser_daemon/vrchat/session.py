@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 from ..core.state import EmotionState
 from ..net.endpoints import Endpoint, is_loopback
 from ..outputs.osc import OscSender
-from ..outputs.osc_schemes import VRChatProfile
+from ..outputs.osc_schemes import VRChatScheme
 from .input import VRChatInput, silenced
 from .link import VRChatLink
 from .oscquery import VRChatService, fetch_avatar_paths
@@ -74,7 +74,7 @@ class VRChatSession:
         self.indices = [i for i, p in enumerate(profiles) if p.name in ("vrchat", "vxp")]
         self.follows = [i for i in self.indices
                         if is_loopback(osc.targets[i].host) and osc.targets[i].port == vrchat_port] if osc else []
-        enabled = next((p.plan.enabled_param for p in profiles if isinstance(p, VRChatProfile)),
+        enabled = next((p.plan.enabled_param for p in profiles if isinstance(p, VRChatScheme)),
                        config.vrchat_prefix + "Enabled")
         self.input = VRChatInput(enabled, honour_mute=not config.vrchat_ignore_mute)
         target = str(osc.targets[self.indices[0]]) if self.indices and osc is not None else ""
@@ -165,7 +165,7 @@ class VRChatSession:
             if kind == "avatar":
                 log.info("VRChat avatar changed to %s: re-sending the full state", value)
                 for p in self.osc.profiles if self.osc is not None else ():
-                    if isinstance(p, VRChatProfile):
+                    if isinstance(p, VRChatScheme):
                         p.set_avatar(value)
                 changes.update(avatar=value, avatar_has_params=None)
                 self._check_avatar(AVATAR_QUERY_DELAY_S)
@@ -181,7 +181,7 @@ class VRChatSession:
         names: list[str] = []
         for i in self.indices:
             p = self.osc.profiles[i] if self.osc is not None else None
-            if isinstance(p, VRChatProfile):
+            if isinstance(p, VRChatScheme):
                 names += [x.name for x in p.plan.params]
         return names
 
