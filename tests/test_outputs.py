@@ -93,6 +93,13 @@ def test_ingest_takes_only_whole_frames(channels: int) -> None:
     np.testing.assert_allclose(r.samples[:, 0], frame.astype(np.float32).mean() / 32768.0, rtol=1e-6)
 
 
+def test_a_source_filled_from_outside_pumps_nothing_and_says_whether_it_goes_on() -> None:
+    src = IngestSource("a", 16000, 1, 1.0)
+    assert src.pump(4) is True and src.ring.read().samples.shape[0] == 0  # the client's messages fill it
+    src.stop()
+    assert src.pump(4) is False
+
+
 def test_final_state_reaches_the_client_flagged(tmp_path) -> None:
     """On stop the last state a client gets is flagged final (not merely neutral by smoothing)."""
     from websockets.asyncio.client import connect

@@ -39,9 +39,16 @@ log = logging.getLogger(__name__)
 
 
 class StreamSource(Protocol):
-    """What the engine needs of an input: a way to stop it and to know it has ended."""
+    """What the engine needs of an input: to pump it (``--fast`` files), stop it and know it has ended."""
 
     finished: threading.Event
+
+    def pump(self, max_blocks: int = 1) -> bool:
+        """Write up to ``max_blocks`` blocks into the ring now; False once the input has ended.
+
+        Only a stream marked ``fast`` is pumped; a source its own callback or thread fills
+        writes nothing here.
+        """
 
     def stop(self) -> None: ...
 
@@ -210,7 +217,7 @@ class Engine:
                 if st.done:
                     continue
                 if st.fast:
-                    more = st.source.pump(1)  # type: ignore[attr-defined]
+                    more = st.source.pump(1)
                     finished = not more
                 else:
                     finished = st.source.finished.is_set()  # a device never finishes by itself

@@ -658,6 +658,10 @@ class DeviceSource:
             except Exception as exc:
                 log.debug("closing the input stream: %s", exc)
 
+    def pump(self, max_blocks: int = 1) -> bool:
+        """The sound card's callback fills the ring: nothing to pump; a device never ends by itself."""
+        return not self.finished.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._supervisor is not None:

@@ -90,6 +90,10 @@ class IngestSource:
         self.ring.write(mono, time.monotonic())
         self.frames_received += len(mono)
 
+    def pump(self, max_blocks: int = 1) -> bool:
+        """The client's messages fill the ring: nothing to pump; False once the stream ended."""
+        return not self.finished.is_set()
+
     def stop(self) -> None:
         self.finished.set()
 
