@@ -76,6 +76,35 @@ def _fresh_caches_per_mutant() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that starts a process (the CLI, a compiler, a browser) must be marked slow.
+
+    The fast tier is for the code in this process; starting one takes seconds on a busy
+    machine.  Every Popen (asyncio's subprocesses too) is counted, and an unmarked test that
+    started any fails at its end, naming the first command.
+    """
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    import subprocess
+
+    started: list[str] = []
+    real_init = subprocess.Popen.__init__
+
+    def counting_init(self: Any, args: Any, *a: Any, **kw: Any) -> None:
+        started.append(str(args)[:200])
+        real_init(self, args, *a, **kw)
+
+    subprocess.Popen.__init__ = counting_init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = real_init  # type: ignore[method-assign]
+    if started:
+        pytest.fail(f"starts {len(started)} process(es) ({started[0]}): mark the test slow")
+
+
 def has_tf() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 

@@ -25,6 +25,7 @@ def test_pad_to_bucket(n: int, bucket: int) -> None:
     assert not padded[n:].any()
 
 
+@pytest.mark.needs_tf  # loads the Keras model
 def test_keras_on_jax_sees_only_bucket_sizes_and_returns_the_real_rows(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow", reason="the tiny model is built with TensorFlow")
     from tiny_model import build_tiny_bundle

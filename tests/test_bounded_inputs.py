@@ -68,6 +68,7 @@ def test_config_like_files_must_be_small_regular_files(capsys, request, tmp_path
     assert want in err, err
 
 
+@pytest.mark.slow  # starts a process
 def test_dev_zero_config_is_refused_at_once_by_the_real_cli() -> None:
     t0 = time.monotonic()
     r = subprocess.run(daemon_cmd("--config", "/dev/zero"), capture_output=True, text=True,

@@ -154,6 +154,7 @@ def page_ws_url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/ws?key={key.group(1).decode()}"
 
 
+@pytest.mark.slow  # starts a process
 def test_calibrate_over_the_websocket(tmp_path) -> None:
     from websockets.exceptions import ConnectionClosed
 

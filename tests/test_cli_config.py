@@ -25,6 +25,7 @@ def _run(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProce
                           env={**os.environ, **(env or {})}, **kw)
 
 
+@pytest.mark.slow  # starts a process
 def test_config_path_and_write_config(tmp_path: Path) -> None:
     env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     r = _run("--config-path", env=env)
@@ -52,6 +53,7 @@ def test_every_line_of_the_written_config_is_valid_when_uncommented() -> None:
         options.config_from_options(opts)  # raises ConfigError if the example does not hold
 
 
+@pytest.mark.slow  # starts a process
 def test_per_user_config_is_read_unless_config_is_given(tiny_bundle, tmp_path: Path) -> None:
     home = tmp_path / "cfg"
     (home / "ser-daemon").mkdir(parents=True)
@@ -67,6 +69,7 @@ def test_per_user_config_is_read_unless_config_is_given(tiny_bundle, tmp_path: P
     assert r.returncode == 0 and r.stdout == ""  # the per-user file was not read
 
 
+@pytest.mark.slow  # starts a process
 def test_jsonl_lines_follow_the_websocket_schema(tiny_bundle, tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((resources.files("ser_daemon") / "schema" / "messages.schema.json").read_text())
@@ -84,6 +87,7 @@ def test_jsonl_lines_follow_the_websocket_schema(tiny_bundle, tmp_path: Path) ->
     assert set(states[1]["weights"]) == {"vrm", "vrm0", "arkit"}
 
 
+@pytest.mark.slow  # starts a process
 def test_jsonl_reader_going_away_stops_the_daemon_quietly(tiny_bundle, tmp_path: Path) -> None:
     """`ser-daemon --jsonl | head -n 3`: the daemon ends when the pipe closes, without a traceback."""
     wav = write_wav(tmp_path / "long.wav", tone(3000, 30.0))

@@ -192,6 +192,7 @@ def test_display_rewrites_one_meter_line_on_a_terminal(bundle) -> None:
     assert "\x1b" not in text  # no ANSI codes (the classic Windows console prints them)
 
 
+@pytest.mark.slow  # starts a process
 def test_the_benchmark_still_runs(bundle) -> None:
     import json
     import subprocess
@@ -207,6 +208,7 @@ def test_the_benchmark_still_runs(bundle) -> None:
     assert result["blocks"] == 100 and result["verdict"] == "accepted"
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.needs_tf
 def test_enroll_fit_benchmark_smoke() -> None:
     """The profile-fitting benchmark runs: one full fit (with a personal head) and one baseline-only fit."""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("keras", reason="the model definition needs Keras")
+pytestmark = pytest.mark.needs_tf  # builds Keras models
 
 from ser_daemon.core.speaker_norm import LOG_PER_DB  # noqa: E402
 from ser_daemon.training.datasets import Clip  # noqa: E402

@@ -45,12 +45,14 @@ def _blas_pools(env_extra: dict[str, str]) -> list[int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # starts a process
 def test_the_daemon_entry_point_loads_numpy_with_one_blas_thread() -> None:
     pytest.importorskip("threadpoolctl")
     pools = _blas_pools({})
     assert pools and all(n == 1 for n in pools), pools
 
 
+@pytest.mark.slow  # starts a process
 def test_a_thread_count_the_user_set_reaches_blas() -> None:
     pytest.importorskip("threadpoolctl")
     cores = os.cpu_count() or 1

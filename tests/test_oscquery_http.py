@@ -112,6 +112,7 @@ def test_a_foreign_host_header_is_refused(server: OscQueryHttpServer) -> None:
     assert get(port, "/", host=None)[0] == 200  # no Host at all (HTTP/1.0 tools): not a browser
 
 
+@pytest.mark.slow  # waits out server timeouts: seconds
 def test_half_sent_requests_neither_pile_up_threads_nor_block_the_server(server: OscQueryHttpServer) -> None:
     port = server.server_address[1]
     before = threading.active_count()

@@ -93,6 +93,7 @@ def test_help_says_what_the_readme_says_about_subcommands() -> None:
         assert f"`{sub}`" in README and re.search(rf"^  {sub} ", r.stdout, re.M)
 
 
+@pytest.mark.slow  # starts a process
 def test_the_web_view_costs_no_enrollment_code_until_a_calibration_starts() -> None:
     """The README's --web figure: Calibrate's enrollment code (scipy.signal, ~50 MiB) loads on first use."""
     import sys

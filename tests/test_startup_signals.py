@@ -25,6 +25,7 @@ from ser_daemon.app import startup
 from ser_daemon.errors import BackendUnavailable, import_failure
 
 
+@pytest.mark.slow  # starts a process
 def test_the_entry_module_installs_handlers_before_anything_heavy_is_imported() -> None:
     """The window in which Python (not we) handles a signal ends at ser-daemon's first line."""
     code = ("import sys, signal; import ser_daemon.__main__ as m; m.install_startup_handlers(); "

@@ -247,6 +247,7 @@ def test_package_layout_for_unity() -> None:
     assert json.loads(lines[0])["type"] == "hello" and sum(json.loads(ln)["type"] == "state" for ln in lines) >= 30
 
 
+@pytest.mark.slow  # starts a process
 def test_tarball_for_add_package_from_tarball(tmp_path) -> None:
     """tools/pack_unity_bridge.py: npm-pack layout (package/...), every shipped file with its .meta, no Tests~,
     the same bytes twice (reproducible), one-line error and exit 2 for an unusable --out."""
@@ -284,6 +285,7 @@ def test_tarball_for_add_package_from_tarball(tmp_path) -> None:
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "not a folder" in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # starts a process
 def test_minimal_vrm_is_a_valid_vrm1_file(tmp_path) -> None:
     """tools/make_minimal_vrm.py: a GLB whose JSON and binary chunk follow the glTF 2.0 and VRM 1.0 rules
     UniVRM relies on (required humanoid bones, translation-only rest pose, bone hierarchy, accessors in
@@ -355,6 +357,7 @@ def test_minimal_vrm_is_a_valid_vrm1_file(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------- compile
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("defines", [(), (FIND_FIRST,)], ids=["unity-2021.3.0", "find-first-object"])
 def test_unity_scripts_compile_against_stubs(tmp_path, defines) -> None:
     """Runtime/Unity, both VRM drivers (on UniVRM stand-ins) and the sample's scripts, both sides of the define."""
@@ -372,6 +375,7 @@ def _selftest(exe: Path, tag: str, names: tuple[str, ...], *args: str) -> str:
     return out
 
 
+@pytest.mark.slow  # starts a process
 def test_probe_selftest(probe_exe) -> None:
     """Tests/Runtime (NUnit style): parser, JSON readers, per-stream decoding, mapper, receiver, queues."""
     out = _selftest(probe_exe, "SELFTEST", ("OscTests.FuzzNeverThrows", "OscTests.TruncationsRejected", "OscTests.DeepNestingRefused",
@@ -413,6 +417,7 @@ HARNESS_CHECKS = (
 )
 
 
+@pytest.mark.slow  # starts a process
 def test_unity_components_on_stubs(harness_exe) -> None:
     """Drivers hold an emotion for 300 frames while a stand-in UniVRM rewrites the blendshapes each frame;
     on the recording, rest leaves blink and lip sync alone and IsBinary emotions show."""
@@ -443,6 +448,7 @@ def test_components_through_univrm_validator(tmp_path) -> None:
             print(line)
 
 
+@pytest.mark.slow  # starts a process
 def test_vrchat_one_click_setup(tmp_path) -> None:
     """Editor/VRChat on stand-ins with the VRChat SDK's and UnityEditor's signatures: parameters, FX slot, menu
     toggle; the generated layer's states, Any State transitions (walked as the Animator picks them), blend
@@ -461,6 +467,7 @@ def test_vrchat_one_click_setup(tmp_path) -> None:
         assert re.search(rf"^VRCHAT ok {name}( |$)", out, re.M), f"{name}:\n{out}"
 
 
+@pytest.mark.slow  # starts a process
 def test_sample_scene_scripts_replay_recording(harness_exe) -> None:
     """The sample's mock sender replays the recorded state stream over OSC; the receiver gets every state."""
     r = subprocess.run(["mono", str(harness_exe), "--sample", str(RECORDING)], capture_output=True, text=True, timeout=timeout(60))
@@ -477,6 +484,7 @@ def test_sample_scene_scripts_replay_recording(harness_exe) -> None:
     assert m and float(m.group(1)) > 50 and m.group(2) == "vrm0", out
 
 
+@pytest.mark.slow  # starts a process
 def test_allocation_per_bundle_and_state(probe_exe) -> None:
     """Bytes allocated per OSC bundle (receive thread, main thread) and per WebSocket state, under Mono.
 

@@ -60,6 +60,7 @@ def test_real_origins_are_accepted(origin) -> None:
     assert parse_origin(origin) == origin
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("argv", [["--no-such-flag"], ["--hop-ms", "fast"], ["--backend", "gpu"],
                                   ["--osc-profile"], ["stray-positional"]])
 def test_argparse_errors_are_one_line_plus_a_hint(argv) -> None:
@@ -91,6 +92,7 @@ def test_token_from_the_environment(monkeypatch) -> None:
         config_from_options({"no_osc": True})
 
 
+@pytest.mark.slow  # starts a process
 def test_token_file_keeps_the_secret_out_of_the_process_list(tiny_bundle, tmp_path) -> None:
     """A real daemon given --ws-token-file: its command line (what `ps` shows) has no secret."""
     import os

@@ -136,6 +136,7 @@ def _stalled_client(port: int) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow  # waits out server timeouts: seconds
 def test_stalled_client_loses_only_its_own_oldest_messages() -> None:
     async def main():
         ws, url = await server(queue_len=8)
