@@ -27,7 +27,12 @@ def _children_get_default_stop_signals() -> None:
 if sys.platform != "win32":
     _children_get_default_stop_signals()
 
+# Test modules import shared helpers (fakes, helpers, tiny_model) and each other's fixtures
+# (test_messages.make_state, ...) by name, wherever in the tree they stand (unit/<layer>/,
+# integration/): every folder of the tree is on the path, in a fixed order.
 sys.path.insert(0, str(Path(__file__).parent))
+for _folder in sorted(p for p in Path(__file__).parent.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+    sys.path.append(str(_folder))
 
 TIMEOUT_FACTOR = float(os.environ.get("SER_TESTS_TIMEOUT_FACTOR", "1"))
 
@@ -103,6 +108,16 @@ def _processes_only_in_slow_tests(request: pytest.FixtureRequest) -> Iterator[No
         subprocess.Popen.__init__ = real_init  # type: ignore[method-assign]
     if started:
         pytest.fail(f"starts {len(started)} process(es) ({started[0]}): mark the test slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test on the TensorFlow-built tiny model needs TensorFlow: it belongs to the needs_tf tier.
+
+    The fast tier's model is the stand-in of fakes.py; these fixtures build a real one.
+    """
+    for item in items:
+        if {"tiny_bundle", "profile_bundle"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_tf)
 
 
 def has_tf() -> bool:

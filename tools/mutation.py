@@ -31,12 +31,13 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Module paths below ser_daemon/: the sans-I/O core, and the pure modules it was measured with before the
-# layers became folders (the mapping, the wire formats, the OSC schemes, the option checks, the offline replay).
+# Module paths below ser_daemon/: the sans-I/O core, the pure modules it was measured with before the layers
+# became folders (the mapping, the wire formats, the OSC schemes, the option checks, the offline replay), and
+# the engine's loop, which the fast tier now runs on the stand-in classifier.
 CORE = (
     "core.ringbuffer", "core.resample", "core.features", "core.vad", "core.smoothing", "core.pipeline",
     "core.settings", "model.analyzer", "outputs.mapping", "outputs.messages", "outputs.osc_schemes",
-    "outputs.osc_targets", "net.endpoints", "app.config",
+    "outputs.osc_targets", "net.endpoints", "app.config", "app.engine",
 )
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 

@@ -3,7 +3,7 @@
 Measurement only (not used by the test suite or CI).  Example, the start-up signal tests 50 times:
 
     PYTHONPATH=tools python -m pytest -p repeat_tests --repeat 50 -q -p no:cacheprovider \
-        tests/test_exits.py::test_signal_at_a_random_moment tests/test_faults.py::test_signal_at_any_moment_exits_within_a_second
+        tests/integration/test_exits.py::test_signal_at_a_random_moment tests/integration/test_faults.py::test_signal_at_any_moment_exits_within_a_second
 
 Each repetition is its own parametrisation (``test[<step>-...]``), so fixtures are shared per session
 as usual and a failure names the repetition it happened in.

@@ -6,7 +6,7 @@ into :class:`StreamingLogMel`, which computes only the frames each hop adds and
 keeps them in a bounded frame ring.  Frames sit on a fixed grid anchored at the
 stream's first sample (frame ``k`` covers samples ``[k*hop, k*hop + n_fft)``),
 so a streaming window that ends on a hop boundary is bit-for-bit the batch
-features of the same samples (``tests/test_features.py`` checks this, and
+features of the same samples (``tests/unit/core/test_features.py`` checks this, and
 checks :func:`log_mel` against librosa).
 
 Everything here is pure numpy/scipy: no I/O, no clocks.

@@ -18,9 +18,10 @@ import pytest
 from ser_daemon.model.inference import load_classifier
 from ser_daemon.model.bundle import load_bundle
 from ser_daemon.model.analyzer import replay_audio
+from helpers import REPO
 
-RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
-HELDOUT_TWIN = Path(__file__).resolve().parents[1] / "models" / "heldout"
+RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
+HELDOUT_TWIN = REPO / "models" / "heldout"
 
 pytestmark = pytest.mark.skipif(not (RAVDESS / "manifest.csv").is_file(), reason="RAVDESS not present")
 

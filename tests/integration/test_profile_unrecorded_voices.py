@@ -17,15 +17,15 @@ is ``models/heldout``, the shipped recipe trained without these actors.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ser_daemon.model.bundle import load_bundle
+from helpers import REPO
 
-RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
-HELDOUT_TWIN = Path(__file__).resolve().parents[1] / "models" / "heldout"
+RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
+HELDOUT_TWIN = REPO / "models" / "heldout"
 ACTORS = ("Actor_17", "Actor_18", "Actor_19", "Actor_20")
 RECORDED = ("neutral", "happy", "angry")
 DRAWS = 4

@@ -1,6 +1,6 @@
 """The sans-I/O pipeline with a stand-in model: exact timing, attribution and counters (fast).
 
-The real tiny model (tests/test_pipeline.py) shows the decisions follow the audio; these tests
+The real tiny model (tests/unit/model/test_pipeline.py) shows the decisions follow the audio; these tests
 pin the arithmetic around it, at 16 kHz and at 48 kHz input, where a rate mix-up is 3x off.
 """
 

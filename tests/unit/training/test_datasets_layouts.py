@@ -9,8 +9,9 @@ import pytest
 from ser_daemon.errors import ConfigError
 from ser_daemon.training.datasets import detect_layout, load_dataset, summarize
 from ser_daemon.training.synthetic import write_synthetic_dataset
+from helpers import REPO
 
-SHARED_RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
+SHARED_RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
 
 
 @pytest.mark.parametrize("layout", ["emovdb", "emovdb-sorted", "manifest"])

@@ -101,12 +101,10 @@ def test_remote_streams_come_and_go_while_it_keeps_running(profile_bundle: Path)
     assert not t.is_alive()
 
 
-def test_a_lost_device_relaxes_its_face_at_once_and_the_status_is_relayed(tiny_bundle: Path) -> None:
-    states: list[EmotionState] = []
+def _lost_input_relaxes_at_once(engine: Engine, states: list[EmotionState]) -> None:
+    """A lost input's face relaxes at once (an interrupt state), and its status reaches on_status."""
     relayed: list[tuple[str, str, str]] = []
-    engine = _engine(tiny_bundle, states, keep_running=True)
     engine.on_status = lambda *a: relayed.append(a)
-    _file(engine, "mic", 0.5, 4)
     engine.report_status("mic", "no_audio", "device gone")
     t = _start(engine)
     for _ in range(400):
@@ -115,10 +113,18 @@ def test_a_lost_device_relaxes_its_face_at_once_and_the_status_is_relayed(tiny_b
         threading.Event().wait(0.025)
     engine.stop()
     t.join(timeout(10))
+    assert not t.is_alive()
     assert relayed == [("mic", "no_audio", "device gone")]
     interrupts = [s for s in states if s.stream == "mic" and not s.final]
     assert interrupts and interrupts[0].label == "neutral"
     assert [s.final for s in states].count(True) == 1
+
+
+def test_a_lost_device_relaxes_its_face_at_once_and_the_status_is_relayed(tiny_bundle: Path) -> None:
+    states: list[EmotionState] = []
+    engine = _engine(tiny_bundle, states, keep_running=True)
+    _file(engine, "mic", 0.5, 4)
+    _lost_input_relaxes_at_once(engine, states)
 
 
 def test_the_model_is_warmed_for_every_batch_bucket(tiny_bundle: Path) -> None:
@@ -129,3 +135,50 @@ def test_the_model_is_warmed_for_every_batch_bucket(tiny_bundle: Path) -> None:
     engine.classifier.predict = lambda x: (seen.append(len(x)), real(x))[1]  # type: ignore[method-assign]
     engine.warm_up(5)
     assert seen == [1, 2, 4, 5]
+
+
+# -- the same loop on the stand-in classifier (fast tier, and mutation testing of the engine) ----------
+
+
+def _stub_engine(states: list[EmotionState], **kw) -> Engine:
+    from fakes import StubClassifier, stub_bundle
+
+    b = stub_bundle()
+    return Engine(b, StubClassifier(b), AnalysisSettings(drop_stale=False), states.append, **kw)
+
+
+def _tone_file(engine: Engine, name: str, seconds: float, level: float) -> None:
+    from fakes import tone
+
+    samples = tone(3000.0, seconds, RATE, level)[:, None]
+    ring = AudioRing(int(RATE * 4), 1)
+    engine.add(name, FileSource(samples, RATE, ring, 320, name=name), ring, RATE, fast=True)
+
+
+def test_the_loop_decides_every_hop_batches_the_streams_and_ends_each_with_one_final_state() -> None:
+    """Two 3 s files on the stand-in model (1 s windows, 250 ms hop): loud tone reads angry."""
+    states: list[EmotionState] = []
+    engine = _stub_engine(states)
+    _tone_file(engine, "loud", 3.0, 0.3)
+    _tone_file(engine, "soft", 2.0, 0.3)
+    t = _start(engine)
+    t.join(timeout(30))
+    assert not t.is_alive(), "the engine must return once every input has ended"
+    decided = Counter(s.stream for s in states if not s.final)
+    # Decision k falls when window + k * hop samples have arrived: 1 + (3 - 1) / 0.25 = 9 and 5.
+    assert decided == {"loud": 9, "soft": 5}
+    assert Counter(s.stream for s in states if s.final) == {"loud": 1, "soft": 1}
+    assert engine.stream_stats() == {"loud": {"decisions": 10, "dropped_windows": 0, "late": 0, "overruns": 0},
+                                     "soft": {"decisions": 6, "dropped_windows": 0, "late": 0, "overruns": 0}}
+    loud = [s for s in states if s.stream == "loud"]
+    assert [s.seq for s in loud] == list(range(10)) and loud[-1].final and loud[-1].label == "neutral"
+    assert any(s.label == "angry" for s in loud[:-1])  # the stand-in reads a loud 3 kHz tone as angry
+    assert max(engine.classifier.batches) == 2  # both streams' due windows went in one call
+    assert engine.streams and all(st.done for st in engine.streams)
+
+
+def test_a_lost_input_relaxes_its_face_at_once_on_the_stand_in() -> None:
+    states: list[EmotionState] = []
+    engine = _stub_engine(states, keep_running=True)
+    _tone_file(engine, "mic", 0.5, 0.3)
+    _lost_input_relaxes_at_once(engine, states)

@@ -102,7 +102,7 @@ def test_osc_target_that_does_not_listen(tiny_bundle, loop_wav) -> None:
     assert proc.returncode == 0, err
     assert msgs[-1]["final"] and len(msgs) > 10
     # UDP without a connection hears nothing back from a port nobody listens on: no error, no log
-    # line at all (failures the kernel does report are counted and said once: tests/test_outputs.py).
+    # line at all (failures the kernel does report are counted and said once: tests/unit/outputs/test_outputs.py).
     assert err.count("OSC to") == 0, err
 
 
@@ -194,7 +194,7 @@ def test_unusual_or_bad_audio_files(tiny_bundle, tmp_path, audio) -> None:
 @pytest.mark.parametrize("delay_s", [0.05, 0.25, 0.4, 0.6, 1.5, 3.0])
 def test_signal_at_any_moment_exits_within_a_second(tiny_bundle, loop_wav, delay_s) -> None:
     """SIGINT at a moment of start-up or running, counted from ser-daemon's first line (before it
-    Python handles Ctrl-C itself: tests/test_exits.py::test_stop_signal_while_python_itself_starts)."""
+    Python handles Ctrl-C itself: tests/integration/test_exits.py::test_stop_signal_while_python_itself_starts)."""
     rx = UdpReceiver()
     proc = subprocess.Popen(
         daemon_cmd("--input", str(loop_wav), "--loop", "--osc", f"127.0.0.1:{rx.port}",

@@ -14,8 +14,9 @@ import functools
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-PACKAGE = Path(__file__).resolve().parent.parent / "ser_daemon"
+PACKAGE = REPO / "ser_daemon"
 
 # Bottom to top. A module may import its own layer and any layer listed before it.
 # "ground" are the top-level helper modules every layer may use.
