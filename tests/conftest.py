@@ -81,6 +81,11 @@ def _fresh_caches_per_mutant() -> Iterator[None]:
     yield
 
 
+# What libraries run on their own the first time they look for a shared library (ctypes.util
+# for PortAudio): not the test starting a process.
+_LIBRARY_PROBES = {"ldconfig", "gcc", "cc", "objdump", "ld"}
+
+
 @pytest.fixture(autouse=True)
 def _processes_only_in_slow_tests(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test that starts a process (the CLI, a compiler, a browser) must be marked slow.
@@ -98,7 +103,9 @@ def _processes_only_in_slow_tests(request: pytest.FixtureRequest) -> Iterator[No
     real_init = subprocess.Popen.__init__
 
     def counting_init(self: Any, args: Any, *a: Any, **kw: Any) -> None:
-        started.append(str(args)[:200])
+        argv0 = args if isinstance(args, (str, bytes)) else (list(args) or [""])[0]
+        if os.path.basename(os.fsdecode(argv0).split()[0] if argv0 else "") not in _LIBRARY_PROBES:
+            started.append(str(args)[:200])
         real_init(self, args, *a, **kw)
 
     subprocess.Popen.__init__ = counting_init  # type: ignore[method-assign]

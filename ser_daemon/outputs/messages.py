@@ -38,6 +38,7 @@ from ..core.state import EmotionState
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "with_client_dropped",
     "osc_name",
     "osc_message",
     "generic_osc_messages",
@@ -153,7 +154,7 @@ def state_json(
         "late": bool(state.late),
         "final": bool(state.final),
         "weights": {ts: {k: _r(v) for k, v in ws.items()} for ts, ws in (weights or {}).items()},
-        "client_dropped": int(client_dropped),
+        "client_dropped": int(client_dropped),  # last: see with_client_dropped
     }
     return msg
 
@@ -188,3 +189,19 @@ def status_json(stream: str, status: str, detail: str, when: float) -> dict[str,
 def dumps(message: dict[str, Any]) -> str:
     """Compact JSON text of a message."""
     return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+# state_json puts client_dropped last, so the text dumps makes of a fresh state ends with this.
+_NO_CLIENT_DROPS = '"client_dropped":0}'
+
+
+def with_client_dropped(state_text: str, dropped: int) -> str:
+    """A state's JSON text (``dumps(state_json(state))``) with one client's ``client_dropped`` count.
+
+    The broadcaster encodes each state once for every client; only this field differs between
+    them, and its place at the end is this module's promise (text of any other shape comes back
+    as it was).
+    """
+    if not dropped or not state_text.endswith(_NO_CLIENT_DROPS):
+        return state_text
+    return f'{state_text[: -len(_NO_CLIENT_DROPS)]}"client_dropped":{int(dropped)}}}'

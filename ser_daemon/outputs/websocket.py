@@ -41,13 +41,12 @@ from ..net.websocket_server import (
     method_not_allowed,
     warn_limited,
 )
-from .messages import dumps, state_json, status_json
+from .messages import dumps, state_json, status_json, with_client_dropped
 
 __all__ = ["WsBroadcaster", "WsOutput"]
 
 log = logging.getLogger(__name__)
 
-_DROP_TAIL = '"client_dropped":0}'
 
 
 @dataclass(eq=False)
@@ -258,11 +257,8 @@ class WsBroadcaster:
             if len(c.queue) == c.queue.maxlen:
                 c.dropped += 1
                 self.total_dropped += 1
-            if per_client_drops and c.dropped and text.endswith(_DROP_TAIL):
-                # The state was encoded once for everyone; only this client's count differs.
-                c.queue.append(text[: -len(_DROP_TAIL)] + f'"client_dropped":{c.dropped}}}')
-            else:
-                c.queue.append(text)
+            # A state is encoded once for everyone; only this client's drop count differs.
+            c.queue.append(with_client_dropped(text, c.dropped) if per_client_drops else text)
             c.ready.set()
 
     async def wait_for_clients(self, n: int) -> None:

@@ -179,3 +179,13 @@ def test_an_unsure_state_says_so_on_both_wires() -> None:
     st = make_state(uncertain=True)
     assert OscMessage(generic_osc_messages(st)[0]).params[0] == UNSURE
     assert state_json(st)["uncertain"] is True and state_json(make_state())["uncertain"] is False
+
+
+def test_one_clients_drop_count_is_written_into_a_state_encoded_once() -> None:
+    from ser_daemon.outputs.messages import dumps, state_json, with_client_dropped
+
+    text = dumps(state_json(make_state()))
+    assert with_client_dropped(text, 0) == text
+    assert json.loads(with_client_dropped(text, 7)) == {**json.loads(text), "client_dropped": 7}
+    other = dumps({"type": "status", "client_dropped": 0, "stream": "s"})  # not a state's shape: left alone
+    assert with_client_dropped(other, 7) == other
