@@ -294,3 +294,25 @@ def test_settings_from_a_mood_table_and_flat_options() -> None:
     with pytest.raises(ConfigError, match="delighted_valence_off .* must be at or below"):
         MoodSettings(delighted_valence_off=0.9)
     assert set(EVENT_KINDS) == {"frustration_rising", "disengaging", "delighted", "recovered"}
+
+
+def test_states_of_the_real_pipeline_feed_the_tracker() -> None:
+    """A stub classifier (loud high sound reads angry) through replay_audio: anger, then real silence."""
+    from fakes import LABELS as STUB_LABELS
+    from fakes import StubClassifier, stub_bundle, tone
+    from ser_daemon.pipeline import replay_audio
+
+    bundle = stub_bundle()
+    rate = bundle.features.sample_rate
+    quiet = (np.random.default_rng(0).standard_normal(40 * rate) * 1e-4).astype(np.float32)
+    audio = np.concatenate([tone(3000, 20.0, rate), quiet])
+    states = replay_audio(audio, rate, StubClassifier(bundle), stream="s")
+    tracker = MoodTracker(STUB_LABELS, stream="s")
+    readings = [tracker.update_state(st, rate) for st in states]
+    talking = [r for r in readings if r.time_s <= 20.0 and r.voice]
+    assert talking and talking[-1].valence.minute < -0.3 and talking[-1].arousal.minute > 0.3
+    end_of_voice = max(r.time_s for r in readings if r.voice)
+    after = [r for r in readings if r.time_s > end_of_voice]
+    assert after and after[-1].silence_s > 15.0
+    assert {r.valence.session for r in after} == {readings[len(readings) - len(after) - 1].valence.session}
+    assert after[-1].emotions_session.get("angry", 0.0) > 0.8
