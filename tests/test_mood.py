@@ -75,6 +75,12 @@ def test_valence_and_arousal_are_the_probability_weighted_circumplex_points() ->
     assert v == pytest.approx((0.8 - 0.6) / 2) and a == pytest.approx((0.5 - 0.3) / 2)
     assert c.valence_arousal(np.zeros(len(LABELS))) == (0.0, 0.0)
     assert c.valence_arousal(2 * mix) == pytest.approx((v, a))  # renormalised
+    # Sharpened: weights are the probabilities squared, renormalised (0.25 and 0.0625 of happy and sad here).
+    lopsided = np.zeros(len(LABELS))
+    lopsided[LABELS.index("happy")], lopsided[LABELS.index("sad")] = 0.5, 0.25
+    sharp = Circumplex.for_labels(LABELS, DEFAULT_CIRCUMPLEX, sharpness=2.0)
+    assert sharp.valence_arousal(lopsided)[0] == pytest.approx((0.25 * 0.8 + 0.0625 * -0.6) / 0.3125)
+    assert MoodSettings().circumplex_for(LABELS).sharpness == MoodSettings().sharpness
     odd = Circumplex.for_labels(("Happy", "contempt"), DEFAULT_CIRCUMPLEX)
     assert odd.unmapped == ("contempt",) and odd.points[0].tolist() == [0.8, 0.5]
 
@@ -102,7 +108,7 @@ def test_horizons_are_time_weighted_not_count_weighted() -> None:
 
 def test_minute_horizon_forgets_what_is_older_than_a_minute() -> None:
     readings, _ = run(script([(60, ANGRY), (60, HAPPY)]))
-    c = Circumplex.for_labels(LABELS, DEFAULT_CIRCUMPLEX)
+    c = MoodSettings().circumplex_for(LABELS)
     last = readings[-1]
     assert last.valence.minute == pytest.approx(c.valence_arousal(HAPPY)[0])
     # Session: a happy minute and an angry minute weigh by their time (the first state covers none).
@@ -141,10 +147,14 @@ def test_the_scripted_arc_fires_each_event_once_at_its_scripted_time() -> None:
     readings, events = run(script(ARC), s)
     assert [e.kind for e in events] == ["frustration_rising", "delighted", "recovered", "disengaging"]
     by_kind = {e.kind: e for e in events}
-    c = Circumplex.for_labels(LABELS, DEFAULT_CIRCUMPLEX)
-    # frustration_rising: the first state of the anger phase whose minute valence is at the threshold, with
-    # the valence 30 s before it higher by the drop; computed from the readings, then checked in the evidence.
-    first = next(r for r in readings if r.valence.minute is not None and r.valence.minute <= s.frustration_valence)
+    c = MoodSettings().circumplex_for(LABELS)
+    # frustration_rising: the first state whose minute valence is at the threshold, its minute arousal high
+    # enough, and the minute valence 30 s before it higher by the drop; found in the readings, then checked
+    # against the evidence.
+    lag = int(s.frustration_trend_s / HOP_S)
+    first = next(r for k, r in enumerate(readings) if k >= lag and r.valence.minute is not None
+                 and r.valence.minute <= s.frustration_valence and r.arousal.minute >= s.frustration_arousal
+                 and readings[k - lag].valence.minute - r.valence.minute >= s.frustration_drop)
     f = by_kind["frustration_rising"]
     assert 120 < f.time_s == first.time_s < 200
     assert f.evidence["valence_minute"] <= s.frustration_valence
@@ -186,8 +196,8 @@ def test_anger_from_the_start_needs_growth_and_a_full_trend_window() -> None:
 def test_hysteresis_one_event_per_episode_even_with_no_cooldown() -> None:
     s = MoodSettings(cooldown_s=0.0)
     # Anger with a dip that stays below the re-arm threshold: one event only.
-    mild = probs(angry=0.3, neutral=0.5)  # minute valence between the on (-0.25) and off (-0.1) thresholds
-    c = Circumplex.for_labels(LABELS, DEFAULT_CIRCUMPLEX)
+    mild = probs(angry=0.25, neutral=0.6)  # minute valence between the on (-0.25) and off (-0.1) thresholds
+    c = MoodSettings().circumplex_for(LABELS)
     assert s.frustration_valence < c.valence_arousal(mild)[0] < s.frustration_valence_off
     _, events = run(script([(60, NEUTRAL), (90, ANGRY), (120, mild), (90, ANGRY)]), s)
     assert len(times(events, "frustration_rising")) == 1
@@ -224,7 +234,7 @@ def test_disengaging_by_a_growing_silent_share_and_by_flat_arousal() -> None:
     assert readings[-1].silence_s < s.disengage_silence_s  # never one long silence
     # Flat, sleepy talk: minute arousal at or below disengage_arousal.
     sleepy = probs(sad=0.4, calm=0.55)
-    c = Circumplex.for_labels(LABELS, DEFAULT_CIRCUMPLEX)
+    c = MoodSettings().circumplex_for(LABELS)
     assert c.valence_arousal(sleepy)[1] <= s.disengage_arousal
     _, events = run(script([(60, NEUTRAL), (60, sleepy)]), s)
     [d] = [e for e in events if e.kind == "disengaging"]

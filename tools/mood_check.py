@@ -17,6 +17,8 @@ Scores:
   ``delighted`` and ``recovered`` in the happy phase; ``disengaging`` in the quiet) found or not
   (recall), every event fired inside or outside an expected window (precision), and the delay
   from the arc's turn (the phase's start) to the event;
+- false alarms: a control session per speaker (neutral, sad, surprised, neutral, happy; two
+  minutes each, no anger) counts the ``frustration_rising`` and ``recovered`` events it fires;
 - minute-level valence sign: for each whole minute inside the anger and happy phases, the sign
   of the tracker's last-minute valence at the minute's end against the script (negative,
   positive); neutral minutes report their mean |valence| and quiet minutes whether valence
@@ -48,7 +50,7 @@ import numpy as np
 
 from ser_daemon.errors import SerError
 from ser_daemon.mood import MoodTracker
-from ser_daemon.mood_events import EVENT_KINDS, MoodEventDetector
+from ser_daemon.mood_events import MoodEventDetector
 from ser_daemon.mood_settings import MoodSettings, mood_settings_from_options
 
 log = logging.getLogger("mood_check")
@@ -57,6 +59,9 @@ VALIDATION = {"ravdess": ("Actor_13", "Actor_14", "Actor_15", "Actor_16"), "emov
               "nemo": ("SM0", "IC0")}
 REPORTED = {"Actor_17", "Actor_18", "Actor_19", "Actor_20", "f3", "m3", "WR0", "KD0"}
 PHASES = (("neutral", 120.0), ("angry", 180.0), ("happy", 180.0), ("quiet", 120.0))
+# A control session without anger: frustration_rising and recovered must not fire in it.
+CONTROL = (("neutral", 120.0), ("sad", 120.0), ("surprised", 120.0), ("neutral", 120.0), ("happy", 120.0))
+FALSE_ALARMS = ("frustration_rising", "recovered")
 # Where each expected event may fire: (kind, phase it answers, seconds after the phase's end still counted).
 EXPECTED = (("frustration_rising", "angry", 30.0), ("delighted", "happy", 0.0), ("recovered", "happy", 30.0),
             ("disengaging", "quiet", 0.0))
@@ -100,23 +105,24 @@ def _phase_audio(speaker: str, pool: list[Any], seconds: float, audio: dict[Path
     return x[: int(round(seconds * rate))]
 
 
-def build_session(speaker: str, clips: Sequence[Any], load: Any, rate: int, pause_s: float, seed: int
-                  ) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+def build_session(speaker: str, clips: Sequence[Any], load: Any, rate: int, pause_s: float, seed: int,
+                  script: Sequence[tuple[str, float]] = PHASES) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     """The arc's audio and its phases ``(name, start_s, end_s)``."""
     rng = np.random.default_rng([seed, zlib.crc32(speaker.encode())])
     by_label: dict[str, list[Any]] = {}
     for c in sorted(clips, key=lambda c: str(c.path)):
         by_label.setdefault(c.label, []).append(c)
-    audio = {c.path: load(c) for lab in ("neutral", "angry", "happy") for c in by_label.get(lab, [])}
+    needed = sorted({name for name, _ in script if name != "quiet"} | ({"neutral"} if "angry" in dict(script) else set()))
+    audio = {c.path: load(c) for lab in needed for c in by_label.get(lab, [])}
     length = {p: len(x) / rate for p, x in audio.items()}
-    missing = [lab for lab in ("neutral", "angry", "happy") if not by_label.get(lab)]
+    missing = [lab for lab in needed if not by_label.get(lab)]
     if missing:
         raise SerError(f"{speaker} has no {', '.join(missing)} clips")
     parts: list[np.ndarray] = []
     phases: list[tuple[str, float, float]] = []
     pos = 0
     noise = np.random.default_rng(zlib.crc32(speaker.encode()))
-    for name, seconds in PHASES:
+    for name, seconds in script:
         if name == "quiet":
             x = (noise.standard_normal(int(seconds * rate)) * 1e-4).astype(np.float32)
         else:
@@ -237,6 +243,9 @@ def summarize(per_speaker: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out["valence_sign_minutes"] = minutes
     neutral = [s["neutral_abs_valence"] for s in per_speaker.values() if s["neutral_abs_valence"] is not None]
     out["neutral_mean_abs_valence"] = float(np.mean(neutral)) if neutral else None
+    control_s = sum(s["control"]["duration_s"] for s in per_speaker.values() if "control" in s)
+    out["control_false_alarms"] = sum(s["control"]["false_alarms"] for s in per_speaker.values() if "control" in s)
+    out["control_minutes"] = round(control_s / 60.0, 1)
     out["quiet_minutes_unknown"] = f"{sum(s['quiet_minutes_unknown'] for s in per_speaker.values())}/" \
                                    f"{sum(s['quiet_minutes'] for s in per_speaker.values())}"
     return out
@@ -249,14 +258,17 @@ def _format(summary: dict[str, Any], per_speaker: dict[str, dict[str, Any]]) -> 
     lines = [f"speakers {summary['speakers']}: event precision {f(summary['precision'])} "
              f"({summary['events_fired']} fired), recall {f(summary['recall'])}; minute valence sign agreement "
              f"{f(summary['valence_sign_agreement'])} over {summary['valence_sign_minutes']} minutes; neutral minutes "
-             f"|valence| {f(summary['neutral_mean_abs_valence'])}; quiet minutes unknown {summary['quiet_minutes_unknown']}"]
+             f"|valence| {f(summary['neutral_mean_abs_valence'])}; quiet minutes unknown {summary['quiet_minutes_unknown']}",
+             f"control sessions (neutral, sad, surprised, neutral, happy; no anger): {summary['control_false_alarms']} "
+             f"frustration_rising/recovered in {summary['control_minutes']} minutes"]
     for kind, k in summary["per_kind"].items():
         lines.append(f"  {kind:<19} recall {f(k['recall'])}  precision {f(k['precision'])}  fired {k['fired']}  "
                      f"median delay {f(k['median_delay_s'], '.1f')} s  {k['delays_s']}")
     for spk, s in per_speaker.items():
         ev = ", ".join(f"{e['kind']}@{e['time_s']:.0f}{'' if e['in_window'] else '(x)'}" for e in s["events"])
         mins = " ".join(f(m["valence"], "+.2f") for m in s["minutes"])
-        lines.append(f"  {spk:<9} events: {ev or 'none'}  | minute valence: {mins}")
+        ctl = ", ".join(f"{e['kind']}@{e['time_s']:.0f}({e['phase']})" for e in s.get("control", {}).get("events", []))
+        lines.append(f"  {spk:<9} events: {ev or 'none'}  | minute valence: {mins}  | control: {ctl or 'none'}")
     return "\n".join(lines)
 
 
@@ -303,16 +315,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             clips = [c for c in load_dataset(Path(args.data) / corpus) if c.speaker in wanted]
             for spk in wanted:
-                own = [c for c in clips if c.speaker == spk and c.label in ("neutral", "angry", "happy")]
-                samples, phases = build_session(spk, own, lambda c: load_audio(c.path, rate), rate, args.pause_s,
-                                                args.seed)
-                states = replay(spk, samples, rate, clf, Path(args.cache) if args.cache else None)
-                readings, events, cost = track(states, bundle.labels, rate, settings, spk)
-                costs.append(cost)
-                per_speaker[spk] = {"corpus": corpus, "duration_s": round(len(samples) / rate, 1),
-                                    "phases": phases, **score(readings, events, phases)}
-                log.info("%s: %.0f s of session, %d events, %.0f s elapsed", spk, len(samples) / rate, len(events),
-                         time.perf_counter() - t0)
+                own = [c for c in clips if c.speaker == spk]
+                load = lambda c: load_audio(c.path, rate)  # noqa: E731
+                entry: dict[str, Any] = {"corpus": corpus}
+                for name, script in (("arc", PHASES), ("control", CONTROL)):
+                    samples, phases = build_session(spk, own, load, rate, args.pause_s, args.seed, script)
+                    states = replay(f"{spk}_{name}", samples, rate, clf, Path(args.cache) if args.cache else None)
+                    readings, events, cost = track(states, bundle.labels, rate, settings, spk)
+                    costs.append(cost)
+                    if name == "arc":
+                        entry.update({"duration_s": round(len(samples) / rate, 1), "phases": phases,
+                                      **score(readings, events, phases)})
+                    else:
+                        entry["control"] = {
+                            "duration_s": round(len(samples) / rate, 1), "phases": phases,
+                            "events": [{"kind": e.kind, "time_s": round(e.time_s, 2),
+                                        "phase": next((n for n, a, b in phases if a <= e.time_s < b), "after")}
+                                       for e in events],
+                            "false_alarms": sum(e.kind in FALSE_ALARMS for e in events)}
+                per_speaker[spk] = entry
+                log.info("%s: %d + %d events, %.0f s elapsed", spk, entry["events_fired"],
+                         len(entry["control"]["events"]), time.perf_counter() - t0)
     except SerError as exc:
         print(f"mood_check: {exc}", file=sys.stderr)
         return 2
@@ -324,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = {"summary": summary, "speakers": per_speaker, "model": str(bundle.directory),
                   "settings": {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "circumplex"},
                   "circumplex": {k: list(v) for k, v in settings.circumplex.items()},
-                  "phases": PHASES, "command": "python tools/mood_check.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+                  "phases": PHASES, "control": CONTROL, "command": "python tools/mood_check.py " + " ".join(sys.argv[1:] if argv is None else argv)}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
     return 0
