@@ -326,3 +326,17 @@ def test_states_of_the_real_pipeline_feed_the_tracker() -> None:
     assert after and after[-1].silence_s > 15.0
     assert {r.valence.session for r in after} == {readings[len(readings) - len(after) - 1].valence.session}
     assert after[-1].emotions_session.get("angry", 0.0) > 0.8
+
+
+def test_cost_benchmark_smoke() -> None:
+    """benchmarks/mood_cost.py runs and times every decision (its figures are not asserted: benchmarks measure)."""
+    import subprocess
+    import sys
+
+    from conftest import timeout
+    from helpers import REPO
+
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mood_cost.py"), "--smoke"], capture_output=True,
+                       text=True, timeout=timeout(120), cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("480 states,") and "CPU median" in r.stdout
