@@ -6,7 +6,9 @@ Four kinds, each with its thresholds in :class:`~ser_daemon.mood_settings.MoodSe
     Negative valence with high arousal over the last minute, sustained and
     growing: minute valence at or below ``frustration_valence``, minute arousal
     at least ``frustration_arousal``, and the minute valence fell by at least
-    ``frustration_drop`` over the last ``frustration_trend_s``.
+    ``frustration_drop`` over the last ``frustration_trend_s`` (so the minute
+    before must have had a voice: a voice whose neutral already reads negative
+    does not fire as soon as it is heard).
 ``disengaging``
     The user goes quiet: the silent share of the last ``silence_window_s``
     reaches ``disengage_silent_share`` and rose by ``disengage_rise`` over that
@@ -130,9 +132,9 @@ class MoodEventDetector:
         self._valence_lag.push(t, v_min)
         if v_min is None or v_min > s.frustration_valence_off:
             self._armed["frustration_rising"] = True
-        if (talking and v_min is not None and a_min is not None and known
+        if (talking and v_min is not None and a_min is not None and known and v_ago is not None
                 and v_min <= s.frustration_valence and a_min >= s.frustration_arousal
-                and (0.0 if v_ago is None else v_ago) - v_min >= s.frustration_drop
+                and v_ago - v_min >= s.frustration_drop
                 and self._ready("frustration_rising", t)):
             fire("frustration_rising", {
                 "valence_minute": _r(v_min), "arousal_minute": _r(a_min),
