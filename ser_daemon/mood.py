@@ -202,7 +202,9 @@ class MoodTracker:
         dt = 0.0 if self._last_t is None else min(max(0.0, t - self._last_t), s.max_step_s)
         self._last_t = t if self._last_t is None else max(t, self._last_t)
         t = self._last_t
-        voiced = bool(voice_active) and probs is not None and len(probs) == len(self.labels)
+        # A window without usable probabilities (none, the wrong length, NaN) cannot say a mood: not voiced.
+        voiced = (bool(voice_active) and probs is not None and len(probs) == len(self.labels)
+                  and bool(np.isfinite(np.asarray(probs, dtype=np.float64)).all()))
         point: tuple[float, float] | None = None
         v = a = 0.0
         if voiced:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from .mood import MoodReading
+from .mood import MAX_WINDOW_ENTRIES, MoodReading
 from .mood_settings import MoodSettings
 
 __all__ = ["EVENT_KINDS", "MoodEvent", "MoodEventDetector"]
@@ -69,11 +69,14 @@ class MoodEvent:
 class _Lagged:
     """The value a figure had ``lag_s`` ago (None until the history is that long)."""
 
-    def __init__(self, lag_s: float) -> None:
+    def __init__(self, lag_s: float, max_items: int = MAX_WINDOW_ENTRIES) -> None:
         self.lag_s = float(lag_s)
+        self.max_items = int(max_items)
         self._items: deque[tuple[float, float | None]] = deque()
 
     def push(self, t: float, value: float | None) -> None:
+        if len(self._items) >= self.max_items:  # time that stands still must not grow it without end
+            self._items.popleft()
         self._items.append((t, value))
         # Keep one entry at or before t - lag (the head), drop the older ones.
         while len(self._items) >= 2 and self._items[1][0] <= t - self.lag_s:

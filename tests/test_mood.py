@@ -259,6 +259,30 @@ def test_time_going_back_counts_as_no_time() -> None:
     assert r.session_s == 0.0 and r.time_s == 10.0
 
 
+def test_unusable_probabilities_are_not_a_mood() -> None:
+    tracker = MoodTracker(LABELS)
+    r = tracker.update(1.0, HAPPY, True, "happy")
+    r = tracker.update(2.0, HAPPY, True, "happy")
+    before = r.valence
+    for k, bad in enumerate((np.full(len(LABELS), np.nan), HAPPY[:3], None)):
+        r = tracker.update(3.0 + k, bad, True, "happy")
+        assert not r.voice and r.valence.session == before.session and math.isfinite(r.valence.session)
+
+
+def test_standing_time_does_not_grow_the_event_history() -> None:
+    from ser_daemon.mood_events import _Lagged
+
+    lag = _Lagged(10.0, max_items=50)
+    for k in range(200):
+        lag.push(5.0, float(k))  # a stream whose time stands still
+    assert len(lag._items) == 50 and lag.ago(5.0) == (False, None)
+    for k in range(100):
+        t = 5.0 + 0.25 * (k + 1)
+        lag.push(t, t)
+    assert len(lag._items) <= 50
+    assert lag.ago(30.0) == (True, 20.0)  # 10 s before the last push (30 s): the value pushed at 20 s
+
+
 def test_update_state_reads_an_emotion_state() -> None:
     from ser_daemon.state import EmotionState
 
