@@ -21,6 +21,15 @@ from ser_daemon.mood_settings import DEFAULT_CIRCUMPLEX, Circumplex, MoodSetting
 
 LABELS = ("angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 HOP_S = 0.25
+# The settings these tests pin, written out, so retuned defaults do not change what they check.
+PINNED = MoodSettings(
+    moment_s=3.0, minute_s=60.0, silence_window_s=120.0, max_step_s=2.0, min_voiced_s=10.0,
+    frustration_valence=-0.2, frustration_valence_off=-0.1, frustration_arousal=0.35, frustration_trend_s=30.0,
+    frustration_drop=0.05, disengage_silent_share=0.8, disengage_silent_share_off=0.6, disengage_rise=0.2,
+    disengage_silence_s=60.0, disengage_arousal=-0.35, disengage_arousal_off=-0.2, delighted_valence=0.3,
+    delighted_valence_off=0.15, delighted_hold_s=2.0, recovered_valence=0.05, recovered_within_s=900.0,
+    cooldown_s=60.0, sharpness=2.0,
+)
 
 Phase = tuple[float, Any]  # seconds, and probabilities, None (silence) or fraction-of-phase -> probabilities
 
@@ -45,7 +54,7 @@ def script(phases: Sequence[Phase]) -> list[tuple[float, np.ndarray | None]]:
     return out
 
 
-def run(steps, settings: MoodSettings | None = None) -> tuple[list[MoodReading], list[MoodEvent]]:
+def run(steps, settings: MoodSettings = PINNED) -> tuple[list[MoodReading], list[MoodEvent]]:
     tracker = MoodTracker(LABELS, settings)
     detector = MoodEventDetector(settings)
     readings, events = [], []
@@ -80,7 +89,7 @@ def test_valence_and_arousal_are_the_probability_weighted_circumplex_points() ->
     lopsided[LABELS.index("happy")], lopsided[LABELS.index("sad")] = 0.5, 0.25
     sharp = Circumplex.for_labels(LABELS, DEFAULT_CIRCUMPLEX, sharpness=2.0)
     assert sharp.valence_arousal(lopsided)[0] == pytest.approx((0.25 * 0.8 + 0.0625 * -0.6) / 0.3125)
-    assert MoodSettings().circumplex_for(LABELS).sharpness == MoodSettings().sharpness
+    assert PINNED.circumplex_for(LABELS).sharpness == PINNED.sharpness
     odd = Circumplex.for_labels(("Happy", "contempt"), DEFAULT_CIRCUMPLEX)
     assert odd.unmapped == ("contempt",) and odd.points[0].tolist() == [0.8, 0.5]
 
@@ -88,7 +97,7 @@ def test_valence_and_arousal_are_the_probability_weighted_circumplex_points() ->
 def test_horizons_are_time_weighted_not_count_weighted() -> None:
     happy_v = DEFAULT_CIRCUMPLEX["happy"][0]
     # Ten happy states 0.25 s apart (2.25 s), then one angry state covering 6.75 s (a late hop).
-    s = MoodSettings(max_step_s=10.0)
+    s = dataclasses.replace(PINNED, max_step_s=10.0)
     tracker = MoodTracker(LABELS, s)
     for k in range(10):
         r = tracker.update(0.25 * (k + 1), np.eye(len(LABELS))[LABELS.index("happy")], True, "happy")
@@ -99,7 +108,7 @@ def test_horizons_are_time_weighted_not_count_weighted() -> None:
     assert r.valence.minute == pytest.approx(expected)
     assert r.emotions_session == pytest.approx({"happy": 0.25, "angry": 0.75})
     # The step cap: with the default max_step_s (2 s) the late state weighs 2 s only.
-    tracker = MoodTracker(LABELS)
+    tracker = MoodTracker(LABELS, PINNED)
     for k in range(10):
         tracker.update(0.25 * (k + 1), np.eye(len(LABELS))[LABELS.index("happy")], True, "happy")
     r = tracker.update(2.5 + 6.75, np.eye(len(LABELS))[LABELS.index("angry")], True, "angry")
@@ -108,7 +117,7 @@ def test_horizons_are_time_weighted_not_count_weighted() -> None:
 
 def test_minute_horizon_forgets_what_is_older_than_a_minute() -> None:
     readings, _ = run(script([(60, ANGRY), (60, HAPPY)]))
-    c = MoodSettings().circumplex_for(LABELS)
+    c = PINNED.circumplex_for(LABELS)
     last = readings[-1]
     assert last.valence.minute == pytest.approx(c.valence_arousal(HAPPY)[0])
     # Session: a happy minute and an angry minute weigh by their time (the first state covers none).
@@ -143,11 +152,11 @@ def test_silence_never_lowers_valence_and_is_its_own_signal() -> None:
 
 
 def test_the_scripted_arc_fires_each_event_once_at_its_scripted_time() -> None:
-    s = MoodSettings()
+    s = PINNED
     readings, events = run(script(ARC), s)
     assert [e.kind for e in events] == ["frustration_rising", "delighted", "recovered", "disengaging"]
     by_kind = {e.kind: e for e in events}
-    c = MoodSettings().circumplex_for(LABELS)
+    c = PINNED.circumplex_for(LABELS)
     # frustration_rising: the first state whose minute valence is at the threshold, its minute arousal high
     # enough, and the minute valence 30 s before it higher by the drop; found in the readings, then checked
     # against the evidence.
@@ -182,7 +191,7 @@ def test_no_event_in_a_steady_neutral_or_happy_session() -> None:
 
 
 def test_frustration_needs_growth_from_a_heard_baseline() -> None:
-    s = MoodSettings()
+    s = PINNED
     # Steady anger from the first word: negative and aroused, but never growing (nothing to grow from).
     assert times(run(script([(300, ANGRY)]), s)[1], "frustration_rising") == []
     # The same after silence: the minute before had no voice, so there is no baseline either.
@@ -197,10 +206,10 @@ def test_frustration_needs_growth_from_a_heard_baseline() -> None:
 
 
 def test_hysteresis_one_event_per_episode_even_with_no_cooldown() -> None:
-    s = MoodSettings(cooldown_s=0.0)
+    s = dataclasses.replace(PINNED, cooldown_s=0.0)
     # Anger with a dip that stays below the re-arm threshold: one event only.
     mild = probs(angry=0.3, neutral=0.55)  # minute valence between the on (-0.25) and off (-0.1) thresholds
-    c = MoodSettings().circumplex_for(LABELS)
+    c = PINNED.circumplex_for(LABELS)
     assert s.frustration_valence < c.valence_arousal(mild)[0] < s.frustration_valence_off
     _, events = run(script([(60, NEUTRAL), (90, ANGRY), (120, mild), (90, ANGRY)]), s)
     assert len(times(events, "frustration_rising")) == 1
@@ -211,8 +220,8 @@ def test_hysteresis_one_event_per_episode_even_with_no_cooldown() -> None:
 
 def test_cooldown_holds_back_a_second_event_of_the_same_kind() -> None:
     phases = [(60, NEUTRAL), (60, ANGRY), (70, HAPPY), (60, ANGRY)]
-    free = run(script(phases), MoodSettings(cooldown_s=0.0))[1]
-    held = run(script(phases), MoodSettings(cooldown_s=300.0))[1]
+    free = run(script(phases), dataclasses.replace(PINNED, cooldown_s=0.0))[1]
+    held = run(script(phases), dataclasses.replace(PINNED, cooldown_s=300.0))[1]
     first, second = times(free, "frustration_rising")
     assert second - first < 300
     assert times(held, "frustration_rising") == [first]  # the second falls inside the cooldown
@@ -220,12 +229,12 @@ def test_cooldown_holds_back_a_second_event_of_the_same_kind() -> None:
     assert times(held, "recovered") == times(free, "recovered")[:1]
     # A cooldown that ends while the condition holds lets the event through then.
     gap = second - first
-    mid = run(script(phases), MoodSettings(cooldown_s=gap + 5.0))[1]
+    mid = run(script(phases), dataclasses.replace(PINNED, cooldown_s=gap + 5.0))[1]
     assert times(mid, "frustration_rising") == [first, pytest.approx(first + gap + 5.0, abs=HOP_S)]
 
 
 def test_disengaging_by_a_growing_silent_share_and_by_flat_arousal() -> None:
-    s = MoodSettings(disengage_silence_s=1000.0)  # only the share may fire here
+    s = dataclasses.replace(PINNED, disengage_silence_s=1000.0)  # only the share may fire here
     # Talk in bursts that thin out: 10 s talk / 5 s pause, then 5 s talk / 25 s pause.
     busy = [(10, NEUTRAL), (5, None)] * 8
     sparse = [(5, NEUTRAL), (25, None)] * 8
@@ -237,7 +246,7 @@ def test_disengaging_by_a_growing_silent_share_and_by_flat_arousal() -> None:
     assert readings[-1].silence_s < s.disengage_silence_s  # never one long silence
     # Flat, sleepy talk: minute arousal at or below disengage_arousal.
     sleepy = probs(sad=0.4, calm=0.55)
-    c = MoodSettings().circumplex_for(LABELS)
+    c = PINNED.circumplex_for(LABELS)
     assert c.valence_arousal(sleepy)[1] <= s.disengage_arousal
     _, events = run(script([(60, NEUTRAL), (60, sleepy)]), s)
     [d] = [e for e in events if e.kind == "disengaging"]
@@ -253,14 +262,14 @@ def test_few_words_after_silence_fire_nothing() -> None:
 
 
 def test_time_going_back_counts_as_no_time() -> None:
-    tracker = MoodTracker(LABELS)
+    tracker = MoodTracker(LABELS, PINNED)
     tracker.update(10.0, HAPPY, True, "happy")
     r = tracker.update(5.0, ANGRY, True, "angry")
     assert r.session_s == 0.0 and r.time_s == 10.0
 
 
 def test_unusable_probabilities_are_not_a_mood() -> None:
-    tracker = MoodTracker(LABELS)
+    tracker = MoodTracker(LABELS, PINNED)
     r = tracker.update(1.0, HAPPY, True, "happy")
     r = tracker.update(2.0, HAPPY, True, "happy")
     before = r.valence
@@ -291,7 +300,7 @@ def test_update_state_reads_an_emotion_state() -> None:
                             raw=tuple(ANGRY) if voiced else (), smoothed=tuple(ANGRY), voice_active=voiced,
                             end_sample=16000 * (seq + 1) // 4, audio_time=0.0, emitted_time=0.0, **kw)
 
-    tracker = MoodTracker(LABELS, stream="mic")
+    tracker = MoodTracker(LABELS, PINNED, stream="mic")
     for k in range(8):
         r = tracker.update_state(state(k, True, uncertain=k % 2 == 1), 16000)
     assert r.time_s == pytest.approx(2.0) and r.voice
@@ -304,7 +313,7 @@ def test_update_state_reads_an_emotion_state() -> None:
 def test_windows_stay_bounded_over_a_long_session() -> None:
     from ser_daemon import mood
 
-    tracker = MoodTracker(LABELS)
+    tracker = MoodTracker(LABELS, PINNED)
     for k in range(int(3 * 60 / HOP_S)):
         tracker.update(HOP_S * (k + 1), HAPPY, True, "happy")
     assert len(tracker._minute._entries) == int(60 / HOP_S)

@@ -25,13 +25,13 @@ from ser_daemon.mood_events import MoodEventDetector
 from ser_daemon.mood_messages import event_json, mood_json
 from ser_daemon.session_log import read_session_log, session_header, state_record
 from ser_daemon.state import EmotionState
-from test_mood import ARC, HAPPY, LABELS, NEUTRAL, script
+from test_mood import ARC, HAPPY, LABELS, NEUTRAL, PINNED, script
 
 RATE = 16000
 
 
 def write_log(path: Path, phases, started: datetime, stream: str = "mic") -> Path:
-    tracker, detector = MoodTracker(LABELS, stream=stream), MoodEventDetector()
+    tracker, detector = MoodTracker(LABELS, PINNED, stream=stream), MoodEventDetector(PINNED)
     lines = [session_header(stream=stream, labels=LABELS, started_utc=started, sample_rate=RATE, model="test")]
     for seq, (t, p) in enumerate(script(phases)):
         voiced = p is not None
