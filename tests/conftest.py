@@ -82,8 +82,8 @@ def _fresh_caches_per_mutant() -> Iterator[None]:
 
 
 # What libraries run on their own the first time they look for a shared library (ctypes.util
-# for PortAudio): not the test starting a process.
-_LIBRARY_PROBES = {"ldconfig", "gcc", "cc", "objdump", "ld"}
+# for PortAudio, `uname -p` for platform.processor() under TensorFlow): not the test starting a process.
+_LIBRARY_PROBES = {"ldconfig", "gcc", "cc", "objdump", "ld", "uname"}
 
 
 @pytest.fixture(autouse=True)

@@ -91,6 +91,10 @@ class TrainConfig:
             teach that calm never occurs.  Off by default: pooled with nEMO it
             let calm and disgust take over every voice outside RAVDESS (held-out
             clip precision of calm 6%, sad recall 0.2%; models/default/MODEL_CARD.md).
+        corpus_share: per corpus name, the share of its windows drawn afresh
+            each epoch (``{"nemo": 0.33}``); a corpus not named takes all of
+            its windows.  A large corpus then adds its voices without
+            outweighing the languages of the smaller ones.
     """
 
     seed: int = 1234
@@ -109,6 +113,7 @@ class TrainConfig:
     speaker_adversary: float = 0.0
     swa_epochs: int = 0
     class_mask: bool = False
+    corpus_share: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +125,7 @@ class TrainConfig:
         d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
         d["trim"] = TrimConfig(**d.get("trim", {}))
         d.setdefault("class_mask", False)  # recipes stored before masking existed trained without it
+        d["corpus_share"] = dict(d.get("corpus_share") or {})
         return cls(**d)
 
 
@@ -440,9 +446,42 @@ def masked_crossentropy(y_true: Any, y_pred: Any) -> Any:
     return -ops.sum(target * (ops.log(p) - log_norm), axis=-1)
 
 
-def class_weights(y: np.ndarray, n_labels: int) -> dict[int, float]:
-    counts = np.bincount(y, minlength=n_labels).astype(np.float64)
-    w = np.where(counts > 0, len(y) / (n_labels * np.maximum(counts, 1)), 0.0)
+def window_shares(fs: FeatureSet, corpus_share: Mapping[str, float]) -> np.ndarray:
+    """Per window, the share of its corpus drawn each epoch (1.0 for corpora not named).
+
+    Raises ``ValueError`` for a corpus that is not in ``fs`` or a share outside (0, 1].
+    """
+    corpora = np.array([c.corpus for c in fs.clips])[fs.clip] if fs.clips else np.zeros(0, str)
+    present = set(corpora.tolist())
+    unknown = sorted(set(corpus_share) - present)
+    if unknown:
+        raise ValueError(f"corpus share for {unknown}: not among the training corpora {sorted(present)}")
+    shares = np.ones(len(fs.y), np.float64)
+    for name, share in corpus_share.items():
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"corpus share for {name} must be in (0, 1], not {share}")
+        shares[corpora == name] = share
+    return shares
+
+
+def epoch_order(shares: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's window order: all windows of a share of 1, a fresh random subset of the others.
+
+    Windows of equal share are drawn together, ``round(share * n)`` of them, so
+    the epoch's size is the same every epoch.
+    """
+    keep = [np.flatnonzero(shares == 1.0)]
+    for share in np.unique(shares[shares < 1.0]):
+        idx = np.flatnonzero(shares == share)
+        keep.append(rng.choice(idx, size=max(1, int(round(share * len(idx)))), replace=False))
+    chosen = np.concatenate(keep)
+    return chosen[rng.permutation(len(chosen))]
+
+
+def class_weights(y: np.ndarray, n_labels: int, shares: np.ndarray | None = None) -> dict[int, float]:
+    """Inverse class frequency, counted as an epoch sees the windows (``shares``: see :func:`window_shares`)."""
+    counts = np.bincount(y, weights=shares, minlength=n_labels).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (n_labels * np.maximum(counts, 1)), 0.0)
     return {i: float(w[i]) for i in range(n_labels)}
 
 
@@ -464,14 +503,17 @@ def fit_model(
     keras.utils.set_random_seed(cfg.seed)
     n_labels = len(train.labels)
     model = build_model(train.x.shape[1:], n_labels, cfg.model, seed=cfg.seed)
-    steps_per_epoch = int(np.ceil(len(train.y) / cfg.batch_size))
+    shares = window_shares(train, cfg.corpus_share)
+    rng = np.random.default_rng(cfg.seed + 7)
+    epoch_size = len(epoch_order(shares, np.random.default_rng(0)))
+    steps_per_epoch = int(np.ceil(epoch_size / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
     warmup = min(steps_per_epoch, total // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate / 10, decay_steps=max(1, total - warmup), warmup_target=cfg.learning_rate, warmup_steps=warmup
     )
     emotion_loss = masked_crossentropy
-    weights = class_weights(train.y, n_labels) if cfg.balance else None
+    weights = class_weights(train.y, n_labels, shares) if cfg.balance else None
     class_mask = corpus_class_mask(train) if cfg.class_mask else None
     if class_mask is not None and cfg.augment.mixup > 0 and not class_mask.all():
         raise ValueError("mixup cannot mix targets of corpora with different class sets; leave --class-mask off")
@@ -500,14 +542,13 @@ def fit_model(
         raise ValueError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
     history: list[dict[str, float]] = []
     averaged = WeightAverage()
-    rng = np.random.default_rng(cfg.seed + 7)
     # Windows that are augmented on their own (no mixing across windows) go through an epoch in
     # chunks: the float32 copy SpecAugment makes is then a chunk, not the whole training set
     # (pooling three corpora gives 120k windows: 6 GB per copy, and Keras adds its own).
     chunked = strength is None and cfg.augment.mix_speakers == 0 and cfg.augment.mixup == 0
     chunk = cfg.batch_size * EPOCH_CHUNK_BATCHES
     for epoch in range(cfg.epochs):
-        order = rng.permutation(len(train.y))
+        order = rng.permutation(len(train.y)) if not cfg.corpus_share else epoch_order(shares, rng)
         t0 = time.perf_counter()
         one_epoch = dict(batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0)
         if chunked:

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and disgust take over the other corpora's voices; see the model card)")
     p.add_argument("--no-class-mask", dest="class_mask", action="store_false",
                    help="every window against every class (the default)")
+    p.add_argument("--corpus-share", action="append", default=[], metavar="CORPUS=SHARE",
+                   help="draw only this share of a corpus's windows each epoch, afresh every epoch (e.g. "
+                        "nemo=0.33), so a large corpus adds its voices without outweighing the others' "
+                        "languages; repeatable (default: every window of every corpus)")
     p.add_argument("--window-s", type=float, default=None, help="seconds per window (must match the daemon)")
     p.add_argument("--mel-bands", type=int, default=None,
                    help="mel bands of the front end (default 64); stored in the bundle, the daemon follows it")
@@ -131,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _corpus_shares(specs: list[str]) -> dict[str, float]:
+    """``["nemo=0.33"]`` -> ``{"nemo": 0.33}``; ``ValueError`` names the bad item."""
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        try:
+            share = float(value)
+        except ValueError:
+            share = float("nan")
+        if not sep or not name.strip() or not 0.0 < share <= 1.0:
+            raise ValueError(f"--corpus-share takes CORPUS=SHARE with a share in (0, 1], not {spec!r}")
+        out[name.strip()] = share
+    return out
+
+
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .train import TrainConfig
 
@@ -138,6 +157,8 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
                                          "speaker_adversary", "swa_epochs", "class_mask")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
+    if args.corpus_share:
+        cfg = replace(cfg, corpus_share=_corpus_shares(args.corpus_share))
     model_args = {"width": args.width, "dropout": args.dropout, "level_units": args.level_units,
                   "window_norm": args.window_norm, "pooling": args.pooling}
     mo = {k: v for k, v in model_args.items() if v is not None}
@@ -189,7 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         head_metadata,
     )
 
-    cfg = _config(args)
+    try:
+        cfg = _config(args)
+    except ValueError as exc:
+        print(f"ser-train: {exc}", file=sys.stderr)
+        return 2
     if cfg.model.level_units > 0 and args.speaker_norm == "off":
         print("ser-train: --level-units needs --speaker-norm on (a level against no reference is the microphone's gain)",
               file=sys.stderr)
@@ -226,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [s for s in args.holdout_speakers if s not in speakers]
     if unknown:
         print(f"ser-train: held-out speakers not in the data: {unknown}; speakers are {speakers}", file=sys.stderr)
+        return 2
+    corpora = sorted({c.corpus for c in clips})
+    if set(cfg.corpus_share) - set(corpora):
+        print(f"ser-train: --corpus-share names {sorted(set(cfg.corpus_share) - set(corpora))}: not among the "
+              f"corpora {corpora}", file=sys.stderr)
         return 2
     summary = summarize(clips)
     log.info("data: %d clips, %d speakers, labels %s", len(clips), len(speakers), summary["labels"])

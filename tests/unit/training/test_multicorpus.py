@@ -164,3 +164,44 @@ def test_an_epoch_in_chunks_trains_the_same_model(monkeypatch: pytest.MonkeyPatc
         assert len(history) == 2 and np.isfinite(history[-1]["loss"])
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_corpus_share_draws_a_fresh_subset_of_one_corpus_each_epoch(tmp_path: Path) -> None:
+    from ser_daemon.training.train import class_weights, epoch_order, window_shares
+
+    polish = _opus_corpus(tmp_path / "nemo")
+    english = write_synthetic_dataset(tmp_path / "ravdess", "ravdess",
+                                      labels=("neutral", "calm", "angry", "sad"), clips_per=1)
+    clips = [c for root in (english, polish) for c in load_dataset(root)]
+    labels = sorted({c.label for c in clips})
+    fs = _feature_set(clips, labels, per_clip=40)
+    polish_rows = np.array([clips[i].corpus == "nemo" for i in fs.clip])
+    shares = window_shares(fs, {"nemo": 0.25})
+    assert (shares[polish_rows] == 0.25).all() and (shares[~polish_rows] == 1.0).all()
+    rng = np.random.default_rng(1)
+    first, second = epoch_order(shares, rng), epoch_order(shares, rng)
+    for order in (first, second):
+        assert len(np.unique(order)) == len(order)  # no window twice in an epoch
+        assert set(np.flatnonzero(~polish_rows)) <= set(order)  # every English window, every epoch
+        assert polish_rows[order].sum() == round(0.25 * polish_rows.sum())
+    assert set(first[polish_rows[first]]) != set(second[polish_rows[second]])  # drawn afresh
+    # Class weights count windows as an epoch sees them: calm (English only) is not over-weighted.
+    w, w_all = class_weights(fs.y, len(labels), shares), class_weights(fs.y, len(labels))
+    calm, angry = labels.index("calm"), labels.index("angry")
+    assert w[calm] / w[angry] < w_all[calm] / w_all[angry]
+    expected = np.bincount(fs.y, weights=shares, minlength=len(labels))
+    np.testing.assert_allclose([w[i] * expected[i] for i in range(len(labels))], len(first) / len(labels), rtol=0.01)
+    with pytest.raises(ValueError, match="not among the training corpora"):
+        window_shares(fs, {"emovo": 0.5})
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
+        window_shares(fs, {"nemo": 0.0})
+
+
+def test_ser_train_refuses_a_bad_corpus_share(tmp_path: Path) -> None:
+    from ser_daemon.training.train_cli import main
+
+    english = write_synthetic_dataset(tmp_path / "ravdess", "ravdess", labels=("neutral", "angry"), clips_per=1)
+    out = tmp_path / "out"
+    assert main(["--data", str(english), "--out", str(out), "--corpus-share", "nemo"]) == 2
+    assert main(["--data", str(english), "--out", str(out), "--corpus-share", "nemo=0.5"]) == 2
+    assert not out.exists()
