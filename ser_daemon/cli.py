@@ -114,6 +114,14 @@ def _main(argv: Sequence[str] | None) -> int:
         from .profiles.cli import main as profiles_main
 
         return profiles_main(args_list)
+    if args_list[:1] == ["sessions"]:  # the session logs of --session-log (ser_daemon/sessions/)
+        from .sessions.cli import main as sessions_main
+
+        return sessions_main(args_list[1:])
+    if args_list[:1] == ["report"]:
+        from .sessions.report import main as report_main
+
+        return report_main(args_list[1:])
     if args_list[:1] == ["cluster"]:  # the Ray Serve application (ser_daemon/cluster/), its own options
         from .cluster.cli import main as cluster_main
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from ..bounded import read_toml
+from ..core.mood_settings import MoodSettings
 from ..core.settings import AnalysisSettings, _check_range
 from ..errors import ConfigError
 from ..model.backends import backend_choices, or_list
@@ -80,6 +81,10 @@ class DaemonConfig:
         quiet: no live status line.
         log_level: logging level name.
         analysis: the pipeline settings.
+        mood: send each stream's mood and events to the outputs (``--mood``).
+        mood_settings: the mood tracker's horizons and event thresholds (``[mood]``).
+        session_log: folder of the session logs (``--session-log``), or None: no log.
+        session_retention_days: logs older than this are deleted at start-up.
     """
 
     inputs: tuple[Path, ...] = ()
@@ -120,6 +125,15 @@ class DaemonConfig:
     quiet: bool = False
     log_level: str = "warning"
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    mood: bool = False
+    mood_settings: MoodSettings = field(default_factory=MoodSettings)
+    session_log: Path | None = None
+    session_retention_days: float = 30.0
+
+    @property
+    def tracks_mood(self) -> bool:
+        """Whether the mood stage runs: for the outputs (``--mood``) or for the session log."""
+        return self.mood or self.session_log is not None
 
     @property
     def updates_profile(self) -> bool:
@@ -149,6 +163,7 @@ class DaemonConfig:
             )
         if self.jsonl and self.print_states:
             raise ConfigError("--jsonl and --print both write to stdout; choose one")
+        _check_range("session_retention_days", self.session_retention_days, 1.0, 36500.0)
         if not 0 <= self.vrchat_listen <= 65535:
             raise ConfigError(f"vrchat_listen must be a port in 0..65535. Received: {self.vrchat_listen}")
         if not 1 <= self.ws_queue <= 100000:

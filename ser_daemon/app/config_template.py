@@ -37,6 +37,7 @@ EXAMPLES: dict[str, Any] = {
     "ws_allow_origin": ["http://localhost:3000"],
     "window_ms": 2000.0,
     "stats_json": "stats.json",
+    "session_log": "",
     "print": False,
     "no_osc": False,
     "no_ws": False,

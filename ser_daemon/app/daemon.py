@@ -20,7 +20,7 @@ from typing import Callable, TextIO
 from ..core.state import EmotionState
 from ..model.bundle import ModelBundle
 from ..model.inference import Classifier
-from ..outputs.base import FanOut, OnLoop
+from ..outputs.base import OnLoop
 from ..outputs.console import ConsoleOutput, JsonLines, StageStats, write_stats_json
 from ..outputs.mapping import ExpressionMapping, load_mapping
 from ..outputs.messages import dumps, hello_json
@@ -34,7 +34,7 @@ from .calibrate import ActiveProfile, offer_calibration
 from .config import DaemonConfig
 from .engine import Engine
 from .inputs import add_local_inputs, start_inputs, stop_inputs
-from .outputs import OutputContext, build_outputs
+from .outputs import OutputContext, build_outputs, fan_out
 from .servers import Servers
 from .stop_requests import StopControl, install_stop_handlers, unless_stopped
 
@@ -76,10 +76,10 @@ class Daemon:
                                      on_closed=self.stopper.stdout_closed,
                                      lines_on_out=config.print_states or config.jsonl)
         self._replay = add_local_inputs(config, self.engine)
-        built = build_outputs(OutputContext(config, tuple(bundle.labels), self.mapping, self.console,
-                                            tuple(s.name for s in self.streams), self.servers.client_count,
-                                            lambda: self.vrchat.short()))
-        self.outputs = FanOut(built.values())
+        ctx = OutputContext(config, tuple(bundle.labels), self.mapping, self.console, tuple(s.name for s in self.streams),
+                            self.servers.client_count, lambda: self.vrchat.short(), bundle.features.sample_rate, bundle.name)
+        built = build_outputs(ctx)
+        self.outputs = fan_out(ctx, built)
         self.osc: OscSender | None = built.get("osc")  # type: ignore[assignment]
         self.jsonl: JsonLines | None = built.get("jsonl")  # type: ignore[assignment]
         self.vrchat = VRChatSession(config, self.osc, OSC_DEFAULT_PORTS["vrchat"], self.console.note,
@@ -122,8 +122,7 @@ class Daemon:
                 assert self.ws is not None
                 self.outputs.add(OnLoop(WsOutput(self.ws), loop))
                 if cfg.web is not None:
-                    offer_calibration(self.bundle, cfg.backend, self.engine, self.ws, loop,
-                                                         self.active, self.hello)
+                    offer_calibration(self.bundle, cfg.backend, self.engine, self.ws, loop, self.active, self.hello)
                     self.console.note(f"web view: http://{cfg.web.host}:{web_port}/")
                 if cfg.wait_clients:
                     self.left_work_behind |= await unless_stopped(self.servers.wait_for_clients(), stop)

@@ -59,6 +59,8 @@ SUBCOMMANDS = (
     ("enroll", "teach it your voice: record a few takes, make a personal profile"),
     ("profiles", "list, show or delete personal profiles"),
     ("cluster", "serve --ingest from a Ray Serve application on many machines"),
+    ("sessions", "list or delete the session logs of --session-log"),
+    ("report", "one HTML page with plots from session logs"),
 )
 
 
@@ -73,7 +75,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="ser-daemon",
-        usage="ser-daemon [options]\n       ser-daemon {enroll,profiles,cluster} ...  (each has its own --help)",
+        usage="ser-daemon [options]\n       ser-daemon {enroll,profiles,cluster,sessions,report} ... (each: --help)",
         formatter_class=_HelpFormatter,
         description=(
             "Streaming speech-emotion daemon for VR avatars: listens to a microphone (or replays a WAV), "
@@ -181,6 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also accept browser pages from this origin (e.g. http://localhost:3000); repeatable")
     g.add_argument("--wait-clients", type=_positive_int, metavar="N",
                    help="start audio only once N WebSocket clients are connected")
+
+    g = p.add_argument_group("mood (for apps)")
+    g.add_argument("--mood", action="store_true",
+                   help="track each stream's mood (valence, arousal, talking, silence over the moment, minute and "
+                        "session) and its events (frustration_rising, disengaging, delighted, recovered): mood and "
+                        "event messages on the WebSocket, --jsonl, --print and generic OSC; thresholds in the "
+                        "config file's [mood] section (see README: For apps)")
+    g.add_argument("--session-log", nargs="?", const="", metavar="DIR",
+                   help="log each stream's states, mood and events (never audio) as JSON lines into DIR (default: "
+                        "the per-user data folder's sessions/); tracks the mood even without --mood. "
+                        "'ser-daemon sessions' lists them, 'ser-daemon report LOG...' plots them")
+    g.add_argument("--session-retention-days", type=checked_float(1.0, 36500.0), metavar="DAYS",
+                   help="with --session-log, delete logs older than this at start-up (default 30)")
 
     g = p.add_argument_group("analysis")
     g.add_argument("--hop-ms", type=_float, metavar="MS", help="time between decisions (default 250)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..bounded import MAX_TOKEN_FILE_BYTES, read_text_bounded
+from ..core.mood_settings import mood_settings_from_options
 from ..core.settings import AnalysisSettings, SmoothingSettings, VadSettings
 from ..errors import ConfigError
 from ..net.endpoints import parse_endpoint
@@ -64,13 +65,23 @@ _OPTIONS = option_kinds(build_parser())
 
 # DaemonConfig fields that take their option's value as it is; config_from_options turns the
 # others into their types (addresses, paths, OSC targets, the token, the analysis settings).
-_TURNED = ("osc", "ws", "web", "ingest", "model", "mapping", "device", "ws_token", "ws_allow_origin", "profile_update")
+_TURNED = ("osc", "ws", "web", "ingest", "model", "mapping", "device", "ws_token", "ws_allow_origin", "profile_update",
+           "session_log")
 _AS_GIVEN = tuple(f.name for f in dataclasses.fields(DaemonConfig) if f.name in _OPTIONS and f.name not in _TURNED)
 
 
 def _from_toml(values: dict[str, Any], source: str) -> dict[str, Any]:
     """Check a config file's values with the same rules as the flags."""
     out: dict[str, Any] = {}
+    values = dict(values)
+    if "mood_enabled" in values:  # [mood] enabled = true: the --mood switch, beside its settings
+        values["mood"] = values.pop("mood_enabled")
+    mood = {k: values.pop(k) for k in list(values) if k.startswith("mood_")}
+    try:
+        mood_settings_from_options(mood)  # the [mood] section, checked now: one line naming a bad key
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    out.update(mood)
     for key, value in values.items():
         if key not in _OPTIONS or key in _NOT_OPTIONS:
             known = ", ".join(sorted(_OPTIONS))
@@ -164,8 +175,15 @@ def config_from_options(opts: dict[str, Any]) -> DaemonConfig:
     if opts.get("profile_update") and opts.get("no_profile_update"):
         raise ConfigError("--profile-update and --no-profile-update contradict each other; give one")
     kw["profile_update"] = True if opts.get("profile_update") else False if opts.get("no_profile_update") else None
+    log_dir = opts.get("session_log")
+    if log_dir is not None:
+        from ..sessions.store import sessions_dir
+
+        log_dir = Path(log_dir).expanduser() if log_dir else sessions_dir()
     return DaemonConfig(
         inputs=inputs,
+        mood_settings=mood_settings_from_options(opts),
+        session_log=log_dir,
         model=model,
         mapping=mapping,
         device=tuple(opts["device"]) if opts.get("device") else None,

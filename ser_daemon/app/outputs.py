@@ -4,21 +4,30 @@ Each entry builds its output from an :class:`OutputContext` (None when the confi
 ask for it).  The daemon fans every state and status out to what was built, in this order,
 and closes them at the end; the WebSocket clients join when their server is up.  Adding an
 output is its module under ``outputs/`` plus one entry here.
+
+With ``--mood`` or ``--session-log`` the fan-out is a :class:`MoodFanOut`: the mood stage
+sits beside the smoother, reads every state and hands each mood update to the outputs
+(``--mood``) or to the session log alone (``--session-log`` without ``--mood``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from datetime import datetime, timezone
+from typing import Callable, Iterable
 
-from ..outputs.base import Output
+from ..core.mood_stage import MoodStage, MoodUpdate
+from ..core.state import EmotionState
+from ..outputs.base import FanOut, MoodOutput, Output, Weights
 from ..outputs.console import ConsoleOutput, JsonLines, PrintLines, StatusLine
 from ..outputs.mapping import ExpressionMapping
 from ..outputs.osc import OscSender
 from ..outputs.osc_schemes import GenericScheme, make_scheme
+from ..sessions.log_output import SessionLogOutput
+from ..sessions.store import prune
 from .config import DaemonConfig
 
-__all__ = ["OutputContext", "OUTPUTS", "build_outputs"]
+__all__ = ["OutputContext", "OUTPUTS", "build_outputs", "MoodFanOut", "fan_out"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class OutputContext:
         streams: the local streams' names at start.
         clients: how many WebSocket clients are connected now.
         note: a few words about VRChat for the status line ("" without VRChat).
+        sample_rate: the model's sample rate (states count their samples in it).
+        model: the model's name.
     """
 
     config: DaemonConfig
@@ -42,6 +53,8 @@ class OutputContext:
     streams: tuple[str, ...]
     clients: Callable[[], int]
     note: Callable[[], str]
+    sample_rate: int = 16000
+    model: str | None = None
 
 
 def _osc(ctx: OutputContext) -> OscSender | None:
@@ -76,11 +89,22 @@ def _status_line(ctx: OutputContext) -> StatusLine:
     return StatusLine(ctx.console, ctx.clients, ctx.note)
 
 
+def _session_log(ctx: OutputContext) -> SessionLogOutput | None:
+    cfg = ctx.config
+    if cfg.session_log is None:
+        return None
+    prune(cfg.session_log, cfg.session_retention_days, datetime.now(timezone.utc))
+    ctx.console.note(f"session log: writing states, mood and events (never audio) to {cfg.session_log}; "
+                     f"kept {cfg.session_retention_days:g} days", always=True)
+    return SessionLogOutput(cfg.session_log, ctx.labels, ctx.sample_rate, ctx.model)
+
+
 OUTPUTS: dict[str, Callable[[OutputContext], Output | None]] = {
     "osc": _osc,
     "print": _print,
     "jsonl": _jsonl,
     "status_line": _status_line,
+    "session_log": _session_log,
 }
 
 
@@ -88,3 +112,41 @@ def build_outputs(ctx: OutputContext) -> dict[str, Output]:
     """Every registered output the config asks for, by name, in registration order."""
     built = {name: make(ctx) for name, make in OUTPUTS.items()}
     return {name: out for name, out in built.items() if out is not None}
+
+
+class MoodFanOut(FanOut):
+    """The fan-out with the mood stage: after each state, its stream's mood update goes out.
+
+    Args:
+        outputs: every output (they hear every state and status).
+        stage: the mood stage (one tracker and detector per stream).
+        only: the one output that hears mood updates (the session log without ``--mood``),
+            or None for every output that takes them.
+    """
+
+    def __init__(self, outputs: Iterable[Output], stage: MoodStage, only: MoodOutput | None = None) -> None:
+        super().__init__(outputs)
+        self.stage = stage
+        self.only = only
+
+    def send_state(self, state: EmotionState, weights: Weights, now: float) -> None:
+        super().send_state(state, weights, now)
+        update = self.stage.update(state)
+        if update.reading is not None or update.events:
+            self.send_mood(update, now)
+
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        if self.only is None:
+            super().send_mood(update, now)
+        else:
+            self.only.send_mood(update, now)
+
+
+def fan_out(ctx: OutputContext, built: dict[str, Output]) -> FanOut:
+    """The daemon's fan-out of ``built``: with the mood stage when the config tracks mood."""
+    cfg = ctx.config
+    if not cfg.tracks_mood:
+        return FanOut(built.values())
+    stage = MoodStage(ctx.labels, ctx.sample_rate, cfg.mood_settings)
+    only = None if cfg.mood else built["session_log"]
+    return MoodFanOut(built.values(), stage, only)  # type: ignore[arg-type]

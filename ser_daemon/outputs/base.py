@@ -6,6 +6,11 @@ lines and the live status line are outputs; the daemon holds a :class:`FanOut` o
 knows none of them by name.  States come from the processing thread: an output that
 lives in the event loop's thread (the WebSocket broadcaster) is wrapped in :class:`OnLoop`,
 the one place that hands work across threads.
+
+With ``--mood`` (or ``--session-log``) the fan-out also hands on mood updates
+(:meth:`FanOut.send_mood`): an output that has a ``send_mood`` method (see
+:class:`MoodOutput`) hears them; one without it (the status line) does not: that is the
+protocol's default.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
+from ..core.mood_stage import MoodUpdate
 from ..core.state import EmotionState
 
-__all__ = ["Output", "Weights", "FanOut", "OnLoop", "post_to_loop"]
+__all__ = ["Output", "MoodOutput", "Weights", "FanOut", "OnLoop", "post_to_loop"]
 
 # Expression weights of a state: set name (vrm, vrm0, arkit) -> expression -> weight in [0, 1].
 Weights = Mapping[str, Mapping[str, float]]
@@ -32,6 +38,13 @@ class Output(Protocol):
 
     def close(self) -> None:
         """Release what the output holds; called once, after the final states."""
+
+
+class MoodOutput(Protocol):
+    """An output that also hears mood updates (optional: outputs without it are passed over)."""
+
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        """A stream's mood reading (at most one a second) and the events it fired."""
 
 
 def post_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
@@ -59,6 +72,11 @@ class OnLoop:
     def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
         post_to_loop(self.loop, self.output.send_status, stream, status, detail, now)
 
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        send = getattr(self.output, "send_mood", None)
+        if send is not None:
+            post_to_loop(self.loop, send, update, now)
+
     def close(self) -> None:
         pass
 
@@ -79,6 +97,12 @@ class FanOut:
     def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
         for output in self.outputs:
             output.send_status(stream, status, detail, now)
+
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        for output in self.outputs:
+            send = getattr(output, "send_mood", None)
+            if send is not None:
+                send(update, now)
 
     def close(self) -> None:
         for output in self.outputs:

@@ -19,10 +19,12 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
+from ..core.mood_stage import MoodUpdate
 from ..core.state import EmotionState
 from ..errors import OutputError
 from .base import Weights
 from .messages import dumps, state_json, status_json
+from .mood_messages import update_lines, update_messages
 
 __all__ = ["StageStats", "format_state", "status_text", "ConsoleOutput", "STATUS_MAX_COLUMNS", "check_output_file",
            "PrintLines", "JsonLines", "StatusLine", "write_stats_json"]
@@ -190,12 +192,13 @@ class ConsoleOutput:
             columns = STATUS_MAX_COLUMNS
         return max(20, min(STATUS_MAX_COLUMNS, columns) - 1)  # the last column would wrap on some terminals
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, always: bool = False) -> None:
         """One line for people on the status terminal (stderr), on a row of its own; nothing with ``--quiet``.
 
-        Start-up facts (where OSC goes, the web view's address): never on stdout.
+        Start-up facts (where OSC goes, the web view's address): never on stdout.  ``always``:
+        also with ``--quiet`` (what the user must know, e.g. that a session log is written).
         """
-        if self.quiet:
+        if self.quiet and not always:
             return
         with self._lock:
             self.clear_status()
@@ -301,6 +304,10 @@ class PrintLines:
     def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
         self.console.line(f"[{stream}] status: {status} ({detail})")
 
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        for text in update_lines(update):
+            self.console.line(text)
+
     def close(self) -> None:
         pass
 
@@ -316,6 +323,10 @@ class JsonLines:
 
     def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
         self.console.line(dumps(status_json(stream, status, detail, now)))
+
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        for message in update_messages(update):
+            self.console.line(dumps(message))
 
     def send_message(self, message: dict[str, Any]) -> None:
         """A message that is not a state (the hello, VRChat facts)."""

@@ -30,12 +30,16 @@ from typing import Any
 
 from ..core.mood import Horizons, MoodReading
 from ..core.mood_events import MoodEvent
+from ..core.mood_stage import MoodUpdate
 from .messages import PROTOCOL_VERSION, dumps, osc_message
 
 __all__ = [
     "VRCHAT_MOOD_PARAMS",
     "mood_json",
     "event_json",
+    "update_messages",
+    "update_lines",
+    "generic_mood_osc_update",
     "generic_mood_osc_messages",
     "mood_event_osc_message",
     "vrchat_mood_params",
@@ -84,6 +88,29 @@ def event_json(event: MoodEvent) -> dict[str, Any]:
             "time": _r(event.time_s, 3), "evidence": evidence}
 
 
+def update_messages(update: MoodUpdate) -> list[dict[str, Any]]:
+    """The messages of one mood update, in send order: its ``mood`` (if any), then each ``event``."""
+    head = [] if update.reading is None else [mood_json(update.reading)]
+    return head + [event_json(e) for e in update.events]
+
+
+def _signed(x: float | None) -> str:
+    return "   ?" if x is None else f"{x:+.2f}"
+
+
+def update_lines(update: MoodUpdate) -> list[str]:
+    """``--print`` lines of one mood update: a mood line (minute horizon) and a line per event."""
+    out = []
+    r = update.reading
+    if r is not None:
+        talk = "?" if r.talking_minute is None else f"{r.talking_minute:.2f}"
+        out.append(f"[{r.stream}] mood {r.time_s:7.2f}s  valence {_signed(r.valence.minute)} "
+                   f"arousal {_signed(r.arousal.minute)} (minute)  talking {talk}  silence {r.silence_s:.1f}s")
+    for e in update.events:
+        out.append(f"[{e.stream}] event {e.time_s:7.2f}s  {e.kind}  {dumps(event_json(e)['evidence'])}")
+    return out
+
+
 def _f(x: float | None) -> tuple[str, float]:
     return ("f", 0.0 if x is None else float(x))
 
@@ -105,6 +132,12 @@ def mood_event_osc_message(event: MoodEvent, prefix: str = "/ser") -> bytes:
     """``/ser/mood/event`` for one event: kind, time, evidence JSON."""
     evidence = event_json(event)["evidence"]
     return osc_message(f"{prefix}/mood/event", ("s", event.kind), ("f", event.time_s), ("s", dumps(evidence)))
+
+
+def generic_mood_osc_update(update: MoodUpdate, prefix: str = "/ser") -> list[bytes]:
+    """The generic scheme's messages of one mood update: the reading's, then one per event."""
+    msgs = [] if update.reading is None else generic_mood_osc_messages(update.reading, prefix)
+    return msgs + [mood_event_osc_message(e, prefix) for e in update.events]
 
 
 def vrchat_mood_params(reading: MoodReading, prefix: str = "SER_") -> list[tuple[str, float]]:

@@ -15,6 +15,7 @@ import socket
 import threading
 from typing import Iterable
 
+from ..core.mood_stage import MoodUpdate
 from ..core.state import EmotionState
 from ..net.endpoints import Endpoint
 from .osc_schemes import OscScheme, Weights
@@ -98,6 +99,12 @@ class OscSender:
         """An input's health, in each scheme that carries it (``detail`` and ``now`` are not sent)."""
         for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
             for pkt in profile.encode_status(stream, status):
+                self._sendto(pkt, target, family, sockaddr)
+
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        """A mood update, in each scheme that carries it (the generic one)."""
+        for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
+            for pkt in profile.encode_mood(update):
                 self._sendto(pkt, target, family, sockaddr)
 
     def retarget(self, index: int, endpoint: Endpoint) -> None:

@@ -27,10 +27,12 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..core.mood_stage import MoodUpdate
 from ..core.smoothing import NEUTRAL
 from ..core.state import EmotionState
 from ..errors import ConfigError
 from .messages import generic_osc_messages, osc_message, osc_name, osc_packets
+from .mood_messages import generic_mood_osc_update
 from .osc_targets import OSC_PROFILES, OSC_SCHEMES, scheme_class
 from .vrchat_params import VXP_ORDER, check_vrchat_name, label_index, param_value, plan_from_table, vxp_expression
 
@@ -100,6 +102,10 @@ class OscScheme:
         """Input status changes; only the generic scheme carries them."""
         return []
 
+    def encode_mood(self, update: MoodUpdate) -> list[bytes]:
+        """Mood readings and events; only the generic scheme carries them."""
+        return []
+
 
 class GenericScheme(OscScheme):
     name = "generic"
@@ -129,6 +135,12 @@ class GenericScheme(OscScheme):
 
     def encode_status(self, stream: str, status: str) -> list[bytes]:
         return [osc_message(f"{self._prefix(stream)}/status", ("s", status))]
+
+    def encode_mood(self, update: MoodUpdate) -> list[bytes]:
+        first = update.reading if update.reading is not None else next(iter(update.events), None)
+        if first is None:
+            return []
+        return osc_packets(generic_mood_osc_update(update, self._prefix(first.stream)), self.bundle)
 
 
 class _OnChangeScheme(OscScheme):

@@ -27,6 +27,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from ..bounded import loads_json
+from ..core.mood_stage import MoodUpdate
 from ..core.state import EmotionState
 from ..net.endpoints import Endpoint, is_loopback
 from ..net.oscquery_http import host_allowed
@@ -42,6 +43,7 @@ from ..net.websocket_server import (
     warn_limited,
 )
 from .messages import dumps, state_json, status_json, with_client_dropped
+from .mood_messages import update_messages
 
 __all__ = ["WsBroadcaster", "WsOutput"]
 
@@ -294,6 +296,10 @@ class WsOutput:
 
     def send_status(self, stream: str, status: str, detail: str, now: float) -> None:
         self.broadcaster.broadcast_message(status_json(stream, status, detail, now))
+
+    def send_mood(self, update: MoodUpdate, now: float) -> None:
+        for message in update_messages(update):
+            self.broadcaster.broadcast_message(message)
 
     def close(self) -> None:
         pass

@@ -23,9 +23,9 @@ def test_help_lists_the_subcommands_within_80_columns() -> None:
     r = _run("--help")
     assert r.returncode == 0, r.stderr
     text = r.stdout
-    for sub in ("enroll", "profiles", "cluster"):
+    for sub in ("enroll", "profiles", "cluster", "sessions", "report"):
         assert re.search(rf"^  {sub}\s+\S", text, re.M), f"--help does not list '{sub}'"
-    assert "ser-daemon {enroll,profiles,cluster}" in text
+    assert "ser-daemon {enroll,profiles,cluster,sessions,report}" in text
     long = [ln for ln in text.splitlines() if len(ln) > 80]
     assert not long, long
 
