@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import jsonschema
 import numpy as np
@@ -42,35 +43,36 @@ def _clip(tmp_path: Path) -> Path:
     return write_wav(tmp_path / "talk.wav", np.concatenate([tone(3000, 2.0), np.zeros(48000, np.float32)]))
 
 
-def _run(cfg: DaemonConfig, with_ws_client: bool = False) -> tuple[Daemon, str, list[dict]]:
+def _run(cfg: DaemonConfig, client: Callable[[int], Awaitable[object]] | None = None) -> tuple[Daemon, str]:
+    """Run the daemon on the stand-in model until its input ends; ``client(port)`` runs meanwhile."""
     bundle = stub_bundle()
     out = io.StringIO()
     daemon = Daemon(cfg, bundle, StubClassifier(bundle), out=out, status_out=io.StringIO())
     runner = threading.Thread(target=daemon.run, name="daemon-under-test")
     runner.start()
-    msgs: list[dict] = []
     try:
-        if with_ws_client:
+        if client is not None:
             deadline = time.monotonic() + timeout(20)
             while (daemon.ws is None or daemon.ws.port is None) and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert daemon.ws is not None and daemon.ws.port is not None
-
-            async def collect() -> None:
-                from websockets.asyncio.client import connect
-
-                async with connect(f"ws://127.0.0.1:{daemon.ws.port}") as ws:
-                    for _ in range(1000):  # bounded: the clip gives ~40 messages
-                        msgs.append(json.loads(await asyncio.wait_for(ws.recv(), timeout(20))))
-                        if msgs[-1]["type"] == "mood" and msgs[-1]["voice"] is False and msgs[-1]["time"] >= 5.0:
-                            return
-
-            asyncio.run(collect())
+            asyncio.run(asyncio.wait_for(client(daemon.ws.port), timeout(30)))
     finally:
         runner.join(timeout(30))
         daemon.stop()
     assert not runner.is_alive() and daemon.exit_code == 0
-    return daemon, out.getvalue(), msgs
+    return daemon, out.getvalue()
+
+
+async def _collect(port: int, into: list[dict]) -> None:
+    """A WebSocket client that reads until the final state's mood (the clip's end at 5 s)."""
+    from websockets.asyncio.client import connect
+
+    async with connect(f"ws://127.0.0.1:{port}") as ws:
+        for _ in range(1000):  # bounded: the clip gives ~40 messages
+            into.append(json.loads(await ws.recv()))
+            if into[-1]["type"] == "mood" and into[-1]["voice"] is False and into[-1]["time"] >= 5.0:
+                return
 
 
 def _check_mood_stream(msgs: list[dict]) -> None:
@@ -96,7 +98,8 @@ def test_mood_reaches_the_websocket_jsonl_and_generic_osc(tmp_path: Path) -> Non
         cfg = DaemonConfig(inputs=(_clip(tmp_path),), fast=True, ws=Endpoint("127.0.0.1", 0), wait_clients=1,
                            quiet=True, jsonl=True, osc=(OscTarget(Endpoint("127.0.0.1", rx.port), "generic"),),
                            analysis=AnalysisSettings(hop_ms=250.0), mood=True, mood_settings=QUICK)
-        _, out, ws_msgs = _run(cfg, with_ws_client=True)
+        ws_msgs: list[dict] = []
+        _, out = _run(cfg, lambda port: _collect(port, ws_msgs))
         packets = [p for _, p in rx.collect(time.monotonic() + timeout(3), stop_after_idle=0.3)]
     finally:
         rx.close()
@@ -120,7 +123,7 @@ def test_mood_reaches_the_websocket_jsonl_and_generic_osc(tmp_path: Path) -> Non
 def test_without_mood_nothing_of_it_is_sent(tmp_path: Path) -> None:
     cfg = DaemonConfig(inputs=(_clip(tmp_path),), fast=True, ws=None, osc=(), quiet=True, jsonl=True,
                        analysis=AnalysisSettings(hop_ms=250.0), mood_settings=QUICK)
-    _, out, _ = _run(cfg)
+    _, out = _run(cfg)
     kinds = {json.loads(x)["type"] for x in out.splitlines()}
     assert "state" in kinds and not kinds & {"mood", "event"}
 
@@ -128,7 +131,7 @@ def test_without_mood_nothing_of_it_is_sent(tmp_path: Path) -> None:
 def test_print_lines_say_the_mood_and_the_event(tmp_path: Path) -> None:
     cfg = DaemonConfig(inputs=(_clip(tmp_path),), fast=True, ws=None, osc=(), quiet=True, print_states=True,
                        analysis=AnalysisSettings(hop_ms=250.0), mood=True, mood_settings=QUICK)
-    _, out, _ = _run(cfg)
+    _, out = _run(cfg)
     lines = out.splitlines()
     assert sum(" mood " in x for x in lines) >= 4 and lines[0].startswith("[talk] #0")
     events = [x for x in lines if x.startswith("[talk] event ")]
@@ -140,7 +143,7 @@ def test_the_session_log_alone_keeps_the_mood_to_itself(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     cfg = DaemonConfig(inputs=(_clip(tmp_path),), fast=True, ws=None, osc=(), quiet=True, jsonl=True,
                        analysis=AnalysisSettings(hop_ms=250.0), mood_settings=QUICK, session_log=folder)
-    _, out, _ = _run(cfg)
+    _, out = _run(cfg)
     assert {json.loads(x)["type"] for x in out.splitlines()} & {"mood", "event"} == set()
     [found] = list_logs(folder)
     assert found.stream == "talk"
@@ -152,3 +155,45 @@ def test_the_session_log_alone_keeps_the_mood_to_itself(tmp_path: Path) -> None:
     _check_mood_stream(s.mood + s.events)
     assert s.header["labels"] == ["neutral", "happy", "angry"] and s.header["sample_rate"] == 16000
     assert oct(found.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_readme_client_offers_help_when_frustration_rises(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The README's Python client, run as written against the daemon: 3 s of a voiced low tone (the
+    stand-in hears neutral), then 5 s of the loud high one (angry): the minute valence falls while
+    the arousal rises, and frustration_rising fires (trend over 1 s, 1 s of voice needed)."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## For apps"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[:code.index("```")]
+    client: dict = {"__name__": "readme_client"}
+    exec(compile(code, "README.md (For apps)", "exec"), client)
+
+    clip = write_wav(tmp_path / "talk.wav", np.concatenate([tone(300, 3.0), tone(3000, 5.0), np.zeros(16000, np.float32)]))
+    settings = MoodSettings(min_voiced_s=1.0, frustration_trend_s=1.0)
+    cfg = DaemonConfig(inputs=(clip,), fast=True, ws=Endpoint("127.0.0.1", 0), wait_clients=1, osc=(), quiet=True,
+                       analysis=AnalysisSettings(hop_ms=250.0), mood=True, mood_settings=settings)
+    # The client returns when the daemon, at the end of the clip, closes the connection.
+    _run(cfg, lambda port: client["follow"](f"ws://127.0.0.1:{port}"))
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 1 and said[0].startswith("talk: frustration rising at ") and said[0].endswith(": offer help")
+    assert "(minute valence -0.2" in said[0]
+
+
+def test_generic_osc_puts_the_mood_under_each_stream_with_several() -> None:
+    from ser_daemon.core.mood_stage import MoodStage
+    from ser_daemon.core.state import EmotionState
+    from ser_daemon.outputs.osc_schemes import GenericScheme, OscScheme
+
+    def state(stream: str) -> EmotionState:
+        return EmotionState(stream=stream, seq=0, labels=("neutral", "happy", "angry"), label="angry", confidence=0.9,
+                            raw=(0.0, 0.0, 1.0), smoothed=(0.0, 0.0, 1.0), voice_active=True, end_sample=16000,
+                            audio_time=1.0, emitted_time=1.0)
+
+    update = MoodStage(("neutral", "happy", "angry"), 16000).update(state("p2"))
+    assert update.reading is not None and update.events == ()
+    per_stream = [a for p in GenericScheme(bundle=False, per_stream=True).encode_mood(update)
+                  for a in [p.split(b"\x00", 1)[0].decode()]]
+    assert per_stream == [f"/ser/p2/mood/{x}" for x in ("valence", "arousal", "talking", "silence", "known")]
+    one = GenericScheme(bundle=True).encode_mood(update)
+    assert len(one) == 1 and [c.address for c in OscBundle(one[0])][0] == "/ser/mood/valence"
+    assert OscScheme().encode_mood(update) == [] and GenericScheme().encode_mood(type(update)(None)) == []
