@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Callable, Iterable, cast
 
 from ..core.mood_stage import MoodStage, MoodUpdate
 from ..core.state import EmotionState
@@ -148,5 +148,6 @@ def fan_out(ctx: OutputContext, built: dict[str, Output]) -> FanOut:
     if not cfg.tracks_mood:
         return FanOut(built.values())
     stage = MoodStage(ctx.labels, ctx.sample_rate, cfg.mood_settings)
-    only = None if cfg.mood else built["session_log"]
-    return MoodFanOut(built.values(), stage, only)  # type: ignore[arg-type]
+    # Without --mood the stage runs for the session log alone (tracks_mood: there is one).
+    only = None if cfg.mood else cast(MoodOutput, built["session_log"])
+    return MoodFanOut(built.values(), stage, only)
