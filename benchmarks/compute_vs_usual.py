@@ -28,7 +28,8 @@ import numpy as np
 from _util import default_model, demo_audio, git_rev, machine, save, stats_ms
 
 
-def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0, profile=None) -> list[float]:
+def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0, profile=None,
+             mood: bool = False) -> list[float]:
     from ser_daemon.core.settings import AnalysisSettings
     from ser_daemon.outputs.mapping import load_mapping
     from ser_daemon.outputs.messages import dumps, generic_osc_messages, osc_packets, state_json
@@ -40,6 +41,12 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0, pro
                            speaker_norm=bundle.speaker_norm, profile=profile)
     analyzer = Analyzer(classifier)
     mapping = load_mapping(None, bundle.labels)
+    stage = None
+    if mood:  # --mood: the tracker, its events and their messages on every decision
+        from ser_daemon.core.mood_stage import MoodStage
+        from ser_daemon.outputs.mood_messages import generic_mood_osc_update, update_messages
+
+        stage = MoodStage(bundle.labels, bundle.features.sample_rate)
     block = 960  # 20 ms at 48 kHz
     per_decision: list[float] = []
     acc = 0.0
@@ -50,6 +57,11 @@ def run_ours(bundle, classifier, audio48: np.ndarray, hop_ms: float = 250.0, pro
             weights = mapping.all_weights(state.smoothed)
             osc_packets(generic_osc_messages(state))
             dumps(state_json(state, weights=weights))
+            if stage is not None:
+                update = stage.update(state)
+                osc_packets(generic_mood_osc_update(update))
+                for message in update_messages(update):
+                    dumps(message)
         acc += time.perf_counter() - t0
         if due:
             per_decision.append(acc * 1000.0)
@@ -96,6 +108,9 @@ def main() -> None:
         clf = load_classifier(bundle, "litert", num_threads=threads)
         results[name] = stats_ms(run_ours(bundle, clf, audio48))
         print(f"{name:32s} {results[name]}")
+    name = "ours: LiteRT, 1 thread, --mood"
+    results[name] = stats_ms(run_ours(bundle, load_classifier(bundle, "litert", num_threads=1), audio48, mood=True))
+    print(f"{name:32s} {results[name]}")
     # The profile row runs before TensorFlow is loaded, as in the daemon on LiteRT: after the
     # Keras row TensorFlow's idle worker threads put 4-5 ms stalls into its p99.
     if bundle.head is not None:
