@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from typing import Any, Callable
 
+from ..core.audio_format import AudioFormat
 from ..net.ingest import IngestServer, IngestSource
 from ..net.websocket_server import AccessPolicy
 from ..outputs.websocket import WsBroadcaster
@@ -54,12 +55,12 @@ class Servers:
             log.info("waiting for %d WebSocket client(s)", self.cfg.wait_clients)
             await self.ws.wait_for_clients(self.cfg.wait_clients)
 
-    async def start_ingest(self, add_stream: Callable[[str, IngestSource, Any, int], None],
+    async def start_ingest(self, add_stream: Callable[[str, IngestSource, Any, AudioFormat], None],
                            is_live: Callable[[str], bool], wake: Callable[[], None]) -> None:
         """Serve ``--ingest``: each remote client's audio becomes a stream (``add_stream``, event loop thread)."""
 
         def started(source: IngestSource) -> None:
-            add_stream(source.name, source, source.ring, source.rate)
+            add_stream(source.name, source, source.ring, source.format)
             log.info("ingest stream %s: %d Hz, %d ch", source.name, source.rate, source.channels)
 
         policy = dataclasses.replace(self.policy, max_message_bytes=max(self.policy.max_message_bytes,

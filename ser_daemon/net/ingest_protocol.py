@@ -32,6 +32,7 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from ..bounded import loads_json
+from ..core.audio_format import AudioFormat
 from ..core.resample import downmix
 from ..errors import ConfigError
 from .endpoints import Endpoint, parse_endpoint
@@ -99,6 +100,11 @@ class StartRequest:
     sample_rate: int
     channels: int
     osc: Endpoint | None = None
+
+    @property
+    def format(self) -> AudioFormat:
+        """The PCM to come: little-endian int16 frames of :attr:`channels` at :attr:`sample_rate`."""
+        return AudioFormat(self.sample_rate, self.channels, "int16")
 
 
 def _canonical_host(host: str) -> str | None:
