@@ -23,7 +23,7 @@ from ..model.inference import Classifier
 from ..outputs.base import OnLoop
 from ..outputs.console import ConsoleOutput, JsonLines, StageStats, write_stats_json
 from ..outputs.mapping import ExpressionMapping, load_mapping
-from ..outputs.messages import dumps, hello_json
+from ..outputs.messages import HelloMessage, dumps
 from ..outputs.osc import OscSender
 from ..outputs.osc_targets import OSC_DEFAULT_PORTS
 from ..outputs.websocket import WsOutput
@@ -94,10 +94,10 @@ class Daemon:
 
     def hello(self) -> dict:
         """The first message of every WebSocket client and of ``--jsonl``."""
-        msg = hello_json(labels=self.bundle.labels, model=self.bundle.name, sample_rate=self.bundle.features.sample_rate,
-                         window_ms=self.bundle.window_s * 1000.0, hop_ms=self.config.analysis.hop_ms,
-                         streams=[s.name for s in self.streams], profile=self.active.name)
-        return msg | ({"vrchat": self.vrchat.status.facts.to_json()} if self.vrchat.active else {})
+        b, vrchat = self.bundle, (self.vrchat.status.facts.to_json() if self.vrchat.active else None)
+        return HelloMessage.of(labels=b.labels, model=b.name, sample_rate=b.features.sample_rate, window_ms=b.window_s * 1e3,
+                               hop_ms=self.config.analysis.hop_ms, streams=[s.name for s in self.streams],
+                               profile=self.active.name, vrchat=vrchat).to_dict()
 
     # -- running ------------------------------------------------------------
     def run(self) -> int:
