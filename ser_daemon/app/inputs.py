@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..audio.sources import DeviceSource, FileSource, PacedReplay, open_wav, resolve_device
 from ..core.ringbuffer import AudioRing
-from .config import DaemonConfig
+from .config import InputSettings
 from .engine import Engine, Stream
 
 __all__ = ["RING_SECONDS", "add_local_inputs", "start_inputs", "stop_inputs"]
@@ -17,8 +17,11 @@ log = logging.getLogger(__name__)
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 
 
-def add_local_inputs(cfg: DaemonConfig, engine: Engine) -> PacedReplay | None:
-    """Add a stream per ``--input`` file and per device; return the clock of paced replays (or None)."""
+def add_local_inputs(cfg: InputSettings, engine: Engine) -> PacedReplay | None:
+    """Add a stream per ``--input`` file and per device; return the clock of paced replays (or None).
+
+    ``cfg`` is the config's inputs part (``DaemonConfig.parts.inputs``; a whole DaemonConfig also works).
+    """
     names: set[str] = set()
 
     def unique(name: str) -> str:

@@ -10,7 +10,7 @@ from ..core.audio_format import AudioFormat
 from ..net.ingest import IngestServer, IngestSource
 from ..net.websocket_server import AccessPolicy
 from ..outputs.websocket import WsBroadcaster
-from .config import DaemonConfig
+from .config import ServerSettings
 
 __all__ = ["Servers", "access_policy", "INGEST_RING_SECONDS", "INGEST_MESSAGE_BYTES"]
 
@@ -20,16 +20,19 @@ INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread w
 INGEST_MESSAGE_BYTES = 256 * 1024  # > 1 s of 48 kHz stereo 16-bit: more would not fit the ring anyway
 
 
-def access_policy(cfg: DaemonConfig) -> AccessPolicy:
+def access_policy(cfg: ServerSettings) -> AccessPolicy:
     """Who may connect to any of the daemon's WebSocket ports (one token, one origin list, one limit)."""
     return AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=cfg.max_message_bytes,
                         token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
 
 
 class Servers:
-    """Starts and closes the servers the config asks for; ``ws`` and ``ingest`` are None until then."""
+    """Starts and closes the servers the config asks for; ``ws`` and ``ingest`` are None until then.
 
-    def __init__(self, cfg: DaemonConfig) -> None:
+    ``cfg`` is the config's servers part (``DaemonConfig.parts.servers``; a whole DaemonConfig also works).
+    """
+
+    def __init__(self, cfg: ServerSettings) -> None:
         self.cfg = cfg
         self.policy = access_policy(cfg)
         self.ws: WsBroadcaster | None = None
