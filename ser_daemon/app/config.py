@@ -8,6 +8,7 @@ config file and library users all get the same checks and the same messages.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +25,17 @@ from ..outputs.vrchat_params import VRCHAT_PARAM_SETS
 
 __all__ = [
     "DaemonConfig",
+    "DaemonParts",
+    "InputSettings",
+    "OutputSettings",
+    "ServerSettings",
+    "VRChatSettings",
+    "DAEMON_OWN",
     "load_toml",
 ]
 
 Backend = str  # a name of model.backends (or "auto")
 OscFormat = Literal["bundle", "messages"]
-
 
 @dataclass(frozen=True)
 class DaemonConfig:
@@ -136,6 +142,13 @@ class DaemonConfig:
         return self.mood or self.session_log is not None
 
     @property
+    def parts(self) -> DaemonParts:
+        """The config per subsystem: inputs, analysis, outputs, vrchat and servers, each its own options."""
+        return DaemonParts(inputs=_cut(InputSettings, self), analysis=self.analysis,
+                           outputs=_cut(OutputSettings, self), vrchat=_cut(VRChatSettings, self),
+                           servers=_cut(ServerSettings, self))
+
+    @property
     def updates_profile(self) -> bool:
         """Whether the voice baseline learned while running goes back into the profile at exit.
 
@@ -199,6 +212,74 @@ class DaemonConfig:
                 raise ConfigError(
                     f"listening on {ep.host} needs a token: pass --ws-token or set SER_WS_TOKEN (16+ characters)"
                 )
+
+
+# -- the config cut per subsystem ------------------------------------------------------------------
+# Each subsystem is handed only its part (``DaemonConfig.parts``).  A part is made from DaemonConfig's
+# own field declarations (name, type, default), so an option is still declared once; an option two
+# subsystems read is in both parts.
+
+
+def _part(name: str, doc: str, options: tuple[str, ...], **members: Any) -> type:
+    """A frozen dataclass of ``options``, declared as DaemonConfig declares them (in that order)."""
+    declared = {f.name: f for f in dataclasses.fields(DaemonConfig)}
+    unknown = [o for o in options if o not in declared]
+    if unknown:
+        raise TypeError(f"{name}: not options of DaemonConfig: {unknown}")
+    specs = []
+    for option in options:
+        f = declared[option]
+        spec = field(default=f.default) if f.default_factory is dataclasses.MISSING else field(
+            default_factory=f.default_factory)
+        specs.append((option, f.type, spec))
+    return dataclasses.make_dataclass(name, specs, frozen=True,
+                                      namespace={"__doc__": doc, "__module__": __name__, **members})
+
+
+InputSettings = _part(
+    "InputSettings",
+    "What the local inputs need: files to replay, sound devices and how to capture them (``ingest``: with "
+    "remote streams and no input named there is no default microphone).",
+    ("inputs", "device", "host_api", "samplerate", "channels", "block_ms", "fast", "loop", "ingest"),
+)
+OutputSettings = _part(
+    "OutputSettings",
+    "What the outputs are built from: OSC targets and their encoding, console lines, mood, session log "
+    "(``ingest``: with remote streams the generic OSC scheme names the stream in its addresses).",
+    ("osc", "osc_format", "vrchat_prefix", "vrchat_max_hz", "vrchat_params", "print_states", "jsonl", "quiet",
+     "mood", "mood_settings", "session_log", "session_retention_days", "ingest"),
+    tracks_mood=DaemonConfig.tracks_mood,
+)
+VRChatSettings = _part(
+    "VRChatSettings",
+    "What a VRChat session reads (``vrchat.session.VRChatOptions``) and the VRChat parameter options.",
+    ("vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "vrchat_params", "vrchat_ignore_mute", "oscquery"),
+)
+ServerSettings = _part(
+    "ServerSettings",
+    "What the daemon's servers need: where they listen and who may connect.",
+    ("ws", "web", "ingest", "ws_queue", "max_clients", "max_message_bytes", "max_streams", "ws_token",
+     "ws_allow_origin", "allow_remote", "wait_clients"),
+)
+
+
+@dataclass(frozen=True)
+class DaemonParts:
+    """The config cut per subsystem (:attr:`DaemonConfig.parts`); ``analysis`` is the config's own."""
+
+    inputs: Any  # InputSettings
+    analysis: AnalysisSettings
+    outputs: Any  # OutputSettings
+    vrchat: Any  # VRChatSettings
+    servers: Any  # ServerSettings
+
+
+# Options no subsystem part holds: the daemon itself reads them while it wires the parts together.
+DAEMON_OWN = ("model", "backend", "threads", "mapping", "profile", "profile_update", "log_level")
+
+
+def _cut(cls: type, cfg: DaemonConfig) -> Any:
+    return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ..model.inference import Classifier
 from ..outputs.base import OnLoop
 from ..outputs.console import ConsoleOutput, JsonLines, StageStats, write_stats_json
 from ..outputs.mapping import ExpressionMapping, load_mapping
-from ..outputs.messages import dumps, hello_json
+from ..outputs.messages import HelloMessage, dumps
 from ..outputs.osc import OscSender
 from ..outputs.osc_targets import OSC_DEFAULT_PORTS
 from ..outputs.websocket import WsOutput
@@ -61,11 +61,12 @@ class Daemon:
                  profile: VoiceProfile | None = None, profile_path: Path | None = None) -> None:
         self.config, self.bundle, self.classifier = config, bundle, classifier
         self.active = ActiveProfile(profile, profile_path, config.profile if profile is not None else None)
-        self.engine = Engine(bundle, classifier, config.analysis, self._emit, clock=clock, profile=profile,
+        parts = config.parts  # each subsystem is handed its own part of the config
+        self.engine = Engine(bundle, classifier, parts.analysis, self._emit, clock=clock, profile=profile,
                              keep_running=config.ingest is not None)
         self.engine.on_status = self._on_status
         self.stats = StageStats()
-        self.servers = Servers(config)
+        self.servers = Servers(parts.servers)
         self.stopper = StopControl()
         # A start-up step given up for a stop (an mDNS announcement half done) still runs in a thread
         # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
@@ -75,29 +76,28 @@ class Daemon:
                                      status_out if status_out is not None else sys.stderr, quiet=config.quiet,
                                      on_closed=self.stopper.stdout_closed,
                                      lines_on_out=config.print_states or config.jsonl)
-        self._replay = add_local_inputs(config, self.engine)
-        ctx = OutputContext(config, tuple(bundle.labels), self.mapping, self.console, tuple(s.name for s in self.streams),
+        self._replay = add_local_inputs(parts.inputs, self.engine)
+        ctx = OutputContext(parts.outputs, tuple(bundle.labels), self.mapping, self.console, tuple(s.name for s in self.streams),
                             self.servers.client_count, lambda: self.vrchat.short(), bundle.features.sample_rate, bundle.name)
         built = build_outputs(ctx)
         self.outputs = fan_out(ctx, built)
         self.osc: OscSender | None = built.get("osc")  # type: ignore[assignment]
         self.jsonl: JsonLines | None = built.get("jsonl")  # type: ignore[assignment]
-        self.vrchat = VRChatSession(config, self.osc, OSC_DEFAULT_PORTS["vrchat"], self.console.note,
+        self.vrchat = VRChatSession(parts.vrchat, self.osc, OSC_DEFAULT_PORTS["vrchat"], self.console.note,
                                     self._on_vrchat_change)
 
     exit_code = property(lambda self: self.stopper.exit_code)
     profile = property(lambda self: self.active.profile)
     profile_path = property(lambda self: self.active.path)
     ws = property(lambda self: self.servers.ws, doc="The WebSocket broadcaster, once started (else None).")
-
     streams = property(lambda self: self.engine.streams, doc="The engine's streams (the processing thread owns them).")
 
     def hello(self) -> dict:
         """The first message of every WebSocket client and of ``--jsonl``."""
-        msg = hello_json(labels=self.bundle.labels, model=self.bundle.name, sample_rate=self.bundle.features.sample_rate,
-                         window_ms=self.bundle.window_s * 1000.0, hop_ms=self.config.analysis.hop_ms,
-                         streams=[s.name for s in self.streams], profile=self.active.name)
-        return msg | ({"vrchat": self.vrchat.status.facts.to_json()} if self.vrchat.active else {})
+        b, vrchat = self.bundle, (self.vrchat.status.facts.to_json() if self.vrchat.active else None)
+        return HelloMessage.of(labels=b.labels, model=b.name, sample_rate=b.features.sample_rate, window_ms=b.window_s * 1e3,
+                               hop_ms=self.config.analysis.hop_ms, streams=[s.name for s in self.streams],
+                               profile=self.active.name, vrchat=vrchat).to_dict()
 
     # -- running ------------------------------------------------------------
     def run(self) -> int:

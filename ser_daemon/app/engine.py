@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from ..core.audio_format import AudioFormat
 from ..core.pipeline import MAX_BATCH, StreamProcessor
 from ..core.ringbuffer import AudioRing
 from ..core.settings import AnalysisSettings
@@ -131,13 +132,15 @@ class Engine:
         return collect_and_trim()
 
     # -- set-up (before run) ---------------------------------------------------
-    def processor(self, name: str, rate: int, local: bool = True) -> StreamProcessor:
-        return StreamProcessor.from_bundle(name, self.bundle, self.analysis, rate, clock=self.clock,
+    def processor(self, name: str, audio: AudioFormat | int, local: bool = True) -> StreamProcessor:
+        """A pipeline for frames of ``audio`` (a bare ``int`` is a mono rate, Hertz)."""
+        return StreamProcessor.from_bundle(name, self.bundle, self.analysis, audio, clock=self.clock,
                                            profile=self.profile if local else None)
 
-    def add(self, name: str, source: StreamSource, ring: AudioRing, rate: int, *, fast: bool = False) -> Stream:
-        """A local input known at start-up."""
-        st = Stream(name, source, ring, self.processor(name, rate, local=True), fast=fast)
+    def add(self, name: str, source: StreamSource, ring: AudioRing, audio: AudioFormat | int, *,
+            fast: bool = False) -> Stream:
+        """A local input known at start-up; ``audio`` is the format of what ``ring`` holds."""
+        st = Stream(name, source, ring, self.processor(name, audio, local=True), fast=fast)
         self.streams.append(st)
         self._live_names.add(name)
         return st
@@ -157,10 +160,10 @@ class Engine:
             b *= 2
 
     # -- from any thread ---------------------------------------------------------
-    def add_remote(self, name: str, source: StreamSource, ring: AudioRing, rate: int) -> None:
+    def add_remote(self, name: str, source: StreamSource, ring: AudioRing, audio: AudioFormat | int) -> None:
         """A remote client started a stream: the loop takes it on its next tick and forgets it when it ends."""
         self._live_names.add(name)
-        self._new_streams.put(Stream(name, source, ring, self.processor(name, rate, local=False), local=False,
+        self._new_streams.put(Stream(name, source, ring, self.processor(name, audio, local=False), local=False,
                                      remove_when_done=True))
         self.wake.set()
 

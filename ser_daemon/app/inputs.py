@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..audio.sources import DeviceSource, FileSource, PacedReplay, open_wav, resolve_device
 from ..core.ringbuffer import AudioRing
-from .config import DaemonConfig
+from .config import InputSettings
 from .engine import Engine, Stream
 
 __all__ = ["RING_SECONDS", "add_local_inputs", "start_inputs", "stop_inputs"]
@@ -17,8 +17,11 @@ log = logging.getLogger(__name__)
 RING_SECONDS = 4.0  # capture buffered before an overrun is counted
 
 
-def add_local_inputs(cfg: DaemonConfig, engine: Engine) -> PacedReplay | None:
-    """Add a stream per ``--input`` file and per device; return the clock of paced replays (or None)."""
+def add_local_inputs(cfg: InputSettings, engine: Engine) -> PacedReplay | None:
+    """Add a stream per ``--input`` file and per device; return the clock of paced replays (or None).
+
+    ``cfg`` is the config's inputs part (``DaemonConfig.parts.inputs``; a whole DaemonConfig also works).
+    """
     names: set[str] = set()
 
     def unique(name: str) -> str:
@@ -36,7 +39,7 @@ def add_local_inputs(cfg: DaemonConfig, engine: Engine) -> PacedReplay | None:
         name = unique(Path(path).stem or "file")
         src = FileSource(samples, rate, ring, block, loop=cfg.loop, name=name)
         files.append(src)
-        engine.add(name, src, ring, rate, fast=cfg.fast)
+        engine.add(name, src, ring, src.format, fast=cfg.fast)
         log.info("input %s: %.2f s, %d Hz, %d ch", path, len(samples) / rate, rate, samples.shape[1])
     # All paced files share one clock thread, as the channels of one sound card would.
     replay = PacedReplay(files, cfg.block_ms / 1000.0, engine.wake.set) if files and not cfg.fast else None
@@ -52,7 +55,7 @@ def add_local_inputs(cfg: DaemonConfig, engine: Engine) -> PacedReplay | None:
             block_ms=cfg.block_ms,
             on_status=lambda status, detail, n=name: engine.report_status(n, status, detail),
         )
-        engine.add(name, src, src.ring, src.rate)
+        engine.add(name, src, src.ring, src.format)
         log.info("input device %d (%s): %d Hz, %d ch", dev.index, dev.label, src.rate, src.channels)
     return replay
 

@@ -25,7 +25,7 @@ from ..outputs.osc import OscSender
 from ..outputs.osc_schemes import GenericScheme, make_scheme
 from ..sessions.log_output import SessionLogOutput
 from ..sessions.store import prune
-from .config import DaemonConfig
+from .config import DaemonConfig, OutputSettings
 
 __all__ = ["OutputContext", "OUTPUTS", "build_outputs", "MoodFanOut", "fan_out"]
 
@@ -35,7 +35,8 @@ class OutputContext:
     """What an output may be built from.
 
     Attributes:
-        config: the daemon's config.
+        config: the config's outputs part (``DaemonConfig.parts.outputs``); a whole
+            DaemonConfig given here is cut to that part.
         labels: the model's classes, in its order.
         mapping: the expression mapping (weights, and the VRChat table).
         console: stdout lines and the status line.
@@ -46,7 +47,7 @@ class OutputContext:
         model: the model's name.
     """
 
-    config: DaemonConfig
+    config: OutputSettings
     labels: tuple[str, ...]
     mapping: ExpressionMapping
     console: ConsoleOutput
@@ -55,6 +56,10 @@ class OutputContext:
     note: Callable[[], str]
     sample_rate: int = 16000
     model: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.config, DaemonConfig):
+            object.__setattr__(self, "config", self.config.parts.outputs)
 
 
 def _osc(ctx: OutputContext) -> OscSender | None:

@@ -6,10 +6,11 @@ import dataclasses
 import logging
 from typing import Any, Callable
 
+from ..core.audio_format import AudioFormat
 from ..net.ingest import IngestServer, IngestSource
 from ..net.websocket_server import AccessPolicy
 from ..outputs.websocket import WsBroadcaster
-from .config import DaemonConfig
+from .config import ServerSettings
 
 __all__ = ["Servers", "access_policy", "INGEST_RING_SECONDS", "INGEST_MESSAGE_BYTES"]
 
@@ -19,16 +20,19 @@ INGEST_RING_SECONDS = 1.0  # remote audio is drained as it arrives (the thread w
 INGEST_MESSAGE_BYTES = 256 * 1024  # > 1 s of 48 kHz stereo 16-bit: more would not fit the ring anyway
 
 
-def access_policy(cfg: DaemonConfig) -> AccessPolicy:
+def access_policy(cfg: ServerSettings) -> AccessPolicy:
     """Who may connect to any of the daemon's WebSocket ports (one token, one origin list, one limit)."""
     return AccessPolicy(max_clients=cfg.max_clients, max_message_bytes=cfg.max_message_bytes,
                         token=cfg.ws_token, allowed_origins=cfg.ws_allow_origin)
 
 
 class Servers:
-    """Starts and closes the servers the config asks for; ``ws`` and ``ingest`` are None until then."""
+    """Starts and closes the servers the config asks for; ``ws`` and ``ingest`` are None until then.
 
-    def __init__(self, cfg: DaemonConfig) -> None:
+    ``cfg`` is the config's servers part (``DaemonConfig.parts.servers``; a whole DaemonConfig also works).
+    """
+
+    def __init__(self, cfg: ServerSettings) -> None:
         self.cfg = cfg
         self.policy = access_policy(cfg)
         self.ws: WsBroadcaster | None = None
@@ -54,12 +58,12 @@ class Servers:
             log.info("waiting for %d WebSocket client(s)", self.cfg.wait_clients)
             await self.ws.wait_for_clients(self.cfg.wait_clients)
 
-    async def start_ingest(self, add_stream: Callable[[str, IngestSource, Any, int], None],
+    async def start_ingest(self, add_stream: Callable[[str, IngestSource, Any, AudioFormat], None],
                            is_live: Callable[[str], bool], wake: Callable[[], None]) -> None:
         """Serve ``--ingest``: each remote client's audio becomes a stream (``add_stream``, event loop thread)."""
 
         def started(source: IngestSource) -> None:
-            add_stream(source.name, source, source.ring, source.rate)
+            add_stream(source.name, source, source.ring, source.format)
             log.info("ingest stream %s: %d Hz, %d ch", source.name, source.rate, source.channels)
 
         policy = dataclasses.replace(self.policy, max_message_bytes=max(self.policy.max_message_bytes,

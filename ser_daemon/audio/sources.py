@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..bounded import MAX_WAV_BYTES, check_regular_file
+from ..core.audio_format import AudioFormat
 from ..core.ringbuffer import AudioRing
 from ..errors import AudioInputError, PortAudioMissing, import_failure
 
@@ -219,6 +220,11 @@ class FileSource:
         self.channels = samples.shape[1]
         self._pos = 0
         self.finished = threading.Event()
+
+    @property
+    def format(self) -> AudioFormat:
+        """What its ring holds: float32 frames at the file's rate and channel count."""
+        return AudioFormat(int(self.rate), int(self.channels))
 
     def _next_block(self) -> np.ndarray | None:
         if self._pos >= len(self.samples):
@@ -532,6 +538,7 @@ class DeviceSource:
             raise AudioInputError(f"device {device.name!r} has {device.channels} input channels, {self.channels} asked")
         self.block_frames = max(16, int(round(self.rate * block_ms / 1000.0)))
         self.ring = AudioRing(int(math.ceil(self.rate * ring_seconds)), self.channels)
+        self.format = AudioFormat(self.rate, self.channels)  # float32, as the stream is opened
         self.wake = wake
         self.name = device.name
         self.on_status = on_status or (lambda status, detail: None)

@@ -6,17 +6,20 @@ before the stream is admitted).  Each of that stream's states then also goes
 there as the daemon's default OSC output does: the generic scheme, one bundle
 per state, with the mapping's weights.  UDP has no connection, so a failed send
 (nobody listening, a full buffer) is counted and said at most once a minute per
-replica; it never ends the stream.  No Ray here: unit-tested without it.
+replica (:class:`~ser_daemon.log_once.LogOnce`); it never ends the stream.  The datagrams go
+through :class:`~ser_daemon.net.udp.UdpSender`, as the daemon's.  No Ray here: unit-tested
+without it.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from typing import Callable
 
 from ..core.state import EmotionState
+from ..log_once import LogOnce
+from ..net.udp import UdpSender
 from ..outputs.osc_schemes import GenericScheme, Weights
 
 __all__ = ["StreamOscOut"]
@@ -36,27 +39,15 @@ class StreamOscOut:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.profile = GenericScheme(bundle=True, prefix="/ser")  # stateless: one for every stream
         self.clock = clock
-        self._socks: dict[int, socket.socket] = {}
+        self._udp = UdpSender()
         self.sent = 0
         self.errors = 0
-        self._last_log: float | None = None
-        self._unlogged = 0
-
-    def _sock(self, family: int) -> socket.socket:
-        s = self._socks.get(family)
-        if s is None:
-            s = socket.socket(family, socket.SOCK_DGRAM)
-            s.setblocking(False)
-            self._socks[family] = s
-        return s
+        self._once = LogOnce(LOG_EVERY_S, max_keys=1, clock=clock)
 
     def send_state(self, sockaddr: tuple[str, int], state: EmotionState, weights: Weights) -> bool:
         """Send one state's bundle to ``sockaddr`` (an IP address and port); False if it failed."""
-        family = socket.AF_INET6 if ":" in sockaddr[0] else socket.AF_INET
         try:
-            sock = self._sock(family)
-            for pkt in self.profile.encode(state, weights, self.clock()):
-                sock.sendto(pkt, sockaddr)
+            self._udp.send(self.profile.encode(state, weights, self.clock()), sockaddr)
             self.sent += 1
             return True
         except OSError as exc:
@@ -65,16 +56,11 @@ class StreamOscOut:
             return False
 
     def _report(self, sockaddr: tuple[str, int], exc: OSError) -> None:
-        now = self.clock()
-        if self._last_log is not None and now - self._last_log < LOG_EVERY_S:
-            self._unlogged += 1
+        line = self._once.take("send")
+        if line is None:
             return
         log.warning("stream OSC to %s:%s failed: %s (%d more failures since the last line; at most one line a "
-                    "minute)", sockaddr[0], sockaddr[1], exc, self._unlogged)
-        self._last_log = now
-        self._unlogged = 0
+                    "minute)", sockaddr[0], sockaddr[1], exc, line[0])
 
     def close(self) -> None:
-        for s in self._socks.values():
-            s.close()
-        self._socks.clear()
+        self._udp.close()

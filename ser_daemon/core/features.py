@@ -23,6 +23,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import ConfigError
+from .audio_format import AudioFormat
 
 __all__ = [
     "FeatureConfig",
@@ -75,6 +76,11 @@ class FeatureConfig:
             )
         if self.log_offset <= 0:
             raise ConfigError(f"log_offset must be positive. Received: log_offset={self.log_offset}")
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """What the front end consumes: mono float32 at :attr:`sample_rate`."""
+        return AudioFormat(int(self.sample_rate))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

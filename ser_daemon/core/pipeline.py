@@ -28,6 +28,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from .audio_format import AudioFormat, as_format
 from .features import FeatureConfig, StreamingLogMel, frames_for_samples
 from .head import LinearHead
 from .resample import StreamingResampler, downmix
@@ -111,7 +112,7 @@ class StreamProcessor:
         features: the model's front end.
         window_s: the model's window, seconds.
         settings: hop, budget, gate and smoothing settings.
-        in_rate: sample rate of the blocks fed in, Hertz.
+        in_rate: format of the blocks fed in (:class:`AudioFormat`), or their sample rate in Hertz.
         clock: monotonic clock in seconds (injected so tests and replay control time).
         speaker_norm: the model's per-speaker normalisation (from its bundle); the
             stream then keeps its own running speaker reference, which outlives
@@ -128,7 +129,7 @@ class StreamProcessor:
         features: FeatureConfig,
         window_s: float,
         settings: AnalysisSettings,
-        in_rate: int,
+        in_rate: AudioFormat | int,
         clock: Clock = time.monotonic,
         speaker_norm: SpeakerNormSettings | None = None,
         profile: VoiceStart | None = None,
@@ -148,7 +149,8 @@ class StreamProcessor:
             )
         self.hop_samples = int(round(settings.hop_ms / 1000.0 * sr))
         self.window_frames = frames_for_samples(self.window_samples, features)
-        self.in_rate = int(in_rate)
+        self.in_format = as_format(in_rate)
+        self.in_rate = self.in_format.sample_rate
         self._resampler = StreamingResampler(self.in_rate, sr)
         self._mel = StreamingLogMel(features, self.window_frames)
         self._vad = VoiceActivityGate(features, settings.vad)
@@ -179,7 +181,7 @@ class StreamProcessor:
         self._unpushed_len = 0
 
     @classmethod
-    def from_bundle(cls, stream: str, bundle: FrontEnd, settings: AnalysisSettings, in_rate: int,
+    def from_bundle(cls, stream: str, bundle: FrontEnd, settings: AnalysisSettings, in_rate: AudioFormat | int,
                     clock: Clock = time.monotonic, profile: VoiceStart | None = None) -> StreamProcessor:
         """A stream for the model of ``bundle``: its classes, front end, window and speaker normalisation."""
         return cls(stream, bundle.labels, bundle.features, bundle.window_s, settings, in_rate, clock=clock,

@@ -13,6 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..core.audio_format import AudioFormat, as_format
 from ..core.pipeline import MAX_BATCH, DueWindow, StreamProcessor, VoiceStart
 from ..core.settings import AnalysisSettings
 from ..core.state import EmotionState
@@ -54,7 +55,7 @@ class Analyzer:
 
 def replay_audio(
     samples: np.ndarray,
-    sample_rate: int,
+    sample_rate: AudioFormat | int,
     classifier: Classifier,
     settings: AnalysisSettings | None = None,
     *,
@@ -72,7 +73,7 @@ def replay_audio(
 
     Args:
         samples: ``(n,)`` or ``(n, channels)`` audio.
-        sample_rate: its rate, Hertz.
+        sample_rate: its format, or its rate in Hertz.
         classifier: a loaded model (from :func:`ser_daemon.model.inference.load_classifier`).
         settings: analysis settings; defaults otherwise, with ``drop_stale`` off.
         bundle: the model's bundle; defaults to ``classifier.bundle``.
@@ -85,19 +86,21 @@ def replay_audio(
         raise ConfigError("replay_audio needs the model bundle (pass bundle=, or load the model with load_classifier)")
     settings = dataclasses.replace(settings if settings is not None else AnalysisSettings(), drop_stale=False)
     x = np.asarray(samples, dtype=np.float32)
+    audio = as_format(sample_rate)
+    rate = audio.sample_rate
     audio_clock = [0.0]
-    proc = StreamProcessor.from_bundle(stream, bundle, settings, sample_rate, clock=lambda: audio_clock[0],
+    proc = StreamProcessor.from_bundle(stream, bundle, settings, audio, clock=lambda: audio_clock[0],
                                        profile=profile)
     analyzer = Analyzer(classifier)
-    block = block_frames or max(1, int(sample_rate * 0.02))
+    block = block_frames or max(1, int(rate * 0.02))
 
     def arrival(index: int) -> float:
-        return (index + 1) / sample_rate
+        return (index + 1) / rate
 
     states: list[EmotionState] = []
     for start in range(0, len(x), block):
         chunk = x[start : start + block]
-        audio_clock[0] = (start + len(chunk)) / sample_rate
+        audio_clock[0] = (start + len(chunk)) / rate
         due = proc.feed(chunk, start, arrival)
         states.extend(analyzer.decide((proc, d) for d in due))
     return states

@@ -46,6 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from ..core.audio_format import AudioFormat
 from ..core.ringbuffer import AudioRing
 from .endpoints import Endpoint
 from .ingest_protocol import (
@@ -79,6 +80,7 @@ class IngestSource:
         # Downmixed as it arrives (the analysis is mono anyway), so 8 channels cost what 1 does;
         # arrival times of the last 512 messages: more than a ring's worth of 20 ms blocks.
         self.ring = AudioRing(int(rate * ring_seconds), 1, max_blocks=512)
+        self.format = AudioFormat(rate)  # what the ring holds: mono float32 at the client's rate
         self.finished = threading.Event()
         self.frames_received = 0
 

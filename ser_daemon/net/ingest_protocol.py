@@ -24,17 +24,18 @@ with 1008.  The single daemon's ``--ingest`` has no allowlist, so it refuses any
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, ClassVar, Mapping, Union
 
 import numpy as np
 
 from ..bounded import loads_json
+from ..core.audio_format import AudioFormat
 from ..core.resample import downmix
 from ..errors import ConfigError
 from .endpoints import Endpoint, parse_endpoint
+from .wire import MessageError, WireMessage
 
 __all__ = [
     "CLOSE_NORMAL",
@@ -46,6 +47,8 @@ __all__ = [
     "IDLE_TIMEOUT_REASON",
     "ProtocolError",
     "StartRequest",
+    "StartedMessage",
+    "StopMessage",
     "OscAllowlist",
     "osc_refusal",
     "Started",
@@ -84,8 +87,8 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True)
-class StartRequest:
-    """A valid start message.
+class StartRequest(WireMessage):
+    """A valid start message (the client's first; :meth:`from_json` is :func:`parse_start`).
 
     Attributes:
         stream: the stream id (1-64 letters, digits, ``_`` or ``-``).
@@ -95,10 +98,62 @@ class StartRequest:
             server's :class:`OscAllowlist` before the stream is admitted), or None.
     """
 
+    TYPE: ClassVar[str] = "start"
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"osc"})
+    COMPACT: ClassVar[bool] = False
+
     stream: str
     sample_rate: int
     channels: int
     osc: Endpoint | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The start message a client sends (``osc`` as ``"HOST:PORT"``, left out while None)."""
+        out = super().to_dict()
+        if self.osc is not None:
+            out["osc"] = str(self.osc)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StartRequest:
+        """A start message's fields, checked (the protocol's rules, its close codes).
+
+        Raises:
+            ProtocolError: not a start message, or fields out of range (1007).
+        """
+        if not isinstance(data, Mapping) or data.get("type") != "start":
+            raise ProtocolError('the first message must be {"type": "start", ...}')
+        stream = data.get("stream")
+        rate = data.get("sample_rate")
+        channels = data.get("channels", 1)
+        if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
+            raise ProtocolError("stream must be 1-64 letters, digits, '_' or '-'")
+        if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
+            raise ProtocolError("sample_rate must be an integer in 8000..192000")
+        if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
+            raise ProtocolError("channels must be an integer in 1..8")
+        osc = _parse_osc_field(data["osc"]) if "osc" in data else None
+        return cls(stream, rate, channels, osc)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> StartRequest:
+        """Validate the opening control message (pure; fuzzed in the tests).
+
+        Raises:
+            ProtocolError: not JSON, not a start message, or fields out of range.
+        """
+        if isinstance(text, bytes):
+            raise ProtocolError("send the start message before any audio", CLOSE_POLICY)
+        try:
+            msg = loads_json(text)
+        except ValueError:
+            raise ProtocolError("control messages must be JSON") from None
+        return cls.from_dict(msg)
+
+    @property
+    def format(self) -> AudioFormat:
+        """The PCM to come: little-endian int16 frames of :attr:`channels` at :attr:`sample_rate`."""
+        return AudioFormat(self.sample_rate, self.channels, "int16")
 
 
 def _canonical_host(host: str) -> str | None:
@@ -165,30 +220,30 @@ def _parse_osc_field(value: Any) -> Endpoint:
 
 
 def parse_start(text: str | bytes) -> StartRequest:
-    """Validate the opening control message (pure; fuzzed in the tests).
+    """Validate the opening control message (:meth:`StartRequest.from_json`).
 
     Raises:
         ProtocolError: not JSON, not a start message, or fields out of range.
     """
-    if isinstance(text, bytes):
-        raise ProtocolError("send the start message before any audio", CLOSE_POLICY)
-    try:
-        msg = loads_json(text)
-    except ValueError:
-        raise ProtocolError("control messages must be JSON") from None
-    if not isinstance(msg, dict) or msg.get("type") != "start":
-        raise ProtocolError('the first message must be {"type": "start", ...}')
-    stream = msg.get("stream")
-    rate = msg.get("sample_rate")
-    channels = msg.get("channels", 1)
-    if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
-        raise ProtocolError("stream must be 1-64 letters, digits, '_' or '-'")
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192000:
-        raise ProtocolError("sample_rate must be an integer in 8000..192000")
-    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 8:
-        raise ProtocolError("channels must be an integer in 1..8")
-    osc = _parse_osc_field(msg["osc"]) if "osc" in msg else None
-    return StartRequest(stream, rate, channels, osc)
+    return StartRequest.from_json(text)
+
+
+@dataclass(frozen=True)
+class StartedMessage(WireMessage):
+    """The server's reply to an admitted start: ``{"type": "started", "stream": ...}``."""
+
+    TYPE: ClassVar[str] = "started"
+    COMPACT: ClassVar[bool] = False  # json.dumps's spacing, as the reply was always written
+
+    stream: str
+
+
+@dataclass(frozen=True)
+class StopMessage(WireMessage):
+    """The client's last control message, ``{"type": "stop"}``: the server closes with 1000."""
+
+    TYPE: ClassVar[str] = "stop"
+    COMPACT: ClassVar[bool] = False
 
 
 def decode_pcm(data: bytes, channels: int) -> np.ndarray:
@@ -277,13 +332,15 @@ class IngestSession:
             if not self.room_for_stream():
                 raise ProtocolError(self.full_reason, CLOSE_TRY_AGAIN_LATER)
             self.request = start
-            return Started(start, json.dumps({"type": "started", "stream": start.stream}))
+            return Started(start, StartedMessage(start.stream).to_json())
         if isinstance(message, bytes):
             return Audio(decode_pcm(message, self.request.channels))
         try:
             ctrl: Any = loads_json(message)
         except ValueError:
             raise ProtocolError("control messages must be JSON") from None
-        if isinstance(ctrl, dict) and ctrl.get("type") == "stop":
-            return Stop()
-        raise ProtocolError('the only control message after start is {"type": "stop"}')
+        try:
+            StopMessage.from_dict(ctrl)
+        except MessageError:
+            raise ProtocolError('the only control message after start is {"type": "stop"}') from None
+        return Stop()

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..log_once import LogOnce
+
 __all__ = ["OscLimits", "OscRejected", "OscMessageIn", "parse_osc", "DropLog"]
 
 BUNDLE_PREFIX = b"#bundle\x00"
@@ -199,20 +201,16 @@ class DropLog:
         self.logger = logger
         self.what = what
         self.interval_s = interval_s
-        self.clock = clock
         self.total = 0
-        self._pending = 0
-        self._last_log: float | None = None
+        self._once = LogOnce(interval_s, max_keys=1, clock=clock)
 
     def note(self, reason: str, sender: Any = None) -> None:
         """Count one refused datagram; log a summary if the interval has passed."""
         self.total += 1
-        self._pending += 1
-        now = self.clock()
-        if self._last_log is not None and now - self._last_log < self.interval_s:
+        line = self._once.take("drop")
+        if line is None:
             return
+        held, since = line
         self.logger.warning("dropped %d datagram(s) on %s that were not usable OSC (last from %s: %s)%s",
-                            self._pending, self.what, sender if sender is not None else "?", reason,
-                            "" if self._last_log is None else f" in the last {now - self._last_log:.0f} s")
-        self._pending = 0
-        self._last_log = now
+                            held + 1, self.what, sender if sender is not None else "?", reason,
+                            "" if since is None else f" in the last {since:.0f} s")

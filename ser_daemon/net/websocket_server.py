@@ -24,6 +24,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ..errors import ConfigError
+from ..log_once import LogOnce
 from .endpoints import Endpoint
 
 __all__ = ["AccessPolicy", "LogLimiter", "check_request", "listen", "close_server", "local_port",
@@ -52,8 +53,10 @@ class AccessPolicy:
     allowed_origins: tuple[str, ...] = ()
 
 
-class LogLimiter:
+class LogLimiter(LogOnce):
     """At most one log line per client and kind per ``interval_s``: refusals must not flood the log.
+
+    A :class:`~ser_daemon.log_once.LogOnce` that repeats its line after a minute: ``allow(client, kind)``.
 
     Args:
         interval_s: seconds between two lines for the same (client, kind).
@@ -63,25 +66,7 @@ class LogLimiter:
 
     def __init__(self, interval_s: float = 60.0, max_keys: int = 4096,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval_s = interval_s
-        self.max_keys = max_keys
-        self.clock = clock
-        self._last: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
-        self.suppressed = 0
-
-    def allow(self, client: str, kind: str) -> bool:
-        """Whether a line about ``kind`` for ``client`` may be logged now."""
-        now = self.clock()
-        key = (client, kind)
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval_s:
-            self.suppressed += 1
-            return False
-        self._last[key] = now
-        self._last.move_to_end(key)
-        while len(self._last) > self.max_keys:
-            self._last.popitem(last=False)
-        return True
+        super().__init__(interval_s, max_keys, clock)  # allow(client, kind)
 
 
 def local_port(conn: ServerConnection) -> int | None:

@@ -27,7 +27,8 @@ import json
 import math
 import re
 import struct
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY
 from pythonosc.parsing import osc_types
@@ -35,9 +36,14 @@ from pythonosc.parsing import osc_types
 from .. import __version__
 from ..core.smoothing import UNSURE
 from ..core.state import EmotionState
+from ..net.wire import WireMessage
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "ProtocolMessage",
+    "StateMessage",
+    "HelloMessage",
+    "StatusMessage",
     "with_client_dropped",
     "osc_name",
     "osc_message",
@@ -130,33 +136,102 @@ def _r(x: float, nd: int = 4) -> float:
     return round(x, nd) if math.isfinite(x) else 0.0
 
 
+@dataclass(frozen=True)
+class ProtocolMessage(WireMessage):
+    """A message of the daemon's WebSocket protocol: ``protocol`` follows ``type``."""
+
+    PROTOCOL: ClassVar[int | None] = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class StateMessage(ProtocolMessage):
+    """The WebSocket / ``--jsonl`` message of one state (the schema's ``state``).
+
+    ``client_dropped`` comes last on the wire: :func:`with_client_dropped` relies on it.
+    """
+
+    TYPE: ClassVar[str] = "state"
+
+    stream: str
+    seq: int
+    label: str
+    uncertain: bool
+    confidence: float
+    voice: bool
+    probs: dict[str, float]
+    raw: dict[str, float] | None
+    end_sample: int
+    audio_time: float
+    emitted_time: float
+    latency_ms: float
+    dropped_windows: int
+    overruns: int
+    late: bool
+    final: bool
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    client_dropped: int = 0
+
+    @classmethod
+    def of(cls, state: EmotionState, client_dropped: int = 0,
+           weights: Mapping[str, Mapping[str, float]] | None = None) -> StateMessage:
+        """The message of ``state``: plain Python values, rounded as the wire carries them."""
+        return cls(
+            stream=state.stream,
+            seq=state.seq,
+            label=state.label,
+            uncertain=bool(state.uncertain),
+            confidence=_r(state.confidence),
+            voice=bool(state.voice_active),
+            probs={k: _r(v) for k, v in zip(state.labels, state.smoothed)},
+            raw={k: _r(v) for k, v in zip(state.labels, state.raw)} if state.raw else None,
+            end_sample=int(state.end_sample),
+            audio_time=_r(state.audio_time, 6),
+            emitted_time=_r(state.emitted_time, 6),
+            latency_ms=_r(state.latency_ms, 3),
+            dropped_windows=int(state.dropped_windows),
+            overruns=int(state.overruns),
+            late=bool(state.late),
+            final=bool(state.final),
+            weights={ts: {k: _r(v) for k, v in ws.items()} for ts, ws in (weights or {}).items()},
+            client_dropped=int(client_dropped),
+        )
+
+
 def state_json(
     state: EmotionState, client_dropped: int = 0, weights: Mapping[str, Mapping[str, float]] | None = None
 ) -> dict[str, Any]:
     """The WebSocket message for one state (see ser_daemon/schema/messages.schema.json)."""
-    msg = {
-        "type": "state",
-        "protocol": PROTOCOL_VERSION,
-        "stream": state.stream,
-        "seq": state.seq,
-        "label": state.label,
-        "uncertain": bool(state.uncertain),
-        "confidence": _r(state.confidence),
-        "voice": bool(state.voice_active),
-        "probs": {k: _r(v) for k, v in zip(state.labels, state.smoothed)},
-        "raw": {k: _r(v) for k, v in zip(state.labels, state.raw)} if state.raw else None,
-        "end_sample": int(state.end_sample),
-        "audio_time": _r(state.audio_time, 6),
-        "emitted_time": _r(state.emitted_time, 6),
-        "latency_ms": _r(state.latency_ms, 3),
-        "dropped_windows": int(state.dropped_windows),
-        "overruns": int(state.overruns),
-        "late": bool(state.late),
-        "final": bool(state.final),
-        "weights": {ts: {k: _r(v) for k, v in ws.items()} for ts, ws in (weights or {}).items()},
-        "client_dropped": int(client_dropped),  # last: see with_client_dropped
-    }
-    return msg
+    return StateMessage.of(state, client_dropped, weights).to_dict()
+
+
+@dataclass(frozen=True)
+class HelloMessage(ProtocolMessage):
+    """The first message every WebSocket client gets (the schema's ``hello``).
+
+    ``profile`` (the personal profile in use) and ``vrchat`` (what is known of VRChat) are
+    left out while None.
+    """
+
+    TYPE: ClassVar[str] = "hello"
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"profile", "vrchat"})
+
+    server: str
+    model: str
+    labels: list[str]
+    sample_rate: int
+    window_ms: float
+    hop_ms: float
+    streams: list[str]
+    profile: str | None = None
+    vrchat: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, *, labels: Iterable[str], model: str, sample_rate: int, window_ms: float, hop_ms: float,
+           streams: Iterable[str], profile: str | None = None, vrchat: Mapping[str, Any] | None = None) -> HelloMessage:
+        """This server's hello."""
+        return cls(server=f"ser-daemon/{__version__}", model=model, labels=list(labels), sample_rate=int(sample_rate),
+                   window_ms=_r(window_ms, 3), hop_ms=_r(hop_ms, 3), streams=list(streams),
+                   profile=None if profile is None else str(profile), vrchat=None if vrchat is None else dict(vrchat))
 
 
 def hello_json(
@@ -164,26 +239,29 @@ def hello_json(
     profile: str | None = None,
 ) -> dict[str, Any]:
     """The first message every WebSocket client gets (``profile``: the personal profile in use, if any)."""
-    msg = {
-        "type": "hello",
-        "protocol": PROTOCOL_VERSION,
-        "server": f"ser-daemon/{__version__}",
-        "model": model,
-        "labels": list(labels),
-        "sample_rate": int(sample_rate),
-        "window_ms": _r(window_ms, 3),
-        "hop_ms": _r(hop_ms, 3),
-        "streams": list(streams),
-    }
-    if profile is not None:
-        msg["profile"] = str(profile)
-    return msg
+    return HelloMessage.of(labels=labels, model=model, sample_rate=sample_rate, window_ms=window_ms, hop_ms=hop_ms,
+                           streams=streams, profile=profile).to_dict()
+
+
+@dataclass(frozen=True)
+class StatusMessage(ProtocolMessage):
+    """A stream's input status (the schema's ``status``): "capturing" or "no_audio" (device gone; retrying)."""
+
+    TYPE: ClassVar[str] = "status"
+
+    stream: str
+    status: str
+    detail: str
+    time: float
+
+    @classmethod
+    def of(cls, stream: str, status: str, detail: str, when: float) -> StatusMessage:
+        return cls(stream, status, detail, _r(when, 6))
 
 
 def status_json(stream: str, status: str, detail: str, when: float) -> dict[str, Any]:
     """A stream's input status: "capturing" or "no_audio" (device gone; retrying)."""
-    return {"type": "status", "protocol": PROTOCOL_VERSION, "stream": stream, "status": status,
-            "detail": detail, "time": _r(when, 6)}
+    return StatusMessage.of(stream, status, detail, when).to_dict()
 
 
 def dumps(message: dict[str, Any]) -> str:

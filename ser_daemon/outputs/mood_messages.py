@@ -26,15 +26,18 @@ scheme or the WebSocket.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ..core.mood import Horizons, MoodReading
 from ..core.mood_events import MoodEvent
 from ..core.mood_stage import MoodUpdate
-from .messages import PROTOCOL_VERSION, dumps, osc_message
+from .messages import ProtocolMessage, dumps, osc_message
 
 __all__ = [
     "VRCHAT_MOOD_PARAMS",
+    "MoodMessage",
+    "EventMessage",
     "mood_json",
     "event_json",
     "update_messages",
@@ -60,32 +63,70 @@ def _horizons(h: Horizons) -> dict[str, float | None]:
     return {k: _r(v) for k, v in h.to_dict().items()}
 
 
+@dataclass(frozen=True)
+class MoodMessage(ProtocolMessage):
+    """The ``mood`` message of one reading (the schema's ``mood``)."""
+
+    TYPE: ClassVar[str] = "mood"
+
+    stream: str
+    time: float | None
+    voice: bool
+    valence: dict[str, float | None]
+    arousal: dict[str, float | None]
+    talking: dict[str, float | None]
+    silence_s: float | None
+    silent_share: float | None
+    voiced_s: dict[str, float | None]
+    session_s: float | None
+    emotions: dict[str, dict[str, float | None]]
+
+    @classmethod
+    def of(cls, reading: MoodReading) -> MoodMessage:
+        """The message of ``reading``, rounded as the wire carries it."""
+        r = reading
+        return cls(
+            stream=r.stream,
+            time=_r(r.time_s, 3),
+            voice=bool(r.voice),
+            valence=_horizons(r.valence),
+            arousal=_horizons(r.arousal),
+            talking={"minute": _r(r.talking_minute), "session": _r(r.talking_session)},
+            silence_s=_r(r.silence_s, 3),
+            silent_share=_r(r.silent_share),
+            voiced_s={"minute": _r(r.voiced_s_minute, 3), "session": _r(r.voiced_s_session, 3)},
+            session_s=_r(r.session_s, 3),
+            emotions={"minute": {k: _r(v) for k, v in r.emotions_minute.items()},
+                      "session": {k: _r(v) for k, v in r.emotions_session.items()}},
+        )
+
+
 def mood_json(reading: MoodReading) -> dict[str, Any]:
     """The ``mood`` message of one reading (see the schema's ``mood``)."""
-    r = reading
-    return {
-        "type": "mood",
-        "protocol": PROTOCOL_VERSION,
-        "stream": r.stream,
-        "time": _r(r.time_s, 3),
-        "voice": bool(r.voice),
-        "valence": _horizons(r.valence),
-        "arousal": _horizons(r.arousal),
-        "talking": {"minute": _r(r.talking_minute), "session": _r(r.talking_session)},
-        "silence_s": _r(r.silence_s, 3),
-        "silent_share": _r(r.silent_share),
-        "voiced_s": {"minute": _r(r.voiced_s_minute, 3), "session": _r(r.voiced_s_session, 3)},
-        "session_s": _r(r.session_s, 3),
-        "emotions": {"minute": {k: _r(v) for k, v in r.emotions_minute.items()},
-                     "session": {k: _r(v) for k, v in r.emotions_session.items()}},
-    }
+    return MoodMessage.of(reading).to_dict()
+
+
+@dataclass(frozen=True)
+class EventMessage(ProtocolMessage):
+    """The ``event`` message of one mood event (the schema's ``event``)."""
+
+    TYPE: ClassVar[str] = "event"
+
+    stream: str
+    kind: str
+    time: float | None
+    evidence: dict[str, float | str | None]
+
+    @classmethod
+    def of(cls, event: MoodEvent) -> EventMessage:
+        """The message of ``event``: numbers rounded, strings and nulls as they are."""
+        evidence = {k: (v if isinstance(v, str) or v is None else _r(v)) for k, v in event.evidence.items()}
+        return cls(stream=event.stream, kind=event.kind, time=_r(event.time_s, 3), evidence=evidence)
 
 
 def event_json(event: MoodEvent) -> dict[str, Any]:
     """The ``event`` message of one mood event (see the schema's ``event``)."""
-    evidence = {k: (v if isinstance(v, str) or v is None else _r(v)) for k, v in event.evidence.items()}
-    return {"type": "event", "protocol": PROTOCOL_VERSION, "stream": event.stream, "kind": event.kind,
-            "time": _r(event.time_s, 3), "evidence": evidence}
+    return EventMessage.of(event).to_dict()
 
 
 def update_messages(update: MoodUpdate) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """Sends OSC datagrams to the configured UDP targets.
 
-A thin adapter: the packets are built in :mod:`ser_daemon.outputs.messages`.  UDP has
-no connection, so a target that does not listen is not an error worth
-stopping for: failures are logged once per target and kind, then counted.
+A thin adapter: the packets are built in :mod:`ser_daemon.outputs.messages` and sent by
+:class:`~ser_daemon.net.udp.UdpSender`.  UDP has no connection, so a target that does not
+listen is not an error worth stopping for: failures are logged once per target and kind
+(:class:`~ser_daemon.log_once.LogOnce`), then counted.
 A host name that does not resolve (a headset on Wi-Fi that is not up yet) is
 said once; the target is skipped and resolved again every
 :attr:`OscSender.RETRY_S` seconds in the background, never in a tight loop.
@@ -17,7 +18,9 @@ from typing import Iterable
 
 from ..core.mood_stage import MoodUpdate
 from ..core.state import EmotionState
+from ..log_once import LogOnce
 from ..net.endpoints import Endpoint
+from ..net.udp import UdpSender
 from .osc_schemes import OscScheme, Weights
 from .osc_targets import OSC_SCHEMES, OscTarget
 
@@ -37,7 +40,7 @@ class OscSender:
         self.profiles = tuple(p for _, p in pairs)
         # (endpoint, family, sockaddr); family 0 while the host does not resolve
         self._addrs: list[tuple[Endpoint, int, tuple]] = []
-        self._socks: dict[int, socket.socket] = {}
+        self._udp = UdpSender()
         unresolved = []
         for i, t in enumerate(self.targets):
             resolved = self._resolve(t)
@@ -50,7 +53,7 @@ class OscSender:
                 self._addrs.append((t, *resolved))
         self.sent = 0
         self.errors = 0
-        self._reported: set[tuple[str, str]] = set()
+        self._reported = LogOnce()  # each (target, kind of failure) said once
         self._stop = threading.Event()
         self._retry: threading.Thread | None = None
         if unresolved:
@@ -63,10 +66,7 @@ class OscSender:
         except (socket.gaierror, UnicodeError):
             return None
         family, _, _, _, sockaddr = info[0]
-        if family not in self._socks:
-            s = socket.socket(family, socket.SOCK_DGRAM)
-            s.setblocking(False)
-            self._socks[family] = s
+        self._udp.socket_for(family)  # made now: a family this machine lacks fails at start-up
         return family, sockaddr
 
     def _retry_loop(self, pending: list[int]) -> None:
@@ -122,17 +122,12 @@ class OscSender:
         if not family:
             return  # not resolved (yet)
         try:
-            self._socks[family].sendto(pkt, sockaddr)
-            self.sent += 1
+            self.sent += self._udp.send((pkt,), sockaddr, family)
         except OSError as exc:
             self.errors += 1
-            key = (str(target), type(exc).__name__ + str(exc.errno))
-            if key not in self._reported:
-                self._reported.add(key)
+            if self._reported.allow(str(target), type(exc).__name__ + str(exc.errno)):
                 log.warning("OSC to %s failed: %s (further failures of this kind are counted, not logged)", target, exc)
 
     def close(self) -> None:
         self._stop.set()
-        for s in self._socks.values():
-            s.close()
-        self._socks.clear()
+        self._udp.close()

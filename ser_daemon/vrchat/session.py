@@ -57,7 +57,8 @@ class VRChatSession:
     """VRChat for one daemon: its input gate, discovery, avatar check and status.
 
     Args:
-        config: the daemon's config (listen port, OSCQuery, mute handling, prefix).
+        config: the VRChat settings (listen port, OSCQuery, mute handling, prefix): the config's
+            VRChat part (``app.config.DaemonConfig.parts.vrchat``), or any object with those attributes.
         osc: the OSC sender whose vrchat/vxp targets this session serves (None: no OSC).
         vrchat_port: VRChat's classic receive port (targets there follow OSCQuery).
         note: prints one line for people (start-up lines).

@@ -20,7 +20,7 @@ PACKAGE = REPO / "ser_daemon"
 
 # Bottom to top. A module may import its own layer and any layer listed before it.
 # "ground" are the top-level helper modules every layer may use.
-GROUND = ("errors", "bounded", "os_defaults", "arguments", "__init__")
+GROUND = ("errors", "bounded", "os_defaults", "arguments", "log_once", "__init__")
 LAYERS = ("core", "model", "audio", "net", "outputs", "vrchat", "profiles", "sessions", "app", "cluster", "training", "top")
 CORE_FORBIDDEN = ("asyncio", "socket", "threading", "sounddevice", "selectors", "subprocess", "websockets", "pythonosc")
 
