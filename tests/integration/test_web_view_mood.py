@@ -23,19 +23,9 @@ import pytest
 from conftest import timeout
 from helpers import REPO, daemon_cmd, free_port
 from test_web_view import Cdp, _devtools_url, _require_chromium, _stop, _wait_http, decode_png, launch_chromium
-from tiny_model import tone, write_wav
+from tiny_model import MOOD_ARC_TOML, mood_arc_wav
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
-
-# Short horizons: a 10 s replay is a whole arc (thresholds otherwise the shipped ones).
-MOOD_TOML = """\
-[mood]
-enabled = true
-minute_s = 5
-min_voiced_s = 1
-frustration_trend_s = 2
-cooldown_s = 5
-"""
 
 _PROBE = """JSON.stringify((() => {
   const v = window.serView || {};
@@ -83,10 +73,9 @@ async def _watch(devtools: str, url: str, limit_s: float) -> tuple[list[dict], b
 
 def test_mood_trace_and_events_in_headless_chromium(tiny_bundle, tmp_path) -> None:
     chromium = _require_chromium()
-    wav = write_wav(tmp_path / "calm_angry_quiet.wav",
-                    np.concatenate([tone(200, 3.0), tone(3000, 6.0), np.zeros(24000, dtype=np.float32)]))
+    wav = mood_arc_wav(tmp_path / "calm_angry_quiet.wav")
     config = tmp_path / "mood.toml"
-    config.write_text(MOOD_TOML, encoding="utf-8")
+    config.write_text(MOOD_ARC_TOML, encoding="utf-8")
     port = free_port()
     page_url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "SER_MODEL_DIR": str(tiny_bundle)}
