@@ -691,29 +691,33 @@ def test_two_streams_one_face_each(harness_exe, tiny_bundle, tmp_path) -> None:
 
 @pytest.mark.needs_tf
 @pytest.mark.slow
-def test_mood_events_to_the_csharp_client(probe_exe, tiny_bundle, tmp_path) -> None:
+def test_mood_events_to_the_csharp_client(probe_exe, harness_exe, tiny_bundle, tmp_path) -> None:
     """A real daemon with --mood (short horizons) sends its mood and event messages over WebSocket to the
     MoodEvents sample's FrustrationWatcher under mono (allocation-free WsStateDecoder): every event arrives
     with its kind, stream, time and evidence as the daemon's --jsonl wrote them, and frustration_rising
-    makes it offer help, once, with the minute valence before and now."""
+    makes it offer help, once, with the minute valence before and now. The same run feeds a
+    SerDaemonReceiver on the stubs, whose MoodEventReceived gets the same events."""
     wav = mood_arc_wav(tmp_path / "arc.wav")
     config = tmp_path / "mood.toml"
     config.write_text(MOOD_ARC_TOML, encoding="utf-8")
     port = free_port()
     probe = ProbeProc(probe_exe, "--ws", f"ws://127.0.0.1:{port}/", "--mood", "--seconds", "45")
+    unity = ProbeProc(harness_exe, "--ws", f"ws://127.0.0.1:{port}/", "--seconds", "45", "--idle-exit", "1.5")
     daemon = None
     try:
         daemon = subprocess.Popen(
             daemon_cmd("--input", str(wav), "--ws", f"127.0.0.1:{port}", "--no-osc", "--quiet", "--jsonl",
-                       "--config", str(config), "--wait-clients", "1"),
+                       "--config", str(config), "--wait-clients", "2"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
         )
         out, err = daemon.communicate(timeout=timeout(60))
         assert daemon.returncode == 0, err
         lines = probe.finish(15)
+        unity_lines = unity.finish(15)
     finally:
         probe.kill()
+        unity.kill()
         if daemon is not None and daemon.poll() is None:
             daemon.kill()
             daemon.communicate(timeout=5)
@@ -743,4 +747,7 @@ def test_mood_events_to_the_csharp_client(probe_exe, tiny_bundle, tmp_path) -> N
     assert float(m.group(2)) == pytest.approx(ev["valence_minute_before"], abs=1e-9)
     assert ev["valence_minute"] < ev["valence_minute_before"]
     assert lines[-1] == f"DONE mood events={len(sent)} help={len(frustration)}", lines[-3:]
+    # The receiver component: the same events, decoded the same way.
+    assert [ln.split(" ", 2)[2] for ln in unity_lines if ln.startswith("UNITY MOOD ")] == got, unity_lines[-20:]
+    assert not any(ln.startswith(("ERROR", "EXCEPTION")) for ln in unity_lines), unity_lines[-20:]
 
