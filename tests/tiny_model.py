@@ -89,3 +89,21 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     data = np.clip(samples, -1, 1)
     wavfile.write(str(path), rate, (data * 32767).astype(np.int16))
     return path
+
+
+# A mood arc for --mood in seconds (short horizons; thresholds otherwise the shipped ones): with
+# mood_arc_wav the tiny model reads calm (delighted, low-arousal disengaging), then angry
+# (frustration_rising), then silence.
+MOOD_ARC_TOML = """\
+[mood]
+enabled = true
+minute_s = 5
+min_voiced_s = 1
+frustration_trend_s = 2
+cooldown_s = 5
+"""
+
+
+def mood_arc_wav(path: Path) -> Path:
+    """3 s calm tone, 6 s angry tone, 1.5 s silence, for the tiny model with :data:`MOOD_ARC_TOML`."""
+    return write_wav(path, np.concatenate([tone(200, 3.0), tone(3000, 6.0), np.zeros(24000, dtype=np.float32)]))

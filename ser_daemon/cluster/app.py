@@ -2,6 +2,9 @@
 
 ``serve run ser_daemon.cluster:build_app model_dir=/path ingress_replicas=2`` passes
 its ``key=value`` arguments here as strings; ``ser-daemon cluster`` passes typed ones.
+``mood=true`` turns the mood stage on; ``mood_<key>=value`` sets one of its settings
+(the daemon's ``[mood]`` keys, e.g. ``mood_cooldown_s=120``; a circumplex point as
+JSON, ``mood_circumplex_angry=[-0.6,0.6]``) and turns it on too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..model.bundle import default_model_dir, load_bundle
 from .ingress import Ingress
 from .model import Model
 from .registry import Registry
-from .settings import ClusterSettings
+from .settings import ClusterSettings, mood_from_args
 
 __all__ = ["build_app", "settings_from_args", "APP_NAME"]
 
@@ -53,9 +56,14 @@ def settings_from_args(args: Mapping[str, Any]) -> ClusterSettings:
     fields = {f.name: f.type for f in dataclasses.fields(ClusterSettings)}
     opts: dict[str, Any] = {}
     analysis: dict[str, float] = {}
+    mood_options: dict[str, Any] = {}
     for key, value in args.items():
         if key in _ANALYSIS_KEYS:
             analysis[key] = float(value)
+        elif key.startswith("mood_"):
+            mood_options[key] = value
+        elif key == "mood":
+            continue
         elif key in fields and key != "analysis":
             opts[key] = _convert(key, value, fields[key])
         else:
@@ -70,6 +78,7 @@ def settings_from_args(args: Mapping[str, Any]) -> ClusterSettings:
     load_bundle(resolved)  # its description and files, checked on the driver before any replica starts
     opts["model_dir"] = os.fspath(resolved)
     opts["analysis"] = AnalysisSettings(**analysis)
+    opts["mood"] = mood_from_args(args.get("mood"), mood_options)
     return ClusterSettings(**opts)
 
 

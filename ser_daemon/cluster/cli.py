@@ -62,8 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IP addresses (or localhost) a start message's \"osc\": \"HOST:PORT\" may name; the "
                         "ingress replicas then send that stream's states there as OSC (default: none, such a start "
                         "message is refused with 1008)")
+    p.add_argument("--mood", action="store_true",
+                   help="track each stream's mood, as the daemon's --mood: its mood and event messages follow the "
+                        "states on the ingest connection (README: For apps)")
+    p.add_argument("--mood-setting", action="append", default=[], metavar="KEY=VALUE", type=_mood_setting,
+                   help="a [mood] setting (e.g. cooldown_s=120; a circumplex point as circumplex_angry=[-0.6,0.6]); "
+                        "implies --mood; repeat for more")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     return p
+
+
+def _mood_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. cooldown_s=120. Received: {text!r}")
+    return key.strip().replace("-", "_"), value.strip()
 
 
 _OPTION_KEYS = ("model_dir", "backend", "ingress_replicas", "min_ingress_replicas", "max_ingress_replicas",
@@ -72,7 +85,12 @@ _OPTION_KEYS = ("model_dir", "backend", "ingress_replicas", "min_ingress_replica
 
 
 def _settings_args(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: args[k] for k in _OPTION_KEYS if args.get(k) is not None}
+    out = {k: args[k] for k in _OPTION_KEYS if args.get(k) is not None}
+    if args.get("mood"):
+        out["mood"] = True
+    for key, value in args.get("mood_setting") or ():
+        out[f"mood_{key}"] = value
+    return out
 
 
 def _check_cpus(settings: Any, num_cpus: int | None) -> None:

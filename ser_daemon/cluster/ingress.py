@@ -22,6 +22,10 @@ differs from the daemon, and why:
   the final one included, also goes there as the daemon's default OSC (generic
   scheme, one bundle per state) from the replica's one UDP socket
   (:mod:`.stream_osc`); otherwise the start message is refused with 1008;
+- with the mood stage on (``ClusterSettings.mood``, ``ser-daemon cluster --mood``),
+  each state is followed on the connection by its stream's ``mood`` and ``event``
+  messages, as the daemon's ``--mood`` sends them on ``--ws`` (and to the stream's
+  OSC target as the generic scheme's ``/ser/mood/...``);
 - a replica that dies outright drops its connections: Serve's proxy ends them
   without a close frame (1006, README "Many machines"); a replica removed by a
   scale-down or redeploy keeps serving its connections while Serve drains it, for
@@ -42,6 +46,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocketDisconnect
 
+from ..core.mood_stage import MoodStage
 from ..core.pipeline import StreamProcessor
 from ..core.state import EmotionState
 from ..model.bundle import ModelBundle, load_bundle
@@ -63,6 +68,7 @@ from ..net.ingest_protocol import (
 )
 from ..outputs.mapping import ExpressionMapping, load_mapping
 from ..outputs.messages import dumps, state_json
+from ..outputs.mood_messages import update_messages
 from .batcher import WindowBatcher
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
 from .stream_osc import StreamOscOut
@@ -250,8 +256,11 @@ class Ingress:
         proc = StreamProcessor.from_bundle(req.stream, self.bundle, self.settings.analysis, req.sample_rate,
                                            clock=time.monotonic)
         await ws.send_text(started.reply)
+        # One stage per connection: it goes with the stream, also when the stream ends without a stop.
+        mood = (None if self.settings.mood is None
+                else MoodStage(self.bundle.labels, self.bundle.features.sample_rate, self.settings.mood))
         pending: asyncio.Queue = asyncio.Queue(maxsize=PENDING_DECISIONS)
-        sender = asyncio.get_running_loop().create_task(self._send_states(ws, proc, pending, req.osc))
+        sender = asyncio.get_running_loop().create_task(self._send_states(ws, proc, pending, req.osc, mood))
         try:
             index = 0
             while True:
@@ -272,23 +281,30 @@ class Ingress:
                 # Stop: answer what is pending, then the final state, then close normally.
                 await self._put(pending, None, sender)
                 await asyncio.wait_for(sender, DRAIN_S)
-                await ws.send_text(self._final_json(proc, req.osc))
+                for text in self._messages_out(proc.final_state(), req.osc, mood):
+                    await ws.send_text(text)
                 await ws.close(CLOSE_NORMAL, event.reason)
                 return
         finally:
             if not sender.done():
                 sender.cancel()
 
-    def _final_json(self, proc: StreamProcessor, osc: Optional[Endpoint]) -> str:
-        state = proc.final_state()
-        return self._state_out(state, osc)
+    def _messages_out(self, state: EmotionState, osc: Optional[Endpoint], mood: Optional[MoodStage]) -> list[str]:
+        """The state message for the connection, then its mood and events (with the mood stage on).
 
-    def _state_out(self, state: EmotionState, osc: Optional[Endpoint]) -> str:
-        """The state message for the connection; the OSC bundle sent first when the stream asked for it."""
+        The OSC packets go first when the stream asked for them.
+        """
         weights = self.mapping.all_weights(state.smoothed)
-        if osc is not None and not self.osc.send_state(self.osc_allowlist.sockaddr(osc), state, weights):
+        sockaddr = None if osc is None else self.osc_allowlist.sockaddr(osc)
+        if sockaddr is not None and not self.osc.send_state(sockaddr, state, weights):
             self.metrics.osc_errors.inc()
-        return dumps(state_json(state, 0, weights))
+        out = [dumps(state_json(state, 0, weights))]
+        if mood is not None:
+            update = mood.update(state)
+            if sockaddr is not None and not self.osc.send_mood(sockaddr, update):
+                self.metrics.osc_errors.inc()
+            out += [dumps(m) for m in update_messages(update)]
+        return out
 
     @staticmethod
     async def _put(pending: asyncio.Queue, item: Any, sender: asyncio.Task) -> None:
@@ -303,8 +319,8 @@ class Ingress:
             raise ProtocolError("stream ended", CLOSE_INTERNAL)
         pending.put_nowait(item)
 
-    async def _send_states(self, ws: WebSocket, proc: StreamProcessor,
-                           pending: asyncio.Queue, osc: Optional[Endpoint]) -> None:
+    async def _send_states(self, ws: WebSocket, proc: StreamProcessor, pending: asyncio.Queue,
+                           osc: Optional[Endpoint], mood: Optional[MoodStage]) -> None:
         """Turn each model answer into the next state, in order, and send it."""
         dropped = 0
         while True:
@@ -321,4 +337,5 @@ class Ingress:
             state = proc.finish(due, probs, infer_ms)
             self.metrics.decision(state, dropped)
             dropped = state.dropped_windows
-            await ws.send_text(self._state_out(state, osc))
+            for text in self._messages_out(state, osc, mood):
+                await ws.send_text(text)

@@ -6,16 +6,18 @@ latency budget, autoscaling targets) are unit-tested without starting Ray.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
+from ..core.mood_settings import MoodSettings, mood_settings_from_options
 from ..core.pipeline import MAX_BATCH
 from ..core.settings import AnalysisSettings
 from ..errors import ConfigError
 from ..model.backends import backend_choices, or_list
 from ..net.ingest_protocol import OscAllowlist
 
-__all__ = ["ClusterSettings", "batch_wait_s", "INGEST_MESSAGE_BYTES"]
+__all__ = ["ClusterSettings", "batch_wait_s", "mood_from_args", "INGEST_MESSAGE_BYTES"]
 
 # The single daemon's ingest limit (daemon.INGEST_MESSAGE_BYTES): an audio message larger than
 # this is refused with 1009 there (by websockets) and here (by the ingress replica).
@@ -62,6 +64,10 @@ class ClusterSettings:
         allow_stream_osc: hosts (IP addresses or ``localhost``) a start message's ``osc`` target
             may name; empty: every ``osc`` field is refused (1008).  A comma-separated string is
             accepted (``serve run ... allow_stream_osc=127.0.0.1``).
+        mood: the mood stage per stream, as the daemon's ``--mood``: after each state its
+            stream's ``mood`` (at most one a second of stream time, and the final state's) and
+            ``event`` messages go back on the ingest connection, and to the stream's OSC target
+            (generic scheme) when it has one.  ``None``: off.
     """
 
     model_dir: str
@@ -80,6 +86,7 @@ class ClusterSettings:
     max_ingress_replicas_per_node: int | None = None
     lease_s: float = 3.0
     allow_stream_osc: tuple[str, ...] = ()
+    mood: MoodSettings | None = None
 
     def __post_init__(self) -> None:
         # Validated and written in one canonical form (raises ConfigError for a name or junk).
@@ -139,3 +146,32 @@ class ClusterSettings:
             "max_ongoing_requests": 4 * self.max_batch_size,
             "ray_actor_options": actor,
         }
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "none", "")
+
+
+def mood_from_args(enabled: Any, options: Mapping[str, Any]) -> MoodSettings | None:
+    """The mood settings from ``mood`` (on/off, or typed settings) and ``mood_*`` keys; None when off."""
+    if isinstance(enabled, MoodSettings):
+        return mood_settings_from_options(options, enabled) if options else enabled
+    if isinstance(enabled, str):
+        word = enabled.strip().lower()
+        if word not in _TRUE + _FALSE:
+            raise ConfigError(f"mood must be true or false. Received: mood={enabled!r}")
+        enabled = word in _TRUE
+    if enabled is None:
+        enabled = bool(options)  # a mood setting asks for the stage
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"mood must be true or false. Received: mood={enabled!r}")
+    if not enabled:
+        return None
+    typed: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, str):  # serve run passes strings: numbers, or a JSON point
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be a number. Received: {key}={value!r}") from None
+        typed[key] = value
+    return mood_settings_from_options(typed)

@@ -4,7 +4,8 @@ A start message may name an OSC target (``"osc": "HOST:PORT"``) that the operato
 allowed (``--allow-stream-osc``, checked by :mod:`ser_daemon.net.ingest_protocol`
 before the stream is admitted).  Each of that stream's states then also goes
 there as the daemon's default OSC output does: the generic scheme, one bundle
-per state, with the mapping's weights.  UDP has no connection, so a failed send
+per state, with the mapping's weights, and with the mood stage on its mood
+readings and events (``/ser/mood/...``).  UDP has no connection, so a failed send
 (nobody listening, a full buffer) is counted and said at most once a minute per
 replica (:class:`~ser_daemon.log_once.LogOnce`); it never ends the stream.  The datagrams go
 through :class:`~ser_daemon.net.udp.UdpSender`, as the daemon's.  No Ray here: unit-tested
@@ -17,6 +18,7 @@ import logging
 import time
 from typing import Callable
 
+from ..core.mood_stage import MoodUpdate
 from ..core.state import EmotionState
 from ..log_once import LogOnce
 from ..net.udp import UdpSender
@@ -46,8 +48,16 @@ class StreamOscOut:
 
     def send_state(self, sockaddr: tuple[str, int], state: EmotionState, weights: Weights) -> bool:
         """Send one state's bundle to ``sockaddr`` (an IP address and port); False if it failed."""
+        return self._send(sockaddr, self.profile.encode(state, weights, self.clock()))
+
+    def send_mood(self, sockaddr: tuple[str, int], update: MoodUpdate) -> bool:
+        """Send one mood update (reading and events, generic scheme) to ``sockaddr``; False if it failed."""
+        packets = self.profile.encode_mood(update)
+        return self._send(sockaddr, packets) if packets else True
+
+    def _send(self, sockaddr: tuple[str, int], packets: list[bytes]) -> bool:
         try:
-            self._udp.send(self.profile.encode(state, weights, self.clock()), sockaddr)
+            self._udp.send(packets, sockaddr)
             self.sent += 1
             return True
         except OSError as exc:

@@ -1,6 +1,7 @@
 // ser-daemon live view: connects to the WebSocket of the daemon that served this page and shows
 // the current emotion, a strip chart of the class probabilities, voice activity, latency and a
-// face driven by the mapped ARKit blendshape weights.  Plain script, no build step, no CDN.
+// face driven by the mapped ARKit blendshape weights and, with --mood, the rolling valence/arousal
+// trace and the last mood events.  Plain script, no build step, no CDN.
 //
 // For tests and curious users the current state is mirrored, read-only for the page itself, in
 // `window.serView` and in data attributes on <body> (data-connected, data-label, data-voice).
@@ -11,6 +12,13 @@
   var HISTORY_MAX = 2000;         // samples kept at most (bounded whatever the hop)
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 10000;
+  var MOOD_WINDOW_S = 120;        // seconds of stream time in the mood trace
+  var MOOD_TRACE_MAX = 2000;      // mood readings kept at most (about one a second)
+  var MOOD_EVENTS_MAX = 50;       // events kept; the newest MOOD_EVENTS_SHOWN are listed
+  var MOOD_EVENTS_SHOWN = 8;
+  var VALENCE_COLOR = "#3b6fd8", AROUSAL_COLOR = "#e6a23c";
+  var EVENT_COLORS = { frustration_rising: "#e0483e", disengaging: "#e6a23c", delighted: "#1f9d55",
+                       recovered: "#1f9d55" };
 
   var COLORS = {
     neutral: "#9aa3ad", calm: "#3fb6a8", happy: "#f2c230", angry: "#e0483e", sad: "#4a7fd4",
@@ -33,7 +41,10 @@
     calClose: $("cal-close"), calRun: $("cal-run"), calStep: $("cal-step"), calProgress: $("cal-progress"),
     calCue: $("cal-cue"), calSentence: $("cal-sentence"), calLevel: $("cal-level"), calTake: $("cal-take"),
     calRecord: $("cal-record"), calSkip: $("cal-skip"), calFinish: $("cal-finish"), calCancel: $("cal-cancel"),
-    calMessage: $("cal-message"), vrchat: $("vrchat"), vrchatProblems: $("vrchat-problems")
+    calMessage: $("cal-message"), vrchat: $("vrchat"), vrchatProblems: $("vrchat-problems"),
+    moodPanel: $("mood-panel"), moodChart: $("mood-chart"), moodSeconds: $("mood-seconds"),
+    moodValence: $("mood-valence"), moodArousal: $("mood-arousal"), moodTalking: $("mood-talking"),
+    moodSilence: $("mood-silence"), moodEvents: $("mood-events"), moodNoEvents: $("mood-no-events")
   };
 
   var view = {
@@ -41,18 +52,23 @@
     label: null, confidence: 0, voice: false, latency_ms: null, probs: {}, weights: null,
     seq: null, final: false, input: null, vrchat: null, messages: 0, hellos: 0, connects: 0, face: {}, profile: null,
     calibrate: { state: "idle", step: null, steps: 0, label: null, sentence: null, accepted: 0, attempt: 1,
-                 message: "", kind: null, events: [], levels: 0 }
+                 message: "", kind: null, events: [], levels: 0 },
+    // With --mood: the selected stream's last mood reading, how many it got, its trace length and
+    // the last events (every stream's, newest last; the list shows the selected stream's).
+    mood: { messages: 0, last: null, trace: 0, events: [] }
   };
   window.serView = view;
 
   var history = [];               // {t, probs, voice, label}
   var legendRows = {};            // label -> {bar, value}
+  var moodTrace = [];             // {t (stream s), vMoment, vMinute, aMoment, aMinute} of the selected stream
   var ws = null;
   var backoff = BACKOFF_MIN_MS;
   var retryTimer = null;
   var attempt = 0;
 
   el.chartSeconds.textContent = String(HISTORY_S);
+  el.moodSeconds.textContent = String(MOOD_WINDOW_S);
 
   // ---------------------------------------------------------------- helpers
   function colorOf(label, i) {
@@ -112,6 +128,8 @@
       else if (msg.type === "status") onInputStatus(msg);
       else if (msg.type === "calibrate") onCalibrate(msg);
       else if (msg.type === "vrchat") onVRChat(msg);
+      else if (msg.type === "mood") onMood(msg);
+      else if (msg.type === "event") onMoodEvent(msg);
     };
     sock.onclose = function (ev) {
       if (ws !== sock) return;
@@ -196,6 +214,11 @@
     view.stream = el.streamSelect.value;
     el.streamName.textContent = view.stream;
     history = [];
+    moodTrace = [];
+    view.mood.trace = 0;
+    view.mood.last = null;
+    showMoodEvents();
+    drawMood();
   });
 
   function buildLegend(labels) {
@@ -412,17 +435,171 @@
     }
   }
 
+  // ---------------------------------------------------------------- mood (--mood)
+  // A `mood` message about once a second of stream time per stream, an `event` message when one
+  // fires (ser_daemon/schema/messages.schema.json).  Horizons without a voice yet are null: the
+  // trace has a gap there, never a zero (silence is not a mood).
+  function num(x) { return typeof x === "number" && isFinite(x) ? x : null; }
+  function signed(x) { return x === null ? "?" : (x >= 0 ? "+" : "") + fmt(x, 2); }
+  function horizon(h, name) { return h && typeof h === "object" ? num(h[name]) : null; }
+
+  function showMoodPanel() { el.moodPanel.classList.remove("hidden"); }
+
+  function onMood(msg) {
+    var stream = msg.stream != null ? String(msg.stream) : null;
+    noteStream(stream);
+    if (view.stream !== null && stream !== null && stream !== view.stream) return;
+    var t = num(msg.time);
+    if (t === null) return;
+    showMoodPanel();
+    // A stream that starts over (a new daemon, a replay again) restarts its clock: so does the trace.
+    if (moodTrace.length && t < moodTrace[moodTrace.length - 1].t) moodTrace = [];
+    var r = {
+      t: t, vMoment: horizon(msg.valence, "moment"), vMinute: horizon(msg.valence, "minute"),
+      aMoment: horizon(msg.arousal, "moment"), aMinute: horizon(msg.arousal, "minute")
+    };
+    moodTrace.push(r);
+    while (moodTrace.length > MOOD_TRACE_MAX || (moodTrace.length > 1 && moodTrace[0].t < t - MOOD_WINDOW_S - 5)) {
+      moodTrace.shift();
+    }
+    var talking = horizon(msg.talking, "minute"), silence = num(msg.silence_s);
+    view.mood.messages += 1;
+    view.mood.trace = moodTrace.length;
+    view.mood.last = { stream: stream, time: t, valence: r.vMinute, arousal: r.aMinute, valenceMoment: r.vMoment,
+                       arousalMoment: r.aMoment, talking: talking, silence_s: silence };
+    el.moodValence.textContent = signed(r.vMinute) + " (moment " + signed(r.vMoment) + ")";
+    el.moodArousal.textContent = signed(r.aMinute) + " (moment " + signed(r.aMoment) + ")";
+    el.moodTalking.textContent = talking === null ? "?" : fmt(100 * talking, 0) + "% of the last minute";
+    el.moodSilence.textContent = silence === null ? "?" : fmt(silence, 1) + " s";
+    drawMood();
+  }
+
+  function onMoodEvent(msg) {
+    var stream = msg.stream != null ? String(msg.stream) : null;
+    noteStream(stream);
+    showMoodPanel();
+    var ev = { stream: stream, kind: String(msg.kind || "?"), time: num(msg.time),
+               evidence: msg.evidence && typeof msg.evidence === "object" ? msg.evidence : {} };
+    view.mood.events.push(ev);
+    if (view.mood.events.length > MOOD_EVENTS_MAX) view.mood.events.splice(0, view.mood.events.length - MOOD_EVENTS_MAX);
+    showMoodEvents();
+    drawMood();
+  }
+
+  // The evidence in a few words: the figures an app would log (all of them in the tooltip).
+  function evidenceText(e) {
+    var keys = ["reason", "valence_minute_before", "valence_minute", "arousal_minute", "valence_moment", "silence_s"];
+    var parts = [];
+    keys.forEach(function (k) {
+      var v = e[k];
+      if (v === undefined || v === null) return;
+      parts.push(k.replace(/_/g, " ") + " " + (typeof v === "number" ? fmt(v, 2) : String(v)));
+    });
+    return parts.join(", ");
+  }
+
+  function selectedEvents() {
+    return view.mood.events.filter(function (e) {
+      return view.stream === null || e.stream === null || e.stream === view.stream;
+    });
+  }
+
+  function showMoodEvents() {
+    var list = el.moodEvents;
+    while (list.firstChild) list.removeChild(list.firstChild);
+    var shown = selectedEvents().slice(-MOOD_EVENTS_SHOWN).reverse();   // newest first
+    shown.forEach(function (e) {
+      var li = document.createElement("li");
+      li.dataset.kind = e.kind;
+      li.title = JSON.stringify(e.evidence);
+      var when = document.createElement("span");
+      when.className = "when";
+      when.textContent = (e.time === null ? "?" : fmt(e.time, 1) + " s") + " · ";
+      var kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = e.kind.replace(/_/g, " ");
+      var why = document.createElement("span");
+      why.className = "evidence";
+      var text = evidenceText(e.evidence);
+      why.textContent = text ? " · " + text : "";
+      li.appendChild(when); li.appendChild(kind); li.appendChild(why);
+      list.appendChild(li);
+    });
+    el.moodNoEvents.classList.toggle("hidden", shown.length > 0);
+  }
+
+  function drawMood() {
+    if (el.moodPanel.classList.contains("hidden")) return;
+    var canvas = clearCanvas(el.moodChart, 160);
+    if (!canvas) return;
+    var g = canvas.g, cssW = canvas.w, cssH = canvas.h;
+    var tEnd = moodTrace.length ? Math.max(MOOD_WINDOW_S, moodTrace[moodTrace.length - 1].t) : MOOD_WINDOW_S;
+    var t0 = tEnd - MOOD_WINDOW_S;
+    var xOf = function (t) { return (t - t0) / MOOD_WINDOW_S * cssW; };
+    var yOf = function (v) { return (1 - (Math.max(-1, Math.min(1, v)) + 1) / 2) * (cssH - 4) + 2; };
+
+    // grid: -1, 0, +1 and one line per 30 s of stream time
+    g.strokeStyle = "rgba(128,128,128,0.25)";
+    g.lineWidth = 1;
+    [-1, -0.5, 0.5, 1].forEach(function (v) {
+      var gy = Math.round(yOf(v)) + 0.5;
+      g.beginPath(); g.moveTo(0, gy); g.lineTo(cssW, gy); g.stroke();
+    });
+    for (var s = Math.ceil(t0 / 30) * 30; s <= tEnd; s += 30) {
+      var gx = Math.round(xOf(s)) + 0.5;
+      g.beginPath(); g.moveTo(gx, 0); g.lineTo(gx, cssH); g.stroke();
+    }
+    g.strokeStyle = "rgba(128,128,128,0.7)";
+    g.beginPath(); g.moveTo(0, Math.round(yOf(0)) + 0.5); g.lineTo(cssW, Math.round(yOf(0)) + 0.5); g.stroke();
+
+    // events: a vertical mark in the event's colour at its time
+    selectedEvents().forEach(function (e) {
+      if (e.time === null || e.time < t0) return;
+      g.strokeStyle = EVENT_COLORS[e.kind] || "#7b8794";
+      g.lineWidth = 3;
+      var ex = Math.round(xOf(e.time));
+      g.beginPath(); g.moveTo(ex, 0); g.lineTo(ex, cssH); g.stroke();
+    });
+
+    function line(key, color, width) {
+      g.strokeStyle = color;
+      g.lineWidth = width;
+      g.beginPath();
+      var open = false;
+      for (var k = 0; k < moodTrace.length; k++) {
+        var v = moodTrace[k][key];
+        if (v === null) { open = false; continue; }     // no voice yet: a gap, not a zero
+        var x = xOf(moodTrace[k].t), y = yOf(v);
+        if (open) g.lineTo(x, y); else g.moveTo(x, y);
+        open = true;
+      }
+      g.stroke();
+    }
+    line("vMoment", VALENCE_COLOR, 1);
+    line("aMoment", AROUSAL_COLOR, 1);
+    line("vMinute", VALENCE_COLOR, 3);
+    line("aMinute", AROUSAL_COLOR, 3);
+  }
+  window.addEventListener("resize", drawMood);
+
   // ---------------------------------------------------------------- strip chart
-  function drawChart() {
-    var c = el.chart;
+  // A canvas sized to its CSS box at the screen's pixel ratio and cleared: {g, w, h} in CSS pixels.
+  function clearCanvas(c, defaultH) {
     var dpr = window.devicePixelRatio || 1;
-    var cssW = c.clientWidth || 640, cssH = c.clientHeight || 180;
+    var cssW = c.clientWidth || 640, cssH = c.clientHeight || defaultH;
     var pw = Math.max(1, Math.round(cssW * dpr)), ph = Math.max(1, Math.round(cssH * dpr));
     if (c.width !== pw || c.height !== ph) { c.width = pw; c.height = ph; }
     var g = c.getContext("2d");
-    if (!g) return;
+    if (!g) return null;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, cssW, cssH);
+    return { g: g, w: cssW, h: cssH };
+  }
+
+  function drawChart() {
+    var canvas = clearCanvas(el.chart, 180);
+    if (!canvas) return;
+    var g = canvas.g, cssW = canvas.w, cssH = canvas.h;
     var voiceH = 8, plotH = cssH - voiceH - 2;
     var now = performance.now();
     var t0 = now - HISTORY_S * 1000;

@@ -146,7 +146,7 @@ LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000", "000000000000000
 
 @pytest.fixture(scope="module")
 def cluster() -> Any:
-    """A local Ray instance with the application: 2 ingress replicas, 1 model replica, LiteRT."""
+    """A local Ray instance with the application: 2 ingress replicas, 1 model replica, LiteRT, the mood stage."""
     from ray import serve
 
     from ser_daemon.cluster.app import APP_NAME, settings_from_args
@@ -157,7 +157,7 @@ def cluster() -> Any:
     try:
         settings = settings_from_args({
             "model_dir": str(MODEL_DIR), "backend": "litert", "ingress_replicas": 2, "ingress_cpus": 0.25,
-            "model_cpus": 0.25, "lease_s": 1.0, "allow_stream_osc": "127.0.0.1",
+            "model_cpus": 0.25, "lease_s": 1.0, "allow_stream_osc": "127.0.0.1", "mood": "true",
         })
         deploy(settings, "127.0.0.1", port)
         registry = serve.get_deployment_handle("Registry", app_name=APP_NAME)
@@ -168,11 +168,11 @@ def cluster() -> Any:
 
 @pytest.fixture(scope="module")
 def daemon() -> Any:
-    """The single daemon with the same model, its ingest endpoint and its state socket."""
+    """The single daemon with the same model and --mood, its ingest endpoint and its state socket."""
     ingest, ws = free_port(), free_port()
     proc = subprocess.Popen(
         daemon_cmd("--ingest", f"127.0.0.1:{ingest}", "--ws", f"127.0.0.1:{ws}", "--ws-queue", "1000",
-                   "--no-osc", "--quiet", "--backend", "litert", "--model", str(MODEL_DIR)),
+                   "--no-osc", "--quiet", "--backend", "litert", "--model", str(MODEL_DIR), "--mood"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     try:
@@ -201,23 +201,28 @@ def test_states_match_the_single_daemon(cluster, daemon) -> None:
         assert hello["type"] == "hello"
 
         async def watch() -> list[dict]:
+            """The daemon's states, moods and events of the stream, up to the final state's mood."""
             msgs: list[dict] = []
             end = time.monotonic() + timeout(CLIP_S + 20)
-            while time.monotonic() < end and not (msgs and msgs[-1].get("final")):
+            final = False
+            while time.monotonic() < end and not (final and msgs[-1]["type"] == "mood"):
                 m = json.loads(await asyncio.wait_for(watcher.recv(), max(0.1, end - time.monotonic())))
-                if m.get("type") == "state" and m.get("stream") == "same":
+                if m.get("type") in ("state", "mood", "event") and m.get("stream") == "same":
                     msgs.append(m)
+                    final = final or bool(m.get("final"))
             return msgs
 
         w = asyncio.ensure_future(watch())
         ours, theirs = await asyncio.gather(_talk(cluster["port"], "same", pcm, rate),
                                             _talk(daemon["ingest"], "same", pcm, rate))
-        daemon_states = await w
+        daemon_msgs = await w
         await watcher.close()
-        return (ours, theirs), daemon_states
+        return (ours, theirs), daemon_msgs
 
-    (ours, theirs), daemon_states = asyncio.run(main())
-    started, cluster_states, code, reason = ours
+    (ours, theirs), daemon_msgs = asyncio.run(main())
+    started, cluster_msgs, code, reason = ours
+    cluster_states = [m for m in cluster_msgs if m["type"] == "state"]
+    daemon_states = [m for m in daemon_msgs if m["type"] == "state"]
     assert started == theirs[0] == {"type": "started", "stream": "same"}
     assert (code, reason) == (theirs[2], theirs[3]) == (1000, "stopped")
     n = int((CLIP_S - 2.0) / 0.25) + 1
@@ -227,6 +232,15 @@ def test_states_match_the_single_daemon(cluster, daemon) -> None:
     # The final state's end_sample counts the audio each server had read when the stream ended.
     for k in ("label", "probs", "voice", "final", "seq"):
         assert cluster_states[-1][k] == daemon_states[-1][k]
+    # The mood stage (mood=true, the daemon's --mood): the same mood and event messages after the same
+    # states, in the same order; the last follows the final state (whose time is each server's own).
+    kinds = [m["type"] for m in cluster_msgs]
+    assert kinds == [m["type"] for m in daemon_msgs] and kinds[0] == "state" and kinds[-1] == "mood"
+    assert kinds.count("mood") >= 3, kinds  # at most one a second of stream time, and the final state's
+    assert [_comparable(m) for m in cluster_msgs[:-2]] == [_comparable(m) for m in daemon_msgs[:-2]]
+    final_mood, theirs_final = cluster_msgs[-1], daemon_msgs[-1]
+    assert final_mood["stream"] == "same" and final_mood["voice"] is False
+    assert final_mood["valence"]["session"] == theirs_final["valence"]["session"]
 
 
 def test_bad_start_messages_are_refused_as_the_daemon_does(cluster, daemon) -> None:
@@ -286,16 +300,22 @@ def test_states_also_go_out_as_osc_when_the_operator_allows_it(cluster) -> None:
         target = f"127.0.0.1:{rx.getsockname()[1]}"
         _started, msgs, code, _reason = asyncio.run(_talk(cluster["port"], "osc_out", pcm, rate, osc=target))
         states = [m for m in msgs if m.get("type") == "state"]
-        assert code == 1000 and len(states) == 4 and states[-1]["final"]
+        moods = [m for m in msgs if m.get("type") == "mood"]
+        assert code == 1000 and len(states) == 4 and states[-1]["final"] and moods
         # Each bundle left before its WebSocket message, so all are queued here by now (bounded reads).
         rx.settimeout(timeout(2))
-        bundles = []
-        for _ in range(len(states)):
+        bundles, valence = [], []
+        for _ in range(len(states) + len(moods)):
             msg = {m.address: m.params for m in OscBundle(rx.recv(65536))}
-            bundles.append((msg["/ser/state"][0], msg["/ser/seq"][0]))
+            if "/ser/state" in msg:
+                bundles.append((msg["/ser/state"][0], msg["/ser/seq"][0]))
+            else:  # the mood stage's reading, generic scheme
+                valence.append(msg["/ser/mood/valence"])
     finally:
         rx.close()
     assert bundles == [("unsure" if s["uncertain"] else s["label"], s["seq"]) for s in states]
+    assert valence == [pytest.approx([m["valence"][h] or 0.0 for h in ("moment", "minute", "session")], abs=1e-4)
+                       for m in moods]
 
 
 def test_duplicates_are_refused_on_either_replica(cluster) -> None:

@@ -102,6 +102,8 @@ def test_cluster_subcommand_serves_and_stops_cleanly() -> None:
     (["--num-cpus", "0", "--ingress-replicas", "1"], "Ray needs at least 1 CPU"),
     (["--num-cpus", "1", "--ingress-replicas", "1"], "less than the replicas reserve"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--mood-setting", "cooldwn_s=1"], "[mood] has no setting 'cooldwn_s'; did you mean cooldown_s?"),
+    (["--mood-setting", "cooldown_s"], "expected KEY=VALUE"),
 ])
 def test_cluster_arguments_are_checked_before_ray_starts(args: list[str], cause: str) -> None:
     """Issue 32: these started Ray (10-19 s), then exited 1 with a traceback or never became ready."""

@@ -13,7 +13,8 @@
 - Allocation per OSC bundle and per WebSocket state (Tests~/Probe/AllocBench.cs), reported.
 - End to end: the real daemon sends the generic OSC scheme, VMC and WebSocket at the same time to
   three probes under mono, which print what they decoded; junk UDP does not stop a probe. And a
-  daemon with two inputs (two streams) feeds one face per stream, over OSC and over WebSocket.
+  daemon with two inputs (two streams) feeds one face per stream, over OSC and over WebSocket. And
+  a daemon with --mood feeds the MoodEvents sample's client, which reacts to frustration_rising.
 
 Needs ``mcs`` and ``mono`` (apt: mono-mcs, which pulls in mono-runtime); skipped without them
 unless SER_REQUIRE_MONO=1.
@@ -38,14 +39,16 @@ import pytest
 
 from conftest import timeout
 from helpers import REPO, daemon_cmd, free_port
-from tiny_model import tone, write_wav
+from tiny_model import MOOD_ARC_TOML, mood_arc_wav, tone, write_wav
 
 BRIDGE = REPO / "unity_bridge"
 CORE = sorted((BRIDGE / "Runtime" / "Core").glob("*.cs"))
 UNITY = sorted((BRIDGE / "Runtime" / "Unity").glob("*.cs"))
 VRM = sorted((BRIDGE / "Runtime" / "Vrm10").glob("*.cs")) + sorted((BRIDGE / "Runtime" / "Vrm0").glob("*.cs"))
 SAMPLE_DIR = BRIDGE / "Samples~" / "BasicAvatar"
-SAMPLE = sorted((BRIDGE / "Samples~").glob("*/*.cs"))  # BasicAvatar, RuntimeVrm
+SAMPLE = sorted((BRIDGE / "Samples~").glob("*/*.cs"))  # BasicAvatar, RuntimeVrm, MoodEvents
+MOOD_DIR = BRIDGE / "Samples~" / "MoodEvents"
+MOOD_CLIENT = MOOD_DIR / "FrustrationWatcher.cs"  # plain C#: the probe runs it (--mood)
 RECORDING = SAMPLE_DIR / "DemoStates.txt"
 STUBS = sorted((BRIDGE / "Tests~" / "Stubs").glob("*.cs"))
 TESTS = sorted((BRIDGE / "Tests" / "Runtime").glob("*.cs"))
@@ -83,7 +86,7 @@ def _mcs(out: Path, sources: list[Path], target: str = "exe", defines: tuple[str
 def probe_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _need_mono()
     out = tmp_path_factory.mktemp("unity_bridge") / "Probe.exe"
-    _mcs(out, [*CORE, *TESTS, *NUNIT, *PROBE])
+    _mcs(out, [*CORE, *TESTS, *NUNIT, *PROBE, MOOD_CLIENT])
     return out
 
 
@@ -223,7 +226,9 @@ def test_package_layout_for_unity() -> None:
     assert (BRIDGE / sample["path"]) == SAMPLE_DIR
     # The runtime-loading sample compiles only with UniVRM 1.0, gated like the VRM 1.0 driver.
     runtime_vrm = BRIDGE / "Samples~" / "RuntimeVrm"
-    assert [s["path"] for s in pkg["samples"]] == ["Samples~/BasicAvatar", "Samples~/RuntimeVrm"]
+    assert [s["path"] for s in pkg["samples"]] == ["Samples~/BasicAvatar", "Samples~/RuntimeVrm", "Samples~/MoodEvents"]
+    shipped += list(MOOD_DIR.iterdir())
+    assert not re.search(r"using\s+UnityEngine|UnityEngine\.", MOOD_CLIENT.read_text()), "the mood client runs without Unity"
     sasm = json.loads((runtime_vrm / "SerDaemon.Bridge.Samples.RuntimeVrm.asmdef").read_text())
     vrm10 = json.loads((BRIDGE / "Runtime" / "Vrm10" / "SerDaemon.Bridge.Vrm10.asmdef").read_text())
     assert sasm["defineConstraints"] == vrm10["defineConstraints"] and sasm["versionDefines"] == vrm10["versionDefines"]
@@ -682,3 +687,67 @@ def test_two_streams_one_face_each(harness_exe, tiny_bundle, tmp_path) -> None:
         assert max(c.get("Fcl_ALL_Fun", [0.0])) > max(a.get("Fcl_ALL_Fun", [0.0])), (a, c)
         final = [ln for ln in lines if ln.startswith("UNITY FINAL ")]
         assert len(final) == 2 and all(kv.split("=")[1] == "0.00" for ln in final for kv in ln.split()[3:]), final
+
+
+@pytest.mark.needs_tf
+@pytest.mark.slow
+def test_mood_events_to_the_csharp_client(probe_exe, harness_exe, tiny_bundle, tmp_path) -> None:
+    """A real daemon with --mood (short horizons) sends its mood and event messages over WebSocket to the
+    MoodEvents sample's FrustrationWatcher under mono (allocation-free WsStateDecoder): every event arrives
+    with its kind, stream, time and evidence as the daemon's --jsonl wrote them, and frustration_rising
+    makes it offer help, once, with the minute valence before and now. The same run feeds a
+    SerDaemonReceiver on the stubs, whose MoodEventReceived gets the same events."""
+    wav = mood_arc_wav(tmp_path / "arc.wav")
+    config = tmp_path / "mood.toml"
+    config.write_text(MOOD_ARC_TOML, encoding="utf-8")
+    port = free_port()
+    probe = ProbeProc(probe_exe, "--ws", f"ws://127.0.0.1:{port}/", "--mood", "--seconds", "45")
+    unity = ProbeProc(harness_exe, "--ws", f"ws://127.0.0.1:{port}/", "--seconds", "45", "--idle-exit", "1.5")
+    daemon = None
+    try:
+        daemon = subprocess.Popen(
+            daemon_cmd("--input", str(wav), "--ws", f"127.0.0.1:{port}", "--no-osc", "--quiet", "--jsonl",
+                       "--config", str(config), "--wait-clients", "2"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, "SER_MODEL_DIR": str(tiny_bundle)},
+        )
+        out, err = daemon.communicate(timeout=timeout(60))
+        assert daemon.returncode == 0, err
+        lines = probe.finish(15)
+        unity_lines = unity.finish(15)
+    finally:
+        probe.kill()
+        unity.kill()
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=5)
+
+    sent = [m for m in map(json.loads, out.splitlines()) if m["type"] == "event"]
+    kinds = [m["kind"] for m in sent]
+    assert "frustration_rising" in kinds and "delighted" in kinds, kinds
+    assert "WS connected" in lines and "FINAL seen" in lines, lines[-20:]
+    got = [ln.split(" ", 2)[2] for ln in lines if ln.startswith("MOOD event ")]
+    assert len(got) == len(sent), (got, sent)
+    for line, msg in zip(got, sent):
+        kind, *fields = line.split(" ")
+        values = dict(f.split("=", 1) for f in fields)
+        assert kind == msg["kind"] and values.pop("stream") == msg["stream"] == "arc"
+        assert float(values.pop("time")) == pytest.approx(msg["time"], abs=1e-9)
+        evidence = {k: v for k, v in msg["evidence"].items() if v is not None}
+        assert set(values) == set(evidence), (values, evidence)
+        for k, v in evidence.items():
+            assert values[k] == v if isinstance(v, str) else float(values[k]) == pytest.approx(v, abs=1e-9), (k, line)
+    helps = [ln for ln in lines if ln.startswith("MOOD help ")]
+    frustration = [m for m in sent if m["kind"] == "frustration_rising"]
+    assert len(helps) == len(frustration) >= 1
+    ev = frustration[0]["evidence"]
+    m = re.fullmatch(r"MOOD help stream=arc valence_minute=(\S+) before=(\S+)", helps[0])
+    assert m, helps[0]
+    assert float(m.group(1)) == pytest.approx(ev["valence_minute"], abs=1e-9)
+    assert float(m.group(2)) == pytest.approx(ev["valence_minute_before"], abs=1e-9)
+    assert ev["valence_minute"] < ev["valence_minute_before"]
+    assert lines[-1] == f"DONE mood events={len(sent)} help={len(frustration)}", lines[-3:]
+    # The receiver component: the same events, decoded the same way.
+    assert [ln.split(" ", 2)[2] for ln in unity_lines if ln.startswith("UNITY MOOD ")] == got, unity_lines[-20:]
+    assert not any(ln.startswith(("ERROR", "EXCEPTION")) for ln in unity_lines), unity_lines[-20:]
+

@@ -52,6 +52,7 @@ _PROBE = """JSON.stringify((() => {
     browDown: v.weights && v.weights.arkit ? v.weights.arkit.browDownLeft : null,
     mouth: q('mouth', 'd'), browL: q('brow-left', 'd'), browR: q('brow-right', 'd'),
     eyeL: q('eye-left', 'ry'), eyeR: q('eye-right', 'ry'),
+    moodHidden: (document.getElementById('mood-panel') || {classList: {contains: () => false}}).classList.contains('hidden'),
   };
 })())"""
 
@@ -327,6 +328,7 @@ def test_web_view_in_headless_chromium(tiny_bundle, tmp_path) -> None:
     assert live[-1]["legend"] == list(LABELS)
     assert all(lab in live[-1]["legendText"] for lab in LABELS)
     assert any(s["status"].startswith("live") for s in live)
+    assert all(s["moodHidden"] for s in live), "the mood panel showed without --mood"
 
     # The label shown goes calm -> angry, on <body> and in the big label alike.
     labels = [s["label"] for s in samples if s["messages"]]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ser_daemon.cluster.leases import StreamLeases
-from ser_daemon.cluster.settings import MAX_BATCH_WAIT_S, ClusterSettings, batch_wait_s
+from ser_daemon.cluster.settings import MAX_BATCH_WAIT_S, ClusterSettings, batch_wait_s, mood_from_args
+from ser_daemon.core.mood_settings import MoodSettings
 from ser_daemon.core.settings import AnalysisSettings
 from ser_daemon.errors import ConfigError
 from ser_daemon.net.ingest_protocol import Audio, IngestSession, ProtocolError, Started, Stop, decode_pcm
@@ -106,6 +107,40 @@ def test_autoscaling_targets_open_connections() -> None:
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         ClusterSettings(model_dir="/m", **kwargs)
+
+
+def test_mood_is_off_unless_asked_for() -> None:
+    assert ClusterSettings(model_dir="/m").mood is None
+    for off in (None, False, "false", "0", "no", "None"):
+        assert mood_from_args(off, {}) is None, off
+    assert mood_from_args("false", {"mood_cooldown_s": "120"}) is None  # said off, stays off
+    for on in (True, "true", "1", "Yes"):
+        assert mood_from_args(on, {}) == MoodSettings(), on
+
+
+def test_mood_settings_from_serve_run_strings_and_cli_pairs() -> None:
+    from ser_daemon.cluster.cli import _settings_args, build_parser
+
+    # serve run passes strings; a mood_* key alone turns the stage on.
+    m = mood_from_args(None, {"mood_cooldown_s": "120", "mood_min_voiced_s": "1.5",
+                              "mood_circumplex_angry": "[-0.5, 0.7]"})
+    assert m is not None and m.cooldown_s == 120 and m.min_voiced_s == 1.5
+    assert m.circumplex["angry"] == (-0.5, 0.7) and m.circumplex["happy"] == MoodSettings().circumplex["happy"]
+    typed = mood_from_args(MoodSettings(cooldown_s=5), {"mood_minute_s": 30})
+    assert typed is not None and (typed.cooldown_s, typed.minute_s) == (5, 30)
+    for bad in ({"mood_cooldwn_s": "1"}, {"mood_cooldown_s": "soon"}, {"mood_cooldown_s": "-1"}):
+        with pytest.raises(ConfigError):
+            mood_from_args(True, bad)
+    with pytest.raises(ConfigError, match="mood must be true or false"):
+        mood_from_args("maybe", {})
+    # ser-daemon cluster --mood / --mood-setting KEY=VALUE
+    args = vars(build_parser().parse_args(["--mood-setting", "cooldown_s=120", "--mood-setting", "circumplex-sad=[-0.6,-0.3]"]))
+    assert {k: v for k, v in _settings_args(args).items() if k.startswith("mood")} == {
+        "mood_cooldown_s": "120", "mood_circumplex_sad": "[-0.6,-0.3]"}
+    assert _settings_args(vars(build_parser().parse_args(["--mood"])))["mood"] is True
+    assert "mood" not in _settings_args(vars(build_parser().parse_args([])))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--mood-setting", "cooldown_s"])
 
 
 def test_batcher_sends_one_call_per_tick_in_order() -> None:

@@ -93,3 +93,38 @@ def test_sender_sends_generic_bundles_and_counts_failures(caplog: pytest.LogCapt
     finally:
         out.close()
         rx.close()
+
+
+def test_sender_sends_mood_readings_and_events_as_the_generic_scheme() -> None:
+    from pythonosc.osc_message import OscMessage
+
+    from ser_daemon.core.mood import Horizons, MoodReading
+    from ser_daemon.core.mood_events import MoodEvent
+    from ser_daemon.core.mood_stage import MoodUpdate
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    out = StreamOscOut()
+    try:
+        assert out.send_mood(rx.getsockname(), MoodUpdate(None)), "nothing to send is no failure"
+        reading = MoodReading(stream="amy", time_s=6.0, voice=True, valence=Horizons(0.1, -0.2, 0.3),
+                              arousal=Horizons(0.4, 0.5, 0.6), point=(0.1, 0.4), talking_minute=0.8, talking_session=0.9,
+                              silence_s=0.0, silent_share=0.2, voiced_s_minute=3.0, voiced_s_session=3.0,
+                              session_s=4.0, emotions_minute={}, emotions_session={})
+        event = MoodEvent("frustration_rising", "amy", 6.0, {"valence_minute": -0.2})
+        assert out.send_mood(rx.getsockname(), MoodUpdate(reading, (event,)))
+        msgs: dict[str, list] = {}
+        for _ in range(2):  # generic bundles: the reading's, then the event's (or one bundle with all)
+            data = rx.recv(65536)
+            for m in (OscBundle(data) if OscBundle.dgram_is_bundle(data) else [OscMessage(data)]):
+                msgs[m.address] = m.params
+            if "/ser/mood/event" in msgs:
+                break
+        assert msgs["/ser/mood/valence"] == pytest.approx([0.1, -0.2, 0.3])
+        assert msgs["/ser/mood/event"][0] == "frustration_rising"
+        assert json.loads(msgs["/ser/mood/event"][2]) == {"valence_minute": -0.2}
+        assert not out.send_mood(("127.0.0.1", 0), MoodUpdate(reading)) and out.errors == 1
+    finally:
+        out.close()
+        rx.close()

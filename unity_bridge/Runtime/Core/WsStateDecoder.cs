@@ -8,7 +8,8 @@ namespace SerDaemon.Bridge
     /// <summary>
     /// Reads the daemon's JSON messages from UTF-8 bytes without building a JSON tree: "state" messages
     /// update the state of their stream (values replaced, dictionaries reused), "status" messages set the
-    /// stream's Status ("no_audio" relaxes the face), "hello" gives the labels and the stream order. Names
+    /// stream's Status ("no_audio" relaxes the face), "hello" gives the labels and the stream order, "event"
+    /// (a mood event, with --mood) fills LastEvent. Names
     /// and ids come from a bounded string cache, numbers are parsed in place, so a state costs no
     /// allocation once its names have been seen. Unknown fields are skipped; malformed input returns false
     /// (never throws) and leaves the states as they were. Not thread-safe: one decoder per thread.
@@ -22,14 +23,21 @@ namespace SerDaemon.Bridge
         public double Now;
         /// <summary>The model's labels from the last hello (null before one arrived).</summary>
         public string[] Labels { get; private set; }
-        /// <summary>Type of the last message decoded ("hello", "state", "status", or another type).</summary>
+        /// <summary>Type of the last message decoded ("hello", "state", "status", "event", or another type).</summary>
         public string LastType { get; private set; }
         /// <summary>The stream the last state or status message was about.</summary>
         public EmotionState LastState { get; private set; }
         public string LastError { get; private set; }
+        /// <summary>
+        /// The last mood event decoded (LastType "event"; null before one). Filled in place: the same object
+        /// is reused two events later, so Clone() what you keep.
+        /// </summary>
+        public MoodEvent LastEvent { get; private set; }
 
         readonly Utf8StringCache strings = new Utf8StringCache();
         readonly EmotionState scratch = new EmotionState();
+        MoodEvent eventScratch = new MoodEvent(), eventSpare = new MoodEvent();
+        bool eventTouched;
         readonly List<string> labelsRead = new List<string>();
         readonly List<string> streamsRead = new List<string>();
         char[] chars = new char[64];
@@ -55,6 +63,7 @@ namespace SerDaemon.Bridge
             scratch.Final = false; scratch.LatencyMs = 0f; scratch.Status = null;
             scratch.ClearValues();
             labelsRead.Clear(); streamsRead.Clear();
+            if (eventTouched) { eventScratch.Clear(); eventTouched = false; }
             hasLabels = hasStreams = hasStatus = false;
             string type = null;
             bool ok;
@@ -75,6 +84,16 @@ namespace SerDaemon.Bridge
             {
                 if (hasLabels) Labels = labelsRead.ToArray();
                 if (hasStreams) Streams.SetOrder(streamsRead);
+                return true;
+            }
+            if (type == "event")
+            {
+                // Swap, so a malformed message never leaves a half-written LastEvent behind.
+                eventScratch.Stream = scratch.Stream;
+                var done = eventScratch;
+                eventScratch = LastEvent ?? eventSpare;
+                eventScratch.Clear();
+                LastEvent = done;
                 return true;
             }
             if (type != "state" && type != "status") return true;
@@ -185,11 +204,17 @@ namespace SerDaemon.Bridge
             if (KeyIs(ks, kl, "weights")) return ReadValues(EmotionState.SetWeights, true);
             if (KeyIs(ks, kl, "labels")) { hasLabels = true; return ReadStringArray(labelsRead); }
             if (KeyIs(ks, kl, "streams")) { hasStreams = true; return ReadStringArray(streamsRead); }
+            if (KeyIs(ks, kl, "kind")) { eventTouched = true; string s; if (!ReadStringOrNull(out s)) return false; eventScratch.Kind = s ?? ""; return true; }
+            if (KeyIs(ks, kl, "time")) { eventTouched = true; return ReadNumberLoose(out eventScratch.Time); }
+            if (KeyIs(ks, kl, "evidence")) { eventTouched = true; return ReadValues(null, false, eventScratch); }
             return SkipValue(1);
         }
 
-        /// <summary>An object of name: number into a set; with nested, name: {name: number} into set "name" (the daemon's weights).</summary>
-        bool ReadValues(string set, bool nested)
+        /// <summary>
+        /// An object of name: number into a set; with nested, name: {name: number} into set "name" (the daemon's
+        /// weights); with evidence, name: number or name: "text" into that event's evidence (a mood event's).
+        /// </summary>
+        bool ReadValues(string set, bool nested, MoodEvent evidence = null)
         {
             SkipWs();
             if (pos < end && d[pos] == 'n') return Literal("null");
@@ -211,11 +236,18 @@ namespace SerDaemon.Bridge
                 {
                     double v;
                     if (!ReadNumber(out v)) return false;
-                    scratch.SetValue(set, name, (float)v);
+                    if (evidence != null) evidence.SetNumber(name, v);
+                    else scratch.SetValue(set, name, (float)v);
                 }
                 else if (nested && c == '{')
                 {
                     if (!ReadValues(name, false)) return false;
+                }
+                else if (evidence != null && c == '"')
+                {
+                    string text;
+                    if (!ReadString(out text)) return false;
+                    evidence.SetText(name, text);
                 }
                 else if (!SkipValue(2)) return false;
                 SkipWs();

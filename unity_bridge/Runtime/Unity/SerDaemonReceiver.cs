@@ -47,16 +47,27 @@ namespace SerDaemon.Bridge
         /// <summary>Raised on the main thread for each stream whose state changed this frame.</summary>
         public event Action<EmotionState> StateChanged;
 
+        /// <summary>
+        /// Raised on the main thread for each mood event (ser-daemon --mood: frustration_rising, disengaging,
+        /// delighted, recovered), as it is dequeued, before the frame's StateChanged. WebSocket transport
+        /// only. The MoodEvent is reused by the decoder: Clone() it to keep it.
+        /// </summary>
+        public event Action<MoodEvent> MoodEventReceived;
+
         /// <summary>A UnityEvent with the changed stream's state (wire it in the Inspector).</summary>
         [Serializable] public sealed class StateEvent : UnityEvent<EmotionState> { }
         /// <summary>A UnityEvent with a label ("happy", "neutral", "unsure", ...).</summary>
         [Serializable] public sealed class LabelEvent : UnityEvent<string> { }
+        /// <summary>A UnityEvent with a mood event (its Kind, Stream, Time and evidence).</summary>
+        [Serializable] public sealed class MoodEventEvent : UnityEvent<MoodEvent> { }
 
         [Header("Events (Inspector hooks)")]
         [Tooltip("Each frame, once per stream whose state changed (main thread), like the StateChanged C# event.")]
         public StateEvent onStateChanged = new StateEvent();
         [Tooltip("When the label of the first stream (the daemon's first, or the first heard) changes: e.g. play a sound or switch an animation on \"angry\".")]
         public LabelEvent onLabelChanged = new LabelEvent();
+        [Tooltip("For each mood event of ser-daemon --mood (WebSocket only), like the MoodEventReceived C# event: e.g. offer help on \"frustration_rising\".")]
+        public MoodEventEvent onMoodEvent = new MoodEventEvent();
         string lastLabel;
 
         readonly StreamStates streams = new StreamStates();
@@ -180,6 +191,21 @@ namespace SerDaemon.Bridge
             LastCloseMilliseconds = t.Elapsed.TotalMilliseconds;
         }
 
+        /// <summary>The C# event, then the UnityEvent; a listener's exception is logged, never stops the others.</summary>
+        void Raise<T>(Action<T> handler, UnityEvent<T> unityEvent, T value)
+        {
+            if (handler != null)
+            {
+                try { handler(value); }
+                catch (Exception ex) { Debug.LogException(ex, this); }
+            }
+            if (unityEvent != null)
+            {
+                try { unityEvent.Invoke(value); }
+                catch (Exception ex) { Debug.LogException(ex, this); }
+            }
+        }
+
         void Update()
         {
             if (retryAt >= 0f && !IsListening && Time.unscaledTime >= retryAt) TryOpen();
@@ -201,7 +227,10 @@ namespace SerDaemon.Bridge
             {
                 wsDecoder.Now = now;
                 for (int n = 0; n < max && ws.TryDequeue(wsDecoder); n++)
+                {
                     if (wsDecoder.LastState != null) any = true;
+                    else if (wsDecoder.LastType == "event") Raise(MoodEventReceived, onMoodEvent, wsDecoder.LastEvent);
+                }
             }
             if (!any) return;
             lastReceived = Time.unscaledTime;
@@ -211,17 +240,7 @@ namespace SerDaemon.Bridge
                 if (s.Version == seenVersions[i]) continue;
                 seenVersions[i] = s.Version;
                 if (logStates) Debug.Log("SerDaemonReceiver: " + (s.Stream.Length > 0 ? s.Stream + " " : "") + s, this);
-                var handler = StateChanged;
-                if (handler != null)
-                {
-                    try { handler(s); }
-                    catch (Exception e) { Debug.LogException(e, this); }
-                }
-                if (onStateChanged != null)
-                {
-                    try { onStateChanged.Invoke(s); }
-                    catch (Exception e) { Debug.LogException(e, this); }
-                }
+                Raise(StateChanged, onStateChanged, s);
             }
             var first = State;
             if (onLabelChanged != null && first.Version > 0 && !string.Equals(first.Label, lastLabel, StringComparison.Ordinal))

@@ -4,6 +4,7 @@
 //   mono Probe.exe --udp PORT [--ws URL] [--count N] [--seconds T]
 //                  [--targets A,B,C] [--set probs|vrm|vrm0|arkit|vmc|weights] [--bind src=dst[*gain],...]
 //                  [--passthrough] [--smoothing S] [--scale X]
+//   mono Probe.exe --ws URL --mood [--seconds T]  (the MoodEvents sample's FrustrationWatcher; a daemon with --mood)
 //   mono Probe.exe --selftest          (the NUnit-style tests of Tests/Runtime, via TestRunner.cs)
 //   mono Probe.exe --alloc STATES.jsonl (bytes allocated per OSC bundle and per WebSocket state)
 //
@@ -12,12 +13,16 @@
 // voice=.. final=..", "WS probs a:0.1000 ...", "WS weights <set> a:0.1000 ...", "WEIGHT <name> <value>" for
 // blendshape weights (0..scale) written by the mapper on a fake mesh with --targets, "MISSING <name>",
 // and at the end "DONE osc=N ws=M malformed=K". A message to /probe/quit ends it.
+// With --mood: "MOOD event <kind> stream=.. time=.. <evidence name=value ...>" per mood event, "MOOD help
+// stream=.. valence_minute=.. before=.." per frustration_rising, and "DONE mood events=N help=M" once the
+// daemon closed the connection after a final state (or at --seconds).
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading;
 using SerDaemon.Bridge;
+using SerDaemon.Bridge.Samples;
 
 static class Probe
 {
@@ -60,7 +65,7 @@ static class Probe
         double seconds = 20;
         string ws = null, set = EmotionState.SetProbs;
         string targets = null, bind = null;
-        bool passthrough = false;
+        bool passthrough = false, mood = false;
         float smoothing = 0f, scale = 100f;
         for (int i = 0; i < args.Length; i++)
         {
@@ -78,12 +83,14 @@ static class Probe
                 case "--set": set = next(); break;
                 case "--bind": bind = next(); break;
                 case "--passthrough": passthrough = true; break;
+                case "--mood": mood = true; break;
                 case "--smoothing": smoothing = float.Parse(next(), CultureInfo.InvariantCulture); break;
                 case "--scale": scale = float.Parse(next(), CultureInfo.InvariantCulture); break;
                 default: Out("usage error: unknown argument " + a); return 2;
             }
         }
         if (udp < 0 && ws == null) { Out("usage error: give --udp PORT and/or --ws URL, or --selftest"); return 2; }
+        if (mood) return ws == null ? Usage("--mood needs --ws URL") : RunMood(ws, seconds);
 
         BlendshapeMapper mapper = null;
         if (targets != null)
@@ -195,6 +202,40 @@ static class Probe
                 (client != null && client.LastError != null ? " ws_error=" + client.LastError.Replace(' ', '_') : "") +
                 " dispose_ms=" + t.ElapsedMilliseconds);
         }
+        return 0;
+    }
+
+    static int Usage(string why) { Out("usage error: " + why); return 2; }
+
+    /// <summary>The MoodEvents sample's client as an app would run it: poll, react to frustration_rising.</summary>
+    static int RunMood(string url, double seconds)
+    {
+        int events = 0, helps = 0;
+        var clock = Stopwatch.StartNew();
+        using (var watcher = new FrustrationWatcher(url))
+        {
+            watcher.Client.ReconnectDelayMs = 200;
+            watcher.EventReceived += e => { events++; Out("MOOD event " + e); };
+            watcher.FrustrationRising += e =>
+            {
+                helps++;
+                Out("MOOD help stream=" + e.Stream + " valence_minute=" + e.Figure("valence_minute").ToString("R", CultureInfo.InvariantCulture) +
+                    " before=" + e.Figure("valence_minute_before").ToString("R", CultureInfo.InvariantCulture));
+            };
+            // Retry until the daemon's server is up (it waits for this client before it plays its input).
+            watcher.Start();
+            while (!watcher.Client.IsConnected && clock.Elapsed.TotalSeconds < seconds) Thread.Sleep(10);
+            watcher.Client.AutoReconnect = false;
+            Out("WS connected");
+            // Mood and events follow their state, also the final one: read on until the daemon has closed.
+            while (clock.Elapsed.TotalSeconds < seconds && !watcher.Client.IsFinished)
+            {
+                if (watcher.Poll(clock.Elapsed.TotalSeconds) == 0) Thread.Sleep(5);
+            }
+            for (int k = 0; k < 100; k++) watcher.Poll(clock.Elapsed.TotalSeconds); // what was queued before the close
+            Out("FINAL " + (watcher.SawFinalState ? "seen" : "missing"));
+        }
+        Out("DONE mood events=" + events + " help=" + helps);
         return 0;
     }
 

@@ -8,7 +8,8 @@
 // Live mode: one SerDaemonReceiver and one SkinnedMeshEmotionDriver per face, each face on its own stub
 // mesh with VRoid-style blendshapes and following the stream named in --faces. Prints "READY", then
 // "UNITY WEIGHT <face> <blendshape> <0..100>" when a weight changes by 0.5 or more (and when it reaches
-// 0), Debug.Log* lines as "LOG/WARNING/ERROR ...", and once the stream has been idle for --idle-exit
+// 0), "UNITY MOOD <kind> stream=.. time=.. <evidence>" per mood event (--ws, a daemon with --mood),
+// Debug.Log* lines as "LOG/WARNING/ERROR ...", and once the stream has been idle for --idle-exit
 // seconds: "UNITY FINAL <face> <name>=<weight> ...", "UNITY DONE frames=N label=L stale=0|1 streams=a,b",
 // "UNITY CLOSED listening=0 close_ms=X".
 // --selftest: the components' behaviour on the stubs, one "HARNESS ok|FAIL <name> ..." line each, then
@@ -104,6 +105,7 @@ static class UnityHarness
         receiver.staleAfterSeconds = 0.5f;
         long stateEvents = 0;
         receiver.StateChanged += s => stateEvents++;
+        receiver.MoodEventReceived += e => Out("UNITY MOOD " + e);
         receiver.StubInvoke("OnEnable");
         if (!receiver.IsListening) { Out("UNITY FAILED to listen"); return 1; }
 
