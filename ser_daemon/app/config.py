@@ -2,7 +2,9 @@
 
 Every field here has a command-line flag and a TOML key of the same name
 (``latency_budget_ms`` is ``--latency-budget-ms``), so a config file is just
-the flags written down.  Parsing and validation live here so the CLI, the
+the flags written down.  A plain option (its value used as given) is declared only here, with
+:func:`option`: the parser, the config file's keys and the template are made from that field.
+Parsing and validation live here so the CLI, the
 config file and library users all get the same checks and the same messages.
 """
 
@@ -12,8 +14,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
+from ..arguments import checked_float, checked_int
 from ..bounded import read_toml
 from ..core.mood_settings import MoodSettings
 from ..core.settings import AnalysisSettings, _check_range
@@ -32,10 +35,51 @@ __all__ = [
     "VRChatSettings",
     "DAEMON_OWN",
     "load_toml",
+    "option",
+    "LOG_LEVELS",
+    "declared_options",
 ]
 
 Backend = str  # a name of model.backends (or "auto")
 OscFormat = Literal["bundle", "messages"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+_FLAG = "ser_daemon.flag"  # the field metadata key that holds an option's flag declaration
+_PARTS = "ser_daemon.parts"  # and the one that names the parts an option is handed to
+
+
+def option(default: Any, group: str, help: str, *, metavar: str | None = None,
+           type: Callable[[str], Any] | None = None, choices: tuple[str, ...] | None = None,
+           parts: tuple[str, ...] = ()) -> Any:
+    """A plain option, declared once: this DaemonConfig field is also its flag, config key and template line.
+
+    ``--name-with-dashes`` goes into the ``--help`` group titled ``group``; a ``False`` default makes a
+    switch, an int or float default a checked number (``type`` overrides, e.g. for a None default
+    or a range); ``parts`` names the subsystem parts (:attr:`DaemonConfig.parts`: inputs, outputs,
+    vrchat, servers) that hand it on, besides those that list it.  The value reaches the field as
+    given; options whose value must be turned into something else (addresses, paths, a ``--no-x``
+    switch for a True default) keep their own flag in :mod:`~ser_daemon.app.flags`.
+    """
+    if default is True:
+        raise TypeError("a switch that is on by default needs its own --no-... flag in app/flags.py")
+    spec: dict[str, Any] = {"help": help}
+    if default is False:
+        spec["action"] = "store_true"
+    else:
+        if type is None and isinstance(default, int) and not isinstance(default, bool):
+            type = checked_int(0)
+        elif type is None and isinstance(default, float):
+            type = checked_float()
+        spec.update({k: v for k, v in (("metavar", metavar), ("type", type), ("choices", choices)) if v is not None})
+    return field(default=default, metadata={_FLAG: (group, spec), _PARTS: parts})
+
+
+def declared_options(config: type) -> list[tuple[str, str, dict[str, Any]]]:
+    """The options ``config``'s fields declare with :func:`option`: (``--help`` group, flag, add_argument keywords)."""
+    return [(f.metadata[_FLAG][0], "--" + f.name.replace("_", "-"), dict(f.metadata[_FLAG][1]))
+            for f in dataclasses.fields(config) if _FLAG in f.metadata]
+
 
 @dataclass(frozen=True)
 class DaemonConfig:
@@ -95,46 +139,84 @@ class DaemonConfig:
 
     inputs: tuple[Path, ...] = ()
     device: int | str | tuple[int | str, ...] | None = None
-    fast: bool = False
-    loop: bool = False
-    samplerate: int | None = None
-    channels: int | None = None
-    block_ms: float = 20.0
+    fast: bool = option(False, "input",
+        "replay --input files as fast as possible (nothing is skipped)")
+    loop: bool = option(False, "input",
+        "replay --input files forever")
+    samplerate: int | None = option(None, "input",
+        "device capture rate (default: the device's)", metavar="HZ", type=checked_int(0))
+    channels: int | None = option(None, "input",
+        "device capture channels (default: up to 2), downmixed", metavar="N", type=checked_int(0))
+    block_ms: float = option(20.0, "input",
+        "capture block length (default 20)", metavar="MS")
     model: Path | None = None
     backend: Backend = "auto"
-    threads: int = 1
+    threads: int = option(1, "model",
+        "CPU threads for LiteRT (default 1)", metavar="N")
     osc: tuple[OscTarget, ...] = ()
-    osc_format: OscFormat = "bundle"
+    osc_format: OscFormat = option("bundle", "outputs",
+        "one OSC bundle per decision (default) or separate messages", choices=("bundle", "messages"))
     mapping: Path | None = None
-    vrchat_prefix: str = "SER_"
-    vrchat_max_hz: float = 5.0
-    vrchat_listen: int = 9001
-    vrchat_params: str = "compact"
-    vrchat_ignore_mute: bool = False
+    vrchat_prefix: str = option("SER_", "outputs",
+        "prefix of VRChat avatar parameter names (default SER_: SER_Happy, SER_Label, ...)", metavar="NAME")
+    vrchat_max_hz: float = option(5.0, "outputs",
+        "most VRChat/VXP parameter updates per second; sent on change only (default 5)", metavar="HZ")
+    vrchat_listen: int = option(9001, "outputs",
+        "hear VRChat (/avatar/change, MuteSelf, SER_Enabled) on 127.0.0.1:PORT when no VRChat "
+        "answers over OSCQuery within a few seconds (default 9001; 0: do not listen at all)", metavar="PORT")
+    vrchat_params: str = option("compact", "outputs",
+        "VRChat parameter set: compact (SER_Label int + SER_Intensity float + SER_Voice bool, 17 "
+        "synced bits; default), full (also a float per class, confidence, voice), vxp, none; the "
+        "mapping's [vrchat] table renames, drops and adds (see README)", choices=("compact", "full", "vxp", "none"))
+    vrchat_ignore_mute: bool = option(False, "outputs",
+        "keep broadcasting while VRChat reports you muted (MuteSelf); by default the face goes "
+        "neutral and nothing about the voice is sent while muted")
     oscquery: bool = True
-    host_api: str | None = None
-    jsonl: bool = False
-    profile: str | None = None
+    host_api: str | None = option(None, "input",
+        "take devices from this PortAudio host API (part of its name: wasapi, mme, directsound, "
+        "core audio, alsa, jack); default: WASAPI on Windows, Core Audio on macOS, PortAudio's on "
+        "Linux", metavar="NAME")
+    jsonl: bool = option(False, "general",
+        "write every message as one JSON line on stdout (hello, then states and statuses, the "
+        "WebSocket schema), for scripts and jq")
+    profile: str | None = option(None, "model",
+        "use your personal profile (made with 'ser-daemon enroll') for the microphone and file "
+        "inputs; a name is kept in the per-user data folder ('ser-daemon profiles' lists them)", metavar="NAME|PATH")
     profile_update: bool | None = None
     ws: Endpoint | None = None
     web: Endpoint | None = None
     ingest: Endpoint | None = None
-    ws_queue: int = 64
-    max_clients: int = 64
-    max_message_bytes: int = 65536
-    max_streams: int = 64
+    ws_queue: int = option(64, "outputs",
+        "messages queued per WebSocket client before its oldest are dropped (default 64)", metavar="N")
+    max_clients: int = option(64, "outputs",
+        "WebSocket connections allowed at once; more are refused with HTTP 503 (default 64)", metavar="N")
+    max_message_bytes: int = option(65536, "outputs",
+        "largest message a WebSocket client may send; larger closes it with 1009 (default 65536)", metavar="N")
+    max_streams: int = option(64, "outputs",
+        "ingest streams at once; more are refused with close code 1013 (default 64)", metavar="N")
     ws_token: str | None = None
     ws_allow_origin: tuple[str, ...] = ()
-    allow_remote: bool = False
-    wait_clients: int = 0
+    allow_remote: bool = option(False, "outputs",
+        "allow --ws/--web on a non-loopback address (needs --ws-token; emotion from a voice is "
+        "personal data)")
+    wait_clients: int = option(0, "outputs",
+        "start audio only once N WebSocket clients are connected", metavar="N")
     print_states: bool = False
-    quiet: bool = False
-    log_level: str = "warning"
+    quiet: bool = option(False, "general",
+        "no live status line")
+    log_level: str = option("warning", "general",
+        "logging detail (default warning)", choices=LOG_LEVELS)
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
-    mood: bool = False
+    mood: bool = option(False, "mood (for apps)",
+        "track each stream's mood (valence, arousal, talking, silence over the moment, minute and "
+        "session) and its events (frustration_rising, disengaging, delighted, recovered): mood and "
+        "event messages on the WebSocket, --jsonl, --print and generic OSC; thresholds in the "
+        "config file's [mood] section (see README: For apps)")
     mood_settings: MoodSettings = field(default_factory=MoodSettings)
     session_log: Path | None = None
-    session_retention_days: float = 30.0
+    session_retention_days: float = option(30.0, "mood (for apps)",
+        "with --session-log, delete logs older than this at start-up (default 30)", metavar="DAYS",
+        type=checked_float(1.0, 36500.0))
 
     @property
     def tracks_mood(self) -> bool:
@@ -220,9 +302,14 @@ class DaemonConfig:
 # subsystems read is in both parts.
 
 
-def _part(name: str, doc: str, options: tuple[str, ...], **members: Any) -> type:
-    """A frozen dataclass of ``options``, declared as DaemonConfig declares them (in that order)."""
-    declared = {f.name: f for f in dataclasses.fields(DaemonConfig)}
+def _part(name: str, part: str, doc: str, options: tuple[str, ...], config: type | None = None,
+          **members: Any) -> type:
+    """A frozen dataclass of ``options`` and of those declared with ``option(parts=(part, ...))``.
+
+    The fields are declared as DaemonConfig declares them (``options`` first, in that order).
+    """
+    declared = {f.name: f for f in dataclasses.fields(config or DaemonConfig)}
+    options += tuple(o for o, f in declared.items() if part in f.metadata.get(_PARTS, ()) and o not in options)
     unknown = [o for o in options if o not in declared]
     if unknown:
         raise TypeError(f"{name}: not options of DaemonConfig: {unknown}")
@@ -237,13 +324,13 @@ def _part(name: str, doc: str, options: tuple[str, ...], **members: Any) -> type
 
 
 InputSettings = _part(
-    "InputSettings",
+    "InputSettings", "inputs",
     "What the local inputs need: files to replay, sound devices and how to capture them (``ingest``: with "
     "remote streams and no input named there is no default microphone).",
     ("inputs", "device", "host_api", "samplerate", "channels", "block_ms", "fast", "loop", "ingest"),
 )
 OutputSettings = _part(
-    "OutputSettings",
+    "OutputSettings", "outputs",
     "What the outputs are built from: OSC targets and their encoding, console lines, mood, session log "
     "(``ingest``: with remote streams the generic OSC scheme names the stream in its addresses).",
     ("osc", "osc_format", "vrchat_prefix", "vrchat_max_hz", "vrchat_params", "print_states", "jsonl", "quiet",
@@ -251,12 +338,12 @@ OutputSettings = _part(
     tracks_mood=DaemonConfig.tracks_mood,
 )
 VRChatSettings = _part(
-    "VRChatSettings",
+    "VRChatSettings", "vrchat",
     "What a VRChat session reads (``vrchat.session.VRChatOptions``) and the VRChat parameter options.",
     ("vrchat_prefix", "vrchat_max_hz", "vrchat_listen", "vrchat_params", "vrchat_ignore_mute", "oscquery"),
 )
 ServerSettings = _part(
-    "ServerSettings",
+    "ServerSettings", "servers",
     "What the daemon's servers need: where they listen and who may connect.",
     ("ws", "web", "ingest", "ws_queue", "max_clients", "max_message_bytes", "max_streams", "ws_token",
      "ws_allow_origin", "allow_remote", "wait_clients"),

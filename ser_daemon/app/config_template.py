@@ -45,9 +45,9 @@ EXAMPLES: dict[str, Any] = {
 }
 
 
-def _defaults() -> dict[str, Any]:
+def _defaults(config: type) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for cls in (DaemonConfig, AnalysisSettings, VadSettings, SmoothingSettings):
+    for cls in (config, AnalysisSettings, VadSettings, SmoothingSettings):
         for f in fields(cls):
             if f.default is not MISSING and f.default is not None and not isinstance(f.default, tuple):
                 out[f.name] = f.default
@@ -64,9 +64,10 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def config_template(parser: argparse.ArgumentParser, options: set[str] | None = None) -> str:
-    """The commented TOML text: one ``# key = value`` line per option, its help above it."""
-    defaults = {**_defaults(), **EXAMPLES}
+def config_template(parser: argparse.ArgumentParser, options: set[str] | None = None,
+                    config: type = DaemonConfig) -> str:
+    """The commented TOML text: one ``# key = value`` line per option, its help above it (defaults: ``config``'s)."""
+    defaults = {**_defaults(config), **EXAMPLES}
     lines = [
         "# ser-daemon configuration (TOML). Read when --config is not given;",
         "# `ser-daemon --config-path` says where this file belongs.",

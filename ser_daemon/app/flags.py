@@ -2,9 +2,13 @@
 
 The parser is the declaration.  The config file's keys and their types
 (:data:`~ser_daemon.app.options.option_kinds`), the commented template
-(:mod:`~ser_daemon.app.config_template`) and ``--help`` are all read from it, so an
-option is added here and, when the daemon must act on it, as a field of
-:class:`~ser_daemon.app.config.DaemonConfig`.
+(:mod:`~ser_daemon.app.config_template`) and ``--help`` are all read from it.  A plain
+option (its value reaches the daemon as given) is declared once, as a field of
+:class:`~ser_daemon.app.config.DaemonConfig` made with
+:func:`~ser_daemon.app.config.option`: :func:`build_parser` adds its flag from there.
+The flags written here are those that act and exit, whose choices are read when the parser
+is built (``--backend``: the backend registry), or whose values are turned into something
+else (addresses, paths, OSC targets) by :func:`~ser_daemon.app.options.config_from_options`.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import argparse
 from typing import Any
 
 from .. import __version__
-from ..arguments import OneLineParser, checked_float, checked_int
+from ..arguments import OneLineParser, checked_float
 from ..core.settings import SmoothingSettings
 from ..model.backends import BACKENDS, backend_choices
 from ..outputs.osc_targets import OSC_PROFILES
+from .config import LOG_LEVELS, DaemonConfig, declared_options
 
 __all__ = ["build_parser", "SUBCOMMANDS", "LOG_LEVELS", "DEFAULT_WS", "DEFAULT_OSC"]
 
@@ -29,14 +34,10 @@ def _device(text: str) -> int | str:
     return int(text) if text.strip().isdigit() else text
 
 
-_positive_int = checked_int(0)  # counts and ports: 0 and up
 _float = checked_float()
 
 
 _SMOOTH = SmoothingSettings()  # the defaults --help states
-
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -72,7 +73,12 @@ class _HelpFormatter(argparse.HelpFormatter):
                          else part for part in text.split("\n"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(config: type = DaemonConfig) -> argparse.ArgumentParser:
+    """The ``ser-daemon`` parser: the flags written here, then the plain options ``config`` declares.
+
+    Each option declared with :func:`~ser_daemon.app.config.option` (a ``DaemonConfig`` field) is
+    added at the end of its group; ``config`` is a parameter so a test can add one.
+    """
     p = OneLineParser(
         prog="ser-daemon",
         usage="ser-daemon [options]\n       ser-daemon {enroll,profiles,cluster,sessions,report} ... (each: --help)",
@@ -100,25 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable: one stream per device")
     g.add_argument("--list-devices", action="store_true",
                    help="list input devices, grouped by host API (on Linux also the sound server's sources), and exit")
-    g.add_argument("--host-api", metavar="NAME",
-                   help="take devices from this PortAudio host API (part of its name: wasapi, mme, directsound, "
-                        "core audio, alsa, jack); default: WASAPI on Windows, Core Audio on macOS, PortAudio's on Linux")
     g.add_argument("--input", action="append", metavar="FILE.wav",
                    help="replay a WAV file at real time through the same pipeline (repeatable: one stream each)")
-    g.add_argument("--fast", action="store_true", help="replay --input files as fast as possible (nothing is skipped)")
-    g.add_argument("--loop", action="store_true", help="replay --input files forever")
-    g.add_argument("--samplerate", type=_positive_int, metavar="HZ", help="device capture rate (default: the device's)")
-    g.add_argument("--channels", type=_positive_int, metavar="N", help="device capture channels (default: up to 2), downmixed")
-    g.add_argument("--block-ms", type=_float, metavar="MS", help="capture block length (default 20)")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="DIR", help="model bundle folder (default: the shipped model)")
     g.add_argument("--backend", choices=backend_choices(),
                    help=f"inference runtime: auto (GPU via Keras if visible, else LiteRT), {', '.join(BACKENDS)}")
-    g.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for LiteRT (default 1)")
-    g.add_argument("--profile", metavar="NAME|PATH",
-                   help="use your personal profile (made with 'ser-daemon enroll') for the microphone and file "
-                        "inputs; a name is kept in the per-user data folder ('ser-daemon profiles' lists them)")
     g.add_argument("--profile-update", action="store_true",
                    help="save the voice baseline learned while running back into the profile at exit, also for "
                         "--input files (by default only microphones update it: a file is usually someone else's voice)")
@@ -135,67 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "(avatar parameters), vmc (VMC protocol blendshapes), vxp (VXP mod parameters)")
     g.add_argument("--mapping", metavar="FILE.toml",
                    help="emotion-to-expression mapping (VRM, VRM 0.x, ARKit); default: the shipped one")
-    g.add_argument("--vrchat-prefix", metavar="NAME",
-                   help="prefix of VRChat avatar parameter names (default SER_: SER_Happy, SER_Label, ...)")
-    g.add_argument("--vrchat-max-hz", type=_float, metavar="HZ",
-                   help="most VRChat/VXP parameter updates per second; sent on change only (default 5)")
-    g.add_argument("--vrchat-listen", type=_positive_int, metavar="PORT",
-                   help="hear VRChat (/avatar/change, MuteSelf, SER_Enabled) on 127.0.0.1:PORT when no VRChat answers "
-                        "over OSCQuery within a few seconds (default 9001; 0: do not listen at all)")
     g.add_argument("--no-oscquery", action="store_true",
                    help="do not use OSCQuery/mDNS (127.0.0.1 only) to find VRChat and be found by it; "
                         "listen on --vrchat-listen at once and send to the --osc address as given")
-    g.add_argument("--vrchat-params", choices=("compact", "full", "vxp", "none"),
-                   help="VRChat parameter set: compact (SER_Label int + SER_Intensity float + SER_Voice bool, 17 synced bits; default), "
-                        "full (also a float per class, confidence, voice), vxp, none; the mapping's [vrchat] table "
-                        "renames, drops and adds (see README)")
     g.add_argument("--vrchat-table", action="store_true",
                    help="print the VRChat parameters (names, types, synced bits) and the SER_Label numbers for "
                         "this model, mapping and --vrchat-params as Markdown tables, and exit")
-    g.add_argument("--vrchat-ignore-mute", action="store_true",
-                   help="keep broadcasting while VRChat reports you muted (MuteSelf); by default the face goes "
-                        "neutral and nothing about the voice is sent while muted")
     g.add_argument("--no-osc", action="store_true", help="send no OSC")
-    g.add_argument("--osc-format", choices=("bundle", "messages"),
-                   help="one OSC bundle per decision (default) or separate messages")
     g.add_argument("--ws", metavar="[HOST:]PORT", help=f"serve WebSocket clients here (default {DEFAULT_WS})")
     g.add_argument("--no-ws", action="store_true", help="run no WebSocket server")
-    g.add_argument("--ws-queue", type=_positive_int, metavar="N",
-                   help="messages queued per WebSocket client before its oldest are dropped (default 64)")
     g.add_argument("--web", metavar="[HOST:]PORT",
                    help="serve the live web view (page and its WebSocket) here, e.g. --web 8080; loopback by default")
     g.add_argument("--ingest", metavar="[HOST:]PORT",
                    help="accept remote audio: WebSocket clients stream 16-bit PCM, one stream each (see README)")
-    g.add_argument("--max-clients", type=_positive_int, metavar="N",
-                   help="WebSocket connections allowed at once; more are refused with HTTP 503 (default 64)")
-    g.add_argument("--max-message-bytes", type=_positive_int, metavar="N",
-                   help="largest message a WebSocket client may send; larger closes it with 1009 (default 65536)")
-    g.add_argument("--allow-remote", action="store_true",
-                   help="allow --ws/--web on a non-loopback address (needs --ws-token; emotion from a voice is personal data)")
     g.add_argument("--ws-token", metavar="SECRET",
                    help="clients must send this token (?token= or Authorization: Bearer). Other local users can "
                         "read a command line: prefer --ws-token-file or the SER_WS_TOKEN environment variable")
     g.add_argument("--ws-token-file", metavar="FILE",
                    help="read the token from this file (its first line; keep it readable only by you)")
-    g.add_argument("--max-streams", type=_positive_int, metavar="N",
-                   help="ingest streams at once; more are refused with close code 1013 (default 64)")
     g.add_argument("--ws-allow-origin", action="append", metavar="ORIGIN",
                    help="also accept browser pages from this origin (e.g. http://localhost:3000); repeatable")
-    g.add_argument("--wait-clients", type=_positive_int, metavar="N",
-                   help="start audio only once N WebSocket clients are connected")
 
     g = p.add_argument_group("mood (for apps)")
-    g.add_argument("--mood", action="store_true",
-                   help="track each stream's mood (valence, arousal, talking, silence over the moment, minute and "
-                        "session) and its events (frustration_rising, disengaging, delighted, recovered): mood and "
-                        "event messages on the WebSocket, --jsonl, --print and generic OSC; thresholds in the "
-                        "config file's [mood] section (see README: For apps)")
     g.add_argument("--session-log", nargs="?", const="", metavar="DIR",
                    help="log each stream's states, mood and events (never audio) as JSON lines into DIR (default: "
                         "the per-user data folder's sessions/); tracks the mood even without --mood. "
                         "'ser-daemon sessions' lists them, 'ser-daemon report LOG...' plots them")
-    g.add_argument("--session-retention-days", type=checked_float(1.0, 36500.0), metavar="DAYS",
-                   help="with --session-log, delete logs older than this at start-up (default 30)")
 
     g = p.add_argument_group("analysis")
     g.add_argument("--hop-ms", type=_float, metavar="MS", help="time between decisions (default 250)")
@@ -232,12 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config-path", action="store_true", help="print where the per-user config file is and exit")
     g.add_argument("--write-config", nargs="?", const="", metavar="FILE.toml",
                    help="write a commented config file (default: the per-user one) and exit; never overwrites")
-    g.add_argument("--jsonl", action="store_true",
-                   help="write every message as one JSON line on stdout (hello, then states and statuses, "
-                        "the WebSocket schema), for scripts and jq")
     g.add_argument("--print", action="store_true", help="print every decision on stdout (on by default for the demo)")
-    g.add_argument("--quiet", action="store_true", help="no live status line")
-    g.add_argument("--log-level", choices=LOG_LEVELS, help="logging detail (default warning)")
     g.add_argument("--stats-json", metavar="FILE", help="at exit, write per-stage timing statistics here")
     p.add_argument("--version", action="version", version=f"ser-daemon {__version__}")
+    _add_declared(p, config)
     return p
+
+
+def _add_declared(parser: argparse.ArgumentParser, config: type) -> None:
+    """Add the plain options ``config``'s fields declare, each at the end of its ``--help`` group."""
+    groups = {g.title: g for g in parser._action_groups}  # argparse keeps no public list of groups
+    for title, flag, spec in declared_options(config):
+        if title not in groups:
+            raise TypeError(f"{config.__name__}: {flag} is declared in a group the parser lacks: {title!r}")
+        groups[title].add_argument(flag, **spec)
