@@ -69,7 +69,7 @@ def _osc(ctx: OutputContext) -> OscSender | None:
     sender = OscSender(
         (t, make_scheme(t.profile, ctx.labels, bundle=cfg.osc_format == "bundle", vrchat_prefix=cfg.vrchat_prefix,
                          max_hz=cfg.vrchat_max_hz, vrchat_params=cfg.vrchat_params,
-                         vrchat_table=ctx.mapping.vrchat, targets=ctx.mapping.targets))
+                         vrchat_table=ctx.mapping.vrchat, targets=ctx.mapping.targets, mood=cfg.mood))
         for t in cfg.osc
     )
     # With several streams: generic OSC carries the stream in its addresses; avatars follow the first.

@@ -102,9 +102,9 @@ class OscSender:
                 self._sendto(pkt, target, family, sockaddr)
 
     def send_mood(self, update: MoodUpdate, now: float) -> None:
-        """A mood update, in each scheme that carries it (the generic one)."""
+        """A mood update, in each scheme that carries it (generic; VRChat's floats with ``--mood``)."""
         for (target, family, sockaddr), profile in zip(self._addrs, self.profiles):
-            for pkt in profile.encode_mood(update):
+            for pkt in profile.encode_mood(update, now):
                 self._sendto(pkt, target, family, sockaddr)
 
     def retarget(self, index: int, endpoint: Endpoint) -> None:

@@ -32,7 +32,7 @@ from ..core.smoothing import NEUTRAL
 from ..core.state import EmotionState
 from ..errors import ConfigError
 from .messages import generic_osc_messages, osc_message, osc_name, osc_packets
-from .mood_messages import generic_mood_osc_update
+from .mood_messages import VRCHAT_MOOD_PARAMS, generic_mood_osc_update, vrchat_mood_params
 from .osc_targets import OSC_PROFILES, OSC_SCHEMES, scheme_class
 from .vrchat_params import VXP_ORDER, check_vrchat_name, label_index, param_value, plan_from_table, vxp_expression
 
@@ -67,6 +67,7 @@ class SchemeOptions:
         vrchat_params: the VRChat parameter set (compact, full, vxp, none).
         vrchat_table: the mapping file's ``[vrchat]`` table.
         targets: the mapping's target names, to check ``vrm:``/``arkit:`` sources.
+        mood: ``--mood``: the VRChat scheme also sends the mood floats (``SER_MoodValence`` ...).
     """
 
     bundle: bool = True
@@ -75,6 +76,7 @@ class SchemeOptions:
     vrchat_params: str = "compact"
     vrchat_table: Mapping[str, Any] | None = None
     targets: Mapping[str, Sequence[str]] | None = None
+    mood: bool = False
 
 
 class OscScheme:
@@ -102,8 +104,8 @@ class OscScheme:
         """Input status changes; only the generic scheme carries them."""
         return []
 
-    def encode_mood(self, update: MoodUpdate) -> list[bytes]:
-        """Mood readings and events; only the generic scheme carries them."""
+    def encode_mood(self, update: MoodUpdate, now: float = 0.0) -> list[bytes]:
+        """Mood readings and events: the generic scheme carries both, VRChat with ``--mood`` its floats."""
         return []
 
 
@@ -136,7 +138,7 @@ class GenericScheme(OscScheme):
     def encode_status(self, stream: str, status: str) -> list[bytes]:
         return [osc_message(f"{self._prefix(stream)}/status", ("s", status))]
 
-    def encode_mood(self, update: MoodUpdate) -> list[bytes]:
+    def encode_mood(self, update: MoodUpdate, now: float = 0.0) -> list[bytes]:
         first = update.reading if update.reading is not None else next(iter(update.events), None)
         if first is None:
             return []
@@ -170,13 +172,18 @@ class _OnChangeScheme(OscScheme):
     def encode(self, state: EmotionState, weights: Weights, now: float) -> list[bytes]:
         if not state.final and now - self._last_send < self.min_interval_s:
             return []  # throttled: the changes go out with the next allowed packet
+        packets = self._changed(self._params(state, weights), now, force=state.final)
+        self._full = False
+        return packets
+
+    def _changed(self, params: Sequence[tuple[str, str, Any]], now: float, force: bool = False) -> list[bytes]:
+        """The packets of the parameters that changed (all after a full-resend request or with ``force``)."""
         msgs = []
-        for address, tag, value in self._params(state, weights):
+        for address, tag, value in params:
             key = self._key(tag, value)
-            if self._full or state.final or self._sent.get(address) != key:
+            if self._full or force or self._sent.get(address) != key:
                 msgs.append(osc_message(address, (tag, value)))
                 self._sent[address] = key
-        self._full = False
         if not msgs:
             return []
         self._last_send = now
@@ -193,6 +200,8 @@ class VRChatScheme(_OnChangeScheme):
         preset: ``compact`` (Label + Intensity + Voice, 17 synced bits), ``full``, ``vxp`` or ``none``.
         table: the mapping file's ``[vrchat]`` table (renames, drops, additions, per avatar).
         targets: the mapping's target names, to check ``vrm:``/``arkit:`` sources.
+        mood: also send the minute horizon's mood floats (``<prefix>MoodValence``, ``MoodArousal``,
+            ``MoodTalking``) with each mood reading that is due, under the same rate limit and on change only.
     """
 
     name = "vrchat"
@@ -206,9 +215,13 @@ class VRChatScheme(_OnChangeScheme):
         preset: str = "compact",
         table: Mapping[str, Any] | None = None,
         targets: Mapping[str, Sequence[str]] | None = None,
+        mood: bool = False,
     ) -> None:
         super().__init__(max_hz=max_hz)
         self.prefix = prefix
+        self.mood = mood
+        self.muted = False  # VRChat mutes or disables us (set by the VRChat session): mood floats go to 0
+        self._mood: list[tuple[str, str, Any]] = []  # the last reading's floats, sent when changed
         self.default_plan, self.avatar_plans = plan_from_table(table, labels, preset=preset, prefix=prefix,
                                                                targets=targets)
         self.plan = self.default_plan
@@ -216,7 +229,26 @@ class VRChatScheme(_OnChangeScheme):
     @classmethod
     def from_options(cls, labels: tuple[str, ...], options: SchemeOptions) -> VRChatScheme:
         return cls(labels, prefix=options.vrchat_prefix, max_hz=options.max_hz, preset=options.vrchat_params,
-                   table=options.vrchat_table, targets=options.targets)
+                   table=options.vrchat_table, targets=options.targets, mood=options.mood)
+
+    @property
+    def mood_names(self) -> tuple[str, ...]:
+        """The mood float parameters this scheme sends (none without ``--mood``)."""
+        return tuple(self.prefix + name for name in VRCHAT_MOOD_PARAMS) if self.mood else ()
+
+    def encode_mood(self, update: MoodUpdate, now: float = 0.0) -> list[bytes]:
+        """The mood floats of a due reading, when ``--mood`` is on (events have no VRChat type)."""
+        r = update.reading
+        if not self.mood or r is None or (self.follow_stream is not None and r.stream != self.follow_stream):
+            return []
+        a = "/avatar/parameters/"
+        self._mood = [(a + name, "f", value) for name, value in vrchat_mood_params(r, self.prefix)]
+        if self._full or now - self._last_send < self.min_interval_s:
+            return []  # throttled, or all is due: they go out with the next state's packet (or the next reading's)
+        return self._changed(self._mood_params(), now)
+
+    def _mood_params(self) -> list[tuple[str, str, Any]]:
+        return [(a, t, 0.0) for a, t, _ in self._mood] if self.muted else list(self._mood)
 
     def set_avatar(self, avatar_id: str | None) -> None:
         """The avatar worn changed: use its parameter plan and send everything again."""
@@ -234,7 +266,7 @@ class VRChatScheme(_OnChangeScheme):
             value = param_value(p, state, weights)
             tag = ("T" if value else "F") if p.kind == "b" else p.kind
             out.append((a + p.name, tag, value))
-        return out
+        return out + self._mood_params()
 
 
 class VxpScheme(VRChatScheme):
@@ -289,6 +321,7 @@ def make_scheme(
     vrchat_params: str = "compact",
     vrchat_table: Mapping[str, Any] | None = None,
     targets: Mapping[str, Sequence[str]] | None = None,
+    mood: bool = False,
 ) -> OscScheme:
     """Build a profile by name (registered in :data:`~ser_daemon.outputs.osc_targets.OSC_SCHEMES`).
 
@@ -297,7 +330,7 @@ def make_scheme(
     """
     if name not in OSC_SCHEMES:
         raise ConfigError(f"unknown OSC profile {name!r}; choose one of {', '.join(PROFILES)}")
-    options = SchemeOptions(bundle, vrchat_prefix, max_hz, vrchat_params, vrchat_table, targets)
+    options = SchemeOptions(bundle, vrchat_prefix, max_hz, vrchat_params, vrchat_table, targets, mood)
     profile: OscScheme = scheme_class(name).from_options(tuple(labels), options)
     return profile
 

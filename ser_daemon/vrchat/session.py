@@ -97,7 +97,10 @@ class VRChatSession:
     # -- start and stop -------------------------------------------------------
     def gate(self, state: EmotionState) -> EmotionState:
         """``state`` as every output should get it: the neutral, silent one while VRChat mutes or disables us."""
-        return state if self.input.open else silenced(state)
+        is_open = self.input.open
+        for p in self._schemes():
+            p.muted = not is_open  # its mood floats: nothing about the voice while muted
+        return state if is_open else silenced(state)
 
     def short(self) -> str:
         """A few words for the status line (what is known about VRChat), or "" without VRChat."""
@@ -180,11 +183,15 @@ class VRChatSession:
     def wanted_names(self) -> list[str]:
         """The parameter names the daemon sends to the worn avatar (all VRChat/VXP targets)."""
         names: list[str] = []
-        for i in self.indices:
-            p = self.osc.profiles[i] if self.osc is not None else None
-            if isinstance(p, VRChatScheme):
-                names += [x.name for x in p.plan.params]
+        for p in self._schemes():
+            names += [x.name for x in p.plan.params] + list(p.mood_names)
         return names
+
+    def _schemes(self) -> list[VRChatScheme]:
+        """The VRChat/VXP schemes this session serves."""
+        if self.osc is None:
+            return []
+        return [p for p in (self.osc.profiles[i] for i in self.indices) if isinstance(p, VRChatScheme)]
 
     def _check_avatar(self, delay_s: float) -> None:
         """Read VRChat's tree (in a thread, after ``delay_s``) and say whether the avatar has our parameters."""

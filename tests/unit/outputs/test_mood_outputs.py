@@ -10,6 +10,7 @@ back with :mod:`ser_daemon.sessions.records`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import threading
@@ -197,3 +198,73 @@ def test_generic_osc_puts_the_mood_under_each_stream_with_several() -> None:
     one = GenericScheme(bundle=True).encode_mood(update)
     assert len(one) == 1 and [c.address for c in OscBundle(one[0])][0] == "/ser/mood/valence"
     assert OscScheme().encode_mood(update) == [] and GenericScheme().encode_mood(type(update)(None)) == []
+
+
+def _vrchat_floats(packets: list[bytes]) -> list[tuple[str, float]]:
+    """(parameter, value) of each SER_Mood* message among VRChat's (unbundled) packets."""
+    from pythonosc.osc_message import OscMessage
+
+    out = []
+    for p in packets:
+        m = OscMessage(p)
+        if m.address.startswith("/avatar/parameters/SER_Mood"):
+            out.append((m.address.rsplit("/", 1)[1], float(m.params[0])))
+    return out
+
+
+@pytest.mark.parametrize("mood", [True, False])
+def test_vrchat_gets_the_mood_floats_only_with_mood(tmp_path: Path, mood: bool) -> None:
+    rx = UdpReceiver()
+    try:
+        cfg = DaemonConfig(inputs=(_clip(tmp_path),), fast=True, ws=None, quiet=True, jsonl=True,
+                           osc=(OscTarget(Endpoint("127.0.0.1", rx.port), "vrchat"),), vrchat_listen=0,
+                           oscquery=False, analysis=AnalysisSettings(hop_ms=250.0), mood=mood, mood_settings=QUICK)
+        _run(cfg)
+        packets = [p for _, p in rx.collect(time.monotonic() + timeout(3), stop_after_idle=0.3)]
+    finally:
+        rx.close()
+    floats = _vrchat_floats(packets)
+    assert any(p.startswith(b"/avatar/parameters/SER_Label") for p in packets)
+    if not mood:
+        assert floats == []
+        return
+    names = {n for n, _ in floats}
+    assert names == {"SER_MoodValence", "SER_MoodArousal", "SER_MoodTalking"}
+    assert all(-1.0 <= v <= 1.0 for _, v in floats)
+    # The stand-in hears "angry" in the tone: the minute's valence goes negative, and someone talked.
+    assert min(v for n, v in floats if n == "SER_MoodValence") < 0
+    assert max(v for n, v in floats if n == "SER_MoodTalking") > 0
+
+
+def test_vrchat_mood_floats_are_throttled_sent_on_change_and_zero_while_muted() -> None:
+    from ser_daemon.core.mood_stage import MoodStage
+    from ser_daemon.core.state import EmotionState
+    from ser_daemon.outputs.osc_schemes import VRChatScheme
+
+    labels = ("neutral", "happy", "angry")
+    st = EmotionState(stream="mic", seq=0, labels=labels, label="angry", confidence=0.9, raw=(0.0, 0.0, 1.0),
+                      smoothed=(0.0, 0.0, 1.0), voice_active=True, end_sample=8000, audio_time=0.5, emitted_time=0.5)
+    stage = MoodStage(labels, 16000)
+    update = stage.update(st)
+    for k in (2, 3):  # a second of an angry voice: the minute's mood is known
+        update = stage.update(dataclasses.replace(st, seq=k, end_sample=8000 * k, audio_time=k / 2))
+    assert update.reading is not None and update.reading.valence.minute is not None
+    assert VRChatScheme(labels).encode_mood(update, 0.0) == [] and VRChatScheme(labels).mood_names == ()
+    scheme = VRChatScheme(labels, max_hz=5.0, mood=True)
+    assert scheme.mood_names == ("SER_MoodValence", "SER_MoodArousal", "SER_MoodTalking")
+    assert scheme.encode_mood(update, 5.0) == []  # before the first state: they go with its full packet
+    assert [n for n, _ in _vrchat_floats(scheme.encode(st, {}, 5.0))] == list(scheme.mood_names)
+    scheme.request_full_resend()
+    assert scheme.encode(st, {}, 9.0)  # everything again (an avatar change), the mood floats with it
+    assert scheme.encode_mood(update, 9.5) == []  # nothing changed
+    scheme.muted = True  # VRChat muted us: the floats go to 0, once, within the rate limit
+    assert scheme.encode_mood(update, 9.1) == []  # within 1/max_hz of the last packet: throttled...
+    muted = _vrchat_floats(scheme.encode(st, {}, 9.6))  # ...so the next state's packet carries them
+    assert [n for n, _ in muted] == list(scheme.mood_names) and all(v == 0.0 for _, v in muted)
+    assert scheme.encode_mood(update, 11.0) == []  # said once
+    scheme.muted = False
+    back = dict(_vrchat_floats(scheme.encode_mood(update, 12.0)))
+    assert back["SER_MoodValence"] < 0 < back["SER_MoodTalking"]  # an angry voice, heard
+    other = type(update)(update.reading.__class__(**{**update.reading.__dict__, "stream": "p2"}))
+    scheme.follow_stream = "mic"
+    assert scheme.encode_mood(other, 20.0) == []  # an avatar follows one stream

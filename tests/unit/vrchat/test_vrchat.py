@@ -159,3 +159,30 @@ def test_readme_websocket_example_uses_the_models_order() -> None:
     probs = re.search(r'"probs":\{(.*?)\}', readme).group(1)
     keys = re.findall(r'"(\w+)":', probs)
     assert keys == list(SHIPPED)[: len(keys)]
+
+
+@pytest.mark.parametrize("mood", [True, False])
+def test_the_avatar_is_asked_for_the_mood_floats_only_with_mood(mood: bool) -> None:
+    """The names checked against VRChat's OSCQuery tree (the plan the daemon says it sends) follow --mood."""
+    from types import SimpleNamespace
+
+    from ser_daemon.net.endpoints import Endpoint
+    from ser_daemon.outputs.osc import OscSender
+    from ser_daemon.outputs.osc_schemes import make_scheme
+    from ser_daemon.outputs.osc_targets import OscTarget
+    from ser_daemon.vrchat.session import VRChatSession
+
+    labels = ("neutral", "happy", "angry")
+    sender = OscSender([(OscTarget(Endpoint("127.0.0.1", 9), "vrchat"), make_scheme("vrchat", labels, mood=mood))])
+    try:
+        cfg = SimpleNamespace(vrchat_prefix="SER_", vrchat_ignore_mute=False, oscquery=False, vrchat_listen=0)
+        session = VRChatSession(cfg, sender, 9000, lambda _: None, lambda _: None)  # type: ignore[arg-type]
+        mood_names = ["SER_MoodValence", "SER_MoodArousal", "SER_MoodTalking"]
+        assert session.wanted_names() == ["SER_Label", "SER_Intensity", "SER_Voice"] + (mood_names if mood else [])
+        session.input.muted = True
+        state = make_state()
+        assert session.gate(state) == silenced(state) and sender.profiles[0].muted  # type: ignore[attr-defined]
+        session.input.muted = False
+        assert session.gate(state) == state and not sender.profiles[0].muted  # type: ignore[attr-defined]
+    finally:
+        sender.close()
