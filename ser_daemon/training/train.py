@@ -473,9 +473,19 @@ def epoch_order(shares: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     keep = [np.flatnonzero(shares == 1.0)]
     for share in np.unique(shares[shares < 1.0]):
         idx = np.flatnonzero(shares == share)
-        keep.append(rng.choice(idx, size=max(1, int(round(share * len(idx)))), replace=False))
+        keep.append(rng.choice(idx, size=_drawn(share, len(idx)), replace=False))
     chosen = np.concatenate(keep)
     return chosen[rng.permutation(len(chosen))]
+
+
+def _drawn(share: float, n: int) -> int:
+    return max(1, int(round(share * n)))
+
+
+def epoch_size(shares: np.ndarray) -> int:
+    """Windows in each epoch of :func:`epoch_order` (the same every epoch)."""
+    partial = shares[shares < 1.0]
+    return int(np.sum(shares == 1.0)) + sum(_drawn(s, int(np.sum(partial == s))) for s in np.unique(partial))
 
 
 def class_weights(y: np.ndarray, n_labels: int, shares: np.ndarray | None = None) -> dict[int, float]:
@@ -505,8 +515,7 @@ def fit_model(
     model = build_model(train.x.shape[1:], n_labels, cfg.model, seed=cfg.seed)
     shares = window_shares(train, cfg.corpus_share)
     rng = np.random.default_rng(cfg.seed + 7)
-    epoch_size = len(epoch_order(shares, np.random.default_rng(0)))
-    steps_per_epoch = int(np.ceil(epoch_size / cfg.batch_size))
+    steps_per_epoch = int(np.ceil(epoch_size(shares) / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
     warmup = min(steps_per_epoch, total // 10)
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -167,7 +167,7 @@ def test_an_epoch_in_chunks_trains_the_same_model(monkeypatch: pytest.MonkeyPatc
 
 
 def test_corpus_share_draws_a_fresh_subset_of_one_corpus_each_epoch(tmp_path: Path) -> None:
-    from ser_daemon.training.train import class_weights, epoch_order, window_shares
+    from ser_daemon.training.train import class_weights, epoch_order, epoch_size, window_shares
 
     polish = _opus_corpus(tmp_path / "nemo")
     english = write_synthetic_dataset(tmp_path / "ravdess", "ravdess",
@@ -184,6 +184,7 @@ def test_corpus_share_draws_a_fresh_subset_of_one_corpus_each_epoch(tmp_path: Pa
         assert len(np.unique(order)) == len(order)  # no window twice in an epoch
         assert set(np.flatnonzero(~polish_rows)) <= set(order)  # every English window, every epoch
         assert polish_rows[order].sum() == round(0.25 * polish_rows.sum())
+        assert len(order) == epoch_size(shares)
     assert set(first[polish_rows[first]]) != set(second[polish_rows[second]])  # drawn afresh
     # Class weights count windows as an epoch sees them: calm (English only) is not over-weighted.
     w, w_all = class_weights(fs.y, len(labels), shares), class_weights(fs.y, len(labels))
