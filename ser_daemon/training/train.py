@@ -83,6 +83,10 @@ class TrainConfig:
         speaker_adversary: loss weight of a speaker classifier trained through
             a gradient reversal on the pooled features (0: none); see
             :func:`~ser_daemon.training.model_def.with_speaker_adversary`.
+        corpus_adversary: the same with the corpus as the adversary's target:
+            the features that tell the corpora (languages, codecs, rooms) apart
+            are pushed out, so class priors cannot follow the corpus.  Not with
+            ``speaker_adversary``.
         swa_epochs: average the weights at the end of the last this many
             epochs (0: keep the last epoch's), a flatter solution that may
             carry better to new voices.
@@ -111,6 +115,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     trim: TrimConfig = field(default_factory=TrimConfig)
     speaker_adversary: float = 0.0
+    corpus_adversary: float = 0.0
     swa_epochs: int = 0
     class_mask: bool = False
     corpus_share: dict[str, float] = field(default_factory=dict)
@@ -124,6 +129,7 @@ class TrainConfig:
         d["model"] = ModelConfig(**d.get("model", {}))
         d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
         d["trim"] = TrimConfig(**d.get("trim", {}))
+        d.setdefault("corpus_adversary", 0.0)
         d.setdefault("class_mask", False)  # recipes stored before masking existed trained without it
         d["corpus_share"] = dict(d.get("corpus_share") or {})
         return cls(**d)
@@ -183,6 +189,11 @@ class FeatureSet:
         """Speaker per window."""
         spk = np.array([c.speaker for c in self.clips])
         return spk[self.clip]
+
+    def corpora(self) -> np.ndarray:
+        """Corpus name per window."""
+        names = np.array([c.corpus for c in self.clips])
+        return names[self.clip]
 
 
 def _clip_seed(seed: int, clip: Clip) -> int:
@@ -528,17 +539,21 @@ def fit_model(
         raise ValueError("mixup cannot mix targets of corpora with different class sets; leave --class-mask off")
     y_onehot = emotion_targets(train.y, class_mask, n_labels, cfg.label_smoothing)
     val_data = None
+    if cfg.speaker_adversary > 0 and cfg.corpus_adversary > 0:
+        raise ValueError("one adversary at a time: the speaker or the corpus")
     speakers = train.speakers() if cfg.augment.mix_speakers > 0 or cfg.speaker_adversary > 0 else None
+    adversary_weight = cfg.speaker_adversary or cfg.corpus_adversary
     fitted, strength, speaker_idx, class_w = model, None, None, None
-    if cfg.speaker_adversary > 0:
-        _, speaker_idx = np.unique(speakers, return_inverse=True)
+    if adversary_weight > 0:
+        groups = speakers if cfg.speaker_adversary > 0 else train.corpora()
+        _, speaker_idx = np.unique(groups, return_inverse=True)
         if weights is not None:  # Keras takes class weights for one output only: per window instead
             class_w = np.array([weights[i] for i in range(n_labels)], np.float32)
         fitted, strength = with_speaker_adversary(model, int(speaker_idx.max()) + 1, seed=cfg.seed)
         fitted.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss=[emotion_loss, keras.losses.SparseCategoricalCrossentropy()],
-            loss_weights=[1.0, cfg.speaker_adversary],
+            loss_weights=[1.0, adversary_weight],
             metrics=[["accuracy"], ["accuracy"]],
         )
     else:
@@ -546,7 +561,7 @@ def fit_model(
         if val is not None and len(val.y):
             val_data = (val.x.astype(np.float32), emotion_targets(val.y, None, n_labels, cfg.label_smoothing))
     if cfg.augment.mixup > 0 and strength is not None:
-        raise ValueError("mixup and the speaker adversary cannot be combined (the adversary's targets are not mixed)")
+        raise ValueError("mixup and an adversary cannot be combined (the adversary's targets are not mixed)")
     if not 0 <= cfg.swa_epochs <= cfg.epochs:
         raise ValueError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
     history: list[dict[str, float]] = []

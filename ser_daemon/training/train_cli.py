@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-adversary", type=float, default=None, metavar="WEIGHT",
                    help="loss weight of a speaker classifier trained through a gradient reversal, which pushes "
                         "what names the speaker out of the CNN's features (default 0: none)")
+    p.add_argument("--corpus-adversary", type=float, default=None, metavar="WEIGHT",
+                   help="loss weight of a corpus classifier trained through a gradient reversal, which pushes "
+                        "what tells the corpora (languages, codecs) apart out of the CNN's features (default 0: "
+                        "none; not with --speaker-adversary)")
     p.add_argument("--class-mask", dest="class_mask", action="store_true", default=None,
                    help="score each window only against the classes its corpus records, so a corpus without "
                         "calm or disgust teaches nothing about them (default off: with nEMO pooled it let calm "
@@ -155,7 +159,8 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     cfg = TrainConfig()
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
-                                         "speaker_adversary", "swa_epochs", "class_mask")}
+                                         "speaker_adversary", "corpus_adversary", "swa_epochs",
+                                         "class_mask")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     if args.corpus_share:
         cfg = replace(cfg, corpus_share=_corpus_shares(args.corpus_share))
@@ -225,8 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.speaker_adversary < 0:
         print(f"ser-train: --speaker-adversary must be 0 or more, not {cfg.speaker_adversary}", file=sys.stderr)
         return 2
-    if cfg.augment.mixup < 0 or (cfg.augment.mixup > 0 and cfg.speaker_adversary > 0):
-        print(f"ser-train: --mixup must be 0 or more and cannot go with --speaker-adversary "
+    if cfg.corpus_adversary < 0 or (cfg.corpus_adversary > 0 and cfg.speaker_adversary > 0):
+        print(f"ser-train: --corpus-adversary must be 0 or more and cannot go with --speaker-adversary "
+              f"(given {cfg.corpus_adversary})", file=sys.stderr)
+        return 2
+    if cfg.augment.mixup < 0 or (cfg.augment.mixup > 0 and (cfg.speaker_adversary > 0 or cfg.corpus_adversary > 0)):
+        print(f"ser-train: --mixup must be 0 or more and cannot go with an adversary "
               f"(given {cfg.augment.mixup})", file=sys.stderr)
         return 2
     if not 0 <= cfg.swa_epochs <= cfg.epochs:

@@ -367,7 +367,7 @@ def test_weight_averaging_keeps_the_mean_of_the_last_epochs_and_mixup_trains(
     assert stored["swa_epochs"] == 1 and stored["augment"]["mixup"] == 0.4
     for bad, message in ((["--swa-epochs", "2"], "--swa-epochs must be between 0 and --epochs (1)"),
                          (["--mixup", "-1"], "--mixup must be 0 or more"),
-                         (["--mixup", "0.4", "--speaker-adversary", "0.5"], "cannot go with --speaker-adversary")):
+                         (["--mixup", "0.4", "--speaker-adversary", "0.5"], "cannot go with an adversary")):
         assert main(["--data", str(corpus), "--out", str(tmp_path / "bad"), *bad, *TINY]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

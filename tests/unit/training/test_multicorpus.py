@@ -206,3 +206,57 @@ def test_ser_train_refuses_a_bad_corpus_share(tmp_path: Path) -> None:
     assert main(["--data", str(english), "--out", str(out), "--corpus-share", "nemo"]) == 2
     assert main(["--data", str(english), "--out", str(out), "--corpus-share", "nemo=0.5"]) == 2
     assert not out.exists()
+
+
+@pytest.mark.needs_tf
+def test_corpus_adversary_guesses_the_corpus_of_each_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adversary's classes are the corpora (two here), and its targets follow each window's clip."""
+    pytest.importorskip("tensorflow")
+    from ser_daemon.training import train as tr
+    from ser_daemon.training.datasets import Clip
+    from ser_daemon.training.model_def import ModelConfig
+
+    tr.configure_tensorflow(1)
+    n, labels = 48, ["angry", "calm", "sad"]
+    clips = [Clip(Path(f"c{i}.wav"), labels[i], f"s{i}", corpus="a" if i < 2 else "b") for i in range(3)]
+    clip = np.array([i % 3 for i in range(n)], np.int32)
+    x = np.random.default_rng(0).normal(-8, 2, (n, 40, 16)).astype(np.float16)
+    fs = FeatureSet(x, clip.copy(), clip, np.zeros(n, np.int16), clips, labels)
+    assert list(fs.corpora()[:3]) == ["a", "a", "b"]
+    seen: dict[str, object] = {}
+    real = tr.with_speaker_adversary
+
+    def spy(model, n_groups, seed=0):  # type: ignore[no-untyped-def]
+        seen["groups"] = n_groups
+        return real(model, n_groups, seed=seed)
+
+    monkeypatch.setattr(tr, "with_speaker_adversary", spy)
+    targets: list[np.ndarray] = []
+    import keras
+
+    def fit(self, x, y=None, **kw):  # type: ignore[no-untyped-def]
+        targets.append(np.asarray(y[1]))
+        return real_fit_any(self, x, y, **kw)
+
+    real_fit_any = keras.Model.fit
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    cfg = tr.TrainConfig(epochs=1, batch_size=16, seed=3, model=ModelConfig(width=4), corpus_adversary=0.3)
+    model, history = tr.fit_model(fs, cfg, verbose=0)
+    assert seen["groups"] == 2 and np.isfinite(history[-1]["loss"])
+    (got,) = targets
+    assert sorted(set(got.tolist())) == [0, 1] and (got == 1).sum() == n // 3  # corpus b: every third window
+    with pytest.raises(ValueError, match="one adversary at a time"):
+        tr.fit_model(fs, tr.TrainConfig(epochs=1, speaker_adversary=0.1, corpus_adversary=0.1), verbose=0)
+
+
+def test_ser_train_refuses_a_bad_corpus_adversary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_daemon.training.train_cli import main
+
+    english = write_synthetic_dataset(tmp_path / "ravdess", "ravdess", labels=("neutral", "angry"), clips_per=1)
+    out = tmp_path / "out"
+    for bad in (["--corpus-adversary", "-1"], ["--corpus-adversary", "0.2", "--speaker-adversary", "0.2"]):
+        assert main(["--data", str(english), "--out", str(out), *bad]) == 2
+        assert "--corpus-adversary must be 0 or more and cannot go with --speaker-adversary" in capsys.readouterr().err
+    assert main(["--data", str(english), "--out", str(out), "--mixup", "0.4", "--corpus-adversary", "0.2"]) == 2
+    assert "cannot go with an adversary" in capsys.readouterr().err
+    assert not out.exists()
