@@ -565,6 +565,71 @@ def sweep_smoothing(
     return out
 
 
+SPEECH_HEARD_BINS_S = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+
+
+def accuracy_by_speech_heard(
+    runs: Iterable[tuple[Iterable[Any], Sequence[Segment]]],
+    labels: Sequence[str],
+    *,
+    sample_rate: int,
+    merge: Mapping[str, str] | None = None,
+    gap_s: float = 0.25,
+    bins_s: Sequence[float] = SPEECH_HEARD_BINS_S,
+) -> list[dict[str, Any]]:
+    """How often the window's own best class and the shown label are right, by speech heard so far.
+
+    Why: the reaction time can only be as short as the point where the windows start being right.
+    "Speech heard" is the voiced time since the gate opened after at least ``gap_s`` of closed
+    gate (an utterance's start), counted in decision steps.  A decision falls in the first bin
+    whose bound is at least its speech heard; the last row holds everything beyond the last bound.
+    Only voiced decisions with raw probabilities and inside a segment count.
+
+    Args:
+        runs: per recording, its states (``end_sample``, ``raw``, ``label``, ``voice_active``;
+            finals are skipped) and its segments.
+        merge: label renames applied to truth, window and shown labels alike.
+
+    Returns:
+        One row per bin: ``up_to_s`` (None for the last), ``n``, ``window`` and ``shown`` accuracy
+        (NaN where ``n`` is 0).
+    """
+    merge = dict(merge or {})
+    edges = [float(b) for b in bins_s]
+    n = np.zeros(len(edges) + 1, np.int64)
+    win = np.zeros_like(n)
+    shown = np.zeros_like(n)
+    for states, segments in runs:
+        starts = np.array([seg.start for seg in segments], np.int64)
+        heard = quiet = 0.0
+        last_end: int | None = None
+        for st in states:
+            if getattr(st, "final", False):
+                continue
+            end = int(st.end_sample)
+            dt = 0.0 if last_end is None else (end - last_end) / sample_rate
+            last_end = end
+            if not st.voice_active:
+                quiet += dt
+                continue
+            if quiet >= gap_s:
+                heard = 0.0
+            quiet = 0.0
+            heard += dt
+            k = int(np.searchsorted(starts, end - 1, side="right")) - 1
+            raw = np.asarray(st.raw, np.float64)
+            if k < 0 or end - 1 >= segments[k].end or raw.size == 0:
+                continue
+            truth = merge.get(segments[k].label, segments[k].label)
+            best = labels[int(np.argmax(raw))]
+            row = int(np.searchsorted(edges, heard - 1e-9, side="left"))
+            n[row] += 1
+            win[row] += merge.get(best, best) == truth
+            shown[row] += merge.get(st.label, st.label) == truth
+    return [{"up_to_s": edges[i] if i < len(edges) else None, "n": int(n[i]),
+             "window": _nan_div(win[i], n[i]), "shown": _nan_div(shown[i], n[i])} for i in range(len(n))]
+
+
 def evaluate_timeline(
     clips: Sequence[Clip],
     classifier: Any,
@@ -596,6 +661,8 @@ def evaluate_timeline(
         "min_pause_s": float(min_pause_s),
         "settings": dataclasses.asdict(settings if settings is not None else AnalysisSettings()),
         "wall_s": time.perf_counter() - t0,
+        "by_speech_heard": accuracy_by_speech_heard([(r.states, r.segments) for r in runs], classifier.bundle.labels,
+                                                    sample_rate=rate, merge=merge),
     }
     return dataclasses.replace(score, extra=extra), runs
 
@@ -666,6 +733,13 @@ def format_timeline(score: TimelineScore | Mapping[str, Any], title: str) -> str
             f"over {draws['n']} segment orders (seeds {seeds[0]}-{seeds[-1]}; the figures above are seed {seeds[0]}'s):",
             *(f"  {key.replace('_', ' ')}: mean {f(v['mean'])}, sd {f(v['sd'])}, {f(v['min'])} to {f(v['max'])}"
               for key, v in ((k, draws[k]) for k in DRAW_FIGURES)),
+        ]
+    heard = (d.get("extra") or {}).get("by_speech_heard")
+    if heard:
+        lines[-2:-2] = [
+            "right by speech heard since the utterance began (window's own best class / shown label):",
+            "  " + "  ".join(f"{'<=' + format(r['up_to_s'], 'g') + ' s' if r['up_to_s'] is not None else 'more'} "
+                             f"{f(r['window'], '.2f')}/{f(r['shown'], '.2f')}" for r in heard if r["n"]),
         ]
     for lab in labels:
         m = d["per_class"][lab]

@@ -23,6 +23,7 @@ from ser_daemon.training.datasets import Clip
 from ser_daemon.training.timeline import (
     UNSURE,
     Decision,
+    accuracy_by_speech_heard,
     Segment,
     assemble,
     evaluate_timeline,
@@ -278,6 +279,46 @@ def test_format_and_json_round_trip() -> None:
     assert format_timeline(d, "hand") == text
 
 
+def test_accuracy_by_speech_heard_restarts_at_each_utterance() -> None:
+    """Rate 4: one decision per 0.25 s.  Windows are binned by voiced time since the gate reopened."""
+    from types import SimpleNamespace as S
+
+    labels = ("neutral", "happy", "sad", "calm")
+    one = {lab: [float(lab == other) for other in labels] for lab in labels}
+    segs = [Segment("happy", 0, 12), Segment("calm", 12, 24)]
+    states = [
+        S(end_sample=1, raw=one["happy"], label="happy", voice_active=True),   # heard 0    -> <= 0.25
+        S(end_sample=2, raw=one["happy"], label="happy", voice_active=True),   # 0.25       -> <= 0.25
+        S(end_sample=3, raw=one["sad"], label="happy", voice_active=True),     # 0.5        -> <= 0.5
+        S(end_sample=4, raw=one["sad"], label="sad", voice_active=True),       # 0.75       -> <= 0.75
+        S(end_sample=5, raw=one["sad"], label="sad", voice_active=False),      # 0.5 s of closed gate
+        S(end_sample=6, raw=one["sad"], label="sad", voice_active=False),
+        S(end_sample=7, raw=one["sad"], label="happy", voice_active=True),     # a new utterance: 0.25
+        S(end_sample=8, raw=one["happy"], label="happy", voice_active=True),   # 0.5
+        S(end_sample=9, raw=[], label="happy", voice_active=True),             # no inference: skipped
+        S(end_sample=10, raw=one["happy"], label="happy", voice_active=False),  # 0.25 s: not a new utterance
+        S(end_sample=11, raw=one["happy"], label="happy", voice_active=True),  # 1.0 (0.25 of quiet not heard)
+        S(end_sample=14, raw=one["neutral"], label="calm", voice_active=True),  # 1.75, truth calm -> neutral
+        S(end_sample=15, raw=one["calm"], label="calm", voice_active=True, final=True),
+        S(end_sample=40, raw=one["happy"], label="happy", voice_active=True),  # past every segment
+    ]
+    rows = accuracy_by_speech_heard([(states, segs)], labels, sample_rate=4, merge={"calm": "neutral"}, gap_s=0.5)
+    by = {r["up_to_s"]: r for r in rows}
+    assert [r["up_to_s"] for r in rows] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, None]
+    assert (by[0.25]["n"], by[0.25]["window"], by[0.25]["shown"]) == (3, pytest.approx(2 / 3), 1.0)
+    assert (by[0.5]["n"], by[0.5]["window"], by[0.5]["shown"]) == (2, 0.5, 1.0)
+    assert (by[0.75]["n"], by[0.75]["window"], by[0.75]["shown"]) == (1, 0.0, 0.0)
+    assert (by[1.0]["n"], by[1.0]["window"]) == (1, 1.0)
+    assert (by[1.75]["n"], by[1.75]["window"], by[1.75]["shown"]) == (1, 1.0, 1.0)  # calm shown = neutral truth
+    assert by[None]["n"] == 0 and math.isnan(by[None]["window"])
+    assert sum(r["n"] for r in rows) == 8
+    # With the default gap (0.25 s) the 0.25 s pause starts an utterance too: the window at 11 is
+    # 0.25 s into it, and the one at 14 is 1.0 s in, not 1.75.
+    rows = accuracy_by_speech_heard([(states, segs)], labels, sample_rate=4, merge={"calm": "neutral"})
+    counts = {r["up_to_s"]: r["n"] for r in rows}
+    assert (counts[0.25], counts[1.0], counts[1.75]) == (4, 1, 0)
+
+
 # ----------------------------------------------------------------------------- replay with a fake model
 
 
@@ -303,6 +344,14 @@ def test_fake_model_gives_the_exact_expected_scores(tmp_path: Path) -> None:
     assert score.median_time_to_right_s == pytest.approx(float(np.median(times)))
     assert score.segments_never_right == 1
     assert score.extra["speakers"] == ["s1"] and score.extra["audio_s"] == pytest.approx(12.0)
+    heard = score.extra["by_speech_heard"]
+    assert sum(r["n"] for r in heard) == 45  # every decision is voiced, inside a segment, with raw outputs
+    # One utterance of 11 s of decisions (from 1 s): the 13 of its first 3 s fall in the sad segment
+    # (seed 0 puts it first; read as neutral), the 32 after them in the happy and angry ones.
+    assert run.segments[0].label == "sad"
+    assert heard[-1]["n"] == 32 and heard[-1]["window"] == 1.0 == heard[-1]["shown"]
+    assert all(r["window"] == 0.0 for r in heard[:-1]) and [r["n"] for r in heard[:-1]] == [2] + [1] * 7 + [2, 2]
+    assert "right by speech heard since the utterance began" in format_timeline(score, "fake")
 
 
 def test_draws_replay_other_segment_orders_and_summarise_them(tmp_path: Path) -> None:
