@@ -330,6 +330,9 @@ class MuxSession:
         self.osc_allowlist = osc_allowlist or OscAllowlist()
         self.by_tag: dict[int, MuxStream] = {}
         self.by_name: dict[str, MuxStream] = {}
+        # Tags whose audio is dropped without a word: told once that they are not started, or
+        # ended (audio the client sent before it read the ``ended``).  At most 65536 entries.
+        self.quiet_tags: set[int] = set()
         self.last_heard = now
 
     def welcome(self, protocol: str, labels: Sequence[str]) -> str:
@@ -386,6 +389,7 @@ class MuxSession:
         stream = MuxStream(tag, request, capacity, real_time * self.limits.rate_factor, capacity, now, now)
         self.by_tag[tag] = stream
         self.by_name[request.stream] = stream
+        self.quiet_tags.discard(tag)
         return StreamStarted(stream, MuxStartedMessage(request.stream, tag).to_json())
 
     def _stop(self, data: dict[str, Any]) -> list[MuxEvent]:
@@ -400,12 +404,11 @@ class MuxSession:
 
     def _audio(self, chunks: list[tuple[int, bytes]], now: float) -> list[MuxEvent]:
         events: list[MuxEvent] = []
-        told: set[int] = set()
         for tag, pcm in chunks:
             stream = self.by_tag.get(tag)
             if stream is None:
-                if tag not in told:
-                    told.add(tag)
+                if tag not in self.quiet_tags:  # said once per tag, until it starts
+                    self.quiet_tags.add(tag)
                     events.append(StreamEnded(None, tag, CLOSE_POLICY, "send the start message before any audio"))
                 continue
             if stream.ending is not None:
@@ -470,6 +473,7 @@ class MuxSession:
         if stream is None:
             return None
         del self.by_tag[stream.tag]
+        self.quiet_tags.add(stream.tag)
         ended = stream.ending or StreamEnded(stream.name, stream.tag, CLOSE_GOING_AWAY, STOPPING_REASON, stream)
         return ended.message
 

@@ -131,13 +131,21 @@ def test_one_bad_chunk_ends_its_stream_and_not_the_neighbours_in_the_same_frame(
                        0.02)
     assert [e.stream.name for e in events if isinstance(e, StreamAudio)] == ["a", "c"]
     assert ended(events) == [("b", 1, 1007, "audio messages must hold whole frames of 2 bytes"),
-                             (None, 9, 1008, "send the start message before any audio")]  # once per frame
+                             (None, 9, 1008, "send the start message before any audio")]  # once per tag
     b_end = [e for e in events if isinstance(e, StreamEnded) and e.stream is not None]
     assert b_end[0].stream is s.by_name["b"]  # held (its tag too) until its final state is out
     # b's audio in flight after its end is dropped quietly; a and c go on.
     later = s.receive(encode_audio_frame([(1, pcm(320)), (0, pcm(320)), (2, pcm(320))]), 0.04)
     assert [e.stream.name for e in later] == ["a", "c"] and not ended(later)
     assert [x.name for x in s.live_streams()] == ["a", "c"]
+    # Once b's final state is out its tag is free; audio still in flight for it, and more for the
+    # unknown tag 9, is dropped without a word until the tag starts.
+    s.finish("b")
+    assert s.receive(encode_audio_frame([(1, pcm(4)), (9, pcm(4))]), 0.06) == []
+    assert isinstance(s.receive(start("b2", 9), 0.06)[0], StreamStarted)
+    assert [e.stream.name for e in s.receive(encode_audio_frame([(9, pcm(4))]), 0.07)] == ["b2"]
+    assert ended(s.receive(encode_audio_frame([(5, pcm(4))]), 0.08)) == [
+        (None, 5, 1008, "send the start message before any audio")]
 
 
 def test_a_stream_over_its_byte_rate_is_ended_alone() -> None:
