@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -57,6 +56,8 @@ from ..core.audio_format import AudioFormat
 from ..core.ringbuffer import AudioRing
 from ..core.state import EmotionState
 from .endpoints import Endpoint
+from .ingest_mux import SUBPROTOCOLS, MuxLimits, select_subprotocol
+from .ingest_mux_server import MuxServing
 from .ingest_protocol import (
     IDLE_TIMEOUT_REASON,
     IDLE_TIMEOUT_S,
@@ -70,18 +71,6 @@ from .ingest_protocol import (
     close_reason,
     decode_pcm,
     parse_start,
-)
-from .ingest_mux import (
-    SUBPROTOCOL_BINARY,
-    SUBPROTOCOLS,
-    MuxLimits,
-    MuxSession,
-    StreamAudio,
-    StreamEnded,
-    StreamStarted,
-    encode_states,
-    select_subprotocol,
-    states_json,
 )
 from .websocket_server import AccessPolicy, LogLimiter, check_request, close_server, listen
 
@@ -149,16 +138,6 @@ class IngestServer:
         mux_limits: MuxLimits | None = None,
     ) -> None:
         self.policy = policy
-        self.labels = tuple(labels)
-        self.state_message = state_message
-        self.mux_limits = mux_limits or MuxLimits(max_frame_bytes=policy.max_message_bytes,
-                                                  idle_timeout_s=idle_timeout_s)
-        # Multiplexed streams by id, and the states the processing thread has for them this tick.
-        self._mux_owner: dict[str, _MuxConnection] = {}
-        self._tick: list[EmotionState] = []
-        self._tick_lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._mux_conns: set[_MuxConnection] = set()
         self.idle_timeout_s = idle_timeout_s
         self.max_streams = max_streams
         self.active_streams = 0
@@ -171,9 +150,13 @@ class IngestServer:
         self.log_limiter = LogLimiter()
         self._server: Server | None = None
         self.port: int | None = None
+        self.mux = MuxServing(
+            self._open_stream, self._close_stream, is_taken, lambda: self.active_streams < self.max_streams,
+            f"too many streams (--max-streams {max_streams})", wake, self.refused, labels, state_message,
+            mux_limits or MuxLimits(max_frame_bytes=policy.max_message_bytes, idle_timeout_s=idle_timeout_s))
 
     async def start(self, endpoint: Endpoint) -> int:
-        self._loop = asyncio.get_running_loop()
+        self.mux.loop = asyncio.get_running_loop()
         self._server, self.port = await listen(
             self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None,
             max_queue=4,  # at most 4 unread messages buffered per connection
@@ -187,7 +170,11 @@ class IngestServer:
 
     async def _handle(self, conn: ServerConnection) -> None:
         if conn.subprotocol in SUBPROTOCOLS:
-            await self._handle_mux(conn)
+            self.connections += 1
+            try:
+                await self.mux.serve(conn)
+            finally:
+                self.connections -= 1
             return
         self.connections += 1
         source: IngestSource | None = None
@@ -231,171 +218,30 @@ class IngestServer:
                 source.stop()
                 self.wake()
 
-    # -- the multiplexed protocol ------------------------------------------------
-    async def _handle_mux(self, conn: ServerConnection) -> None:
-        self.connections += 1
-        session = MuxSession(self.is_taken, lambda: self.active_streams < self.max_streams,
-                             f"too many streams (--max-streams {self.max_streams})", self.mux_limits,
-                             now=time.monotonic())
-        mux = _MuxConnection(conn, session, conn.subprotocol == SUBPROTOCOL_BINARY, self.labels,
-                             self.state_message or _bare_state)
-        self._mux_conns.add(mux)
-        mux.put(session.welcome(str(conn.subprotocol), self.labels))
-        sender = asyncio.get_running_loop().create_task(mux.send_loop())
-        try:
-            while True:
-                wait_s = session.next_deadline() - time.monotonic()
-                try:
-                    message = await asyncio.wait_for(conn.recv(), None if math.isinf(wait_s) else max(0.0, wait_s))
-                except (asyncio.TimeoutError, TimeoutError):
-                    for ended in session.expire(time.monotonic()):
-                        self._end_mux_stream(mux, ended)
-                    continue
-                wrote = False
-                for event in session.receive(message, time.monotonic()):
-                    if isinstance(event, StreamAudio):
-                        mux.sources[event.stream.name].write_mono(event.mono)
-                        wrote = True
-                    elif isinstance(event, StreamStarted):
-                        self._start_mux_stream(mux, event)
-                    else:
-                        self._end_mux_stream(mux, event)
-                if wrote:
-                    self.wake()  # once per frame: the whole tick's audio is in the rings
-        except ProtocolError as exc:
-            self.refused["protocol"] += 1
-            await conn.close(exc.code, close_reason(exc))
-        except ConnectionClosed:
-            pass
-        finally:
-            self.connections -= 1
-            self._mux_conns.discard(mux)
-            for name in list(session.by_name):
-                self._mux_owner.pop(name, None)
-            for source in mux.sources.values():
-                self._stop_source(source)
-            mux.sources.clear()
-            sender.cancel()
-
-    def _start_mux_stream(self, mux: _MuxConnection, event: StreamStarted) -> None:
-        start = event.stream.request
+    # -- the multiplexed protocol (ingest_mux_server.py) -----------------------------
+    def _open_stream(self, start: StartRequest) -> IngestSource:
+        """A multiplexed stream was admitted: its source, counted and handed to the daemon."""
         source = IngestSource(start.stream, start.sample_rate, start.channels, self.ring_seconds)
         self.active_streams += 1
-        mux.sources[start.stream] = source
-        self._mux_owner[start.stream] = mux
         self.on_stream(source)
-        mux.put(event.reply)
+        return source
 
-    def _end_mux_stream(self, mux: _MuxConnection, event: StreamEnded) -> None:
-        """A stream ended alone: stop its source (its ``ended`` follows its final state), or refuse it now."""
-        if event.code != CloseCode.NORMAL_CLOSURE:
-            self.refused["stream_full" if event.code == CloseCode.TRY_AGAIN_LATER else "stream_protocol"] += 1
-        if event.stream is None:
-            mux.put(event.message)
-            return
-        self._stop_source(mux.sources.pop(event.stream.name))
-
-    def _stop_source(self, source: IngestSource) -> None:
+    def _close_stream(self, source: IngestSource) -> None:
         self.active_streams -= 1
         source.stop()
         self.wake()
 
     def deliver(self, state: EmotionState) -> None:
-        """A state was decided (processing thread): keep it for its multiplexed connection, if any."""
-        if state.stream in self._mux_owner:
-            with self._tick_lock:
-                self._tick.append(state)
+        """A state was decided (processing thread): a multiplexed stream's goes back on its connection."""
+        self.mux.deliver(state)
 
     def flush(self) -> None:
-        """The end of a tick (processing thread): hand its states to the event loop in one call."""
-        if not self._tick or self._loop is None:
-            return
-        with self._tick_lock:
-            tick, self._tick = self._tick, []
-        try:
-            self._loop.call_soon_threadsafe(self._send_tick, tick)
-        except RuntimeError:  # the loop has closed: nobody is left to tell
-            pass
-
-    def _send_tick(self, tick: list[EmotionState]) -> None:
-        by_conn: dict[_MuxConnection, list[EmotionState]] = {}
-        for state in tick:
-            mux = self._mux_owner.get(state.stream)
-            if mux is not None:
-                by_conn.setdefault(mux, []).append(state)
-                if state.final:
-                    del self._mux_owner[state.stream]
-        for mux, states in by_conn.items():
-            mux.send_states(states)
+        """The end of a tick (processing thread): send what :meth:`deliver` gathered, one message per connection."""
+        self.mux.flush()
 
     async def close(self) -> None:
-        # The final states of the last tick are on their way: let them out (bounded) before closing.
-        await asyncio.sleep(0)
-        if self._mux_conns:
-            await asyncio.wait([asyncio.ensure_future(m.out.join()) for m in self._mux_conns], timeout=0.3)
+        await self.mux.drain(0.3)  # the last tick's final states are on their way: let them out
         if self._server is not None:
             await close_server(self._server, "ingest server")
             self._server = None
 
-
-MUX_OUT_QUEUE = 256  # messages waiting to go out per multiplexed connection (a tick's states are one)
-
-
-class _MuxConnection:
-    """One multiplexed connection's outgoing side: every message goes through one bounded queue, in order.
-
-    A client that does not read its states for :data:`MUX_OUT_QUEUE` messages (several seconds
-    of ticks) is closed with 1008: the daemon never holds more for it.
-    """
-
-    def __init__(self, conn: ServerConnection, session: MuxSession, binary: bool, labels: Sequence[str],
-                 state_message: Callable[[EmotionState], Mapping[str, Any]]) -> None:
-        self.conn = conn
-        self.session = session
-        self.binary = binary
-        self.labels = labels
-        self.state_message = state_message
-        self.sources: dict[str, IngestSource] = {}
-        self.out: asyncio.Queue[str | bytes] = asyncio.Queue(MUX_OUT_QUEUE)
-        self.overflowed = False
-
-    def put(self, message: str | bytes) -> None:
-        try:
-            self.out.put_nowait(message)
-        except asyncio.QueueFull:
-            if not self.overflowed:
-                self.overflowed = True
-                asyncio.ensure_future(self.conn.close(CloseCode.POLICY_VIOLATION, "states not read: too far behind"))
-
-    def send_states(self, states: list[EmotionState]) -> None:
-        """One tick's states as one message, then the ``ended`` of each stream whose final state it holds."""
-        session = self.session
-        if self.binary:
-            tagged = [(session.tag_of(s.stream), s) for s in states]
-            self.put(encode_states([(t, s) for t, s in tagged if t is not None], self.labels))
-        else:
-            self.put(states_json([self.state_message(s) for s in states]))
-        for s in states:
-            if s.final:
-                ended = session.finish(s.stream)
-                if ended is not None:
-                    self.put(ended)
-
-    async def send_loop(self) -> None:
-        try:
-            while True:
-                message = await self.out.get()
-                try:
-                    await self.conn.send(message)
-                finally:
-                    self.out.task_done()
-        except ConnectionClosed:
-            while not self.out.empty():  # nobody will read them: let close() stop waiting
-                self.out.get_nowait()
-                self.out.task_done()
-
-
-def _bare_state(state: EmotionState) -> dict[str, Any]:
-    """A state's core fields, for a server built without the daemon's message form (tests, tools)."""
-    return {"type": "state", "stream": state.stream, "seq": state.seq, "label": state.label,
-            "confidence": round(float(state.confidence), 4), "final": state.final}

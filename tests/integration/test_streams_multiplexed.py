@@ -359,6 +359,27 @@ def test_a_silent_stream_is_ended_alone_and_an_idle_connection_is_closed() -> No
     assert rl.close == (1008, "no start message within 0.5 s")
 
 
+def test_a_stopping_server_sends_every_final_state_then_ended_1001() -> None:
+    async def main() -> Reader:
+        rig = Rig()
+        await rig.__aenter__()
+        ws = await rig.connect()
+        r = Reader(ws)
+        await ws.send(start("a", 1))
+        await ws.send(start("b", 2))
+        await r.wait(lambda: len(r.started) == 2)
+        await play(ws, {1: tone(3000, 0.8), 2: tone(3000, 0.8)})
+        await rig.__aexit__(None, None, None)  # engine first (final states), then the server
+        await asyncio.wait_for(r.task, timeout(5))
+        return r
+
+    r = asyncio.run(main())
+    for name in ("a", "b"):
+        assert r.states("stream", name)[-1]["final"]
+        assert ended_of(r, name) == [(1001, "the server is stopping")]
+    assert r.close[0] == 1001
+
+
 def test_todays_protocol_is_untouched_beside_it() -> None:
     """No subprotocol, or one the server does not know: the one-stream protocol, as before."""
     from websockets.asyncio.client import connect
