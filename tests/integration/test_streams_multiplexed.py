@@ -380,6 +380,26 @@ def test_a_stopping_server_sends_every_final_state_then_ended_1001() -> None:
     assert r.close[0] == 1001
 
 
+def test_the_readme_example_client_runs_against_the_server() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rest = readme[readme.index("### Many talkers on one connection"):]
+    code = rest[rest.index("```python\n") + len("```python\n"):]
+    code = code[: code.index("```")]
+    printed: list[tuple] = []
+
+    async def main() -> None:
+        async with Rig() as rig:
+            example = code.replace("ws://127.0.0.1:8766", f"ws://127.0.0.1:{rig.port}")
+            await asyncio.wait_for(asyncio.to_thread(exec, example, {"print": lambda *a: printed.append(a)}),
+                                   timeout(20))
+
+    asyncio.run(main())
+    assert printed[0] == (["neutral", "happy", "angry"],)
+    finals = sorted(p[0] for p in printed[1:] if p[-1] == "final")
+    assert finals == ["alice", "bob"]
+    assert len(printed) > 10
+
+
 def test_todays_protocol_is_untouched_beside_it() -> None:
     """No subprotocol, or one the server does not know: the one-stream protocol, as before."""
     from websockets.asyncio.client import connect
