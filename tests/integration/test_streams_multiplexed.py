@@ -470,3 +470,17 @@ def test_the_daemon_serves_the_multiplexed_protocol_on_ingest(tiny_bundle) -> No
         assert ended_of(r, name) == [(1000, "stopped")]
     assert "angry" in {s["label"] for s in r.states("stream", "alice")}
 
+
+
+@pytest.mark.slow
+def test_the_load_generator_smoke_run_loses_nothing() -> None:
+    """benchmarks/ingest_mux_load.py, smoke size: 4 talkers over 2 binary connections, 5 s, shipped model."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import ingest_mux_load
+
+    res = ingest_mux_load.measure_mux(4, 2, 5.0, True, 0.5)
+    assert res["lost_streams"] == 0 and res["ended"] == ["(1000, 'stopped')"], res
+    assert res["decisions"] == 4 * res["expected_decisions_per_talker"], res
+    assert res["connection_close_codes"] == [1000, 1000] and res["latency_ms"]["n"] == res["decisions"]
