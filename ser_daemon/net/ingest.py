@@ -178,7 +178,7 @@ class IngestServer:
             return
         self.connections += 1
         source: IngestSource | None = None
-        session = IngestSession(self.is_taken, lambda: self.active_streams < self.max_streams,
+        session = IngestSession(self.mux.taken, lambda: self.active_streams < self.max_streams,
                                 f"too many streams (--max-streams {self.max_streams})")
         try:
             event = session.receive(await asyncio.wait_for(conn.recv(), timeout=START_TIMEOUT_S))

@@ -92,9 +92,18 @@ class MuxServing:
         self._tick: list[EmotionState] = []
         self._tick_lock = threading.Lock()
 
+    def taken(self, name: str) -> bool:
+        """Whether ``name`` is in use: on the server, or here until its final state has gone out.
+
+        The engine frees an id when it emits the final state; the event loop sends that state a
+        moment later.  A new stream of the same id admitted in between would be sent the old
+        stream's final state and ``ended``.
+        """
+        return self.is_taken(name) or name in self._owner
+
     async def serve(self, conn: ServerConnection) -> None:
         """Run one connection until it closes."""
-        session = MuxSession(self.is_taken, self.room_for_stream, self.full_reason, self.limits, now=time.monotonic())
+        session = MuxSession(self.taken, self.room_for_stream, self.full_reason, self.limits, now=time.monotonic())
         mux = _Connection(conn, session, conn.subprotocol == SUBPROTOCOL_BINARY, self.labels, self.state_message)
         self._connections.add(mux)
         mux.put(session.welcome(str(conn.subprotocol), self.labels))

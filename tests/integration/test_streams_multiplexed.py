@@ -403,7 +403,7 @@ def test_the_readme_example_client_runs_against_the_server() -> None:
 def test_todays_protocol_is_untouched_beside_it() -> None:
     """No subprotocol, or one the server does not know: the one-stream protocol, as before."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosedOK
+    from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
     async def main() -> list[Any]:
         out = []
@@ -418,10 +418,22 @@ def test_todays_protocol_is_untouched_beside_it() -> None:
                     with pytest.raises(ConnectionClosedOK):
                         await asyncio.wait_for(ws.recv(), timeout(5))
                     out.append((ws.close_code, ws.close_reason))
+            # An id a multiplexed connection holds is in use for today's protocol too.
+            mux = await rig.connect()
+            r = Reader(mux)
+            await mux.send(start("held", 1))
+            await r.wait(lambda: len(r.started) == 1)
+            async with connect(f"ws://127.0.0.1:{rig.port}") as ws:
+                await ws.send(json.dumps({"type": "start", "stream": "held", "sample_rate": 16000}))
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), timeout(5))
+                out.append((ws.close_code, ws.close_reason))
+            await mux.close()
         return out
 
     assert asyncio.run(main()) == ['{"type": "started", "stream": "solo0"}', (1000, "stopped"),
-                                   '{"type": "started", "stream": "solo1"}', (1000, "stopped")]
+                                   '{"type": "started", "stream": "solo1"}', (1000, "stopped"),
+                                   (1008, "stream id 'held' is in use")]
 
 
 @pytest.mark.needs_tf
