@@ -34,6 +34,7 @@ rate, silent for :data:`IDLE_TIMEOUT_S`, audio for a tag that is not started) is
 what makes the connection itself unreadable closes it: a control message that is not JSON or not
 ``start``/``stop`` (1007), an audio frame whose layout does not parse (1007), a frame over the size
 limit (1009), nothing at all received for :data:`START_TIMEOUT_S` while no stream runs (1008).
+The server adapter adds one: a client that leaves its states unread (1008, ``ingest_mux_server.py``).
 """
 
 from __future__ import annotations

@@ -267,3 +267,36 @@ def test_any_bytes_parse_or_are_refused_1007(data) -> None:
         assert exc.code == 1007
         return
     assert encode_audio_frame(chunks) == data
+
+
+def test_every_json_message_fits_the_schema_and_reads_back_equal() -> None:
+    from importlib import resources
+
+    from conftest import reference_module
+    from ser_daemon.net.ingest_mux import MuxStartedMessage, MuxStartMessage, MuxStopMessage, WelcomeMessage
+    from ser_daemon.outputs.messages import state_json
+
+    jsonschema = reference_module("jsonschema")
+    schema = json.loads((resources.files("ser_daemon") / "schema" / "messages.schema.json").read_text())
+
+    def check(text: str, definition: str) -> None:
+        jsonschema.validate(json.loads(text), {**schema, "oneOf": [{"$ref": f"#/$defs/{definition}"}]})
+
+    cases = [(MuxStartMessage("alice", 3, 48000, 2), "ingest_mux_start"),
+             (MuxStartedMessage("alice", 3), "ingest_mux_started"),
+             (MuxStopMessage("alice"), "ingest_mux_stop"),
+             (EndedMessage("alice", 3, 1008, "no audio within 10 s"), "ingest_mux_ended"),
+             (EndedMessage(None, None, 1007, "tag must be an integer in 0..65535"), "ingest_mux_ended")]
+    for msg, definition in cases:
+        check(msg.to_json(), definition)
+        assert type(msg).from_json(msg.to_json()) == msg
+    # The session's own texts, as a client receives them.
+    s = session()
+    check(s.welcome(SUBPROTOCOL_JSON, LABELS), "ingest_mux_welcome")
+    assert WelcomeMessage.from_json(s.welcome(SUBPROTOCOL_BINARY, LABELS)).states == "binary"
+    (started,) = s.receive(MuxStartMessage("alice", 3, 16000).to_json(), 0.0)
+    check(started.reply, "ingest_mux_started")
+    (bad,) = s.receive(start("x" * 70, 4), 0.0)
+    check(bad.message, "ingest_mux_ended")
+    check(states_json([state_json(_state("alice", 1)), state_json(_state("alice", 2, final=True))]),
+          "ingest_mux_states")
