@@ -87,6 +87,7 @@ class MuxServing:
         self.state_message = state_message or _bare_state
         self.limits = limits
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the server starts
+        self.out_queue = MUX_OUT_QUEUE  # per connection, for connections opened from now on
         self._owner: dict[str, _Connection] = {}  # stream id -> its connection, until its final state
         self._connections: set[_Connection] = set()
         self._tick: list[EmotionState] = []
@@ -104,7 +105,8 @@ class MuxServing:
     async def serve(self, conn: ServerConnection) -> None:
         """Run one connection until it closes."""
         session = MuxSession(self.taken, self.room_for_stream, self.full_reason, self.limits, now=time.monotonic())
-        mux = _Connection(conn, session, conn.subprotocol == SUBPROTOCOL_BINARY, self.labels, self.state_message)
+        mux = _Connection(conn, session, conn.subprotocol == SUBPROTOCOL_BINARY, self.labels, self.state_message,
+                          self.out_queue)
         self._connections.add(mux)
         mux.put(session.welcome(str(conn.subprotocol), self.labels))
         sender = asyncio.get_running_loop().create_task(mux.send_loop())
@@ -194,19 +196,19 @@ class MuxServing:
 class _Connection:
     """One connection's outgoing side: every message goes through one bounded queue, in order.
 
-    A client that leaves :data:`MUX_OUT_QUEUE` messages unread (seconds of ticks) is closed with
-    1008: the daemon never holds more for it.
+    A client that leaves ``out_queue`` messages unread (:data:`MUX_OUT_QUEUE`: seconds of ticks) is
+    closed with 1008: the daemon never holds more for it.
     """
 
     def __init__(self, conn: ServerConnection, session: MuxSession, binary: bool, labels: Sequence[str],
-                 state_message: Callable[[EmotionState], Mapping[str, Any]]) -> None:
+                 state_message: Callable[[EmotionState], Mapping[str, Any]], out_queue: int = MUX_OUT_QUEUE) -> None:
         self.conn = conn
         self.session = session
         self.binary = binary
         self.labels = labels
         self.state_message = state_message
         self.sinks: dict[str, Any] = {}
-        self.out: asyncio.Queue[str | bytes] = asyncio.Queue(MUX_OUT_QUEUE)
+        self.out: asyncio.Queue[str | bytes] = asyncio.Queue(out_queue)
         self.overflowed = False
 
     def put(self, message: str | bytes) -> None:

@@ -307,6 +307,33 @@ def test_only_connection_level_abuse_closes_the_connection(message, code) -> Non
     assert ended_of(rn, "n") == [(1000, "stopped")] and rn.states("stream", "n")[-1]["final"]
 
 
+def test_a_connection_whose_messages_pile_up_unsent_is_closed_1008_and_its_streams_end() -> None:
+    """The outgoing queue is bounded (MUX_OUT_QUEUE); here 2, overflowed by one frame's 5 refusals."""
+    async def main() -> tuple[Reader, Reader, int]:
+        async with Rig() as rig:
+            rig.server.mux.out_queue = 2
+            ws = await rig.connect()
+            r = Reader(ws)
+            await ws.send(start("a", 1))
+            await r.wait(lambda: len(r.started) == 1)
+            rig.server.mux.out_queue = 256
+            neighbour = await rig.connect()
+            rn = Reader(neighbour)
+            await neighbour.send(start("n", 1))
+            await rn.wait(lambda: len(rn.started) == 1)
+            await ws.send(encode_audio_frame([(t, b"") for t in range(10, 15)]))
+            await asyncio.wait_for(r.task, timeout(5))
+            await play(neighbour, {1: tone(3000, 0.6)})
+            await neighbour.send(json.dumps({"type": "stop", "stream": "n"}))
+            await rn.wait(lambda: len(rn.ended) == 1)
+            await neighbour.close()
+            return r, rn, rig.server.active_streams
+
+    r, rn, active = asyncio.run(main())
+    assert r.close == (1008, "states not read: too far behind")
+    assert ended_of(rn, "n") == [(1000, "stopped")] and active == 0  # "a" ended with its connection
+
+
 def test_binary_states_are_tagged_records_one_frame_per_tick() -> None:
     async def main() -> Reader:
         async with Rig() as rig:
