@@ -244,4 +244,3 @@ class IngestServer:
         if self._server is not None:
             await close_server(self._server, "ingest server")
             self._server = None
-
