@@ -119,6 +119,8 @@ class MuxLimits:
             ``--max-streams`` also applies).
         rate_factor: a stream may send at most this many times its real-time byte rate ...
         burst_s: ... after a burst of this many seconds of its audio (a token bucket, full at start).
+            It also absorbs the server's own stalls: audio that queued in the socket while the
+            server did not read arrives at once, and must not end the stream.
         max_frame_bytes: the largest message; a larger one closes the connection (1009).
         idle_timeout_s: a started stream that sends no audio for this long is ended (1008).
         start_timeout_s: a connection with no stream that sends nothing for this long is closed (1008).
@@ -126,7 +128,7 @@ class MuxLimits:
 
     max_streams: int = 64
     rate_factor: float = 2.0
-    burst_s: float = 1.0
+    burst_s: float = 3.0
     max_frame_bytes: int = 256 * 1024
     idle_timeout_s: float = IDLE_TIMEOUT_S
     start_timeout_s: float = START_TIMEOUT_S

@@ -203,7 +203,7 @@ def test_one_bad_stream_never_ends_its_neighbours_and_every_final_state_arrives(
             voice = tone(3000, 1.6)
             await play(ws, {1: voice[:8000], 2: voice[:8000], 4: voice[:8000]})
             await ws.send(encode_audio_frame([(1, pcm16(voice[:320])), (2, b"\x00\x00\x00"), (9, b"\x00\x00"),
-                                              (3, pcm16(np.zeros(16000 * 3))), (4, pcm16(voice[:320]))]))
+                                              (3, pcm16(np.zeros(16000 * 4))), (4, pcm16(voice[:320]))]))
             await play(ws, {1: voice[8000:], 2: voice[8000:], 3: voice[8000:], 4: voice[8000:]})
             await r.wait(lambda: len(r.ended) == 3)  # odd, greedy, the unknown tag
             for name in ("good1", "good2"):

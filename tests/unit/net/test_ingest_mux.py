@@ -61,7 +61,7 @@ def test_welcome_names_the_form_of_the_states_the_labels_and_the_limits() -> Non
     s = session(max_streams=5)
     w = json.loads(s.welcome(SUBPROTOCOL_BINARY, LABELS))
     assert w == {"type": "welcome", "protocol": SUBPROTOCOL_BINARY, "states": "binary", "labels": list(LABELS),
-                 "limits": {"streams": 5, "rate_factor": 2.0, "burst_s": 1.0, "frame_bytes": 256 * 1024,
+                 "limits": {"streams": 5, "rate_factor": 2.0, "burst_s": 3.0, "frame_bytes": 256 * 1024,
                             "idle_s": 10.0}}
     assert json.loads(s.welcome(SUBPROTOCOL_JSON, LABELS))["states"] == "json"
 
@@ -300,3 +300,16 @@ def test_every_json_message_fits_the_schema_and_reads_back_equal() -> None:
     check(bad.message, "ingest_mux_ended")
     check(states_json([state_json(_state("alice", 1)), state_json(_state("alice", 2, final=True))]),
           "ingest_mux_states")
+
+
+def test_a_backlog_after_a_stall_of_two_seconds_is_absorbed_by_the_default_burst() -> None:
+    """The server did not read for 2 s (load): 2 s of real-time audio arrive at one instant."""
+    s = session()
+    s.receive(start("a", 1), 0.0)
+    for k in range(50):  # 1 s at real time
+        assert isinstance(s.receive(encode_audio_frame([(1, pcm(320))]), k * 0.02)[0], StreamAudio)
+    backlog = [s.receive(encode_audio_frame([(1, pcm(320))]), 3.0) for _ in range(100)]
+    assert all(isinstance(ev[0], StreamAudio) for ev in backlog)
+    # A client that keeps sending at 3x real time is ended once the burst is spent.
+    events = [e for k in range(300) for e in s.receive(encode_audio_frame([(1, pcm(960))]), 3.0 + k * 0.02)]
+    assert ended(events) == [("a", 1, 1008, "over 64000 bytes/s (2x real time)")]
