@@ -23,7 +23,7 @@ from ..model.inference import Classifier
 from ..outputs.base import OnLoop
 from ..outputs.console import ConsoleOutput, JsonLines, StageStats, write_stats_json
 from ..outputs.mapping import ExpressionMapping, load_mapping
-from ..outputs.messages import HelloMessage, dumps
+from ..outputs.messages import HelloMessage, dumps, state_json
 from ..outputs.osc import OscSender
 from ..outputs.osc_targets import OSC_DEFAULT_PORTS
 from ..outputs.websocket import WsOutput
@@ -127,7 +127,9 @@ class Daemon:
                 if cfg.wait_clients:
                     self.left_work_behind |= await unless_stopped(self.servers.wait_for_clients(), stop)
             if cfg.ingest is not None:
-                await self.servers.start_ingest(self.engine.add_remote, self.engine.is_live, self.engine.wake.set)
+                await self.servers.start_ingest(self.engine.add_remote, self.engine.is_live, self.engine.wake.set,
+                                                self.bundle.labels, self._state_message)
+                self.engine.on_tick_end = self.servers.ingest.flush  # type: ignore[union-attr]
             if not stop.is_set():  # OSCQuery: ~3 s of mDNS probing
                 self.left_work_behind |= await unless_stopped(self.vrchat.start(), stop)
             if not stop.is_set():
@@ -186,10 +188,16 @@ class Daemon:
         """An input's health changed (relayed by the engine): every output hears of it."""
         self.outputs.send_status(stream, status, detail, time.monotonic())
 
+    def _state_message(self, state: EmotionState) -> dict:
+        """A state as the WebSocket's ``state`` message (the multiplexed ingest's JSON states)."""
+        return state_json(state, 0, self.mapping.all_weights(state.smoothed))
+
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
         state = self.vrchat.gate(state)
         self.outputs.send_state(state, self.mapping.all_weights(state.smoothed), time.monotonic())
+        if self.servers.ingest is not None:
+            self.servers.ingest.deliver(state)  # a multiplexed stream's states also go back on its connection
         if not state.final:
             self.stats.record(state, (time.perf_counter() - t0) * 1000.0)
 

@@ -116,6 +116,9 @@ class Engine:
         self.on_status: Callable[[str, str, str], None] | None = None
         self.on_samples: Callable[[str, np.ndarray], None] | None = None
         self.on_profile_applied: Callable[[str], None] | None = None
+        # Called after each tick's states (and after the final states at stop): a host that
+        # batches per tick (the multiplexed ingest) sends what it gathered.
+        self.on_tick_end: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._statuses: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
         self._new_streams: queue.SimpleQueue[Stream] = queue.SimpleQueue()
@@ -202,6 +205,8 @@ class Engine:
                     self.emit(st.proc.final_state())
                 except Exception:
                     log.exception("final state of %s", st.name)
+        if self.on_tick_end is not None:
+            self.on_tick_end()
 
     def _run_until_stopped(self) -> None:
         while not self._stop.is_set():
@@ -240,6 +245,8 @@ class Engine:
                     self.streams.remove(st)
                     self._live_names.discard(st.name)
                     self._trimmer.streams_ended()
+            if self.on_tick_end is not None:
+                self.on_tick_end()
             self._trimmer.maybe_trim()  # give freed buffers back to the OS (rate-limited)
             if not self.keep_running and self.streams and all(st.done for st in self.streams):
                 return

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from ..core.audio_format import AudioFormat
+from ..core.state import EmotionState
 from ..net.ingest import IngestServer, IngestSource
 from ..net.websocket_server import AccessPolicy
 from ..outputs.websocket import WsBroadcaster
@@ -59,8 +60,13 @@ class Servers:
             await self.ws.wait_for_clients(self.cfg.wait_clients)
 
     async def start_ingest(self, add_stream: Callable[[str, IngestSource, Any, AudioFormat], None],
-                           is_live: Callable[[str], bool], wake: Callable[[], None]) -> None:
-        """Serve ``--ingest``: each remote client's audio becomes a stream (``add_stream``, event loop thread)."""
+                           is_live: Callable[[str], bool], wake: Callable[[], None], labels: Sequence[str] = (),
+                           state_message: Callable[[EmotionState], Mapping[str, Any]] | None = None) -> None:
+        """Serve ``--ingest``: each remote client's audio becomes a stream (``add_stream``, event loop thread).
+
+        ``labels`` and ``state_message`` serve the multiplexed protocol, whose states go back on
+        its connections (``IngestServer.deliver`` and ``flush``).
+        """
 
         def started(source: IngestSource) -> None:
             add_stream(source.name, source, source.ring, source.format)
@@ -69,7 +75,7 @@ class Servers:
         policy = dataclasses.replace(self.policy, max_message_bytes=max(self.policy.max_message_bytes,
                                                                         INGEST_MESSAGE_BYTES))
         self.ingest = IngestServer(policy, started, is_live, wake, ring_seconds=INGEST_RING_SECONDS,
-                                   max_streams=self.cfg.max_streams)
+                                   max_streams=self.cfg.max_streams, labels=labels, state_message=state_message)
         assert self.cfg.ingest is not None
         await self.ingest.start(self.cfg.ingest)
 

@@ -22,6 +22,12 @@ reason: this daemon sends OSC only to the operator's ``--osc`` targets.  More st
 ``--max-streams`` are refused with 1013 (try again later).  States for ingest
 streams go out on the normal OSC and WebSocket outputs with the stream id.
 
+A client that offers the WebSocket subprotocol ``ser-ingest-mux.v1`` (or
+``ser-ingest-mux.v1.binary``) speaks the multiplexed protocol instead: many streams on one
+connection, each with its own start, tagged audio, stop and ``ended``, and their states come back
+on the connection, one message per tick (:mod:`.ingest_mux` holds its rules; README "Many
+talkers on one connection").  Its streams count against ``--max-streams`` like any other.
+
 Audio messages may be up to 256 KiB (or ``--max-message-bytes`` if larger); at most
 4 unread ones are buffered per connection.
 
@@ -38,7 +44,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection
@@ -48,7 +54,10 @@ from websockets.http11 import Request, Response
 
 from ..core.audio_format import AudioFormat
 from ..core.ringbuffer import AudioRing
+from ..core.state import EmotionState
 from .endpoints import Endpoint
+from .ingest_mux import SUBPROTOCOLS, MuxLimits, select_subprotocol
+from .ingest_mux_server import MuxServing
 from .ingest_protocol import (
     IDLE_TIMEOUT_REASON,
     IDLE_TIMEOUT_S,
@@ -109,6 +118,10 @@ class IngestServer:
         is_taken: whether a stream id is already in use.
         wake: wakes the processing thread after audio arrives.
         idle_timeout_s: a started stream that sends nothing for this long is closed (1008).
+        labels: the model's classes (the multiplexed protocol's ``welcome`` names them).
+        state_message: a state as the daemon's JSON ``state`` message (the multiplexed
+            protocol's JSON states; the daemon's mapping adds its weights).
+        mux_limits: limits of a multiplexed connection.
     """
 
     def __init__(
@@ -120,6 +133,9 @@ class IngestServer:
         ring_seconds: float = 1.0,
         max_streams: int = 64,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        labels: Sequence[str] = (),
+        state_message: Callable[[EmotionState], Mapping[str, Any]] | None = None,
+        mux_limits: MuxLimits | None = None,
     ) -> None:
         self.policy = policy
         self.idle_timeout_s = idle_timeout_s
@@ -134,11 +150,17 @@ class IngestServer:
         self.log_limiter = LogLimiter()
         self._server: Server | None = None
         self.port: int | None = None
+        self.mux = MuxServing(
+            self._open_stream, self._close_stream, is_taken, lambda: self.active_streams < self.max_streams,
+            f"too many streams (--max-streams {max_streams})", wake, self.refused, labels, state_message,
+            mux_limits or MuxLimits(max_frame_bytes=policy.max_message_bytes, idle_timeout_s=idle_timeout_s))
 
     async def start(self, endpoint: Endpoint) -> int:
+        self.mux.loop = asyncio.get_running_loop()
         self._server, self.port = await listen(
             self._handle, endpoint, self._gate, self.policy.max_message_bytes, "ingest clients", compression=None,
             max_queue=4,  # at most 4 unread messages buffered per connection
+            select_subprotocol=lambda _conn, offered: select_subprotocol(offered),
         )
         log.info("ingest endpoint on %s:%s", endpoint.host, self.port)
         return self.port
@@ -147,9 +169,16 @@ class IngestServer:
         return check_request(conn, request, self.policy, self.connections, set(), self.refused, self.log_limiter)
 
     async def _handle(self, conn: ServerConnection) -> None:
+        if conn.subprotocol in SUBPROTOCOLS:
+            self.connections += 1
+            try:
+                await self.mux.serve(conn)
+            finally:
+                self.connections -= 1
+            return
         self.connections += 1
         source: IngestSource | None = None
-        session = IngestSession(self.is_taken, lambda: self.active_streams < self.max_streams,
+        session = IngestSession(self.mux.taken, lambda: self.active_streams < self.max_streams,
                                 f"too many streams (--max-streams {self.max_streams})")
         try:
             event = session.receive(await asyncio.wait_for(conn.recv(), timeout=START_TIMEOUT_S))
@@ -189,7 +218,29 @@ class IngestServer:
                 source.stop()
                 self.wake()
 
+    # -- the multiplexed protocol (ingest_mux_server.py) -----------------------------
+    def _open_stream(self, start: StartRequest) -> IngestSource:
+        """A multiplexed stream was admitted: its source, counted and handed to the daemon."""
+        source = IngestSource(start.stream, start.sample_rate, start.channels, self.ring_seconds)
+        self.active_streams += 1
+        self.on_stream(source)
+        return source
+
+    def _close_stream(self, source: IngestSource) -> None:
+        self.active_streams -= 1
+        source.stop()
+        self.wake()
+
+    def deliver(self, state: EmotionState) -> None:
+        """A state was decided (processing thread): a multiplexed stream's goes back on its connection."""
+        self.mux.deliver(state)
+
+    def flush(self) -> None:
+        """The end of a tick (processing thread): send what :meth:`deliver` gathered, one message per connection."""
+        self.mux.flush()
+
     async def close(self) -> None:
+        await self.mux.drain(0.3)  # the last tick's final states are on their way: let them out
         if self._server is not None:
             await close_server(self._server, "ingest server")
             self._server = None

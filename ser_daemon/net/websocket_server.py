@@ -15,7 +15,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -160,8 +160,12 @@ async def listen(
     what: str,
     max_queue: int = 16,
     compression: str | None = "deflate",
+    select_subprotocol: Callable[[ServerConnection, Sequence[str]], str | None] | None = None,
 ) -> tuple[Server, int]:
     """Start a WebSocket server with the daemon's common settings; return it and its port.
+
+    ``select_subprotocol`` picks among the subprotocols a client offers (None: none is ever agreed,
+    whatever the client offers).
 
     The gate runs inside a guard: whatever goes wrong in it is answered with HTTP 400 and at
     most one log line per client per minute, never a 500 with a traceback per request.
@@ -183,6 +187,7 @@ async def listen(
             handler, endpoint.host, endpoint.port, process_request=guarded, max_size=max_message_bytes,
             create_connection=_Connection,
             max_queue=max_queue, close_timeout=0.5, ping_interval=20, ping_timeout=20, compression=compression,
+            select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
         )
     except OSError as exc:
         raise ConfigError(f"cannot listen for {what} on {endpoint}: {exc.strerror or exc}") from None

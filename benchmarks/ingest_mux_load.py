@@ -1,0 +1,265 @@
+"""N real-time talkers over M connections of the multiplexed ingest protocol, against the daemon.
+
+Each talker is the bundled speech recording (looped, each from its own offset) as 16 kHz 16-bit
+PCM.  A connection carries its share of the talkers (``ser-ingest-mux.v1``, or ``.binary`` with
+``--states binary``): one start per talker, then every 20 ms one audio frame holding every one of
+its talkers' 20 ms chunk (the batching the protocol allows), then one stop per talker; the states
+come back on the same connection.  All talkers speak from the same instant (the worst case for
+batching, as in ``cluster_bench.py``).  With ``--compare`` the same talkers then run once more over
+today's protocol (one connection per talker, states on ``--ws``: ``cluster_bench.py``'s daemon
+phase), against a fresh daemon, in the same run.
+
+Measured per run:
+
+- decision latency, client side: a state's arrival minus the send time of the frame holding the
+  window's newest sample (same process, same clock), p50/p99 over all decisions;
+- lost streams: talkers without a final state followed by ``ended`` 1000 "stopped" (or, for
+  today's protocol, a close other than 1000);
+- cores per talker: the daemon's user+system CPU seconds over the load / wall seconds / talkers
+  (the idle cost, measured before, is also given and subtracted for the marginal figure); the
+  clients' own process is not counted.
+
+Usage: python benchmarks/ingest_mux_load.py [--talkers 16] [--connections 2] [--seconds 20]
+           [--states json|binary] [--compare]
+       python benchmarks/ingest_mux_load.py --smoke     (4 talkers over 2 connections, 5 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import REPO, demo_audio, git_rev, machine, proc_cpu_seconds, save, stats_ms  # noqa: E402
+
+from ser_daemon.net.mux_wire import (  # noqa: E402
+    SUBPROTOCOL_BINARY,
+    SUBPROTOCOL_JSON,
+    MuxStartMessage,
+    MuxStopMessage,
+    decode_states,
+    encode_audio_frame,
+)
+
+RATE = 16000
+BLOCK_S = 0.02
+BLOCK = int(RATE * BLOCK_S)
+HOP_S = 0.25
+WINDOW_S = 2.0
+
+
+@dataclass
+class Talker:
+    name: str
+    tag: int
+    pcm: bytes
+    latencies_ms: list[float] = field(default_factory=list)
+    decisions: int = 0
+    finals: int = 0
+    ended: tuple[int, str] | None = None
+    final_before_ended: bool = False
+
+    def on_state(self, end_sample: int, final: bool, now: float, send_times: list[float]) -> None:
+        if final:
+            self.finals += 1
+            return
+        self.decisions += 1
+        block = (end_sample - 1) // BLOCK  # end_sample counts the stream's samples at the model's 16 kHz
+        if 0 <= block < len(send_times) and send_times[block]:
+            self.latencies_ms.append((now - send_times[block]) * 1000.0)
+
+    @property
+    def lost(self) -> bool:
+        return not (self.final_before_ended and self.ended == (1000, "stopped"))
+
+
+def make_talkers(n: int, seconds: float) -> list[Talker]:
+    audio = demo_audio(seconds + 1.0)
+    out = []
+    for i in range(n):
+        shift = (i * RATE * 7 // 10) % len(audio)  # each from its own offset: not n copies of one voice
+        x = np.roll(audio, -shift)[: int(seconds * RATE)]
+        out.append(Talker(f"talker{i}", i, (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()))
+    return out
+
+
+async def connect(port: int, subprotocol: str | None, deadline: float) -> Any:
+    from websockets.asyncio.client import connect as ws_connect
+
+    while True:
+        try:
+            return await ws_connect(f"ws://127.0.0.1:{port}/", subprotocols=[subprotocol] if subprotocol else None,
+                                    max_size=None, open_timeout=10)
+        except (OSError, asyncio.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def run_connection(port: int, talkers: list[Talker], binary: bool, t0: float, deadline: float) -> dict:
+    """One connection: start its talkers, send one frame per tick from ``t0``, stop, wait for every ``ended``."""
+    from websockets.exceptions import ConnectionClosed
+
+    ws = await connect(port, SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON, deadline)
+    welcome = json.loads(await ws.recv())
+    labels = welcome["labels"]
+    by_tag = {t.tag: t for t in talkers}
+    by_name = {t.name: t for t in talkers}
+    n_blocks = min(len(t.pcm) for t in talkers) // (2 * BLOCK)
+    send_times = [0.0] * n_blocks
+    started: set[str] = set()
+    all_started = asyncio.Event()
+    all_ended = asyncio.Event()
+
+    async def read() -> None:
+        try:
+            async for m in ws:
+                now = time.monotonic()
+                if isinstance(m, bytes):
+                    for s in decode_states(m, labels):
+                        by_tag[s["tag"]].on_state(s["end_sample"], s["final"], now, send_times)
+                    continue
+                msg = json.loads(m)
+                if msg["type"] == "states":
+                    for s in msg["states"]:
+                        by_name[s["stream"]].on_state(s["end_sample"], s["final"], now, send_times)
+                elif msg["type"] == "started":
+                    started.add(msg["stream"])
+                    if len(started) == len(talkers):
+                        all_started.set()
+                elif msg["type"] == "ended":
+                    t = by_name.get(msg["stream"])
+                    if t is not None:
+                        t.ended = (msg["code"], msg["reason"])
+                        t.final_before_ended = t.finals == 1
+                    if all(t.ended is not None for t in talkers):
+                        all_ended.set()
+        except ConnectionClosed:
+            pass
+
+    reader = asyncio.ensure_future(read())
+    for t in talkers:
+        await ws.send(MuxStartMessage(t.name, t.tag, RATE).to_json())
+    await asyncio.wait_for(all_started.wait(), 10)
+    frame_bytes = 2 * BLOCK
+    for k in range(n_blocks):
+        delay = t0 + k * BLOCK_S - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        send_times[k] = time.monotonic()
+        await ws.send(encode_audio_frame([(t.tag, t.pcm[k * frame_bytes : (k + 1) * frame_bytes]) for t in talkers]))
+    for t in talkers:
+        await ws.send(MuxStopMessage(t.name).to_json())
+    try:
+        await asyncio.wait_for(all_ended.wait(), 10)
+    except asyncio.TimeoutError:
+        pass
+    await ws.close()
+    await reader
+    return {"close_code": ws.close_code}
+
+
+def start_daemon(port: int, n: int, extra: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ser_daemon", "--ingest", f"127.0.0.1:{port}", "--no-osc", "--quiet",
+         "--backend", "litert", "--max-streams", str(n + 8), "--max-clients", str(n + 16), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def stop_daemon(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+
+
+def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> dict[str, Any]:
+    from cluster_bench import free_port
+
+    port = free_port()
+    proc = start_daemon(port, n, ["--no-ws"])
+    talkers = make_talkers(n, seconds)
+    groups = [talkers[i::m] for i in range(m)]
+
+    async def main() -> tuple[float, float, float, list[dict]]:
+        probe = await connect(port, SUBPROTOCOL_JSON, time.monotonic() + 60)  # the daemon is up
+        await probe.close()
+        c0 = proc_cpu_seconds(proc.pid)
+        await asyncio.sleep(idle_s)
+        idle = (proc_cpu_seconds(proc.pid) - c0) / idle_s
+        c1, w0 = proc_cpu_seconds(proc.pid), time.monotonic()
+        t0 = w0 + 1.0
+        ends = await asyncio.wait_for(
+            asyncio.gather(*(run_connection(port, g, binary, t0, w0 + 60) for g in groups)), seconds + 60)
+        cpu, wall = proc_cpu_seconds(proc.pid) - c1, time.monotonic() - w0
+        return idle, cpu, wall, list(ends)
+
+    try:
+        idle, cpu, wall, ends = asyncio.run(main())
+    finally:
+        stop_daemon(proc)
+    lat = [x for t in talkers for x in t.latencies_ms]
+    cores = cpu / wall
+    return {
+        "protocol": SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON,
+        "talkers": n,
+        "connections": m,
+        "decisions": sum(t.decisions for t in talkers),
+        "expected_decisions_per_talker": int((seconds - WINDOW_S) / HOP_S) + 1,
+        "latency_ms": stats_ms(lat),
+        "lost_streams": sum(t.lost for t in talkers),
+        "ended": sorted({str(t.ended) for t in talkers}),
+        "connection_close_codes": [e["close_code"] for e in ends],
+        "server_cores": round(cores, 4),
+        "idle_cores": round(idle, 4),
+        "cores_per_talker": round(cores / n, 5),
+        "marginal_cores_per_talker": round(max(0.0, cores - idle) / n, 5),
+        "wall_s": round(wall, 2),
+    }
+
+
+def measure_today(n: int, seconds: float, idle_s: float) -> dict[str, Any]:
+    """Today's protocol, one connection per talker (cluster_bench.py's daemon phase, unchanged)."""
+    from cluster_bench import measure_daemon
+
+    out = measure_daemon(n, seconds, idle_s)
+    out["protocol"] = "today's (one connection per talker, states on --ws)"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--talkers", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--states", choices=("json", "binary"), default="json")
+    ap.add_argument("--idle-s", type=float, default=3.0)
+    ap.add_argument("--compare", action="store_true", help="also run today's protocol with the same talkers")
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    if args.smoke:
+        args.talkers, args.connections, args.seconds, args.idle_s = 4, 2, 5.0, 0.5
+    if not 1 <= args.connections <= args.talkers <= 255 * args.connections:
+        ap.error("need 1 <= connections <= talkers <= 255 x connections")
+    result: dict[str, Any] = {"machine": machine(), "git": git_rev(), "args": vars(args)}
+    result["mux"] = measure_mux(args.talkers, args.connections, args.seconds, args.states == "binary", args.idle_s)
+    if args.compare:
+        result["today"] = measure_today(args.talkers, args.seconds, args.idle_s)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    if not args.smoke:
+        save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}", result)
+
+
+if __name__ == "__main__":
+    main()
