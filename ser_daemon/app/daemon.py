@@ -22,8 +22,9 @@ from ..model.bundle import ModelBundle
 from ..model.inference import Classifier
 from ..outputs.base import OnLoop
 from ..outputs.console import ConsoleOutput, JsonLines, StageStats, write_stats_json
+from ..outputs.ingest_return import IngestReturn
 from ..outputs.mapping import ExpressionMapping, load_mapping
-from ..outputs.messages import HelloMessage, dumps, state_json
+from ..outputs.messages import HelloMessage, dumps
 from ..outputs.osc import OscSender
 from ..outputs.osc_targets import OSC_DEFAULT_PORTS
 from ..outputs.websocket import WsOutput
@@ -68,8 +69,7 @@ class Daemon:
         self.stats = StageStats()
         self.servers = Servers(parts.servers)
         self.stopper = StopControl()
-        # A start-up step given up for a stop (an mDNS announcement half done) still runs in a thread
-        # of its own, and its library's exit hook would hold the exit for ~0.5 s: the CLI leaves at once.
+        # A start-up step given up for a stop (mDNS half done) runs on in its thread: the CLI leaves at once.
         self.left_work_behind = False
         self.mapping: ExpressionMapping = load_mapping(config.mapping, bundle.labels)
         self.console = ConsoleOutput(out if out is not None else sys.stdout,  # None: the process has no stdout
@@ -126,10 +126,9 @@ class Daemon:
                     self.console.note(f"web view: http://{cfg.web.host}:{web_port}/")
                 if cfg.wait_clients:
                     self.left_work_behind |= await unless_stopped(self.servers.wait_for_clients(), stop)
-            if cfg.ingest is not None:
-                await self.servers.start_ingest(self.engine.add_remote, self.engine.is_live, self.engine.wake.set,
-                                                self.bundle.labels, self._state_message)
-                self.engine.on_tick_end = self.servers.ingest.flush  # type: ignore[union-attr]
+            if cfg.ingest is not None:  # a multiplexed stream's states also go back on its connection
+                ingest = await self.servers.start_ingest(self.engine, self.mapping)
+                self.outputs.add(IngestReturn(ingest.deliver))
             if not stop.is_set():  # OSCQuery: ~3 s of mDNS probing
                 self.left_work_behind |= await unless_stopped(self.vrchat.start(), stop)
             if not stop.is_set():
@@ -188,16 +187,10 @@ class Daemon:
         """An input's health changed (relayed by the engine): every output hears of it."""
         self.outputs.send_status(stream, status, detail, time.monotonic())
 
-    def _state_message(self, state: EmotionState) -> dict:
-        """A state as the WebSocket's ``state`` message (the multiplexed ingest's JSON states)."""
-        return state_json(state, 0, self.mapping.all_weights(state.smoothed))
-
     def _emit(self, state: EmotionState) -> None:
         t0 = time.perf_counter()
         state = self.vrchat.gate(state)
         self.outputs.send_state(state, self.mapping.all_weights(state.smoothed), time.monotonic())
-        if self.servers.ingest is not None:
-            self.servers.ingest.deliver(state)  # a multiplexed stream's states also go back on its connection
         if not state.final:
             self.stats.record(state, (time.perf_counter() - t0) * 1000.0)
 

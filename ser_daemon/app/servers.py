@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..core.audio_format import AudioFormat
-from ..core.state import EmotionState
 from ..net.ingest import IngestServer, IngestSource
 from ..net.websocket_server import AccessPolicy
+from ..outputs.ingest_return import state_message
+from ..outputs.mapping import ExpressionMapping
 from ..outputs.websocket import WsBroadcaster
 from .config import ServerSettings
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 __all__ = ["Servers", "access_policy", "INGEST_RING_SECONDS", "INGEST_MESSAGE_BYTES"]
 
@@ -59,14 +63,14 @@ class Servers:
             log.info("waiting for %d WebSocket client(s)", self.cfg.wait_clients)
             await self.ws.wait_for_clients(self.cfg.wait_clients)
 
-    async def start_ingest(self, add_stream: Callable[[str, IngestSource, Any, AudioFormat], None],
-                           is_live: Callable[[str], bool], wake: Callable[[], None], labels: Sequence[str] = (),
-                           state_message: Callable[[EmotionState], Mapping[str, Any]] | None = None) -> None:
-        """Serve ``--ingest``: each remote client's audio becomes a stream (``add_stream``, event loop thread).
+    async def start_ingest(self, engine: Engine, mapping: ExpressionMapping) -> IngestServer:
+        """Serve ``--ingest``: each remote client's audio becomes one of ``engine``'s streams.
 
-        ``labels`` and ``state_message`` serve the multiplexed protocol, whose states go back on
-        its connections (``IngestServer.deliver`` and ``flush``).
+        A multiplexed stream's states go back on its connection as the WebSocket's state messages
+        (blendshape weights from ``mapping``), once per tick of the engine (``IngestServer.deliver``
+        and ``flush``).
         """
+        add_stream, labels = engine.add_remote, engine.bundle.labels
 
         def started(source: IngestSource) -> None:
             add_stream(source.name, source, source.ring, source.format)
@@ -74,10 +78,13 @@ class Servers:
 
         policy = dataclasses.replace(self.policy, max_message_bytes=max(self.policy.max_message_bytes,
                                                                         INGEST_MESSAGE_BYTES))
-        self.ingest = IngestServer(policy, started, is_live, wake, ring_seconds=INGEST_RING_SECONDS,
-                                   max_streams=self.cfg.max_streams, labels=labels, state_message=state_message)
+        self.ingest = IngestServer(policy, started, engine.is_live, engine.wake.set, ring_seconds=INGEST_RING_SECONDS,
+                                   max_streams=self.cfg.max_streams, labels=labels,
+                                   state_message=functools.partial(state_message, mapping))
         assert self.cfg.ingest is not None
         await self.ingest.start(self.cfg.ingest)
+        engine.on_tick_end = self.ingest.flush
+        return self.ingest
 
     def client_count(self) -> int:
         return len(self.ws.clients) if self.ws is not None else 0
