@@ -568,15 +568,29 @@ def fit_model(
     averaged = WeightAverage()
     # Windows that are augmented on their own (no mixing across windows) go through an epoch in
     # chunks: the float32 copy SpecAugment makes is then a chunk, not the whole training set
-    # (pooling three corpora gives 120k windows: 6 GB per copy, and Keras adds its own).
-    chunked = strength is None and cfg.augment.mix_speakers == 0 and cfg.augment.mixup == 0
+    # (pooling three corpora gives 120k windows: 6 GB per copy, and Keras adds its own; a
+    # corpus adversary on whole pooled epochs was killed for memory).
+    chunked = cfg.augment.mix_speakers == 0 and cfg.augment.mixup == 0
     chunk = cfg.batch_size * EPOCH_CHUNK_BATCHES
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train.y)) if not cfg.corpus_share else epoch_order(shares, rng)
         t0 = time.perf_counter()
         one_epoch = dict(batch_size=cfg.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0)
-        if chunked:
-            epoch_history = _fit_chunks(model, train.x, y_onehot, order, chunk, rng, cfg, weights, val_data, one_epoch)
+        if strength is not None:
+            # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
+            # adversary learns to name speakers (or corpora) before the CNN is pushed away from them.
+            strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
+        if chunked and strength is None:
+            epoch_history = _fit_chunks(
+                lambda xb, idx, last: model.fit(xb, y_onehot[idx], class_weight=weights,
+                                                validation_data=val_data if last else None, **one_epoch),
+                train.x, order, chunk, rng, cfg)
+        elif chunked:
+            epoch_history = _fit_chunks(
+                lambda xb, idx, last: fitted.fit(xb, (y_onehot[idx], speaker_idx[idx]),
+                                                 sample_weight=None if class_w is None else class_w[train.y[idx]],
+                                                 **one_epoch),
+                train.x, order, chunk, rng, cfg)
         else:
             xb = train.x[order]
             yb = y_onehot[order]
@@ -588,9 +602,6 @@ def fit_model(
             if strength is None:
                 h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
             else:
-                # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
-                # speaker head learns to name speakers before the CNN is pushed away from them.
-                strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
                 h = fitted.fit(xb, (y_onehot[order], speaker_idx[order]),
                                sample_weight=None if class_w is None else class_w[train.y[order]], **one_epoch)
             epoch_history = {k: float(v[-1]) for k, v in h.history.items()}
@@ -616,20 +627,18 @@ def fit_model(
     return model, history
 
 
-def _fit_chunks(model: Any, x: np.ndarray, targets: np.ndarray, order: np.ndarray, chunk: int,
-                rng: np.random.Generator, cfg: TrainConfig, weights: dict[int, float] | None,
-                val_data: Any, one_epoch: dict[str, Any]) -> dict[str, float]:
+def _fit_chunks(fit: Callable[[np.ndarray, np.ndarray, bool], Any], x: np.ndarray, order: np.ndarray, chunk: int,
+                rng: np.random.Generator, cfg: TrainConfig) -> dict[str, float]:
     """One epoch over ``order`` in chunks of whole batches; returns the epoch's figures.
 
+    ``fit(windows, indices, last_chunk)`` trains on one augmented chunk and returns Keras's history.
     Loss and accuracy are window-weighted means over the chunks; validation
     figures come from the last chunk, after the whole epoch.
     """
     out: dict[str, float] = {}
     for a in range(0, len(order), chunk):
         idx = order[a : a + chunk]
-        final = a + chunk >= len(order)
-        h = model.fit(spec_augment(x[idx], rng, cfg.augment), targets[idx], class_weight=weights,
-                      validation_data=val_data if final else None, **one_epoch)
+        h = fit(spec_augment(x[idx], rng, cfg.augment), idx, a + chunk >= len(order))
         for k, v in h.history.items():
             if k.startswith("val_"):
                 out[k] = float(v[-1])

@@ -240,10 +240,12 @@ def test_corpus_adversary_guesses_the_corpus_of_each_window(monkeypatch: pytest.
 
     real_fit_any = keras.Model.fit
     monkeypatch.setattr(keras.Model, "fit", fit)
+    monkeypatch.setattr(tr, "EPOCH_CHUNK_BATCHES", 1)  # the adversary, too, trains an epoch in chunks (memory)
     cfg = tr.TrainConfig(epochs=1, batch_size=16, seed=3, model=ModelConfig(width=4), corpus_adversary=0.3)
     model, history = tr.fit_model(fs, cfg, verbose=0)
     assert seen["groups"] == 2 and np.isfinite(history[-1]["loss"])
-    (got,) = targets
+    assert [len(t) for t in targets] == [16, 16, 16]
+    got = np.concatenate(targets)
     assert sorted(set(got.tolist())) == [0, 1] and (got == 1).sum() == n // 3  # corpus b: every third window
     with pytest.raises(ValueError, match="one adversary at a time"):
         tr.fit_model(fs, tr.TrainConfig(epochs=1, speaker_adversary=0.1, corpus_adversary=0.1), verbose=0)
