@@ -108,6 +108,22 @@ def wait_until(condition: Any, limit_s: float, poll_s: float = 0.02) -> bool:
     return True
 
 
+def add_fast_file(engine: Any, name: str, samples: Any, rate: int) -> None:
+    """Give ``engine`` a file input replayed as fast as its loop pumps it, in 20 ms blocks (``--fast``)."""
+    from ser_daemon.audio.sources import FileSource
+    from ser_daemon.core.ringbuffer import AudioRing
+
+    ring = AudioRing(int(rate * 4), samples.shape[1])
+    engine.add(name, FileSource(samples, rate, ring, rate // 50, name=name), ring, rate, fast=True)
+
+
+def in_thread(target: Any) -> threading.Thread:
+    """Run ``target`` in a daemon thread of its own (every caller joins it with a deadline)."""
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t
+
+
 def stop_handlers_in(pid: int) -> bool:
     """Whether the daemon's own stop-signal handlers are in: SIGTERM is caught (SigCgt bit 14).
 
