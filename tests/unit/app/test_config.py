@@ -321,9 +321,11 @@ def test_vrchat_parameter_sets_and_one_stdout_writer() -> None:
 @pytest.mark.parametrize("host, loopback", [
     ("localhost", True), ("LocalHost", True), ("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
     ("[::1]", True), ("127.example.invalid", False), ("127.0.0.1.nip.io", False), ("0.0.0.0", False),
-    ("::", False), ("192.168.1.2", False), ("", False),
+    ("::", False), ("192.168.1.2", False), ("", False), ("X127.0.0.1", False), ("::1X", False),
+    (None, False), (2130706433, False), (b"127.0.0.1", False),
 ])
 def test_loopback_is_parsed_not_judged_by_its_prefix(host: str, loopback: bool) -> None:
+    """Only the brackets of ``[::1]`` are taken off; a lookalike or a value that is not text is not this machine."""
     from ser_daemon.net.endpoints import is_loopback
 
     assert is_loopback(host) is loopback
