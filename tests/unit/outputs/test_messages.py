@@ -1,5 +1,6 @@
 import json
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from conftest import reference_module
 from ser_daemon.outputs.messages import (
     dumps,
     generic_osc_messages,
+    HelloMessage,
     hello_json,
     osc_message,
     osc_name,
@@ -160,6 +162,11 @@ def test_hello_and_status_messages_exactly() -> None:
         "type": "hello", "protocol": 1, "server": f"ser-daemon/{__version__}", "model": "m", "labels": ["a", "b"],
         "sample_rate": 16000, "window_ms": 1000.123, "hop_ms": 250.123, "streams": ["mic"],
     }
+    # The personal profile in use is named as text (a path too); none at all leaves the field out.
+    assert hello_json(labels=("a",), model="m", sample_rate=16000, window_ms=1000, hop_ms=250, streams=(),
+                      profile="me")["profile"] == "me"
+    assert HelloMessage.of(labels=("a",), model="m", sample_rate=16000, window_ms=1000, hop_ms=250, streams=(),
+                           profile=Path("profiles/me.json")).to_dict()["profile"] == str(Path("profiles/me.json"))
     assert status_json("mic", "no_audio", "device gone", 12.3456789) == {
         "type": "status", "protocol": 1, "stream": "mic", "status": "no_audio", "detail": "device gone",
         "time": 12.345679,
