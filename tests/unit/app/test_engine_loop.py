@@ -19,17 +19,15 @@ import numpy as np
 import pytest
 
 from conftest import timeout
-from fakes import LABELS, StubClassifier, stub_bundle, tone
+from fakes import LABELS, StubClassifier, profile_reading, stub_bundle, tone
 from helpers import add_fast_file, in_thread, wait_until
 from ser_daemon.app.engine import Engine
-from ser_daemon.core.head import LinearHead
 from ser_daemon.core.pipeline import MAX_BATCH
 from ser_daemon.core.settings import AnalysisSettings
 from ser_daemon.core.speaker_norm import SpeakerNormSettings
 from ser_daemon.core.state import EmotionState
 from ser_daemon.model.bundle import ModelBundle
 from ser_daemon.net.ingest import IngestSource
-from ser_daemon.profiles.store import VoiceProfile
 
 RATE = 16000
 SETTINGS = AnalysisSettings(drop_stale=False)  # 250 ms hop; the stand-in's window is 1 s
@@ -37,7 +35,7 @@ NORMED = dataclasses.replace(stub_bundle(), speaker_norm=SpeakerNormSettings(pri
 
 
 class Recording(StubClassifier):
-    """The stand-in, with the embedding output a personal head reads and the bucket release the engine calls."""
+    """The stand-in, recording the dtypes it was given and the bucket releases the engine asked for."""
 
     def __init__(self, bundle: ModelBundle) -> None:
         super().__init__(bundle)
@@ -48,20 +46,9 @@ class Recording(StubClassifier):
         self.dtypes.append(batch.dtype)
         return super().predict(batch)
 
-    def predict_embedded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs = self.predict(batch)
-        return probs, np.stack([probs[:, 0], probs[:, -1]], axis=1)  # (quiet, loud)
-
     def release_batches_above(self, n: int) -> int:
         self.released.append(n)
         return 0
-
-
-def profile_reading(label: str) -> VoiceProfile:
-    """A personal profile whose head reads every window as ``label``."""
-    bias = np.where(np.array(LABELS) == label, 6.0, 0.0)
-    return VoiceProfile(model_name="stub", model_fingerprint="stub", labels=LABELS, features={},
-                        baseline=np.zeros(64), baseline_frames=10.0, head=LinearHead(np.zeros((2, len(LABELS))), bias))
 
 
 def engine_on_stub(states: list[EmotionState], bundle: ModelBundle | None = None, **kw) -> Engine:

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fakes import LABELS, StubClassifier, stub_bundle, tone
+from fakes import LABELS, StubClassifier, profile_reading, stub_bundle, tone
 from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
 from ser_daemon.errors import ConfigError
 from ser_daemon.model.analyzer import Analyzer, replay_audio
@@ -376,3 +376,11 @@ def test_a_streams_statistics_are_its_counters() -> None:
     assert proc.statistics() == {"decisions": 0, "dropped_windows": 0, "late": 0, "overruns": 0}
     proc.seq, proc.dropped_windows, proc.late_decisions, proc.overruns = 5, 2, 1, 3
     assert proc.statistics() == {"decisions": 5, "dropped_windows": 2, "late": 1, "overruns": 3}
+
+
+def test_an_offline_replay_reads_with_the_personal_profile_it_is_given() -> None:
+    clf = StubClassifier(BUNDLE)
+    loud = tone(3000, 1.5)
+    assert {int(np.argmax(s.raw)) for s in replay_audio(loud, 16000, clf, SETTINGS)} == {LABELS.index("angry")}
+    mine = replay_audio(loud, 16000, clf, SETTINGS, profile=profile_reading("happy"))
+    assert len(mine) == 3 and {int(np.argmax(s.raw)) for s in mine} == {LABELS.index("happy")}
