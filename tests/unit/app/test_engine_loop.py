@@ -51,6 +51,18 @@ class Recording(StubClassifier):
         return 0
 
 
+class PolledEvent(threading.Event):
+    """A source's ``finished`` flag that notes each time the loop looks at it (once per tick)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls: list[float] = []
+
+    def is_set(self) -> bool:
+        self.polls.append(time.monotonic())
+        return super().is_set()
+
+
 def engine_on_stub(states: list[EmotionState], bundle: ModelBundle | None = None, **kw) -> Engine:
     b = bundle if bundle is not None else stub_bundle()
     return Engine(b, Recording(b), SETTINGS, states.append, **kw)
@@ -86,8 +98,10 @@ def run_to_end(engine: Engine, why: str) -> None:
         pytest.fail(why)
 
 
-def wait_for(cond: Callable[[], bool], seconds: float = 10.0) -> bool:
-    return wait_until(cond, seconds, poll_s=0.01)
+def wait_for(t: threading.Thread, cond: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Wait until ``cond()``; give up at once if the loop's thread died (a failing test, not a long wait)."""
+    wait_until(lambda: cond() or not t.is_alive(), seconds, poll_s=0.01)
+    return bool(cond())
 
 
 def read_as(state: EmotionState) -> str:
@@ -142,24 +156,18 @@ def test_a_device_stream_ends_when_its_source_finishes() -> None:
 
 
 def test_an_idle_device_is_polled_about_twenty_times_a_second_neither_spinning_nor_stalling() -> None:
-    polls = []
-
-    class Counting(threading.Event):
-        def is_set(self) -> bool:
-            polls.append(time.monotonic())
-            return super().is_set()
-
     states: list[EmotionState] = []
     engine = engine_on_stub(states, keep_running=True)
     mic = device(engine, "mic")
-    mic.finished = Counting()
+    mic.finished = PolledEvent()
+    polls = mic.finished.polls
     t = start(engine)
     t0 = time.monotonic()
     time.sleep(0.6)
     n, elapsed = len(polls), time.monotonic() - t0
     # Audio written by a device callback (no wake-up) is still picked up within a few ticks.
     mic.write_mono(tone(3000.0, 1.0, RATE, 0.3))
-    assert wait_for(lambda: len(decided(states, "mic")) == 1, 5.0)
+    assert wait_for(t, lambda: len(decided(states, "mic")) == 1, 5.0)
     finish(engine, t)
     assert 3 <= n <= elapsed / 0.05 * 3 + 5, (n, elapsed)  # a 50 ms wait per idle tick
 
@@ -175,11 +183,11 @@ def test_remote_streams_come_and_go_without_the_users_profile() -> None:
         assert engine.is_live("guest")
         guest.write_mono(tone(3000.0, 2.0, RATE, 0.3))
         engine.wake.set()
-        assert wait_for(lambda: len(decided(states, "guest")) == 5)
+        assert wait_for(t, lambda: len(decided(states, "guest")) == 5)
         assert engine.speaker_estimate() is None  # the guest spoke, but the guest is not the user
         engine.swap_profile("guest", profile_reading("neutral"))  # only the user's own inputs take a profile
         guest.stop()
-        assert wait_for(lambda: not engine.is_live("guest"))
+        assert wait_for(t, lambda: not engine.is_live("guest"))
         assert engine.streams == []
         assert t.is_alive(), "with keep_running the loop waits for the next remote stream"
     finally:
@@ -202,13 +210,13 @@ def test_profiles_apply_to_local_streams_and_a_swap_to_that_stream_alone() -> No
         engine.add_remote("guest", guest, guest.ring, RATE)
         for src, seconds in ((mic, 1.0), (other, 1.0), (guest, 2.0)):
             src.write_mono(tone(3000.0, seconds, RATE, 0.3))
-        assert wait_for(lambda: [len(decided(states, n)) for n in ("mic", "other", "guest")] == [1, 1, 5])
+        assert wait_for(t, lambda: [len(decided(states, n)) for n in ("mic", "other", "guest")] == [1, 1, 5])
         engine.swap_profile("mic", profile_reading("neutral"))
         engine.swap_profile("guest", profile_reading("neutral"))
-        assert wait_for(lambda: applied == ["mic"], 5.0)
+        assert wait_for(t, lambda: applied == ["mic"], 5.0)
         for src in (mic, other, guest):
             src.write_mono(tone(3000.0, 0.25, RATE, 0.3))
-        assert wait_for(lambda: [len(decided(states, n)) for n in ("mic", "other", "guest")] == [2, 2, 6])
+        assert wait_for(t, lambda: [len(decided(states, n)) for n in ("mic", "other", "guest")] == [2, 2, 6])
         # The baseline worth saving is the local input that heard most voice (not the remote guest,
         # and not the mic, whose reference restarted from the new profile's baseline).
         est = engine.speaker_estimate()
@@ -235,11 +243,11 @@ def test_a_lost_input_relaxes_and_runs_on_without_any_hook_set() -> None:
     t = start(engine)
     try:
         engine.report_status("mic", "no_audio", "device gone")
-        assert wait_for(lambda: len(decided(states, "mic")) == 1, 5.0)
+        assert wait_for(t, lambda: len(decided(states, "mic")) == 1, 5.0)
         assert states[0].label == "neutral" and states[0].voice_active is False
         engine.swap_profile("mic", profile_reading("happy"))
         mic.write_mono(tone(3000.0, 1.0, RATE, 0.3))
-        assert wait_for(lambda: len(decided(states, "mic")) == 2, 5.0)
+        assert wait_for(t, lambda: len(decided(states, "mic")) == 2, 5.0)
         assert read_as(decided(states, "mic")[1]) == "happy"
     finally:
         finish(engine, t)
@@ -254,9 +262,9 @@ def test_frames_lost_while_an_input_was_away_are_counted_as_overruns() -> None:
     t = start(engine)
     try:
         engine.report_status("mic", "no_audio", "device gone")
-        assert wait_for(lambda: relayed == ["no_audio"], 5.0)
+        assert wait_for(t, lambda: relayed == ["no_audio"], 5.0)
         mic.write_mono(tone(3000.0, 1.5, RATE, 0.3))  # the device is back: 0.5 s more than the ring holds
-        assert wait_for(lambda: len(decided(states, "mic")) == 2, 5.0)
+        assert wait_for(t, lambda: len(decided(states, "mic")) == 2, 5.0)
     finally:
         finish(engine, t)
     assert engine.stream_stats()["mic"]["overruns"] == RATE // 2
@@ -301,8 +309,38 @@ def test_after_a_wave_of_remote_ends_the_model_keeps_buffers_for_the_streams_sti
         guest.stop()
         engine.wake.set()
         # The release waits until no stream ended for a while (0.3 s), then runs once.
-        assert wait_for(lambda: engine.classifier.released != [], 5.0)
+        assert wait_for(t, lambda: engine.classifier.released != [], 5.0)
         time.sleep(0.1)
     finally:
         finish(engine, t)
     assert engine.classifier.released == [bucket]
+
+
+def test_with_keep_running_the_loop_outlives_its_inputs_and_waits_calmly() -> None:
+    """The host keeps the loop for remote streams: it stays after every input ended, idles without
+    spinning, and survives the memory trim on a model that has no buffers to release."""
+    states: list[EmotionState] = []
+    b = stub_bundle()
+    engine = Engine(b, StubClassifier(b), SETTINGS, states.append, keep_running=True)
+    fast_file(engine, "file", 0.3)
+    t = start(engine)
+    try:
+        assert wait_for(t, lambda: any(s.final for s in states))
+        time.sleep(0.2)
+        assert t.is_alive(), "with keep_running the loop stays when every input has ended"
+        idle = IngestSource("idle", RATE, 1, 1.0)
+        idle.finished = PolledEvent()
+        polls = idle.finished.polls
+        engine.add_remote("idle", idle, idle.ring, RATE)
+        assert wait_for(t, lambda: len(polls) > 0)
+        t0, n0 = time.monotonic(), len(polls)
+        time.sleep(0.6)
+        n, elapsed = len(polls) - n0, time.monotonic() - t0
+        idle.stop()
+        engine.wake.set()
+        assert wait_for(t, lambda: not engine.is_live("idle"))
+        time.sleep(0.6)  # the memory trim runs 0.3 s after the last stream ended
+        assert t.is_alive(), "the trim must cope with a model that has no buffers to release"
+    finally:
+        finish(engine, t)
+    assert 3 <= n <= elapsed / 0.05 * 3 + 5, (n, elapsed)  # a 50 ms wait per idle tick, the ended file not pumped
