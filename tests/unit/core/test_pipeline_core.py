@@ -405,8 +405,9 @@ def test_features_are_computed_once_a_hop_of_audio_waits(monkeypatch: pytest.Mon
     assert _features_ms_per_decision(processor(), x, [2000] * 10) == [4.0, 1.0]
     # 3000-frame blocks: what is left after a decision's cut counts alone, not with the cut.
     assert _features_ms_per_decision(processor(), x, [3000] * 8) == [3.0, 1.0, 1.0]
-    # One frame short of a hop waits; the window's pass takes it with the rest.
+    # One frame short of a hop waits, at the start and after a pass; the window's pass takes it with the rest.
     assert _features_ms_per_decision(processor(), x, [3999, 12001]) == [1.0]
+    assert _features_ms_per_decision(processor(), x, [4000, 3999, 8001]) == [2.0]
     # After a gap the front end starts afresh, with nothing waiting.
     proc = processor()
     assert _features_ms_per_decision(proc, x, [16000]) == [1.0]
