@@ -262,3 +262,17 @@ def test_a_one_millisecond_utterance_gap_still_restarts_the_average() -> None:
     q = onehot("happy")
     after = s.update(q, True, HOP).smoothed
     np.testing.assert_allclose(after, second + 0.5 * (q - second))  # a new utterance: window 1 again
+
+
+@pytest.mark.parametrize("gap_ms, restarts", [(250.0, True), (250.1, False)])
+def test_a_pause_as_long_as_the_gap_ends_the_utterance_and_a_shorter_one_does_not(gap_ms: float, restarts: bool) -> None:
+    s = Smoother(LABELS, SmoothingSettings(ema_ms=60000.0, hold_ms=60000.0, utterance_gap_ms=gap_ms,
+                                           utterance_prior=1.0))
+    p = onehot("angry")
+    s.update(p, True, HOP)
+    before = s.update(p, True, HOP).smoothed
+    s.update(None, False, 0.25)  # a 250 ms pause
+    q = onehot("happy")
+    after = s.update(q, True, HOP).smoothed
+    weight = 1 / 2 if restarts else 1 / 4  # window 1 of a new utterance, or window 3 of the same one
+    np.testing.assert_allclose(after, before + weight * (q - before))
