@@ -7,7 +7,7 @@ import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
-from conftest import reference_module
+from conftest import reference_module, schema_validator
 from ser_daemon.outputs.messages import (
     dumps,
     generic_osc_messages,
@@ -71,20 +71,20 @@ def _schema() -> dict:
 
 def test_json_matches_schema_and_is_plain_json() -> None:
     jsonschema = reference_module("jsonschema")
-    schema = _schema()
+    schema = schema_validator()
     st = state_json(make_state(), client_dropped=3)
-    jsonschema.validate(st, schema)
+    schema.validate(st)
     text = dumps(st)
     back = json.loads(text)
     assert back["probs"] == {"neutral": 0.15, "happy": 0.75, "angry": 0.1}
     assert back["client_dropped"] == 3 and back["latency_ms"] == pytest.approx(4.0)
     final = state_json(make_state(raw=(), final=True))
-    jsonschema.validate(final, schema)
+    schema.validate(final)
     assert final["raw"] is None
     hello = hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250, streams=["mic"])
-    jsonschema.validate(hello, schema)
+    schema.validate(hello)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**st, "confidence": 2}, schema)
+        schema.validate({**st, "confidence": 2})
 
 
 def test_hand_built_osc_bytes_equal_python_osc_builder() -> None:

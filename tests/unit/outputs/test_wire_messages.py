@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import reference_module
+from conftest import schema_validator
 from ser_daemon.core.mood import Horizons, MoodReading
 from ser_daemon.core.mood_events import MoodEvent
 from ser_daemon.net.endpoints import Endpoint
@@ -46,9 +46,8 @@ def _schema() -> dict[str, Any]:
 
 
 def _validate(msg: dict[str, Any], definition: str) -> None:
-    jsonschema = reference_module("jsonschema")
     schema = _schema()
-    jsonschema.validate(msg, {**schema, "oneOf": [{"$ref": f"#/$defs/{definition}"}]})
+    schema_validator({**schema, "oneOf": [{"$ref": f"#/$defs/{definition}"}]}).validate(msg)
 
 
 def _reading() -> MoodReading:
