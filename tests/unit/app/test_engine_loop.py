@@ -310,7 +310,6 @@ def test_after_a_wave_of_remote_ends_the_model_keeps_buffers_for_the_streams_sti
         engine.wake.set()
         # The release waits until no stream ended for a while (0.3 s), then runs once.
         assert wait_for(t, lambda: engine.classifier.released != [], 5.0)
-        time.sleep(0.1)
     finally:
         finish(engine, t)
     assert engine.classifier.released == [bucket]
@@ -339,7 +338,7 @@ def test_with_keep_running_the_loop_outlives_its_inputs_and_waits_calmly() -> No
         idle.stop()
         engine.wake.set()
         assert wait_for(t, lambda: not engine.is_live("idle"))
-        time.sleep(0.6)  # the memory trim runs 0.3 s after the last stream ended
+        time.sleep(0.45)  # the memory trim runs 0.3 s after the last stream ended
         assert t.is_alive(), "the trim must cope with a model that has no buffers to release"
     finally:
         finish(engine, t)
