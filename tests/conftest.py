@@ -62,6 +62,28 @@ def reference_module(name: str) -> Any:
     return importlib.import_module(name)
 
 
+def wire_schema() -> dict[str, Any]:
+    """The WebSocket/JSON-lines message schema the package ships."""
+    import json
+    from importlib import resources
+
+    return json.loads((resources.files("ser_daemon") / "schema" / "messages.schema.json").read_text())
+
+
+def schema_validator(schema: dict[str, Any] | None = None) -> Any:
+    """A jsonschema validator for ``schema`` (default: :func:`wire_schema`), the schema itself checked once.
+
+    ``jsonschema.validate(msg, schema)`` checks the schema against its metaschema on every call,
+    which is nearly all of its time; ``schema_validator().validate(msg)`` raises the same
+    ``ValidationError`` for a bad message.
+    """
+    jsonschema = reference_module("jsonschema")
+    schema = wire_schema() if schema is None else schema
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches_per_mutant() -> Iterator[None]:
     """Under mutmut, forget memoised results before each test.

@@ -8,11 +8,15 @@ reads as ``angry``, anything else leans ``neutral``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ser_daemon.core.features import FeatureConfig
 from ser_daemon.model.bundle import ModelBundle
+
+if TYPE_CHECKING:
+    from ser_daemon.profiles.store import VoiceProfile
 
 LABELS = ("neutral", "happy", "angry")
 
@@ -38,12 +42,27 @@ class StubClassifier:
         out[:, -1] = loud
         return out
 
+    def predict_embedded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same reading with an embedding a personal head can read: (quiet, loud) per window."""
+        probs = self.predict(batch)
+        return probs, np.stack([probs[:, 0], probs[:, -1]], axis=1)
+
 
 def stub_bundle(window_s: float = 1.0, labels: tuple[str, ...] = LABELS) -> ModelBundle:
     return ModelBundle(
         directory=Path("."), name="stub", labels=labels, features=FeatureConfig(), window_s=window_s,
         keras_file=None, tflite_file=None,
     )
+
+
+def profile_reading(label: str, labels: tuple[str, ...] = LABELS, n_mels: int = 64) -> "VoiceProfile":
+    """A personal profile whose head reads every window of the stand-in as ``label``."""
+    from ser_daemon.core.head import LinearHead
+    from ser_daemon.profiles.store import VoiceProfile
+
+    bias = np.where(np.array(labels) == label, 6.0, 0.0)
+    return VoiceProfile(model_name="stub", model_fingerprint="stub", labels=labels, features={},
+                        baseline=np.zeros(n_mels), baseline_frames=10.0, head=LinearHead(np.zeros((2, len(labels))), bias))
 
 
 def tone(freq_hz: float, seconds: float, rate: int = 16000, level: float = 0.3) -> np.ndarray:

@@ -108,6 +108,22 @@ def wait_until(condition: Any, limit_s: float, poll_s: float = 0.02) -> bool:
     return True
 
 
+def add_fast_file(engine: Any, name: str, samples: Any, rate: int) -> None:
+    """Give ``engine`` a file input replayed as fast as its loop pumps it, in 20 ms blocks (``--fast``)."""
+    from ser_daemon.audio.sources import FileSource
+    from ser_daemon.core.ringbuffer import AudioRing
+
+    ring = AudioRing(int(rate * 4), samples.shape[1])
+    engine.add(name, FileSource(samples, rate, ring, rate // 50, name=name), ring, rate, fast=True)
+
+
+def in_thread(target: Any) -> threading.Thread:
+    """Run ``target`` in a daemon thread of its own (every caller joins it with a deadline)."""
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t
+
+
 def stop_handlers_in(pid: int) -> bool:
     """Whether the daemon's own stop-signal handlers are in: SIGTERM is caught (SigCgt bit 14).
 
@@ -178,20 +194,35 @@ def start_daemon(args: list[str], env_extra: dict[str, str] | None = None, **kw:
     )
 
 
-async def ws_collect(port: int, until_final: bool = True, limit_s: float = 30.0, connect_s: float = 20.0) -> list[dict]:
-    """Connect a real WebSocket client and read JSON messages until the final state."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
+async def ws_connect(target: int | str, path: str = "", limit_s: float = 20.0, *,
+                     proc: subprocess.Popen | None = None, **kw: Any) -> Any:
+    """A WebSocket client connected to ``ws://127.0.0.1:PORT/PATH`` (or a whole ``ws://`` URL) once it listens.
 
-    deadline = time.monotonic() + timeout(connect_s)
+    A server still starting refuses the connection: retry every 100 ms for at most ``limit_s``
+    (scaled), then fail with an AssertionError naming the address; with ``proc`` (the server's
+    process), fail at once when it has exited.  ``kw`` goes to ``websockets``' ``connect``
+    (``open_timeout``, ``max_size``, ...).
+    """
+    from websockets.asyncio.client import connect
+
+    url = target if isinstance(target, str) else f"ws://127.0.0.1:{target}{path}"
+    deadline = time.monotonic() + timeout(limit_s)
     while True:
         try:
-            ws = await connect(f"ws://127.0.0.1:{port}", open_timeout=2)
-            break
-        except OSError:
+            return await connect(url, **kw)
+        except OSError as exc:  # refused, or the opening handshake timed out (TimeoutError is an OSError)
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the server exited (code {proc.poll()}) before accepting {url}") from exc
             if time.monotonic() > deadline:
-                raise
+                raise AssertionError(f"no WebSocket server at {url} within {timeout(limit_s):g} s") from exc
             await asyncio.sleep(0.1)
+
+
+async def ws_collect(port: int, until_final: bool = True, limit_s: float = 30.0, connect_s: float = 20.0) -> list[dict]:
+    """Connect a real WebSocket client and read JSON messages until the final state."""
+    from websockets.exceptions import ConnectionClosed
+
+    ws = await ws_connect(port, limit_s=connect_s, open_timeout=2)
     out: list[dict] = []
     end = time.monotonic() + timeout(limit_s)
     try:

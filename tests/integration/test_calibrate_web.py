@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pytest
 
 from conftest import reference_module, timeout
-from helpers import REPO, daemon_cmd, free_port
+from helpers import REPO, daemon_cmd, free_port, ws_connect
 from ser_daemon.profiles.calibration import parse_request
 
 SENTENCE = "The train to the coast leaves at half past nine."
@@ -132,15 +132,7 @@ class Client:
 
 
 async def connect_when_up(url: str, proc: subprocess.Popen, limit_s: float = 30.0, **kw: Any) -> Any:
-    from websockets.asyncio.client import connect
-
-    end = time.monotonic() + timeout(limit_s)
-    while time.monotonic() < end and proc.poll() is None:
-        try:
-            return await connect(url, open_timeout=timeout(5), **kw)
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"the daemon did not accept WebSocket clients (exit code {proc.poll()})")
+    return await ws_connect(url, limit_s=limit_s, proc=proc, open_timeout=timeout(5), **kw)
 
 
 def page_ws_url(port: int) -> str:

@@ -26,7 +26,7 @@ os.environ.update(loopback_ray_env())  # before Ray is imported: a loopback-only
 ray = pytest.importorskip("ray", reason="Ray Serve is needed: pip install -e '.[cluster]'")
 
 from conftest import timeout  # noqa: E402
-from helpers import REPO, daemon_cmd, free_port  # noqa: E402
+from helpers import REPO, daemon_cmd, free_port, ws_connect  # noqa: E402
 from ser_daemon.audio.sources import read_wav  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -48,16 +48,8 @@ def _pcm(samples: np.ndarray) -> bytes:
 
 
 async def _connect(port: int, limit_s: float = 20.0) -> Any:
-    from websockets.asyncio.client import connect
-
-    deadline = time.monotonic() + timeout(limit_s)
-    while True:
-        try:
-            return await connect(f"ws://127.0.0.1:{port}/", open_timeout=5, max_size=None)
-        except (OSError, asyncio.TimeoutError) as exc:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no ingest endpoint on port {port}") from exc
-            await asyncio.sleep(0.1)
+    """The cluster's ingest endpoint (its replicas may still be starting)."""
+    return await ws_connect(port, "/", limit_s, open_timeout=5, max_size=None)
 
 
 async def _send_paced(ws: Any, pcm: bytes, rate: int) -> None:

@@ -21,7 +21,7 @@ import pytest
 from pythonosc.osc_bundle import OscBundle
 
 from conftest import timeout
-from helpers import REPO, UdpReceiver, daemon_cmd, free_port, wait_for_stop_handlers
+from helpers import REPO, UdpReceiver, daemon_cmd, free_port, wait_for_stop_handlers, ws_connect
 from tiny_model import tone, write_wav
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
@@ -59,16 +59,7 @@ def test_sighup_stops_cleanly_with_the_final_state(tiny_bundle, loop_wav) -> Non
                  "--ws", f"127.0.0.1:{ws_port}", "--quiet")
 
     async def watch() -> tuple[list[dict], float, str]:
-        from websockets.asyncio.client import connect
-
-        deadline = time.monotonic() + timeout(30)
-        while True:
-            try:
-                ws = await connect(f"ws://127.0.0.1:{ws_port}")
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                await asyncio.sleep(0.05)
+        ws = await ws_connect(ws_port, limit_s=30, proc=proc)
         msgs: list[dict] = []
         async with ws:
             while not [m for m in msgs if m["type"] == "state"]:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import timeout
-from helpers import REPO, UdpReceiver, daemon_cmd, free_port
+from helpers import REPO, UdpReceiver, daemon_cmd, free_port, ws_connect
 from tiny_model import tone, write_wav
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
@@ -63,17 +63,9 @@ def test_soak_hours_of_audio(tiny_bundle, tmp_path) -> None:
     osc_thread.start()
 
     async def client() -> None:
-        from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        deadline = time.monotonic() + timeout(20)
-        while True:
-            try:
-                ws = await connect(f"ws://127.0.0.1:{ws_port}", max_size=None)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "daemon did not start"
-                await asyncio.sleep(0.1)
+        ws = await ws_connect(ws_port, max_size=None)  # the daemon is still starting
         t0 = time.monotonic()
         next_sample = t0 + 2.0
         async with ws:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pythonosc.osc_bundle import OscBundle
 
 from conftest import timeout
-from helpers import REPO, UdpReceiver, daemon_cmd, free_port
+from helpers import REPO, UdpReceiver, daemon_cmd, free_port, ws_connect
 from ser_daemon.net.ingest import ProtocolError, parse_start
 from tiny_model import tone, write_wav
 
@@ -120,16 +120,7 @@ def test_two_remote_streams_over_ingest(tiny_bundle) -> None:
     bob = tone(200, 3.0)[:, None]  # 16 kHz mono, calm
 
     async def main() -> tuple[list[dict], list[dict]]:
-        from websockets.asyncio.client import connect
-
-        deadline = time.monotonic() + timeout(20)
-        while True:
-            try:
-                watcher = await connect(f"ws://127.0.0.1:{ws_port}")
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
+        watcher = await ws_connect(ws_port)
         msgs: list[dict] = []
 
         async def watch() -> None:
@@ -269,14 +260,7 @@ def test_stereo_ingest_end_to_end_counts_frames_not_samples(tiny_bundle) -> None
     stereo = np.stack([left, np.zeros_like(left)], axis=1)
 
     async def main() -> tuple[list[dict], int | None, str]:
-        deadline = time.monotonic() + timeout(20)
-        while True:
-            try:
-                watcher = await connect(f"ws://127.0.0.1:{ws_port}")
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
+        watcher = await ws_connect(ws_port)
         msgs: list[dict] = []
 
         async def watch() -> None:

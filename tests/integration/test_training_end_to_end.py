@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow")
+from conftest import has_tf
+from ser_daemon.training.synthetic import write_synthetic_dataset
 
-from ser_daemon.training.synthetic import write_synthetic_dataset  # noqa: E402
-
-pytestmark = pytest.mark.needs_tf
+# Skipped, not imported, without TensorFlow: collecting the fast tier must not load it.
+pytestmark = [pytest.mark.needs_tf, pytest.mark.skipif(not has_tf(), reason="training needs TensorFlow")]
 
 TINY = ["--epochs", "1", "--width", "4", "--copies", "1", "--batch-size", "16", "--quantize", "float", "-q",
         "--threads", "2"]
@@ -376,6 +376,7 @@ def test_weight_averaging_keeps_the_mean_of_the_last_epochs_and_mixup_trains(
 def test_speaker_adversary_reverses_only_the_speaker_gradient_and_exports_the_plain_model(
         corpus: Path, tmp_path: Path) -> None:
     import keras
+    import tensorflow as tf
 
     from ser_daemon.model.bundle import load_bundle
     from ser_daemon.training.model_def import ModelConfig, build_model, with_speaker_adversary

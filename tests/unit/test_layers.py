@@ -138,7 +138,9 @@ def find_cycles(graph: dict[str, set[str]]) -> list[str]:
     return cycles
 
 
+@functools.lru_cache(maxsize=1)
 def _graph() -> dict[str, set[str]]:
+    """The package's import graph, parsed once for the guards that read it (they do not change it)."""
     return {m: _own_imports(m, p) for m, p in _modules().items()}
 
 

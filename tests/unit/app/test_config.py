@@ -34,6 +34,8 @@ RANGES = [
     (SmoothingSettings, "hold_ms", 0.0, 60000.0, -0.01, 60000.01),
     (SmoothingSettings, "decay_ms", 1.0, 600000.0, 0.99, 600000.01),
     (SmoothingSettings, "min_confidence", 0.0, 1.0, -0.01, 1.01),
+    (SmoothingSettings, "utterance_gap_ms", 0.0, 60000.0, -0.01, 60000.01),
+    (SmoothingSettings, "utterance_prior", 0.0, 1000.0, -0.01, 1000.01),
     (AnalysisSettings, "hop_ms", 10.0, 10000.0, 9.99, 10000.01),
     (AnalysisSettings, "window_ms", 100.0, 30000.0, 99.99, 30000.01),
     (AnalysisSettings, "latency_budget_ms", 1.0, 60000.0, 0.99, 60000.01),
@@ -48,6 +50,7 @@ RANGES = [
     (DaemonConfig, "max_message_bytes", 128, 64 * 1024 * 1024, 127, 64 * 1024 * 1024 + 1),
     (DaemonConfig, "max_streams", 1, 100000, 0, 100001),
     (DaemonConfig, "vrchat_max_hz", 0.1, 1000.0, 0.09, 1000.01),
+    (DaemonConfig, "session_retention_days", 1.0, 36500.0, 0.99, 36500.01),
 ]
 
 
@@ -321,9 +324,11 @@ def test_vrchat_parameter_sets_and_one_stdout_writer() -> None:
 @pytest.mark.parametrize("host, loopback", [
     ("localhost", True), ("LocalHost", True), ("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
     ("[::1]", True), ("127.example.invalid", False), ("127.0.0.1.nip.io", False), ("0.0.0.0", False),
-    ("::", False), ("192.168.1.2", False), ("", False),
+    ("::", False), ("192.168.1.2", False), ("", False), ("X127.0.0.1", False), ("::1X", False),
+    (None, False), (2130706433, False), (b"127.0.0.1", False),
 ])
 def test_loopback_is_parsed_not_judged_by_its_prefix(host: str, loopback: bool) -> None:
+    """Only the brackets of ``[::1]`` are taken off; a lookalike or a value that is not text is not this machine."""
     from ser_daemon.net.endpoints import is_loopback
 
     assert is_loopback(host) is loopback

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from conftest import timeout
+from helpers import add_fast_file, in_thread
 from ser_daemon.core.settings import AnalysisSettings
 from ser_daemon.app.engine import Engine
 from ser_daemon.model.inference import load_classifier
 from ser_daemon.net.ingest import IngestSource
 from ser_daemon.model.bundle import load_bundle
-from ser_daemon.core.ringbuffer import AudioRing
-from ser_daemon.audio.sources import FileSource
 from ser_daemon.core.state import EmotionState
 
 RATE = 16000
@@ -35,16 +34,11 @@ def _engine(bundle_dir: Path, states: list[EmotionState], **kw) -> Engine:
 
 
 def _file(engine: Engine, name: str, seconds: float, seed: int) -> None:
-    samples = _voice(seconds, seed)
-    ring = AudioRing(int(RATE * 4), 1)
-    engine.add(name, FileSource(samples, RATE, ring, 320, name=name), ring, RATE, fast=True)
+    add_fast_file(engine, name, _voice(seconds, seed), RATE)
 
 
 def _start(engine: Engine) -> threading.Thread:
-    """The engine's loop in a thread of its own; every caller joins it with a deadline."""
-    t = threading.Thread(target=engine.run, daemon=True)
-    t.start()
-    return t
+    return in_thread(engine.run)
 
 
 def test_local_streams_run_to_their_end_with_one_final_state_each(profile_bundle: Path) -> None:
@@ -150,9 +144,7 @@ def _stub_engine(states: list[EmotionState], **kw) -> Engine:
 def _tone_file(engine: Engine, name: str, seconds: float, level: float) -> None:
     from fakes import tone
 
-    samples = tone(3000.0, seconds, RATE, level)[:, None]
-    ring = AudioRing(int(RATE * 4), 1)
-    engine.add(name, FileSource(samples, RATE, ring, 320, name=name), ring, RATE, fast=True)
+    add_fast_file(engine, name, tone(3000.0, seconds, RATE, level)[:, None], RATE)
 
 
 def test_the_loop_decides_every_hop_batches_the_streams_and_ends_each_with_one_final_state() -> None:

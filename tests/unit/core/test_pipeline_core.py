@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fakes import LABELS, StubClassifier, stub_bundle, tone
+from fakes import LABELS, StubClassifier, profile_reading, stub_bundle, tone
 from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
 from ser_daemon.errors import ConfigError
 from ser_daemon.model.analyzer import Analyzer, replay_audio
@@ -376,3 +376,54 @@ def test_a_streams_statistics_are_its_counters() -> None:
     assert proc.statistics() == {"decisions": 0, "dropped_windows": 0, "late": 0, "overruns": 0}
     proc.seq, proc.dropped_windows, proc.late_decisions, proc.overruns = 5, 2, 1, 3
     assert proc.statistics() == {"decisions": 5, "dropped_windows": 2, "late": 1, "overruns": 3}
+
+
+def test_an_offline_replay_reads_with_the_personal_profile_it_is_given() -> None:
+    clf = StubClassifier(BUNDLE)
+    loud = tone(3000, 1.5)
+    assert {int(np.argmax(s.raw)) for s in replay_audio(loud, 16000, clf, SETTINGS)} == {LABELS.index("angry")}
+    mine = replay_audio(loud, 16000, clf, SETTINGS, profile=profile_reading("happy"))
+    assert len(mine) == 3 and {int(np.argmax(s.raw)) for s in mine} == {LABELS.index("happy")}
+
+
+def _features_ms_per_decision(proc: StreamProcessor, x: np.ndarray, blocks: list[int], start: int = 0) -> list[float]:
+    due = []
+    for n in blocks:
+        due += proc.feed(x[:n], start, lambda i: 0.0)
+        x, start = x[n:], start + n
+    return [round(d.stage_ms["features"], 6) for d in due]
+
+
+def test_features_are_computed_once_a_hop_of_audio_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every front-end pass reads 1 ms here, so a decision's features time counts the passes since the last one."""
+    import time as time_module
+
+    ticks = iter(100.0 + 0.001 * k for k in range(1000000))
+    monkeypatch.setattr(time_module, "perf_counter", lambda: next(ticks))
+    x = tone(3000, 2.0)
+    # 2000-frame blocks: a pass every second block (a hop, 4000 frames, waits), the last one at the decision.
+    assert _features_ms_per_decision(processor(), x, [2000] * 10) == [4.0, 1.0]
+    # 3000-frame blocks: what is left after a decision's cut counts alone, not with the cut.
+    assert _features_ms_per_decision(processor(), x, [3000] * 8) == [3.0, 1.0, 1.0]
+    # One frame short of a hop waits, at the start and after a pass; the window's pass takes it with the rest.
+    assert _features_ms_per_decision(processor(), x, [3999, 12001]) == [1.0]
+    assert _features_ms_per_decision(processor(), x, [4000, 3999, 8001]) == [2.0]
+    # After a gap the front end starts afresh, with nothing waiting.
+    proc = processor()
+    assert _features_ms_per_decision(proc, x, [16000]) == [1.0]
+    assert _features_ms_per_decision(proc, x, [3999, 12001], start=20000) == [1.0]
+    assert proc.statistics()["overruns"] == 4000
+
+
+def test_a_stream_with_a_profile_starts_its_speaker_reference_from_the_profiles_baseline() -> None:
+    from ser_daemon.core.speaker_norm import SpeakerNormSettings
+
+    n = BUNDLE.features.n_mels
+    bundle = dataclasses.replace(BUNDLE, speaker_norm=SpeakerNormSettings(prior=(0.5,) * n, prior_frames=300.0))
+    profile = dataclasses.replace(profile_reading("happy"), baseline=np.full(n, 2.0), baseline_frames=40.0)
+    proc = StreamProcessor.from_bundle("s", bundle, SETTINGS, 16000, profile=profile)
+    np.testing.assert_allclose(proc.speaker.reference, 2.0)
+    assert proc.speaker.weight_frames == 40.0 and proc.head is profile.head
+    plain = StreamProcessor.from_bundle("s", bundle, SETTINGS, 16000)
+    np.testing.assert_allclose(plain.speaker.reference, 0.5)
+    assert plain.speaker.weight_frames == 300.0 and plain.head is None

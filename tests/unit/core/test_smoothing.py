@@ -246,3 +246,33 @@ def test_unsure_floor_has_a_band_of_half_the_hysteresis() -> None:
     s.update(np.array([0.2, 0.45, 0.2, 0.15]), True, HOP)
     s.reset()  # a reset forgets that the evidence was under the floor
     assert s.update(np.array([0.05, 0.55, 0.2, 0.2]), True, HOP).uncertain is False
+
+
+def test_a_one_millisecond_utterance_gap_still_restarts_the_average() -> None:
+    """The shortest gap (1 ms) is a gap: the first window after any pause weighs 1 / (prior + 1)."""
+    s = Smoother(LABELS, SmoothingSettings(ema_ms=60000.0, hold_ms=60000.0, utterance_gap_ms=1.0,
+                                           utterance_prior=1.0))
+    rest = s.probs.copy()
+    p = onehot("angry")
+    first = s.update(p, True, HOP).smoothed
+    np.testing.assert_allclose(first, rest + 0.5 * (p - rest))  # window 1 of the utterance: 1 / (1 + 1)
+    second = s.update(p, True, HOP).smoothed
+    np.testing.assert_allclose(second, first + (p - first) / 3)  # window 2: 1 / (1 + 2)
+    s.update(None, False, HOP)  # a pause longer than 1 ms
+    q = onehot("happy")
+    after = s.update(q, True, HOP).smoothed
+    np.testing.assert_allclose(after, second + 0.5 * (q - second))  # a new utterance: window 1 again
+
+
+@pytest.mark.parametrize("gap_ms, restarts", [(250.0, True), (250.1, False)])
+def test_a_pause_as_long_as_the_gap_ends_the_utterance_and_a_shorter_one_does_not(gap_ms: float, restarts: bool) -> None:
+    s = Smoother(LABELS, SmoothingSettings(ema_ms=60000.0, hold_ms=60000.0, utterance_gap_ms=gap_ms,
+                                           utterance_prior=1.0))
+    p = onehot("angry")
+    s.update(p, True, HOP)
+    before = s.update(p, True, HOP).smoothed
+    s.update(None, False, 0.25)  # a 250 ms pause
+    q = onehot("happy")
+    after = s.update(q, True, HOP).smoothed
+    weight = 1 / 2 if restarts else 1 / 4  # window 1 of a new utterance, or window 3 of the same one
+    np.testing.assert_allclose(after, before + weight * (q - before))

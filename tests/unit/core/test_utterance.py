@@ -11,8 +11,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fakes import stub_bundle, tone
-from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
+from fakes import StubClassifier, stub_bundle, tone
+from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings, VadSettings
 from ser_daemon.model.bundle import ModelBundle
 from ser_daemon.model.analyzer import replay_audio
 from ser_daemon.core.smoothing import Smoother
@@ -156,3 +156,44 @@ def test_smoother_restarts_its_average_at_a_new_utterance() -> None:
     steady.update(None, False, 0.25)
     d = steady.update(angry, True, 0.25)
     assert d.smoothed[2] == pytest.approx(1 - np.exp(-250 / 800), abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- the gap, frame by frame
+
+# A gate that opens on one frame of voice and closes one frame after it: with a 10 ms hop every
+# push is one frame, so the closed-gate frames of a pause are counted exactly.
+TIGHT_GATE = VadSettings(vad_threshold_db=9.0, vad_min_level_dbfs=-55.0, vad_max_flatness=0.55, vad_hangover_ms=10.0,
+                         vad_min_speech_ms=10.0, vad_floor_rise_db_per_s=3.0)
+
+
+class _Windows:
+    """The stand-in model, keeping every window it was given."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.inner = StubClassifier(bundle)
+        self.bundle, self.labels, self.input_shape = bundle, bundle.labels, bundle.input_shape
+        self.windows: list[np.ndarray] = []
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.windows.extend(batch.copy())
+        return self.inner.predict(batch)
+
+
+def _masked_after_pause(gap_ms: float, pause_frames: int = 640) -> bool:
+    """Whether the window 100 ms after a short silence has the speech before the silence masked."""
+    bundle = stub_bundle()
+    settings = AnalysisSettings(hop_ms=10.0, drop_stale=False, mask_previous_utterance=True, vad=TIGHT_GATE,
+                                smoothing=dataclasses.replace(UTTERANCES, utterance_gap_ms=gap_ms))
+    x = np.concatenate([tone(3000.0, 1.2), np.zeros(pause_frames, np.float32), tone(3000.0, 0.3)])
+    clf = _Windows(bundle)
+    states = replay_audio(x, RATE, clf, settings, bundle=bundle)
+    onset = int(1.2 * RATE) + pause_frames
+    [k] = [i for i, s in enumerate(states) if s.end_sample == onset + RATE // 10]
+    return bool(clf.windows[k][0].max() < -6.0)  # its oldest frame: the pause's quiet (masked) or the old tone
+
+
+def test_a_gap_is_counted_in_whole_frames_of_closed_gate() -> None:
+    """This pause closes the gate for one frame: a gap of 1 or 10 ms (one frame) ends the utterance and masks
+    the old speech; 15 ms (1.5 frames, rounded to 2) and 20 ms do not."""
+    assert [_masked_after_pause(g) for g in (1.0, 10.0, 15.0, 20.0)] == [True, True, False, False]
+    assert not _masked_after_pause(10.0, pause_frames=0)  # no pause, no boundary

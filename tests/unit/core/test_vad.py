@@ -225,3 +225,14 @@ def test_each_bound_is_inclusive() -> None:
     exact.update(quiet)
     assert exact.update(loud) is True
     assert exact.noise_floor_db == probe.noise_floor_db
+
+
+def test_the_per_frame_verdicts_are_those_of_the_last_update_and_none_after_a_reset() -> None:
+    """What the utterance tracker reads: one bool per frame of the last push, nothing before the first."""
+    g = gate()
+    assert g.frame_speech.dtype == bool and g.frame_speech.shape == (0,)
+    g.update(np.concatenate([silence(10), frames(-20.0, 30)]))
+    assert g.frame_speech.dtype == bool and g.frame_speech.shape == (40,)
+    assert not g.frame_speech[:10].any() and g.frame_speech[-1]
+    g.reset()
+    assert g.frame_speech.dtype == bool and g.frame_speech.shape == (0,)

@@ -1,15 +1,17 @@
 import json
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
-from conftest import reference_module
+from conftest import reference_module, schema_validator
 from ser_daemon.outputs.messages import (
     dumps,
     generic_osc_messages,
+    HelloMessage,
     hello_json,
     osc_message,
     osc_name,
@@ -69,20 +71,20 @@ def _schema() -> dict:
 
 def test_json_matches_schema_and_is_plain_json() -> None:
     jsonschema = reference_module("jsonschema")
-    schema = _schema()
+    schema = schema_validator()
     st = state_json(make_state(), client_dropped=3)
-    jsonschema.validate(st, schema)
+    schema.validate(st)
     text = dumps(st)
     back = json.loads(text)
     assert back["probs"] == {"neutral": 0.15, "happy": 0.75, "angry": 0.1}
     assert back["client_dropped"] == 3 and back["latency_ms"] == pytest.approx(4.0)
     final = state_json(make_state(raw=(), final=True))
-    jsonschema.validate(final, schema)
+    schema.validate(final)
     assert final["raw"] is None
     hello = hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250, streams=["mic"])
-    jsonschema.validate(hello, schema)
+    schema.validate(hello)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**st, "confidence": 2}, schema)
+        schema.validate({**st, "confidence": 2})
 
 
 def test_hand_built_osc_bytes_equal_python_osc_builder() -> None:
@@ -160,6 +162,11 @@ def test_hello_and_status_messages_exactly() -> None:
         "type": "hello", "protocol": 1, "server": f"ser-daemon/{__version__}", "model": "m", "labels": ["a", "b"],
         "sample_rate": 16000, "window_ms": 1000.123, "hop_ms": 250.123, "streams": ["mic"],
     }
+    # The personal profile in use is named as text (a path too); none at all leaves the field out.
+    assert hello_json(labels=("a",), model="m", sample_rate=16000, window_ms=1000, hop_ms=250, streams=(),
+                      profile="me")["profile"] == "me"
+    assert HelloMessage.of(labels=("a",), model="m", sample_rate=16000, window_ms=1000, hop_ms=250, streams=(),
+                           profile=Path("profiles/me.json")).to_dict()["profile"] == str(Path("profiles/me.json"))
     assert status_json("mic", "no_audio", "device gone", 12.3456789) == {
         "type": "status", "protocol": 1, "stream": "mic", "status": "no_audio", "detail": "device gone",
         "time": 12.345679,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from conftest import reference_module
+from conftest import reference_module, schema_validator
 from ser_daemon.outputs.messages import dumps
 from ser_daemon.core.mood import Horizons, MoodReading
 from ser_daemon.core.mood_events import EVENT_KINDS, MoodEvent
@@ -23,10 +22,6 @@ from ser_daemon.outputs.mood_messages import (
 from test_mood import ARC, run, script
 
 
-def _schema() -> dict:
-    return json.loads((resources.files("ser_daemon") / "schema" / "messages.schema.json").read_text())
-
-
 def reading(**kw) -> MoodReading:
     base = dict(stream="mic", time_s=12.5, voice=True, valence=Horizons(-0.31234567, -0.2, None),
                 arousal=Horizons(0.5, 0.4, None), point=(-0.3, 0.5), talking_minute=0.75, talking_session=None,
@@ -37,35 +32,34 @@ def reading(**kw) -> MoodReading:
 
 
 def test_every_reading_and_event_of_a_scripted_session_validates() -> None:
-    jsonschema = reference_module("jsonschema")
-    schema = _schema()
+    schema = schema_validator()
     readings, events = run(script(ARC))
     for r in readings[:: 40] + readings[-3:]:
         msg = mood_json(r)
-        jsonschema.validate(msg, schema)
+        schema.validate(msg)
         assert json.loads(dumps(msg)) == msg  # plain JSON, no NaN
     assert {e.kind for e in events} == set(EVENT_KINDS)
     for e in events:
-        jsonschema.validate(event_json(e), schema)
+        schema.validate(event_json(e))
     silent = mood_json(run(script([(10, None)]))[0][-1])
-    jsonschema.validate(silent, schema)
+    schema.validate(silent)
     assert silent["valence"] == {"moment": None, "minute": None, "session": None}
 
 
 def test_the_schema_refuses_what_it_should() -> None:
     jsonschema = reference_module("jsonschema")
-    schema = _schema()
+    schema = schema_validator()
     good = mood_json(reading())
     for bad in ({**good, "valence": {**good["valence"], "minute": 1.5}},
                 {**good, "talking": {"minute": -0.1, "session": None}},
                 {k: v for k, v in good.items() if k != "arousal"}):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, schema)
+            schema.validate(bad)
     ev = event_json(MoodEvent("delighted", "mic", 3.0, {"valence_moment": 0.5}))
-    jsonschema.validate(ev, schema)
+    schema.validate(ev)
     for bad in ({**ev, "kind": "bored"}, {**ev, "evidence": {"x": [1]}}):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, schema)
+            schema.validate(bad)
 
 
 def test_mood_json_fields_exactly() -> None:

@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
-import jsonschema
 import numpy as np
 import pytest
 from pythonosc.osc_bundle import OscBundle
 
-from conftest import timeout
+from conftest import schema_validator, timeout
 from fakes import StubClassifier, stub_bundle, tone
 from helpers import UdpReceiver
 from ser_daemon.app.config import DaemonConfig
@@ -78,8 +77,9 @@ async def _collect(port: int, into: list[dict]) -> None:
 
 def _check_mood_stream(msgs: list[dict]) -> None:
     """What every mood output must carry for the clip: thinned moods, the disengaging event, the schema."""
+    validator = schema_validator(SCHEMA)
     for m in msgs:
-        jsonschema.validate(m, SCHEMA)
+        validator.validate(m)
     moods = [m for m in msgs if m["type"] == "mood"]
     events = [m for m in msgs if m["type"] == "event"]
     times = [m["time"] for m in moods]

@@ -260,3 +260,73 @@ def test_vxp_target_keeps_vxp_names_whatever_the_model_labels() -> None:
     vx = make_scheme("vxp", ("neutral", "happy"), max_hz=4.0)
     assert [p.name for p in vx.plan.params] == ["VXP_Expression", "VXP_Confidence"]
     assert vx.min_interval_s == 0.25
+
+
+def _mood_update(stream: str, label: str):
+    """A mood update after a second of one stream's voice reading ``label`` (the minute's mood is known)."""
+    import dataclasses
+
+    from ser_daemon.core.mood_stage import MoodStage
+
+    probs = tuple(1.0 if x == label else 0.0 for x in LABELS)
+    st = make_state(stream=stream, seq=0, label=label, raw=probs, smoothed=probs, end_sample=8000, audio_time=0.5)
+    stage = MoodStage(LABELS, 16000)
+    update = stage.update(st)
+    for k in (2, 3):
+        update = stage.update(dataclasses.replace(st, seq=k, end_sample=8000 * k, audio_time=k / 2))
+    assert update.reading is not None and update.reading.valence.minute is not None
+    return update
+
+
+def test_vrchat_mood_floats_follow_one_stream_carry_the_prefix_and_keep_the_rate() -> None:
+    scheme = VRChatScheme(LABELS, prefix="X_", max_hz=4.0, mood=True)
+    scheme.follow_stream = "mic"
+    assert scheme.encode(make_state(), {}, 1.0)  # the first packet: everything
+    assert scheme.encode_mood(_mood_update("guest", "happy"), 2.0) == []  # another stream's mood: not this avatar's
+    floats = {m.address: m.params[0] for m in decode(scheme.encode_mood(_mood_update("mic", "angry"), 3.0))}
+    assert sorted(floats) == ["/avatar/parameters/X_MoodArousal", "/avatar/parameters/X_MoodTalking",
+                              "/avatar/parameters/X_MoodValence"]
+    assert floats["/avatar/parameters/X_MoodValence"] < 0  # the mic's angry voice, not the guest's happy one
+    scheme.muted = True
+    zeros = decode(scheme.encode_mood(_mood_update("mic", "angry"), 3.25))  # exactly 1/max_hz later: due
+    assert len(zeros) == 3 and all(m.params[0] == 0.0 for m in zeros)
+    assert scheme.encode(make_state(label="angry"), {}, 3.4) == []  # the mood send counts for the rate limit
+    assert scheme.encode(make_state(label="angry"), {}, 3.5)
+
+
+def test_a_vrchat_scheme_sends_no_mood_unless_asked() -> None:
+    assert make_scheme("vrchat", LABELS).mood_names == ()
+    assert make_scheme("vrchat", LABELS, mood=True).mood_names == ("SER_MoodValence", "SER_MoodArousal",
+                                                                   "SER_MoodTalking")
+
+
+def test_a_final_state_sends_every_parameter_even_unchanged() -> None:
+    """The stream's last word: a receiver that missed a packet still ends on the right values."""
+    prof = VRChatScheme(LABELS, preset="full")
+    st = make_state()
+    first = {m.address for m in decode(prof.encode(st, weights_for(st), now=0.0))}
+    assert prof.encode(st, weights_for(st), now=10.0) == []  # unchanged: nothing
+    final = {m.address for m in decode(prof.encode(make_state(final=True), weights_for(st), now=20.0))}
+    assert final == first
+
+
+def test_the_generic_final_state_says_so() -> None:
+    from ser_daemon.outputs.osc_schemes import GenericScheme
+
+    msgs = decode(GenericScheme(bundle=False).encode(make_state(final=True), {}, 0.0))
+    [fin] = [m for m in msgs if m.address == "/ser/final"]
+    assert fin.params == [1] and tags(fin) == b"i"
+    assert "/ser/final" not in {m.address for m in decode(GenericScheme().encode(make_state(), {}, 0.0))}
+
+
+def test_the_old_names_still_import_with_a_warning_that_points_away_from_the_module() -> None:
+    from ser_daemon.outputs import osc_schemes
+
+    with pytest.warns(DeprecationWarning) as caught:
+        cls = osc_schemes.VRChatProfile
+    assert cls is VRChatScheme
+    assert str(caught[0].message) == "ser_daemon.outputs.osc_schemes.VRChatProfile is now VRChatScheme"
+    assert caught[0].filename != osc_schemes.__file__  # at the importer's line (stacklevel), not at the shim
+    with pytest.raises(AttributeError) as err:
+        osc_schemes.NoSuchScheme
+    assert str(err.value) == "module 'ser_daemon.outputs.osc_schemes' has no attribute 'NoSuchScheme'"

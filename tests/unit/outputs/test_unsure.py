@@ -8,12 +8,12 @@ dwell), ``uncertain`` says so, receivers show "unsure" (OSC ``/ser/state``,
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 
 import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
+
+from conftest import schema_validator
 
 from ser_daemon.core.settings import AnalysisSettings, SmoothingSettings
 from ser_daemon.core.features import FeatureConfig
@@ -93,7 +93,7 @@ def test_states_carry_the_flag_and_the_final_state_is_certain_neutral() -> None:
 
 def test_generic_osc_says_unsure_and_json_carries_the_flag() -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads((resources.files("ser_daemon") / "schema" / "messages.schema.json").read_text())
+    schema = schema_validator()
     unsure = make_state(uncertain=True, confidence=0.28)
     first = OscMessage(generic_osc_messages(unsure)[0])
     assert first.address == "/ser/state" and first.params[0] == UNSURE == "unsure"
@@ -101,13 +101,13 @@ def test_generic_osc_says_unsure_and_json_carries_the_flag() -> None:
     assert OscMessage(generic_osc_messages(make_state())[0]).params[0] == "happy"
     msg = state_json(unsure)
     assert msg["uncertain"] is True and msg["label"] == "happy"  # the best guess stays in the JSON
-    jsonschema.validate(msg, schema)
+    schema.validate(msg)
     assert state_json(make_state())["uncertain"] is False
     final = state_json(make_state(label="neutral", raw=(), final=True))
     assert final["uncertain"] is False and final["final"] is True
     missing = {k: v for k, v in msg.items() if k != "uncertain"}
     with pytest.raises(jsonschema.ValidationError, match="uncertain"):
-        jsonschema.validate(missing, schema)
+        schema.validate(missing)
 
 
 def test_vrchat_label_and_vxp_expression_are_zero_while_unsure() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import reference_module
+from conftest import schema_validator
 from ser_daemon.core.mood import Horizons, MoodReading
 from ser_daemon.core.mood_events import MoodEvent
 from ser_daemon.net.endpoints import Endpoint
@@ -46,9 +46,8 @@ def _schema() -> dict[str, Any]:
 
 
 def _validate(msg: dict[str, Any], definition: str) -> None:
-    jsonschema = reference_module("jsonschema")
     schema = _schema()
-    jsonschema.validate(msg, {**schema, "oneOf": [{"$ref": f"#/$defs/{definition}"}]})
+    schema_validator({**schema, "oneOf": [{"$ref": f"#/$defs/{definition}"}]}).validate(msg)
 
 
 def _reading() -> MoodReading:
@@ -61,35 +60,39 @@ def _reading() -> MoodReading:
 EVENT = MoodEvent(stream="mic", kind="frustration_rising", time_s=31.23456,
                   evidence={"arousal_minute": 0.51234567, "label": "angry", "valence_minute": None})
 
-# (message, the schema's definition, the text the older function wrote)
-CASES = [
-    (StateMessage.of(make_state(), client_dropped=3, weights={"vrchat": {"Joy": 0.25}}), "state",
-     dumps(state_json(make_state(), 3, {"vrchat": {"Joy": 0.25}}))),
-    (StateMessage.of(make_state(raw=(), final=True)), "state", dumps(state_json(make_state(raw=(), final=True)))),
-    (HelloMessage.of(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250, streams=["mic"]),
-     "hello", dumps(hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250,
-                               streams=["mic"]))),
-    (HelloMessage.of(labels=["a", "b"], model="m", sample_rate=16000, window_ms=1000.5, hop_ms=250, streams=[],
-                     profile="me"), "hello",
-     dumps(hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=1000.5, hop_ms=250, streams=[],
-                      profile="me"))),
-    (StatusMessage.of("mic", "no_audio", "device gone", 12.3456789), "status",
-     dumps(status_json("mic", "no_audio", "device gone", 12.3456789))),
-    (MoodMessage.of(_reading()), "mood", dumps(mood_json(_reading()))),
-    (EventMessage.of(EVENT), "event", dumps(event_json(EVENT))),
-    (StartRequest("alice", 48000, 2), "ingest_start", '{"type": "start", "stream": "alice", "sample_rate": 48000, '
-                                                      '"channels": 2}'),
-    (StartRequest("bob", 16000, 1, Endpoint("127.0.0.1", 9000)), "ingest_start",
-     '{"type": "start", "stream": "bob", "sample_rate": 16000, "channels": 1, "osc": "127.0.0.1:9000"}'),
-    (StartedMessage("alice"), "ingest_started", json.dumps({"type": "started", "stream": "alice"})),
-    (StopMessage(), "ingest_stop", '{"type": "stop"}'),
-]
+
+def cases() -> list[tuple[WireMessage, str, str]]:
+    """(message, the schema's definition, the text the older function wrote).
+
+    Built inside each test, not at import, so the code that builds them runs under the test.
+    """
+    return [
+        (StateMessage.of(make_state(), client_dropped=3, weights={"vrchat": {"Joy": 0.25}}), "state",
+         dumps(state_json(make_state(), 3, {"vrchat": {"Joy": 0.25}}))),
+        (StateMessage.of(make_state(raw=(), final=True)), "state", dumps(state_json(make_state(raw=(), final=True)))),
+        (HelloMessage.of(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250, streams=["mic"]),
+         "hello", dumps(hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=2000, hop_ms=250,
+                                   streams=["mic"]))),
+        (HelloMessage.of(labels=["a", "b"], model="m", sample_rate=16000, window_ms=1000.5, hop_ms=250, streams=[],
+                         profile="me"), "hello",
+         dumps(hello_json(labels=["a", "b"], model="m", sample_rate=16000, window_ms=1000.5, hop_ms=250, streams=[],
+                          profile="me"))),
+        (StatusMessage.of("mic", "no_audio", "device gone", 12.3456789), "status",
+         dumps(status_json("mic", "no_audio", "device gone", 12.3456789))),
+        (MoodMessage.of(_reading()), "mood", dumps(mood_json(_reading()))),
+        (EventMessage.of(EVENT), "event", dumps(event_json(EVENT))),
+        (StartRequest("alice", 48000, 2), "ingest_start", '{"type": "start", "stream": "alice", "sample_rate": 48000, '
+                                                          '"channels": 2}'),
+        (StartRequest("bob", 16000, 1, Endpoint("127.0.0.1", 9000)), "ingest_start",
+         '{"type": "start", "stream": "bob", "sample_rate": 16000, "channels": 1, "osc": "127.0.0.1:9000"}'),
+        (StartedMessage("alice"), "ingest_started", json.dumps({"type": "started", "stream": "alice"})),
+        (StopMessage(), "ingest_stop", '{"type": "stop"}'),
+    ]
 
 
-@pytest.mark.parametrize(("msg", "definition", "text"), CASES,
-                         ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
-def test_each_message_writes_the_old_bytes_fits_the_schema_and_reads_back_equal(
-        msg: WireMessage, definition: str, text: str) -> None:
+@pytest.mark.parametrize("case", range(len(cases())), ids=[f"{c[1]}-{i}" for i, c in enumerate(cases())])
+def test_each_message_writes_the_old_bytes_fits_the_schema_and_reads_back_equal(case: int) -> None:
+    msg, definition, text = cases()[case]
     assert msg.to_json() == text
     _validate(json.loads(msg.to_json()), definition)
     back = type(msg).from_json(msg.to_json())

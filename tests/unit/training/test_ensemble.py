@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow", reason="building and exporting models needs TensorFlow")
+from conftest import has_tf
+from ser_daemon.training.model_def import ModelConfig, build_model
+from ser_daemon.training.synthetic import write_synthetic_dataset
 
-from ser_daemon.training.model_def import ModelConfig, build_model  # noqa: E402
-from ser_daemon.training.synthetic import write_synthetic_dataset  # noqa: E402
-
-pytestmark = pytest.mark.needs_tf
+# Skipped, not imported, without TensorFlow: collecting the fast tier must not load it.
+pytestmark = [pytest.mark.needs_tf,
+              pytest.mark.skipif(not has_tf(), reason="building and exporting models needs TensorFlow")]
 
 TINY = ["--epochs", "1", "--width", "4", "--copies", "1", "--batch-size", "16", "--quantize", "float", "-q",
         "--threads", "2", "--no-streaming"]
