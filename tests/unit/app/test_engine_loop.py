@@ -155,6 +155,36 @@ def test_a_device_stream_ends_when_its_source_finishes() -> None:
     assert engine.stream_stats() == {"mic": {"decisions": 4, "dropped_windows": 0, "late": 0, "overruns": 0}}
 
 
+def test_the_tick_hook_follows_each_ticks_states_and_the_final_ones() -> None:
+    """A host that batches per tick (the multiplexed ingest) sends after on_tick_end: it must see every state first."""
+    events: list[str] = []
+    engine = Engine(stub_bundle(), Recording(stub_bundle()), SETTINGS,
+                    lambda st: events.append("final" if st.final else "state"))
+    engine.on_tick_end = lambda: events.append("tick")
+    mic = device(engine, "mic")
+    mic.write_mono(tone(3000.0, 1.5, RATE, 0.3))
+    mic.stop()
+    run_to_end(engine, "a device whose source finished must end, and with it the loop")
+    assert events.count("state") == 3 and events.count("final") == 1
+    first_tick = events.index("tick")
+    assert events[first_tick - 1] == "final"  # the states of that tick, its final one included, then its end
+    assert "state" not in events[first_tick:] and events[-1] == "tick"
+
+    # Running on (ingest): each tick's states are followed by its end; stopped, the final states
+    # still come before one last tick end.
+    events.clear()
+    engine = Engine(stub_bundle(), Recording(stub_bundle()), SETTINGS,
+                    lambda st: events.append("final" if st.final else "state"), keep_running=True)
+    engine.on_tick_end = lambda: events.append("tick")
+    mic = device(engine, "a")
+    t = start(engine)
+    mic.write_mono(tone(3000.0, 1.5, RATE, 0.3))
+    # While it runs, the tick that decided states ends with the hook (not only the stop does).
+    assert wait_for(t, lambda: "state" in events and "tick" in events[events.index("state"):]), events
+    finish(engine, t)
+    assert events[-2:] == ["final", "tick"]
+
+
 def test_an_idle_device_is_polled_about_twenty_times_a_second_neither_spinning_nor_stalling() -> None:
     states: list[EmotionState] = []
     engine = engine_on_stub(states, keep_running=True)
