@@ -37,6 +37,10 @@ from ser_daemon.net.websocket_server import AccessPolicy
 
 TICK_S = 0.02
 
+# Real-time audio over real sockets (seconds per test): the slow tier; the protocol's rules are
+# unit-tested in the fast tier (tests/unit/net/test_ingest_mux.py).
+pytestmark = pytest.mark.slow
+
 
 class Rig:
     """An ingest server and an engine in a thread, wired as the daemon wires them."""
