@@ -1,5 +1,9 @@
 """The ingress deployment: the ``--ingest`` protocol over Ray Serve's WebSocket proxy.
 
+A connection that offers the ``ser-ingest-mux.v1`` subprotocol carries many streams instead
+(``ingress_mux.py``, the daemon's protocol and rules); what follows is about today's protocol,
+one stream per connection.
+
 Each connection's per-stream state (front end, speaker statistics, smoother: a
 :class:`~ser_daemon.core.pipeline.StreamProcessor`) lives in the replica holding the
 connection; the windows it makes go to the model deployment, which batches
@@ -66,10 +70,12 @@ from ..net.ingest_protocol import (
     close_reason,
     parse_start,
 )
+from ..net.mux_wire import select_subprotocol
 from ..outputs.mapping import ExpressionMapping, load_mapping
 from ..outputs.messages import dumps, state_json
 from ..outputs.mood_messages import update_messages
 from .batcher import WindowBatcher
+from .ingress_mux import MuxConnection
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
 from .stream_osc import StreamOscOut
 
@@ -174,10 +180,14 @@ class Ingress:
     # -- one connection -----------------------------------------------------
     @api.websocket("/")
     async def ingest(self, ws: WebSocket) -> None:
-        await ws.accept()
+        protocol = select_subprotocol(ws.scope.get("subprotocols") or ())
+        await ws.accept(subprotocol=protocol)
         self._ensure_renewer()
         try:
-            await self._serve(ws)
+            if protocol is None:
+                await self._serve(ws)
+            else:  # many streams on this connection (ingress_mux.py)
+                await MuxConnection(self, ws, protocol).run()
         except ProtocolError as exc:
             self.metrics.refused.inc(tags={"code": str(exc.code)})
             await self._close(ws, exc.code, close_reason(exc))
