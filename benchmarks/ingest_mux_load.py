@@ -19,8 +19,13 @@ Measured per run:
   (the idle cost, measured before, is also given and subtracted for the marginal figure); the
   clients' own process is not counted.
 
+With ``--cluster`` the same talkers then run against ``cluster_bench.py``'s two-node local Ray
+cluster (2 ingress replicas, 1 model replica, one Serve proxy), in the same run: its cores per
+talker (every Ray process), their ratio to the daemon's, and the cluster's cores by process.
+``--kill-at S`` SIGKILLs the ingress replica holding ``talker0`` S seconds into that load.
+
 Usage: python benchmarks/ingest_mux_load.py [--talkers 16] [--connections 2] [--seconds 20]
-           [--states json|binary] [--compare]
+           [--states json|binary] [--compare] [--cluster [--kill-at S]]
        python benchmarks/ingest_mux_load.py --smoke     (4 talkers over 2 connections, 5 s)
 """
 
@@ -184,33 +189,36 @@ def stop_daemon(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> dict[str, Any]:
-    from cluster_bench import free_port
+async def play_mux(port: int, talkers: list[Talker], m: int, binary: bool, seconds: float, idle_s: float,
+                   cpu: Any, midway: Any = None, midway_s: float | None = None,
+                   on_load: Any = None) -> dict[str, Any]:
+    """The talkers over ``m`` connections to ``port``; ``cpu()`` reads the server's CPU seconds
+    (``on_load()`` is called as the load's measurement starts).
 
-    port = free_port()
-    proc = start_daemon(port, n, ["--no-ws"])
-    talkers = make_talkers(n, seconds)
+    Returns the idle cores, the CPU seconds and wall time of the load, and each connection's end.
+    """
+    probe = await connect(port, SUBPROTOCOL_JSON, time.monotonic() + 60)  # the server is up
+    await probe.close()
+    c0 = cpu()
+    await asyncio.sleep(idle_s)
+    idle = (cpu() - c0) / idle_s
+    c1, w0 = cpu(), time.monotonic()
+    if on_load is not None:
+        on_load()
+    t0 = w0 + 1.0
     groups = [talkers[i::m] for i in range(m)]
+    runs = asyncio.gather(*(run_connection(port, g, binary, t0, w0 + 60) for g in groups))
+    if midway is not None and midway_s is not None:
+        await asyncio.sleep(max(0.0, t0 + midway_s - time.monotonic()))
+        await midway()
+    ends = await asyncio.wait_for(runs, seconds + 60)
+    return {"idle": idle, "cpu": cpu() - c1, "wall": time.monotonic() - w0, "ends": list(ends)}
 
-    async def main() -> tuple[float, float, float, list[dict]]:
-        probe = await connect(port, SUBPROTOCOL_JSON, time.monotonic() + 60)  # the daemon is up
-        await probe.close()
-        c0 = proc_cpu_seconds(proc.pid)
-        await asyncio.sleep(idle_s)
-        idle = (proc_cpu_seconds(proc.pid) - c0) / idle_s
-        c1, w0 = proc_cpu_seconds(proc.pid), time.monotonic()
-        t0 = w0 + 1.0
-        ends = await asyncio.wait_for(
-            asyncio.gather(*(run_connection(port, g, binary, t0, w0 + 60) for g in groups)), seconds + 60)
-        cpu, wall = proc_cpu_seconds(proc.pid) - c1, time.monotonic() - w0
-        return idle, cpu, wall, list(ends)
 
-    try:
-        idle, cpu, wall, ends = asyncio.run(main())
-    finally:
-        stop_daemon(proc)
+def summarise_mux(talkers: list[Talker], m: int, binary: bool, seconds: float, run: dict[str, Any]) -> dict[str, Any]:
+    n = len(talkers)
     lat = [x for t in talkers for x in t.latencies_ms]
-    cores = cpu / wall
+    cores = run["cpu"] / run["wall"]
     return {
         "protocol": SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON,
         "talkers": n,
@@ -220,13 +228,58 @@ def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> 
         "latency_ms": stats_ms(lat),
         "lost_streams": sum(t.lost for t in talkers),
         "ended": sorted({str(t.ended) for t in talkers}),
-        "connection_close_codes": [e["close_code"] for e in ends],
+        "connection_close_codes": [e["close_code"] for e in run["ends"]],
         "server_cores": round(cores, 4),
-        "idle_cores": round(idle, 4),
+        "idle_cores": round(run["idle"], 4),
         "cores_per_talker": round(cores / n, 5),
-        "marginal_cores_per_talker": round(max(0.0, cores - idle) / n, 5),
-        "wall_s": round(wall, 2),
+        "marginal_cores_per_talker": round(max(0.0, cores - run["idle"]) / n, 5),
+        "wall_s": round(run["wall"], 2),
     }
+
+
+def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> dict[str, Any]:
+    """The talkers against a fresh daemon (``--ingest``, LiteRT)."""
+    from cluster_bench import free_port
+
+    port = free_port()
+    proc = start_daemon(port, n, ["--no-ws"])
+    talkers = make_talkers(n, seconds)
+    try:
+        run = asyncio.run(play_mux(port, talkers, m, binary, seconds, idle_s, lambda: proc_cpu_seconds(proc.pid)))
+    finally:
+        stop_daemon(proc)
+    return summarise_mux(talkers, m, binary, seconds, run)
+
+
+def measure_mux_cluster(n: int, m: int, seconds: float, binary: bool, idle_s: float, kill_at: float | None,
+                        lease_s: float) -> dict[str, Any]:
+    """The talkers against cluster_bench.py's two-node local Ray cluster (2 ingress replicas, 1 model).
+
+    With ``kill_at``, the ingress replica holding ``talker0`` is SIGKILLed that many seconds into
+    the load: the talkers of its connections are lost (the benchmark does not reconnect them).
+    """
+    from cluster_bench import kill_replica_of, two_node_cluster
+
+    with two_node_cluster(n, lease_s) as c:
+        meter = c["meter"]
+        talkers = make_talkers(n, seconds)
+        killed: dict[str, Any] = {}
+        kill = kill_replica_of(c["registry"], "talker0", killed) if kill_at is not None else None
+        before: dict[str, float] = {}
+
+        async def main() -> dict[str, Any]:
+            return await play_mux(c["port"], talkers, m, binary, seconds, idle_s, meter.read, kill, kill_at,
+                                  on_load=lambda: before.update(meter.by_role()))
+
+        run = asyncio.run(main())
+        out = summarise_mux(talkers, m, binary, seconds, run)
+        roles = meter.by_role()
+        out["cores_by_process"] = dict(sorted(((k, round((v - before.get(k, 0.0)) / run["wall"], 4))
+                                               for k, v in roles.items()), key=lambda kv: -kv[1]))
+        killed.pop("at", None)
+        out.update({"start_to_ready_s": round(c["ready_s"], 2), "placement": c["placement"], "killed": killed,
+                    "nodes": 2, "cpus": 2})
+        return out
 
 
 def measure_today(n: int, seconds: float, idle_s: float) -> dict[str, Any]:
@@ -246,6 +299,11 @@ def main() -> None:
     ap.add_argument("--states", choices=("json", "binary"), default="json")
     ap.add_argument("--idle-s", type=float, default=3.0)
     ap.add_argument("--compare", action="store_true", help="also run today's protocol with the same talkers")
+    ap.add_argument("--cluster", action="store_true",
+                    help="also run the same talkers against a two-node local Ray cluster; report the ratio")
+    ap.add_argument("--kill-at", type=float, default=None,
+                    help="with --cluster: SIGKILL the ingress replica holding talker0 this many seconds in")
+    ap.add_argument("--lease-s", type=float, default=2.0)
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     if args.smoke:
@@ -256,9 +314,21 @@ def main() -> None:
     result["mux"] = measure_mux(args.talkers, args.connections, args.seconds, args.states == "binary", args.idle_s)
     if args.compare:
         result["today"] = measure_today(args.talkers, args.seconds, args.idle_s)
+    if args.cluster:
+        result["cluster"] = measure_mux_cluster(args.talkers, args.connections, args.seconds, args.states == "binary",
+                                                args.idle_s, args.kill_at, args.lease_s)
+        d, c = result["mux"], result["cluster"]
+        result["cluster_vs_daemon"] = {
+            "cores_per_talker_ratio": round(c["cores_per_talker"] / d["cores_per_talker"], 2)
+            if d["cores_per_talker"] else None,
+            "marginal_cores_per_talker_ratio": round(c["marginal_cores_per_talker"] / d["marginal_cores_per_talker"], 2)
+            if d["marginal_cores_per_talker"] else None,
+        }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     if not args.smoke:
-        save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}", result)
+        tail = "_cluster" if args.cluster else ""
+        tail += "_kill" if args.cluster and args.kill_at is not None else ""
+        save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}{tail}", result)
 
 
 if __name__ == "__main__":
