@@ -303,9 +303,10 @@ def measure_daemon(n: int, seconds: float, idle_s: float) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def two_node_cluster(n: int, lease_s: float) -> Iterator[dict[str, Any]]:
+def two_node_cluster(n: int, lease_s: float, **extra: Any) -> Iterator[dict[str, Any]]:
     """A local Ray cluster of two loopback nodes (1 CPU each) running the application for ``n`` talkers.
 
+    ``extra``: more application settings (``direct_host``, ...).
     Yields its ``port``, the registry's handle (``registry``), a :class:`CpuMeter` of every Ray
     process (``meter``), ``ready_s`` and the replicas' ``placement``; shuts it all down after.
     """
@@ -332,6 +333,7 @@ def two_node_cluster(n: int, lease_s: float) -> Iterator[dict[str, Any]]:
             "backend": "litert", "ingress_replicas": 2, "ingress_cpus": 0.25, "model_cpus": 0.25, "lease_s": lease_s,
             "max_streams_per_replica": max(256, n + 8), "streams_per_replica": max(128, n),
             "max_ingress_replicas_per_node": 1,  # one ingress replica on each node
+            **extra,
         })
         deploy(settings, "127.0.0.1", port, proxy_location="HeadOnly")
         ready_s = time.monotonic() - t_start

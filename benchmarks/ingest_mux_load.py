@@ -23,9 +23,11 @@ With ``--cluster`` the same talkers then run against ``cluster_bench.py``'s two-
 cluster (2 ingress replicas, 1 model replica, one Serve proxy), in the same run: its cores per
 talker (every Ray process), their ratio to the daemon's, and the cluster's cores by process.
 ``--kill-at S`` SIGKILLs the ingress replica holding ``talker0`` S seconds into that load.
+``--direct``: the connections go to the ingress replicas' own ports (``GET /endpoints``, round
+robin), not through Serve's proxy.
 
 Usage: python benchmarks/ingest_mux_load.py [--talkers 16] [--connections 2] [--seconds 20]
-           [--states json|binary] [--compare] [--cluster [--kill-at S]]
+           [--states json|binary] [--compare] [--cluster [--direct] [--kill-at S]]
        python benchmarks/ingest_mux_load.py --smoke     (4 talkers over 2 connections, 5 s)
 """
 
@@ -98,12 +100,14 @@ def make_talkers(n: int, seconds: float) -> list[Talker]:
     return out
 
 
-async def connect(port: int, subprotocol: str | None, deadline: float) -> Any:
+async def connect(port: int | str, subprotocol: str | None, deadline: float) -> Any:
+    """A connection to the server on loopback ``port``, or to the ``ws://`` URL ``port``."""
     from websockets.asyncio.client import connect as ws_connect
 
+    url = port if isinstance(port, str) else f"ws://127.0.0.1:{port}/"
     while True:
         try:
-            return await ws_connect(f"ws://127.0.0.1:{port}/", subprotocols=[subprotocol] if subprotocol else None,
+            return await ws_connect(url, subprotocols=[subprotocol] if subprotocol else None,
                                     max_size=None, open_timeout=10)
         except (OSError, asyncio.TimeoutError):
             if time.monotonic() > deadline:
@@ -111,7 +115,7 @@ async def connect(port: int, subprotocol: str | None, deadline: float) -> Any:
             await asyncio.sleep(0.1)
 
 
-async def run_connection(port: int, talkers: list[Talker], binary: bool, t0: float, deadline: float) -> dict:
+async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t0: float, deadline: float) -> dict:
     """One connection: start its talkers, send one frame per tick from ``t0``, stop, wait for every ``ended``."""
     from websockets.exceptions import ConnectionClosed
 
@@ -191,9 +195,9 @@ def stop_daemon(proc: subprocess.Popen) -> None:
 
 async def play_mux(port: int, talkers: list[Talker], m: int, binary: bool, seconds: float, idle_s: float,
                    cpu: Any, midway: Any = None, midway_s: float | None = None,
-                   on_load: Any = None) -> dict[str, Any]:
-    """The talkers over ``m`` connections to ``port``; ``cpu()`` reads the server's CPU seconds
-    (``on_load()`` is called as the load's measurement starts).
+                   on_load: Any = None, targets: list[str] | None = None) -> dict[str, Any]:
+    """The talkers over ``m`` connections to ``port`` (or, round robin, to the ``targets`` URLs);
+    ``cpu()`` reads the server's CPU seconds (``on_load()`` is called as the load's measurement starts).
 
     Returns the idle cores, the CPU seconds and wall time of the load, and each connection's end.
     """
@@ -207,7 +211,9 @@ async def play_mux(port: int, talkers: list[Talker], m: int, binary: bool, secon
         on_load()
     t0 = w0 + 1.0
     groups = [talkers[i::m] for i in range(m)]
-    runs = asyncio.gather(*(run_connection(port, g, binary, t0, w0 + 60) for g in groups))
+    dests = targets or [port]
+    runs = asyncio.gather(*(run_connection(dests[i % len(dests)], g, binary, t0, w0 + 60)
+                            for i, g in enumerate(groups)))
     if midway is not None and midway_s is not None:
         await asyncio.sleep(max(0.0, t0 + midway_s - time.monotonic()))
         await midway()
@@ -252,24 +258,28 @@ def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> 
 
 
 def measure_mux_cluster(n: int, m: int, seconds: float, binary: bool, idle_s: float, kill_at: float | None,
-                        lease_s: float) -> dict[str, Any]:
+                        lease_s: float, direct: bool = False) -> dict[str, Any]:
     """The talkers against cluster_bench.py's two-node local Ray cluster (2 ingress replicas, 1 model).
+
+    ``direct``: the replicas also serve their own ports (``direct_host``), found with ``GET
+    /endpoints`` through the proxy; the connections go there round robin, past the proxy.
 
     With ``kill_at``, the ingress replica holding ``talker0`` is SIGKILLed that many seconds into
     the load: the talkers of its connections are lost (the benchmark does not reconnect them).
     """
     from cluster_bench import kill_replica_of, two_node_cluster
 
-    with two_node_cluster(n, lease_s) as c:
+    with two_node_cluster(n, lease_s, **({"direct_host": "127.0.0.1"} if direct else {})) as c:
         meter = c["meter"]
         talkers = make_talkers(n, seconds)
+        targets = endpoints(c["port"], 2) if direct else None
         killed: dict[str, Any] = {}
         kill = kill_replica_of(c["registry"], "talker0", killed) if kill_at is not None else None
         before: dict[str, float] = {}
 
         async def main() -> dict[str, Any]:
             return await play_mux(c["port"], talkers, m, binary, seconds, idle_s, meter.read, kill, kill_at,
-                                  on_load=lambda: before.update(meter.by_role()))
+                                  on_load=lambda: before.update(meter.by_role()), targets=targets)
 
         run = asyncio.run(main())
         out = summarise_mux(talkers, m, binary, seconds, run)
@@ -278,8 +288,21 @@ def measure_mux_cluster(n: int, m: int, seconds: float, binary: bool, idle_s: fl
                                                for k, v in roles.items()), key=lambda kv: -kv[1]))
         killed.pop("at", None)
         out.update({"start_to_ready_s": round(c["ready_s"], 2), "placement": c["placement"], "killed": killed,
-                    "nodes": 2, "cpus": 2})
+                    "nodes": 2, "cpus": 2, "direct_endpoints": targets})
         return out
+
+
+def endpoints(port: int, want: int, limit_s: float = 30.0) -> list[str]:
+    """The replicas' direct endpoints (``GET /endpoints`` through the proxy), once ``want`` are listed."""
+    import urllib.request
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/endpoints", timeout=10) as resp:
+            found = json.loads(resp.read())["endpoints"]
+        if len(found) >= want or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def measure_today(n: int, seconds: float, idle_s: float) -> dict[str, Any]:
@@ -304,6 +327,8 @@ def main() -> None:
     ap.add_argument("--kill-at", type=float, default=None,
                     help="with --cluster: SIGKILL the ingress replica holding talker0 this many seconds in")
     ap.add_argument("--lease-s", type=float, default=2.0)
+    ap.add_argument("--direct", action="store_true",
+                    help="with --cluster: connect to the replicas' own ports (GET /endpoints), past Serve's proxy")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     if args.smoke:
@@ -316,7 +341,7 @@ def main() -> None:
         result["today"] = measure_today(args.talkers, args.seconds, args.idle_s)
     if args.cluster:
         result["cluster"] = measure_mux_cluster(args.talkers, args.connections, args.seconds, args.states == "binary",
-                                                args.idle_s, args.kill_at, args.lease_s)
+                                                args.idle_s, args.kill_at, args.lease_s, args.direct)
         d, c = result["mux"], result["cluster"]
         result["cluster_vs_daemon"] = {
             "cores_per_talker_ratio": round(c["cores_per_talker"] / d["cores_per_talker"], 2)
@@ -326,7 +351,7 @@ def main() -> None:
         }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     if not args.smoke:
-        tail = "_cluster" if args.cluster else ""
+        tail = ("_cluster_direct" if args.direct else "_cluster") if args.cluster else ""
         tail += "_kill" if args.cluster and args.kill_at is not None else ""
         save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}{tail}", result)
 

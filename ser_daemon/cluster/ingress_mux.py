@@ -31,10 +31,9 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 import numpy as np
-from starlette.websockets import WebSocket
 
 from ..bounded import loads_json
 from ..core.pipeline import DueWindow, StreamProcessor
@@ -56,7 +55,7 @@ from ..outputs.messages import state_json
 if TYPE_CHECKING:
     from .ingress import Ingress
 
-__all__ = ["MuxConnection", "MUX_PENDING"]
+__all__ = ["MuxConnection", "MuxSocket", "MUX_PENDING"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +97,18 @@ class _Text:
 _Out = Union[_Tick, _End, _Text]
 
 
+class MuxSocket(Protocol):
+    """The few calls a multiplexed connection makes on its WebSocket: Serve's (through its proxy,
+    ``ingress.py``) or the replica's own server (``direct.py``)."""
+
+    async def receive(self) -> Optional[Union[str, bytes]]:
+        """The next message, or None when the client went away."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+
 def _receive_timeout(session: MuxSession) -> Optional[float]:
     wait_s = session.next_deadline() - time.monotonic()
     return None if math.isinf(wait_s) else max(0.0, wait_s)
@@ -112,7 +123,7 @@ class MuxConnection:
         protocol: the subprotocol agreed.
     """
 
-    def __init__(self, host: Ingress, ws: WebSocket, protocol: str) -> None:
+    def __init__(self, host: Ingress, ws: MuxSocket, protocol: str) -> None:
         self.host = host
         self.ws = ws
         self.protocol = protocol
@@ -136,14 +147,12 @@ class MuxConnection:
     # -- the connection -------------------------------------------------------------------
     async def run(self) -> None:
         """Serve the connection until it closes (raises ProtocolError for a connection-level close)."""
-        from .ingress import _receive
-
         await self.ws.send_text(self.session.welcome(self.protocol, self.labels))
         sender = asyncio.get_running_loop().create_task(self._send_loop())
         try:
             while True:
                 try:
-                    message = await asyncio.wait_for(_receive(self.ws), _receive_timeout(self.session))
+                    message = await asyncio.wait_for(self.ws.receive(), _receive_timeout(self.session))
                 except (asyncio.TimeoutError, TimeoutError):
                     for ended in self.session.expire(time.monotonic()):
                         await self._ended(ended, sender)

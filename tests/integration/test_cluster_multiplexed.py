@@ -2,7 +2,8 @@
 
 The same protocol tests as the daemon's (test_streams_multiplexed.py, whose client helpers these
 use), against one local Ray instance (2 CPUs, loopback only) with one ingress replica that holds
-at most 6 streams, the shipped model on LiteRT, and OSC allowed to 127.0.0.1.  Every loop is
+at most 6 streams, the shipped model on LiteRT, OSC allowed to 127.0.0.1, and the replica's
+own port for multiplexed connections on 127.0.0.1 (``direct.py``; the last test).  Every loop is
 bounded in count and time.  Needs ``pip install -e '.[cluster]'``.
 """
 
@@ -36,7 +37,7 @@ ROOM = 6  # streams one ingress replica holds
 @pytest.fixture(scope="module")
 def cluster() -> Any:
     yield from local_cluster(ingress_replicas=1, allow_stream_osc="127.0.0.1", streams_per_replica=ROOM,
-                             max_streams_per_replica=ROOM)
+                             max_streams_per_replica=ROOM, direct_host="127.0.0.1")
 
 
 async def _connect(port: int, protocol: str | None = SUBPROTOCOL_JSON) -> Any:
@@ -290,3 +291,48 @@ def test_todays_protocol_is_untouched_and_ids_are_shared_with_it(cluster) -> Non
         return out
 
     assert asyncio.run(main()) == [None, {"type": "started", "stream": "solo"}, (1008, "stream id 'held' is in use")]
+
+
+def test_the_replica_serves_multiplexed_connections_on_its_own_port_found_with_get_endpoints(cluster) -> None:
+    """No proxy in between: the same protocol and rules; today's protocol is not served there."""
+    import urllib.request
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    deadline = time.monotonic() + timeout(10)
+    while True:  # the replica announces its port when it has started (bounded)
+        with urllib.request.urlopen(f"http://127.0.0.1:{cluster['port']}/endpoints", timeout=timeout(5)) as resp:
+            listed = json.loads(resp.read())
+        if listed["endpoints"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(listed["endpoints"]) == 1 and listed["endpoints"][0].startswith("ws://127.0.0.1:"), listed
+    assert listed["subprotocols"] == [SUBPROTOCOL_JSON, SUBPROTOCOL_BINARY]
+    url = listed["endpoints"][0]
+    voice = _voice(3.0)
+
+    async def main() -> tuple[Reader, Any]:
+        ws = await connect(url, subprotocols=[SUBPROTOCOL_BINARY], max_size=None)
+        r = Reader(ws)
+        await ws.send(start("d-a", 1))
+        await ws.send(start("d-b", 2))
+        await ws.send(start("d-a", 3))  # the same rules: an id in use is ended alone
+        await r.wait(lambda: len(r.started) == 2 and len(r.ended) == 1, 20)
+        await play(ws, {1: voice, 2: voice[::-1].copy()})
+        for name in ("d-a", "d-b"):
+            await ws.send(json.dumps({"type": "stop", "stream": name}))
+        await r.wait(lambda: len(r.ended) == 3, 20)
+        await ws.close()
+        with pytest.raises(InvalidStatus) as refused:  # today's protocol: through the proxy only
+            await connect(url)
+        return r, refused.value.response.status_code
+
+    r, plain = asyncio.run(main())
+    assert r.welcome is not None and r.welcome["protocol"] == SUBPROTOCOL_BINARY
+    assert [(e["stream"], e["code"], e["reason"]) for e in r.ended[:1]] == [("d-a", 1008, "stream id 'd-a' is in use")]
+    for tag, name in ((1, "d-a"), (2, "d-b")):
+        mine = r.states("tag", tag)
+        assert len(mine) >= 4 and [s["seq"] for s in mine] == list(range(len(mine))) and mine[-1]["final"]
+        assert ended_of(r, name)[-1] == (1000, "stopped")
+    assert plain == 400
