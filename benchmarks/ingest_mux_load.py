@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, demo_audio, git_rev, machine, proc_cpu_seconds, save, stats_ms  # noqa: E402
@@ -75,13 +76,16 @@ class Talker:
     finals: int = 0
     ended: tuple[int, str] | None = None
     final_before_ended: bool = False
+    segment_start: int = 0  # block at which the stream's current connection began (after a drop)
+    drops: int = 0
 
     def on_state(self, end_sample: int, final: bool, now: float, send_times: list[float]) -> None:
         if final:
             self.finals += 1
             return
         self.decisions += 1
-        block = (end_sample - 1) // BLOCK  # end_sample counts the stream's samples at the model's 16 kHz
+        # end_sample counts the stream's samples at the model's 16 kHz, from its latest start
+        block = self.segment_start + (end_sample - 1) // BLOCK
         if 0 <= block < len(send_times) and send_times[block]:
             self.latencies_ms.append((now - send_times[block]) * 1000.0)
 
@@ -115,20 +119,66 @@ async def connect(port: int | str, subprotocol: str | None, deadline: float) -> 
             await asyncio.sleep(0.1)
 
 
-async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t0: float, deadline: float) -> dict:
-    """One connection: start its talkers, send one frame per tick from ``t0``, stop, wait for every ``ended``."""
-    from websockets.exceptions import ConnectionClosed
+async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t0: float, deadline: float,
+                         others: list[int | str] | None = None) -> dict:
+    """One connection: start its talkers, send one frame per tick from ``t0``, stop, wait for every ``ended``.
 
-    ws = await connect(port, SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON, deadline)
+    A connection that drops (its replica was killed) is opened again (to the next of ``others``,
+    round robin) with the same stream ids, retried while they are still held (until the dead
+    replica's lease lapses); the audio of the gap is skipped, as a live talker's would be.
+    """
+    dests = [port, *(others or [])]
+    n_blocks = min(len(t.pcm) for t in talkers) // (2 * BLOCK)
+    send_times = [0.0] * n_blocks
+    frame_bytes = 2 * BLOCK
+    k, drops, reconnect_s = 0, 0, []
+    lost_at: float | None = None
+    while True:
+        ws, reader, state = await _open(dests[drops % len(dests)], talkers, binary, send_times, deadline)
+        if lost_at is not None:  # every stream of the connection runs again
+            reconnect_s.append(time.monotonic() - lost_at)
+        try:
+            while k < n_blocks:
+                delay = t0 + k * BLOCK_S - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                send_times[k] = time.monotonic()
+                await ws.send(encode_audio_frame([(t.tag, t.pcm[k * frame_bytes : (k + 1) * frame_bytes])
+                                                  for t in talkers]))
+                k += 1
+            for t in talkers:
+                await ws.send(MuxStopMessage(t.name).to_json())
+            try:
+                await asyncio.wait_for(state["all_ended"].wait(), 10)
+            except asyncio.TimeoutError:
+                pass
+            await ws.close()
+            await reader
+            return {"close_code": ws.close_code, "drops": drops, "reconnect_s": reconnect_s}
+        except ConnectionClosed:
+            lost_at = time.monotonic()
+            drops += 1
+            for t in talkers:
+                t.drops += 1
+            await reader
+            if time.monotonic() > deadline:
+                raise
+            k = max(k, int((time.monotonic() - t0) / BLOCK_S) + 1)  # the gap's audio is gone
+            for t in talkers:
+                t.segment_start = k
+
+
+async def _open(dest: int | str, talkers: list[Talker], binary: bool, send_times: list[float],
+                deadline: float) -> tuple[Any, Any, dict]:
+    """Connect, start every talker (again, while its id is still held elsewhere), and read in the background."""
+    ws = await connect(dest, SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON, deadline)
     welcome = json.loads(await ws.recv())
     labels = welcome["labels"]
     by_tag = {t.tag: t for t in talkers}
     by_name = {t.name: t for t in talkers}
-    n_blocks = min(len(t.pcm) for t in talkers) // (2 * BLOCK)
-    send_times = [0.0] * n_blocks
     started: set[str] = set()
-    all_started = asyncio.Event()
-    all_ended = asyncio.Event()
+    retry: list[str] = []
+    state = {"all_started": asyncio.Event(), "all_ended": asyncio.Event()}
 
     async def read() -> None:
         try:
@@ -145,37 +195,31 @@ async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t
                 elif msg["type"] == "started":
                     started.add(msg["stream"])
                     if len(started) == len(talkers):
-                        all_started.set()
+                        state["all_started"].set()
                 elif msg["type"] == "ended":
                     t = by_name.get(msg["stream"])
-                    if t is not None:
+                    if t is not None and msg["stream"] not in started:  # refused: held by the dead replica still
+                        retry.append(t.name)
+                    elif t is not None:
                         t.ended = (msg["code"], msg["reason"])
                         t.final_before_ended = t.finals == 1
                     if all(t.ended is not None for t in talkers):
-                        all_ended.set()
+                        state["all_ended"].set()
         except ConnectionClosed:
             pass
 
     reader = asyncio.ensure_future(read())
     for t in talkers:
+        t.finals, t.ended = 0, None
         await ws.send(MuxStartMessage(t.name, t.tag, RATE).to_json())
-    await asyncio.wait_for(all_started.wait(), 10)
-    frame_bytes = 2 * BLOCK
-    for k in range(n_blocks):
-        delay = t0 + k * BLOCK_S - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        send_times[k] = time.monotonic()
-        await ws.send(encode_audio_frame([(t.tag, t.pcm[k * frame_bytes : (k + 1) * frame_bytes]) for t in talkers]))
-    for t in talkers:
-        await ws.send(MuxStopMessage(t.name).to_json())
-    try:
-        await asyncio.wait_for(all_ended.wait(), 10)
-    except asyncio.TimeoutError:
-        pass
-    await ws.close()
-    await reader
-    return {"close_code": ws.close_code}
+    while not state["all_started"].is_set():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(talkers) - len(started)} talkers could not (re)start")
+        await asyncio.sleep(0.2)
+        for name in list(retry):
+            retry.remove(name)
+            await ws.send(MuxStartMessage(name, by_name[name].tag, RATE).to_json())
+    return ws, reader, state
 
 
 def start_daemon(port: int, n: int, extra: list[str]) -> subprocess.Popen:
@@ -212,7 +256,8 @@ async def play_mux(port: int, talkers: list[Talker], m: int, binary: bool, secon
     t0 = w0 + 1.0
     groups = [talkers[i::m] for i in range(m)]
     dests = targets or [port]
-    runs = asyncio.gather(*(run_connection(dests[i % len(dests)], g, binary, t0, w0 + 60)
+    runs = asyncio.gather(*(run_connection(dests[i % len(dests)], g, binary, t0, w0 + seconds + 60,
+                                           dests[i % len(dests) + 1:] + dests[: i % len(dests)])
                             for i, g in enumerate(groups)))
     if midway is not None and midway_s is not None:
         await asyncio.sleep(max(0.0, t0 + midway_s - time.monotonic()))
@@ -233,6 +278,8 @@ def summarise_mux(talkers: list[Talker], m: int, binary: bool, seconds: float, r
         "expected_decisions_per_talker": int((seconds - WINDOW_S) / HOP_S) + 1,
         "latency_ms": stats_ms(lat),
         "lost_streams": sum(t.lost for t in talkers),
+        "dropped_streams": sum(1 for t in talkers if t.drops),
+        "reconnect_ms": stats_ms([x * 1000.0 for e in run["ends"] for x in e["reconnect_s"]]),
         "ended": sorted({str(t.ended) for t in talkers}),
         "connection_close_codes": [e["close_code"] for e in run["ends"]],
         "server_cores": round(cores, 4),
