@@ -108,6 +108,8 @@ class ClusterSettings:
             raise ConfigError("max_streams_per_replica must be at least streams_per_replica")
         if self.min_ingress_replicas > self.max_ingress_replicas:
             raise ConfigError("min_ingress_replicas must not exceed max_ingress_replicas")
+        if not 0 <= self.direct_port <= 65535:
+            raise ConfigError(f"direct_port must be in 0..65535. Received: direct_port={self.direct_port!r}")
 
     @property
     def max_batch_size(self) -> int:

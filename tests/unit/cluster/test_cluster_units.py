@@ -103,7 +103,7 @@ def test_autoscaling_targets_open_connections() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"backend": "onnx"}, {"streams_per_replica": 0},
                                     {"streams_per_replica": 300, "max_streams_per_replica": 200},
-                                    {"min_ingress_replicas": 5, "max_ingress_replicas": 2}])
+                                    {"min_ingress_replicas": 5, "max_ingress_replicas": 2}, {"direct_port": 70000}])
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         ClusterSettings(model_dir="/m", **kwargs)
@@ -218,3 +218,13 @@ def test_a_multiplexed_stream_the_server_ends_drops_its_audio_and_ends_alone_aft
     assert json.loads(s.finish("a") or "{}") == {"type": "ended", "stream": "a", "tag": 1, "code": 1011,
                                                  "reason": "model unavailable: reconnect"}
     assert [x.name for x in s.live_streams()] == ["b"]
+
+
+
+def test_the_direct_port_options_reach_the_settings() -> None:
+    from ser_daemon.cluster.cli import _settings_args, build_parser
+
+    args = _settings_args(vars(build_parser().parse_args(["--direct-host", "127.0.0.1", "--direct-port", "9100"])))
+    s = ClusterSettings(model_dir="/m", **args)
+    assert (s.direct_host, s.direct_port) == ("127.0.0.1", 9100)
+    assert ClusterSettings(model_dir="/m").direct_host is None  # off unless asked for
