@@ -17,7 +17,7 @@ the registry at every lease renewal; a dead replica's address lapses with its le
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Any, Optional, Union
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -26,9 +26,6 @@ from ..net.ingest_protocol import ProtocolError, close_reason
 from ..net.mux_wire import SUBPROTOCOLS
 from .ingress_mux import MuxConnection
 from .settings import INGEST_MESSAGE_BYTES
-
-if TYPE_CHECKING:
-    from .ingress import Ingress
 
 __all__ = ["DirectServer"]
 
@@ -57,7 +54,7 @@ class _Socket:
 class DirectServer:
     """The replica's multiplexed-ingest server on ``host:port`` (port 0: any free port)."""
 
-    def __init__(self, host_replica: Ingress, host: str, port: int) -> None:
+    def __init__(self, host_replica: Any, host: str, port: int) -> None:
         self.replica = host_replica
         self.host, self.port = host, port
         self.server: Server | None = None

@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 import numpy as np
 
@@ -51,9 +51,6 @@ from ..net.ingest_mux import (
 )
 from ..net.ingest_protocol import CLOSE_NORMAL, ProtocolError, StartRequest
 from ..outputs.messages import state_json
-
-if TYPE_CHECKING:
-    from .ingress import Ingress
 
 __all__ = ["MuxConnection", "MuxSocket", "MUX_PENDING"]
 
@@ -118,12 +115,13 @@ class MuxConnection:
     """One multiplexed connection on an ingress replica (``Ingress`` holds the replica's shared parts).
 
     Args:
-        host: the ingress replica (bundle, settings, registry, batcher, stream table, metrics, OSC).
+        host: the ingress replica, ``ingress.Ingress`` (bundle, settings, registry, batcher, stream
+            table, metrics, OSC; typed Any: the ingress imports this module).
         ws: the accepted WebSocket.
         protocol: the subprotocol agreed.
     """
 
-    def __init__(self, host: Ingress, ws: MuxSocket, protocol: str) -> None:
+    def __init__(self, host: Any, ws: MuxSocket, protocol: str) -> None:
         self.host = host
         self.ws = ws
         self.protocol = protocol
