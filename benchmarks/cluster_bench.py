@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -39,7 +40,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -301,7 +302,14 @@ def measure_daemon(n: int, seconds: float, idle_s: float) -> dict[str, Any]:
     return summarise(talkers, cpu, idle, wall, seconds)
 
 
-def measure_cluster(n: int, seconds: float, idle_s: float, kill_at: float | None, lease_s: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def two_node_cluster(n: int, lease_s: float, **extra: Any) -> Iterator[dict[str, Any]]:
+    """A local Ray cluster of two loopback nodes (1 CPU each) running the application for ``n`` talkers.
+
+    ``extra``: more application settings (``direct_host``, ...).
+    Yields its ``port``, the registry's handle (``registry``), a :class:`CpuMeter` of every Ray
+    process (``meter``), ``ready_s`` and the replicas' ``placement``; shuts it all down after.
+    """
     os.environ.update(loopback_ray_env())  # before Ray is imported
     # One proxy (on the head) for both nodes: without this it sends every connection to the
     # replica on its own node, and the second node's replica idles.  With a proxy per node
@@ -325,6 +333,7 @@ def measure_cluster(n: int, seconds: float, idle_s: float, kill_at: float | None
             "backend": "litert", "ingress_replicas": 2, "ingress_cpus": 0.25, "model_cpus": 0.25, "lease_s": lease_s,
             "max_streams_per_replica": max(256, n + 8), "streams_per_replica": max(128, n),
             "max_ingress_replicas_per_node": 1,  # one ingress replica on each node
+            **extra,
         })
         deploy(settings, "127.0.0.1", port, proxy_location="HeadOnly")
         ready_s = time.monotonic() - t_start
@@ -336,20 +345,36 @@ def measure_cluster(n: int, seconds: float, idle_s: float, kill_at: float | None
                 placement["#".join(actor["name"].split("#")[1:])] = ray.get(handle.__ray_call__.remote(
                     lambda self: ray.get_runtime_context().get_node_id()))[:8]
         me = os.getpid()
-        meter = CpuMeter(lambda: descendants(me))
+        yield {"port": port, "registry": registry, "meter": CpuMeter(lambda: descendants(me)), "ready_s": ready_s,
+               "placement": placement}
+    finally:
+        try:
+            serve.shutdown()
+        except Exception:  # noqa: BLE001 - tearing down whatever came up
+            pass
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def kill_replica_of(registry: Any, stream: str, killed: dict[str, Any]) -> Any:
+    """A coroutine function: SIGKILL the ingress replica holding ``stream`` (noted in ``killed``)."""
+    async def kill() -> None:
+        owners = await registry.owners.remote()
+        victim = owners.get(stream)
+        if victim is None:
+            return
+        killed["replica"] = victim
+        killed["streams_on_it"] = sorted(s for s, o in owners.items() if o == victim)
+        killed["at"] = time.monotonic()
+        os.kill(int(victim.split("@")[1]), signal.SIGKILL)
+    return kill
+
+
+def measure_cluster(n: int, seconds: float, idle_s: float, kill_at: float | None, lease_s: float) -> dict[str, Any]:
+    with two_node_cluster(n, lease_s) as c:
+        port, meter = c["port"], c["meter"]
         talkers = _talkers(n, seconds)
         killed: dict[str, Any] = {}
-
-        async def kill() -> None:
-            owners = await registry.owners.remote()
-            victim = owners.get("talker0")
-            if victim is None:
-                return
-            killed["replica"] = victim
-            killed["streams_on_it"] = sorted(s for s, o in owners.items() if o == victim)
-            killed["at_s"] = kill_at
-            os.kill(int(victim.split("@")[1]), signal.SIGKILL)
-
         roles: dict[str, float] = {}
 
         async def main() -> tuple[float, float, float]:
@@ -359,7 +384,8 @@ def measure_cluster(n: int, seconds: float, idle_s: float, kill_at: float | None
             c1, w0 = meter.read(), time.monotonic()
             before = meter.by_role()
             await drive(port, talkers, states_inline=True, limit_s=seconds + 90,
-                        on_midway=kill if kill_at is not None else None, midway_s=kill_at)
+                        on_midway=kill_replica_of(c["registry"], "talker0", killed) if kill_at is not None else None,
+                        midway_s=kill_at)
             cpu, wall = meter.read() - c1, time.monotonic() - w0
             roles.update({k: round((v - before.get(k, 0.0)) / wall, 4) for k, v in meter.by_role().items()})
             return idle, cpu, wall
@@ -367,16 +393,12 @@ def measure_cluster(n: int, seconds: float, idle_s: float, kill_at: float | None
         idle, cpu, wall = asyncio.run(main())
         out = summarise(talkers, cpu, idle, wall, seconds)
         out["cores_by_process"] = dict(sorted(roles.items(), key=lambda kv: -kv[1]))
-        out.update({"start_to_ready_s": round(ready_s, 2), "killed": killed, "placement": placement,
+        killed.pop("at", None)
+        if killed:
+            killed["at_s"] = kill_at
+        out.update({"start_to_ready_s": round(c["ready_s"], 2), "killed": killed, "placement": c["placement"],
                     "nodes": 2, "cpus": 2})
         return out
-    finally:
-        try:
-            serve.shutdown()
-        except Exception:  # noqa: BLE001 - tearing down whatever came up
-            pass
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def main() -> None:

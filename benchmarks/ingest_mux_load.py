@@ -19,8 +19,15 @@ Measured per run:
   (the idle cost, measured before, is also given and subtracted for the marginal figure); the
   clients' own process is not counted.
 
+With ``--cluster`` the same talkers then run against ``cluster_bench.py``'s two-node local Ray
+cluster (2 ingress replicas, 1 model replica, one Serve proxy), in the same run: its cores per
+talker (every Ray process), their ratio to the daemon's, and the cluster's cores by process.
+``--kill-at S`` SIGKILLs the ingress replica holding ``talker0`` S seconds into that load.
+``--direct``: the connections go to the ingress replicas' own ports (``GET /endpoints``, round
+robin), not through Serve's proxy.
+
 Usage: python benchmarks/ingest_mux_load.py [--talkers 16] [--connections 2] [--seconds 20]
-           [--states json|binary] [--compare]
+           [--states json|binary] [--compare] [--cluster [--direct] [--kill-at S]]
        python benchmarks/ingest_mux_load.py --smoke     (4 talkers over 2 connections, 5 s)
 """
 
@@ -38,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import REPO, demo_audio, git_rev, machine, proc_cpu_seconds, save, stats_ms  # noqa: E402
@@ -68,13 +76,16 @@ class Talker:
     finals: int = 0
     ended: tuple[int, str] | None = None
     final_before_ended: bool = False
+    segment_start: int = 0  # block at which the stream's current connection began (after a drop)
+    drops: int = 0
 
     def on_state(self, end_sample: int, final: bool, now: float, send_times: list[float]) -> None:
         if final:
             self.finals += 1
             return
         self.decisions += 1
-        block = (end_sample - 1) // BLOCK  # end_sample counts the stream's samples at the model's 16 kHz
+        # end_sample counts the stream's samples at the model's 16 kHz, from its latest start
+        block = self.segment_start + (end_sample - 1) // BLOCK
         if 0 <= block < len(send_times) and send_times[block]:
             self.latencies_ms.append((now - send_times[block]) * 1000.0)
 
@@ -93,12 +104,14 @@ def make_talkers(n: int, seconds: float) -> list[Talker]:
     return out
 
 
-async def connect(port: int, subprotocol: str | None, deadline: float) -> Any:
+async def connect(port: int | str, subprotocol: str | None, deadline: float) -> Any:
+    """A connection to the server on loopback ``port``, or to the ``ws://`` URL ``port``."""
     from websockets.asyncio.client import connect as ws_connect
 
+    url = port if isinstance(port, str) else f"ws://127.0.0.1:{port}/"
     while True:
         try:
-            return await ws_connect(f"ws://127.0.0.1:{port}/", subprotocols=[subprotocol] if subprotocol else None,
+            return await ws_connect(url, subprotocols=[subprotocol] if subprotocol else None,
                                     max_size=None, open_timeout=10)
         except (OSError, asyncio.TimeoutError):
             if time.monotonic() > deadline:
@@ -106,20 +119,66 @@ async def connect(port: int, subprotocol: str | None, deadline: float) -> Any:
             await asyncio.sleep(0.1)
 
 
-async def run_connection(port: int, talkers: list[Talker], binary: bool, t0: float, deadline: float) -> dict:
-    """One connection: start its talkers, send one frame per tick from ``t0``, stop, wait for every ``ended``."""
-    from websockets.exceptions import ConnectionClosed
+async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t0: float, deadline: float,
+                         others: list[int | str] | None = None) -> dict:
+    """One connection: start its talkers, send one frame per tick from ``t0``, stop, wait for every ``ended``.
 
-    ws = await connect(port, SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON, deadline)
+    A connection that drops (its replica was killed) is opened again (to the next of ``others``,
+    round robin) with the same stream ids, retried while they are still held (until the dead
+    replica's lease lapses); the audio of the gap is skipped, as a live talker's would be.
+    """
+    dests = [port, *(others or [])]
+    n_blocks = min(len(t.pcm) for t in talkers) // (2 * BLOCK)
+    send_times = [0.0] * n_blocks
+    frame_bytes = 2 * BLOCK
+    k, drops, reconnect_s = 0, 0, []
+    lost_at: float | None = None
+    while True:
+        ws, reader, state = await _open(dests[drops % len(dests)], talkers, binary, send_times, deadline)
+        if lost_at is not None:  # every stream of the connection runs again
+            reconnect_s.append(time.monotonic() - lost_at)
+        try:
+            while k < n_blocks:
+                delay = t0 + k * BLOCK_S - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                send_times[k] = time.monotonic()
+                await ws.send(encode_audio_frame([(t.tag, t.pcm[k * frame_bytes : (k + 1) * frame_bytes])
+                                                  for t in talkers]))
+                k += 1
+            for t in talkers:
+                await ws.send(MuxStopMessage(t.name).to_json())
+            try:
+                await asyncio.wait_for(state["all_ended"].wait(), 10)
+            except asyncio.TimeoutError:
+                pass
+            await ws.close()
+            await reader
+            return {"close_code": ws.close_code, "drops": drops, "reconnect_s": reconnect_s}
+        except ConnectionClosed:
+            lost_at = time.monotonic()
+            drops += 1
+            for t in talkers:
+                t.drops += 1
+            await reader
+            if time.monotonic() > deadline:
+                raise
+            k = max(k, int((time.monotonic() - t0) / BLOCK_S) + 1)  # the gap's audio is gone
+            for t in talkers:
+                t.segment_start = k
+
+
+async def _open(dest: int | str, talkers: list[Talker], binary: bool, send_times: list[float],
+                deadline: float) -> tuple[Any, Any, dict]:
+    """Connect, start every talker (again, while its id is still held elsewhere), and read in the background."""
+    ws = await connect(dest, SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON, deadline)
     welcome = json.loads(await ws.recv())
     labels = welcome["labels"]
     by_tag = {t.tag: t for t in talkers}
     by_name = {t.name: t for t in talkers}
-    n_blocks = min(len(t.pcm) for t in talkers) // (2 * BLOCK)
-    send_times = [0.0] * n_blocks
     started: set[str] = set()
-    all_started = asyncio.Event()
-    all_ended = asyncio.Event()
+    retry: list[str] = []
+    state = {"all_started": asyncio.Event(), "all_ended": asyncio.Event()}
 
     async def read() -> None:
         try:
@@ -136,37 +195,31 @@ async def run_connection(port: int, talkers: list[Talker], binary: bool, t0: flo
                 elif msg["type"] == "started":
                     started.add(msg["stream"])
                     if len(started) == len(talkers):
-                        all_started.set()
+                        state["all_started"].set()
                 elif msg["type"] == "ended":
                     t = by_name.get(msg["stream"])
-                    if t is not None:
+                    if t is not None and msg["stream"] not in started:  # refused: held by the dead replica still
+                        retry.append(t.name)
+                    elif t is not None:
                         t.ended = (msg["code"], msg["reason"])
                         t.final_before_ended = t.finals == 1
                     if all(t.ended is not None for t in talkers):
-                        all_ended.set()
+                        state["all_ended"].set()
         except ConnectionClosed:
             pass
 
     reader = asyncio.ensure_future(read())
     for t in talkers:
+        t.finals, t.ended = 0, None
         await ws.send(MuxStartMessage(t.name, t.tag, RATE).to_json())
-    await asyncio.wait_for(all_started.wait(), 10)
-    frame_bytes = 2 * BLOCK
-    for k in range(n_blocks):
-        delay = t0 + k * BLOCK_S - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        send_times[k] = time.monotonic()
-        await ws.send(encode_audio_frame([(t.tag, t.pcm[k * frame_bytes : (k + 1) * frame_bytes]) for t in talkers]))
-    for t in talkers:
-        await ws.send(MuxStopMessage(t.name).to_json())
-    try:
-        await asyncio.wait_for(all_ended.wait(), 10)
-    except asyncio.TimeoutError:
-        pass
-    await ws.close()
-    await reader
-    return {"close_code": ws.close_code}
+    while not state["all_started"].is_set():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(talkers) - len(started)} talkers could not (re)start")
+        await asyncio.sleep(0.2)
+        for name in list(retry):
+            retry.remove(name)
+            await ws.send(MuxStartMessage(name, by_name[name].tag, RATE).to_json())
+    return ws, reader, state
 
 
 def start_daemon(port: int, n: int, extra: list[str]) -> subprocess.Popen:
@@ -184,33 +237,39 @@ def stop_daemon(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> dict[str, Any]:
-    from cluster_bench import free_port
+async def play_mux(port: int, talkers: list[Talker], m: int, binary: bool, seconds: float, idle_s: float,
+                   cpu: Any, midway: Any = None, midway_s: float | None = None,
+                   on_load: Any = None, targets: list[str] | None = None) -> dict[str, Any]:
+    """The talkers over ``m`` connections to ``port`` (or, round robin, to the ``targets`` URLs);
+    ``cpu()`` reads the server's CPU seconds (``on_load()`` is called as the load's measurement starts).
 
-    port = free_port()
-    proc = start_daemon(port, n, ["--no-ws"])
-    talkers = make_talkers(n, seconds)
+    Returns the idle cores, the CPU seconds and wall time of the load, and each connection's end.
+    """
+    probe = await connect(port, SUBPROTOCOL_JSON, time.monotonic() + 60)  # the server is up
+    await probe.close()
+    c0 = cpu()
+    await asyncio.sleep(idle_s)
+    idle = (cpu() - c0) / idle_s
+    c1, w0 = cpu(), time.monotonic()
+    if on_load is not None:
+        on_load()
+    t0 = w0 + 1.0
     groups = [talkers[i::m] for i in range(m)]
+    dests = targets or [port]
+    runs = asyncio.gather(*(run_connection(dests[i % len(dests)], g, binary, t0, w0 + seconds + 60,
+                                           dests[i % len(dests) + 1:] + dests[: i % len(dests)])
+                            for i, g in enumerate(groups)))
+    if midway is not None and midway_s is not None:
+        await asyncio.sleep(max(0.0, t0 + midway_s - time.monotonic()))
+        await midway()
+    ends = await asyncio.wait_for(runs, seconds + 60)
+    return {"idle": idle, "cpu": cpu() - c1, "wall": time.monotonic() - w0, "ends": list(ends)}
 
-    async def main() -> tuple[float, float, float, list[dict]]:
-        probe = await connect(port, SUBPROTOCOL_JSON, time.monotonic() + 60)  # the daemon is up
-        await probe.close()
-        c0 = proc_cpu_seconds(proc.pid)
-        await asyncio.sleep(idle_s)
-        idle = (proc_cpu_seconds(proc.pid) - c0) / idle_s
-        c1, w0 = proc_cpu_seconds(proc.pid), time.monotonic()
-        t0 = w0 + 1.0
-        ends = await asyncio.wait_for(
-            asyncio.gather(*(run_connection(port, g, binary, t0, w0 + 60) for g in groups)), seconds + 60)
-        cpu, wall = proc_cpu_seconds(proc.pid) - c1, time.monotonic() - w0
-        return idle, cpu, wall, list(ends)
 
-    try:
-        idle, cpu, wall, ends = asyncio.run(main())
-    finally:
-        stop_daemon(proc)
+def summarise_mux(talkers: list[Talker], m: int, binary: bool, seconds: float, run: dict[str, Any]) -> dict[str, Any]:
+    n = len(talkers)
     lat = [x for t in talkers for x in t.latencies_ms]
-    cores = cpu / wall
+    cores = run["cpu"] / run["wall"]
     return {
         "protocol": SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON,
         "talkers": n,
@@ -219,14 +278,78 @@ def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> 
         "expected_decisions_per_talker": int((seconds - WINDOW_S) / HOP_S) + 1,
         "latency_ms": stats_ms(lat),
         "lost_streams": sum(t.lost for t in talkers),
+        "dropped_streams": sum(1 for t in talkers if t.drops),
+        "reconnect_ms": stats_ms([x * 1000.0 for e in run["ends"] for x in e["reconnect_s"]]),
         "ended": sorted({str(t.ended) for t in talkers}),
-        "connection_close_codes": [e["close_code"] for e in ends],
+        "connection_close_codes": [e["close_code"] for e in run["ends"]],
         "server_cores": round(cores, 4),
-        "idle_cores": round(idle, 4),
+        "idle_cores": round(run["idle"], 4),
         "cores_per_talker": round(cores / n, 5),
-        "marginal_cores_per_talker": round(max(0.0, cores - idle) / n, 5),
-        "wall_s": round(wall, 2),
+        "marginal_cores_per_talker": round(max(0.0, cores - run["idle"]) / n, 5),
+        "wall_s": round(run["wall"], 2),
     }
+
+
+def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> dict[str, Any]:
+    """The talkers against a fresh daemon (``--ingest``, LiteRT)."""
+    from cluster_bench import free_port
+
+    port = free_port()
+    proc = start_daemon(port, n, ["--no-ws"])
+    talkers = make_talkers(n, seconds)
+    try:
+        run = asyncio.run(play_mux(port, talkers, m, binary, seconds, idle_s, lambda: proc_cpu_seconds(proc.pid)))
+    finally:
+        stop_daemon(proc)
+    return summarise_mux(talkers, m, binary, seconds, run)
+
+
+def measure_mux_cluster(n: int, m: int, seconds: float, binary: bool, idle_s: float, kill_at: float | None,
+                        lease_s: float, direct: bool = False) -> dict[str, Any]:
+    """The talkers against cluster_bench.py's two-node local Ray cluster (2 ingress replicas, 1 model).
+
+    ``direct``: the replicas also serve their own ports (``direct_host``), found with ``GET
+    /endpoints`` through the proxy; the connections go there round robin, past the proxy.
+
+    With ``kill_at``, the ingress replica holding ``talker0`` is SIGKILLed that many seconds into
+    the load: the talkers of its connections are lost (the benchmark does not reconnect them).
+    """
+    from cluster_bench import kill_replica_of, two_node_cluster
+
+    with two_node_cluster(n, lease_s, **({"direct_host": "127.0.0.1"} if direct else {})) as c:
+        meter = c["meter"]
+        talkers = make_talkers(n, seconds)
+        targets = endpoints(c["port"], 2) if direct else None
+        killed: dict[str, Any] = {}
+        kill = kill_replica_of(c["registry"], "talker0", killed) if kill_at is not None else None
+        before: dict[str, float] = {}
+
+        async def main() -> dict[str, Any]:
+            return await play_mux(c["port"], talkers, m, binary, seconds, idle_s, meter.read, kill, kill_at,
+                                  on_load=lambda: before.update(meter.by_role()), targets=targets)
+
+        run = asyncio.run(main())
+        out = summarise_mux(talkers, m, binary, seconds, run)
+        roles = meter.by_role()
+        out["cores_by_process"] = dict(sorted(((k, round((v - before.get(k, 0.0)) / run["wall"], 4))
+                                               for k, v in roles.items()), key=lambda kv: -kv[1]))
+        killed.pop("at", None)
+        out.update({"start_to_ready_s": round(c["ready_s"], 2), "placement": c["placement"], "killed": killed,
+                    "nodes": 2, "cpus": 2, "direct_endpoints": targets})
+        return out
+
+
+def endpoints(port: int, want: int, limit_s: float = 30.0) -> list[str]:
+    """The replicas' direct endpoints (``GET /endpoints`` through the proxy), once ``want`` are listed."""
+    import urllib.request
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/endpoints", timeout=10) as resp:
+            found = json.loads(resp.read())["endpoints"]
+        if len(found) >= want or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def measure_today(n: int, seconds: float, idle_s: float) -> dict[str, Any]:
@@ -246,6 +369,13 @@ def main() -> None:
     ap.add_argument("--states", choices=("json", "binary"), default="json")
     ap.add_argument("--idle-s", type=float, default=3.0)
     ap.add_argument("--compare", action="store_true", help="also run today's protocol with the same talkers")
+    ap.add_argument("--cluster", action="store_true",
+                    help="also run the same talkers against a two-node local Ray cluster; report the ratio")
+    ap.add_argument("--kill-at", type=float, default=None,
+                    help="with --cluster: SIGKILL the ingress replica holding talker0 this many seconds in")
+    ap.add_argument("--lease-s", type=float, default=2.0)
+    ap.add_argument("--direct", action="store_true",
+                    help="with --cluster: connect to the replicas' own ports (GET /endpoints), past Serve's proxy")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()
     if args.smoke:
@@ -256,9 +386,21 @@ def main() -> None:
     result["mux"] = measure_mux(args.talkers, args.connections, args.seconds, args.states == "binary", args.idle_s)
     if args.compare:
         result["today"] = measure_today(args.talkers, args.seconds, args.idle_s)
+    if args.cluster:
+        result["cluster"] = measure_mux_cluster(args.talkers, args.connections, args.seconds, args.states == "binary",
+                                                args.idle_s, args.kill_at, args.lease_s, args.direct)
+        d, c = result["mux"], result["cluster"]
+        result["cluster_vs_daemon"] = {
+            "cores_per_talker_ratio": round(c["cores_per_talker"] / d["cores_per_talker"], 2)
+            if d["cores_per_talker"] else None,
+            "marginal_cores_per_talker_ratio": round(c["marginal_cores_per_talker"] / d["marginal_cores_per_talker"], 2)
+            if d["marginal_cores_per_talker"] else None,
+        }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     if not args.smoke:
-        save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}", result)
+        tail = ("_cluster_direct" if args.direct else "_cluster") if args.cluster else ""
+        tail += "_kill" if args.cluster and args.kill_at is not None else ""
+        save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}{tail}", result)
 
 
 if __name__ == "__main__":

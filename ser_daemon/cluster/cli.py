@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IP addresses (or localhost) a start message's \"osc\": \"HOST:PORT\" may name; the "
                         "ingress replicas then send that stream's states there as OSC (default: none, such a start "
                         "message is refused with 1008)")
+    p.add_argument("--direct-host", default=None, metavar="ADDRESS",
+                   help="each ingress replica also serves the multiplexed protocol (ser-ingest-mux.v1) on its own "
+                        "WebSocket port on this address, past Serve's proxy; clients find the ports with GET "
+                        "/endpoints (default: off)")
+    p.add_argument("--direct-port", type=int, default=None,
+                   help="that port (default 0: any free port; a fixed one allows one ingress replica per node)")
     p.add_argument("--mood", action="store_true",
                    help="track each stream's mood, as the daemon's --mood: its mood and event messages follow the "
                         "states on the ingest connection (README: For apps)")
@@ -81,7 +87,7 @@ def _mood_setting(text: str) -> tuple[str, str]:
 
 _OPTION_KEYS = ("model_dir", "backend", "ingress_replicas", "min_ingress_replicas", "max_ingress_replicas",
                 "streams_per_replica", "max_streams_per_replica", "ingress_cpus", "model_replicas", "model_cpus",
-                "model_gpus", "hop_ms", "latency_budget_ms", "allow_stream_osc")
+                "model_gpus", "hop_ms", "latency_budget_ms", "allow_stream_osc", "direct_host", "direct_port")
 
 
 def _settings_args(args: dict[str, Any]) -> dict[str, Any]:

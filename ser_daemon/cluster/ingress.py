@@ -1,5 +1,9 @@
 """The ingress deployment: the ``--ingest`` protocol over Ray Serve's WebSocket proxy.
 
+A connection that offers the ``ser-ingest-mux.v1`` subprotocol carries many streams instead
+(``ingress_mux.py``, the daemon's protocol and rules); what follows is about today's protocol,
+one stream per connection.
+
 Each connection's per-stream state (front end, speaker statistics, smoother: a
 :class:`~ser_daemon.core.pipeline.StreamProcessor`) lives in the replica holding the
 connection; the windows it makes go to the model deployment, which batches
@@ -66,10 +70,13 @@ from ..net.ingest_protocol import (
     close_reason,
     parse_start,
 )
+from ..net.mux_wire import SUBPROTOCOLS, select_subprotocol
 from ..outputs.mapping import ExpressionMapping, load_mapping
 from ..outputs.messages import dumps, state_json
 from ..outputs.mood_messages import update_messages
 from .batcher import WindowBatcher
+from .direct import DirectServer
+from .ingress_mux import MuxConnection
 from .settings import INGEST_MESSAGE_BYTES, ClusterSettings
 from .stream_osc import StreamOscOut
 
@@ -126,6 +133,16 @@ async def _receive(ws: WebSocket) -> Optional[Union[str, bytes]]:
     return msg.get("bytes") or b""
 
 
+class _ServeSocket:
+    """Serve's WebSocket as a :class:`~.ingress_mux.MuxSocket`."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.receive = lambda: _receive(ws)
+        self.send_text = ws.send_text
+        self.send_bytes = ws.send_bytes
+
+
 def _check_size(message: Union[str, bytes]) -> None:
     """Refuse what the daemon's websockets server refuses (its max_size), with its words."""
     size = len(message.encode("utf-8") if isinstance(message, str) else message)
@@ -152,6 +169,17 @@ class Ingress:
         self.osc_allowlist = OscAllowlist(settings.allow_stream_osc)
         self.osc = StreamOscOut()
         self._renewer: Optional[asyncio.Task] = None
+        self.direct: Optional[DirectServer] = None
+        if settings.direct_host is not None:  # the replica's own port for multiplexed connections
+            self.direct = DirectServer(self, settings.direct_host, settings.direct_port)
+            # The constructor runs in the replica's event loop: start there, and renew from now on.
+            asyncio.get_running_loop().create_task(self._start_direct())
+
+    async def _start_direct(self) -> None:
+        assert self.direct is not None
+        await self.direct.start()
+        await self.registry.renew.remote(self.owner, list(self.streams), self.direct.url)  # announced now
+        self._ensure_renewer()
 
     # -- lifecycle ------------------------------------------------------------
     def _ensure_renewer(self) -> None:
@@ -164,7 +192,8 @@ class Ingress:
         while True:
             await asyncio.sleep(period)
             try:
-                lost = await self.registry.renew.remote(self.owner, list(self.streams))
+                lost = await self.registry.renew.remote(self.owner, list(self.streams),
+                                                        None if self.direct is None else self.direct.url)
             except Exception:  # the registry restarts: try again next period
                 log.warning("stream registry unreachable; retrying", exc_info=True)
                 continue
@@ -174,10 +203,14 @@ class Ingress:
     # -- one connection -----------------------------------------------------
     @api.websocket("/")
     async def ingest(self, ws: WebSocket) -> None:
-        await ws.accept()
+        protocol = select_subprotocol(ws.scope.get("subprotocols") or ())
+        await ws.accept(subprotocol=protocol)
         self._ensure_renewer()
         try:
-            await self._serve(ws)
+            if protocol is None:
+                await self._serve(ws)
+            else:  # many streams on this connection (ingress_mux.py)
+                await MuxConnection(self, _ServeSocket(ws), protocol).run()
         except ProtocolError as exc:
             self.metrics.refused.inc(tags={"code": str(exc.code)})
             await self._close(ws, exc.code, close_reason(exc))
@@ -188,6 +221,11 @@ class Ingress:
         except Exception:  # the model failed this stream (the sender closed it with 1011) or a bug: one stream
             log.exception("ingest connection failed")
             await self._close(ws, CLOSE_INTERNAL, "internal error: reconnect")
+
+    @api.get("/endpoints")
+    async def endpoints(self) -> dict[str, Any]:
+        """Where the ingress replicas serve multiplexed connections directly (empty: through here only)."""
+        return {"endpoints": await self.registry.endpoints.remote(), "subprotocols": list(SUBPROTOCOLS)}
 
     async def _release(self, stream: str) -> None:
         self.streams.pop(stream, None)

@@ -68,6 +68,10 @@ class ClusterSettings:
             stream's ``mood`` (at most one a second of stream time, and the final state's) and
             ``event`` messages go back on the ingest connection, and to the stream's OSC target
             (generic scheme) when it has one.  ``None``: off.
+        direct_host: each ingress replica also serves the multiplexed protocol on its own
+            WebSocket port on this address, bypassing Serve's proxy (``direct.py``; clients find
+            the ports with ``GET /endpoints``).  ``None``: off.
+        direct_port: that port (0: any free port; a fixed one allows one ingress replica per node).
     """
 
     model_dir: str
@@ -87,6 +91,8 @@ class ClusterSettings:
     lease_s: float = 3.0
     allow_stream_osc: tuple[str, ...] = ()
     mood: MoodSettings | None = None
+    direct_host: str | None = None
+    direct_port: int = 0
 
     def __post_init__(self) -> None:
         # Validated and written in one canonical form (raises ConfigError for a name or junk).
@@ -102,6 +108,8 @@ class ClusterSettings:
             raise ConfigError("max_streams_per_replica must be at least streams_per_replica")
         if self.min_ingress_replicas > self.max_ingress_replicas:
             raise ConfigError("min_ingress_replicas must not exceed max_ingress_replicas")
+        if not 0 <= self.direct_port <= 65535:
+            raise ConfigError(f"direct_port must be in 0..65535. Received: direct_port={self.direct_port!r}")
 
     @property
     def max_batch_size(self) -> int:

@@ -322,6 +322,17 @@ class MuxSession:
                                 f"({self.limits.rate_factor:g}x real time)", CLOSE_POLICY)
         stream.tokens -= size
 
+    def end(self, name: str, code: int, reason: str) -> StreamEnded | None:
+        """The server ends a live stream alone (the cluster: its model call failed, 1011).
+
+        Its audio is dropped from now on; its final state and ``ended`` go out as for any end
+        (:meth:`finish`).  None when no such stream runs (it had ended already).
+        """
+        stream = self.by_name.get(name)
+        if stream is None or stream.ending is not None:
+            return None
+        return self._end(stream, code, reason)
+
     def _end(self, stream: MuxStream, code: int, reason: str) -> StreamEnded:
         stream.ending = StreamEnded(stream.name, stream.tag, code, reason, stream)
         return stream.ending

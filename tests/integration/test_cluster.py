@@ -136,9 +136,9 @@ def _ray_listening_addresses() -> set[str]:
 LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Any:
-    """A local Ray instance with the application: 2 ingress replicas, 1 model replica, LiteRT, the mood stage."""
+def local_cluster(**args: Any) -> Any:
+    """A local Ray instance (2 CPUs, loopback) running the application with the shipped model on LiteRT
+    and ``args``; yields its port and the registry's handle (a module fixture's body)."""
     from ray import serve
 
     from ser_daemon.cluster.app import APP_NAME, settings_from_args
@@ -147,15 +147,19 @@ def cluster() -> Any:
     port = free_port()
     start_ray(num_cpus=2)
     try:
-        settings = settings_from_args({
-            "model_dir": str(MODEL_DIR), "backend": "litert", "ingress_replicas": 2, "ingress_cpus": 0.25,
-            "model_cpus": 0.25, "lease_s": 1.0, "allow_stream_osc": "127.0.0.1", "mood": "true",
-        })
+        settings = settings_from_args({"model_dir": str(MODEL_DIR), "backend": "litert", "ingress_cpus": 0.25,
+                                       "model_cpus": 0.25, "lease_s": 1.0, **args})
         deploy(settings, "127.0.0.1", port)
         registry = serve.get_deployment_handle("Registry", app_name=APP_NAME)
         yield {"port": port, "registry": registry}
     finally:
         stop()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """A local Ray instance with the application: 2 ingress replicas, 1 model replica, LiteRT, the mood stage."""
+    yield from local_cluster(ingress_replicas=2, allow_stream_osc="127.0.0.1", mood="true")
 
 
 @pytest.fixture(scope="module")

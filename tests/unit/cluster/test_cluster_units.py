@@ -103,7 +103,7 @@ def test_autoscaling_targets_open_connections() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"backend": "onnx"}, {"streams_per_replica": 0},
                                     {"streams_per_replica": 300, "max_streams_per_replica": 200},
-                                    {"min_ingress_replicas": 5, "max_ingress_replicas": 2}])
+                                    {"min_ingress_replicas": 5, "max_ingress_replicas": 2}, {"direct_port": 70000}])
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         ClusterSettings(model_dir="/m", **kwargs)
@@ -163,6 +163,31 @@ def test_batcher_sends_one_call_per_tick_in_order() -> None:
     assert all(ms == 0.5 for _, ms in out)
 
 
+def test_batcher_sends_a_tick_of_windows_as_one_stack_and_answers_it_with_one_future() -> None:
+    from ser_daemon.cluster.batcher import WindowBatcher
+
+    calls: list[int] = []
+
+    async def model(x: np.ndarray) -> tuple[np.ndarray, float]:
+        calls.append(len(x))
+        return x[:, 0, :2] * 2, 0.5
+
+    async def main() -> tuple:
+        b = WindowBatcher(model, wait_s=0.01, max_batch=4)
+        one = b.infer(np.full((3, 2), 7.0, np.float32))
+        tick = b.infer_many(np.stack([np.full((3, 2), float(i), np.float32) for i in range(3)]))
+        late = b.infer_many(np.stack([np.full((3, 2), 9.0, np.float32)] * 2))  # would overflow: next call
+        with pytest.raises(ValueError, match="at most 4 windows"):
+            b.infer_many(np.zeros((5, 3, 2), np.float32))
+        return await one, await tick, await late
+
+    (p1, _), (pt, ms), (pl, _) = asyncio.run(main())
+    assert calls == [4, 2]  # the tick joined the waiting window; the next stack did not split it
+    assert float(p1[0]) == 14.0 and p1.shape == (2,)
+    assert pt.shape == (3, 2) and [float(r[0]) for r in pt] == [0.0, 2.0, 4.0] and ms == 0.5
+    assert pl.shape == (2, 2) and float(pl[1, 0]) == 18.0
+
+
 def test_batcher_hands_a_failed_call_to_every_window() -> None:
     from ser_daemon.cluster.batcher import WindowBatcher
 
@@ -175,3 +200,31 @@ def test_batcher_hands_a_failed_call_to_every_window() -> None:
         return await asyncio.gather(*futs, return_exceptions=True)
 
     assert all(isinstance(e, RuntimeError) for e in asyncio.run(main()))
+
+
+def test_a_multiplexed_stream_the_server_ends_drops_its_audio_and_ends_alone_after_its_final_state() -> None:
+    """The cluster's ingress ends a stream whose model call failed (1011): MuxSession.end."""
+    from ser_daemon.net.ingest_mux import MuxSession, StreamAudio, encode_audio_frame
+
+    s = MuxSession(lambda _n: False, lambda: True)
+    for tag, name in ((1, "a"), (2, "b")):
+        s.receive(json.dumps({"type": "start", "stream": name, "tag": tag, "sample_rate": 16000}), 0.0)
+    ended = s.end("a", 1011, "model unavailable: reconnect")
+    assert ended is not None and (ended.stream_id, ended.tag, ended.code) == ("a", 1, 1011)
+    assert s.end("a", 1011, "again") is None and s.end("nobody", 1011, "x") is None
+    events = s.receive(encode_audio_frame([(1, b"\x00\x00" * 4), (2, b"\x00\x00" * 4)]), 0.1)
+    assert [e.stream.name for e in events if isinstance(e, StreamAudio)] == ["b"]  # a's audio is dropped
+    assert s.receive(json.dumps({"type": "stop", "stream": "a"}), 0.2) == []  # its stop crossed the end
+    assert json.loads(s.finish("a") or "{}") == {"type": "ended", "stream": "a", "tag": 1, "code": 1011,
+                                                 "reason": "model unavailable: reconnect"}
+    assert [x.name for x in s.live_streams()] == ["b"]
+
+
+
+def test_the_direct_port_options_reach_the_settings() -> None:
+    from ser_daemon.cluster.cli import _settings_args, build_parser
+
+    args = _settings_args(vars(build_parser().parse_args(["--direct-host", "127.0.0.1", "--direct-port", "9100"])))
+    s = ClusterSettings(model_dir="/m", **args)
+    assert (s.direct_host, s.direct_port) == ("127.0.0.1", 9100)
+    assert ClusterSettings(model_dir="/m").direct_host is None  # off unless asked for
