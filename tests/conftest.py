@@ -163,6 +163,17 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shipped_bundle() -> Any:
+    """The shipped model's bundle (skipped where it is not installed)."""
+    from ser_daemon.model.bundle import default_model_dir, load_bundle
+
+    directory = default_model_dir()
+    if directory is None:
+        pytest.skip("the shipped model is not installed")
+    return load_bundle(directory)
+
+
+@pytest.fixture(scope="session")
 def profile_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model exported as ser-train does now: embedding output, head and speaker prior."""
     if not has_tf():

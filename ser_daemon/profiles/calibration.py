@@ -139,6 +139,9 @@ class Calibration:
 
     Threads: :meth:`handle` and :meth:`client_gone` run in the event loop;
     :meth:`feed` in the processing thread; the lock keeps the session whole.
+    Events go into one outbox under that lock and leave it in the event loop,
+    so the page gets them in the order the session made them (a level event
+    made just before a Skip must not arrive after the next step's prompt).
 
     Args:
         bundle: the model's bundle (labels, features, checks).
@@ -171,6 +174,7 @@ class Calibration:
         self._name = ""
         self._path: Path | None = None
         self._fitting = False
+        self._outbox: list[Event] = []
         self.saved = 0
 
     # -- event loop thread ---------------------------------------------------------
@@ -200,15 +204,16 @@ class Calibration:
             with self._lock:
                 self._session = None
                 self._owner = None
+                self._outbox.clear()
             self.send(client, _plain("cancelled", "calibration cancelled: nothing written"))
             return
         with self._lock:
             session = self._session
             if session is None:
                 return
-            events = {"record": session.record, "stop": session.stop, "skip": session.skip,
-                      "finish": session.finish}[req.action]()
-        self._deliver(events)
+            self._outbox += {"record": session.record, "stop": session.stop, "skip": session.skip,
+                             "finish": session.finish}[req.action]()
+        self._flush()
 
     def _start(self, client: Any, req: CalibrateRequest) -> None:
         from .enroll import check_take
@@ -229,13 +234,14 @@ class Calibration:
             return
         bundle = self.bundle
         session = GuidedSession(steps, bundle.features, lambda audio: check_take(audio, bundle))
-        with self._lock:
-            self._session, self._owner, self._name, self._path = session, client, name, path
-            self._tap = MonoTap(self.in_rate, bundle.features.sample_rate)
         log.info("calibration into profile %s started (%d steps, stream %s)", name, len(steps), self.stream)
         self.send(client, _plain("started", f"calibrating profile {name} from {self.stream}", profile=name,
                                  stream=self.stream, steps=len(steps)))
-        self._deliver(session.start())
+        with self._lock:
+            self._session, self._owner, self._name, self._path = session, client, name, path
+            self._tap = MonoTap(self.in_rate, bundle.features.sample_rate)
+            self._outbox = session.start()
+        self._flush()
 
     def client_gone(self, client: Any) -> None:
         """The owner's page went away: drop its session (nothing written)."""
@@ -243,11 +249,14 @@ class Calibration:
             if client is self._owner and not self._fitting:
                 self._session = None
                 self._owner = None
+                self._outbox.clear()
                 log.info("calibration dropped: its page disconnected")
 
-    def _deliver(self, events: list[Event]) -> None:
-        """Send events to the owner (event loop thread); on "done", fit and save."""
-        owner = self._owner
+    def _flush(self) -> None:
+        """Send what the outbox holds to the owner (event loop thread); on "done", fit and save."""
+        with self._lock:
+            events, self._outbox = self._outbox, []
+            owner = self._owner
         for e in events:
             if owner is not None:
                 self.send(owner, event_json(e))
@@ -304,8 +313,9 @@ class Calibration:
             if session is None or tap is None:
                 return
             events = session.feed(tap(frames))
+            self._outbox += events
         if events:
             try:
-                self.loop.call_soon_threadsafe(self._deliver, events)
+                self.loop.call_soon_threadsafe(self._flush)
             except RuntimeError:
                 pass  # the loop closed during shutdown

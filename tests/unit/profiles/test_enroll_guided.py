@@ -13,7 +13,6 @@ from ser_daemon.profiles.enroll import check_take
 from ser_daemon.profiles.guided import GuidedSession, MonoTap, RecorderSettings, event_line, meter_line, plan_steps
 from ser_daemon.profiles.mic import Display, record_session
 from ser_daemon.errors import ProfileError
-from ser_daemon.model.bundle import default_model_dir, load_bundle
 from tiny_model import tone
 
 LABELS = ("angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
@@ -21,11 +20,8 @@ SR = 16000
 
 
 @pytest.fixture(scope="module")
-def bundle():
-    directory = default_model_dir()
-    if directory is None:
-        pytest.skip("the shipped model is not installed")
-    return load_bundle(directory)
+def bundle(shipped_bundle):
+    return shipped_bundle
 
 
 def _session(bundle, steps=None, **kw) -> GuidedSession:
