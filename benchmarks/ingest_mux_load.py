@@ -4,8 +4,11 @@ Each talker is the bundled speech recording (looped, each from its own offset) a
 PCM.  A connection carries its share of the talkers (``ser-ingest-mux.v1``, or ``.binary`` with
 ``--states binary``): one start per talker, then every 20 ms one audio frame holding every one of
 its talkers' 20 ms chunk (the batching the protocol allows), then one stop per talker; the states
-come back on the same connection.  All talkers speak from the same instant (the worst case for
-batching, as in ``cluster_bench.py``).  With ``--compare`` the same talkers then run once more over
+come back on the same connection.  Each talker's first audio comes at its own moment within one
+decision hop (``--phases random``, seeded: a voice server's talkers join at random times, so their
+decisions fall due at different ticks); ``--phases same`` starts all of them on one tick, so that
+every talker's window is due on the same tick (the worst case for batching, as in
+``cluster_bench.py``).  With ``--compare`` the same talkers then run once more over
 today's protocol (one connection per talker, states on ``--ws``: ``cluster_bench.py``'s daemon
 phase), against a fresh daemon, in the same run.
 
@@ -27,7 +30,7 @@ talker (every Ray process), their ratio to the daemon's, and the cluster's cores
 robin), not through Serve's proxy.
 
 Usage: python benchmarks/ingest_mux_load.py [--talkers 16] [--connections 2] [--seconds 20]
-           [--states json|binary] [--compare] [--cluster [--direct] [--kill-at S]]
+           [--states json|binary] [--phases random|same] [--compare] [--cluster [--direct] [--kill-at S]]
        python benchmarks/ingest_mux_load.py --smoke     (4 talkers over 2 connections, 5 s)
 """
 
@@ -64,6 +67,7 @@ BLOCK_S = 0.02
 BLOCK = int(RATE * BLOCK_S)
 HOP_S = 0.25
 WINDOW_S = 2.0
+HOP_BLOCKS = int(np.ceil(HOP_S / BLOCK_S))  # a talker's first audio comes 0 .. HOP_BLOCKS - 1 ticks in
 
 
 @dataclass
@@ -76,8 +80,14 @@ class Talker:
     finals: int = 0
     ended: tuple[int, str] | None = None
     final_before_ended: bool = False
-    segment_start: int = 0  # block at which the stream's current connection began (after a drop)
+    lead: int = 0  # ticks before the talker's first audio (its phase within a decision hop)
+    segment_start: int = 0  # block at which the stream's current audio began (its lead, or a reconnect)
     drops: int = 0
+
+    def chunk(self, k: int) -> bytes:
+        """The talker's 20 ms of PCM sent on tick ``k`` (empty before its lead and after its end)."""
+        j = k - self.lead
+        return self.pcm[j * 2 * BLOCK : (j + 1) * 2 * BLOCK] if j >= 0 else b""
 
     def on_state(self, end_sample: int, final: bool, now: float, send_times: list[float]) -> None:
         if final:
@@ -94,13 +104,19 @@ class Talker:
         return not (self.final_before_ended and self.ended == (1000, "stopped"))
 
 
-def make_talkers(n: int, seconds: float) -> list[Talker]:
+def make_talkers(n: int, seconds: float, phases: str = "random", seed: int = 0) -> list[Talker]:
+    """``n`` talkers of ``seconds`` of speech; ``phases``: "random" (each starts 0 .. one hop in) or "same"."""
+    if phases not in ("random", "same"):
+        raise ValueError(f"phases must be 'random' or 'same', not {phases!r}")
     audio = demo_audio(seconds + 1.0)
+    leads = np.random.default_rng(seed).integers(0, HOP_BLOCKS, n) if phases == "random" else np.zeros(n, int)
     out = []
     for i in range(n):
         shift = (i * RATE * 7 // 10) % len(audio)  # each from its own offset: not n copies of one voice
         x = np.roll(audio, -shift)[: int(seconds * RATE)]
-        out.append(Talker(f"talker{i}", i, (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()))
+        lead = int(leads[i])
+        out.append(Talker(f"talker{i}", i, (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(),
+                          lead=lead, segment_start=lead))
     return out
 
 
@@ -128,9 +144,8 @@ async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t
     replica's lease lapses); the audio of the gap is skipped, as a live talker's would be.
     """
     dests = [port, *(others or [])]
-    n_blocks = min(len(t.pcm) for t in talkers) // (2 * BLOCK)
+    n_blocks = max(t.lead for t in talkers) + min(len(t.pcm) for t in talkers) // (2 * BLOCK)
     send_times = [0.0] * n_blocks
-    frame_bytes = 2 * BLOCK
     k, drops, reconnect_s = 0, 0, []
     lost_at: float | None = None
     while True:
@@ -143,8 +158,9 @@ async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t
                 if delay > 0:
                     await asyncio.sleep(delay)
                 send_times[k] = time.monotonic()
-                await ws.send(encode_audio_frame([(t.tag, t.pcm[k * frame_bytes : (k + 1) * frame_bytes])
-                                                  for t in talkers]))
+                chunks = [(t.tag, c) for t in talkers if (c := t.chunk(k))]
+                if chunks:
+                    await ws.send(encode_audio_frame(chunks))
                 k += 1
             for t in talkers:
                 await ws.send(MuxStopMessage(t.name).to_json())
@@ -165,7 +181,7 @@ async def run_connection(port: int | str, talkers: list[Talker], binary: bool, t
                 raise
             k = max(k, int((time.monotonic() - t0) / BLOCK_S) + 1)  # the gap's audio is gone
             for t in talkers:
-                t.segment_start = k
+                t.segment_start = max(k, t.lead)
 
 
 async def _open(dest: int | str, talkers: list[Talker], binary: bool, send_times: list[float],
@@ -270,10 +286,12 @@ def summarise_mux(talkers: list[Talker], m: int, binary: bool, seconds: float, r
     n = len(talkers)
     lat = [x for t in talkers for x in t.latencies_ms]
     cores = run["cpu"] / run["wall"]
+    leads = sorted({t.lead for t in talkers})
     return {
         "protocol": SUBPROTOCOL_BINARY if binary else SUBPROTOCOL_JSON,
         "talkers": n,
         "connections": m,
+        "phases": "same" if leads == [0] else f"{len(leads)} start ticks within one {HOP_S} s hop",
         "decisions": sum(t.decisions for t in talkers),
         "expected_decisions_per_talker": int((seconds - WINDOW_S) / HOP_S) + 1,
         "latency_ms": stats_ms(lat),
@@ -290,13 +308,13 @@ def summarise_mux(talkers: list[Talker], m: int, binary: bool, seconds: float, r
     }
 
 
-def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> dict[str, Any]:
+def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float, phases: str = "random") -> dict[str, Any]:
     """The talkers against a fresh daemon (``--ingest``, LiteRT)."""
     from cluster_bench import free_port
 
     port = free_port()
     proc = start_daemon(port, n, ["--no-ws"])
-    talkers = make_talkers(n, seconds)
+    talkers = make_talkers(n, seconds, phases)
     try:
         run = asyncio.run(play_mux(port, talkers, m, binary, seconds, idle_s, lambda: proc_cpu_seconds(proc.pid)))
     finally:
@@ -305,7 +323,7 @@ def measure_mux(n: int, m: int, seconds: float, binary: bool, idle_s: float) -> 
 
 
 def measure_mux_cluster(n: int, m: int, seconds: float, binary: bool, idle_s: float, kill_at: float | None,
-                        lease_s: float, direct: bool = False) -> dict[str, Any]:
+                        lease_s: float, direct: bool = False, phases: str = "random") -> dict[str, Any]:
     """The talkers against cluster_bench.py's two-node local Ray cluster (2 ingress replicas, 1 model).
 
     ``direct``: the replicas also serve their own ports (``direct_host``), found with ``GET
@@ -318,7 +336,7 @@ def measure_mux_cluster(n: int, m: int, seconds: float, binary: bool, idle_s: fl
 
     with two_node_cluster(n, lease_s, **({"direct_host": "127.0.0.1"} if direct else {})) as c:
         meter = c["meter"]
-        talkers = make_talkers(n, seconds)
+        talkers = make_talkers(n, seconds, phases)
         targets = endpoints(c["port"], 2) if direct else None
         killed: dict[str, Any] = {}
         kill = kill_replica_of(c["registry"], "talker0", killed) if kill_at is not None else None
@@ -368,6 +386,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--states", choices=("json", "binary"), default="json")
     ap.add_argument("--idle-s", type=float, default=3.0)
+    ap.add_argument("--phases", choices=("random", "same"), default="random",
+                    help="random: each talker's first audio 0 .. one decision hop in (seeded); same: all on one tick")
     ap.add_argument("--compare", action="store_true", help="also run today's protocol with the same talkers")
     ap.add_argument("--cluster", action="store_true",
                     help="also run the same talkers against a two-node local Ray cluster; report the ratio")
@@ -383,12 +403,13 @@ def main() -> None:
     if not 1 <= args.connections <= args.talkers <= 255 * args.connections:
         ap.error("need 1 <= connections <= talkers <= 255 x connections")
     result: dict[str, Any] = {"machine": machine(), "git": git_rev(), "args": vars(args)}
-    result["mux"] = measure_mux(args.talkers, args.connections, args.seconds, args.states == "binary", args.idle_s)
+    result["mux"] = measure_mux(args.talkers, args.connections, args.seconds, args.states == "binary", args.idle_s,
+                                args.phases)
     if args.compare:
         result["today"] = measure_today(args.talkers, args.seconds, args.idle_s)
     if args.cluster:
         result["cluster"] = measure_mux_cluster(args.talkers, args.connections, args.seconds, args.states == "binary",
-                                                args.idle_s, args.kill_at, args.lease_s, args.direct)
+                                                args.idle_s, args.kill_at, args.lease_s, args.direct, args.phases)
         d, c = result["mux"], result["cluster"]
         result["cluster_vs_daemon"] = {
             "cores_per_talker_ratio": round(c["cores_per_talker"] / d["cores_per_talker"], 2)
@@ -400,6 +421,7 @@ def main() -> None:
     if not args.smoke:
         tail = ("_cluster_direct" if args.direct else "_cluster") if args.cluster else ""
         tail += "_kill" if args.cluster and args.kill_at is not None else ""
+        tail += "_samephase" if args.phases == "same" else ""
         save(f"ingest_mux_load_{args.talkers}x{args.connections}_{args.states}{tail}", result)
 
 

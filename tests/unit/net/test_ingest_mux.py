@@ -313,3 +313,25 @@ def test_a_backlog_after_a_stall_of_two_seconds_is_absorbed_by_the_default_burst
     # A client that keeps sending at 3x real time is ended once the burst is spent.
     events = [e for k in range(300) for e in s.receive(encode_audio_frame([(1, pcm(960))]), 3.0 + k * 0.02)]
     assert ended(events) == [("a", 1, 1008, "over 64000 bytes/s (2x real time)")]
+
+
+def test_the_load_generators_talkers_start_at_their_own_tick_within_one_hop() -> None:
+    """benchmarks/ingest_mux_load.py: random phases spread the talkers' first audio over one decision hop."""
+    import sys
+
+    from helpers import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import ingest_mux_load as load
+
+    talkers = load.make_talkers(64, 3.0, "random", seed=1)
+    leads = [t.lead for t in talkers]
+    assert min(leads) >= 0 and max(leads) < load.HOP_BLOCKS and len(set(leads)) >= load.HOP_BLOCKS - 2
+    assert load.make_talkers(64, 3.0, "random", seed=1)[5].lead == talkers[5].lead  # seeded
+    t = next(t for t in talkers if t.lead >= 2)
+    assert t.segment_start == t.lead and t.chunk(t.lead - 1) == b""
+    assert t.chunk(t.lead) == t.pcm[: 2 * load.BLOCK] and t.chunk(t.lead + 1) == t.pcm[2 * load.BLOCK : 4 * load.BLOCK]
+    same = load.make_talkers(4, 3.0, "same")
+    assert {x.lead for x in same} == {0} and same[0].chunk(0) == same[0].pcm[: 2 * load.BLOCK]
+    with pytest.raises(ValueError, match="phases must be"):
+        load.make_talkers(4, 3.0, "staggered")
