@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_daemon.model.inference import load_classifier, pad_to_bucket
+from ser_daemon.model.inference import load_classifier, pad_to_bucket, power_of_two_pieces
 from ser_daemon.model.bundle import load_bundle
 
 
@@ -57,7 +57,33 @@ def test_litert_gives_back_the_interpreters_of_large_batches_and_makes_them_agai
     clf = load_classifier(bundle, backend="litert")
     x = np.random.default_rng(0).normal(size=(40, *clf.input_shape)).astype(np.float32)
     first = clf.predict(x)
-    assert sorted(clf._by_batch) == [1, 64]
-    assert clf.release_batches_above(2) == 1 and sorted(clf._by_batch) == [1]
+    assert sorted(clf._by_batch) == [1, 8, 32]  # 40 windows run as 32 + 8, not padded to 64
+    assert clf.release_batches_above(2) == 2 and sorted(clf._by_batch) == [1]
     assert clf.release_batches_above(1) == 0  # the interpreter made at load always stays
     np.testing.assert_allclose(clf.predict(x), first, rtol=1e-5, atol=1e-6)  # made again on demand
+
+
+@pytest.mark.parametrize("n,largest,pieces", [(0, 32, []), (1, 32, [1]), (45, 32, [32, 8, 4, 1]), (64, 32, [32, 32]),
+                                              (63, 32, [32, 16, 8, 4, 2, 1]), (7, 4, [4, 2, 1]), (5, 1, [1] * 5)])
+def test_power_of_two_pieces(n: int, largest: int, pieces: list[int]) -> None:
+    assert power_of_two_pieces(n, largest) == pieces
+
+
+def test_power_of_two_pieces_refuses_what_it_cannot_split() -> None:
+    with pytest.raises(ValueError, match="largest must be a power of two. Received: 24"):
+        power_of_two_pieces(5, 24)
+    with pytest.raises(ValueError, match="n must not be negative"):
+        power_of_two_pieces(-1, 32)
+
+
+def test_litert_pieces_give_each_window_what_it_gets_alone(profile_bundle) -> None:
+    """Run as pieces, a window's outputs do not depend on how many others share its call."""
+    bundle = load_bundle(profile_bundle)
+    clf = load_classifier(bundle, backend="litert")
+    x = np.random.default_rng(1).normal(-6, 3, (45, *clf.input_shape)).astype(np.float32)
+    alone = np.concatenate([clf.predict(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(clf.predict(x), alone, rtol=1e-5, atol=1e-6)
+    probs, emb = clf.predict_embedded(x[:13])
+    np.testing.assert_allclose(probs, alone[:13], rtol=1e-5, atol=1e-6)
+    assert emb.shape[0] == 13 and np.isfinite(emb).all()
+    assert clf.predict(x[:0]).shape == (0, len(bundle.labels))
