@@ -160,7 +160,7 @@ class Ingress:
         self.bundle: ModelBundle = load_bundle(settings.model_dir)
         self.mapping: ExpressionMapping = load_mapping(None, self.bundle.labels)
         self.registry = registry
-        self.batcher = WindowBatcher(model.remote, settings.batch_wait_s, settings.max_batch_size)
+        self.batcher = WindowBatcher(model.remote, settings.ingress_wait_s, settings.max_batch_size)
         ctx = serve.get_replica_context()
         self.owner = f"{ctx.replica_id.unique_id}@{os.getpid()}"
         self.streams: dict[str, Optional[WebSocket]] = {}

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..model.backends import backend_choices, or_list
 from ..net.ingest_protocol import OscAllowlist
 
-__all__ = ["ClusterSettings", "batch_wait_s", "mood_from_args", "INGEST_MESSAGE_BYTES"]
+__all__ = ["ClusterSettings", "batch_wait_s", "ingress_wait_s", "mood_from_args", "INGEST_MESSAGE_BYTES"]
 
 # The single daemon's ingest limit (daemon.INGEST_MESSAGE_BYTES): an audio message larger than
 # this is refused with 1009 there (by websockets) and here (by the ingress replica).
@@ -29,11 +29,23 @@ INGEST_MESSAGE_BYTES = 256 * 1024
 # replica at 128 streams x 4 decisions/s, and every window of all replicas that arrives meanwhile.
 BATCH_WAIT_SHARE = 0.05
 MAX_BATCH_WAIT_S = 0.020
+# Share of the budget an ingress replica gathers due windows before one model call.  Talkers
+# that joined at different moments fall due on different 20 ms ticks; a call per tick cost the
+# two replicas more CPU than the model itself (256 talkers over 8 connections on 2 cores: 1.73
+# cores and p99 1.6 s at the 7.5 ms model wait, 1.27 cores and p99 111 ms at 40 ms;
+# benchmarks/RESULTS.md, "Talkers that join at their own moment").
+INGRESS_WAIT_SHARE = 0.25
+MAX_INGRESS_WAIT_S = 0.040
 
 
 def batch_wait_s(latency_budget_ms: float) -> float:
     """How long the model deployment holds a batch open, seconds (``@serve.batch``'s wait)."""
     return min(MAX_BATCH_WAIT_S, BATCH_WAIT_SHARE * latency_budget_ms / 1000.0)
+
+
+def ingress_wait_s(latency_budget_ms: float) -> float:
+    """How long an ingress replica gathers due windows before it calls the model, seconds."""
+    return min(MAX_INGRESS_WAIT_S, INGRESS_WAIT_SHARE * latency_budget_ms / 1000.0)
 
 
 def _positive(name: str, value: float) -> None:
@@ -119,6 +131,11 @@ class ClusterSettings:
     @property
     def batch_wait_s(self) -> float:
         return batch_wait_s(self.analysis.latency_budget_ms)
+
+    @property
+    def ingress_wait_s(self) -> float:
+        """How long an ingress replica holds due windows for one model call (its ``WindowBatcher``)."""
+        return ingress_wait_s(self.analysis.latency_budget_ms)
 
     def ingress_options(self) -> dict[str, Any]:
         """``Deployment.options`` for the ingress: one ongoing request is one open connection."""

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from ser_daemon.cluster.leases import StreamLeases
-from ser_daemon.cluster.settings import MAX_BATCH_WAIT_S, ClusterSettings, batch_wait_s, mood_from_args
+from ser_daemon.cluster.settings import (
+    MAX_BATCH_WAIT_S,
+    MAX_INGRESS_WAIT_S,
+    ClusterSettings,
+    batch_wait_s,
+    ingress_wait_s,
+    mood_from_args,
+)
 from ser_daemon.core.mood_settings import MoodSettings
 from ser_daemon.core.settings import AnalysisSettings
 from ser_daemon.errors import ConfigError
@@ -84,10 +91,12 @@ def test_leases_are_bounded() -> None:
 
 
 def test_batch_wait_comes_from_the_latency_budget() -> None:
+    assert ingress_wait_s(150.0) == pytest.approx(0.0375) and ingress_wait_s(60000.0) == MAX_INGRESS_WAIT_S
     assert batch_wait_s(150.0) == pytest.approx(0.0075)
     assert batch_wait_s(60000.0) == MAX_BATCH_WAIT_S
     s = ClusterSettings(model_dir="/m", analysis=AnalysisSettings(latency_budget_ms=100.0))
     assert s.batch_wait_s == pytest.approx(0.005) and s.max_batch_size == 64
+    assert s.ingress_wait_s == pytest.approx(0.025)
 
 
 def test_autoscaling_targets_open_connections() -> None:
