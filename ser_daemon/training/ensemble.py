@@ -23,14 +23,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["build_ensemble", "check_members", "main"]
+__all__ = ["build_ensemble", "check_members", "member_weights", "pooled_reference", "main"]
 
 
-def build_ensemble(members: Sequence[Any], name: str = "ser_cnn_ensemble") -> Any:
+def build_ensemble(members: Sequence[Any], name: str = "ser_cnn_ensemble",
+                   weights: Sequence[float] | None = None) -> Any:
     """One Keras model whose ``probs`` are the softmax of the members' mean logits.
 
     The members must share their input shape and labels; each keeps its own
     layers (renamed ``member1``, ``member2``, ...) up to its embedding.
+    ``weights`` (positive, normalised to sum 1) make it a weighted mean: a member that is itself
+    an average of three networks can count three times.
     """
     import keras
     from keras import layers
@@ -39,6 +42,7 @@ def build_ensemble(members: Sequence[Any], name: str = "ser_cnn_ensemble") -> An
 
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least 2 members. Received: {len(members)}")
+    w = member_weights(weights, len(members))
     shape = tuple(members[0].input.shape[1:])
     inp = keras.Input(shape=shape, name="log_mel")
     embeddings, kernels, biases = [], [], []
@@ -55,12 +59,52 @@ def build_ensemble(members: Sequence[Any], name: str = "ser_cnn_ensemble") -> An
     joined = layers.Concatenate(name="embedding")(embeddings)
     head = layers.Dense(len(biases[0]), activation="softmax", name="probs")
     out = head(joined)
-    head.set_weights([np.concatenate(kernels, axis=0) / len(members), np.mean(biases, axis=0)])
+    head.set_weights([np.concatenate([k * wi for k, wi in zip(kernels, w)], axis=0),
+                      np.sum([b * wi for b, wi in zip(biases, w)], axis=0)])
     return keras.Model(inp, out, name=name)
 
 
-def check_members(bundles: Sequence[Any]) -> None:
-    """Refuse members that would not read the same windows the same way (labels, front end, reference)."""
+def member_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    """The members' weights, summing to 1 (equal when None); ValueError for a wrong count or a weight <= 0."""
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = np.asarray([float(v) for v in weights], dtype=np.float64)
+    if len(w) != n:
+        raise ValueError(f"give one weight per member: {n} members, {len(w)} weights")
+    if not np.all(np.isfinite(w)) or not np.all(w > 0):
+        raise ValueError(f"weights must be positive numbers. Received: {list(weights)}")
+    return w / w.sum()
+
+
+def pooled_reference(bundles: Sequence[Any], weights: np.ndarray) -> Any:
+    """One speaker reference for members trained on different populations: the weighted mean prior.
+
+    Each member subtracts a speaker's own mean voiced spectrum; the prior is only where a new
+    stream's running reference starts (3 s of weight), so members whose training populations
+    differ (another corpus) can share one start.  Their other settings must agree.
+    """
+    from ..core.speaker_norm import SpeakerNormSettings
+    from ..errors import ModelError
+
+    norms = [b.speaker_norm for b in bundles]
+    if any(n is None for n in norms):
+        if all(n is None for n in norms):
+            return None
+        raise ModelError("some members use a speaker reference and some do not: they cannot be pooled")
+    first = norms[0]
+    for b, n in zip(bundles[1:], norms[1:]):
+        if (n.kind, n.prior_frames, n.max_frames) != (first.kind, first.prior_frames, first.max_frames):
+            raise ModelError(f"{b.name!r} and {bundles[0].name!r} form their speaker references differently")
+    prior = np.sum([np.asarray(n.prior, np.float64) * wi for n, wi in zip(norms, weights)], axis=0)
+    return SpeakerNormSettings(tuple(float(v) for v in prior), first.prior_frames, first.max_frames, first.kind)
+
+
+def check_members(bundles: Sequence[Any], pool_references: bool = False) -> None:
+    """Refuse members that would not read the same windows the same way (labels, front end, reference).
+
+    With ``pool_references`` members may start their speaker reference from different priors
+    (:func:`pooled_reference`).
+    """
     from ..errors import ModelError
 
     first = bundles[0]
@@ -69,12 +113,15 @@ def check_members(bundles: Sequence[Any]) -> None:
             raise ModelError(f"{b.name!r} has labels {list(b.labels)}, {first.name!r} {list(first.labels)}")
         if b.features.to_dict() != first.features.to_dict() or b.window_s != first.window_s:
             raise ModelError(f"{b.name!r} and {first.name!r} have different feature settings or windows")
+        if pool_references:
+            continue
         if (b.speaker_norm is None) != (first.speaker_norm is None) or (
             b.speaker_norm is not None
             and not np.allclose(b.speaker_norm.prior, first.speaker_norm.prior, atol=1e-4)
         ):
             raise ModelError(f"{b.name!r} and {first.name!r} were trained with different speaker references "
-                             "(different speakers or normalisation): their windows would not match")
+                             "(different speakers or normalisation): their windows would not match "
+                             "(--pool-references starts one reference from their weighted mean prior)")
 
 
 def _member_record(bundle: Any, folder: str | Path) -> dict[str, Any]:
@@ -98,12 +145,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for the new bundle")
     p.add_argument("--name", default=None, help="model name (default: the output folder's name)")
     p.add_argument("--quantize", choices=["float", "dynamic"], default="dynamic", help="LiteRT export")
+    p.add_argument("--weights", default=None, metavar="W1,W2,...",
+                   help="one positive weight per member for the mean of their logits (default: equal)")
+    p.add_argument("--pool-references", action="store_true",
+                   help="members trained on different populations: start the speaker reference from their "
+                        "weighted mean prior")
     args = p.parse_args(argv)
     try:
         if len(args.members) < 2:
             raise ModelError("an ensemble needs at least 2 member bundles")
+        try:
+            weights = member_weights(None if args.weights is None else args.weights.split(","), len(args.members))
+        except ValueError as exc:
+            raise ModelError(f"--weights: {exc}") from None
         bundles = [load_bundle(m) for m in args.members]
-        check_members(bundles)
+        check_members(bundles, args.pool_references)
+        norm = pooled_reference(bundles, weights) if args.pool_references else bundles[0].speaker_norm
         for b in bundles:
             if b.keras_file is None or not b.keras_file.exists():
                 raise ModelError(f"{b.name!r} has no model.keras to build from")
@@ -112,18 +169,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_tensorflow()
     models = [keras.saving.load_model(b.keras_file, compile=False) for b in bundles]
-    ensemble = build_ensemble(models)
+    ensemble = build_ensemble(models, weights=weights)
     first = bundles[0]
     x = np.random.default_rng(0).normal(-6.0, 3.0, (64, *first.input_shape)).astype(np.float32)
     training = dict(first.metadata.get("training", {}))
-    training["ensemble"] = [_member_record(b, m) for b, m in zip(bundles, args.members)]
+    training["ensemble"] = [{**_member_record(b, m), "weight": round(float(w), 6)}
+                            for b, m, w in zip(bundles, args.members, weights)]
     training["command"] = "python -m ser_daemon.training.ensemble " + " ".join(
         [*(str(Path(m)) for m in args.members), "--out", str(args.out), "--quantize", args.quantize]
-        + (["--name", args.name] if args.name else []))
+        + (["--name", args.name] if args.name else []) + (["--weights", args.weights] if args.weights else [])
+        + (["--pool-references"] if args.pool_references else []))
     name = args.name or Path(args.out).name
     info = export_bundle(ensemble, args.out, name=name, labels=first.labels, feature_cfg=first.features,
                          window_s=first.window_s, check_x=x, quantize=args.quantize,
-                         extra={"training": training}, speaker_norm=first.speaker_norm)
+                         extra={"training": training}, speaker_norm=norm)
     chosen = info["tflite_candidates"][info["tflite_choice"]]
     print(json.dumps({"out": str(args.out), "members": [b.name for b in bundles], "tflite": info["tflite_choice"],
                       "bytes": chosen["bytes"], "max_abs_diff_vs_keras": chosen["max_abs_diff_vs_keras"],

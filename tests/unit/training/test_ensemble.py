@@ -43,6 +43,13 @@ def test_ensemble_is_the_softmax_of_the_members_mean_logits() -> None:
     expected = softmax((_logits(a, x) + _logits(b, x)) / 2)
     np.testing.assert_allclose(ens.predict(x, verbose=0), expected, atol=1e-5)
     assert embedding_output(ens).shape[-1] == 32 + 64  # the members' embeddings side by side
+    weighted = build_ensemble([a, b], weights=[3, 1])  # a member that is itself an average of three
+    expected = softmax(0.75 * _logits(a, x) + 0.25 * _logits(b, x))
+    np.testing.assert_allclose(weighted.predict(x, verbose=0), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="one weight per member: 2 members, 3 weights"):
+        build_ensemble([a, b], weights=[1, 1, 1])
+    with pytest.raises(ValueError, match="weights must be positive numbers"):
+        build_ensemble([a, b], weights=[1, 0])
     with pytest.raises(ValueError, match="at least 2"):
         build_ensemble([a])
     with pytest.raises(ValueError, match="different numbers of labels"):
@@ -108,6 +115,34 @@ def test_ensemble_cli_refuses_members_that_read_windows_differently(members: lis
     assert "has labels" in capsys.readouterr().err
     assert main([str(members[0]), "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_ensemble_cli_pools_members_trained_on_different_populations(members: list[Path], tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A member trained on another corpus starts from another prior: --pool-references starts from their mean."""
+    from ser_daemon.model.bundle import load_bundle
+    from ser_daemon.training.ensemble import main
+
+    odd = tmp_path / "odd"
+    shutil.copytree(members[1], odd)
+    meta = json.loads((odd / "ser_model.json").read_text())
+    first_prior = np.asarray(load_bundle(members[0]).speaker_norm.prior)
+    meta["speaker_norm"]["prior"] = [v + 1.0 for v in first_prior]
+    (odd / "ser_model.json").write_text(json.dumps(meta))
+    out = tmp_path / "ens"
+    assert main([str(members[0]), str(odd), "--out", str(out), "--quantize", "float", "--pool-references",
+                 "--weights", "3,1"]) == 0
+    b = load_bundle(out)
+    np.testing.assert_allclose(b.speaker_norm.prior, first_prior + 0.25, atol=1e-6)
+    assert [m["weight"] for m in b.metadata["training"]["ensemble"]] == [0.75, 0.25]
+    assert b.metadata["training"]["command"].endswith("--weights 3,1 --pool-references")
+    meta["speaker_norm"]["prior_frames"] = 100.0  # another way of forming the reference: never pooled
+    (odd / "ser_model.json").write_text(json.dumps(meta))
+    assert main([str(members[0]), str(odd), "--out", str(tmp_path / "e2"), "--pool-references"]) == 2
+    assert "form their speaker references differently" in capsys.readouterr().err
+    assert main([str(members[0]), str(members[1]), "--out", str(tmp_path / "e3"), "--weights", "1,-1"]) == 2
+    assert "--weights: weights must be positive numbers" in capsys.readouterr().err
+    assert not (tmp_path / "e2").exists() and not (tmp_path / "e3").exists()
 
 
 def test_model_card_names_the_members_their_commands_and_their_total_training_time() -> None:
