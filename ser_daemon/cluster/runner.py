@@ -71,7 +71,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, loopback:
     import ray
 
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+        # "local": always a new instance of our own.  Without it Ray joins whatever cluster
+        # /tmp/ray/ray_current_cluster names (another program's, or another test run's) and then
+        # refuses num_cpus.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  configure_logging=False, log_to_driver=False, **kwargs)
     else:
         ray.init(address=address, **kwargs)

@@ -237,3 +237,18 @@ def test_the_direct_port_options_reach_the_settings() -> None:
     s = ClusterSettings(model_dir="/m", **args)
     assert (s.direct_host, s.direct_port) == ("127.0.0.1", 9100)
     assert ClusterSettings(model_dir="/m").direct_host is None  # off unless asked for
+
+
+def test_a_local_cluster_is_always_a_new_instance_of_our_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without address="local", Ray joins any cluster /tmp/ray/ray_current_cluster names and refuses num_cpus."""
+    ray = pytest.importorskip("ray")
+    from ser_daemon.cluster.runner import loopback_ray_env, start_ray
+
+    for key, value in loopback_ray_env().items():
+        monkeypatch.setenv(key, value)
+    calls: list[dict] = []
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    start_ray(num_cpus=2)
+    start_ray(address="ray://10.0.0.5:10001")
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2 and calls[0]["_node_ip_address"] == "127.0.0.1"
+    assert calls[1] == {"address": "ray://10.0.0.5:10001"}
