@@ -45,11 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", dest="model_dir", default=None, help="model bundle folder, readable on every node")
     p.add_argument("--backend", choices=backend_choices(), default=AUTO)
     p.add_argument("--ingress-replicas", type=int, default=None,
-                   help="fixed number of ingress replicas (default: autoscale on open connections)")
+                   help="fixed number of ingress replicas (default: autoscale on open streams)")
     p.add_argument("--min-ingress-replicas", type=int, default=1)
     p.add_argument("--max-ingress-replicas", type=int, default=16)
     p.add_argument("--streams-per-replica", type=int, default=128,
-                   help="autoscaling target: open connections per ingress replica (default 128)")
+                   help="autoscaling target: open streams per ingress replica, multiplexed and direct ones "
+                        "included (default 128)")
     p.add_argument("--max-streams-per-replica", type=int, default=256,
                    help="more connections on one replica are refused with 1013 (default 256)")
     p.add_argument("--ingress-cpus", type=float, default=1.0, help="CPUs reserved per ingress replica")

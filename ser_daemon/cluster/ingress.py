@@ -74,6 +74,7 @@ from ..net.mux_wire import SUBPROTOCOLS, select_subprotocol
 from ..outputs.mapping import ExpressionMapping, load_mapping
 from ..outputs.messages import dumps, state_json
 from ..outputs.mood_messages import update_messages
+from .autoscale import STREAMS_METRIC
 from .batcher import WindowBatcher
 from .direct import DirectServer
 from .ingress_mux import MuxConnection
@@ -199,6 +200,10 @@ class Ingress:
                 continue
             for stream in lost:
                 log.warning("stream %s was taken by another replica while the registry restarted", stream)
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's autoscaler counts this replica's open streams, by any path (autoscale.py)."""
+        return {STREAMS_METRIC: len(self.streams)}
 
     # -- one connection -----------------------------------------------------
     @api.websocket("/")

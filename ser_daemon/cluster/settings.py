@@ -16,6 +16,7 @@ from ..core.settings import AnalysisSettings
 from ..errors import ConfigError
 from ..model.backends import backend_choices, or_list
 from ..net.ingest_protocol import OscAllowlist
+from .autoscale import STREAMS_POLICY
 
 __all__ = ["ClusterSettings", "batch_wait_s", "ingress_wait_s", "mood_from_args", "INGEST_MESSAGE_BYTES"]
 
@@ -63,7 +64,8 @@ class ClusterSettings:
         analysis: hop, budget, gate and smoothing, as for the single daemon.
         ingress_replicas: a fixed number of ingress replicas; ``None`` autoscales between
             ``min_ingress_replicas`` and ``max_ingress_replicas``.
-        streams_per_replica: autoscaling target: open ingest connections per ingress replica.
+        streams_per_replica: autoscaling target: open streams per ingress replica (one-stream
+            connections and every stream of the multiplexed ones, proxied or direct: autoscale.py).
         max_streams_per_replica: more connections than this on one replica are refused with 1013.
         ingress_cpus: CPUs reserved per ingress replica (front end and smoothing of its streams).
         model_replicas: model deployment replicas.
@@ -138,7 +140,7 @@ class ClusterSettings:
         return ingress_wait_s(self.analysis.latency_budget_ms)
 
     def ingress_options(self) -> dict[str, Any]:
-        """``Deployment.options`` for the ingress: one ongoing request is one open connection."""
+        """``Deployment.options`` for the ingress; autoscaled on open streams (autoscale.py) unless fixed."""
         opts: dict[str, Any] = {
             # Serve queues connections above this at the proxy; the replica itself refuses above
             # max_streams_per_replica with 1013, so leave room for the refusals to get through.
@@ -153,9 +155,11 @@ class ClusterSettings:
             opts["autoscaling_config"] = {
                 "min_replicas": self.min_ingress_replicas,
                 "max_replicas": self.max_ingress_replicas,
+                # Read by the policy as open streams per replica (each replica reports its streams).
                 "target_ongoing_requests": self.streams_per_replica,
-                # Connections last minutes: scale up within seconds, down slowly (a scale-down
-                # drains a replica, whose streams then reconnect elsewhere).
+                "policy": {"policy_function": STREAMS_POLICY},
+                # Streams last minutes: scale up within seconds, down slowly (a scale-down drains a
+                # replica, whose streams then reconnect elsewhere).  Serve applies both around the policy.
                 "upscale_delay_s": 5.0,
                 "downscale_delay_s": 300.0,
             }

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from ser_daemon.cluster.autoscale import STREAMS_POLICY
 from ser_daemon.cluster.leases import StreamLeases
 from ser_daemon.cluster.settings import (
     MAX_BATCH_WAIT_S,
@@ -99,9 +100,16 @@ def test_batch_wait_comes_from_the_latency_budget() -> None:
     assert s.ingress_wait_s == pytest.approx(0.025)
 
 
-def test_autoscaling_targets_open_connections() -> None:
-    auto = ClusterSettings(model_dir="/m", streams_per_replica=100, max_streams_per_replica=200).ingress_options()
-    assert auto["autoscaling_config"]["target_ongoing_requests"] == 100
+def test_autoscaling_targets_open_streams() -> None:
+    auto = ClusterSettings(model_dir="/m", streams_per_replica=100, max_streams_per_replica=200,
+                           min_ingress_replicas=2, max_ingress_replicas=5).ingress_options()
+    scaling = auto["autoscaling_config"]
+    # Serve's count of ongoing requests misses multiplexed and direct streams: the replicas report
+    # their open streams and autoscale.py's policy sizes the ingress on them, 100 per replica.
+    assert scaling["policy"] == {"policy_function": STREAMS_POLICY}
+    assert scaling["target_ongoing_requests"] == 100
+    assert (scaling["min_replicas"], scaling["max_replicas"]) == (2, 5)
+    assert scaling["upscale_delay_s"] <= 10 < 60 <= scaling["downscale_delay_s"]  # up within seconds, down slowly
     assert auto["max_ongoing_requests"] > 200 and "num_replicas" not in auto
     fixed = ClusterSettings(model_dir="/m", ingress_replicas=2).ingress_options()
     assert fixed["num_replicas"] == 2 and "autoscaling_config" not in fixed
