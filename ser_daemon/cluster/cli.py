@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="autoscaling target: open streams per ingress replica, multiplexed and direct ones "
                         "included (default 128)")
     p.add_argument("--max-streams-per-replica", type=int, default=256,
-                   help="more connections on one replica are refused with 1013 (default 256)")
+                   help="more streams on one replica (multiplexed ones included) are refused with 1013 (default 256)")
     p.add_argument("--ingress-cpus", type=float, default=1.0, help="CPUs reserved per ingress replica")
     p.add_argument("--model-replicas", type=int, default=1)
     p.add_argument("--model-cpus", type=float, default=1.0, help="CPUs reserved per model replica")

@@ -66,7 +66,7 @@ class ClusterSettings:
             ``min_ingress_replicas`` and ``max_ingress_replicas``.
         streams_per_replica: autoscaling target: open streams per ingress replica (one-stream
             connections and every stream of the multiplexed ones, proxied or direct: autoscale.py).
-        max_streams_per_replica: more connections than this on one replica are refused with 1013.
+        max_streams_per_replica: more streams than this on one replica (multiplexed ones included) are refused with 1013.
         ingress_cpus: CPUs reserved per ingress replica (front end and smoothing of its streams).
         model_replicas: model deployment replicas.
         model_cpus: CPUs reserved per model replica.
