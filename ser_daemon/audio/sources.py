@@ -73,7 +73,13 @@ class WavFrames:
     holds one block, not the file (loading it whole took 2.8 GB for 576 MB of WAV).  Files the
     header maps directly are read from an open file (one reader: the replay); the few that cannot
     be mapped (24-bit) are decoded into memory once, as before.
+
+    Reads go ahead by ``READ_AHEAD_FRAMES``: with 256 file inputs the replay made 12,800 seeks and
+    reads a second (its thread took a fifth of the daemon's CPU samples; benchmarks/RESULTS.md,
+    "Many streams"); one read now serves about 50 blocks, and a file input holds about a second.
     """
+
+    READ_AHEAD_FRAMES = 16384
 
     def __init__(self, path: Path, raw: np.ndarray) -> None:
         self.path = path
@@ -81,6 +87,8 @@ class WavFrames:
         self.shape: tuple[int, int] = (int(raw.shape[0]), int(raw.shape[1]))
         self._file: Any = None
         self._raw: np.ndarray | None = None
+        self._ahead: np.ndarray | None = None  # frames read ahead, from frame _ahead_start on
+        self._ahead_start = 0
         offset = getattr(raw, "offset", None)
         if isinstance(raw, np.memmap) and offset is not None and raw.flags.c_contiguous:
             self._offset = int(offset)
@@ -102,14 +110,21 @@ class WavFrames:
         if self._raw is not None:
             return self._raw[start:stop]
         n = max(0, stop - start)
+        ahead, first = self._ahead, self._ahead_start
+        if ahead is not None and first <= start and start + n <= first + len(ahead):
+            return ahead[start - first : start - first + n]
         frame_bytes = self.shape[1] * self.dtype.itemsize
         assert self._file is not None
         self._file.seek(self._offset + start * frame_bytes)
-        data = self._file.read(n * frame_bytes)
+        want = min(max(n, self.READ_AHEAD_FRAMES), max(0, self.shape[0] - start))
+        data = self._file.read(max(want, n) * frame_bytes)
         usable = len(data) - len(data) % frame_bytes  # a file cut short after opening: what is there
-        return np.frombuffer(data[:usable], dtype=self.dtype).reshape(-1, self.shape[1])
+        self._ahead = np.frombuffer(data[:usable], dtype=self.dtype).reshape(-1, self.shape[1])
+        self._ahead_start = start
+        return self._ahead[:n]
 
     def close(self) -> None:
+        self._ahead = None
         if self._file is not None:
             self._file.close()
             self._file = None

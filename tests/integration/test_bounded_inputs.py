@@ -239,3 +239,13 @@ def test_wav_frames_read_in_blocks_equal_the_whole_file(tmp_path, dtype) -> None
     frames.close()
     assert rate == rate2 == 16000 and whole.shape == (5000, 2) and whole.dtype == np.float32
     np.testing.assert_array_equal(blocks, whole)
+    # Reads go ahead by READ_AHEAD_FRAMES: blocks that straddle its edges, a jump back (a loop) and a
+    # block larger than the read-ahead are still the file.
+    frames, _ = open_wav(p)
+    frames.READ_AHEAD_FRAMES = 1000
+    again = np.concatenate([frames[i:i + 333] for i in range(0, len(frames), 333)])
+    np.testing.assert_array_equal(again, whole)
+    np.testing.assert_array_equal(frames[0:333], whole[:333])
+    np.testing.assert_array_equal(frames[100:2600], whole[100:2600])
+    assert frames[5000:5333].shape == (0, 2)
+    frames.close()
