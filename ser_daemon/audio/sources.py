@@ -116,8 +116,7 @@ class WavFrames:
         frame_bytes = self.shape[1] * self.dtype.itemsize
         assert self._file is not None
         self._file.seek(self._offset + start * frame_bytes)
-        want = min(max(n, self.READ_AHEAD_FRAMES), max(0, self.shape[0] - start))
-        data = self._file.read(max(want, n) * frame_bytes)
+        data = self._file.read(max(n, min(self.READ_AHEAD_FRAMES, self.shape[0] - start)) * frame_bytes)
         usable = len(data) - len(data) % frame_bytes  # a file cut short after opening: what is there
         self._ahead = np.frombuffer(data[:usable], dtype=self.dtype).reshape(-1, self.shape[1])
         self._ahead_start = start
