@@ -36,6 +36,7 @@ from ..core.speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
 from .augment import AugmentConfig, augment_waveform, mix_speakers, mixup, spec_augment
 from .datasets import Clip, corpus_labels
 from .model_def import ModelConfig, build_model, with_speaker_adversary
+from .onset_windows import onset_windows
 
 __all__ = [
     "with_embedding_output",
@@ -95,6 +96,12 @@ class TrainConfig:
             teach that calm never occurs.  Off by default: pooled with nEMO it
             let calm and disgust take over every voice outside RAVDESS (held-out
             clip precision of calm 6%, sad recall 0.2%; models/default/MODEL_CARD.md).
+        onset_windows: per augmented copy of a clip, this many more windows
+            that end ``onset_speech_s`` (drawn uniformly) after the speech
+            onset, the frames before the onset filled with the clip's pause
+            background, as the daemon fills them after an utterance boundary
+            (:mod:`~ser_daemon.training.onset_windows`).  0: none.
+        onset_speech_s: range of the speech an onset window holds, seconds.
         corpus_share: per corpus name, the share of its windows drawn afresh
             each epoch (``{"nemo": 0.33}``); a corpus not named takes all of
             its windows.  A large corpus then adds its voices without
@@ -119,6 +126,15 @@ class TrainConfig:
     swa_epochs: int = 0
     class_mask: bool = False
     corpus_share: dict[str, float] = field(default_factory=dict)
+    onset_windows: int = 0
+    onset_speech_s: tuple[float, float] = (0.25, 1.5)
+
+    def __post_init__(self) -> None:
+        if self.onset_windows < 0:
+            raise ValueError(f"onset_windows must be 0 or more. Received: {self.onset_windows}")
+        lo, hi = self.onset_speech_s
+        if self.onset_windows and not 0 < lo <= hi <= self.window_s:
+            raise ValueError(f"onset_speech_s must be a range within (0, window_s]. Received: {self.onset_speech_s}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +148,8 @@ class TrainConfig:
         d.setdefault("corpus_adversary", 0.0)
         d.setdefault("class_mask", False)  # recipes stored before masking existed trained without it
         d["corpus_share"] = dict(d.get("corpus_share") or {})
+        if "onset_speech_s" in d:
+            d["onset_speech_s"] = tuple(d["onset_speech_s"])
         return cls(**d)
 
 
@@ -231,6 +249,7 @@ def clip_windows(
     hop = int(round(cfg.train_hop_s * sr))
     for v in range(1, copies + 1):
         y, b = augment_waveform(x, sr, rng, cfg.augment, bounds)
+        pad = 0
         if cfg.edge > 0.25:
             pad = int(round(cfg.edge * win))
             quiet = (rng.standard_normal(pad) * 1e-4).astype(np.float32)
@@ -239,6 +258,10 @@ def clip_windows(
         starts = window_starts(len(y), b, win, hop, offset=shift, edge=cfg.edge)
         feats.append(features_of(cut_windows(y, starts, win, pad_seed=v), feature_cfg))
         versions.append(v)
+        if cfg.onset_windows:
+            heard = rng.uniform(*cfg.onset_speech_s, cfg.onset_windows)
+            feats.append(onset_windows(y, b[0], win, heard, feature_cfg, pause_start=pad))
+            versions.append(v)
     return feats, versions, voiced.astype(np.float64).sum(axis=0), len(voiced)
 
 
@@ -269,7 +292,8 @@ def build_feature_set(
             "labels": labels,
             "features": feature_cfg.to_dict(),
             "cfg": {k: v for k, v in cfg_key.items() if k in ("seed", "window_s", "train_hop_s", "eval_hop_s", "augment", "trim")
-                    or (k == "edge" and v != 0.25)},
+                    or (k == "edge" and v != 0.25)
+                    or (k in ("onset_windows", "onset_speech_s") and cfg.onset_windows)},
             "copies": copies,
             "v": 2,
         },

@@ -51,6 +51,17 @@ def _warp_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _float_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` seconds for --onset-speech-s (argparse turns the error into exit 2)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes LO,HI seconds (e.g. 0.25,1.5), not {text!r}") from None
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"needs 0 < LO <= HI, not {text!r}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ser-train", description="Train the speech-emotion CNN and write a model bundle.")
     p.add_argument("--data", required=True, action="append",
@@ -127,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge", type=float, default=None,
                    help="how far training windows may reach past the speech, as a fraction of a window "
                         "(default 0.25; more trains on utterance onsets and tails, as the daemon sees them)")
+    p.add_argument("--onset-windows", type=int, default=None,
+                   help="per augmented copy of a clip, this many more windows holding only the first "
+                        "0.25-1.5 s of the utterance behind the pause's background, as the daemon reads "
+                        "after an utterance boundary (default 0)")
+    p.add_argument("--onset-speech-s", type=_float_range, default=None,
+                   help="LO,HI: seconds of speech an onset window holds (default 0.25,1.5)")
     p.add_argument("--quantize", default="auto", choices=["auto", "float", "dynamic"],
                    help="LiteRT export: float, dynamic-range quantized, or auto (measured)")
     p.add_argument("--speaker-norm", choices=["on", "off"], default="on",
@@ -160,7 +177,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     cfg = TrainConfig()
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
                                          "speaker_adversary", "corpus_adversary", "swa_epochs",
-                                         "class_mask")}
+                                         "class_mask", "onset_windows", "onset_speech_s")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     if args.corpus_share:
         cfg = replace(cfg, corpus_share=_corpus_shares(args.corpus_share))
