@@ -52,7 +52,7 @@ class StreamOscOut:
 
     def send_mood(self, sockaddr: tuple[str, int], update: MoodUpdate) -> bool:
         """Send one mood update (reading and events, generic scheme) to ``sockaddr``; False if it failed."""
-        packets = self.profile.encode_mood(update)
+        packets = self.profile.encode_mood(update, self.clock())
         return self._send(sockaddr, packets) if packets else True
 
     def _send(self, sockaddr: tuple[str, int], packets: list[bytes]) -> bool:

@@ -242,8 +242,6 @@ class KerasClassifier:
             raise BackendUnavailable(import_failure(
                 exc, "Keras", "the Keras backend needs Keras 3 with TensorFlow or JAX: pip install 'ser-daemon[keras]'"
             )) from exc
-        if importlib.util.find_spec(f"{__package__}.model_layers") is not None:
-            importlib.import_module(f"{__package__}.model_layers")  # registers custom layers
 
         self.labels = tuple(labels)
         self.input_shape = tuple(input_shape)  # type: ignore[assignment]
