@@ -19,11 +19,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["build_ensemble", "check_members", "member_weights", "pooled_reference", "main"]
+__all__ = ["build_ensemble", "check_members", "joined_training", "member_weights", "pooled_reference", "main"]
 
 
 def build_ensemble(members: Sequence[Any], name: str = "ser_cnn_ensemble",
@@ -124,6 +124,40 @@ def check_members(bundles: Sequence[Any], pool_references: bool = False) -> None
                              "(--pool-references starts one reference from their weighted mean prior)")
 
 
+def joined_training(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The members' ``training`` records as one: who the average learned from, and who none of them heard.
+
+    Members trained on different populations (one with nEMO) must not hide the others' speakers and corpora:
+    the card and the tests read ``train_speakers`` to know whom the weights never heard.  The first member's
+    record gives everything else (recipe, config).
+    """
+    out = dict(records[0]) if records else {}
+    trained: list[str] = []
+    held: list[str] = []
+    roots: list[str] = []
+    speakers: dict[str, int] = {}
+    for r in records:
+        trained += [s for s in r.get("train_speakers", []) if s not in trained]
+        held += [s for s in r.get("heldout_speakers", []) if s not in held]
+        data = r.get("data") or {}
+        roots += [d for d in data.get("root", []) if d not in roots]
+        speakers.update(data.get("speakers", {}))
+    if any("train_speakers" in r for r in records):
+        out["train_speakers"] = trained
+        out["heldout_speakers"] = [s for s in held if s not in trained]
+        out["trained_on_heldout"] = any(r.get("trained_on_heldout") for r in records)
+    if roots:
+        data = {**(records[0].get("data") or {}), "root": roots, "speakers": speakers,
+                "clips": int(sum(speakers.values())) if speakers else (records[0].get("data") or {}).get("clips")}
+        whole = [r["data"] for r in records if set((r.get("data") or {}).get("root", [])) == set(roots)]
+        if whole:
+            data["labels"] = whole[0].get("labels", {})  # a member that read every corpus counts every clip
+        else:
+            data.pop("labels", None)
+        out["data"] = data
+    return out
+
+
 def _member_record(bundle: Any, folder: str | Path) -> dict[str, Any]:
     """What the card and a reader need of a member: its name, folder, network, seed, time and command."""
     tr = dict(bundle.metadata.get("training") or {})
@@ -172,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensemble = build_ensemble(models, weights=weights)
     first = bundles[0]
     x = np.random.default_rng(0).normal(-6.0, 3.0, (64, *first.input_shape)).astype(np.float32)
-    training = dict(first.metadata.get("training", {}))
+    training = joined_training([b.metadata.get("training") or {} for b in bundles])
     training["ensemble"] = [{**_member_record(b, m), "weight": round(float(w), 6)}
                             for b, m, w in zip(bundles, args.members, weights)]
     training["command"] = "python -m ser_daemon.training.ensemble " + " ".join(

@@ -189,3 +189,25 @@ def test_model_card_of_weights_trained_on_every_speaker_says_whose_figures_it_qu
     for command in ("ser-train all1", "ser-train twin1", "ser-train twin2", "ensemble twin"):
         assert command in reproduce
     assert reproduce.index("ser-train twin1") < reproduce.index("ensemble twin")
+
+
+def test_joined_training_names_every_speaker_the_average_learned_from() -> None:
+    from ser_daemon.training.ensemble import joined_training
+
+    two = {"train_speakers": ["A1", "f1"], "heldout_speakers": ["A17", "f3"], "trained_on_heldout": False,
+           "data": {"root": ["r", "e"], "clips": 6, "speakers": {"A1": 2, "f1": 1, "A17": 2, "f3": 1},
+                    "labels": {"angry": 3}}, "command": "first"}
+    three = {"train_speakers": ["A1", "f1", "P1"], "heldout_speakers": ["A17", "f3", "P9"],
+             "trained_on_heldout": False,
+             "data": {"root": ["r", "e", "n"], "clips": 9, "speakers": {"A1": 2, "f1": 1, "A17": 2, "f3": 1,
+                                                                        "P1": 2, "P9": 1},
+                      "labels": {"angry": 5, "sad": 4}}}
+    joined = joined_training([two, three])
+    assert joined["train_speakers"] == ["A1", "f1", "P1"]
+    assert joined["heldout_speakers"] == ["A17", "f3", "P9"]
+    assert joined["data"]["root"] == ["r", "e", "n"] and joined["data"]["clips"] == 9
+    assert joined["data"]["labels"] == {"angry": 5, "sad": 4} and joined["command"] == "first"
+    # a speaker one member trained on is not held out by the average
+    other = dict(three, train_speakers=["A1", "f1", "P1", "A17"], heldout_speakers=["f3", "P9"])
+    assert "A17" not in joined_training([two, other])["heldout_speakers"]
+    assert joined_training([two, two]) == two
