@@ -199,7 +199,7 @@ def test_joined_training_names_every_speaker_the_average_learned_from() -> None:
                     "labels": {"angry": 3}}, "command": "first"}
     three = {"train_speakers": ["A1", "f1", "P1"], "heldout_speakers": ["A17", "f3", "P9"],
              "trained_on_heldout": False,
-             "data": {"root": ["r", "e", "n"], "clips": 9, "speakers": {"A1": 2, "f1": 1, "A17": 2, "f3": 1,
+             "data": {"root": ["/d/r", "../d/e", "n"], "clips": 9, "speakers": {"A1": 2, "f1": 1, "A17": 2, "f3": 1,
                                                                         "P1": 2, "P9": 1},
                       "labels": {"angry": 5, "sad": 4}}}
     joined = joined_training([two, three])
