@@ -163,8 +163,12 @@ def _member_record(bundle: Any, folder: str | Path) -> dict[str, Any]:
     """What the card and a reader need of a member: its name, folder, network, seed, time and command."""
     tr = dict(bundle.metadata.get("training") or {})
     cfg = tr.get("config", {})
+    inner = tr.get("ensemble") or []  # a member that is itself an average
     return {"name": bundle.name, "folder": Path(folder).name, "model": cfg.get("model", {}), "seed": cfg.get("seed"),
-            "train_seconds": tr.get("train_seconds"), "command": tr.get("command")}
+            "train_seconds": sum(float(m.get("train_seconds") or 0) for m in inner) if inner
+            else tr.get("train_seconds"),
+            "command": tr.get("command"), "networks": sum(int(m.get("networks") or 1) for m in inner) or 1,
+            "members": [m.get("folder") or m.get("name") for m in inner]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

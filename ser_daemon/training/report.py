@@ -29,6 +29,15 @@ def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def _member_text(m: Mapping[str, Any], pooling: str, unequal: bool) -> str:
+    """One member of an average for the card: its folder, network (or the networks it averages), seed, weight."""
+    inner = m.get("members") or []
+    what = (f"itself an average of {len(inner)}: {', '.join(inner)}" if inner
+            else f"{pooling}, seed {m.get('seed')}")
+    weight = f", weight {m['weight']:g}" if unequal and "weight" in m else ""
+    return f"`{m.get('folder') or m.get('name')}` ({what}{weight})"
+
+
 def _per_class_table(heldout: Mapping[str, Any]) -> list[str]:
     rows = ["| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
     clip = heldout["clip"]
@@ -88,6 +97,11 @@ _CORPORA = {
         "- **EMOVO** Italian emotional speech (Costantini, Iaderola, Paoloni & Todisco, LREC 2014), 16 kHz mono;",
         "  98 clips per actor, 14 sentences, 7 emotions (no calm).",
         "  **License: free for research and non-commercial use with acknowledgment of the paper.**",
+    ],
+    "nemo": [
+        "- **nEMO** Polish emotional speech (Christop, \"nEMO: Dataset of Emotional Speech in Polish\",",
+        "  LREC-COLING 2024), 16 kHz mono Ogg Opus; 9 speakers, 4,481 clips, 6 emotions (no calm, no disgust).",
+        "  **License: CC BY-NC-SA 4.0**: attribution, non-commercial use only, share-alike.",
     ],
 }
 
@@ -149,24 +163,27 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     trunk = (f"inside the model (gain-invariant), then 4 conv blocks (width {cfg.get('model', {}).get('width')}, "
              "first conv strided)")
     network = f"- {window_norm} {trunk}, {pooled(cfg.get('model'))}, dropout, dense."
+    unequal = len({m.get("weight") for m in members}) > 1
+    networks = sum(int(m.get("networks") or 1) for m in members)
     if members:
         network = (
-            f"- **{len(members)} networks averaged** in one graph (the softmax of their mean logits; "
+            f"- **{networks} networks averaged** in one graph (the softmax of their mean logits; "
             f"`python -m ser_daemon.training.ensemble`), each: {window_norm.lower()} {trunk}, pooling, dropout, "
             "dense. Members: "
-            + "; ".join(f"`{m.get('folder') or m.get('name')}` ({pooled(m.get('model'))}, seed {m.get('seed')})"
-                        for m in members)
+            + "; ".join(_member_text(m, pooled(m.get("model")), unequal) for m in members)
             + ". Personal profiles refit the one head over their joined embeddings."
         )
+    loads = ("the ser-daemon loads by default" if meta["name"] == "default"
+             else f"`ser-daemon --model {meta['name']}` loads")
     seeds = ", ".join(str(m.get("seed")) for m in members) if members else str(cfg.get("seed"))
     train_seconds = sum(float(m.get("train_seconds") or 0.0) for m in members) if members \
         else float(tr.get("train_seconds", 0) or 0.0)
     lines = [
         f"# Model card: `{meta['name']}` speech-emotion CNN",
         "",
-        (f"{len(members)} small log-mel CNNs, averaged in one graph, that the ser-daemon loads by default. "
+        (f"{sum(int(m.get('networks') or 1) for m in members)} small log-mel CNNs, averaged in one graph, that {loads}. "
          "Together they classify 2.0 s windows of 16 kHz" if members else
-         "A small log-mel CNN that the ser-daemon loads by default. It classifies 2.0 s windows of 16 kHz"),
+         f"A small log-mel CNN that {loads}. It classifies 2.0 s windows of 16 kHz"),
         f"mono speech into {len(labels)} acted emotions: {', '.join(labels)}.",
         "",
         "## Data and license",

@@ -211,3 +211,13 @@ def test_joined_training_names_every_speaker_the_average_learned_from() -> None:
     other = dict(three, train_speakers=["A1", "f1", "P1", "A17"], heldout_speakers=["f3", "P9"])
     assert "A17" not in joined_training([two, other])["heldout_speakers"]
     assert joined_training([two, two]) == two
+
+
+def test_the_card_counts_the_networks_of_an_average_of_averages() -> None:
+    from ser_daemon.training.report import _member_text
+
+    nested = {"folder": "default", "members": ["sn7-a", "sn7-seed7", "sn7-meanmax"], "networks": 3, "weight": 0.5}
+    single = {"folder": "sn10", "model": {"pooling": "mean"}, "seed": 1234, "weight": 0.5}
+    assert _member_text(nested, "global average pooling", False) == \
+        "`default` (itself an average of 3: sn7-a, sn7-seed7, sn7-meanmax)"
+    assert _member_text(single, "global average pooling", True) == "`sn10` (global average pooling, seed 1234, weight 0.5)"
