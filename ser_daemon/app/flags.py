@@ -110,7 +110,9 @@ def build_parser(config: type = DaemonConfig) -> argparse.ArgumentParser:
                    help="replay a WAV file at real time through the same pipeline (repeatable: one stream each)")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", metavar="DIR", help="model bundle folder (default: the shipped model)")
+    g.add_argument("--model", metavar="DIR|NAME",
+                   help="model bundle folder, or a shipped model: default (best on English voices) or multilingual "
+                        "(trained with Polish too: better on other languages, worse on English; see its MODEL_CARD.md)")
     g.add_argument("--backend", choices=backend_choices(),
                    help=f"inference runtime: auto (GPU via Keras if visible, else LiteRT), {', '.join(BACKENDS)}")
     g.add_argument("--profile-update", action="store_true",

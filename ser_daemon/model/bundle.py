@@ -19,6 +19,7 @@ labels or front end.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -42,6 +43,8 @@ __all__ = [
     "load_bundle",
     "write_metadata",
     "default_model_dir",
+    "shipped_model_dir",
+    "SHIPPED_MODELS",
     "file_checksums",
     "sha256_of",
 ]
@@ -50,6 +53,9 @@ MODEL_FILE = "ser_model.json"
 FORMAT_NAME = "ser-daemon-model"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "default"
+# Bundles installed with the package, by the name ``--model`` takes.  ``multilingual`` adds a network
+# trained with nEMO (Polish): better on voices in other languages, worse on English ones (its card).
+SHIPPED_MODELS = (DEFAULT_MODEL_NAME, "multilingual")
 
 
 @dataclass(frozen=True)
@@ -313,29 +319,50 @@ def _inside(directory: Path, name: Any, meta_path: Path) -> Path:
     return f
 
 
-def default_model_dir() -> Path | None:
-    """Where the shipped default model is, from a checkout or an installed package.
+def shipped_model_dir(name: str = DEFAULT_MODEL_NAME) -> Path | None:
+    """Where the shipped model ``name`` is, from a checkout or an installed package.
 
-    Looked for, in order: ``$SER_MODEL_DIR``; ``models/default`` beside the
-    package (a checkout or an editable install); ``<prefix>/share/ser-daemon/
-    models/default`` (a regular install, via setup.cfg's data_files).
+    Looked for, in order: ``$SER_MODEL_DIR`` (for the default only); ``models/NAME`` beside the
+    package (a checkout or an editable install); ``<prefix>/share/ser-daemon/models/NAME`` (a
+    regular install, via setup.cfg's data_files).
     """
-    env = os.environ.get("SER_MODEL_DIR")
+    env = os.environ.get("SER_MODEL_DIR") if name == DEFAULT_MODEL_NAME else None
     candidates = [Path(env)] if env else []
     package = Path(__file__).resolve().parents[1]  # ser_daemon/
-    candidates.append(package.parent / "models" / DEFAULT_MODEL_NAME)
+    candidates.append(package.parent / "models" / name)
     for prefix in dict.fromkeys([sys.prefix, sys.base_prefix, os.path.expanduser("~/.local")]):
-        candidates.append(Path(prefix) / "share" / "ser-daemon" / "models" / DEFAULT_MODEL_NAME)
+        candidates.append(Path(prefix) / "share" / "ser-daemon" / "models" / name)
     for c in candidates:
         if (c / MODEL_FILE).is_file():
             return c
     return None
 
 
+def default_model_dir() -> Path | None:
+    """Where the shipped default model is (see :func:`shipped_model_dir`)."""
+    return shipped_model_dir(DEFAULT_MODEL_NAME)
+
+
 def model_dir_or_default(model: str | os.PathLike[str] | None) -> Path:
-    """``model`` (``~`` expanded), else the shipped default; ModelError naming the fix if neither exists."""
+    """``model`` (a folder, ``~`` expanded, or a shipped model's name), else the shipped default.
+
+    A name from :data:`SHIPPED_MODELS` is a shipped model unless a folder of that name is in the
+    way.  ModelError naming the fix if the model asked for is not installed.
+    """
     if model:
-        return Path(model).expanduser()
+        path = Path(model).expanduser()
+        name = str(model)
+        if name in SHIPPED_MODELS and not path.exists():
+            found = shipped_model_dir(name)
+            if found is None:
+                raise ModelError(f"the shipped model {name!r} is not installed here (models/{name}). "
+                                 "Pass --model DIR (a folder with ser_model.json)")
+            return found
+        if not path.exists() and "/" not in name and os.sep not in name:
+            close = difflib.get_close_matches(name, SHIPPED_MODELS, n=1)
+            if close:
+                raise ModelError(f"model not found: {name} (no such folder; did you mean the shipped {close[0]!r}?)")
+        return path
     found = default_model_dir()
     if found is None:
         raise ModelError(

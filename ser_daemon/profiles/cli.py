@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="profile name (kept in the per-user data folder) or a path (FILE.json or a folder)")
     e.add_argument("--label", nargs="+", action="append", metavar=("LABEL", "FILE.wav"), default=[],
                    help="a label the model knows, then WAV files of you speaking that way; repeatable")
-    e.add_argument("--model", metavar="DIR", help="model bundle folder (default: the shipped model)")
+    e.add_argument("--model", metavar="DIR|NAME", help="model bundle folder or shipped model name (default: default)")
     e.add_argument("--backend", choices=backend_choices(), default=AUTO, help="inference runtime")
     e.add_argument("--baseline-only", action="store_true",
                    help="learn the voice baseline only, no personal head (even with labelled takes)")
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="List the profiles kept by name, show one, or delete one.")
     ls.add_argument("action", nargs="?", choices=("list", "show", "delete"), default="list")
     ls.add_argument("name", nargs="?", metavar="NAME|PATH", help="the profile to show or delete")
-    ls.add_argument("--model", metavar="DIR", help="say whether profiles fit this model (default: the shipped one)")
+    ls.add_argument("--model", metavar="DIR|NAME", help="say whether profiles fit this model (default: the shipped one)")
     ls.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
     return p
 

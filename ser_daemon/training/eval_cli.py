@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data folder(s) or CSV manifest(s); several are scored together")
     p.add_argument("--layout", default="auto",
                    choices=["auto", "manifest", "ravdess", "emovdb", "emovdb-sorted", "folders"])
-    p.add_argument("--model", default=None, help="model bundle folder (default: the shipped model)")
+    p.add_argument("--model", default=None, help="model bundle folder or shipped model name (default: the shipped default)")
     p.add_argument("--out", default="ser-eval-report", help="folder for report.json, report.txt, confusion_matrix.png")
     p.add_argument("--speakers", type=csv_list, default=[], help="only these speakers")
     p.add_argument("--exclude-speakers", type=csv_list, default=[], help="leave these speakers out")
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
 
     from ..errors import SerError
-    from ..model.bundle import default_model_dir, load_bundle
+    from ..model.bundle import load_bundle, model_dir_or_default
     from .datasets import load_dataset
 
     try:
@@ -160,12 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .evaluate import evaluate_predictions, map_labels, streaming_eval, write_reports
     from .train import TrainConfig, TrimConfig, build_feature_set
 
-    model_dir = args.model or default_model_dir()
-    if model_dir is None:
-        print("ser-eval: no --model given and no default model found", file=sys.stderr)
-        return 2
     try:
-        bundle = load_bundle(model_dir)
+        bundle = load_bundle(model_dir_or_default(args.model))
         clf = load_classifier(bundle, backend=args.backend)
         settings = None
         if args.config:

@@ -153,6 +153,23 @@ def test_real_time_replay_paces_and_prints(tiny_bundle, tmp_path) -> None:
     assert latencies and max(latencies) < 150  # within the default budget even on a busy machine
 
 
+def test_the_multilingual_model_is_picked_by_name_and_reads_the_bundled_recording(tmp_path) -> None:
+    """``--model multilingual`` from any folder: the shipped bundle, not a path relative to it."""
+    env = {k: v for k, v in os.environ.items() if k != "SER_MODEL_DIR"}
+    runs = {}
+    for model in ("multilingual", "default"):
+        r = subprocess.run(daemon_cmd("--model", model, "--print", "--no-ws", "--no-osc", "--quiet"),
+                           capture_output=True, text=True, timeout=timeout(120), cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+        runs[model] = [ln for ln in r.stdout.splitlines() if ln.startswith("[demo] #")]
+    assert len(runs["multilingual"]) == len(runs["default"]) >= 20  # every decision of the recording
+    # two different models: their probabilities differ somewhere along the recording
+    assert [ln.split("|")[1] for ln in runs["multilingual"]] != [ln.split("|")[1] for ln in runs["default"]]
+    bad = subprocess.run(daemon_cmd("--model", "multilingua", "--no-ws", "--no-osc", "--quiet"),
+                         capture_output=True, text=True, timeout=timeout(60), cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and "did you mean the shipped 'multilingual'" in bad.stderr
+
+
 def test_sigterm_stops_within_a_second_with_final_neutral_state(tiny_bundle, scene_wav) -> None:
     rx = UdpReceiver()
     proc = start_daemon(
