@@ -358,10 +358,9 @@ def model_dir_or_default(model: str | os.PathLike[str] | None) -> Path:
                 raise ModelError(f"the shipped model {name!r} is not installed here (models/{name}). "
                                  "Pass --model DIR (a folder with ser_model.json)")
             return found
-        if not path.exists() and "/" not in name and os.sep not in name:
-            close = difflib.get_close_matches(name, SHIPPED_MODELS, n=1)
-            if close:
-                raise ModelError(f"model not found: {name} (no such folder; did you mean the shipped {close[0]!r}?)")
+        close = [] if "/" in name or os.sep in name else difflib.get_close_matches(name, SHIPPED_MODELS, n=1)
+        if close and not path.exists():  # (only a short bare name reaches exists(): a long one would raise)
+            raise ModelError(f"model not found: {name} (no such folder; did you mean the shipped {close[0]!r}?)")
         return path
     found = default_model_dir()
     if found is None:
