@@ -140,7 +140,7 @@ def joined_training(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         trained += [s for s in r.get("train_speakers", []) if s not in trained]
         held += [s for s in r.get("heldout_speakers", []) if s not in held]
         data = r.get("data") or {}
-        roots += [d for d in data.get("root", []) if Path(d).name not in {Path(r).name for r in roots}]
+        roots += [d for d in data.get("root", []) if Path(d).name not in {Path(seen).name for seen in roots}]
         speakers.update(data.get("speakers", {}))
     if any("train_speakers" in r for r in records):
         out["train_speakers"] = trained
@@ -149,7 +149,7 @@ def joined_training(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if roots:
         data = {**(records[0].get("data") or {}), "root": roots, "speakers": speakers,
                 "clips": int(sum(speakers.values())) if speakers else (records[0].get("data") or {}).get("clips")}
-        names = {Path(r).name for r in roots}  # one corpus may be spelled by several paths
+        names = {Path(root).name for root in roots}  # one corpus may be spelled by several paths
         whole = [r["data"] for r in records if {Path(d).name for d in (r.get("data") or {}).get("root", [])} == names]
         if whole:
             data["labels"] = whole[0].get("labels", {})  # a member that read every corpus counts every clip
