@@ -181,7 +181,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
     lines = [
         f"# Model card: `{meta['name']}` speech-emotion CNN",
         "",
-        (f"{sum(int(m.get('networks') or 1) for m in members)} small log-mel CNNs, averaged in one graph, that {loads}. "
+        (f"{networks} small log-mel CNNs, averaged in one graph, that {loads}. "
          "Together they classify 2.0 s windows of 16 kHz" if members else
          f"A small log-mel CNN that {loads}. It classifies 2.0 s windows of 16 kHz"),
         f"mono speech into {len(labels)} acted emotions: {', '.join(labels)}.",

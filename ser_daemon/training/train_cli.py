@@ -40,23 +40,26 @@ _share = checked_float(0.0, 1.0, parse_error="takes a number in [0, 1], not {tex
 
 
 
-def _warp_range(text: str) -> tuple[float, float]:
-    """``LO,HI`` for --mel-warp (argparse turns the error into exit 2)."""
+def _lo_hi(text: str, example: str) -> tuple[float, float]:
+    """``LO,HI`` as two numbers (argparse turns the error into exit 2)."""
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"takes LO,HI (e.g. 0.9,1.1), not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"takes LO,HI (e.g. {example}), not {text!r}") from None
+    return lo, hi
+
+
+def _warp_range(text: str) -> tuple[float, float]:
+    """``LO,HI`` for --mel-warp."""
+    lo, hi = _lo_hi(text, "0.9,1.1")
     if not 0.5 <= lo <= hi <= 2.0:
         raise argparse.ArgumentTypeError(f"needs 0.5 <= LO <= HI <= 2, not {text!r}")
     return lo, hi
 
 
 def _float_range(text: str) -> tuple[float, float]:
-    """``LO,HI`` seconds for --onset-speech-s (argparse turns the error into exit 2)."""
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes LO,HI seconds (e.g. 0.25,1.5), not {text!r}") from None
+    """``LO,HI`` seconds for --onset-speech-s."""
+    lo, hi = _lo_hi(text, "0.25,1.5 seconds")
     if not 0 < lo <= hi:
         raise argparse.ArgumentTypeError(f"needs 0 < LO <= HI, not {text!r}")
     return lo, hi
