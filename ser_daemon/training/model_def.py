@@ -170,3 +170,19 @@ def with_speaker_adversary(model: Any, n_speakers: int, seed: int = 0) -> tuple[
     spk = layers.Dense(n_speakers, activation="softmax",
                        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 201), name="speaker")(h)
     return keras.Model(model.input, [model.output, spk], name="ser_cnn_adversarial"), strength
+
+
+def with_affect_head(model: Any, seed: int = 0) -> Any:
+    """A training model that also places each window's arousal and valence (each in [-1, 1]).
+
+    The head reads the pooled features the emotion head reads, so its
+    gradient shapes the shared embedding (see :mod:`~ser_daemon.training.affect`
+    for why).  Returns a model mapping the window to ``[probs, affect]`` that
+    shares every layer with ``model``, which stays the exported one.
+    """
+    import keras
+    from keras import layers
+
+    affect = layers.Dense(2, activation="tanh", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 301),
+                          name="affect")(pooled_features(model))
+    return keras.Model(model.input, [model.output, affect], name="ser_cnn_affect")

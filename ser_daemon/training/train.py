@@ -33,9 +33,10 @@ import numpy as np
 from ..audio.clips import TrimConfig, cut_windows, features_of, load_audio, speech_bounds, window_starts
 from ..core.features import FeatureConfig, log_mel
 from ..core.speaker_norm import LOG_PER_DB, frame_log_energy, voiced_frames
+from .affect import affect_table
 from .augment import AugmentConfig, augment_waveform, mix_speakers, mixup, spec_augment
 from .datasets import Clip, corpus_labels
-from .model_def import ModelConfig, build_model, with_speaker_adversary
+from .model_def import ModelConfig, build_model, with_affect_head, with_speaker_adversary
 from .onset_windows import onset_windows
 
 __all__ = [
@@ -102,6 +103,9 @@ class TrainConfig:
             background, as the daemon fills them after an utterance boundary
             (:mod:`~ser_daemon.training.onset_windows`).  0: none.
         onset_speech_s: range of the speech an onset window holds, seconds.
+        affect_weight: loss weight of an auxiliary head that regresses each
+            window's arousal and valence from the pooled features (0: none;
+            :mod:`~ser_daemon.training.affect`).  Not with an adversary.
         corpus_share: per corpus name, the share of its windows drawn afresh
             each epoch (``{"nemo": 0.33}``); a corpus not named takes all of
             its windows.  A large corpus then adds its voices without
@@ -128,6 +132,7 @@ class TrainConfig:
     corpus_share: dict[str, float] = field(default_factory=dict)
     onset_windows: int = 0
     onset_speech_s: tuple[float, float] = (0.25, 1.5)
+    affect_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.onset_windows < 0:
@@ -286,6 +291,9 @@ def build_feature_set(
     cfg_key = cfg.to_dict()
     for k in ("mel_warp", "mix_speakers", "time_reverse", "mixup"):  # act per epoch on the cached features
         cfg_key["augment"].pop(k, None)
+    if not cfg.augment.p_opus:  # keys made before the Opus option stay valid
+        cfg_key["augment"].pop("p_opus", None)
+        cfg_key["augment"].pop("opus_level", None)
     key_src = json.dumps(
         {
             "clips": [[str(c.path), c.label, c.speaker] for c in clips],
@@ -567,25 +575,34 @@ def fit_model(
         raise ValueError("one adversary at a time: the speaker or the corpus")
     speakers = train.speakers() if cfg.augment.mix_speakers > 0 or cfg.speaker_adversary > 0 else None
     adversary_weight = cfg.speaker_adversary or cfg.corpus_adversary
-    fitted, strength, speaker_idx, class_w = model, None, None, None
+    if adversary_weight > 0 and cfg.affect_weight > 0:
+        raise ValueError("an adversary or the affect head, not both")
+    # A second output trains beside the emotion head: its targets, per window.
+    fitted, strength, second, class_w = model, None, None, None
     if adversary_weight > 0:
         groups = speakers if cfg.speaker_adversary > 0 else train.corpora()
-        _, speaker_idx = np.unique(groups, return_inverse=True)
+        _, second = np.unique(groups, return_inverse=True)
+        fitted, strength = with_speaker_adversary(model, int(second.max()) + 1, seed=cfg.seed)
+        second_loss, second_weight, second_metrics = keras.losses.SparseCategoricalCrossentropy(), adversary_weight, ["accuracy"]
+    elif cfg.affect_weight > 0:
+        second = affect_table(train.labels)[train.y]
+        fitted = with_affect_head(model, seed=cfg.seed)
+        second_loss, second_weight, second_metrics = keras.losses.MeanSquaredError(), cfg.affect_weight, []
+    if second is not None:
         if weights is not None:  # Keras takes class weights for one output only: per window instead
             class_w = np.array([weights[i] for i in range(n_labels)], np.float32)
-        fitted, strength = with_speaker_adversary(model, int(speaker_idx.max()) + 1, seed=cfg.seed)
         fitted.compile(
             optimizer=keras.optimizers.Adam(schedule),
-            loss=[emotion_loss, keras.losses.SparseCategoricalCrossentropy()],
-            loss_weights=[1.0, adversary_weight],
-            metrics=[["accuracy"], ["accuracy"]],
+            loss=[emotion_loss, second_loss],
+            loss_weights=[1.0, second_weight],
+            metrics=[["accuracy"], second_metrics],
         )
     else:
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=emotion_loss, metrics=["accuracy"])
         if val is not None and len(val.y):
             val_data = (val.x.astype(np.float32), emotion_targets(val.y, None, n_labels, cfg.label_smoothing))
-    if cfg.augment.mixup > 0 and strength is not None:
-        raise ValueError("mixup and an adversary cannot be combined (the adversary's targets are not mixed)")
+    if cfg.augment.mixup > 0 and second is not None:
+        raise ValueError("mixup cannot go with an adversary or the affect head (their targets are not mixed)")
     if not 0 <= cfg.swa_epochs <= cfg.epochs:
         raise ValueError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
     history: list[dict[str, float]] = []
@@ -604,14 +621,14 @@ def fit_model(
             # The reversal grows from 0 to 1 (Ganin & Lempitsky's schedule), so the
             # adversary learns to name speakers (or corpora) before the CNN is pushed away from them.
             strength.assign(2.0 / (1.0 + np.exp(-10.0 * epoch / max(1, cfg.epochs - 1))) - 1.0)
-        if chunked and strength is None:
+        if chunked and second is None:
             epoch_history = _fit_chunks(
                 lambda xb, idx, last: model.fit(xb, y_onehot[idx], class_weight=weights,
                                                 validation_data=val_data if last else None, **one_epoch),
                 train.x, order, chunk, rng, cfg)
         elif chunked:
             epoch_history = _fit_chunks(
-                lambda xb, idx, last: fitted.fit(xb, (y_onehot[idx], speaker_idx[idx]),
+                lambda xb, idx, last: fitted.fit(xb, (y_onehot[idx], second[idx]),
                                                  sample_weight=None if class_w is None else class_w[train.y[idx]],
                                                  **one_epoch),
                 train.x, order, chunk, rng, cfg)
@@ -623,10 +640,10 @@ def fit_model(
             xb = spec_augment(xb, rng, cfg.augment)
             if cfg.augment.mixup > 0:  # class weights follow each window's own (largest) label
                 xb, yb = mixup(xb, yb, rng, cfg.augment.mixup)
-            if strength is None:
+            if second is None:
                 h = model.fit(xb, yb, class_weight=weights, validation_data=val_data, **one_epoch)
             else:
-                h = fitted.fit(xb, (y_onehot[order], speaker_idx[order]),
+                h = fitted.fit(xb, (y_onehot[order], second[order]),
                                sample_weight=None if class_w is None else class_w[train.y[order]], **one_epoch)
             epoch_history = {k: float(v[-1]) for k, v in h.history.items()}
         row = dict(epoch_history)

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
                    help="mixup every epoch with weights from Beta(ALPHA, ALPHA) (default 0: none): windows and "
                         "targets of any two emotions averaged, the window itself weighing at least half")
+    p.add_argument("--opus", dest="p_opus", type=_share, default=None, metavar="SHARE",
+                   help="share of augmented copies sent through an Ogg Opus encoder and decoder at 16-70 kbit/s "
+                        "(default 0: none), as voice chat codes a voice; nEMO is Opus-coded, the other corpora not")
     p.add_argument("--swa-epochs", type=int, default=None, metavar="N",
                    help="average the weights of the last N epochs (default 0: keep the last epoch's)")
     p.add_argument("--time-reverse", type=_share, default=None, metavar="SHARE",
@@ -122,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss weight of a corpus classifier trained through a gradient reversal, which pushes "
                         "what tells the corpora (languages, codecs) apart out of the CNN's features (default 0: "
                         "none; not with --speaker-adversary)")
+    p.add_argument("--affect-weight", type=float, default=None, metavar="WEIGHT",
+                   help="loss weight of a second head that places each window's arousal and valence, so the "
+                        "features keep what tells sad from calm (default 0: none; not with an adversary or "
+                        "--mixup; only the emotion head is exported)")
     p.add_argument("--class-mask", dest="class_mask", action="store_true", default=None,
                    help="score each window only against the classes its corpus records, so a corpus without "
                         "calm or disgust teaches nothing about them (default off: with nEMO pooled it let calm "
@@ -180,7 +187,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     cfg = TrainConfig()
     top = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "seed", "window_s", "edge",
                                          "speaker_adversary", "corpus_adversary", "swa_epochs",
-                                         "class_mask", "onset_windows", "onset_speech_s")}
+                                         "class_mask", "onset_windows", "onset_speech_s", "affect_weight")}
     cfg = replace(cfg, **{k: v for k, v in top.items() if v is not None})
     if args.corpus_share:
         cfg = replace(cfg, corpus_share=_corpus_shares(args.corpus_share))
@@ -189,7 +196,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     mo = {k: v for k, v in model_args.items() if v is not None}
     if mo:
         cfg = replace(cfg, model=replace(cfg.model, **mo))
-    aug = {k: getattr(args, k) for k in ("copies", "mix_speakers", "mel_warp", "time_reverse", "mixup")}
+    aug = {k: getattr(args, k) for k in ("copies", "mix_speakers", "mel_warp", "time_reverse", "mixup", "p_opus")}
     au = {k: v for k, v in aug.items() if v is not None}
     if au:
         cfg = replace(cfg, augment=replace(cfg.augment, **au))
@@ -254,8 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ser-train: --corpus-adversary must be 0 or more and cannot go with --speaker-adversary "
               f"(given {cfg.corpus_adversary})", file=sys.stderr)
         return 2
-    if cfg.augment.mixup < 0 or (cfg.augment.mixup > 0 and (cfg.speaker_adversary > 0 or cfg.corpus_adversary > 0)):
-        print(f"ser-train: --mixup must be 0 or more and cannot go with an adversary "
+    if cfg.affect_weight < 0 or (cfg.affect_weight > 0 and (cfg.speaker_adversary > 0 or cfg.corpus_adversary > 0)):
+        print(f"ser-train: --affect-weight must be 0 or more and cannot go with an adversary "
+              f"(given {cfg.affect_weight})", file=sys.stderr)
+        return 2
+    if cfg.augment.mixup < 0 or (cfg.augment.mixup > 0 and (cfg.speaker_adversary > 0 or cfg.corpus_adversary > 0
+                                                            or cfg.affect_weight > 0)):
+        print(f"ser-train: --mixup must be 0 or more and cannot go with an adversary or --affect-weight "
               f"(given {cfg.augment.mixup})", file=sys.stderr)
         return 2
     if not 0 <= cfg.swa_epochs <= cfg.epochs:
@@ -286,6 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ser-train: --corpus-share names {sorted(set(cfg.corpus_share) - set(corpora))}: not among the "
               f"corpora {corpora}", file=sys.stderr)
         return 2
+    if cfg.affect_weight > 0:
+        from .affect import affect_table
+
+        try:  # before the features are built: the labels the network will learn, after --merge
+            affect_table(sorted({args.merge.get(lab, lab) for lab in labels}))
+        except ValueError as exc:
+            print(f"ser-train: --affect-weight: {exc}", file=sys.stderr)
+            return 2
     summary = summarize(clips)
     log.info("data: %d clips, %d speakers, labels %s", len(clips), len(speakers), summary["labels"])
 

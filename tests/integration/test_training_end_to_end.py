@@ -145,6 +145,27 @@ def test_per_epoch_augmentations_reuse_the_feature_cache(corpus: Path, tmp_path:
     build_feature_set(clips, labels, FeatureConfig(), replace(cfg, augment=replace(cfg.augment, copies=2)),
                       cache_dir=tmp_path, progress=None)
     assert len(list(tmp_path.glob("features-*.npz"))) == 2  # what does shape the features gets its own entry
+    off = replace(cfg, augment=replace(cfg.augment, opus_level=(0.5, 0.6)))  # no codec: the old key
+    build_feature_set(clips, labels, FeatureConfig(), off, cache_dir=tmp_path, progress=None)
+    assert len(list(tmp_path.glob("features-*.npz"))) == 2
+    coded = build_feature_set(clips, labels, FeatureConfig(), replace(cfg, augment=replace(cfg.augment, p_opus=1.0)),
+                              cache_dir=tmp_path, progress=None)
+    assert len(list(tmp_path.glob("features-*.npz"))) == 3
+    # The codec touches augmented copies only (their window grids may differ: the draws after it move).
+    np.testing.assert_array_equal(coded.x[coded.version == 0], base.x[base.version == 0])
+    assert (coded.version > 0).any() and not np.array_equal(coded.x[coded.version > 0][:3], base.x[base.version > 0][:3])
+
+
+def test_ser_train_opus_option_sets_the_share_and_checks_it() -> None:
+    from ser_daemon.training.train_cli import _config, build_parser
+
+    parser = build_parser()
+    cfg = _config(parser.parse_args(["--data", "x", "--out", "y", "--opus", "0.5"]))
+    assert cfg.augment.p_opus == 0.5
+    assert _config(parser.parse_args(["--data", "x", "--out", "y"])).augment.p_opus == 0.0
+    with pytest.raises(SystemExit) as err:
+        parser.parse_args(["--data", "x", "--out", "y", "--opus", "1.5"])
+    assert err.value.code == 2
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="JAX not installed")
@@ -425,3 +446,35 @@ def test_centred_window_model_exports_to_litert_that_agrees_with_keras(corpus: P
     lite = load_classifier(b, backend="litert").predict(x)
     np.testing.assert_allclose(lite, load_classifier(b, backend="keras").predict(x), atol=2e-3)
     np.testing.assert_allclose(load_classifier(b, backend="litert").predict(x + 2.0), lite, atol=2e-3)
+
+
+def test_affect_head_trains_and_only_the_emotion_head_ships(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_daemon.model.bundle import load_bundle
+    from ser_daemon.model.inference import load_classifier
+    from ser_daemon.training.train_cli import main
+
+    data = write_synthetic_dataset(tmp_path / "emo", "emovdb", labels=("angry", "neutral", "sad"),
+                                   speakers=("bea", "sam", "jenie"), clips_per=2)
+    out = tmp_path / "affect"
+    assert main(["--data", str(data), "--out", str(out), "--holdout-speakers", "jenie", "--no-streaming",
+                 "--affect-weight", "0.5", *TINY]) == 0
+    b = load_bundle(out)
+    assert b.metadata["training"]["config"]["affect_weight"] == 0.5
+    assert b.metadata["training"]["final_epoch"].get("affect_loss", -1) >= 0  # the second loss was trained
+    x = np.random.default_rng(0).normal(-6, 3, (2, 197, 64)).astype(np.float32)
+    for backend in ("keras", "litert"):
+        probs = load_classifier(b, backend=backend).predict(x)
+        assert probs.shape == (2, 3)  # the affect head trained beside it and was left behind
+    # A label with no place on the circumplex is refused before any feature is built.
+    odd = tmp_path / "odd"
+    assert main(["--data", str(corpus_with_sleepy(tmp_path)), "--out", str(odd), "--affect-weight", "0.5",
+                 *TINY]) == 2
+    assert "no arousal/valence for label(s) sleepy" in capsys.readouterr().err and not odd.exists()
+    assert main(["--data", str(data), "--out", str(odd), "--affect-weight", "0.5", "--corpus-adversary", "0.3",
+                 *TINY]) == 2
+    assert "cannot go with an adversary" in capsys.readouterr().err
+
+
+def corpus_with_sleepy(tmp_path: Path) -> Path:
+    return write_synthetic_dataset(tmp_path / "sleepy", "emovdb", speakers=("bea", "sam"), clips_per=1)

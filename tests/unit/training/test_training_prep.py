@@ -12,6 +12,7 @@ from ser_daemon.training.augment import (
     colored_noise,
     mix_speakers,
     mixup,
+    opus_round_trip,
     spec_augment,
     warp_mels,
 )
@@ -55,6 +56,39 @@ def test_augmentation_is_seeded_and_bounded() -> None:
     assert 0.85 * len(x) < len(a) < 1.15 * len(x)
     n = colored_noise(8000, np.random.default_rng(0), 1.0)
     assert abs(float(np.sqrt(np.mean(n**2))) - 1.0) < 1e-3
+
+
+def _band_db(x: np.ndarray) -> np.ndarray:
+    spec = np.abs(np.fft.rfft(x[: len(x) // 1024 * 1024].reshape(-1, 1024) * np.hanning(1024), axis=1)) ** 2
+    return 10 * np.log10(spec.mean(axis=0) + 1e-12)
+
+
+def test_opus_round_trip_keeps_time_and_marks_the_top_band() -> None:
+    rng = np.random.default_rng(3)
+    x = (0.1 * colored_noise(3 * SR, rng, 1.0)).astype(np.float32)  # broadband, like a noisy voice
+    y = opus_round_trip(x, SR, 0.92)  # about 16 kbit/s
+    assert y.dtype == np.float32 and y.shape == x.shape
+    lags = np.arange(-40, 41)
+    corr = [float(np.dot(x[100:-100], np.roll(y, -k)[100:-100])) for k in lags]
+    assert lags[int(np.argmax(corr))] == 0  # aligned: the decoder's pre-skip is dropped
+    diff = np.abs(_band_db(y) - _band_db(x))
+    hz = np.fft.rfftfreq(1024, 1 / SR)
+    assert diff[(hz > 6000) & (hz < 7800)].mean() > diff[(hz > 200) & (hz < 2000)].mean() + 1.0
+    # A higher bitrate changes the signal less.
+    err = [float(np.sqrt(np.mean((opus_round_trip(x, SR, lvl) - x) ** 2))) for lvl in (0.75, 0.92)]
+    assert err[0] < err[1] < float(np.sqrt(np.mean(x**2)))
+
+
+def test_opus_in_augmentation_is_the_last_step_and_off_by_default() -> None:
+    x = synth_clip(2, 1, 0, seconds=2.0)
+    bounds = (3200, 28800)
+    assert AugmentConfig().p_opus == 0.0
+    plain, b0 = augment_waveform(x, SR, np.random.default_rng(9), AugmentConfig(), bounds)
+    coded, b1 = augment_waveform(x, SR, np.random.default_rng(9), AugmentConfig(p_opus=1.0, opus_level=(0.8, 0.8)),
+                                 bounds)
+    assert b0 == b1
+    np.testing.assert_array_equal(coded, opus_round_trip(plain, SR, 0.8))
+    assert AugmentConfig.from_dict(AugmentConfig(p_opus=0.5).to_dict()) == AugmentConfig(p_opus=0.5)
 
 
 def test_spec_augment_masks_copy() -> None:
