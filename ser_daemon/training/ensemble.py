@@ -164,7 +164,8 @@ def _member_record(bundle: Any, folder: str | Path) -> dict[str, Any]:
     tr = dict(bundle.metadata.get("training") or {})
     cfg = tr.get("config", {})
     inner = tr.get("ensemble") or []  # a member that is itself an average
-    return {"name": bundle.name, "folder": Path(folder).name, "model": cfg.get("model", {}), "seed": cfg.get("seed"),
+    seed = [m.get("seed") for m in inner] if inner else cfg.get("seed")  # a nested average: its networks' seeds
+    return {"name": bundle.name, "folder": Path(folder).name, "model": cfg.get("model", {}), "seed": seed,
             "train_seconds": sum(float(m.get("train_seconds") or 0) for m in inner) if inner
             else tr.get("train_seconds"),
             "command": tr.get("command"), "networks": sum(int(m.get("networks") or 1) for m in inner) or 1,

@@ -38,6 +38,15 @@ def _member_text(m: Mapping[str, Any], pooling: str, unequal: bool) -> str:
     return f"`{m.get('folder') or m.get('name')}` ({what}{weight})"
 
 
+def _flat_seeds(members: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Every network's seed, in order: a member that is itself an average records a list of its own."""
+    out: list[Any] = []
+    for m in members:
+        seed = m.get("seed")
+        out.extend(_flat_seeds([{"seed": s} for s in seed]) if isinstance(seed, list) else [seed])
+    return out
+
+
 def _per_class_table(heldout: Mapping[str, Any]) -> list[str]:
     rows = ["| class | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
     clip = heldout["clip"]
@@ -175,7 +184,7 @@ def render_model_card(meta: Mapping[str, Any], heldout: Mapping[str, Any] | None
         )
     loads = ("the ser-daemon loads by default" if meta["name"] == "default"
              else f"`ser-daemon --model {meta['name']}` loads")
-    seeds = ", ".join(str(m.get("seed")) for m in members) if members else str(cfg.get("seed"))
+    seeds = ", ".join(str(v) for v in _flat_seeds(members)) if members else str(cfg.get("seed"))
     train_seconds = sum(float(m.get("train_seconds") or 0.0) for m in members) if members \
         else float(tr.get("train_seconds", 0) or 0.0)
     lines = [

@@ -94,6 +94,11 @@ def test_ensemble_cli_writes_a_bundle_that_litert_and_profiles_use(members: list
     assert b.speaker_norm == parts[0].speaker_norm and b.labels == parts[0].labels
     assert [(m["seed"], m["folder"]) for m in b.metadata["training"]["ensemble"]] == [(1, "m1"), (2, "m2")]
     np.testing.assert_allclose(load_classifier(b, backend="keras").predict(x), probs, atol=1e-4)
+    # An average of that average and a network records the nested member's own seeds.
+    nested = tmp_path / "nested"
+    assert main([str(out), str(members[0]), "--out", str(nested), "--quantize", "float"]) == 0
+    rec = load_bundle(nested).metadata["training"]["ensemble"]
+    assert [(m["seed"], m["networks"]) for m in rec] == [([1, 2], 2), (1, 1)]
 
 
 def test_ensemble_cli_refuses_members_that_read_windows_differently(members: list[Path], tmp_path: Path,
@@ -221,3 +226,11 @@ def test_the_card_counts_the_networks_of_an_average_of_averages() -> None:
     assert _member_text(nested, "global average pooling", False) == \
         "`default` (itself an average of 3: sn7-a, sn7-seed7, sn7-meanmax)"
     assert _member_text(single, "global average pooling", True) == "`sn10` (global average pooling, seed 1234, weight 0.5)"
+
+
+def test_the_card_lists_every_network_seed_of_a_nested_average() -> None:
+    from ser_daemon.training.report import _flat_seeds
+
+    members = [{"folder": "default", "seed": [1234, 7, 1234]}, {"folder": "sn10", "seed": 1234},
+               {"folder": "deeper", "seed": [[5, 6], 8]}]
+    assert _flat_seeds(members) == [1234, 7, 1234, 1234, 5, 6, 8]
