@@ -314,7 +314,7 @@ class Ingress:
                 if message is None:
                     return
                 _check_size(message)
-                event = session.receive(message)
+                event = session.stream_event(message)
                 if isinstance(event, Audio):
                     now = time.monotonic()
                     for due in proc.feed(event.mono, index, lambda _i: now):

@@ -194,7 +194,7 @@ class IngestServer:
                 except (asyncio.TimeoutError, TimeoutError):
                     raise ProtocolError(IDLE_TIMEOUT_REASON.replace(f"{IDLE_TIMEOUT_S:g} s", f"{self.idle_timeout_s:g} s"),
                                         CloseCode.POLICY_VIOLATION) from None
-                event = session.receive(message)
+                event = session.stream_event(message)
                 if isinstance(event, Audio):
                     source.write_mono(event.mono)
                     self.wake()

@@ -333,6 +333,20 @@ class IngestSession:
                 raise ProtocolError(self.full_reason, CLOSE_TRY_AGAIN_LATER)
             self.request = start
             return Started(start, StartedMessage(start.stream).to_json())
+        return self.stream_event(message)
+
+    def stream_event(self, message: str | bytes) -> Audio | Stop:
+        """The event for a message after the start: audio, or the stop.
+
+        The loop that reads a started stream calls this, so its events are
+        typed as the two that can come.
+
+        Raises:
+            ProtocolError: the message breaks the protocol.
+            RuntimeError: the stream has not started (a caller's bug).
+        """
+        if self.request is None:
+            raise RuntimeError("stream_event before the stream's start message")
         if isinstance(message, bytes):
             return Audio(decode_pcm(message, self.request.channels))
         try:

@@ -17,6 +17,7 @@ from ser_daemon.core.mood import Horizons, MoodReading
 from ser_daemon.core.mood_events import MoodEvent
 from ser_daemon.net.endpoints import Endpoint
 from ser_daemon.net.ingest_protocol import (
+    Audio,
     IngestSession,
     ProtocolError,
     StartedMessage,
@@ -153,3 +154,6 @@ def test_an_ingest_session_answers_with_the_started_message_and_reads_stop_with_
     assert isinstance(session.receive(StopMessage().to_json()), Stop)
     with pytest.raises(ProtocolError, match="only control message"):
         session.receive('{"type": "pause"}')
+    assert isinstance(session.stream_event(b"\x00\x00" * 4), Audio)  # the started loop's typed call
+    with pytest.raises(RuntimeError, match="before the stream's start"):
+        IngestSession(is_taken=lambda name: False, room_for_stream=lambda: True).stream_event(b"\x00\x00")
