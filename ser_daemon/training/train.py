@@ -574,28 +574,17 @@ def fit_model(
     if cfg.speaker_adversary > 0 and cfg.corpus_adversary > 0:
         raise ValueError("one adversary at a time: the speaker or the corpus")
     speakers = train.speakers() if cfg.augment.mix_speakers > 0 or cfg.speaker_adversary > 0 else None
-    adversary_weight = cfg.speaker_adversary or cfg.corpus_adversary
-    if adversary_weight > 0 and cfg.affect_weight > 0:
-        raise ValueError("an adversary or the affect head, not both")
-    # A second output trains beside the emotion head: its targets, per window.
     fitted, strength, second, class_w = model, None, None, None
-    if adversary_weight > 0:
-        groups = speakers if cfg.speaker_adversary > 0 else train.corpora()
-        _, second = np.unique(groups, return_inverse=True)
-        fitted, strength = with_speaker_adversary(model, int(second.max()) + 1, seed=cfg.seed)
-        second_loss, second_weight, second_metrics = keras.losses.SparseCategoricalCrossentropy(), adversary_weight, ["accuracy"]
-    elif cfg.affect_weight > 0:
-        second = affect_table(train.labels)[train.y]
-        fitted = with_affect_head(model, seed=cfg.seed)
-        second_loss, second_weight, second_metrics = keras.losses.MeanSquaredError(), cfg.affect_weight, []
-    if second is not None:
+    out2 = _second_output(model, train, cfg)
+    if out2 is not None:
+        fitted, strength, second = out2.model, out2.strength, out2.targets
         if weights is not None:  # Keras takes class weights for one output only: per window instead
             class_w = np.array([weights[i] for i in range(n_labels)], np.float32)
         fitted.compile(
             optimizer=keras.optimizers.Adam(schedule),
-            loss=[emotion_loss, second_loss],
-            loss_weights=[1.0, second_weight],
-            metrics=[["accuracy"], second_metrics],
+            loss=[emotion_loss, out2.loss],
+            loss_weights=[1.0, out2.weight],
+            metrics=[["accuracy"], out2.metrics],
         )
     else:
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=emotion_loss, metrics=["accuracy"])
@@ -666,6 +655,37 @@ def fit_model(
         # averaged epochs are the last, low-learning-rate ones.
         model.set_weights(averaged.result(model.get_weights()))
     return model, history
+
+
+@dataclass(frozen=True)
+class _SecondOutput:
+    """A head trained beside the emotion head: the training model, its targets per window, its loss."""
+
+    model: Any
+    targets: np.ndarray
+    loss: Any
+    weight: float
+    metrics: list[str]
+    strength: Any = None  # a gradient reversal's strength, for the adversaries' warm-up
+
+
+def _second_output(model: Any, train: FeatureSet, cfg: TrainConfig) -> _SecondOutput | None:
+    """The speaker or corpus adversary, or the arousal/valence head, that ``cfg`` asks for (None: none)."""
+    import keras
+
+    adversary_weight = cfg.speaker_adversary or cfg.corpus_adversary
+    if adversary_weight > 0 and cfg.affect_weight > 0:
+        raise ValueError("an adversary or the affect head, not both")
+    if adversary_weight > 0:
+        groups = train.speakers() if cfg.speaker_adversary > 0 else train.corpora()
+        _, index = np.unique(groups, return_inverse=True)
+        fitted, strength = with_speaker_adversary(model, int(index.max()) + 1, seed=cfg.seed)
+        return _SecondOutput(fitted, index, keras.losses.SparseCategoricalCrossentropy(), adversary_weight,
+                             ["accuracy"], strength)
+    if cfg.affect_weight > 0:
+        return _SecondOutput(with_affect_head(model, seed=cfg.seed), affect_table(train.labels)[train.y],
+                             keras.losses.MeanSquaredError(), cfg.affect_weight, [])
+    return None
 
 
 def _fit_chunks(fit: Callable[[np.ndarray, np.ndarray, bool], Any], x: np.ndarray, order: np.ndarray, chunk: int,
