@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import scipy.signal
-import soundfile as sf
 
 __all__ = ["AugmentConfig", "augment_waveform", "spec_augment", "colored_noise", "warp_mels", "mix_speakers",
            "opus_round_trip"]
@@ -150,8 +149,11 @@ def opus_round_trip(x: np.ndarray, sample_rate: int, level: float) -> np.ndarray
     """``x`` after an Ogg Opus encoder (libsndfile, compression ``level`` in [0, 1]) and decoder.
 
     Done in memory; libsndfile drops the codec's pre-skip, so the samples stay
-    aligned with ``x`` and the result has its length.
+    aligned with ``x`` and the result has its length.  ``soundfile`` (the
+    ``train`` extra) is imported here, so nothing else in training needs it.
     """
+    import soundfile as sf
+
     buf = io.BytesIO()
     sf.write(buf, np.clip(x, -1.0, 1.0).astype(np.float32), sample_rate, format="OGG", subtype="OPUS",
              compression_level=float(level))
