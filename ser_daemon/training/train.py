@@ -573,7 +573,7 @@ def fit_model(
     val_data = None
     if cfg.speaker_adversary > 0 and cfg.corpus_adversary > 0:
         raise ValueError("one adversary at a time: the speaker or the corpus")
-    speakers = train.speakers() if cfg.augment.mix_speakers > 0 or cfg.speaker_adversary > 0 else None
+    speakers = train.speakers() if cfg.augment.mix_speakers > 0 else None  # the speaker adversary finds its own
     fitted, strength, second, class_w = model, None, None, None
     out2 = _second_output(model, train, cfg)
     if out2 is not None:
